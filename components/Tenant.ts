@@ -1,0 +1,80 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { Limits, TenantConfig } from "../infra/config/schema";
+import { RandomSecret } from "../dynamic-providers/randomSecret";
+import { TenantDatabase } from "../dynamic-providers/tenantDatabase";
+
+export interface TenantArgs {
+  config: TenantConfig;
+  adminDsn: pulumi.Input<string>;
+  host: pulumi.Input<string>;
+  port: pulumi.Input<number>;
+  /** Name of the template database the tenant is copied from. */
+  templateDatabase: pulumi.Input<string>;
+  filestoreRoot: string;
+  url: string;
+}
+
+/** A tenant's entry in the `tenants` stack output; only `dsn` is secret. */
+export interface TenantSummary {
+  database: string;
+  state: pulumi.Output<string>;
+  tier: string;
+  url: string;
+  roleName: string;
+  dsn: pulumi.Output<string>;
+  limits: Limits;
+}
+
+/** The database name and the login role of a tenant: both are its subdomain (different namespaces). */
+export function tenantNames(subdomain: string): { database: string; roleName: string } {
+  return { database: subdomain, roleName: subdomain };
+}
+
+/** One tenant: its own database copied from a tier template, its login role, ERP admin and filestore. */
+export class Tenant extends pulumi.ComponentResource {
+  readonly summary: TenantSummary;
+  readonly adminPassword: pulumi.Output<string>;
+
+  constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("loomworks:tenant:Tenant", name, {}, opts);
+    const cfg = args.config;
+    const { database, roleName } = tenantNames(cfg.subdomain);
+    const rolePassword = new RandomSecret(`${name}-role-password`, { length: 32 }, { parent: this });
+    const adminPassword = new RandomSecret(`${name}-admin-password`, { length: 20 }, { parent: this });
+
+    const db = new TenantDatabase(
+      name,
+      {
+        adminDsn: args.adminDsn,
+        host: args.host,
+        port: args.port,
+        subdomain: cfg.subdomain,
+        database,
+        roleName,
+        rolePassword: rolePassword.result,
+        adminEmail: cfg.adminEmail,
+        adminPassword: adminPassword.result,
+        template: args.templateDatabase,
+        tier: cfg.tier,
+        state: cfg.state,
+        limits: { ...cfg.limits },
+        filestoreRoot: args.filestoreRoot,
+        retentionDays: cfg.retentionDays,
+        forceDestroy: cfg.forceDestroy,
+      },
+      { parent: this, customTimeouts: { create: "10m", update: "10m", delete: "10m" } },
+    );
+
+    this.adminPassword = adminPassword.result;
+    this.summary = {
+      database,
+      state: db.state,
+      tier: cfg.tier,
+      url: args.url,
+      roleName,
+      dsn: pulumi.secret(db.dsn),
+      limits: cfg.limits,
+    };
+    this.registerOutputs({ state: db.state });
+  }
+}

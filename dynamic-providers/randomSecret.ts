@@ -1,0 +1,47 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * A random password kept as a secret in the stack state. It stands in for `@pulumi/random`'s
+ * RandomPassword, whose provider plugin cannot be built here (its Go module is not served by the
+ * module proxy this project may use). Changing `length` or any `keepers` value makes a new one.
+ */
+export interface RandomSecretArgs {
+  length?: pulumi.Input<number>;
+  keepers?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+interface RandomSecretInputs {
+  length: number;
+  keepers: Record<string, string>;
+}
+
+const randomSecretProvider: pulumi.dynamic.ResourceProvider<RandomSecretInputs> = {
+  async create(inputs) {
+    const crypto = require("node:crypto") as typeof import("node:crypto");
+    const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let result = "";
+    for (let i = 0; i < inputs.length; i++) result += alphabet[crypto.randomInt(alphabet.length)];
+    return { id: crypto.randomUUID(), outs: { ...inputs, result } };
+  },
+  async diff(_id, olds: RandomSecretInputs, news: RandomSecretInputs) {
+    const replaces: string[] = [];
+    if (olds.length !== news.length) replaces.push("length");
+    if (JSON.stringify(olds.keepers ?? {}) !== JSON.stringify(news.keepers ?? {})) replaces.push("keepers");
+    return { changes: replaces.length > 0, replaces, deleteBeforeReplace: false };
+  },
+};
+
+export class RandomSecret extends pulumi.dynamic.Resource {
+  declare readonly result: pulumi.Output<string>;
+
+  constructor(name: string, args: RandomSecretArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      randomSecretProvider,
+      name,
+      { length: args.length ?? 32, keepers: args.keepers ?? {}, result: undefined },
+      { ...opts, additionalSecretOutputs: ["result"] },
+      "loomworks",
+      "RandomSecret",
+    );
+  }
+}

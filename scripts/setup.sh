@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the project needs and is missing: Debian packages (PostgreSQL 15, pgBackRest, nginx,
+# test tools), npm packages, the Pulumi CLI and plugins (scripts/ensure-pulumi.sh), and the compiled
+# program in bin/. Safe to run again; each step is skipped when already done.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+need_pkgs=()
+[[ -x /usr/lib/postgresql/15/bin/initdb ]] || need_pkgs+=(postgresql-15 postgresql-contrib)
+[[ -x /usr/lib/postgresql/15/bin/pg_amcheck ]] || need_pkgs+=(postgresql-15)
+command -v pgbackrest >/dev/null || need_pkgs+=(pgbackrest)
+command -v nginx >/dev/null || need_pkgs+=(nginx-light)
+command -v zstd >/dev/null || need_pkgs+=(zstd)
+command -v runuser >/dev/null || need_pkgs+=(util-linux)
+command -v flock >/dev/null || need_pkgs+=(util-linux)
+/usr/bin/python3 -c 'import passlib' 2>/dev/null || need_pkgs+=(python3-passlib)
+if [[ "${LOOMWORKS_WITH_BENCH_TOOLS:-}" == 1 ]]; then
+  command -v wrk >/dev/null || need_pkgs+=(wrk)
+  command -v hyperfine >/dev/null || need_pkgs+=(hyperfine)
+fi
+if ((${#need_pkgs[@]})); then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+id postgres >/dev/null 2>&1 || { log "the postgres system user is missing (it comes with postgresql-15)"; exit 1; }
+
+command -v node >/dev/null || { log "Node.js 20 or later is required"; exit 1; }
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  log "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+"$repo/scripts/ensure-pulumi.sh"
+
+log "compiling the program (tsc -> bin/)"
+npx tsc -p tsconfig.json

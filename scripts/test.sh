@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: lint, type check, unit, integration (real PostgreSQL, pgBackRest, nginx)
+# and end-to-end (the Pulumi engine through the Automation API). Installs whatever is missing first.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$repo/scripts/setup.sh"
+# shellcheck source=env.sh
+source "$repo/scripts/env.sh"
+cd "$repo"
+npx eslint .
+npx prettier --check . >/dev/null || { npx prettier --list-different .; exit 1; }
+npx vitest run --project unit --project integration --project e2e "$@"

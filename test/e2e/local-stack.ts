@@ -1,0 +1,93 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import { freePort } from "../helpers/ports";
+
+export const repoRoot = path.resolve(__dirname, "..", "..");
+export const fixtureDump = path.join(repoRoot, "test", "fixtures", "odoo-shaped", "template.sql");
+
+export interface TenantEntry {
+  tier?: string;
+  adminEmail?: string;
+  state?: string;
+  limits?: Record<string, number>;
+  forceDestroy?: boolean;
+  [key: string]: unknown;
+}
+
+/**
+ * A throw-away local stack driven through the Automation API: its own project directory (linking the
+ * compiled program and node_modules of this checkout), file:// backend, state directory and port.
+ */
+export class LocalTestStack {
+  private constructor(
+    readonly dir: string,
+    readonly stateDir: string,
+    readonly postgresPort: number,
+    readonly env: Record<string, string>,
+    readonly stack: Stack,
+  ) {}
+
+  static async create(name: string): Promise<LocalTestStack> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `loomworks-e2e-${name}-`));
+    fs.chmodSync(dir, 0o755);
+    const projectDir = path.join(dir, "project");
+    fs.mkdirSync(projectDir);
+    fs.copyFileSync(path.join(repoRoot, "Pulumi.yaml"), path.join(projectDir, "Pulumi.yaml"));
+    fs.symlinkSync(path.join(repoRoot, "bin"), path.join(projectDir, "bin"));
+    fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(projectDir, "node_modules"));
+    const backend = path.join(dir, "pulumi-state");
+    fs.mkdirSync(backend);
+    const env = {
+      PULUMI_BACKEND_URL: `file://${backend}`,
+      PULUMI_CONFIG_PASSPHRASE: "e2e-test-passphrase",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
+      PATH: `${path.join(repoRoot, ".tools", "bin")}:${process.env.PATH}`,
+    };
+    const pulumiCommand = await PulumiCommand.get({ root: path.join(repoRoot, ".tools") });
+    const stack = await LocalWorkspace.createOrSelectStack(
+      { stackName: name, workDir: projectDir },
+      { envVars: env, pulumiCommand },
+    );
+    const port = await freePort();
+    return new LocalTestStack(projectDir, path.join(dir, "state"), port, env, stack);
+  }
+
+  /** Writes the stack's `loomworks:platform` and `loomworks:tenants` config. */
+  async configure(tenants: Record<string, TenantEntry>, platform: Record<string, unknown> = {}): Promise<void> {
+    await this.stack.setAllConfig({
+      "loomworks:platform": {
+        value: JSON.stringify({
+          target: "local",
+          stateDir: this.stateDir,
+          postgresPort: this.postgresPort,
+          archiveTimeoutSeconds: 30,
+          templates: { default: { fromDump: fixtureDump } },
+          ...platform,
+        }),
+      },
+      "loomworks:tenants": { value: JSON.stringify(tenants) },
+    });
+  }
+
+  async up(log = false) {
+    return this.stack.up({ onOutput: log ? (s) => process.stdout.write(s) : undefined, color: "never" });
+  }
+
+  async outputs(): Promise<Record<string, unknown>> {
+    const outs = await this.stack.outputs();
+    return Object.fromEntries(Object.entries(outs).map(([k, v]) => [k, v.value]));
+  }
+
+  /** Removes the stack's resources (if any), the stack and its directory. */
+  async dispose(): Promise<void> {
+    try {
+      await this.stack.destroy({ color: "never" });
+      await this.stack.workspace.removeStack(this.stack.name);
+    } finally {
+      fs.rmSync(path.dirname(this.dir), { recursive: true, force: true });
+    }
+  }
+}
