@@ -29,7 +29,11 @@ export function templateSourceHash(source: { fromDump: string } | { fromCommand:
 /** The whole platform of one stack: PostgreSQL cluster, tenant templates and tenants. */
 export class LoomworksPlatform extends pulumi.ComponentResource {
   // Plain objects of outputs, so that only the secret fields (adminDsn, dsn) are secret in the stack outputs.
-  readonly postgres: { host: pulumi.Output<string>; port: pulumi.Output<number>; adminDsn: pulumi.Output<string> };
+  readonly postgres: {
+    host: pulumi.Output<string>;
+    port: pulumi.Output<number>;
+    adminDsn: pulumi.Output<string>;
+  };
   readonly tenants: Record<string, TenantSummary> = {};
   readonly adminPasswords: Record<string, pulumi.Output<string>> = {};
 
@@ -49,7 +53,10 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         port: platform.postgresPort,
         archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
         retentionFull: platform.backups.retentionFull,
-        encryptionPassphrase: platform.backups.encryptionPassphrase,
+        encryptionPassphrase:
+          platform.backups.encryptionPassphrase === undefined
+            ? undefined
+            : pulumi.secret(platform.backups.encryptionPassphrase),
       },
       { parent: this },
     );

@@ -12,7 +12,9 @@ function readConfig() {
   }
 }
 
-const platform = new LoomworksPlatform("loomworks", { config: readConfig(), projectDir: process.cwd() });
+// Relative paths in the stack file are relative to Pulumi.yaml's directory (the program runs in bin/).
+const projectDir = pulumi.runtime.getRootDirectory();
+const platform = new LoomworksPlatform("loomworks", { config: readConfig(), projectDir });
 
 export const postgres = platform.postgres;
 export const tenants = platform.tenants;

@@ -7,12 +7,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=env.sh
 source "$repo/scripts/env.sh"
 cd "$repo"
-# Development default only; every other stack needs PULUMI_CONFIG_PASSPHRASE from the environment.
-export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-loomworks-dev}"
-pulumi stack select dev --create --non-interactive >/dev/null
-pulumi up --stack dev --yes --non-interactive --skip-preview "$@"
+node bin/infra/automation/run.js up --stack dev
 echo
-echo "Tenants (dsn and passwords: pulumi stack output --stack dev --show-secrets tenants):"
-pulumi stack output --stack dev tenants --json | node -e '
-  const t = JSON.parse(require("fs").readFileSync(0, "utf8"));
-  for (const [sub, v] of Object.entries(t)) console.log(`  ${sub.padEnd(16)} ${v.state.padEnd(10)} ${v.url}  database ${v.database}`);'
+echo "Tenants of the dev stack (their dsn: pulumi stack output --stack dev --show-secrets tenants):"
+PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-loomworks-dev}" pulumi stack output --stack dev tenants --json |
+  node -e 'const t = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    for (const [s, v] of Object.entries(t)) console.log(`  ${s.padEnd(14)} ${v.state.padEnd(10)} ${v.url}`);'

@@ -19,7 +19,11 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: LocalPostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:local:PostgresCluster", name, {}, opts);
-    const superuserPassword = new RandomSecret(`${name}-superuser-password`, { length: 32 }, { parent: this });
+    const superuserPassword = new RandomSecret(
+      `${name}-superuser-password`,
+      { length: 32 },
+      { parent: this },
+    );
     const server = new LocalPostgres(
       `${name}-server`,
       {

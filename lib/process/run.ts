@@ -49,8 +49,8 @@ export function runCommand(file: string, args: string[], opts: RunOptions = {}):
     if (opts.timeoutMs) {
       timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs);
     }
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
     child.on("close", (code, signal) => {
       if (timer) clearTimeout(timer);

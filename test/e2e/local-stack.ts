@@ -1,7 +1,9 @@
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
+import { clearStaleLocks } from "../../lib/pulumi/staleLocks";
 import { freePort } from "../helpers/ports";
 
 export const repoRoot = path.resolve(__dirname, "..", "..");
@@ -56,7 +58,10 @@ export class LocalTestStack {
   }
 
   /** Writes the stack's `loomworks:platform` and `loomworks:tenants` config. */
-  async configure(tenants: Record<string, TenantEntry>, platform: Record<string, unknown> = {}): Promise<void> {
+  async configure(
+    tenants: Record<string, TenantEntry>,
+    platform: Record<string, unknown> = {},
+  ): Promise<void> {
     await this.stack.setAllConfig({
       "loomworks:platform": {
         value: JSON.stringify({
@@ -72,8 +77,37 @@ export class LocalTestStack {
     });
   }
 
+  /** `pulumi up` through the Automation API, after clearing locks a killed run left (as our scripts do). */
   async up(log = false) {
+    clearStaleLocks(this.env.PULUMI_BACKEND_URL);
     return this.stack.up({ onOutput: log ? (s) => process.stdout.write(s) : undefined, color: "never" });
+  }
+
+  /**
+   * Runs the `pulumi` CLI on this stack in a process group of its own (so a crash point that kills its
+   * group takes down exactly the engine, the language host, the program and the providers).
+   */
+  cli(
+    args: string[],
+    extraEnv: Record<string, string> = {},
+  ): Promise<{ code: number | null; signal: string | null; output: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(
+        "pulumi",
+        [...args, "--stack", this.stack.name, "--non-interactive", "--color", "never"],
+        {
+          cwd: this.dir,
+          env: { ...process.env, ...this.env, ...extraEnv },
+          detached: true,
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let output = "";
+      child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+      child.on("error", reject);
+      child.on("close", (code, signal) => resolve({ code, signal, output }));
+    });
   }
 
   async outputs(): Promise<Record<string, unknown>> {

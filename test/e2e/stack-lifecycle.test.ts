@@ -87,7 +87,9 @@ describe("a local stack through the Automation API", () => {
     expect(preview.changeSummary.update).toBeGreaterThanOrEqual(1);
     expect(preview.changeSummary.replace ?? 0).toBe(0);
     await s.up();
-    await expect(query(tenants.alpha.dsn, "select 1")).rejects.toThrow(/not currently accepting connections/);
+    await expect(query(tenants.alpha.dsn, "select 1")).rejects.toThrow(
+      /not currently accepting connections|not permitted to log in/,
+    );
     expect(await query(tenants.bravo.dsn, "select 1 as ok")).toEqual([{ ok: 1 }]);
     const outputs = await s.outputs();
     expect((outputs.tenants as Record<string, TenantOutput>).alpha.state).toBe("suspended");

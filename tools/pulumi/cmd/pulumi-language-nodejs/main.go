@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
@@ -43,6 +44,7 @@ func main() {
 		os.Exit(2)
 	}
 	host := &languageHost{engineAddress: os.Args[len(os.Args)-1]}
+	go exitWithEngine(os.Getppid())
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Init: func(srv *grpc.Server) error {
 			pulumirpc.RegisterLanguageRuntimeServer(srv, host)
@@ -157,6 +159,17 @@ func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pul
 		return &pulumirpc.RunResponse{Error: fmt.Sprintf("Program exited with non-zero exit code: %d", exitErr.ExitCode())}, nil
 	default:
 		return &pulumirpc.RunResponse{Error: fmt.Sprintf("could not run node: %v", err)}, nil
+	}
+}
+
+// exitWithEngine ends the host (and, through the request context, a running program) once the engine
+// that started it is gone, e.g. killed: nothing else would ever stop an orphaned plugin.
+func exitWithEngine(enginePid int) {
+	for range time.Tick(time.Second) {
+		if os.Getppid() != enginePid {
+			fmt.Fprintln(os.Stderr, "the Pulumi engine is gone; stopping")
+			os.Exit(1)
+		}
 	}
 }
 

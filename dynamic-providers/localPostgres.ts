@@ -1,0 +1,153 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import type { LocalClusterSpec } from "../lib/pg/cluster";
+
+/**
+ * The local target's PostgreSQL 15 cluster with its pgBackRest repository (lib/pg/cluster.ts does
+ * the work). Changing `stateDir` replaces the cluster (the old one is deleted first, data and
+ * backups included); every other input, `port` too (a restart), is updated in place. `refresh`
+ * notices a stopped server (`running: false`, started again by the next `up`) and a removed data
+ * directory (the resource disappears from the state).
+ */
+export interface LocalPostgresArgs {
+  /** Prefer an absolute path: a relative one resolves against the provider's working directory. */
+  stateDir: pulumi.Input<string>;
+  port: pulumi.Input<number>;
+  archiveTimeoutSeconds: pulumi.Input<number>;
+  superuserPassword: pulumi.Input<string>;
+  stanza: pulumi.Input<string>;
+  retentionFull: pulumi.Input<number>;
+  encryptionPassphrase?: pulumi.Input<string | undefined>;
+}
+
+export type LocalPostgresInputs = LocalClusterSpec;
+
+export interface LocalPostgresOutputs extends LocalPostgresInputs {
+  host: string;
+  adminDsn: string;
+  running: boolean;
+  dataDir: string;
+  repoPath: string;
+}
+
+/** Compiled program: bin/dynamic-providers -> bin/lib/pg/cluster.js. Only this string is captured. */
+const CLUSTER_MODULE = path.join(__dirname, "..", "lib", "pg", "cluster");
+
+const localPostgresProvider: pulumi.dynamic.ResourceProvider<LocalPostgresInputs, LocalPostgresOutputs> = {
+  async create(inputs) {
+    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const spec = cluster.localClusterSpec(inputs);
+    await cluster.ensureCluster(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
+    const { paths } = cluster.localClusterLayout(spec);
+    return {
+      id: `local-postgres:${paths.stateDir}`,
+      outs: {
+        ...spec,
+        host: cluster.LOCAL_HOST,
+        adminDsn: cluster.localAdminDsn(spec),
+        running: true,
+        dataDir: paths.dataDir,
+        repoPath: paths.repoPath,
+      },
+    };
+  },
+
+  async read(id, props) {
+    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
+    if (!props) return { id, props };
+    const spec = cluster.localClusterSpec(props);
+    const status = await cluster.clusterStatus(spec);
+    if (!status.initialized) return { id: "", props: {} as LocalPostgresOutputs };
+    const port = status.running && status.port ? status.port : spec.port;
+    return {
+      id,
+      props: { ...props, port, running: status.running, adminDsn: cluster.localAdminDsn({ ...spec, port }) },
+    };
+  },
+
+  async diff(_id, olds, news) {
+    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
+    const replaces =
+      cluster.resolveStateDir(olds.stateDir) !== cluster.resolveStateDir(news.stateDir) ? ["stateDir"] : [];
+    const keys = ["port", "archiveTimeoutSeconds", "superuserPassword", "stanza", "retentionFull"] as const;
+    const inPlace: string[] = keys.filter((key) => olds[key] !== news[key]);
+    if ((olds.encryptionPassphrase ?? "") !== (news.encryptionPassphrase ?? ""))
+      inPlace.push("encryptionPassphrase");
+    const stopped = olds.running === false;
+    return {
+      changes: replaces.length > 0 || inPlace.length > 0 || stopped,
+      replaces,
+      deleteBeforeReplace: true,
+    };
+  },
+
+  async update(_id, _olds, news) {
+    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const spec = cluster.localClusterSpec(news);
+    await cluster.ensureCluster(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
+    const { paths } = cluster.localClusterLayout(spec);
+    return {
+      outs: {
+        ...spec,
+        host: cluster.LOCAL_HOST,
+        adminDsn: cluster.localAdminDsn(spec),
+        running: true,
+        dataDir: paths.dataDir,
+        repoPath: paths.repoPath,
+      },
+    };
+  },
+
+  async delete(_id, props) {
+    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const spec = cluster.localClusterSpec(props);
+    void log.info(`LocalPostgres: destroying the cluster in ${spec.stateDir}`);
+    await cluster.destroyCluster(spec);
+  },
+};
+
+export class LocalPostgres extends pulumi.dynamic.Resource {
+  declare readonly stateDir: pulumi.Output<string>;
+  declare readonly port: pulumi.Output<number>;
+  declare readonly archiveTimeoutSeconds: pulumi.Output<number>;
+  declare readonly superuserPassword: pulumi.Output<string>;
+  declare readonly stanza: pulumi.Output<string>;
+  declare readonly retentionFull: pulumi.Output<number>;
+  declare readonly encryptionPassphrase: pulumi.Output<string | undefined>;
+  /** Always `127.0.0.1`. */
+  declare readonly host: pulumi.Output<string>;
+  /** Superuser DSN (secret): `postgres://postgres:<password>@127.0.0.1:<port>/postgres`. */
+  declare readonly adminDsn: pulumi.Output<string>;
+  declare readonly running: pulumi.Output<boolean>;
+  declare readonly dataDir: pulumi.Output<string>;
+  declare readonly repoPath: pulumi.Output<string>;
+
+  constructor(name: string, args: LocalPostgresArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      localPostgresProvider,
+      name,
+      {
+        ...args,
+        host: undefined,
+        adminDsn: undefined,
+        running: undefined,
+        dataDir: undefined,
+        repoPath: undefined,
+      },
+      {
+        ...opts,
+        additionalSecretOutputs: [
+          ...(opts?.additionalSecretOutputs ?? []),
+          "adminDsn",
+          "superuserPassword",
+          "encryptionPassphrase",
+        ],
+      },
+      "loomworks",
+      "LocalPostgres",
+    );
+  }
+}

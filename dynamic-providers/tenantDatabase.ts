@@ -1,0 +1,261 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * A tenant's database, login role, ERP admin user, filestore directory and registry row
+ * (lib/tenant/provision.ts does the work; this provider is a thin lifecycle over it).
+ *
+ *  - create: createTenant (idempotent: adopts and finishes whatever a crashed run left).
+ *  - diff: subdomain, database, roleName or filestoreRoot → replace (old tenant deleted first);
+ *    state, tier, limits, adminEmail, rolePassword, forceDestroy, retentionDays, host, port,
+ *    adminDsn → update in place. `template` and `adminPassword` only matter at creation: changing
+ *    them later does nothing (re-creating a tenant from another template would destroy its data).
+ *  - read (refresh): a database or role dropped by hand, a missing registry row or a state changed
+ *    behind Pulumi's back shows as drift, and the next `up` updates (recreating what is missing);
+ *    when nothing of the tenant is left, the resource is gone from the state.
+ *  - delete: deleteTenant; refused for an archived tenant within its retention period unless
+ *    `forceDestroy` was set (in a previous `up`) before the entry is removed.
+ */
+export interface TenantDatabaseArgs {
+  /** Superuser connection URL (secret). */
+  adminDsn: pulumi.Input<string>;
+  /** Host and port tenants connect to (for the `dsn` output). */
+  host: pulumi.Input<string>;
+  port: pulumi.Input<number>;
+  subdomain: pulumi.Input<string>;
+  database: pulumi.Input<string>;
+  roleName: pulumi.Input<string>;
+  rolePassword: pulumi.Input<string>;
+  adminEmail: pulumi.Input<string>;
+  /** The ERP admin's initial password (secret); written once, at creation. */
+  adminPassword: pulumi.Input<string>;
+  /** Template database name. */
+  template: pulumi.Input<string>;
+  tier: pulumi.Input<string>;
+  state: pulumi.Input<"active" | "suspended" | "archived">;
+  limits: pulumi.Input<Record<string, number>>;
+  /** Absolute directory holding one filestore directory per tenant database. */
+  filestoreRoot: pulumi.Input<string>;
+  retentionDays: pulumi.Input<number>;
+  forceDestroy: pulumi.Input<boolean>;
+}
+
+export interface TenantDatabaseInputs {
+  adminDsn: string;
+  host: string;
+  port: number;
+  subdomain: string;
+  database: string;
+  roleName: string;
+  rolePassword: string;
+  adminEmail: string;
+  adminPassword: string;
+  template: string;
+  tier: string;
+  state: "active" | "suspended" | "archived";
+  limits: Record<string, number>;
+  filestoreRoot: string;
+  retentionDays: number;
+  forceDestroy: boolean;
+}
+
+export interface TenantDatabaseOutputs extends TenantDatabaseInputs {
+  /** The tenant role's own connection URL (secret). */
+  dsn: string;
+  createdAt: string;
+  retentionUntil?: string;
+  filestore: string;
+  /** Drift markers set by `read`; false makes the next diff propose an update that repairs. */
+  databaseExists: boolean;
+  roleExists: boolean;
+  initialized: boolean;
+  registryExists: boolean;
+}
+
+/** Compiled program: bin/dynamic-providers -> bin/lib/tenant/provision.js. Only this string is captured. */
+const PROVISION_MODULE = path.join(__dirname, "..", "lib", "tenant", "provision");
+
+const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<TenantDatabaseInputs, TenantDatabaseOutputs> = {
+  async check(_olds, news) {
+    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
+    const failures = m.checkTenantInputs(news as unknown as Record<string, unknown>);
+    return failures.length > 0 ? { inputs: news, failures } : { inputs: news };
+  },
+
+  async diff(_id, olds, news) {
+    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
+    const d = m.diffTenant(
+      olds as unknown as Record<string, unknown>,
+      news as unknown as Record<string, unknown>,
+    );
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: true };
+  },
+
+  async create(inputs) {
+    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const info = await m.createTenant(inputs.adminDsn, m.tenantSpecFrom({ ...inputs }), (msg) => {
+      void log.info(`TenantDatabase: ${msg}`);
+    });
+    return {
+      id: `loomworks-tenant:${inputs.subdomain}`,
+      outs: {
+        ...inputs,
+        dsn: m.tenantDsn(inputs.host, inputs.port, inputs.roleName, inputs.rolePassword, inputs.database),
+        createdAt: info.createdAt,
+        ...(info.retentionUntil ? { retentionUntil: info.retentionUntil } : {}),
+        filestore: info.filestore,
+        databaseExists: true,
+        roleExists: true,
+        initialized: true,
+        registryExists: true,
+      },
+    };
+  },
+
+  async read(id, props) {
+    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    if (!props) return { id, props };
+    let st: Awaited<ReturnType<typeof m.readTenant>>;
+    try {
+      st = await m.readTenant(
+        props.adminDsn,
+        props.subdomain,
+        props.database,
+        props.roleName,
+        props.filestoreRoot,
+      );
+    } catch (err) {
+      // A stopped server is the cluster resource's drift to report; keep this state unchanged.
+      const code = (err as { code?: string }).code ?? "";
+      if (["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "57P03"].includes(code)) {
+        void log.warn(
+          `TenantDatabase ${props.subdomain}: cluster unreachable (${code}); state left unchanged`,
+        );
+        return { id, props };
+      }
+      throw err;
+    }
+    if (!st.databaseExists && !st.roleExists && !st.registry) return { id: "" };
+    const reg = st.registry;
+    const missing = [
+      st.databaseExists ? "" : `database ${props.database}`,
+      st.roleExists ? "" : `role ${props.roleName}`,
+      !st.databaseExists || st.initialized ? "" : "initialization",
+      reg && reg.state !== "provisioning" ? "" : "registry row",
+    ].filter(Boolean);
+    if (missing.length > 0) {
+      void log.warn(
+        `TenantDatabase ${props.subdomain}: drift, missing ${missing.join(", ")}; the next up repairs it`,
+      );
+    }
+    return {
+      id,
+      props: {
+        ...props,
+        state: st.observedState ?? props.state,
+        ...(reg
+          ? {
+              tier: reg.tier,
+              limits: reg.limits,
+              adminEmail: reg.adminEmail,
+              ...(reg.retentionUntil ? { retentionUntil: reg.retentionUntil.toISOString() } : {}),
+            }
+          : {}),
+        databaseExists: st.databaseExists,
+        roleExists: st.roleExists,
+        initialized: st.initialized,
+        registryExists: reg !== undefined && reg.state !== "provisioning",
+      },
+    };
+  },
+
+  async update(_id, olds, news) {
+    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const say = (msg: string): void => void log.info(`TenantDatabase: ${msg}`);
+    const spec = m.tenantSpecFrom({ ...news });
+    const info = m.diffTenant({ ...olds }, { ...news }).drift
+      ? await m.createTenant(news.adminDsn, spec, say)
+      : await m.updateTenant(news.adminDsn, m.tenantSpecFrom({ ...olds }), spec, say);
+    const { retentionUntil: _previous, ...rest } = olds;
+    return {
+      outs: {
+        ...rest,
+        ...news,
+        dsn: m.tenantDsn(news.host, news.port, news.roleName, news.rolePassword, news.database),
+        createdAt: info.createdAt,
+        ...(info.retentionUntil ? { retentionUntil: info.retentionUntil } : {}),
+        filestore: info.filestore,
+        databaseExists: true,
+        roleExists: true,
+        initialized: true,
+        registryExists: true,
+      },
+    };
+  },
+
+  async delete(_id, props) {
+    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    await m.deleteTenant(
+      props.adminDsn,
+      {
+        ...m.tenantSpecFrom({ ...props }),
+        forceDestroy: props.forceDestroy === true,
+        ...(props.retentionUntil ? { retentionUntil: props.retentionUntil } : {}),
+      },
+      (msg) => void log.info(`TenantDatabase: ${msg}`),
+    );
+  },
+};
+
+export class TenantDatabase extends pulumi.dynamic.Resource {
+  declare readonly subdomain: pulumi.Output<string>;
+  declare readonly database: pulumi.Output<string>;
+  declare readonly roleName: pulumi.Output<string>;
+  declare readonly template: pulumi.Output<string>;
+  declare readonly tier: pulumi.Output<string>;
+  declare readonly state: pulumi.Output<"active" | "suspended" | "archived">;
+  declare readonly adminEmail: pulumi.Output<string>;
+  declare readonly limits: pulumi.Output<Record<string, number>>;
+  declare readonly retentionDays: pulumi.Output<number>;
+  declare readonly forceDestroy: pulumi.Output<boolean>;
+  /** The tenant role's connection URL (secret). */
+  declare readonly dsn: pulumi.Output<string>;
+  declare readonly createdAt: pulumi.Output<string>;
+  /** Set while archived: the tenant may not be destroyed before this time without forceDestroy. */
+  declare readonly retentionUntil: pulumi.Output<string | undefined>;
+  declare readonly filestore: pulumi.Output<string>;
+
+  constructor(name: string, args: TenantDatabaseArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      tenantDatabaseProvider,
+      name,
+      {
+        ...args,
+        dsn: undefined,
+        createdAt: undefined,
+        retentionUntil: undefined,
+        filestore: undefined,
+        databaseExists: undefined,
+        roleExists: undefined,
+        initialized: undefined,
+        registryExists: undefined,
+      },
+      {
+        ...opts,
+        additionalSecretOutputs: [
+          ...(opts?.additionalSecretOutputs ?? []),
+          "dsn",
+          "rolePassword",
+          "adminPassword",
+          "adminDsn",
+        ],
+      },
+      "loomworks",
+      "TenantDatabase",
+    );
+  }
+}

@@ -1,0 +1,125 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * A template database tenants are copied from, built from a dump or by the ERP initializer
+ * command (lib/tenant/template.ts does the work).
+ *
+ *  - create/update: ensureTemplate (builds under `<database>__building`, then swaps it in; a
+ *    crashed build is redone or finished by the next run).
+ *  - diff: `database` or `dumpHash` (the source's SHA-256, computed by the program) → replace;
+ *    the new template is built first (same database name, rebuilt in place) and the old
+ *    resource's delete then leaves it alone because its hash differs. name, fromDump,
+ *    fromCommand, adminDsn, stateDir → update in place (a no-op build when the hash is the same).
+ *  - read: a template dropped by hand disappears from the state; one whose recorded hash differs
+ *    (rebuilt or altered outside Pulumi) shows as a `dumpHash` change.
+ *  - delete: drops the template (only if it still holds this resource's hash).
+ * Dropping a template does not affect tenants already created from it.
+ */
+export interface TenantTemplateArgs {
+  adminDsn: pulumi.Input<string>;
+  /** The template's key in stack config (`default`, ...). */
+  name: pulumi.Input<string>;
+  /** The template database's name. */
+  database: pulumi.Input<string>;
+  fromDump?: pulumi.Input<string>;
+  fromCommand?: pulumi.Input<string>;
+  /** The platform's state directory (build logs, the command's working directory). */
+  stateDir: pulumi.Input<string>;
+  /** SHA-256 of the source (lib/tenant/template.ts templateSourceHash), so a changed dump is a diff. */
+  dumpHash: pulumi.Input<string>;
+}
+
+export interface TenantTemplateInputs {
+  adminDsn: string;
+  name: string;
+  database: string;
+  fromDump?: string;
+  fromCommand?: string;
+  stateDir: string;
+  dumpHash: string;
+}
+
+export interface TenantTemplateOutputs extends TenantTemplateInputs {
+  builtAt: string;
+}
+
+/** Compiled program: bin/dynamic-providers -> bin/lib/tenant/template.js. Only this string is captured. */
+const TEMPLATE_MODULE = path.join(__dirname, "..", "lib", "tenant", "template");
+
+const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<TenantTemplateInputs, TenantTemplateOutputs> = {
+  async check(_olds, news) {
+    const failures: pulumi.dynamic.CheckFailure[] = [];
+    if (Boolean(news.fromDump) === Boolean(news.fromCommand)) {
+      failures.push({
+        property: "fromDump",
+        reason: "a template needs exactly one of fromDump or fromCommand",
+      });
+    }
+    return { inputs: news, failures };
+  },
+
+  async diff(_id, olds, news) {
+    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
+    const d = m.diffTemplate({ ...olds }, { ...news });
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+  },
+
+  async create(inputs) {
+    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    await m.ensureTemplate(inputs.adminDsn, { ...inputs }, (msg) => void log.info(`TenantTemplate: ${msg}`));
+    return {
+      id: `loomworks-template:${inputs.database}`,
+      outs: { ...inputs, builtAt: new Date().toISOString() },
+    };
+  },
+
+  async read(id, props) {
+    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
+    if (!props) return { id, props };
+    const st = await m.templateStatus(props.adminDsn, props.database);
+    if (!st.exists) return { id: "" };
+    return { id, props: { ...props, dumpHash: st.hash ?? "" } };
+  },
+
+  async update(_id, olds, news) {
+    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const r = await m.ensureTemplate(
+      news.adminDsn,
+      { ...news },
+      (msg) => void log.info(`TenantTemplate: ${msg}`),
+    );
+    return {
+      outs: { ...news, builtAt: r.rebuilt ? new Date().toISOString() : olds.builtAt },
+    };
+  },
+
+  async delete(_id, props) {
+    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
+    await m.dropTemplate(props.adminDsn, props.database, { onlyIfHash: props.dumpHash });
+  },
+};
+
+export class TenantTemplate extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  /** The template database's name: what tenants' `template` input takes. */
+  declare readonly database: pulumi.Output<string>;
+  declare readonly dumpHash: pulumi.Output<string>;
+  declare readonly builtAt: pulumi.Output<string>;
+
+  constructor(name: string, args: TenantTemplateArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      tenantTemplateProvider,
+      name,
+      { ...args, builtAt: undefined },
+      {
+        ...opts,
+        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "adminDsn"],
+      },
+      "loomworks",
+      "TenantTemplate",
+    );
+  }
+}

@@ -1,0 +1,597 @@
+/**
+ * Zod schemas and TypeScript types of the stack configuration (namespace `loomworks`, see
+ * /work/shared/CONFIG.md). The schemas carry the rules; `load.ts` turns their issues into
+ * messages naming the tenant (or section), the key and the rule.
+ *
+ * Conventions shared by every schema here:
+ * - Every issue message states the rule ("must be ..."); a missing required key reads
+ *   "is required; <rule>". The offending value is appended by the formatter in `load.ts`.
+ * - Unknown keys are errors, reported one issue per key (with a "did you mean" hint), so that
+ *   typos such as `teir` never pass silently.
+ * - A key whose value is `null` (YAML `key:` with nothing after it) counts as absent.
+ * - Integers and booleans written as strings ("15432", "true") are accepted, because
+ *   `pulumi config set --path` and the Automation API can store them that way.
+ * - Cross-field rules (exactly one restore target, restore snapshot declared, template
+ *   declared, ...) run in a preprocess step, so they are reported together with every other
+ *   problem instead of only once the rest is valid.
+ */
+import { z } from "zod";
+import { checkSubdomain } from "./subdomain";
+
+export const TARGETS = ["local", "kubernetes", "docker"] as const;
+export const TENANT_STATES = ["active", "suspended", "archived"] as const;
+export const TIERS = ["basic", "pro", "enterprise"] as const;
+export const LIMIT_KEYS = ["maxUsers", "maxStorageGb", "maxAiOperationsDaily", "maxSnapshots"] as const;
+export const RESTORE_KINDS = ["snapshot", "time", "lsn"] as const;
+
+export type Target = (typeof TARGETS)[number];
+export type TenantState = (typeof TENANT_STATES)[number];
+export type Tier = (typeof TIERS)[number];
+export type LimitKey = (typeof LIMIT_KEYS)[number];
+
+export interface Limits {
+  maxUsers: number;
+  maxStorageGb: number;
+  maxAiOperationsDaily: number;
+  maxSnapshots: number;
+}
+
+export type TemplateSource = { fromDump: string } | { fromCommand: string };
+export type RestoreTarget = { snapshot: string } | { time: string } | { lsn: string };
+
+export interface PlatformConfig {
+  target: Target;
+  domain: string;
+  /** As given in the stack file; may be relative (to the program's working directory). */
+  stateDir: string;
+  postgresPort: number;
+  routerPort: number;
+  /** `host:port` of Odoo's HTTP port. */
+  odooHttp: string;
+  /** `host:port` of Odoo's gevent (websocket) port. */
+  odooWebsocket: string;
+  archiveTimeoutSeconds: number;
+  backups: {
+    retentionFull: number;
+    /**
+     * Plain text once loaded: wrap it with `pulumi.secret()` before it goes into any resource
+     * input or output. It is stored encrypted in the stack file (see `loadStackConfig`).
+     */
+    encryptionPassphrase?: string;
+  };
+  templates: Record<string, TemplateSource>;
+}
+
+export interface TenantConfig {
+  subdomain: string;
+  tier: Tier;
+  adminEmail: string;
+  state: TenantState;
+  template: string;
+  /** The tier's limits merged with `limitOverrides`. */
+  limits: Limits;
+  /** The tenant's own `limits` entry, as given. */
+  limitOverrides: Partial<Limits>;
+  dbServer?: string;
+  snapshots: Record<string, Record<string, never>>;
+  restore?: RestoreTarget;
+  forceDestroy: boolean;
+  /** Days an archived tenant's data is retained (default 30). */
+  retentionDays: number;
+}
+
+export interface StackConfig {
+  platform: PlatformConfig;
+  tiers: Record<Tier, Limits>;
+  /** Sorted by subdomain. */
+  tenants: TenantConfig[];
+}
+
+/** Largest limit value: limits are stored in PostgreSQL `integer` columns. */
+export const MAX_LIMIT = 2_147_483_647;
+/** Longest host name (RFC 1123). */
+export const MAX_HOST_LENGTH = 253;
+export const DEFAULT_TEMPLATE = "default";
+export const DEFAULT_RETENTION_DAYS = 30;
+
+export const SNAPSHOT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** PostgreSQL `pg_lsn` text form: two hexadecimal numbers of at most 32 bits each. */
+export const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
+
+/** Rule messages that tests and other modules may match on. */
+export const RULES = {
+  target: `must be one of ${TARGETS.join(", ")}`,
+  tier: `must be one of ${TIERS.join(", ")}`,
+  state: `must be one of ${TENANT_STATES.join(", ")}`,
+  email: "must be an email address",
+  limit: `must be a positive integer (at most ${MAX_LIMIT})`,
+  port: "must be an integer from 1 to 65535",
+  archiveTimeout: "must be an integer from 1 to 3600 (seconds)",
+  retentionFull: "must be an integer from 1 to 9999999 (full backups kept)",
+  retentionDays: "must be an integer from 0 to 36500 (days)",
+  boolean: "must be true or false",
+  domain: "must be a lowercase DNS name (labels of a-z, 0-9 and inner hyphens, at most 253 characters)",
+  hostPort: 'must be "host:port" (host name, IPv4 address or [IPv6] address; port 1 to 65535)',
+  text: "must be a non-empty string without leading or trailing whitespace",
+  snapshotName: "must be a snapshot name: a-z or 0-9 first, then a-z, 0-9 or hyphens, at most 63 characters",
+  templateName:
+    "must be a template name: a-z or 0-9 first, then a-z, 0-9, underscores or hyphens, at most 63 characters",
+  snapshotSettings: "must be {} (a snapshot takes no settings)",
+  restoreOneOf: `must name exactly one of ${RESTORE_KINDS.join(", ")}`,
+  time: 'must be an ISO-8601 timestamp with a timezone, e.g. "2026-11-26T10:00:00Z"',
+  lsn: 'must be a PostgreSQL LSN like "0/5A3B2C10" (two hexadecimal numbers of 1 to 8 digits)',
+  templateOneOf: "must have exactly one of fromDump, fromCommand",
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** Marks a custom issue's offending value explicitly (`got`) or suppresses it (`noGot`). */
+export interface IssueParams {
+  got?: unknown;
+  noGot?: boolean;
+  /** The issue reports an unknown key (listed after the known keys' issues). */
+  unknownKey?: boolean;
+}
+
+/** Parameters giving every issue of a schema the same rule message. */
+function rule(message: string): { errorMap: z.ZodErrorMap } {
+  return {
+    errorMap: (issue, ctx) => ({
+      message:
+        issue.code === z.ZodIssueCode.invalid_type && ctx.data === undefined
+          ? `is required; ${message}`
+          : message,
+    }),
+  };
+}
+
+function peek<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, value: unknown): T | undefined {
+  const r = schema.safeParse(value);
+  return r.success ? r.data : undefined;
+}
+
+/** Optimal-string-alignment distance (edit distance counting a transposition as one edit). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2][j - 2] + 1);
+      d[i][j] = v;
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The known key closest to `key`, if it is close enough to be a likely typo. */
+export function suggestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const k of known) {
+    const distance = k.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, k);
+    if (distance < bestDistance) {
+      best = k;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= (key.length >= 6 ? 2 : 1) ? best : undefined;
+}
+
+/** Message for an unknown key, with a hint when it looks like a typo of a known one. */
+export function unknownKeyMessage(key: string, known: readonly string[]): string {
+  const suggestion = suggestKey(key, known);
+  return suggestion !== undefined
+    ? `is not a known key (did you mean "${suggestion}"?)`
+    : `is not a known key; known keys: ${known.join(", ")}`;
+}
+
+/** A copy of a map without its null-valued keys; `null` itself becomes `{}`. */
+function dropNullValues(v: unknown): unknown {
+  if (v === null) return {};
+  if (!isPlainObject(v)) return v;
+  return Object.fromEntries(Object.entries(v).filter(([, value]) => value !== null));
+}
+
+/**
+ * A map with exactly the keys of `shape` (nulls count as absent). Unknown keys are reported
+ * one issue each; `check` adds cross-field issues on the (null-free) raw map.
+ */
+function strictMap<S extends z.ZodRawShape>(
+  shape: S,
+  message: string,
+  check?: (value: Record<string, unknown>, ctx: z.RefinementCtx) => void,
+) {
+  const known = Object.keys(shape);
+  return z.preprocess(
+    (raw, ctx) => {
+      const v = dropNullValues(raw);
+      if (isPlainObject(v)) {
+        for (const key of Object.keys(v)) {
+          if (!known.includes(key)) {
+            ctx.addIssue({
+              code: z.ZodIssueCode.custom,
+              path: [key],
+              message: unknownKeyMessage(key, known),
+              params: { noGot: true, unknownKey: true } satisfies IssueParams,
+            });
+          }
+        }
+        check?.(v, ctx);
+      }
+      return v;
+    },
+    z.object(shape, rule(message)).strip(),
+  );
+}
+
+/**
+ * A map whose keys are names matching `pattern` (checked one issue per bad name) and whose
+ * values follow `value`.
+ */
+function namedMap<V extends z.ZodTypeAny>(pattern: RegExp, nameRule: string, value: V, message: string) {
+  const name = z.string().superRefine((key, ctx) => {
+    if (!pattern.test(key)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: nameRule,
+        params: { got: key } satisfies IssueParams,
+      });
+    }
+  });
+  return z.record(name, value, rule(message));
+}
+
+/** Adds an issue unless exactly one of `keys` is present in `v`. */
+function requireExactlyOne(
+  v: Record<string, unknown>,
+  keys: readonly string[],
+  message: string,
+  ctx: z.RefinementCtx,
+): void {
+  const given = keys.filter((k) => v[k] !== undefined);
+  if (given.length !== 1) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom,
+      message: given.length === 0 ? `${message} (none given)` : `${message} (got ${given.join(" and ")})`,
+      params: { noGot: true } satisfies IssueParams,
+    });
+  }
+}
+
+function integer(min: number, max: number, message: string) {
+  return z.preprocess(
+    (v) => (typeof v === "string" && /^[0-9]{1,15}$/.test(v) ? Number(v) : v),
+    z.number(rule(message)).int().min(min).max(max),
+  );
+}
+
+const booleanSchema = z.preprocess(
+  (v) => (v === "true" ? true : v === "false" ? false : v),
+  z.boolean(rule(RULES.boolean)),
+);
+
+function text(message: string = RULES.text) {
+  return z.string(rule(message)).regex(/^\S(?:[\s\S]*\S)?$/);
+}
+
+const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function isDnsName(s: string, caseInsensitive = false): boolean {
+  const name = caseInsensitive ? s.toLowerCase() : s;
+  return name.length <= MAX_HOST_LENGTH && name.split(".").every((label) => DNS_LABEL.test(label));
+}
+
+function isIPv4(s: string): boolean {
+  const parts = s.split(".");
+  return parts.length === 4 && parts.every((p) => /^(?:0|[1-9][0-9]{0,2})$/.test(p) && Number(p) <= 255);
+}
+
+export function isHostPort(s: string): boolean {
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+):([0-9]{1,5})$/.exec(s);
+  if (!m) return false;
+  const [, host, port] = m;
+  const portNumber = Number(port);
+  if (portNumber < 1 || portNumber > 65535) return false;
+  if (host.startsWith("[")) return host.includes(":");
+  return isIPv4(host) || (!/^[0-9.]+$/.test(host) && isDnsName(host, true));
+}
+
+const ISO_TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2})(?::?(\d{2}))?)$/;
+
+/** ISO-8601 date and time with a timezone (`Z` or an offset), calendar-checked. */
+export function isIsoTimestampWithZone(s: string): boolean {
+  const m = ISO_TIMESTAMP.exec(s);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second = 0, offsetHour = 0, offsetMinute = 0] = m
+    .slice(1)
+    .map((part) => (part === undefined ? undefined : Number(part)));
+  if (year === undefined || month === undefined || day === undefined) return false;
+  if (month < 1 || month > 12) return false;
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (day < 1 || day > daysInMonth) return false;
+  return (
+    hour !== undefined &&
+    minute !== undefined &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    offsetHour <= 23 &&
+    offsetMinute <= 59
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leaf schemas
+
+export const targetSchema = z.enum(TARGETS, rule(RULES.target));
+export const tierSchema = z.enum(TIERS, rule(RULES.tier));
+export const tenantStateSchema = z.enum(TENANT_STATES, rule(RULES.state));
+export const emailSchema = z.string(rule(RULES.email)).max(254).email();
+export const portSchema = integer(1, 65535, RULES.port);
+export const limitSchema = integer(1, MAX_LIMIT, RULES.limit);
+export const domainSchema = z.string(rule(RULES.domain)).refine((s) => isDnsName(s), RULES.domain);
+export const hostPortSchema = z.string(rule(RULES.hostPort)).refine(isHostPort, RULES.hostPort);
+export const snapshotNameSchema = z.string(rule(RULES.snapshotName)).regex(SNAPSHOT_NAME);
+export const templateNameSchema = z.string(rule(RULES.templateName)).regex(TEMPLATE_NAME);
+export const restoreTimeSchema = z.string(rule(RULES.time)).refine(isIsoTimestampWithZone, RULES.time);
+export const lsnSchema = z.string(rule(RULES.lsn)).regex(LSN);
+
+// ---------------------------------------------------------------------------------------------
+// Composite schemas
+
+/** A tenant's `limits` (or a tier override): any subset of the limits. */
+export const limitOverridesSchema = strictMap(
+  {
+    maxUsers: limitSchema.optional(),
+    maxStorageGb: limitSchema.optional(),
+    maxAiOperationsDaily: limitSchema.optional(),
+    maxSnapshots: limitSchema.optional(),
+  },
+  `must be a map of limits (${LIMIT_KEYS.join(", ")})`,
+);
+
+/** `loomworks:tiers`: per-tier overrides of the built-in defaults (see tiers.ts). */
+export const tierOverridesSchema = strictMap(
+  {
+    basic: limitOverridesSchema.optional(),
+    pro: limitOverridesSchema.optional(),
+    enterprise: limitOverridesSchema.optional(),
+  },
+  `must be a map from tier (${TIERS.join(", ")}) to limits`,
+);
+
+export const templateSourceSchema = strictMap(
+  { fromDump: text().optional(), fromCommand: text().optional() },
+  "must be a map with fromDump or fromCommand",
+  (v, ctx) => requireExactlyOne(v, ["fromDump", "fromCommand"], RULES.templateOneOf, ctx),
+).transform((t): TemplateSource =>
+  t.fromDump !== undefined ? { fromDump: t.fromDump } : { fromCommand: t.fromCommand ?? "" },
+);
+
+/** Keys of `loomworks:platform`. */
+export const PLATFORM_KEYS = [
+  "target",
+  "domain",
+  "stateDir",
+  "postgresPort",
+  "routerPort",
+  "odooHttp",
+  "odooWebsocket",
+  "archiveTimeoutSeconds",
+  "backups",
+  "templates",
+] as const;
+
+export const platformSchema = strictMap(
+  {
+    target: targetSchema.default("local"),
+    domain: domainSchema.default("localhost"),
+    stateDir: text().default(".loomworks"),
+    postgresPort: portSchema.default(15432),
+    routerPort: portSchema.default(8080),
+    odooHttp: hostPortSchema.default("127.0.0.1:8069"),
+    odooWebsocket: hostPortSchema.default("127.0.0.1:8072"),
+    archiveTimeoutSeconds: integer(1, 3600, RULES.archiveTimeout).default(60),
+    backups: strictMap(
+      {
+        retentionFull: integer(1, 9_999_999, RULES.retentionFull).default(2),
+        encryptionPassphrase: text().optional(),
+      },
+      "must be a map of backup settings (retentionFull, encryptionPassphrase)",
+    ).default({}),
+    templates: namedMap(
+      TEMPLATE_NAME,
+      RULES.templateName,
+      templateSourceSchema,
+      "must be a map from template name to { fromDump } or { fromCommand }",
+    ).default({}),
+  } satisfies Record<(typeof PLATFORM_KEYS)[number], z.ZodTypeAny>,
+  "must be a map of platform settings",
+  (v, ctx) => {
+    const postgresPort = peek(portSchema.default(15432), v.postgresPort);
+    const routerPort = peek(portSchema.default(8080), v.routerPort);
+    if (postgresPort !== undefined && postgresPort === routerPort) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["routerPort"],
+        message: `must differ from postgresPort (both are ${postgresPort})`,
+        params: { got: routerPort } satisfies IssueParams,
+      });
+    }
+  },
+);
+
+export const restoreSchema = strictMap(
+  {
+    snapshot: snapshotNameSchema.optional(),
+    time: restoreTimeSchema.optional(),
+    lsn: lsnSchema.optional(),
+  },
+  `must be a map with one of ${RESTORE_KINDS.join(", ")}`,
+  (v, ctx) => requireExactlyOne(v, RESTORE_KINDS, RULES.restoreOneOf, ctx),
+).transform((r): RestoreTarget =>
+  r.snapshot !== undefined
+    ? { snapshot: r.snapshot }
+    : r.time !== undefined
+      ? { time: r.time }
+      : { lsn: r.lsn ?? "" },
+);
+
+export const snapshotSettingsSchema = z
+  .custom<Record<string, never>>((v) => v === null || (isPlainObject(v) && Object.keys(v).length === 0), {
+    message: RULES.snapshotSettings,
+  })
+  .transform((): Record<string, never> => ({}));
+
+export const snapshotsSchema = namedMap(
+  SNAPSHOT_NAME,
+  RULES.snapshotName,
+  snapshotSettingsSchema,
+  "must be a map from snapshot name to {}",
+);
+
+/** What a tenant's entry is checked against: the parsed platform and tiers. */
+export interface TenantContext {
+  /** Template names declared in `platform.templates`; undefined skips the check. */
+  templates?: readonly string[];
+  /** Effective tier limits (built-in defaults merged with `loomworks:tiers`). */
+  tiers: Record<Tier, Limits>;
+  /** The platform domain; undefined skips the host-length check. */
+  domain?: string;
+}
+
+/** Keys a tenant entry may have. */
+export const TENANT_KEYS = [
+  "tier",
+  "adminEmail",
+  "state",
+  "template",
+  "limits",
+  "dbServer",
+  "snapshots",
+  "restore",
+  "forceDestroy",
+  "retentionDays",
+] as const;
+
+/**
+ * Schema of one tenant entry (`loomworks:tenants.<subdomain>`), checked against the platform
+ * and tiers; parses to the full `TenantConfig`. Issues about the subdomain itself have the path
+ * `["subdomain"]`.
+ */
+export function tenantSchema(subdomain: string, context: TenantContext) {
+  const checkTenant = (v: Record<string, unknown>, ctx: z.RefinementCtx): void => {
+    const subdomainRule = checkSubdomain(subdomain);
+    if (subdomainRule !== undefined) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["subdomain"],
+        message: subdomainRule,
+        params: { got: subdomain } satisfies IssueParams,
+      });
+    } else if (
+      context.domain !== undefined &&
+      subdomain.length + 1 + context.domain.length > MAX_HOST_LENGTH
+    ) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["subdomain"],
+        message: `with the domain "${context.domain}" must make a host name of at most ${MAX_HOST_LENGTH} characters`,
+        params: { got: subdomain } satisfies IssueParams,
+      });
+    }
+
+    const template = v.template ?? DEFAULT_TEMPLATE;
+    if (context.templates !== undefined && typeof template === "string" && TEMPLATE_NAME.test(template)) {
+      if (!context.templates.includes(template)) {
+        const declared = context.templates.length > 0 ? context.templates.join(", ") : "none";
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["template"],
+          message: `must name a template declared in platform.templates (declared: ${declared})`,
+          params: { got: template } satisfies IssueParams,
+        });
+      }
+    }
+
+    const restore = v.restore;
+    const snapshots = v.snapshots === undefined ? {} : v.snapshots;
+    if (isPlainObject(restore) && isPlainObject(snapshots)) {
+      const name = restore.snapshot;
+      if (typeof name === "string" && SNAPSHOT_NAME.test(name) && !Object.hasOwn(snapshots, name)) {
+        const declared = Object.keys(snapshots);
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["restore", "snapshot"],
+          message: `must name a snapshot declared in this tenant's snapshots (declared: ${
+            declared.length > 0 ? declared.join(", ") : "none"
+          })`,
+          params: { got: name } satisfies IssueParams,
+        });
+      }
+    }
+
+    const tier = peek(tierSchema, v.tier);
+    const overrides = peek(limitOverridesSchema, v.limits ?? {});
+    if (tier !== undefined && overrides !== undefined && isPlainObject(snapshots)) {
+      const max = overrides.maxSnapshots ?? context.tiers[tier].maxSnapshots;
+      const count = Object.keys(snapshots).length;
+      if (count > max) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["snapshots"],
+          message: `must declare at most maxSnapshots = ${max} snapshots (declares ${count})`,
+          params: { noGot: true } satisfies IssueParams,
+        });
+      }
+    }
+  };
+
+  return strictMap(
+    {
+      tier: tierSchema,
+      adminEmail: emailSchema,
+      state: tenantStateSchema.default("active"),
+      template: templateNameSchema.default(DEFAULT_TEMPLATE),
+      limits: limitOverridesSchema.default({}),
+      dbServer: text().optional(),
+      snapshots: snapshotsSchema.default({}),
+      restore: restoreSchema.optional(),
+      forceDestroy: booleanSchema.default(false),
+      retentionDays: integer(0, 36_500, RULES.retentionDays).default(DEFAULT_RETENTION_DAYS),
+    } satisfies Record<(typeof TENANT_KEYS)[number], z.ZodTypeAny>,
+    "must be a map of tenant settings",
+    checkTenant,
+  ).transform((t): TenantConfig => {
+    const limitOverrides: Partial<Limits> = {};
+    for (const key of LIMIT_KEYS) {
+      const value = t.limits[key];
+      if (value !== undefined) limitOverrides[key] = value;
+    }
+    return {
+      subdomain,
+      tier: t.tier,
+      adminEmail: t.adminEmail,
+      state: t.state,
+      template: t.template,
+      limits: { ...context.tiers[t.tier], ...limitOverrides },
+      limitOverrides,
+      ...(t.dbServer !== undefined ? { dbServer: t.dbServer } : {}),
+      snapshots: t.snapshots,
+      ...(t.restore !== undefined ? { restore: t.restore } : {}),
+      forceDestroy: t.forceDestroy,
+      retentionDays: t.retentionDays,
+    };
+  });
+}

@@ -1,0 +1,812 @@
+/**
+ * Tenant provisioning: one PostgreSQL database and one LOGIN role per tenant, created from a
+ * template database, plus the ERP admin user, the database identity, the filestore directory and
+ * the registry row. Plain functions, called by the TenantDatabase dynamic provider and by tests.
+ *
+ * Every step is journaled in the registry (`tenant_steps`) before it runs and is safe to rerun
+ * after a crash at any point: existing objects are adopted and half-made ones finished.
+ *
+ * First-boot initialization of a tenant database (admin login/password, new database.uuid and
+ * database.secret) runs only while the database lacks the "initialized" marker (its COMMENT), so
+ * repairing drift never resets a live tenant's admin password or identity; a database recreated
+ * from the template gets a fresh initialization.
+ *
+ * Suspension: `ALLOW_CONNECTIONS false`, the role set NOLOGIN, and its sessions terminated. NOLOGIN
+ * matters: as the owner of its database the role could otherwise re-allow connections itself.
+ */
+import { crashPoint } from "../process/crashPoint";
+import { randomBytes, randomUUID } from "node:crypto";
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import type { Client } from "pg";
+import { adminDsn as buildDsn, quoteIdent, quoteLiteral, withClient } from "../pg/client";
+import { hashPbkdf2Sha512 } from "./passlib";
+import {
+  REGISTRY_DATABASE,
+  TENANT_GROUP_ROLE,
+  beginStep,
+  deleteTenantRows,
+  ensureRegistry,
+  finishStep,
+  getTenantRow,
+  registryDsn,
+  setProvisioningStep,
+  setTenantState,
+  updateTenantRowAttributes,
+  upsertTenantRow,
+  type TenantRow,
+  type TenantRowState,
+} from "./registry";
+import {
+  TERMINATE_DATABASE_SESSIONS_SQL,
+  TERMINATE_ROLE_SESSIONS_SQL,
+  alterTenantRoleSql,
+  checkDatabaseName,
+  checkRoleName,
+  createDatabaseFromTemplateSql,
+  createTenantRoleSql,
+  dsnWithDatabase,
+  reassignPublicObjectsSql,
+  tenantInitializedComment,
+} from "./sql";
+
+export type TenantState = "active" | "suspended" | "archived";
+export const TENANT_STATES: readonly TenantState[] = ["active", "suspended", "archived"];
+
+export interface TenantSpec {
+  subdomain: string;
+  /** Database name (the router's dbfilter expects it to equal the subdomain). */
+  database: string;
+  roleName: string;
+  rolePassword: string;
+  /** Name of the template database to copy. */
+  template: string;
+  tier: string;
+  state: TenantState;
+  adminEmail: string;
+  /** The ERP admin's initial password (written once, at first initialization). */
+  adminPassword: string;
+  limits: Record<string, number>;
+  /** Directory holding one filestore directory per tenant database. */
+  filestoreRoot: string;
+  /** Days an archived tenant is kept before it may be destroyed. */
+  retentionDays: number;
+}
+
+export interface TenantInfo {
+  subdomain: string;
+  database: string;
+  roleName: string;
+  state: TenantState;
+  tier: string;
+  /** ISO time the registry row was created. */
+  createdAt: string;
+  /** ISO time until which an archived tenant is retained. */
+  retentionUntil?: string;
+  filestore: string;
+}
+
+export interface TenantStatus {
+  databaseExists: boolean;
+  roleExists: boolean;
+  roleCanLogin: boolean;
+  /** `datallowconn` (false when the database is missing). */
+  allowConnections: boolean;
+  databaseOwner?: string;
+  /** The database carries the "initialized" marker. */
+  initialized: boolean;
+  isTemplate: boolean;
+  filestoreExists: boolean;
+  registryState?: TenantRowState;
+  registry?: TenantRow;
+  /** The lifecycle state the live objects show: what `state` would have to be to need no change. */
+  observedState?: TenantState;
+}
+
+export type Log = (message: string) => void;
+const noLog: Log = () => undefined;
+
+/** The ERP user provisioning writes the admin login and password to (Odoo's `base.user_admin`). */
+const ADMIN_USER_ID = 2;
+/** CREATE DATABASE retries while the template is briefly in use. */
+const CREATE_DB_ATTEMPTS = 5;
+
+/** Validates names and values; throws an error naming the tenant and the problem. */
+export function checkTenantSpec(spec: TenantSpec): void {
+  const where = `tenant "${spec.subdomain}"`;
+  try {
+    checkDatabaseName(spec.database);
+    checkDatabaseName(spec.template, "template database");
+    checkRoleName(spec.roleName);
+  } catch (err) {
+    throw new Error(`${where}: ${(err as Error).message}`);
+  }
+  if (!spec.subdomain) throw new Error("tenant subdomain must not be empty");
+  if (spec.database === spec.template) throw new Error(`${where}: database and template must differ`);
+  if (!TENANT_STATES.includes(spec.state)) {
+    throw new Error(
+      `${where}: state must be one of ${TENANT_STATES.join(", ")}, got "${String(spec.state)}"`,
+    );
+  }
+  if (!Number.isInteger(spec.retentionDays) || spec.retentionDays < 0) {
+    throw new Error(`${where}: retentionDays must be a non-negative integer`);
+  }
+  if (!spec.rolePassword) throw new Error(`${where}: rolePassword must not be empty`);
+  if (!spec.adminEmail) throw new Error(`${where}: adminEmail must not be empty`);
+  if (!path.isAbsolute(spec.filestoreRoot))
+    throw new Error(`${where}: filestoreRoot must be an absolute path`);
+}
+
+/** The tenant role's own connection URL. */
+export function tenantDsn(
+  host: string,
+  port: number,
+  roleName: string,
+  password: string,
+  database: string,
+): string {
+  return buildDsn({ host, port, user: roleName, password, database });
+}
+
+/** `<filestoreRoot>/<database>`, refusing anything that would escape the root. */
+export function filestorePath(filestoreRoot: string, database: string): string {
+  checkDatabaseName(database);
+  const root = path.resolve(filestoreRoot);
+  const dir = path.resolve(root, database);
+  if (path.dirname(dir) !== root) throw new Error(`filestore path ${dir} is not directly under ${root}`);
+  return dir;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Catalog helpers (admin connection)
+// ---------------------------------------------------------------------------------------------
+
+interface DbCatalog {
+  allowConnections: boolean;
+  isTemplate: boolean;
+  owner: string;
+  comment: string | null;
+}
+
+async function databaseCatalog(admin: Client, database: string): Promise<DbCatalog | undefined> {
+  const r = await admin.query<{
+    datallowconn: boolean;
+    datistemplate: boolean;
+    owner: string;
+    comment: string | null;
+  }>(
+    `SELECT datallowconn, datistemplate, pg_get_userbyid(datdba)::text AS owner,
+            shobj_description(oid, 'pg_database') AS comment
+     FROM pg_database WHERE datname = $1`,
+    [database],
+  );
+  const row = r.rows[0];
+  return row
+    ? {
+        allowConnections: row.datallowconn,
+        isTemplate: row.datistemplate,
+        owner: row.owner,
+        comment: row.comment,
+      }
+    : undefined;
+}
+
+async function roleCatalog(admin: Client, role: string): Promise<{ canLogin: boolean } | undefined> {
+  const r = await admin.query<{ rolcanlogin: boolean }>(
+    "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+    [role],
+  );
+  return r.rows[0] ? { canLogin: r.rows[0].rolcanlogin } : undefined;
+}
+
+async function terminateDatabaseSessions(admin: Client, database: string): Promise<number> {
+  const r = await admin.query<{ n: string }>(TERMINATE_DATABASE_SESSIONS_SQL, [database]);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+/**
+ * Runs `fn` connected to `database` as the admin. A database that refuses connections
+ * (suspended, archived) is opened for the duration and closed again; its tenant role is NOLOGIN
+ * in those states, so nobody else gets in meanwhile.
+ */
+async function withDatabase<T>(
+  admin: Client,
+  adminDsn: string,
+  database: string,
+  fn: (db: Client) => Promise<T>,
+): Promise<T> {
+  const cat = await databaseCatalog(admin, database);
+  if (!cat) throw new Error(`database "${database}" does not exist`);
+  if (!cat.allowConnections)
+    await admin.query(`ALTER DATABASE ${quoteIdent(database)} ALLOW_CONNECTIONS true`);
+  try {
+    return await withClient(dsnWithDatabase(adminDsn, database), fn);
+  } finally {
+    if (!cat.allowConnections) {
+      await admin.query(`ALTER DATABASE ${quoteIdent(database)} ALLOW_CONNECTIONS false`);
+    }
+  }
+}
+
+async function tableExists(db: Client, table: string): Promise<boolean> {
+  const r = await db.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [`public.${table}`]);
+  return r.rows[0].t !== null;
+}
+
+async function columnExists(db: Client, table: string, column: string): Promise<boolean> {
+  const r = await db.query(
+    "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2",
+    [table, column],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps
+// ---------------------------------------------------------------------------------------------
+
+async function ensureRole(admin: Client, spec: TenantSpec, login: boolean): Promise<void> {
+  const role = await roleCatalog(admin, spec.roleName);
+  if (!role) {
+    try {
+      await admin.query(createTenantRoleSql(spec.roleName, spec.rolePassword, TENANT_GROUP_ROLE));
+      if (!login) await admin.query(`ALTER ROLE ${quoteIdent(spec.roleName)} NOLOGIN`);
+      return;
+    } catch (err) {
+      // A concurrent run created it first: adopt it below.
+      if ((err as { code?: string }).code !== "42710") throw err;
+    }
+  }
+  await admin.query(alterTenantRoleSql(spec.roleName, spec.rolePassword, login));
+  const member = await admin.query<{ m: boolean }>("SELECT pg_has_role($1, $2, 'MEMBER') AS m", [
+    spec.roleName,
+    TENANT_GROUP_ROLE,
+  ]);
+  if (!member.rows[0].m)
+    await admin.query(`GRANT ${quoteIdent(TENANT_GROUP_ROLE)} TO ${quoteIdent(spec.roleName)}`);
+}
+
+/** Creates the database from the template unless it exists; true when created now. */
+async function ensureDatabase(admin: Client, spec: TenantSpec, log: Log): Promise<boolean> {
+  const existing = await databaseCatalog(admin, spec.database);
+  if (existing) {
+    if (existing.isTemplate) {
+      throw new Error(
+        `tenant "${spec.subdomain}": database "${spec.database}" is a template database; refusing to adopt it`,
+      );
+    }
+    return false;
+  }
+  const tmpl = await databaseCatalog(admin, spec.template);
+  if (!tmpl) {
+    throw new Error(
+      `tenant "${spec.subdomain}": template database "${spec.template}" does not exist (is its TenantTemplate created?)`,
+    );
+  }
+  for (let attempt = 1; ; attempt++) {
+    // Templates refuse connections anyway; end any session that got in (or lingers from a build).
+    await terminateDatabaseSessions(admin, spec.template);
+    try {
+      await admin.query(createDatabaseFromTemplateSql(spec.database, spec.template, spec.roleName));
+      log(`created database ${spec.database} from template ${spec.template}`);
+      return true;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "42P04") return false; // created concurrently: adopt
+      // 55006: "source database is being accessed by other users"
+      if (code !== "55006" || attempt >= CREATE_DB_ATTEMPTS) throw err;
+      log(`template ${spec.template} busy, retrying CREATE DATABASE (${attempt}/${CREATE_DB_ATTEMPTS})`);
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+    }
+  }
+}
+
+async function ensureOwnership(admin: Client, adminDsn: string, spec: TenantSpec): Promise<void> {
+  await admin.query(`ALTER DATABASE ${quoteIdent(spec.database)} OWNER TO ${quoteIdent(spec.roleName)}`);
+  await withDatabase(admin, adminDsn, spec.database, async (db) => {
+    await db.query(reassignPublicObjectsSql(spec.roleName));
+  });
+}
+
+async function ensureConnectGrants(admin: Client, spec: TenantSpec): Promise<void> {
+  // The owner keeps its implicit privileges; nobody else may connect or create temp tables.
+  await admin.query(`REVOKE ALL ON DATABASE ${quoteIdent(spec.database)} FROM PUBLIC`);
+  await admin.query(
+    `GRANT CONNECT, TEMPORARY ON DATABASE ${quoteIdent(spec.database)} TO ${quoteIdent(spec.roleName)}`,
+  );
+}
+
+/** Admin login and password in res_users (only when the table and user 2 exist). */
+async function initAdminUser(db: Client, spec: TenantSpec, log: Log): Promise<void> {
+  if (!(await tableExists(db, "res_users"))) {
+    log("no res_users table in the template: skipping the ERP admin user");
+    return;
+  }
+  const hash = await hashPbkdf2Sha512(spec.adminPassword);
+  const r = await db.query<{ partner_id: number | null }>(
+    "UPDATE res_users SET login = $1, password = $2 WHERE id = $3 RETURNING partner_id",
+    [spec.adminEmail, hash, ADMIN_USER_ID],
+  );
+  if (r.rowCount === 0) {
+    log(`res_users has no user ${ADMIN_USER_ID}: skipping the ERP admin user`);
+    return;
+  }
+  const partnerId = r.rows[0].partner_id;
+  if (
+    partnerId !== null &&
+    (await tableExists(db, "res_partner")) &&
+    (await columnExists(db, "res_partner", "email"))
+  ) {
+    await db.query("UPDATE res_partner SET email = $1 WHERE id = $2", [spec.adminEmail, partnerId]);
+  }
+}
+
+/** A fresh database.uuid / database.secret / database.create_date (only when the table exists). */
+async function initIdentity(db: Client, log: Log): Promise<void> {
+  if (!(await tableExists(db, "ir_config_parameter"))) {
+    log("no ir_config_parameter table in the template: skipping the database identity");
+    return;
+  }
+  const now = new Date()
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "");
+  const values: Array<[string, string]> = [
+    ["database.uuid", randomUUID()],
+    ["database.secret", randomBytes(32).toString("hex")],
+    ["database.create_date", now],
+  ];
+  for (const [key, value] of values) {
+    const u = await db.query("UPDATE ir_config_parameter SET value = $2 WHERE key = $1", [key, value]);
+    if (u.rowCount === 0)
+      await db.query("INSERT INTO ir_config_parameter (key, value) VALUES ($1, $2)", [key, value]);
+  }
+}
+
+async function ensureFilestore(spec: TenantSpec): Promise<string> {
+  const dir = filestorePath(spec.filestoreRoot, spec.database);
+  await fs.mkdir(dir, { recursive: true, mode: 0o750 });
+  await fs.chmod(dir, 0o750);
+  return dir;
+}
+
+/** ALLOW_CONNECTIONS, role LOGIN and sessions for a lifecycle state. */
+async function applyLiveState(admin: Client, spec: TenantSpec, state: TenantState, log: Log): Promise<void> {
+  const db = quoteIdent(spec.database);
+  const role = quoteIdent(spec.roleName);
+  if (state === "active") {
+    await admin.query(`ALTER ROLE ${role} LOGIN`);
+    await admin.query(`ALTER DATABASE ${db} ALLOW_CONNECTIONS true`);
+    return;
+  }
+  await admin.query(`ALTER DATABASE ${db} ALLOW_CONNECTIONS false`);
+  await admin.query(`ALTER ROLE ${role} NOLOGIN`);
+  const n = await terminateDatabaseSessions(admin, spec.database);
+  const m = await admin.query<{ n: string }>(TERMINATE_ROLE_SESSIONS_SQL, [spec.roleName]);
+  const total = n + Number(m.rows[0]?.n ?? 0);
+  if (total > 0) log(`${state}: terminated ${total} session(s) of ${spec.subdomain}`);
+}
+
+function info(spec: TenantSpec, row: TenantRow): TenantInfo {
+  return {
+    subdomain: spec.subdomain,
+    database: spec.database,
+    roleName: spec.roleName,
+    state: row.state === "provisioning" ? spec.state : row.state,
+    tier: row.tier,
+    createdAt: row.createdAt.toISOString(),
+    ...(row.retentionUntil ? { retentionUntil: row.retentionUntil.toISOString() } : {}),
+    filestore: filestorePath(spec.filestoreRoot, spec.database),
+  };
+}
+
+type StepRunner = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+
+function stepRunner(reg: Client, subdomain: string, log: Log, prefix = ""): StepRunner {
+  return async (name, fn) => {
+    const step = prefix + name;
+    const id = await beginStep(reg, subdomain, step);
+    await setProvisioningStep(reg, subdomain, step);
+    log(`${subdomain}: ${step}`);
+    crashPoint(`tenant:${step}`);
+    const result = await fn();
+    await finishStep(reg, id);
+    return result;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lifecycle
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Creates the tenant, or finishes/repairs it: every step adopts what exists. Safe to call again
+ * after a crash at any point, and on a tenant whose database or role was removed by hand.
+ */
+export async function createTenant(
+  adminDsn: string,
+  spec: TenantSpec,
+  log: Log = noLog,
+): Promise<TenantInfo> {
+  checkTenantSpec(spec);
+  await ensureRegistry(adminDsn);
+  return withClient(adminDsn, (admin) =>
+    withClient(registryDsn(adminDsn), async (reg) => {
+      const step = stepRunner(reg, spec.subdomain, log);
+      await step("registry-row", () =>
+        upsertTenantRow(
+          reg,
+          {
+            subdomain: spec.subdomain,
+            databaseName: spec.database,
+            roleName: spec.roleName,
+            tier: spec.tier,
+            adminEmail: spec.adminEmail,
+            limits: spec.limits,
+            template: spec.template,
+          },
+          "registry-row",
+        ),
+      );
+      await step("role", () => ensureRole(admin, spec, spec.state === "active"));
+      await step("database", () => ensureDatabase(admin, spec, log));
+      await step("ownership", () => ensureOwnership(admin, adminDsn, spec));
+      await step("connect-grants", () => ensureConnectGrants(admin, spec));
+      const cat = await databaseCatalog(admin, spec.database);
+      const marker = tenantInitializedComment(spec.subdomain);
+      if (cat?.comment !== marker) {
+        await withDatabase(admin, adminDsn, spec.database, async (db) => {
+          await step("erp-admin", () => initAdminUser(db, spec, log));
+          await step("database-identity", () => initIdentity(db, log));
+        });
+        await step("mark-initialized", () =>
+          admin.query(`COMMENT ON DATABASE ${quoteIdent(spec.database)} IS ${quoteLiteral(marker)}`),
+        );
+      }
+      await step("filestore", () => ensureFilestore(spec));
+      await step("state", () => applyLiveState(admin, spec, spec.state, log));
+      const row = await step("registry-final", () =>
+        setTenantState(reg, spec.subdomain, spec.state, spec.retentionDays),
+      );
+      return info(spec, row);
+    }),
+  );
+}
+
+/** What exists of a tenant, for drift detection (never changes anything). */
+export async function readTenant(
+  adminDsn: string,
+  subdomain: string,
+  database: string,
+  roleName: string,
+  filestoreRoot?: string,
+): Promise<TenantStatus> {
+  return withClient(adminDsn, async (admin) => {
+    const cat = await databaseCatalog(admin, database);
+    const role = await roleCatalog(admin, roleName);
+    let registry: TenantRow | undefined;
+    const reg = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [REGISTRY_DATABASE]);
+    if (reg.rowCount) {
+      registry = await withClient(registryDsn(adminDsn), async (r) => {
+        const t = await r.query("SELECT to_regclass('public.tenants')::text AS t");
+        return t.rows[0].t ? getTenantRow(r, subdomain) : undefined;
+      });
+    }
+    let filestoreExists = false;
+    if (filestoreRoot) {
+      filestoreExists = await fs
+        .stat(filestorePath(filestoreRoot, database))
+        .then((s) => s.isDirectory())
+        .catch(() => false);
+    }
+    const status: TenantStatus = {
+      databaseExists: cat !== undefined,
+      roleExists: role !== undefined,
+      roleCanLogin: role?.canLogin ?? false,
+      allowConnections: cat?.allowConnections ?? false,
+      ...(cat ? { databaseOwner: cat.owner } : {}),
+      initialized: cat?.comment === tenantInitializedComment(subdomain),
+      isTemplate: cat?.isTemplate ?? false,
+      filestoreExists,
+      ...(registry ? { registry, registryState: registry.state } : {}),
+    };
+    if (cat && role) {
+      status.observedState =
+        cat.allowConnections && role.canLogin
+          ? "active"
+          : registry?.state === "archived"
+            ? "archived"
+            : "suspended";
+    }
+    return status;
+  });
+}
+
+/**
+ * Applies changes to an existing tenant: lifecycle state, tier, limits, admin email (also the ERP
+ * admin's login), role password. A tenant found incomplete (database or role missing, never
+ * initialized) is repaired by {@link createTenant} with the new spec.
+ */
+export async function updateTenant(
+  adminDsn: string,
+  old: TenantSpec,
+  spec: TenantSpec,
+  log: Log = noLog,
+): Promise<TenantInfo> {
+  checkTenantSpec(spec);
+  for (const key of ["subdomain", "database", "filestoreRoot"] as const) {
+    if (old[key] !== spec[key]) {
+      throw new Error(
+        `tenant "${spec.subdomain}": ${key} cannot change in place (the tenant must be replaced)`,
+      );
+    }
+  }
+  const status = await readTenant(adminDsn, spec.subdomain, spec.database, spec.roleName);
+  if (!status.databaseExists || !status.roleExists || !status.initialized || !status.registry) {
+    log(
+      `${spec.subdomain}: incomplete (database ${status.databaseExists}, role ${status.roleExists}); repairing`,
+    );
+    return createTenant(adminDsn, spec, log);
+  }
+  await ensureRegistry(adminDsn);
+  return withClient(adminDsn, (admin) =>
+    withClient(registryDsn(adminDsn), async (reg) => {
+      const step = stepRunner(reg, spec.subdomain, log, "update:");
+      if (old.roleName !== spec.roleName) {
+        throw new Error(
+          `tenant "${spec.subdomain}": roleName cannot change in place (the tenant must be replaced)`,
+        );
+      }
+      // Converges a password changed behind our back too; the verifier is salted, so this is cheap.
+      await step("role", () => ensureRole(admin, spec, spec.state === "active"));
+      if (old.adminEmail !== spec.adminEmail) {
+        await step("erp-admin-login", () =>
+          withDatabase(admin, adminDsn, spec.database, async (db) => {
+            if (!(await tableExists(db, "res_users"))) return;
+            await db.query("UPDATE res_users SET login = $1 WHERE id = $2", [spec.adminEmail, ADMIN_USER_ID]);
+          }),
+        );
+      }
+      await step("attributes", () =>
+        updateTenantRowAttributes(reg, spec.subdomain, {
+          tier: spec.tier,
+          limits: spec.limits,
+          adminEmail: spec.adminEmail,
+        }),
+      );
+      await step("filestore", () => ensureFilestore(spec));
+      await step("state", () => applyLiveState(admin, spec, spec.state, log));
+      const row = await step("registry-final", () =>
+        setTenantState(reg, spec.subdomain, spec.state, spec.retentionDays),
+      );
+      return info(spec, row);
+    }),
+  );
+}
+
+export interface DeleteTenantSpec extends TenantSpec {
+  forceDestroy: boolean;
+  /** Retention end known to the caller (Pulumi state), used when the registry row is gone. */
+  retentionUntil?: string;
+}
+
+/** Throws when an archived tenant is still within its retention period and not force-destroyed. */
+export function checkDeletionAllowed(
+  subdomain: string,
+  state: string | undefined,
+  retentionUntil: Date | undefined,
+  forceDestroy: boolean,
+  now: Date = new Date(),
+): void {
+  if (forceDestroy || state !== "archived" || !retentionUntil) return;
+  if (retentionUntil.getTime() > now.getTime()) {
+    throw new Error(
+      `tenant "${subdomain}" is archived and retained until ${retentionUntil.toISOString()}; refusing to delete it ` +
+        `before then. Set forceDestroy: true on the tenant (and run pulumi up) to delete it anyway.`,
+    );
+  }
+}
+
+/**
+ * Destroys a tenant: sessions, database (and its restore leftovers `<db>__pre_*`/`<db>__restore_*`
+ * owned by the role), role, filestore directory and registry rows. Idempotent. Refused for an
+ * archived tenant within its retention period unless `forceDestroy`.
+ */
+export async function deleteTenant(
+  adminDsn: string,
+  spec: DeleteTenantSpec,
+  log: Log = noLog,
+): Promise<void> {
+  checkDatabaseName(spec.database);
+  checkRoleName(spec.roleName);
+  await ensureRegistry(adminDsn);
+  await withClient(adminDsn, (admin) =>
+    withClient(registryDsn(adminDsn), async (reg) => {
+      const row = await getTenantRow(reg, spec.subdomain);
+      const state = row && row.state !== "provisioning" ? row.state : spec.state;
+      const retention =
+        row?.retentionUntil ?? (spec.retentionUntil ? new Date(spec.retentionUntil) : undefined);
+      checkDeletionAllowed(spec.subdomain, state, retention, spec.forceDestroy);
+      const step = stepRunner(reg, spec.subdomain, log, "delete:");
+
+      await step("database", async () => {
+        const cat = await databaseCatalog(admin, spec.database);
+        if (cat?.isTemplate) {
+          throw new Error(
+            `tenant "${spec.subdomain}": database "${spec.database}" is a template; refusing to drop it`,
+          );
+        }
+        const owned = await admin.query<{ datname: string }>(
+          `SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = $1) ORDER BY datname`,
+          [spec.roleName],
+        );
+        const leftovers = owned.rows
+          .map((r) => r.datname)
+          .filter(
+            (d) => d.startsWith(`${spec.database}__pre_`) || d.startsWith(`${spec.database}__restore_`),
+          );
+        const foreign = owned.rows
+          .map((r) => r.datname)
+          .filter((d) => d !== spec.database && !leftovers.includes(d));
+        if (foreign.length > 0) {
+          throw new Error(
+            `tenant "${spec.subdomain}": role "${spec.roleName}" also owns database(s) ${foreign.join(", ")}; ` +
+              `refusing to delete the tenant until they are dropped or reassigned`,
+          );
+        }
+        for (const d of cat ? [spec.database, ...leftovers] : leftovers) {
+          // No new sessions while the old ones are being terminated by DROP ... WITH (FORCE).
+          await admin.query(`ALTER DATABASE ${quoteIdent(d)} ALLOW_CONNECTIONS false`);
+          await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(d)} WITH (FORCE)`);
+          log(`dropped database ${d}`);
+        }
+      });
+
+      await step("role", async () => {
+        const role = await roleCatalog(admin, spec.roleName);
+        if (!role) return;
+        await admin.query(`ALTER ROLE ${quoteIdent(spec.roleName)} NOLOGIN`);
+        await admin.query(TERMINATE_ROLE_SESSIONS_SQL, [spec.roleName]);
+        // Privileges and objects the role holds in other databases (the registry, at least).
+        const dbs = await admin.query<{ datname: string; datallowconn: boolean }>(
+          `SELECT DISTINCT d.datname, d.datallowconn
+           FROM pg_shdepend s JOIN pg_database d ON d.oid = s.dbid
+           WHERE s.refclassid = 'pg_authid'::regclass
+             AND s.refobjid = (SELECT oid FROM pg_roles WHERE rolname = $1)`,
+          [spec.roleName],
+        );
+        for (const d of dbs.rows) {
+          await withDatabase(admin, adminDsn, d.datname, (db) =>
+            db.query(`DROP OWNED BY ${quoteIdent(spec.roleName)}`).then(() => undefined),
+          );
+        }
+        await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(spec.roleName)}`);
+      });
+
+      await step("filestore", async () => {
+        await fs.rm(filestorePath(spec.filestoreRoot, spec.database), { recursive: true, force: true });
+      });
+
+      await deleteTenantRows(reg, spec.subdomain);
+      log(`${spec.subdomain}: deleted`);
+    }),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diff planning for the TenantDatabase dynamic provider (pure)
+// ---------------------------------------------------------------------------------------------
+
+/** Inputs whose change means a new tenant (the old one is deleted first). */
+export const TENANT_REPLACE_KEYS = ["subdomain", "database", "roleName", "filestoreRoot"] as const;
+/** Inputs changed in place by updateTenant. */
+export const TENANT_UPDATE_KEYS = [
+  "state",
+  "tier",
+  "limits",
+  "adminEmail",
+  "rolePassword",
+  "forceDestroy",
+  "retentionDays",
+  "host",
+  "port",
+  "adminDsn",
+] as const;
+
+export interface TenantDiff {
+  changes: boolean;
+  replaces: string[];
+  /** Keys that changed (informational). */
+  changed: string[];
+  /** The live tenant is incomplete (drift found by read): the update will recreate what is missing. */
+  drift: boolean;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object") {
+    return Object.fromEntries(
+      Object.keys(v as Record<string, unknown>)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
+  }
+  return v;
+}
+
+/**
+ * Plans a TenantDatabase diff. `template` is deliberately neither a replace nor an update key: the
+ * template only matters when the database is created, and replacing a tenant because its template
+ * (or tier → template mapping) changed would destroy its data. `adminPassword` is the initial
+ * password only (the ERP admin may change it); changing it later has no effect.
+ */
+export function diffTenant(olds: Record<string, unknown>, news: Record<string, unknown>): TenantDiff {
+  const replaces = TENANT_REPLACE_KEYS.filter((k) => !sameValue(olds[k], news[k]));
+  const changed = [...replaces, ...TENANT_UPDATE_KEYS.filter((k) => !sameValue(olds[k], news[k]))];
+  const drift =
+    olds.databaseExists === false ||
+    olds.roleExists === false ||
+    olds.initialized === false ||
+    olds.registryExists === false;
+  return { changes: changed.length > 0 || drift, replaces: [...replaces], changed, drift };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input handling for the TenantDatabase dynamic provider (pure)
+// ---------------------------------------------------------------------------------------------
+
+/** The value Pulumi passes for inputs not known yet during a preview. */
+export const UNKNOWN_INPUT = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+
+/** The TenantSpec inside a TenantDatabase's inputs or outputs. */
+export function tenantSpecFrom(p: Record<string, unknown>): TenantSpec {
+  return {
+    subdomain: String(p.subdomain),
+    database: String(p.database),
+    roleName: String(p.roleName),
+    rolePassword: String(p.rolePassword),
+    template: String(p.template),
+    tier: String(p.tier),
+    state: String(p.state) as TenantState,
+    adminEmail: String(p.adminEmail),
+    adminPassword: String(p.adminPassword),
+    limits: (p.limits ?? {}) as Record<string, number>,
+    filestoreRoot: String(p.filestoreRoot),
+    retentionDays: Number(p.retentionDays ?? 30),
+  };
+}
+
+/** Cheap validation for the provider's `check`: names and enums only, skipping unknown values. */
+export function checkTenantInputs(p: Record<string, unknown>): Array<{ property: string; reason: string }> {
+  const failures: Array<{ property: string; reason: string }> = [];
+  const known = (v: unknown): boolean => v !== undefined && v !== UNKNOWN_INPUT;
+  const attempt = (property: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      failures.push({ property, reason: (err as Error).message });
+    }
+  };
+  for (const key of ["subdomain", "database", "roleName", "state", "adminEmail", "filestoreRoot"]) {
+    if (p[key] === undefined || p[key] === "") failures.push({ property: key, reason: `${key} is required` });
+  }
+  if (known(p.database)) attempt("database", () => checkDatabaseName(String(p.database)));
+  if (known(p.roleName)) attempt("roleName", () => checkRoleName(String(p.roleName)));
+  if (known(p.template) && p.template !== undefined) {
+    attempt("template", () => checkDatabaseName(String(p.template), "template database"));
+  }
+  if (known(p.state) && !TENANT_STATES.includes(p.state as TenantState)) {
+    failures.push({ property: "state", reason: `state must be one of ${TENANT_STATES.join(", ")}` });
+  }
+  if (known(p.retentionDays) && (!Number.isInteger(p.retentionDays) || (p.retentionDays as number) < 0)) {
+    failures.push({ property: "retentionDays", reason: "retentionDays must be a non-negative integer" });
+  }
+  if (known(p.filestoreRoot) && typeof p.filestoreRoot === "string" && !path.isAbsolute(p.filestoreRoot)) {
+    failures.push({ property: "filestoreRoot", reason: "filestoreRoot must be an absolute path" });
+  }
+  return failures;
+}

@@ -1,0 +1,311 @@
+/**
+ * Template databases that tenants are copied from (`CREATE DATABASE ... TEMPLATE`).
+ *
+ * A template is built under a scratch name `<database>__building` (from a dump, or by running
+ * the ERP initializer command), then renamed to its final name and marked `IS_TEMPLATE true
+ * ALLOW_CONNECTIONS false`. A crash mid-build therefore leaves only `__building`: the next run
+ * drops and rebuilds it (or, when the scratch copy was fully loaded, just finishes the rename);
+ * no half-made template is ever used.
+ *
+ * The SHA-256 of the source (dump file contents, or the command text) is recorded as the
+ * template's COMMENT, so a changed dump is noticed (`templateStatus`) and rebuilt.
+ */
+import { createHash } from "node:crypto";
+import * as fsSync from "node:fs";
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import type { Client } from "pg";
+import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
+import { CommandError, runCommand } from "../process/run";
+import {
+  BUILDING_SUFFIX,
+  TERMINATE_DATABASE_SESSIONS_SQL,
+  checkDatabaseName,
+  dsnToPgEnv,
+  dsnWithDatabase,
+  parseTemplateComment,
+  templateComment,
+} from "./sql";
+
+export interface TemplateSource {
+  /** A plain SQL dump (loaded with psql) or a pg_dump custom/directory archive (pg_restore). */
+  fromDump?: string;
+  /**
+   * A shell command that fills the database, `{db}` replaced by its name; it runs with PGHOST,
+   * PGPORT, PGUSER, PGPASSWORD and PGDATABASE set, in `stateDir`. Example:
+   * `odoo -d {db} -i base,sale --stop-after-init --without-demo=all`.
+   */
+  fromCommand?: string;
+}
+
+export interface TemplateSpec extends TemplateSource {
+  /** The template's name in stack config (e.g. `default`); for messages and logs. */
+  name: string;
+  /** The template database's name. */
+  database: string;
+  /** The platform's state directory: the command's working directory and where build logs go. */
+  stateDir: string;
+}
+
+export interface TemplateStatus {
+  exists: boolean;
+  /** Source hash recorded on the template (absent when it has none: not built by us). */
+  hash?: string;
+  isTemplate: boolean;
+  allowConnections: boolean;
+  /** A `<database>__building` scratch database exists (an interrupted build). */
+  building: boolean;
+}
+
+export interface EnsureTemplateResult {
+  database: string;
+  hash: string;
+  /** True when the template was (re)built by this call. */
+  rebuilt: boolean;
+}
+
+export type Log = (message: string) => void;
+const noLog: Log = () => undefined;
+/** Advisory lock class for template builds (second key: hashtext of the database name). */
+const TEMPLATE_LOCK_CLASS = 7315;
+
+function checkSource(src: TemplateSource): void {
+  if (Boolean(src.fromDump) === Boolean(src.fromCommand)) {
+    throw new Error("a template needs exactly one of fromDump or fromCommand");
+  }
+}
+
+function hashFileInto(hash: ReturnType<typeof createHash>, file: string): void {
+  const fd = fsSync.openSync(file, "r");
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fsSync.readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    fsSync.closeSync(fd);
+  }
+}
+
+/**
+ * SHA-256 (hex) of a template source: the dump's bytes (a directory archive: every file's name
+ * and bytes, sorted), or the command text (the same value components/LoomworksPlatform.ts passes
+ * as `dumpHash`). Synchronous so a Pulumi program can compute it at
+ * program time and pass it as the TenantTemplate's `dumpHash`.
+ */
+export function templateSourceHash(src: TemplateSource): string {
+  checkSource(src);
+  const hash = createHash("sha256");
+  if (src.fromCommand) {
+    hash.update(src.fromCommand);
+    return hash.digest("hex");
+  }
+  const file = src.fromDump as string;
+  const stat = fsSync.statSync(file);
+  if (stat.isDirectory()) {
+    for (const entry of fsSync.readdirSync(file).sort()) {
+      hash.update(`${entry}\0`);
+      hashFileInto(hash, path.join(file, entry));
+    }
+  } else {
+    hashFileInto(hash, file);
+  }
+  return hash.digest("hex");
+}
+
+async function dbRow(
+  admin: Client,
+  database: string,
+): Promise<{ allowConnections: boolean; isTemplate: boolean; comment: string | null } | undefined> {
+  const r = await admin.query<{ datallowconn: boolean; datistemplate: boolean; comment: string | null }>(
+    "SELECT datallowconn, datistemplate, shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1",
+    [database],
+  );
+  const row = r.rows[0];
+  return row
+    ? { allowConnections: row.datallowconn, isTemplate: row.datistemplate, comment: row.comment }
+    : undefined;
+}
+
+async function statusWith(admin: Client, database: string): Promise<TemplateStatus> {
+  const final = await dbRow(admin, database);
+  const building = await dbRow(admin, database + BUILDING_SUFFIX);
+  const hash = parseTemplateComment(final?.comment);
+  return {
+    exists: final !== undefined,
+    ...(hash ? { hash } : {}),
+    isTemplate: final?.isTemplate ?? false,
+    allowConnections: final?.allowConnections ?? false,
+    building: building !== undefined,
+  };
+}
+
+/** Whether the template exists, the source hash it was built from, and whether a build was interrupted. */
+export async function templateStatus(adminDsn: string, database: string): Promise<TemplateStatus> {
+  checkDatabaseName(database, "template database");
+  return withClient(adminDsn, (admin) => statusWith(admin, database));
+}
+
+/** Drops a database even if it is marked as a template (no error when missing). */
+async function dropDatabase(admin: Client, database: string): Promise<void> {
+  const row = await dbRow(admin, database);
+  if (!row) return;
+  if (row.isTemplate) await admin.query(`ALTER DATABASE ${quoteIdent(database)} IS_TEMPLATE false`);
+  await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(database)} WITH (FORCE)`);
+}
+
+async function withTemplateLock<T>(admin: Client, database: string, fn: () => Promise<T>): Promise<T> {
+  await admin.query("SELECT pg_advisory_lock($1, hashtext($2))", [TEMPLATE_LOCK_CLASS, database]);
+  try {
+    return await fn();
+  } finally {
+    await admin
+      .query("SELECT pg_advisory_unlock($1, hashtext($2))", [TEMPLATE_LOCK_CLASS, database])
+      .catch(() => undefined);
+  }
+}
+
+function isArchive(file: string): boolean {
+  const stat = fsSync.statSync(file);
+  if (stat.isDirectory()) return fsSync.existsSync(path.join(file, "toc.dat"));
+  const fd = fsSync.openSync(file, "r");
+  try {
+    const head = Buffer.alloc(5);
+    fsSync.readSync(fd, head, 0, 5, 0);
+    return head.toString("latin1") === "PGDMP";
+  } finally {
+    fsSync.closeSync(fd);
+  }
+}
+
+async function writeBuildLog(spec: TemplateSpec, text: string): Promise<string> {
+  const dir = path.join(path.resolve(spec.stateDir), "templates");
+  await fs.mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${spec.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.build.log`);
+  await fs.writeFile(file, text);
+  return file;
+}
+
+async function loadSource(adminDsn: string, spec: TemplateSpec, target: string, log: Log): Promise<void> {
+  const env = { ...process.env, ...dsnToPgEnv(dsnWithDatabase(adminDsn, target)) };
+  let file: string;
+  let args: string[];
+  let cwd: string | undefined;
+  if (spec.fromDump) {
+    const dump = path.resolve(spec.fromDump);
+    if (isArchive(dump)) {
+      file = "pg_restore";
+      args = ["--no-owner", "--no-acl", "--exit-on-error", "--jobs=4", "--dbname", target, dump];
+    } else {
+      file = "psql";
+      args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", target, "-f", dump];
+    }
+    log(`template ${spec.name}: loading ${dump} into ${target}`);
+  } else {
+    const command = (spec.fromCommand as string).replace(/\{db\}/g, target);
+    file = "/bin/sh";
+    args = ["-c", command];
+    cwd = path.resolve(spec.stateDir);
+    await fs.mkdir(cwd, { recursive: true });
+    log(`template ${spec.name}: running ${command}`);
+  }
+  const started = Date.now();
+  const result = await runCommand(file, args, { env, cwd });
+  const logFile = await writeBuildLog(
+    spec,
+    `$ ${file} ${args.join(" ")}\n# exit ${result.code} after ${Date.now() - started} ms\n${result.stdout}${result.stderr}`,
+  );
+  if (result.code !== 0) {
+    const err = new CommandError(`${file} ${args.join(" ")}`, result);
+    err.message = `template ${spec.name}: building ${target} failed (full output in ${logFile})\n${err.message}`;
+    throw err;
+  }
+  log(`template ${spec.name}: loaded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+}
+
+/**
+ * Makes sure the template database exists, is complete and was built from the current source.
+ * Builds (or rebuilds, when the source hash changed) under `<database>__building`, then swaps it
+ * in. Serialized per template with an advisory lock; safe to rerun after a crash at any point.
+ */
+export async function ensureTemplate(
+  adminDsn: string,
+  spec: TemplateSpec,
+  log: Log = noLog,
+): Promise<EnsureTemplateResult> {
+  checkDatabaseName(spec.database, "template database");
+  checkSource(spec);
+  const hash = templateSourceHash(spec);
+  const building = spec.database + BUILDING_SUFFIX;
+  const comment = templateComment(spec.name, hash);
+  const db = quoteIdent(spec.database);
+  return withClient(adminDsn, (admin) =>
+    withTemplateLock(admin, spec.database, async () => {
+      const final = await dbRow(admin, spec.database);
+      let rebuilt = false;
+      if (!final || parseTemplateComment(final.comment) !== hash) {
+        const scratch = await dbRow(admin, building);
+        if (scratch && parseTemplateComment(scratch.comment) === hash) {
+          log(`template ${spec.name}: finishing an interrupted build (${building} is complete)`);
+        } else {
+          if (scratch) log(`template ${spec.name}: dropping incomplete ${building}`);
+          await dropDatabase(admin, building);
+          await admin.query(
+            `CREATE DATABASE ${quoteIdent(building)} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'`,
+          );
+          await loadSource(adminDsn, spec, building, log);
+          // Marks the scratch copy complete: from here on a crash only needs the swap redone.
+          await admin.query(`COMMENT ON DATABASE ${quoteIdent(building)} IS ${quoteLiteral(comment)}`);
+        }
+        if (final)
+          log(`template ${spec.name}: replacing ${spec.database} (source changed or not built by us)`);
+        await dropDatabase(admin, spec.database);
+        await admin.query(TERMINATE_DATABASE_SESSIONS_SQL, [building]);
+        await admin.query(`ALTER DATABASE ${quoteIdent(building)} RENAME TO ${db}`);
+        rebuilt = true;
+      }
+      await admin.query(`ALTER DATABASE ${db} IS_TEMPLATE true ALLOW_CONNECTIONS false`);
+      await admin.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
+      await admin.query(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(comment)}`);
+      await admin.query(TERMINATE_DATABASE_SESSIONS_SQL, [spec.database]);
+      return { database: spec.database, hash, rebuilt };
+    }),
+  );
+}
+
+/**
+ * Drops the template (and any interrupted build). With `onlyIfHash`, the template is kept unless
+ * it was built from that source: a replacement created before the old resource is deleted (same
+ * database name, new hash) must survive the old one's delete.
+ */
+export async function dropTemplate(
+  adminDsn: string,
+  database: string,
+  opts: { onlyIfHash?: string } = {},
+): Promise<void> {
+  checkDatabaseName(database, "template database");
+  await withClient(adminDsn, (admin) =>
+    withTemplateLock(admin, database, async () => {
+      const final = await dbRow(admin, database);
+      const liveHash = parseTemplateComment(final?.comment);
+      if (final && !(opts.onlyIfHash && liveHash && liveHash !== opts.onlyIfHash)) {
+        await dropDatabase(admin, database);
+      }
+      await dropDatabase(admin, database + BUILDING_SUFFIX);
+    }),
+  );
+}
+
+/** Pure diff plan for the TenantTemplate dynamic provider: a new database or source hash replaces it. */
+export function diffTemplate(
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+): { changes: boolean; replaces: string[] } {
+  const replaces = ["database", "dumpHash"].filter((k) => olds[k] !== news[k]);
+  const updates = ["name", "fromDump", "fromCommand", "adminDsn", "stateDir"].filter(
+    (k) => olds[k] !== news[k],
+  );
+  return { changes: replaces.length + updates.length > 0, replaces };
+}
