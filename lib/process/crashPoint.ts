@@ -20,13 +20,10 @@ function stat(pid: string): { comm: string; session: number } | undefined {
   }
 }
 
-export function crashPoint(point: string): void {
-  if (!process.env.LOOMWORKS_CRASH_AT || process.env.LOOMWORKS_CRASH_AT !== point) return;
-  hits += 1;
-  if (hits < Number(process.env.LOOMWORKS_CRASH_AFTER ?? "1")) return;
-  const own = stat(String(process.pid));
-  if (!own || stat(String(own.session))?.comm !== "pulumi") return;
-  const members = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && stat(p)?.session === own.session);
+/** SIGKILLs every process of a session led by the `pulumi` CLI (this process last, if it is one). */
+export function killPulumiSession(session: number): boolean {
+  if (stat(String(session))?.comm !== "pulumi") return false;
+  const members = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && stat(p)?.session === session);
   for (const pid of members.map(Number).filter((p) => p !== process.pid)) {
     try {
       process.kill(pid, "SIGKILL");
@@ -34,5 +31,14 @@ export function crashPoint(point: string): void {
       // already gone
     }
   }
-  process.kill(process.pid, "SIGKILL");
+  if (members.includes(String(process.pid))) process.kill(process.pid, "SIGKILL");
+  return true;
+}
+
+export function crashPoint(point: string): void {
+  if (!process.env.LOOMWORKS_CRASH_AT || process.env.LOOMWORKS_CRASH_AT !== point) return;
+  hits += 1;
+  if (hits < Number(process.env.LOOMWORKS_CRASH_AFTER ?? "1")) return;
+  const own = stat(String(process.pid));
+  if (own) killPulumiSession(own.session);
 }

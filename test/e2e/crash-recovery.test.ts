@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { killPulumiSession } from "../../lib/process/crashPoint";
 import { LocalTestStack, type TenantEntry } from "./local-stack";
 
 async function query<T = Record<string, unknown>>(dsn: string, sql: string): Promise<T[]> {
@@ -100,16 +101,27 @@ describe("crash recovery of tenant creation", () => {
     },
   );
 
-  it("a kill at an arbitrary moment while several tenants are created converges too", async () => {
-    for (const name of ["multi-a", "multi-b", "multi-c"])
+  it("a kill at a random moment while several tenants are created in parallel converges too", async () => {
+    for (const name of ["multi-a", "multi-b", "multi-c", "multi-d"]) {
       tenants[name] = { tier: "basic", adminEmail: `x@${name}.example` };
+    }
     await s.configure(tenants);
-    const run = s.cli(["up", "--yes", "--skip-preview"], {
-      LOOMWORKS_CRASH_AT: "tenant:ownership",
-      LOOMWORKS_CRASH_AFTER: "2",
+    let stepsBeforeKill = 0;
+    const killed = await s.cli(["up", "--yes", "--skip-preview"], {}, (pid) => {
+      // Wait until tenant creation is under way, then kill at a random moment within the next second.
+      const poll = setInterval(async () => {
+        const [row] = await query<{ n: number }>(
+          registry(adminDsn),
+          "select count(*)::int as n from tenant_steps where subdomain like 'multi-%'",
+        ).catch(() => [{ n: 0 }]);
+        if (row.n === 0) return;
+        clearInterval(poll);
+        stepsBeforeKill = row.n;
+        setTimeout(() => killPulumiSession(pid), Math.floor(Math.random() * 1000));
+      }, 50);
     });
-    const killed = await run;
     expect(killed.signal).toBe("SIGKILL");
+    expect(stepsBeforeKill).toBeGreaterThan(0);
     await s.up();
     await expectConverged();
   });

@@ -90,6 +90,7 @@ export class LocalTestStack {
   cli(
     args: string[],
     extraEnv: Record<string, string> = {},
+    onStart?: (pid: number) => void,
   ): Promise<{ code: number | null; signal: string | null; output: string }> {
     return new Promise((resolve, reject) => {
       const child = spawn(
@@ -106,6 +107,7 @@ export class LocalTestStack {
       child.stdout.on("data", (d: Buffer) => (output += d.toString()));
       child.stderr.on("data", (d: Buffer) => (output += d.toString()));
       child.on("error", reject);
+      if (child.pid !== undefined) onStart?.(child.pid);
       child.on("close", (code, signal) => resolve({ code, signal, output }));
     });
   }

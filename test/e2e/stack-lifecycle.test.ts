@@ -134,6 +134,33 @@ describe("a local stack through the Automation API", () => {
     expect(await query(charlie.dsn, "select current_database() as db")).toEqual([{ db: "charlie" }]);
   });
 
+  it("removing an archived tenant is refused within its retention unless forceDestroy", async () => {
+    const base = {
+      alpha: { tier: "pro", adminEmail: "owner@alpha.example" },
+      bravo: { tier: "basic", adminEmail: "owner@bravo.example", limits: { maxUsers: 3 } },
+    };
+    const charlie = { tier: "enterprise", adminEmail: "ops@charlie.example", state: "archived" };
+    await s.configure({ ...base, charlie });
+    await s.up();
+    const [row] = await query(
+      adminDsn.replace(/\/[^/?]*(\?|$)/, "/loomworks_mgmt$1"),
+      "select state, retention_until > now() + interval '29 days' as retained from tenants where subdomain = 'charlie'",
+    );
+    expect(row).toEqual({ state: "archived", retained: true });
+
+    await s.configure(base);
+    await expect(s.up()).rejects.toThrow(/tenant "charlie" is archived and retained until/);
+    expect(await query(adminDsn, "select datname from pg_database where datname = 'charlie'")).toHaveLength(
+      1,
+    );
+
+    await s.configure({ ...base, charlie: { ...charlie, forceDestroy: true } });
+    await s.up();
+    await s.configure(base);
+    await s.up();
+    expect(await query(adminDsn, "select datname from pg_database where datname = 'charlie'")).toEqual([]);
+  });
+
   it("destroy removes the tenants, the cluster and its files", async () => {
     const result = await s.stack.destroy({ color: "never" });
     expect(result.summary.result).toBe("succeeded");
