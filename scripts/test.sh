@@ -7,6 +7,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=env.sh
 source "$repo/scripts/env.sh"
 cd "$repo"
+npx tsc -p tsconfig.test.json
 npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --list-different .; exit 1; }
 npx vitest run --project unit --project integration --project e2e "$@"

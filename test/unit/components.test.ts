@@ -1,0 +1,284 @@
+/**
+ * Unit tests of the program's wiring under Pulumi mocks (test/unit/pulumi-mocks.ts): which
+ * resources LoomworksPlatform declares, with which inputs, under which parents, and which
+ * outputs are secret. The providers themselves are exercised by the integration and e2e suites.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  DYNAMIC,
+  installMocks,
+  isSecretInput,
+  plain,
+  promiseOf,
+  registered,
+  resourceTree,
+  type Registration,
+} from "./pulumi-mocks";
+
+// The mocks must be in place before any resource is constructed (the imports below declare none).
+const registrations = installMocks();
+
+import { LoomworksPlatform, templateDatabaseName } from "../../components/LoomworksPlatform";
+import { tenantNames } from "../../components/Tenant";
+import { parseStackConfig } from "../../infra/config/load";
+import type { StackConfig } from "../../infra/config/schema";
+
+const projectDir = path.resolve(__dirname, "../..");
+const dumpPath = path.join(projectDir, "test/fixtures/odoo-shaped/template.sql");
+const stateDir = path.join(projectDir, "var/lw-state");
+
+const config = parseStackConfig({
+  platform: {
+    domain: "loom.test",
+    stateDir: "var/lw-state",
+    postgresPort: 25432,
+    routerPort: 9090,
+    archiveTimeoutSeconds: 30,
+    backups: { retentionFull: 3, encryptionPassphrase: "correct horse battery" },
+    templates: { default: { fromDump: "test/fixtures/odoo-shaped/template.sql" } },
+  },
+  tiers: { basic: { maxSnapshots: 7 } },
+  tenants: {
+    globex: { tier: "basic", adminEmail: "it@globex.example", state: "suspended", retentionDays: 45 },
+    acme: { tier: "pro", adminEmail: "boss@acme.example", limits: { maxUsers: 25 }, forceDestroy: true },
+  },
+});
+
+const ACME_LIMITS = { maxUsers: 25, maxStorageGb: 50, maxAiOperationsDaily: 1000, maxSnapshots: 100 };
+const GLOBEX_LIMITS = { maxUsers: 10, maxStorageGb: 5, maxAiOperationsDaily: 100, maxSnapshots: 7 };
+
+/** Constructs a platform and waits until every resource it declares is registered. */
+async function build(name: string, stackConfig: StackConfig): Promise<[LoomworksPlatform, Registration[]]> {
+  const first = registrations.length;
+  const platform = new LoomworksPlatform(name, { config: stackConfig, projectDir });
+  await registered(platform);
+  return [platform, registrations.slice(first)];
+}
+
+function only(regs: Registration[], type: string, name: string): Registration {
+  const found = regs.filter((r) => r.type === type && r.name === name);
+  expect(found, `${type}::${name}`).toHaveLength(1);
+  return found[0];
+}
+
+describe("LoomworksPlatform (local target, two tenants)", () => {
+  let platform: LoomworksPlatform;
+  let regs: Registration[];
+  beforeAll(async () => {
+    [platform, regs] = await build("loomworks", config);
+  });
+
+  it("registers exactly the expected resources", () => {
+    expect(regs.map((r) => `${r.type}::${r.name}`).sort()).toEqual(
+      [
+        "loomworks:platform:LoomworksPlatform::loomworks",
+        "loomworks:local:PostgresCluster::postgres",
+        `${DYNAMIC}RandomSecret::postgres-superuser-password`,
+        `${DYNAMIC}LocalPostgres::postgres-server`,
+        `${DYNAMIC}TenantTemplate::template-default`,
+        "loomworks:tenant:Tenant::acme",
+        `${DYNAMIC}RandomSecret::acme-role-password`,
+        `${DYNAMIC}RandomSecret::acme-admin-password`,
+        `${DYNAMIC}TenantDatabase::acme`,
+        "loomworks:tenant:Tenant::globex",
+        `${DYNAMIC}RandomSecret::globex-role-password`,
+        `${DYNAMIC}RandomSecret::globex-admin-password`,
+        `${DYNAMIC}TenantDatabase::globex`,
+      ].sort(),
+    );
+    expect(regs.filter((r) => r.custom).map((r) => r.type)).not.toContain("loomworks:tenant:Tenant");
+  });
+
+  it("nests every resource under its component", () => {
+    const tenant = (sub: string) => ({
+      [`${DYNAMIC}RandomSecret::${sub}-role-password`]: {},
+      [`${DYNAMIC}RandomSecret::${sub}-admin-password`]: {},
+      [`${DYNAMIC}TenantDatabase::${sub}`]: {},
+    });
+    expect(resourceTree(platform)).toEqual({
+      "loomworks:local:PostgresCluster::postgres": {
+        [`${DYNAMIC}RandomSecret::postgres-superuser-password`]: {},
+        [`${DYNAMIC}LocalPostgres::postgres-server`]: {},
+      },
+      [`${DYNAMIC}TenantTemplate::template-default`]: {},
+      "loomworks:tenant:Tenant::acme": tenant("acme"),
+      "loomworks:tenant:Tenant::globex": tenant("globex"),
+    });
+  });
+
+  it("sizes the random secrets", () => {
+    const length = (name: string) => only(regs, `${DYNAMIC}RandomSecret`, name).inputs;
+    expect(length("postgres-superuser-password")).toEqual({ length: 32, keepers: {} });
+    expect(length("acme-role-password")).toEqual({ length: 32, keepers: {} });
+    expect(length("acme-admin-password")).toEqual({ length: 20, keepers: {} });
+  });
+
+  it("gives LocalPostgres the resolved state directory and backup settings, the passphrase as a secret", () => {
+    const { inputs } = only(regs, `${DYNAMIC}LocalPostgres`, "postgres-server");
+    expect(plain(inputs)).toEqual({
+      stateDir,
+      port: 25432,
+      archiveTimeoutSeconds: 30,
+      retentionFull: 3,
+      stanza: "loomworks",
+      superuserPassword: "pw-postgres-superuser-password",
+      encryptionPassphrase: "correct horse battery",
+    });
+    expect(isSecretInput(inputs.encryptionPassphrase)).toBe(true);
+  });
+
+  it("builds the template from the resolved dump, keyed by the dump's sha256", () => {
+    const { inputs } = only(regs, `${DYNAMIC}TenantTemplate`, "template-default");
+    const sha256 = crypto.createHash("sha256").update(fs.readFileSync(dumpPath)).digest("hex");
+    expect(plain(inputs)).toEqual({
+      adminDsn: "postgres://postgres:pw-postgres-superuser-password@127.0.0.1:25432/postgres",
+      name: "default",
+      database: "loomworks_template_default",
+      fromDump: dumpPath,
+      stateDir,
+      dumpHash: sha256,
+    });
+    expect(isSecretInput(inputs.adminDsn)).toBe(true);
+  });
+
+  it.each([
+    ["acme", "pro", "active", ACME_LIMITS, 30, true],
+    ["globex", "basic", "suspended", GLOBEX_LIMITS, 45, false],
+  ])(
+    "declares TenantDatabase %s from the tenant's config",
+    (sub, tier, state, limits, retentionDays, forceDestroy) => {
+      const { inputs } = only(regs, `${DYNAMIC}TenantDatabase`, sub);
+      expect(plain(inputs)).toEqual({
+        adminDsn: "postgres://postgres:pw-postgres-superuser-password@127.0.0.1:25432/postgres",
+        host: "127.0.0.1",
+        port: 25432,
+        subdomain: sub,
+        database: sub,
+        roleName: sub,
+        rolePassword: `pw-${sub}-role-password`,
+        adminEmail: sub === "acme" ? "boss@acme.example" : "it@globex.example",
+        adminPassword: `pw-${sub}-admin-password`,
+        template: "loomworks_template_default",
+        tier,
+        state,
+        limits,
+        filestoreRoot: path.join(stateDir, "filestore"),
+        retentionDays,
+        forceDestroy,
+      });
+      expect(isSecretInput(inputs.adminDsn)).toBe(true);
+    },
+  );
+
+  it("summarises each tenant; only the dsn is secret", async () => {
+    expect(Object.keys(platform.tenants).sort()).toEqual(["acme", "globex"]);
+    const acme = platform.tenants.acme;
+    expect({ ...acme, state: undefined, dsn: undefined }).toEqual({
+      database: "acme",
+      state: undefined,
+      tier: "pro",
+      url: "http://acme.loom.test:9090/",
+      roleName: "acme",
+      dsn: undefined,
+      limits: ACME_LIMITS,
+    });
+    expect(await promiseOf(acme.state)).toBe("active");
+    expect(await pulumi.isSecret(acme.state)).toBe(false);
+    expect(await promiseOf(acme.dsn)).toBe("postgres://acme:pw-acme-role-password@127.0.0.1:25432/acme");
+    expect(await pulumi.isSecret(acme.dsn)).toBe(true);
+
+    const globex = platform.tenants.globex;
+    expect([globex.url, globex.tier, globex.roleName, globex.limits]).toEqual([
+      "http://globex.loom.test:9090/",
+      "basic",
+      "globex",
+      GLOBEX_LIMITS,
+    ]);
+    expect(await promiseOf(globex.state)).toBe("suspended");
+    expect(await pulumi.isSecret(globex.dsn)).toBe(true);
+  });
+
+  it("exports the ERP admins' passwords as secrets", async () => {
+    expect(Object.keys(platform.adminPasswords).sort()).toEqual(["acme", "globex"]);
+    for (const sub of ["acme", "globex"]) {
+      expect(await promiseOf(platform.adminPasswords[sub])).toBe(`pw-${sub}-admin-password`);
+      expect(await pulumi.isSecret(platform.adminPasswords[sub])).toBe(true);
+    }
+  });
+
+  it("exports the cluster's endpoint; only adminDsn is secret", async () => {
+    const { host, port, adminDsn } = platform.postgres;
+    expect(await promiseOf(host)).toBe("127.0.0.1");
+    expect(await promiseOf(port)).toBe(25432);
+    expect(await promiseOf(adminDsn)).toBe(
+      "postgres://postgres:pw-postgres-superuser-password@127.0.0.1:25432/postgres",
+    );
+    expect([
+      await pulumi.isSecret(host),
+      await pulumi.isSecret(port),
+      await pulumi.isSecret(adminDsn),
+    ]).toEqual([false, false, true]);
+  });
+});
+
+describe("LoomworksPlatform: other configurations", () => {
+  it("keeps an absolute stateDir, omits an unset passphrase, hashes a fromCommand template", async () => {
+    const command = "odoo -d {db} -i base --stop-after-init";
+    const [platform, regs] = await build(
+      "plain",
+      parseStackConfig({
+        platform: { stateDir: "/srv/lw-state", templates: { "pro-eu": { fromCommand: command } } },
+      }),
+    );
+    const server = only(regs, `${DYNAMIC}LocalPostgres`, "postgres-server").inputs;
+    expect(server.stateDir).toBe("/srv/lw-state");
+    expect(server.port).toBe(15432);
+    expect("encryptionPassphrase" in server).toBe(false);
+    const template = plain(only(regs, `${DYNAMIC}TenantTemplate`, "template-pro-eu").inputs);
+    expect(template).toMatchObject({
+      database: "loomworks_template_pro_eu",
+      fromCommand: command,
+      dumpHash: crypto.createHash("sha256").update(command).digest("hex"),
+    });
+    expect(template).not.toHaveProperty("fromDump");
+    expect(regs.filter((r) => r.type === `${DYNAMIC}TenantDatabase`)).toEqual([]);
+    expect(platform.tenants).toEqual({});
+  });
+
+  it.each(["kubernetes", "docker"])("refuses the %s target with a RunError naming the key", (target) => {
+    const k8s = parseStackConfig({ platform: { target } });
+    let error: unknown;
+    try {
+      new LoomworksPlatform(`on-${target}`, { config: k8s, projectDir });
+    } catch (e) {
+      error = e;
+    }
+    expect(pulumi.RunError.isInstance(error)).toBe(true);
+    expect((error as Error).message).toBe(
+      `platform: key "target": the ${target} target is not available in this release; use "local"`,
+    );
+  });
+
+  it("refuses a tenant naming an undeclared template (programmatic callers)", () => {
+    const broken: StackConfig = { ...config, tenants: [{ ...config.tenants[0], template: "missing" }] };
+    expect(() => new LoomworksPlatform("broken", { config: broken, projectDir })).toThrow(
+      /tenant "acme": key "template": names no declared template \("missing"\)/,
+    );
+  });
+});
+
+describe("naming helpers", () => {
+  it("templateDatabaseName prefixes and sanitises the template name", () => {
+    expect(templateDatabaseName("default")).toBe("loomworks_template_default");
+    expect(templateDatabaseName("Pro-EU.v2")).toBe("loomworks_template_pro_eu_v2");
+  });
+
+  it("tenantNames uses the subdomain for both the database and the role", () => {
+    expect(tenantNames("acme")).toEqual({ database: "acme", roleName: "acme" });
+    expect(tenantNames("shop-42")).toEqual({ database: "shop-42", roleName: "shop-42" });
+  });
+});
