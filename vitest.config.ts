@@ -18,6 +18,7 @@ export default defineConfig({
         test: {
           name: "e2e",
           include: ["test/e2e/**/*.test.ts"],
+          globalSetup: ["test/e2e/global-setup.ts"],
           testTimeout: 900_000,
           hookTimeout: 900_000,
           fileParallelism: false,

@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../infra/config/schema";
 import { TenantTemplate } from "../dynamic-providers/tenantTemplate";
 import { LocalPostgresCluster } from "./local/PostgresCluster";
-import { Tenant, type TenantSummary } from "./Tenant";
+import { Tenant, type SnapshotSummary, type TenantSummary } from "./Tenant";
 
 export interface LoomworksPlatformArgs {
   config: StackConfig;
@@ -36,6 +36,8 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
   };
   readonly tenants: Record<string, TenantSummary> = {};
   readonly adminPasswords: Record<string, pulumi.Output<string>> = {};
+  /** `"<subdomain>/<name>"` → the declared snapshot. */
+  readonly snapshots: Record<string, pulumi.Output<SnapshotSummary>> = {};
 
   constructor(name: string, args: LoomworksPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:platform:LoomworksPlatform", name, {}, opts);
@@ -53,6 +55,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         port: platform.postgresPort,
         archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
         retentionFull: platform.backups.retentionFull,
+        schedule: platform.backups.schedule,
         encryptionPassphrase:
           platform.backups.encryptionPassphrase === undefined
             ? undefined
@@ -99,12 +102,18 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
           port: cluster.port,
           templateDatabase: template.database,
           filestoreRoot: path.join(stateDir, "filestore"),
+          snapshotRoot: path.join(stateDir, "snapshots"),
+          pgbackrestConfig: cluster.pgbackrestConfig,
+          stanza: cluster.stanza,
           url: `http://${tenant.subdomain}.${platform.domain}:${platform.routerPort}/`,
         },
         { parent: this, dependsOn: [template] },
       );
       this.tenants[tenant.subdomain] = t.summary;
       this.adminPasswords[tenant.subdomain] = pulumi.secret(t.adminPassword);
+      for (const [snapshotName, summary] of Object.entries(t.snapshots)) {
+        this.snapshots[`${tenant.subdomain}/${snapshotName}`] = summary;
+      }
     }
 
     this.postgres = { host: cluster.host, port: cluster.port, adminDsn: pulumi.secret(cluster.adminDsn) };

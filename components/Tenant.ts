@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Limits, TenantConfig } from "../infra/config/schema";
 import { RandomSecret } from "../dynamic-providers/randomSecret";
+import { Snapshot } from "../dynamic-providers/snapshot";
 import { TenantDatabase } from "../dynamic-providers/tenantDatabase";
 
 export interface TenantArgs {
@@ -11,7 +12,23 @@ export interface TenantArgs {
   /** Name of the template database the tenant is copied from. */
   templateDatabase: pulumi.Input<string>;
   filestoreRoot: string;
+  /** Where snapshots keep their hard-link copies of the filestore (same filesystem as filestoreRoot). */
+  snapshotRoot: string;
+  /** pgBackRest configuration file and stanza of the cluster (backup-set lookup for snapshots). */
+  pgbackrestConfig: string;
+  stanza: string;
   url: string;
+}
+
+/** An entry of the `snapshots` stack output (CONFIG.md). */
+export interface SnapshotSummary {
+  id: string;
+  lsn: string;
+  walFile: string;
+  createdAt: string;
+  sizeBytes: number;
+  backup: string | null;
+  state: string;
 }
 
 /** A tenant's entry in the `tenants` stack output; only `dsn` is secret. */
@@ -34,6 +51,8 @@ export function tenantNames(subdomain: string): { database: string; roleName: st
 export class Tenant extends pulumi.ComponentResource {
   readonly summary: TenantSummary;
   readonly adminPassword: pulumi.Output<string>;
+  /** Declared snapshots by name. */
+  readonly snapshots: Record<string, pulumi.Output<SnapshotSummary>> = {};
 
   constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:tenant:Tenant", name, {}, opts);
@@ -64,6 +83,24 @@ export class Tenant extends pulumi.ComponentResource {
       },
       { parent: this, customTimeouts: { create: "10m", update: "10m", delete: "10m" } },
     );
+
+    for (const snapshotName of Object.keys(cfg.snapshots)) {
+      const snapshot = new Snapshot(
+        `${name}-snapshot-${snapshotName}`,
+        {
+          adminDsn: args.adminDsn,
+          subdomain: cfg.subdomain,
+          database,
+          name: snapshotName,
+          filestoreRoot: args.filestoreRoot,
+          snapshotRoot: args.snapshotRoot,
+          pgbackrestConfig: args.pgbackrestConfig,
+          pgbackrestStanza: args.stanza,
+        },
+        { parent: this, dependsOn: [db] },
+      );
+      this.snapshots[snapshotName] = snapshot.summary();
+    }
 
     this.adminPassword = adminPassword.result;
     this.summary = {

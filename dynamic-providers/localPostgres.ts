@@ -4,7 +4,9 @@ import type { LocalClusterSpec } from "../lib/pg/cluster";
 
 /**
  * The local target's PostgreSQL 15 cluster with its pgBackRest repository (lib/pg/cluster.ts does
- * the work). Changing `stateDir` replaces the cluster (the old one is deleted first, data and
+ * the work; the repository's backups are then recorded in the registry, lib/backup/backups.ts).
+ * A missing data directory with backups in the repository is restored from it, not re-created
+ * (lib/pg/disaster.ts). Changing `stateDir` replaces the cluster (the old one is deleted first, data and
  * backups included); every other input, `port` too (a restart), is updated in place. `refresh`
  * notices a stopped server (`running: false`, started again by the next `up`) and a removed data
  * directory (the resource disappears from the state).
@@ -18,9 +20,11 @@ export interface LocalPostgresArgs {
   stanza: pulumi.Input<string>;
   retentionFull: pulumi.Input<number>;
   encryptionPassphrase?: pulumi.Input<string | undefined>;
+  /** Digest of the project's configuration templates: a change re-renders them (update in place). */
+  configHash?: pulumi.Input<string>;
 }
 
-export type LocalPostgresInputs = LocalClusterSpec;
+export type LocalPostgresInputs = LocalClusterSpec & { configHash?: string };
 
 export interface LocalPostgresOutputs extends LocalPostgresInputs {
   host: string;
@@ -30,20 +34,24 @@ export interface LocalPostgresOutputs extends LocalPostgresInputs {
   repoPath: string;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/pg/cluster.js. Only this string is captured. */
+/** Compiled program: bin/dynamic-providers -> bin/lib/pg/cluster.js. Only these strings are captured. */
 const CLUSTER_MODULE = path.join(__dirname, "..", "lib", "pg", "cluster");
+/** ensureCluster + recording the repository's backups in the registry (lib/backup/backups.ts). */
+const BACKUPS_MODULE = path.join(__dirname, "..", "lib", "backup", "backups");
 
 const localPostgresProvider: pulumi.dynamic.ResourceProvider<LocalPostgresInputs, LocalPostgresOutputs> = {
   async create(inputs) {
     const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
+    const backups: typeof import("../lib/backup/backups") = require(BACKUPS_MODULE);
     const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
     const spec = cluster.localClusterSpec(inputs);
-    await cluster.ensureCluster(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
+    await backups.ensureClusterWithBackups(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
     const { paths } = cluster.localClusterLayout(spec);
     return {
       id: `local-postgres:${paths.stateDir}`,
       outs: {
         ...spec,
+        configHash: inputs.configHash,
         host: cluster.LOCAL_HOST,
         adminDsn: cluster.localAdminDsn(spec),
         running: true,
@@ -70,7 +78,14 @@ const localPostgresProvider: pulumi.dynamic.ResourceProvider<LocalPostgresInputs
     const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
     const replaces =
       cluster.resolveStateDir(olds.stateDir) !== cluster.resolveStateDir(news.stateDir) ? ["stateDir"] : [];
-    const keys = ["port", "archiveTimeoutSeconds", "superuserPassword", "stanza", "retentionFull"] as const;
+    const keys = [
+      "port",
+      "archiveTimeoutSeconds",
+      "superuserPassword",
+      "stanza",
+      "retentionFull",
+      "configHash",
+    ] as const;
     const inPlace: string[] = keys.filter((key) => olds[key] !== news[key]);
     if ((olds.encryptionPassphrase ?? "") !== (news.encryptionPassphrase ?? ""))
       inPlace.push("encryptionPassphrase");
@@ -84,13 +99,15 @@ const localPostgresProvider: pulumi.dynamic.ResourceProvider<LocalPostgresInputs
 
   async update(_id, _olds, news) {
     const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
+    const backups: typeof import("../lib/backup/backups") = require(BACKUPS_MODULE);
     const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
     const spec = cluster.localClusterSpec(news);
-    await cluster.ensureCluster(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
+    await backups.ensureClusterWithBackups(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
     const { paths } = cluster.localClusterLayout(spec);
     return {
       outs: {
         ...spec,
+        configHash: news.configHash,
         host: cluster.LOCAL_HOST,
         adminDsn: cluster.localAdminDsn(spec),
         running: true,

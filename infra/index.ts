@@ -19,3 +19,4 @@ const platform = new LoomworksPlatform("loomworks", { config: readConfig(), proj
 export const postgres = platform.postgres;
 export const tenants = platform.tenants;
 export const adminPasswords = platform.adminPasswords;
+export const snapshots = platform.snapshots;

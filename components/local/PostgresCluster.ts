@@ -1,6 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
 import { LocalPostgres } from "../../dynamic-providers/localPostgres";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
+import { LocalScheduler } from "../../dynamic-providers/localScheduler";
+import { effectiveSchedule, type BackupSchedule } from "../../lib/backup/schedule-defaults";
+import { clusterPaths } from "../../lib/pg/paths";
+import { templatesHash } from "../../lib/templates/render";
 
 export interface LocalPostgresClusterArgs {
   stateDir: string;
@@ -8,6 +12,8 @@ export interface LocalPostgresClusterArgs {
   archiveTimeoutSeconds: number;
   retentionFull: number;
   encryptionPassphrase?: pulumi.Input<string>;
+  /** Overrides of the scheduled jobs' cron expressions (UTC). */
+  schedule?: Partial<BackupSchedule>;
 }
 
 /** The local target's PostgreSQL 15 cluster with its pgBackRest repository, under the state directory. */
@@ -16,6 +22,8 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
   readonly port: pulumi.Output<number>;
   readonly adminDsn: pulumi.Output<string>;
   readonly stateDir: string;
+  readonly pgbackrestConfig: string;
+  readonly stanza = "loomworks";
 
   constructor(name: string, args: LocalPostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:local:PostgresCluster", name, {}, opts);
@@ -31,13 +39,28 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
         port: args.port,
         archiveTimeoutSeconds: args.archiveTimeoutSeconds,
         superuserPassword: superuserPassword.result,
-        stanza: "loomworks",
+        stanza: this.stanza,
         retentionFull: args.retentionFull,
         encryptionPassphrase: args.encryptionPassphrase,
+        configHash: templatesHash(),
       },
       { parent: this, customTimeouts: { create: "20m", update: "20m", delete: "10m" } },
     );
+    // Backups, expiry, verification and auto snapshots on a schedule (a daemon under the state dir).
+    new LocalScheduler(
+      `${name}-scheduler`,
+      {
+        stateDir: args.stateDir,
+        port: server.port,
+        stanza: this.stanza,
+        archiveTimeoutSeconds: args.archiveTimeoutSeconds,
+        retentionFull: args.retentionFull,
+        schedule: effectiveSchedule(args.schedule),
+      },
+      { parent: this, dependsOn: [server] },
+    );
     this.stateDir = args.stateDir;
+    this.pgbackrestConfig = clusterPaths(args.stateDir).pgbackrestConf;
     this.host = server.host;
     this.port = server.port;
     this.adminDsn = pulumi.secret(server.adminDsn);

@@ -16,6 +16,7 @@
  *   problem instead of only once the rest is valid.
  */
 import { z } from "zod";
+import { cronProblem } from "../../lib/backup/cron";
 import { checkSubdomain } from "./subdomain";
 
 export const TARGETS = ["local", "kubernetes", "docker"] as const;
@@ -37,6 +38,13 @@ export interface Limits {
 }
 
 export type TemplateSource = { fromDump: string } | { fromCommand: string };
+/** `platform.backups.schedule`: when the scheduled jobs run (5-field cron, UTC). */
+export interface BackupScheduleConfig {
+  full: string;
+  diff: string;
+  verify: string;
+  autoSnapshots: string;
+}
 export type RestoreTarget = { snapshot: string } | { time: string } | { lsn: string };
 
 export interface PlatformConfig {
@@ -58,6 +66,8 @@ export interface PlatformConfig {
      * input or output. It is stored encrypted in the stack file (see `loadStackConfig`).
      */
     encryptionPassphrase?: string;
+    /** Cron expressions (UTC) overriding DEFAULT_BACKUP_SCHEDULE (lib/backup/schedule-defaults.ts). */
+    schedule?: Partial<BackupScheduleConfig>;
   };
   templates: Record<string, TemplateSource>;
 }
@@ -122,6 +132,7 @@ export const RULES = {
   time: 'must be an ISO-8601 timestamp with a timezone, e.g. "2026-11-26T10:00:00Z"',
   lsn: 'must be a PostgreSQL LSN like "0/5A3B2C10" (two hexadecimal numbers of 1 to 8 digits)',
   templateOneOf: "must have exactly one of fromDump, fromCommand",
+  cron: "must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC)",
 } as const;
 
 // ---------------------------------------------------------------------------------------------
@@ -346,6 +357,12 @@ export const snapshotNameSchema = z.string(rule(RULES.snapshotName)).regex(SNAPS
 export const templateNameSchema = z.string(rule(RULES.templateName)).regex(TEMPLATE_NAME);
 export const restoreTimeSchema = z.string(rule(RULES.time)).refine(isIsoTimestampWithZone, RULES.time);
 export const lsnSchema = z.string(rule(RULES.lsn)).regex(LSN);
+export const cronSchema = z.string(rule(RULES.cron)).superRefine((expr, ctx) => {
+  const problem = cronProblem(expr);
+  if (problem !== undefined) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${RULES.cron}: ${problem}` });
+  }
+});
 
 // ---------------------------------------------------------------------------------------------
 // Composite schemas
@@ -407,6 +424,15 @@ export const platformSchema = strictMap(
       {
         retentionFull: integer(1, 9_999_999, RULES.retentionFull).default(2),
         encryptionPassphrase: text().optional(),
+        schedule: strictMap(
+          {
+            full: cronSchema.optional(),
+            diff: cronSchema.optional(),
+            verify: cronSchema.optional(),
+            autoSnapshots: cronSchema.optional(),
+          },
+          "must be a map of cron schedules (full, diff, verify, autoSnapshots)",
+        ).optional(),
       },
       "must be a map of backup settings (retentionFull, encryptionPassphrase)",
     ).default({}),

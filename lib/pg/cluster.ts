@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { CommandError, mustRun, runCommand, type RunResult } from "../process/run";
 import { renderTemplateFile } from "../templates/render";
 import { adminDsn, quoteLiteral, withClient } from "./client";
+import { hasRestorableBackup, recoverCluster } from "./disaster";
 import { clusterPaths, type ClusterPaths } from "./paths";
 import {
   POSTGRES_USER,
@@ -360,7 +361,7 @@ async function retireRepoIfCipherChanged(spec: LocalClusterSpec, paths: ClusterP
   await fs.rm(path.join(paths.spoolPath, "archive"), { recursive: true, force: true });
 }
 
-async function writeConfigs(spec: LocalClusterSpec, paths: ClusterPaths): Promise<boolean> {
+async function writePgBackRestConf(spec: LocalClusterSpec, paths: ClusterPaths): Promise<void> {
   const pgbackrestConf = renderPgBackRestConf({
     repoPath: paths.repoPath,
     retentionFull: spec.retentionFull,
@@ -374,6 +375,10 @@ async function writeConfigs(spec: LocalClusterSpec, paths: ClusterPaths): Promis
     encryptionPassphrase: spec.encryptionPassphrase || undefined,
   });
   await writeIfChanged(paths.pgbackrestConf, pgbackrestConf, 0o600);
+}
+
+async function writeConfigs(spec: LocalClusterSpec, paths: ClusterPaths): Promise<boolean> {
+  await writePgBackRestConf(spec, paths);
   const postgresqlConf = renderPostgresqlConf({
     port: spec.port,
     archiveTimeoutSeconds: spec.archiveTimeoutSeconds,
@@ -382,7 +387,15 @@ async function writeConfigs(spec: LocalClusterSpec, paths: ClusterPaths): Promis
     socketDir: paths.socketDir,
     logDirectory: paths.logDir,
   });
-  return writeIfChanged(paths.postgresqlConf, postgresqlConf, 0o600);
+  const writes = [writeIfChanged(paths.postgresqlConf, postgresqlConf, 0o600)];
+  // Client authentication lives in the data directory: written once initdb (or a restore) made it.
+  if (existsSync(path.join(paths.dataDir, "PG_VERSION"))) {
+    const hba = renderTemplateFile("pg_hba.conf.tmpl", { extraHostRules: "" });
+    const ident = renderTemplateFile("pg_ident.conf.tmpl", {});
+    writes.push(writeIfChanged(path.join(paths.dataDir, "pg_hba.conf"), hba, 0o600));
+    writes.push(writeIfChanged(path.join(paths.dataDir, "pg_ident.conf"), ident, 0o600));
+  }
+  return (await Promise.all(writes)).some(Boolean);
 }
 
 async function pgCtlStart(paths: ClusterPaths, secrets: string[], restart: boolean): Promise<void> {
@@ -489,7 +502,8 @@ async function ensureStanzaAndBackup(spec: LocalClusterSpec, paths: ClusterPaths
 // public API
 
 /**
- * Brings the cluster to the spec: directory layout, initdb when missing, both configuration files,
+ * Brings the cluster to the spec: directory layout, initdb when missing (or, when the repository
+ * holds backups, a restore from it: see lib/pg/disaster.ts), both configuration files,
  * running server (reloaded or restarted for changed settings), superuser password, pgBackRest
  * stanza and check, a first full backup when the repository has none. Idempotent; safe to rerun
  * after a crash at any point.
@@ -500,6 +514,13 @@ export async function ensureCluster(
 ): Promise<void> {
   const paths = validateSpec(spec);
   await ensureLayout(paths);
+  // Never initdb over a repository holding backups: that would orphan every tenant's history.
+  if (!(await isInitialized(paths)) && (await hasRestorableBackup(spec))) {
+    log(
+      "restoring the cluster from the repository: the data directory is missing and the repository holds backups",
+    );
+    await recoverCluster(spec, log);
+  }
   const created = await initdbIfMissing(spec, paths, log);
   await retireRepoIfCipherChanged(spec, paths, log);
   await writeConfigs(spec, paths);
@@ -575,6 +596,28 @@ export async function runBackup(
   if (!(await serverState(paths)).running)
     throw new Error(`cannot back up: PostgreSQL in ${paths.dataDir} is not running`);
   return runBackupCommand(pgbackrestTarget(spec, paths), type, opts);
+}
+
+/**
+ * For disaster recovery (lib/pg/disaster.ts), before a data directory exists: the directory
+ * layout and pgbackrest.conf (postgresql.conf lives in the data directory and is written later).
+ */
+export async function prepareRepositoryAccess(spec: LocalClusterSpec): Promise<ClusterPaths> {
+  const paths = validateSpec(spec);
+  await ensureLayout(paths);
+  await writePgBackRestConf(spec, paths);
+  return paths;
+}
+
+/** Rewrites pgbackrest.conf and postgresql.conf of an existing data directory (e.g. one just restored). */
+export async function writeClusterConfigs(spec: LocalClusterSpec): Promise<void> {
+  const paths = validateSpec(spec);
+  await writeConfigs(spec, paths);
+}
+
+/** True when the data directory holds an initialized cluster (PG_VERSION and global/pg_control). */
+export async function dataDirInitialized(spec: LocalClusterSpec): Promise<boolean> {
+  return isInitialized(validateSpec(spec));
 }
 
 /** Paths and pgBackRest target of a spec, for modules that act on the local cluster (snapshots, restores). */

@@ -39,6 +39,8 @@ export function crashPoint(point: string): void {
   if (!process.env.LOOMWORKS_CRASH_AT || process.env.LOOMWORKS_CRASH_AT !== point) return;
   hits += 1;
   if (hits < Number(process.env.LOOMWORKS_CRASH_AFTER ?? "1")) return;
+  // Test-only: a library-level test (no pulumi session) kills just this process.
+  if (process.env.LOOMWORKS_CRASH_SELF === "1") process.kill(process.pid, "SIGKILL");
   const own = stat(String(process.pid));
   if (own) killPulumiSession(own.session);
 }

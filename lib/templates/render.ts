@@ -66,3 +66,16 @@ export function renderTemplateFile(name: string, values: TemplateValues): string
     throw new Error(`${name}: ${(err as Error).message}`);
   }
 }
+
+/**
+ * A digest of the configuration templates: passed to the cluster resource so that a change of
+ * the project's templates shows as an update (re-render and reload) in the next preview.
+ */
+export function templatesHash(): string {
+  const { createHash } = require("node:crypto") as typeof import("node:crypto");
+  const { readdirSync, readFileSync } = require("node:fs") as typeof import("node:fs");
+  const dir = templatesDir();
+  const hash = createHash("sha256");
+  for (const name of readdirSync(dir).sort()) hash.update(name).update(readFileSync(path.join(dir, name)));
+  return hash.digest("hex").slice(0, 16);
+}

@@ -20,6 +20,8 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { adminDsn as buildDsn, quoteIdent, quoteLiteral, withClient } from "../pg/client";
+import { isRestoreLeftoverOf } from "../restore/names";
+import { installSnapshotApi } from "../snapshot/runtime";
 import { hashPbkdf2Sha512 } from "./passlib";
 import {
   REGISTRY_DATABASE,
@@ -458,6 +460,7 @@ export async function createTenant(
         await withDatabase(admin, adminDsn, spec.database, async (db) => {
           await step("erp-admin", () => initAdminUser(db, spec, log));
           await step("database-identity", () => initIdentity(db, log));
+          await step("snapshot-api", () => installSnapshotApi(db));
         });
         await step("mark-initialized", () =>
           admin.query(`COMMENT ON DATABASE ${quoteIdent(spec.database)} IS ${quoteLiteral(marker)}`),
@@ -642,9 +645,7 @@ export async function deleteTenant(
         );
         const leftovers = owned.rows
           .map((r) => r.datname)
-          .filter(
-            (d) => d.startsWith(`${spec.database}__pre_`) || d.startsWith(`${spec.database}__restore_`),
-          );
+          .filter((d) => isRestoreLeftoverOf(spec.database, d));
         const foreign = owned.rows
           .map((r) => r.datname)
           .filter((d) => d !== spec.database && !leftovers.includes(d));
@@ -685,6 +686,11 @@ export async function deleteTenant(
 
       await step("filestore", async () => {
         await fs.rm(filestorePath(spec.filestoreRoot, spec.database), { recursive: true, force: true });
+        // ...and the filestores of its kept pre-restore databases and unfinished restore copies.
+        const entries = await fs.readdir(path.resolve(spec.filestoreRoot)).catch(() => [] as string[]);
+        for (const name of entries.filter((e) => isRestoreLeftoverOf(spec.database, e))) {
+          await fs.rm(path.join(path.resolve(spec.filestoreRoot), name), { recursive: true, force: true });
+        }
       });
 
       await deleteTenantRows(reg, spec.subdomain);

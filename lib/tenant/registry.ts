@@ -19,7 +19,7 @@ export const REGISTRY_DATABASE = "loomworks_mgmt";
 export const HOSTING_ADMIN_ROLE = "loomworks_hosting_admin";
 export const TENANT_GROUP_ROLE = "loomworks_tenant";
 /** Bump when the registry DDL below changes; recorded as the registry database's comment. */
-export const REGISTRY_VERSION = 1;
+export const REGISTRY_VERSION = 2;
 const REGISTRY_COMMENT = `loomworks registry v${REGISTRY_VERSION}`;
 /** Advisory lock key (in the admin DSN's database) serializing cluster-level registry setup. */
 const REGISTRY_LOCK_KEY = 7_314_205_001;
@@ -85,11 +85,63 @@ CREATE TABLE IF NOT EXISTS tenant_steps (
 );
 CREATE INDEX IF NOT EXISTS tenant_steps_subdomain_started_at_idx ON tenant_steps (subdomain, started_at);
 
-REVOKE ALL ON tenants, snapshots, tenant_steps FROM PUBLIC;
+-- v2: snapshots and restores.
+-- A tenant under maintenance (a restore swapping its database) is routed to a 503 page.
+ALTER TABLE tenants ADD COLUMN IF NOT EXISTS maintenance text CHECK (maintenance IN ('restoring'));
+ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS database_name text;
+ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS restore_point text;
+ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS filestore_path text;
+CREATE UNIQUE INDEX IF NOT EXISTS snapshots_manual_name_idx ON snapshots (subdomain, name) WHERE kind = 'manual';
+
+-- Backups the platform took (pgBackRest labels with their WAL range), newest last.
+CREATE TABLE IF NOT EXISTS backups (
+    label text PRIMARY KEY,
+    type text NOT NULL CHECK (type IN ('full', 'diff', 'incr')),
+    start_time timestamptz NOT NULL,
+    stop_time timestamptz NOT NULL,
+    start_lsn pg_lsn NOT NULL,
+    stop_lsn pg_lsn NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per point-in-time restore of a tenant; its steps are journaled in tenant_steps as
+-- 'restore:<id>:<step>'.
+CREATE TABLE IF NOT EXISTS restores (
+    id text PRIMARY KEY,
+    subdomain text NOT NULL,
+    target jsonb NOT NULL,
+    target_lsn pg_lsn,
+    backup_label text,
+    state text NOT NULL CHECK (state IN ('running', 'done', 'rolled_back', 'failed')),
+    step text,
+    scratch_dir text,
+    scratch_port integer,
+    restore_database text,
+    pre_restore_database text,
+    timings jsonb NOT NULL DEFAULT '{}'::jsonb,
+    error text,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS restores_subdomain_started_at_idx ON restores (subdomain, started_at);
+
+REVOKE ALL ON tenants, snapshots, tenant_steps, backups, restores FROM PUBLIC;
 REVOKE ALL ON SEQUENCE tenant_steps_id_seq FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON tenants, snapshots, tenant_steps TO ${HOSTING_ADMIN_ROLE};
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenants, snapshots, tenant_steps, backups, restores TO ${HOSTING_ADMIN_ROLE};
 GRANT USAGE, SELECT ON SEQUENCE tenant_steps_id_seq TO ${HOSTING_ADMIN_ROLE};
-GRANT SELECT ON tenants, snapshots TO ${TENANT_GROUP_ROLE};
+GRANT SELECT ON tenants, snapshots, restores TO ${TENANT_GROUP_ROLE};
+
+ALTER TABLE backups ENABLE ROW LEVEL SECURITY;
+ALTER TABLE backups FORCE ROW LEVEL SECURITY;
+ALTER TABLE restores ENABLE ROW LEVEL SECURITY;
+ALTER TABLE restores FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS hosting_admin_all ON backups;
+CREATE POLICY hosting_admin_all ON backups TO ${HOSTING_ADMIN_ROLE} USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS hosting_admin_all ON restores;
+CREATE POLICY hosting_admin_all ON restores TO ${HOSTING_ADMIN_ROLE} USING (true) WITH CHECK (true);
+DROP POLICY IF EXISTS tenant_own_rows ON restores;
+CREATE POLICY tenant_own_rows ON restores FOR SELECT TO ${TENANT_GROUP_ROLE}
+    USING (EXISTS (SELECT 1 FROM tenants t WHERE t.subdomain = restores.subdomain AND t.role_name = current_user::text));
 
 ALTER TABLE tenants ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tenants FORCE ROW LEVEL SECURITY;

@@ -74,6 +74,7 @@ describe("crash recovery of tenant creation", () => {
     "tenant:connect-grants",
     "tenant:erp-admin",
     "tenant:database-identity",
+    "tenant:snapshot-api",
     "tenant:mark-initialized",
     "tenant:filestore",
     "tenant:state",

@@ -1,3 +1,4 @@
+import { compileProgram } from "../helpers/compile";
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as net from "node:net";
@@ -38,6 +39,7 @@ export async function makeStateDir(prefix: string): Promise<string> {
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  compileProgram();
   const stateDir = await makeStateDir("loomworks-it-");
   const spec: LocalClusterSpec = {
     stateDir,

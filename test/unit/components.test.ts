@@ -79,6 +79,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
         "loomworks:local:PostgresCluster::postgres",
         `${DYNAMIC}RandomSecret::postgres-superuser-password`,
         `${DYNAMIC}LocalPostgres::postgres-server`,
+        `${DYNAMIC}LocalScheduler::postgres-scheduler`,
         `${DYNAMIC}TenantTemplate::template-default`,
         "loomworks:tenant:Tenant::acme",
         `${DYNAMIC}RandomSecret::acme-role-password`,
@@ -103,6 +104,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
       "loomworks:local:PostgresCluster::postgres": {
         [`${DYNAMIC}RandomSecret::postgres-superuser-password`]: {},
         [`${DYNAMIC}LocalPostgres::postgres-server`]: {},
+        [`${DYNAMIC}LocalScheduler::postgres-scheduler`]: {},
       },
       [`${DYNAMIC}TenantTemplate::template-default`]: {},
       "loomworks:tenant:Tenant::acme": tenant("acme"),

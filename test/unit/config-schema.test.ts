@@ -553,3 +553,32 @@ describe("loadStackConfig", () => {
     }
   });
 });
+
+describe("parseStackConfig: backups.schedule", () => {
+  it("accepts cron overrides and leaves the schedule out when not given", () => {
+    const config = parseStackConfig({
+      platform: { ...platform, backups: { schedule: { full: "30 2 * * 6", autoSnapshots: "*/30 * * * *" } } },
+    });
+    expect(config.platform.backups).toEqual({
+      retentionFull: 2,
+      schedule: { full: "30 2 * * 6", autoSnapshots: "*/30 * * * *" },
+    });
+    expect(parseStackConfig({ platform }).platform.backups).toEqual({ retentionFull: 2 });
+  });
+
+  it("refuses bad cron expressions and unknown schedule keys, naming the key", () => {
+    expect(
+      problemsOf({
+        platform: {
+          ...platform,
+          backups: { schedule: { full: "0 25 * * 0", diff: "daily", verify: 3, incremental: "* * * * *" } },
+        },
+      }),
+    ).toEqual([
+      'platform: key "backups.schedule.full": must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC): hour value 25 is out of range 0-23 (got "0 25 * * 0")',
+      'platform: key "backups.schedule.diff": must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC): must have 5 fields (minute hour day-of-month month day-of-week), got 1 (got "daily")',
+      'platform: key "backups.schedule.verify": must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC) (got 3)',
+      'platform: key "backups.schedule.incremental": is not a known key; known keys: full, diff, verify, autoSnapshots',
+    ]);
+  });
+});

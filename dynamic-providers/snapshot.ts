@@ -1,0 +1,228 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * One manual snapshot of a tenant: an entry under `loomworks:tenants.<subdomain>.snapshots`
+ * (lib/snapshot/snapshot.ts does the work; this provider is a thin lifecycle over it).
+ *
+ *  - create: createSnapshot (kind `manual`): restore point, LSN, WAL file, time, size, backup set,
+ *    hard-link copy of the filestore, registry row. Idempotent: a ready snapshot of the same
+ *    (subdomain, name) is adopted as is.
+ *  - diff: subdomain or name changed → replace (a new snapshot is taken, then the old one is
+ *    forgotten); any other input (adminDsn, database, paths, pgBackRest settings) → an update that
+ *    changes nothing: a snapshot is a fact about the past.
+ *  - read (refresh): the registry row gone → the resource is gone.
+ *  - delete: forgetSnapshot: the registry row and the filestore copy. No tenant data changes; the
+ *    restore point stays in the WAL until pgBackRest's retention expires it.
+ *
+ * The resource's id is the snapshot's id (a uuid).
+ */
+export interface SnapshotArgs {
+  /** Superuser connection URL (secret). */
+  adminDsn: pulumi.Input<string>;
+  subdomain: pulumi.Input<string>;
+  database: pulumi.Input<string>;
+  /** The key under the tenant's `snapshots`. */
+  name: pulumi.Input<string>;
+  /** Absolute directory holding one filestore directory per tenant database. */
+  filestoreRoot: pulumi.Input<string>;
+  /** Absolute directory for the snapshots' filestore copies (same filesystem as filestoreRoot). */
+  snapshotRoot: pulumi.Input<string>;
+  /** pgBackRest configuration and stanza: fallback for the backup set when the registry has none. */
+  pgbackrestConfig?: pulumi.Input<string>;
+  pgbackrestStanza?: pulumi.Input<string>;
+}
+
+export interface SnapshotInputs {
+  adminDsn: string;
+  subdomain: string;
+  database: string;
+  name: string;
+  filestoreRoot: string;
+  snapshotRoot: string;
+  pgbackrestConfig?: string;
+  pgbackrestStanza?: string;
+}
+
+export interface SnapshotOutputs extends SnapshotInputs {
+  /** The snapshot id (also the resource id). */
+  snapshotId: string;
+  kind: string;
+  lsn: string;
+  walFile: string;
+  restorePoint: string;
+  createdAt: string;
+  sizeBytes: number;
+  /** pgBackRest backup label a restore starts from; null when none is known. */
+  backup: string | null;
+  filestorePath: string;
+  state: string;
+}
+
+/** Compiled program: bin/dynamic-providers -> bin/lib/snapshot/snapshot.js. Only this string is captured. */
+const SNAPSHOT_MODULE = path.join(__dirname, "..", "lib", "snapshot", "snapshot");
+
+type SnapshotModule = typeof import("../lib/snapshot/snapshot");
+
+function outputsOf(
+  inputs: SnapshotInputs,
+  s: import("../lib/snapshot/snapshot").SnapshotInfo,
+): SnapshotOutputs {
+  return {
+    ...inputs,
+    snapshotId: s.id,
+    kind: s.kind,
+    lsn: s.lsn,
+    walFile: s.walFile,
+    restorePoint: s.restorePoint,
+    createdAt: s.createdAt,
+    sizeBytes: s.sizeBytes,
+    backup: s.backup,
+    filestorePath: s.filestorePath,
+    state: s.state,
+  };
+}
+
+const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, SnapshotOutputs> = {
+  async check(_olds, news) {
+    const m: SnapshotModule = require(SNAPSHOT_MODULE);
+    const failures = m.checkSnapshotInputs(news as unknown as Record<string, unknown>);
+    return failures.length > 0 ? { inputs: news, failures } : { inputs: news };
+  },
+
+  async diff(_id, olds, news) {
+    const m: SnapshotModule = require(SNAPSHOT_MODULE);
+    const d = m.diffSnapshot(
+      olds as unknown as Record<string, unknown>,
+      news as unknown as Record<string, unknown>,
+    );
+    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+  },
+
+  async create(inputs) {
+    const m: SnapshotModule = require(SNAPSHOT_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const s = await m.createSnapshot(
+      inputs.adminDsn,
+      {
+        subdomain: inputs.subdomain,
+        database: inputs.database,
+        name: inputs.name,
+        kind: "manual",
+        filestoreRoot: inputs.filestoreRoot,
+        snapshotRoot: inputs.snapshotRoot,
+        ...(inputs.pgbackrestConfig && inputs.pgbackrestStanza
+          ? { pgbackrest: { config: inputs.pgbackrestConfig, stanza: inputs.pgbackrestStanza } }
+          : {}),
+      },
+      (msg) => void log.info(`Snapshot: ${msg}`),
+    );
+    if (!s.created) void log.info(`Snapshot ${inputs.subdomain}/${inputs.name}: adopted existing ${s.id}`);
+    return { id: s.id, outs: outputsOf(inputs, s) };
+  },
+
+  async read(id, props) {
+    const m: SnapshotModule = require(SNAPSHOT_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    if (!props) return { id, props };
+    let st: Awaited<ReturnType<SnapshotModule["snapshotStatus"]>>;
+    try {
+      st = await m.snapshotStatus(props.adminDsn, id);
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? "";
+      if (["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "57P03"].includes(code)) {
+        void log.warn(
+          `Snapshot ${props.subdomain}/${props.name}: cluster unreachable (${code}); state left unchanged`,
+        );
+        return { id, props };
+      }
+      throw err;
+    }
+    if (!st) return { id: "" };
+    if (!st.filestorePresent) {
+      void log.warn(
+        `Snapshot ${props.subdomain}/${props.name}: filestore copy ${st.filestorePath} is missing; ` +
+          `a restore to it would bring back the database without its files`,
+      );
+    }
+    return { id, props: outputsOf(props, st) };
+  },
+
+  async update(_id, olds, news) {
+    // Nothing to do: the snapshot is unchanged; only the recorded inputs follow the program.
+    return { outs: { ...olds, ...news } };
+  },
+
+  async delete(id, props) {
+    const m: SnapshotModule = require(SNAPSHOT_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const existed = await m.forgetSnapshot(props.adminDsn, id);
+    void log.info(
+      `Snapshot ${props.subdomain}/${props.name}: ${existed ? "forgotten" : "already gone from the registry"}`,
+    );
+  },
+};
+
+export class Snapshot extends pulumi.dynamic.Resource {
+  declare readonly subdomain: pulumi.Output<string>;
+  declare readonly name: pulumi.Output<string>;
+  declare readonly snapshotId: pulumi.Output<string>;
+  declare readonly kind: pulumi.Output<string>;
+  declare readonly lsn: pulumi.Output<string>;
+  declare readonly walFile: pulumi.Output<string>;
+  declare readonly restorePoint: pulumi.Output<string>;
+  declare readonly createdAt: pulumi.Output<string>;
+  declare readonly sizeBytes: pulumi.Output<number>;
+  declare readonly backup: pulumi.Output<string | null>;
+  declare readonly filestorePath: pulumi.Output<string>;
+  declare readonly state: pulumi.Output<string>;
+
+  constructor(name: string, args: SnapshotArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      snapshotProvider,
+      name,
+      {
+        ...args,
+        snapshotId: undefined,
+        kind: undefined,
+        lsn: undefined,
+        walFile: undefined,
+        restorePoint: undefined,
+        createdAt: undefined,
+        sizeBytes: undefined,
+        backup: undefined,
+        filestorePath: undefined,
+        state: undefined,
+      },
+      {
+        ...opts,
+        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "adminDsn"],
+      },
+      "loomworks",
+      "Snapshot",
+    );
+  }
+
+  /** The CONFIG.md `snapshots` output entry. */
+  summary(): pulumi.Output<{
+    id: string;
+    lsn: string;
+    walFile: string;
+    createdAt: string;
+    sizeBytes: number;
+    backup: string | null;
+    state: string;
+  }> {
+    return pulumi
+      .all([this.id, this.lsn, this.walFile, this.createdAt, this.sizeBytes, this.backup, this.state])
+      .apply(([id, lsn, walFile, createdAt, sizeBytes, backup, state]) => ({
+        id,
+        lsn,
+        walFile,
+        createdAt,
+        sizeBytes,
+        backup,
+        state,
+      }));
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * The scheduled jobs of the local target and their default times (UTC, 5-field cron, see cron.ts).
+ * `platform.backups.schedule` in the stack file overrides any of the four.
+ */
+import * as path from "node:path";
+import { parseCron } from "./cron";
+
+export interface BackupSchedule {
+  /** Full backup (then `expire`). */
+  full: string;
+  /** Differential backup (then `expire`). */
+  diff: string;
+  /** `pgbackrest verify` of the whole repository. */
+  verify: string;
+  /** Runtime `auto` snapshots of every tenant. */
+  autoSnapshots: string;
+}
+
+export const DEFAULT_BACKUP_SCHEDULE: Readonly<BackupSchedule> = Object.freeze({
+  full: "0 1 * * 0", // Sunday 01:00
+  diff: "0 1 * * 1-6", // Monday to Saturday 01:00
+  verify: "0 3 * * 0", // Sunday 03:00, after the full backup
+  autoSnapshots: "0 */6 * * *", // every 6 hours
+});
+
+/** One job of `<stateDir>/scheduler/schedule.json`. */
+export interface ScheduledJob {
+  /** Unique in the schedule: letters, digits, `-` and `_`. */
+  name: string;
+  /** 5-field cron expression, UTC. */
+  cron: string;
+  /** argv (run without a shell), or a string run with `/bin/sh -c`. */
+  command: string[] | string;
+  /** Kill the job after this long (default 6 hours). */
+  timeoutMinutes?: number;
+}
+
+export interface ScheduleFile {
+  version: 1;
+  jobs: ScheduledJob[];
+}
+
+export const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+
+/** The defaults with `overrides` applied (undefined values ignored). */
+export function effectiveSchedule(overrides: Partial<BackupSchedule> = {}): BackupSchedule {
+  const out: BackupSchedule = { ...DEFAULT_BACKUP_SCHEDULE };
+  for (const key of Object.keys(out) as (keyof BackupSchedule)[]) {
+    const v = overrides[key];
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
+}
+
+/**
+ * The platform's jobs: full and diff backups (each followed by `expire` inside the job), verify,
+ * and auto snapshots, each running `node <jobsScript> <subcommand> --state-dir <stateDir>`.
+ */
+export function platformJobs(opts: {
+  stateDir: string;
+  schedule: BackupSchedule;
+  /** Compiled `bin/infra/ops/jobs.js`. */
+  jobsScript: string;
+  /** The Node.js executable (default: the current one). */
+  node?: string;
+}): ScheduledJob[] {
+  const node = opts.node ?? process.execPath;
+  const stateDir = path.resolve(opts.stateDir);
+  const job = (name: string, cron: string, args: string[], timeoutMinutes: number): ScheduledJob => ({
+    name,
+    cron,
+    command: [node, opts.jobsScript, ...args, "--state-dir", stateDir],
+    timeoutMinutes,
+  });
+  return [
+    job("backup-full", opts.schedule.full, ["backup", "--type", "full"], 6 * 60),
+    job("backup-diff", opts.schedule.diff, ["backup", "--type", "diff"], 6 * 60),
+    job("verify", opts.schedule.verify, ["verify"], 6 * 60),
+    job("auto-snapshots", opts.schedule.autoSnapshots, ["snapshot-auto"], 60),
+  ];
+}
+
+/** Checks a schedule file's content; returns it typed, or throws naming the problem. */
+export function validateScheduleFile(raw: unknown): ScheduleFile {
+  const fail = (msg: string): never => {
+    throw new Error(`schedule.json: ${msg}`);
+  };
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail("must be a JSON object");
+  const obj = raw as Record<string, unknown>;
+  if (obj.version !== 1) fail(`version must be 1 (got ${JSON.stringify(obj.version)})`);
+  if (!Array.isArray(obj.jobs)) fail("jobs must be a list");
+  const names = new Set<string>();
+  const jobs = (obj.jobs as unknown[]).map((j, i): ScheduledJob => {
+    if (typeof j !== "object" || j === null) return fail(`jobs[${i}] must be an object`);
+    const { name, cron, command, timeoutMinutes } = j as Record<string, unknown>;
+    if (typeof name !== "string" || !JOB_NAME.test(name))
+      fail(`jobs[${i}].name must match ${JOB_NAME.source}`);
+    if (names.has(name as string)) fail(`jobs[${i}].name "${String(name)}" is used twice`);
+    names.add(name as string);
+    if (typeof cron !== "string") return fail(`jobs[${i}] (${String(name)}): cron must be a string`);
+    try {
+      parseCron(cron);
+    } catch (err) {
+      fail(`jobs[${i}] (${String(name)}): ${(err as Error).message}`);
+    }
+    const okCommand =
+      (typeof command === "string" && command.trim() !== "") ||
+      (Array.isArray(command) && command.length > 0 && command.every((c) => typeof c === "string"));
+    if (!okCommand) fail(`jobs[${i}] (${String(name)}): command must be a non-empty string or argv list`);
+    if (timeoutMinutes !== undefined && (typeof timeoutMinutes !== "number" || !(timeoutMinutes > 0))) {
+      fail(`jobs[${i}] (${String(name)}): timeoutMinutes must be a positive number`);
+    }
+    return {
+      name: name as string,
+      cron,
+      command: command as string[] | string,
+      ...(timeoutMinutes !== undefined ? { timeoutMinutes: timeoutMinutes as number } : {}),
+    };
+  });
+  return { version: 1, jobs };
+}

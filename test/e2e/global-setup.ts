@@ -1,0 +1,5 @@
+import { compileProgram } from "../helpers/compile";
+
+export default function setup(): void {
+  compileProgram();
+}

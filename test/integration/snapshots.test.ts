@@ -1,0 +1,487 @@
+/**
+ * Snapshots against the real integration cluster (test/integration/global-setup.ts): fresh tenants
+ * made by createTenant from the Odoo-shaped FIXTURE template (test/fixtures/odoo-shaped; not Odoo).
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import type { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { withClient } from "../../lib/pg/client";
+import { clusterPaths } from "../../lib/pg/paths";
+import type { PgBackRestTarget } from "../../lib/pg/pgbackrest";
+import {
+  SNAPSHOT_OWNER_ROLE,
+  pruneSnapshots,
+  syncRequestedSnapshots,
+  takeAutoSnapshots,
+} from "../../lib/snapshot/runtime";
+import {
+  backupFromPgBackRest,
+  closeSnapshotConnections,
+  createSnapshot,
+  forgetSnapshot,
+  listSnapshots,
+  parseLsn,
+  restorePointName,
+  snapshotStatus,
+  type CreatedSnapshot,
+  type SnapshotKind,
+} from "../../lib/snapshot/snapshot";
+import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
+import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/tenant/registry";
+import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
+
+const pg = inject("pg");
+const ADMIN = pg.adminDsn;
+const TEMPLATE_DUMP = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql");
+const run = randomBytes(3).toString("hex");
+const TEMPLATE_DB = `loomworks_template_snap_${run}`;
+const paths = clusterPaths(pg.stateDir);
+const filestoreRoot = paths.filestoreDir;
+const snapshotRoot = path.join(pg.stateDir, `snapshots-it-${run}`);
+const pgbackrest: PgBackRestTarget = { config: paths.pgbackrestConf, stanza: pg.stanza };
+const FAKE_BACKUP = `it-snap-${run}`;
+const created: TenantSpec[] = [];
+let workDir: string;
+
+function specFor(): TenantSpec {
+  const sub = `s-${randomBytes(4).toString("hex")}`;
+  const spec: TenantSpec = {
+    subdomain: sub,
+    database: sub,
+    roleName: sub,
+    rolePassword: randomBytes(18).toString("base64url"),
+    template: TEMPLATE_DB,
+    tier: "basic",
+    state: "active",
+    adminEmail: `boss@${sub}.example`,
+    adminPassword: randomBytes(12).toString("base64url"),
+    limits: { maxUsers: 10 },
+    filestoreRoot,
+    retentionDays: 30,
+  };
+  created.push(spec);
+  return spec;
+}
+
+const dsnOf = (s: TenantSpec, database = s.database): string =>
+  tenantDsn(pg.host, pg.port, s.roleName, s.rolePassword, database);
+const reg = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(registryDsn(ADMIN), fn);
+const admin = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(ADMIN, fn);
+
+/** Error code of a statement run as `dsn` ("ok" when it succeeds). */
+async function codeOf(dsn: string, sql: string): Promise<string> {
+  return withClient(dsn, (c) => c.query(sql)).then(
+    () => "ok",
+    (e: { code?: string; message: string }) => e.code ?? e.message,
+  );
+}
+
+/** Odoo-style content-addressed files: `<sha1[0:2]>/<sha1>`. Returns their relative paths. */
+async function addFiles(database: string, n: number, bytes = 64, salt = ""): Promise<string[]> {
+  const dir = path.join(filestoreRoot, database);
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const body = `${salt}${database}:${i}:`.padEnd(bytes, "x");
+    const sha = createHash("sha1").update(body).digest("hex");
+    await fsp.mkdir(path.join(dir, sha.slice(0, 2)), { recursive: true });
+    await fsp.writeFile(path.join(dir, sha.slice(0, 2), sha), body);
+    out.push(path.join(sha.slice(0, 2), sha));
+  }
+  return out;
+}
+
+const snap = (s: TenantSpec, name: string, kind: SnapshotKind = "manual", withFallback = true) =>
+  createSnapshot(ADMIN, {
+    subdomain: s.subdomain,
+    database: s.database,
+    name,
+    kind,
+    filestoreRoot,
+    snapshotRoot,
+    ...(withFallback ? { pgbackrest } : {}),
+  });
+
+function pct(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+let a: TenantSpec;
+let b: TenantSpec;
+let files: string[];
+
+beforeAll(async () => {
+  workDir = await fsp.mkdtemp(path.join(os.tmpdir(), "loomworks-snap-it-"));
+  await ensureTemplate(ADMIN, {
+    name: "snap",
+    database: TEMPLATE_DB,
+    fromDump: TEMPLATE_DUMP,
+    stateDir: workDir,
+  });
+  a = specFor();
+  b = specFor();
+  await Promise.all([createTenant(ADMIN, a), createTenant(ADMIN, b)]);
+  files = await addFiles(a.database, 50);
+}, 300_000);
+
+afterAll(async () => {
+  await closeSnapshotConnections();
+  for (const s of created) await deleteTenant(ADMIN, { ...s, forceDestroy: true }).catch(() => undefined);
+  await dropTemplate(ADMIN, TEMPLATE_DB).catch(() => undefined);
+  await reg((c) => c.query("DELETE FROM backups WHERE label = $1", [FAKE_BACKUP])).catch(() => undefined);
+  await fsp.rm(snapshotRoot, { recursive: true, force: true });
+  await fsp.rm(workDir, { recursive: true, force: true });
+}, 120_000);
+
+describe("manual snapshots", () => {
+  let first: CreatedSnapshot;
+
+  it("records a restore point with its LSN, WAL file, time, size, backup set and a hard-linked filestore", async () => {
+    const before = Date.now();
+    first = await snap(a, "before-upgrade");
+    expect(first).toMatchObject({
+      created: true,
+      subdomain: a.subdomain,
+      database: a.database,
+      name: "before-upgrade",
+      kind: "manual",
+      state: "ready",
+      restorePoint: restorePointName(a.subdomain, first.id),
+      filestorePath: path.join(snapshotRoot, a.subdomain, first.id, "filestore"),
+    });
+    expect(first.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    const facts = await admin(
+      async (c) =>
+        (
+          await c.query<{ wal: string; size: string; here: string }>(
+            "SELECT pg_walfile_name($1::pg_lsn) AS wal, pg_database_size($2::name)::text AS size, pg_current_wal_lsn()::text AS here",
+            [first.lsn, a.database],
+          )
+        ).rows[0],
+    );
+    expect(first.walFile).toBe(facts.wal);
+    expect(parseLsn(first.lsn) <= parseLsn(facts.here)).toBe(true);
+    expect(first.sizeBytes).toBeGreaterThan(Number(facts.size) * 0.9);
+    expect(first.sizeBytes).toBeGreaterThan(50 * 64);
+    expect(Math.abs(new Date(first.createdAt).getTime() - before)).toBeLessThan(60_000);
+    // The cluster's first full backup (global setup), from the registry or pgbackrest info.
+    expect(first.backup).toMatch(/^\d{8}-\d{6}F/);
+    expect(first.files).toBe(50);
+
+    const live = fs.statSync(path.join(filestoreRoot, a.database, files[0]));
+    const copy = fs.statSync(path.join(first.filestorePath, files[0]));
+    expect(copy.ino).toBe(live.ino);
+    expect(copy.nlink).toBeGreaterThanOrEqual(2);
+    const row = await reg(
+      async (c) =>
+        (await c.query("SELECT state, lsn::text AS lsn FROM snapshots WHERE id = $1", [first.id])).rows[0],
+    );
+    expect(row).toEqual({ state: "ready", lsn: first.lsn });
+  });
+
+  it("keeps the snapshot's copy when a file is deleted from the live filestore", async () => {
+    const victim = files[1];
+    const content = await fsp.readFile(path.join(filestoreRoot, a.database, victim), "utf8");
+    await fsp.rm(path.join(filestoreRoot, a.database, victim));
+    expect(await fsp.readFile(path.join(first.filestorePath, victim), "utf8")).toBe(content);
+    expect(fs.statSync(path.join(first.filestorePath, victim)).nlink).toBe(1);
+  });
+
+  it("moves forward: a later snapshot has a larger LSN; the registry backup set is used when recorded", async () => {
+    await withClient(dsnOf(a), (c) =>
+      c.query("INSERT INTO res_partner (name) VALUES ('after the first snapshot')"),
+    );
+    await reg((c) =>
+      c.query(
+        `INSERT INTO backups (label, type, start_time, stop_time, start_lsn, stop_lsn)
+         VALUES ($1, 'full', now(), now(), pg_current_wal_lsn(), pg_current_wal_lsn())`,
+        [FAKE_BACKUP],
+      ),
+    );
+    try {
+      const second = await snap(a, "second", "manual", false);
+      expect(parseLsn(second.lsn) > parseLsn(first.lsn)).toBe(true);
+      expect(second.walFile >= first.walFile).toBe(true);
+      expect(second.backup).toBe(FAKE_BACKUP);
+      expect(second.id).not.toBe(first.id);
+    } finally {
+      await reg((c) => c.query("DELETE FROM backups WHERE label = $1", [FAKE_BACKUP]));
+    }
+  });
+
+  it("is idempotent: a ready manual snapshot is returned as is; a pending one left by a crash is finished", async () => {
+    const again = await snap(a, "before-upgrade");
+    expect(again.created).toBe(false);
+    expect(again).toMatchObject({ id: first.id, lsn: first.lsn, createdAt: first.createdAt, state: "ready" });
+
+    // A crash after the row was written: pending, no LSN, a partial copy on disk.
+    const pendingId = await reg(
+      async (c) =>
+        (
+          await c.query<{ id: string }>(
+            "INSERT INTO snapshots (subdomain, name, kind, state) VALUES ($1, 'crashed', 'manual', 'pending') RETURNING id::text AS id",
+            [a.subdomain],
+          )
+        ).rows[0].id,
+    );
+    const partial = path.join(snapshotRoot, a.subdomain, pendingId, "filestore", "zz");
+    await fsp.mkdir(partial, { recursive: true });
+    const finished = await snap(a, "crashed");
+    expect(finished).toMatchObject({ id: pendingId, created: true, state: "ready" });
+    expect(finished.lsn).not.toBe("");
+    expect(fs.existsSync(partial)).toBe(false);
+    const names = (await listSnapshots(ADMIN, a.subdomain)).map((s) => s.name);
+    expect(names).toEqual(["before-upgrade", "second", "crashed"]);
+  });
+
+  it("forgets a snapshot: row and copy gone; forgetting again is a no-op", async () => {
+    const s = (await listSnapshots(ADMIN, a.subdomain)).find((x) => x.name === "crashed");
+    expect(s).toBeDefined();
+    expect(await snapshotStatus(ADMIN, s!.id)).toMatchObject({ state: "ready", filestorePresent: true });
+    expect(await forgetSnapshot(ADMIN, s!.id)).toBe(true);
+    expect(await snapshotStatus(ADMIN, s!.id)).toBeUndefined();
+    expect(fs.existsSync(path.dirname(s!.filestorePath))).toBe(false);
+    expect(await forgetSnapshot(ADMIN, s!.id)).toBe(false);
+    expect(await forgetSnapshot(ADMIN, "not-a-uuid")).toBe(false);
+    expect(fs.existsSync(first.filestorePath)).toBe(true); // others untouched
+  });
+
+  it("refuses a database that does not exist (no row left behind)", async () => {
+    await expect(
+      createSnapshot(ADMIN, {
+        subdomain: a.subdomain,
+        database: "no_such_db",
+        name: "ghost",
+        kind: "manual",
+        filestoreRoot,
+        snapshotRoot,
+      }),
+    ).rejects.toThrow(/database "no_such_db" does not exist/);
+    expect((await listSnapshots(ADMIN, a.subdomain)).map((s) => s.name)).not.toContain("ghost");
+  });
+
+  it("finds the backup set through pgbackrest info (the cached fallback)", async () => {
+    const lsn = await admin(async (c) => (await c.query("SELECT pg_current_wal_lsn()::text AS l")).rows[0].l);
+    expect(await backupFromPgBackRest(pgbackrest, lsn)).toMatch(/^\d{8}-\d{6}F/);
+    expect(await backupFromPgBackRest(pgbackrest, "0/1")).toBeNull();
+  });
+});
+
+describe("pre_ai snapshots requested from the tenant database", () => {
+  let requestId: string;
+
+  it("installs the API at provisioning (journaled step snapshot-api), owned by an inert role", async () => {
+    const journal = await reg((c) => tenantJournal(c, a.subdomain));
+    const steps = journal.map((j) => j.step);
+    expect(steps.indexOf("snapshot-api")).toBe(steps.indexOf("database-identity") + 1);
+    const facts = await withClient(dsnWithDatabase(ADMIN, a.database), async (c) => ({
+      owner: (
+        await c.query(
+          "SELECT pg_get_userbyid(nspowner) AS o FROM pg_namespace WHERE nspname = 'loomworks_snapshot'",
+        )
+      ).rows[0].o,
+      role: (
+        await c.query("SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = $1", [SNAPSHOT_OWNER_ROLE])
+      ).rows[0],
+      definer: (
+        await c.query(
+          "SELECT prosecdef FROM pg_proc WHERE oid = 'loomworks_snapshot.request(text,text)'::regprocedure",
+        )
+      ).rows[0].prosecdef,
+    }));
+    expect(facts).toEqual({
+      owner: SNAPSHOT_OWNER_ROLE,
+      role: { rolcanlogin: false, rolsuper: false },
+      definer: true,
+    });
+  });
+
+  it("lets the tenant role request one, and nothing else", async () => {
+    requestId = await withClient(
+      dsnOf(a),
+      async (c) => (await c.query("SELECT loomworks_snapshot.request('pre_ai', 'x') AS id")).rows[0].id,
+    );
+    expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
+    const mine = await withClient(
+      dsnOf(a),
+      async (c) => (await c.query("SELECT * FROM loomworks_snapshot.requested")).rows,
+    );
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({
+      id: requestId,
+      kind: "pre_ai",
+      note: "x",
+      restore_point: restorePointName(a.database, requestId),
+      requested_by: a.roleName,
+    });
+    const t = dsnOf(a);
+    expect(await codeOf(t, "SELECT pg_create_restore_point('mine')")).toBe("42501");
+    expect(await codeOf(t, "SELECT loomworks_snapshot.request('auto', 'x')")).toBe("22023");
+    expect(await codeOf(t, `SELECT loomworks_snapshot.request('pre_ai', repeat('n', 1001))`)).toBe("22001");
+    expect(
+      await codeOf(
+        t,
+        "INSERT INTO loomworks_snapshot.requested (id, kind, lsn, restore_point) VALUES (gen_random_uuid(), 'pre_ai', '0/1', 'x')",
+      ),
+    ).toBe("42501");
+    expect(await codeOf(t, "DELETE FROM loomworks_snapshot.requested")).toBe("42501");
+    expect(await codeOf(t, "DROP SCHEMA loomworks_snapshot CASCADE")).toBe("42501");
+    expect(await codeOf(t, "ALTER FUNCTION loomworks_snapshot.request(text, text) SECURITY INVOKER")).toBe(
+      "42501",
+    );
+    expect(
+      await codeOf(
+        t,
+        "CREATE OR REPLACE FUNCTION loomworks_snapshot.request(kind text, note text DEFAULT NULL) RETURNS uuid LANGUAGE sql AS 'SELECT NULL::uuid'",
+      ),
+    ).toBe("42501");
+    expect(
+      await codeOf(t, "CREATE FUNCTION loomworks_snapshot.evil() RETURNS int LANGUAGE sql AS 'SELECT 1'"),
+    ).toBe("42501");
+    expect(await codeOf(t, `SET ROLE ${SNAPSHOT_OWNER_ROLE}`)).toBe("42501");
+    // Another tenant cannot reach this database, nor call anything of it.
+    expect(await codeOf(dsnOf(b, a.database), "SELECT 1")).toBe("42501");
+  });
+
+  it("syncs requests into the registry (same id and restore point) and deletes them locally", async () => {
+    const synced = await syncRequestedSnapshots(ADMIN, a.subdomain, a.database, {
+      filestoreRoot,
+      snapshotRoot,
+    });
+    expect(synced).toHaveLength(1);
+    const s = synced[0];
+    expect(s).toMatchObject({
+      id: requestId,
+      kind: "pre_ai",
+      state: "ready",
+      restorePoint: restorePointName(a.database, requestId),
+    });
+    expect(s.name).toMatch(/^pre-ai-\d{8}t\d{6}z: x$/);
+    const wal = await admin(
+      async (c) => (await c.query("SELECT pg_walfile_name($1::pg_lsn) AS w", [s.lsn])).rows[0].w,
+    );
+    expect(s.walFile).toBe(wal);
+    expect(fs.readdirSync(s.filestorePath).length).toBeGreaterThan(0);
+    const left = await withClient(dsnWithDatabase(ADMIN, a.database), async (c) =>
+      Number((await c.query("SELECT count(*) AS n FROM loomworks_snapshot.requested")).rows[0].n),
+    );
+    expect(left).toBe(0);
+    expect(
+      await syncRequestedSnapshots(ADMIN, a.subdomain, a.database, { filestoreRoot, snapshotRoot }),
+    ).toEqual([]);
+  });
+
+  it("shows each tenant only its own snapshots in the registry", async () => {
+    await snap(b, "b-only");
+    const seen = async (s: TenantSpec) =>
+      withClient(dsnOf(s, REGISTRY_DATABASE), async (c) =>
+        (await c.query<{ subdomain: string }>("SELECT DISTINCT subdomain FROM snapshots")).rows.map(
+          (r) => r.subdomain,
+        ),
+      );
+    expect(await seen(a)).toEqual([a.subdomain]);
+    expect(await seen(b)).toEqual([b.subdomain]);
+  });
+});
+
+describe("auto snapshots and retention", () => {
+  const runtime = async (s: TenantSpec) =>
+    (await listSnapshots(ADMIN, s.subdomain)).filter((x) => x.kind !== "manual");
+
+  it("takes one auto snapshot per active tenant (syncing requests first), then prunes to maxSnapshots", async () => {
+    await reg((c) =>
+      c.query(`UPDATE tenants SET limits = limits || '{"maxSnapshots": 3}'::jsonb WHERE subdomain = $1`, [
+        a.subdomain,
+      ]),
+    );
+    await withClient(dsnOf(a), (c) => c.query("SELECT loomworks_snapshot.request('pre_ai', 'queued')"));
+    const manualBefore = (await listSnapshots(ADMIN, a.subdomain)).filter((x) => x.kind === "manual");
+
+    const first = await takeAutoSnapshots(ADMIN, { filestoreRoot, snapshotRoot, pgbackrest });
+    const mineA = first.find((r) => r.subdomain === a.subdomain);
+    const mineB = first.find((r) => r.subdomain === b.subdomain);
+    expect(mineA?.error).toBeUndefined();
+    expect(mineA?.synced.map((x) => x.name)).toEqual([expect.stringMatching(/: queued$/)]);
+    expect(mineA?.snapshot).toMatchObject({ kind: "auto", state: "ready" });
+    expect(mineB?.snapshot).toMatchObject({ kind: "auto", state: "ready" });
+
+    for (let i = 0; i < 3; i++) {
+      const r = await takeAutoSnapshots(ADMIN, {
+        filestoreRoot,
+        snapshotRoot,
+        subdomains: [a.subdomain, b.subdomain],
+      });
+      expect(r.map((x) => x.error)).toEqual([undefined, undefined]);
+    }
+    const left = await runtime(a);
+    expect(left).toHaveLength(3);
+    expect(left.every((x) => x.kind === "auto")).toBe(true); // the two pre_ai ones were the oldest
+    // B keeps its four (default limit 20); manual snapshots are untouched.
+    expect((await runtime(b)).filter((x) => x.kind === "auto")).toHaveLength(4);
+    expect((await listSnapshots(ADMIN, a.subdomain)).filter((x) => x.kind === "manual")).toEqual(
+      manualBefore,
+    );
+    // Copies of pruned snapshots are gone from disk; the kept ones are there.
+    const onDisk = fs.readdirSync(path.join(snapshotRoot, a.subdomain)).sort();
+    expect(onDisk).toEqual([...manualBefore, ...left].map((x) => x.id).sort());
+  });
+
+  it("prunes runtime snapshots older than maxAgeDays (default 30)", async () => {
+    const [oldest, , newest] = await runtime(a);
+    await reg((c) =>
+      c.query("UPDATE snapshots SET created_at = now() - interval '40 days' WHERE id = $1", [oldest.id]),
+    );
+    await reg((c) =>
+      c.query("UPDATE snapshots SET created_at = now() - interval '10 days' WHERE id = $1", [newest.id]),
+    );
+    expect(await pruneSnapshots(ADMIN, a.subdomain)).toEqual([oldest.id]);
+    expect(await pruneSnapshots(ADMIN, a.subdomain, { maxAgeDays: 7 })).toEqual([newest.id]);
+    expect(await runtime(a)).toHaveLength(1);
+    expect(fs.existsSync(path.dirname(oldest.filestorePath))).toBe(false);
+  });
+});
+
+describe("create timing (measured and printed, not asserted)", () => {
+  async function measure(s: TenantSpec, label: string, n: number): Promise<void> {
+    const totals: number[] = [];
+    const steps: Record<string, number[]> = { restorePoint: [], filestore: [], register: [], record: [] };
+    const ids: string[] = [];
+    await snap(s, `warm-${label}`, "auto"); // first use in the process: registry check, pgbackrest cache
+    for (let i = 0; i < n; i++) {
+      const r = await snap(s, `timing-${i}`, "auto");
+      ids.push(r.id);
+      totals.push(r.timings!.total);
+      for (const k of Object.keys(steps)) steps[k].push(r.timings![k as keyof typeof r.timings] as number);
+    }
+    const size = (await snapshotStatus(ADMIN, ids[0]))!.sizeBytes;
+    const detail = Object.entries(steps)
+      .map(([k, v]) => `${k} p50 ${pct(v, 50).toFixed(1)}`)
+      .join(", ");
+    console.log(
+      `[snapshot timing] ${label}: ${(size / 1e6).toFixed(1)} MB, ${n} creates: ` +
+        `p50 ${pct(totals, 50).toFixed(1)} ms, p95 ${pct(totals, 95).toFixed(1)} ms, max ${Math.max(...totals).toFixed(1)} ms (${detail})`,
+    );
+    for (const id of ids) await forgetSnapshot(ADMIN, id);
+  }
+
+  it("tiny tenant (fixture template, 49 files)", async () => {
+    await measure(a, "tiny", 40);
+  });
+
+  it("20 MB tenant (20 MB of rows, 2,000 files)", async () => {
+    const big = specFor();
+    await createTenant(ADMIN, big);
+    await withClient(dsnOf(big), (c) =>
+      c.query(
+        "CREATE TABLE x_bulk AS SELECT g AS id, repeat(md5(g::text), 30) AS payload FROM generate_series(1, 20000) g",
+      ),
+    );
+    await addFiles(big.database, 2000, 256, "big");
+    await measure(big, "20MB", 40);
+  });
+});
