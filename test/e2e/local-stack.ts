@@ -5,8 +5,9 @@ import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
 import { clearStaleLocks } from "../../lib/pulumi/staleLocks";
 import { freePort } from "../helpers/ports";
+import { repoRoot } from "../helpers/repo";
 
-export const repoRoot = path.resolve(__dirname, "..", "..");
+export { repoRoot };
 export const fixtureDump = path.join(repoRoot, "test", "fixtures", "odoo-shaped", "template.sql");
 
 export interface TenantEntry {

@@ -1,7 +1,8 @@
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
+import { repoRoot } from "./repo";
 
-export const repoRoot = path.resolve(__dirname, "..", "..");
+export { repoRoot };
 
 /**
  * Compiles the program into bin/ (tsc), as `scripts/setup.sh` does: the integration and e2e suites

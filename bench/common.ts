@@ -1,0 +1,171 @@
+/**
+ * Helpers shared by the benchmarks: timing, statistics, machine facts, result files, and a
+ * throw-away local cluster (its own state directory in /tmp and its own port).
+ *
+ * Benchmarks measure and record; they never assert on timings.
+ */
+import { execFileSync } from "node:child_process";
+import { promises as fs } from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { performance } from "node:perf_hooks";
+import { LOCAL_HOST } from "../lib/pg/cluster";
+
+import { repoRoot } from "../test/helpers/repo";
+
+/** The checkout's root (from bench/ or bin/bench/). */
+export const REPO_ROOT = repoRoot;
+/** Where result files go (ignored by git, like everything under .loomworks/). */
+export const RESULTS_DIR = path.join(REPO_ROOT, ".loomworks", "bench");
+
+export const now = (): number => performance.now();
+
+/** Milliseconds `fn` took, and its result. */
+export async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }> {
+  const start = now();
+  const value = await fn();
+  return { ms: now() - start, value };
+}
+
+export interface Stats {
+  n: number;
+  median: number;
+  /** 95th percentile, linear interpolation between closest ranks (as numpy's default). */
+  p95: number;
+  min: number;
+  max: number;
+  mean: number;
+}
+
+/** The q-quantile (0..1) of sorted values, linear interpolation between closest ranks. */
+export function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+export function stats(values: number[]): Stats {
+  const sorted = [...values].sort((a, b) => a - b);
+  return {
+    n: sorted.length,
+    median: quantile(sorted, 0.5),
+    p95: quantile(sorted, 0.95),
+    min: sorted[0] ?? NaN,
+    max: sorted[sorted.length - 1] ?? NaN,
+    mean: sorted.reduce((s, v) => s + v, 0) / (sorted.length || 1),
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; results in input order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+export interface MachineInfo {
+  date: string;
+  hostname: string;
+  nproc: number;
+  cpuModel: string;
+  memoryGiB: number;
+  /** 1, 5 and 15 minute load averages. */
+  load: number[];
+  node: string;
+}
+
+export function machineInfo(): MachineInfo {
+  return {
+    date: new Date().toISOString(),
+    hostname: os.hostname(),
+    nproc: os.availableParallelism(),
+    cpuModel: os.cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    load: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    node: process.version,
+  };
+}
+
+/** The load averages right now (recorded next to each measurement phase). */
+export const loadNow = (): number[] => os.loadavg().map((l) => Math.round(l * 100) / 100);
+
+/** `pulumi version` of the project's CLI (.tools/bin), or "unknown". */
+export function pulumiVersion(): string {
+  try {
+    return execFileSync(path.join(REPO_ROOT, ".tools", "bin", "pulumi"), ["version"], {
+      encoding: "utf8",
+      env: { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true" },
+    }).trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+export async function writeResult(name: string, data: unknown): Promise<string> {
+  await fs.mkdir(RESULTS_DIR, { recursive: true });
+  const file = path.join(RESULTS_DIR, `${name}.json`);
+  await fs.writeFile(file, JSON.stringify(data, null, 2) + "\n");
+  return file;
+}
+
+/** `--name value` flags; numbers only where asked for. Unknown flags are an error. */
+export function parseFlags(argv: string[], known: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    if (!flag.startsWith("--") || !known.includes(flag.slice(2))) {
+      throw new Error(`unknown option ${flag} (known: ${known.map((k) => `--${k}`).join(", ")})`);
+    }
+    const value = argv[++i];
+    if (value === undefined) throw new Error(`missing value for ${flag}`);
+    out[flag.slice(2)] = value;
+  }
+  return out;
+}
+
+export function intFlag(flags: Record<string, string>, name: string, fallback: number): number {
+  const raw = flags[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} needs a non-negative integer, got ${raw}`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Throw-away cluster (same approach as test/integration/global-setup.ts)
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ port, host: LOCAL_HOST, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** The first free port from `start` up (outside the integration tests' range starting at 25432). */
+export async function findFreePort(start = 26432, attempts = 500): Promise<number> {
+  for (let port = start; port < start + attempts; port++) {
+    if (await portFree(port)) return port;
+  }
+  throw new Error(`no free port in ${start}..${start + attempts - 1}`);
+}
+
+/** A fresh state directory in /tmp that the postgres user can traverse. */
+export async function makeStateDir(prefix: string): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  await fs.chmod(dir, 0o755);
+  return dir;
+}
+
+export const fmtMs = (ms: number): string =>
+  ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`;

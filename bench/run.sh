@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Runs the benchmarks and renders BENCHMARKS.md from their results.
+#
+#   bench/run.sh [--rounds N] [--budget-seconds N] [--cold-build] [--only tenant-create|pulumi-up|report]
+#
+#   --rounds N          tenant-create rounds (default 15)
+#   --budget-seconds N  soft time budget of pulumi-up (default 600)
+#   --cold-build        also time a Pulumi CLI build with an empty Go build cache (4-8 min on 2 cores;
+#                       run it when nothing else is being measured)
+#   --only WHAT         run one benchmark (or just the report) and keep the other's last result
+#
+# Results go to .loomworks/bench/*.json (ignored by git); BENCHMARKS.md is rewritten.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+# shellcheck source=../scripts/env.sh
+source scripts/env.sh
+
+rounds=15
+budget=600
+cold=0
+only=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rounds) rounds="$2"; shift 2 ;;
+    --budget-seconds) budget="$2"; shift 2 ;;
+    --cold-build) cold=1; shift ;;
+    --only) only="$2"; shift 2 ;;
+    *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+wants() { [[ -z "$only" || "$only" == "$1" ]]; }
+
+results="$repo/.loomworks/bench"
+mkdir -p "$results"
+
+echo "[bench] $(date -u +%FT%TZ) $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+npx tsc -p .
+
+if wants tenant-create; then
+  node bin/bench/tenant-create.js --rounds "$rounds"
+fi
+if wants pulumi-up; then
+  node bin/bench/pulumi-up.js --budget-seconds "$budget"
+fi
+
+if [[ $cold -eq 1 ]]; then
+  gocache=$(mktemp -d)
+  out=$(mktemp -u /tmp/pulumi-cold.XXXXXX)
+  load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo "[bench] cold Pulumi CLI build (GOCACHE=$gocache), load $load_start"
+  start=$(date +%s)
+  rc=0
+  (cd tools/pulumi && GOCACHE="$gocache" GOFLAGS=-mod=readonly GOPROXY=off \
+    go build -trimpath -o "$out" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) || rc=$?
+  seconds=$(($(date +%s) - start))
+  load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+  rm -rf "$gocache" "$out"
+  ok=$([[ $rc -eq 0 ]] && echo true || echo false)
+  note=$([[ $rc -eq 0 ]] && echo "load at the end: $load_end" || echo "go build failed with exit $rc")
+  printf '{\n  "date": "%s",\n  "seconds": %d,\n  "ok": %s,\n  "load": [%s],\n  "note": "%s"\n}\n' \
+    "$(date -u +%FT%TZ)" "$seconds" "$ok" "$(tr ' ' ',' <<<"$load_start")" "$note" \
+    >"$results/pulumi-cold-build.json"
+  echo "[bench] cold build: ${seconds} s (exit $rc)"
+fi
+
+node bin/bench/report.js
+npx prettier --log-level warn --write BENCHMARKS.md
+echo "[bench] BENCHMARKS.md updated"
