@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../infra/config/schema";
 import { TenantTemplate } from "../dynamic-providers/tenantTemplate";
 import { LocalPostgresCluster } from "./local/PostgresCluster";
-import { Tenant, type SnapshotSummary, type TenantSummary } from "./Tenant";
+import { Tenant, type RestoreSummary, type SnapshotSummary, type TenantSummary } from "./Tenant";
 
 export interface LoomworksPlatformArgs {
   config: StackConfig;
@@ -38,6 +38,8 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
   readonly adminPasswords: Record<string, pulumi.Output<string>> = {};
   /** `"<subdomain>/<name>"` → the declared snapshot. */
   readonly snapshots: Record<string, pulumi.Output<SnapshotSummary>> = {};
+  /** subdomain → the tenant's declared point-in-time restore. */
+  readonly restores: Record<string, pulumi.Output<RestoreSummary>> = {};
 
   constructor(name: string, args: LoomworksPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:platform:LoomworksPlatform", name, {}, opts);
@@ -103,6 +105,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
           templateDatabase: template.database,
           filestoreRoot: path.join(stateDir, "filestore"),
           snapshotRoot: path.join(stateDir, "snapshots"),
+          stateDir,
           pgbackrestConfig: cluster.pgbackrestConfig,
           stanza: cluster.stanza,
           url: `http://${tenant.subdomain}.${platform.domain}:${platform.routerPort}/`,
@@ -111,6 +114,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
       );
       this.tenants[tenant.subdomain] = t.summary;
       this.adminPasswords[tenant.subdomain] = pulumi.secret(t.adminPassword);
+      if (t.restore) this.restores[tenant.subdomain] = t.restore;
       for (const [snapshotName, summary] of Object.entries(t.snapshots)) {
         this.snapshots[`${tenant.subdomain}/${snapshotName}`] = summary;
       }

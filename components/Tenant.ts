@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Limits, TenantConfig } from "../infra/config/schema";
 import { RandomSecret } from "../dynamic-providers/randomSecret";
+import { PitrRestore } from "../dynamic-providers/pitrRestore";
 import { Snapshot } from "../dynamic-providers/snapshot";
 import { TenantDatabase } from "../dynamic-providers/tenantDatabase";
 
@@ -14,6 +15,8 @@ export interface TenantArgs {
   filestoreRoot: string;
   /** Where snapshots keep their hard-link copies of the filestore (same filesystem as filestoreRoot). */
   snapshotRoot: string;
+  /** The local target's state directory (pgBackRest configuration, restore scratch space). */
+  stateDir: string;
   /** pgBackRest configuration file and stanza of the cluster (backup-set lookup for snapshots). */
   pgbackrestConfig: string;
   stanza: string;
@@ -29,6 +32,15 @@ export interface SnapshotSummary {
   sizeBytes: number;
   backup: string | null;
   state: string;
+}
+
+/** An entry of the `restores` stack output (CONFIG.md). */
+export interface RestoreSummary {
+  id: string;
+  target: Record<string, string>;
+  state: string;
+  preRestoreDatabase: string;
+  timings: Record<string, number>;
 }
 
 /** A tenant's entry in the `tenants` stack output; only `dsn` is secret. */
@@ -53,6 +65,8 @@ export class Tenant extends pulumi.ComponentResource {
   readonly adminPassword: pulumi.Output<string>;
   /** Declared snapshots by name. */
   readonly snapshots: Record<string, pulumi.Output<SnapshotSummary>> = {};
+  /** The declared point-in-time restore, when the tenant has one. */
+  readonly restore?: pulumi.Output<RestoreSummary>;
 
   constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:tenant:Tenant", name, {}, opts);
@@ -84,6 +98,7 @@ export class Tenant extends pulumi.ComponentResource {
       { parent: this, customTimeouts: { create: "10m", update: "10m", delete: "10m" } },
     );
 
+    const snapshotResources: Record<string, Snapshot> = {};
     for (const snapshotName of Object.keys(cfg.snapshots)) {
       const snapshot = new Snapshot(
         `${name}-snapshot-${snapshotName}`,
@@ -99,7 +114,42 @@ export class Tenant extends pulumi.ComponentResource {
         },
         { parent: this, dependsOn: [db] },
       );
+      snapshotResources[snapshotName] = snapshot;
       this.snapshots[snapshotName] = snapshot.summary();
+    }
+
+    if (cfg.restore) {
+      const fromSnapshot = "snapshot" in cfg.restore ? snapshotResources[cfg.restore.snapshot] : undefined;
+      const restore = new PitrRestore(
+        `${name}-restore`,
+        {
+          adminDsn: args.adminDsn,
+          stateDir: args.stateDir,
+          stanza: args.stanza,
+          subdomain: cfg.subdomain,
+          database,
+          roleName,
+          tenantState: cfg.state,
+          target: { ...cfg.restore },
+          snapshotLsn: fromSnapshot?.lsn,
+          snapshotFilestore: fromSnapshot?.filestorePath,
+          filestoreRoot: args.filestoreRoot,
+        },
+        {
+          parent: this,
+          dependsOn: fromSnapshot ? [db, fromSnapshot] : [db],
+          customTimeouts: { create: "60m", update: "60m" },
+        },
+      );
+      this.restore = pulumi
+        .all([restore.restoreId, restore.target, restore.state, restore.preRestoreDatabase, restore.timings])
+        .apply(([id, target, state, preRestoreDatabase, timings]): RestoreSummary => ({
+          id,
+          target: { ...target } as Record<string, string>,
+          state,
+          preRestoreDatabase,
+          timings: timings as Record<string, number>,
+        }));
     }
 
     this.adminPassword = adminPassword.result;

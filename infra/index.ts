@@ -20,3 +20,4 @@ export const postgres = platform.postgres;
 export const tenants = platform.tenants;
 export const adminPasswords = platform.adminPasswords;
 export const snapshots = platform.snapshots;
+export const restores = platform.restores;

@@ -1,0 +1,165 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * A tenant's `restore: { snapshot | time | lsn }` entry: point-in-time restore of that ONE tenant
+ * in the shared cluster (lib/restore does the work; this provider is a thin lifecycle over it).
+ *
+ *  - check: validateRestoreTarget (read-only) when the target is new or changed, so a target outside
+ *    the recovery window, in the future or naming no snapshot fails `pulumi preview` before
+ *    anything changes. An unchanged target is not re-validated (a restore done long ago may have
+ *    left the window since).
+ *  - create: restoreTenant — finishes or rolls back an interrupted restore of the tenant first, then
+ *    the six steps of DESIGN.md §4, reported through pulumi.log per step with elapsed times.
+ *  - diff: `target` or `snapshotLsn` changed → replace (a new restore); any other input → an
+ *    update that changes nothing.
+ *  - read (refresh): the registry's `restores` row (its state).
+ *  - delete: forgets the resource. NO data changes: removing `restore` from the configuration keeps
+ *    the restored tenant as it is (and the pre-restore database, until the tenant is destroyed).
+ */
+export interface PitrRestoreTargetInput {
+  snapshot?: string;
+  time?: string;
+  lsn?: string;
+}
+
+export interface PitrRestoreArgs {
+  /** Superuser connection URL (secret). */
+  adminDsn: pulumi.Input<string>;
+  /** The local target's state directory (pgBackRest configuration; scratch under `restore/`). */
+  stateDir: pulumi.Input<string>;
+  stanza: pulumi.Input<string>;
+  subdomain: pulumi.Input<string>;
+  database: pulumi.Input<string>;
+  roleName: pulumi.Input<string>;
+  tenantState: pulumi.Input<"active" | "suspended" | "archived">;
+  target: pulumi.Input<PitrRestoreTargetInput>;
+  /** The Snapshot resource's `lsn` output (snapshot targets). */
+  snapshotLsn?: pulumi.Input<string>;
+  /** The Snapshot resource's `filestorePath` output (snapshot targets). */
+  snapshotFilestore?: pulumi.Input<string>;
+  /** Absolute directory holding one filestore directory per tenant database. */
+  filestoreRoot: pulumi.Input<string>;
+}
+
+export interface PitrRestoreInputs {
+  adminDsn: string;
+  stateDir: string;
+  stanza: string;
+  subdomain: string;
+  database: string;
+  roleName: string;
+  tenantState: "active" | "suspended" | "archived";
+  target: PitrRestoreTargetInput;
+  snapshotLsn?: string;
+  snapshotFilestore?: string;
+  filestoreRoot: string;
+}
+
+export interface PitrRestoreOutputs extends PitrRestoreInputs {
+  /** The restore id (also the resource id). */
+  restoreId: string;
+  targetLsn: string | null;
+  /** The pgBackRest backup set restored from. */
+  backup: string | null;
+  state: string;
+  preRestoreDatabase: string;
+  timings: Record<string, unknown>;
+}
+
+/** Compiled program: bin/dynamic-providers -> bin/lib/restore/index.js. Only this string is captured. */
+const RESTORE_MODULE = path.join(__dirname, "..", "lib", "restore", "index");
+
+type RestoreModule = typeof import("../lib/restore/index");
+
+const pitrRestoreProvider: pulumi.dynamic.ResourceProvider<PitrRestoreInputs, PitrRestoreOutputs> = {
+  async check(olds, news) {
+    const m: RestoreModule = require(RESTORE_MODULE);
+    const r = await m.checkPitrRestore(
+      olds as unknown as Record<string, unknown> | undefined,
+      news as unknown as Record<string, unknown>,
+    );
+    if (r.warning) {
+      const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+      void log.warn(`PitrRestore ${news.subdomain}: ${r.warning}`);
+    }
+    return r.failures.length > 0 ? { inputs: news, failures: r.failures } : { inputs: news };
+  },
+
+  async diff(_id, olds, news) {
+    const m: RestoreModule = require(RESTORE_MODULE);
+    const o = olds as unknown as Record<string, unknown>;
+    const n = news as unknown as Record<string, unknown>;
+    const replaces = m.pitrRestoreReplaceKeys(o, n);
+    const changes = replaces.length > 0 || m.pitrRestoreChangedKeys(o, n).length > 0;
+    return { changes, replaces, deleteBeforeReplace: false };
+  },
+
+  async create(inputs) {
+    const m: RestoreModule = require(RESTORE_MODULE);
+    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const r = await m.restoreTenant({
+      ...inputs,
+      log: (msg) => void log.info(`PitrRestore: ${msg}`),
+    });
+    return { id: r.id, outs: m.pitrRestoreOutputs(inputs, r) as PitrRestoreOutputs };
+  },
+
+  async read(id, props) {
+    const m: RestoreModule = require(RESTORE_MODULE);
+    if (!props) return { id, props };
+    try {
+      const rec = await m.readRestore(props.adminDsn, id);
+      if (!rec) return { id, props };
+      return { id, props: { ...props, state: rec.state, timings: rec.timings as Record<string, unknown> } };
+    } catch (err) {
+      const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+      void log.warn(
+        `PitrRestore ${props.subdomain}: registry unreachable (${(err as Error).message}); state left unchanged`,
+      );
+      return { id, props };
+    }
+  },
+
+  async update(_id, olds, news) {
+    // Only inputs without effect changed (a target change replaces).
+    return { outs: { ...olds, ...news } };
+  },
+
+  async delete() {
+    // Forget: a restore is a fact about the past; removing it from the configuration changes no data.
+  },
+};
+
+export class PitrRestore extends pulumi.dynamic.Resource {
+  declare readonly subdomain: pulumi.Output<string>;
+  declare readonly target: pulumi.Output<PitrRestoreTargetInput>;
+  declare readonly restoreId: pulumi.Output<string>;
+  declare readonly targetLsn: pulumi.Output<string | null>;
+  declare readonly backup: pulumi.Output<string | null>;
+  declare readonly state: pulumi.Output<string>;
+  declare readonly preRestoreDatabase: pulumi.Output<string>;
+  declare readonly timings: pulumi.Output<Record<string, unknown>>;
+
+  constructor(name: string, args: PitrRestoreArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      pitrRestoreProvider,
+      name,
+      {
+        ...args,
+        restoreId: undefined,
+        targetLsn: undefined,
+        backup: undefined,
+        state: undefined,
+        preRestoreDatabase: undefined,
+        timings: undefined,
+      },
+      {
+        ...opts,
+        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "adminDsn"],
+      },
+      "loomworks",
+      "PitrRestore",
+    );
+  }
+}

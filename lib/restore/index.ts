@@ -1,0 +1,7 @@
+/** Point-in-time restore of one tenant in a shared cluster (DESIGN.md §4). */
+export * from "./names";
+export * from "./target";
+export * from "./restore";
+export { databaseAclSummary, splitGucList, setClause, type FilestoreSources } from "./copy";
+export { scratchProcesses, selectiveRestoreOptions, scratchSettings } from "./scratch";
+export * from "./provider";

@@ -1,0 +1,841 @@
+/**
+ * Point-in-time restore of ONE tenant database in a shared cluster (DESIGN.md §4), as plain
+ * functions the PitrRestore dynamic provider and the tests call.
+ *
+ * Steps, each journaled in the registry (`tenant_steps` as `restore:<id>:<step>`, and
+ * `restores.step`) BEFORE it runs, with its duration recorded in `restores.timings`:
+ *   1. validate         resolve the target and backup set; switch WAL and wait until it is archived
+ *   2. scratch-restore  selective pgBackRest restore into `<stateDir>/restore/<id>`, recover, promote
+ *   3. verify           pg_amcheck, row counts of key tables
+ *   4. copy             `<db>__restore_<id>` in the live cluster (pg_dump -Fd | pg_restore), settings,
+ *                       comment; the filestore as hard links
+ *   5. swap             503, connections off, ONE transaction renames `<db>` → `<db>__pre_<id>` and
+ *                       the copy → `<db>`; privileges and filestore as before; connections back
+ *   6. cleanup          scratch instance stopped and removed
+ *
+ * Crash safety: the swap's rename transaction is the commit point. {@link resumeOrRollback} finds
+ * a `running` restore of the tenant and, from the catalog, either rolls it back (no `<db>__pre_<id>`
+ * yet: scratch, copy and its filestore removed, the tenant untouched) or finishes it (privileges,
+ * filestore, connections, cleanup). {@link restoreTenant} calls it first. A per-tenant advisory
+ * lock (held on the registry connection, so it dies with the process) tells an interrupted
+ * restore from one in progress.
+ */
+import { promises as fs } from "node:fs";
+import * as path from "node:path";
+import { Client } from "pg";
+import { quoteIdent, withClient } from "../pg/client";
+import { crashPoint } from "../process/crashPoint";
+import { beginStep, ensureRegistry, finishStep, registryDsn } from "../tenant/registry";
+import { TERMINATE_DATABASE_SESSIONS_SQL, dsnWithDatabase } from "../tenant/sql";
+import {
+  buildFilestore,
+  copyDatabaseAcl,
+  copyDatabaseSettings,
+  createRestoreDatabase,
+  databaseExists,
+  databaseFacts,
+  restoreDump,
+  swapFilestores,
+  type FilestoreSources,
+} from "./copy";
+import {
+  newRestoreId,
+  preRestoreDatabaseName,
+  restoreDatabaseName,
+  restoreFilestorePath,
+  scratchDirectory,
+} from "./names";
+import {
+  amcheckScratch,
+  configureScratch,
+  dumpScratchDatabase,
+  freePort,
+  pgbackrestRestore,
+  prepareScratch,
+  removeScratch,
+  scratchClientConfig,
+  scratchLayout,
+  startScratch,
+  type ScratchInstance,
+} from "./scratch";
+import {
+  compareLsn,
+  findSnapshot,
+  parseTargetTime,
+  pgbackrestTargetFor,
+  sameTarget,
+  targetKind,
+  validateRestoreTarget,
+  type ResolvedRestoreTarget,
+  type RestoreTarget,
+} from "./target";
+
+export const RESTORE_STEPS = ["validate", "scratch-restore", "verify", "copy", "swap", "cleanup"] as const;
+export type RestoreStep = (typeof RESTORE_STEPS)[number];
+export type RestoreState = "running" | "done" | "rolled_back" | "failed";
+export type TenantLifecycleState = "active" | "suspended" | "archived";
+
+/** Tables whose row counts are recorded (when they exist): the ERP's core. */
+export const KEY_TABLES = [
+  "res_company",
+  "res_users",
+  "res_partner",
+  "res_groups",
+  "ir_config_parameter",
+  "ir_attachment",
+  "ir_model",
+  "mail_message",
+  "product_template",
+  "sale_order",
+  "account_move",
+] as const;
+
+export interface RestoreTimings {
+  validateMs?: number;
+  scratchRestoreMs?: number;
+  verifyMs?: number;
+  copyMs?: number;
+  swapMs?: number;
+  cleanupMs?: number;
+  /** Whole restore, first step to last. */
+  totalMs?: number;
+  /** From ALLOW_CONNECTIONS false on the live database to connections back on the restored one. */
+  unavailableMs?: number;
+  /** Parts of steps. */
+  archiveWaitMs?: number;
+  pgbackrestMs?: number;
+  recoveryMs?: number;
+  amcheckMs?: number;
+  dumpMs?: number;
+  pgRestoreMs?: number;
+  filestoreMs?: number;
+  /** Row counts of the key tables in the restored database (verify; checked again after the copy). */
+  rowCounts?: Record<string, number>;
+}
+
+/** A row of the registry's `restores` table. */
+export interface RestoreRecord {
+  id: string;
+  subdomain: string;
+  target: RestoreTarget;
+  targetLsn: string | null;
+  backup: string | null;
+  state: RestoreState;
+  step: string | null;
+  scratchDir: string | null;
+  scratchPort: number | null;
+  restoreDatabase: string;
+  preRestoreDatabase: string;
+  timings: RestoreTimings;
+  error: string | null;
+  startedAt: Date;
+  finishedAt: Date | null;
+}
+
+export interface RestoreTenantOptions {
+  /** Superuser DSN of the live cluster. */
+  adminDsn: string;
+  /** The local target's state directory (pgBackRest configuration; scratch under `restore/`). */
+  stateDir: string;
+  stanza: string;
+  subdomain: string;
+  database: string;
+  roleName: string;
+  /** The tenant's lifecycle state (ALLOW_CONNECTIONS after the swap); the registry's when absent. */
+  tenantState?: TenantLifecycleState;
+  target: RestoreTarget;
+  /** The Snapshot resource's outputs (snapshot targets); looked up in the registry when absent. */
+  snapshotLsn?: string;
+  snapshotFilestore?: string;
+  /** Directory holding one filestore directory per tenant database. */
+  filestoreRoot: string;
+  log?: (message: string) => void;
+  /** Bound on waiting for WAL to be archived past the target (default 60 s). */
+  archiveWaitMs?: number;
+  /** Bound on the scratch instance's recovery (default 30 min). */
+  recoveryTimeoutMs?: number;
+  /** pg_dump / pg_restore / pg_amcheck parallelism (default 2). */
+  jobs?: number;
+}
+
+export interface RestoreResult {
+  id: string;
+  subdomain: string;
+  target: RestoreTarget;
+  targetLsn: string | null;
+  backup: string | null;
+  state: RestoreState;
+  restoreDatabase: string;
+  preRestoreDatabase: string;
+  timings: RestoreTimings;
+}
+
+export interface ResumeOptions {
+  adminDsn: string;
+  subdomain: string;
+  database: string;
+  filestoreRoot: string;
+  tenantState?: TenantLifecycleState;
+  log?: (message: string) => void;
+}
+
+export interface ResumeOutcome {
+  id: string;
+  action: "rolled_back" | "finished";
+  record: RestoreRecord;
+}
+
+const noLog = (): void => undefined;
+/** Advisory lock namespace (first key) for per-tenant restore locks; the second key hashes the subdomain. */
+const RESTORE_LOCK_CLASS = 7_314_206;
+
+// ---------------------------------------------------------------------------------------------
+// registry rows
+
+interface RestoreRow {
+  id: string;
+  subdomain: string;
+  target: RestoreTarget;
+  target_lsn: string | null;
+  backup_label: string | null;
+  state: RestoreState;
+  step: string | null;
+  scratch_dir: string | null;
+  scratch_port: number | null;
+  restore_database: string;
+  pre_restore_database: string;
+  timings: RestoreTimings;
+  error: string | null;
+  started_at: Date;
+  finished_at: Date | null;
+}
+
+const ROW_COLUMNS =
+  "id, subdomain, target, target_lsn::text AS target_lsn, backup_label, state, step, scratch_dir, scratch_port, " +
+  "restore_database, pre_restore_database, timings, error, started_at, finished_at";
+
+function toRecord(r: RestoreRow): RestoreRecord {
+  return {
+    id: r.id,
+    subdomain: r.subdomain,
+    target: r.target,
+    targetLsn: r.target_lsn,
+    backup: r.backup_label,
+    state: r.state,
+    step: r.step,
+    scratchDir: r.scratch_dir,
+    scratchPort: r.scratch_port,
+    restoreDatabase: r.restore_database,
+    preRestoreDatabase: r.pre_restore_database,
+    timings: r.timings ?? {},
+    error: r.error,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+  };
+}
+
+export function toResult(r: RestoreRecord): RestoreResult {
+  return {
+    id: r.id,
+    subdomain: r.subdomain,
+    target: r.target,
+    targetLsn: r.targetLsn,
+    backup: r.backup,
+    state: r.state,
+    restoreDatabase: r.restoreDatabase,
+    preRestoreDatabase: r.preRestoreDatabase,
+    timings: r.timings,
+  };
+}
+
+/** A restore's registry row (undefined when unknown or the registry does not exist). */
+export async function readRestore(adminDsn: string, id: string): Promise<RestoreRecord | undefined> {
+  await ensureRegistry(adminDsn);
+  return withClient(registryDsn(adminDsn), async (reg) => {
+    const r = await reg.query<RestoreRow>(`SELECT ${ROW_COLUMNS} FROM restores WHERE id = $1`, [id]);
+    return r.rows[0] ? toRecord(r.rows[0]) : undefined;
+  });
+}
+
+/** A tenant's restores, oldest first. */
+export async function listRestores(adminDsn: string, subdomain: string): Promise<RestoreRecord[]> {
+  await ensureRegistry(adminDsn);
+  return withClient(registryDsn(adminDsn), async (reg) => {
+    const r = await reg.query<RestoreRow>(
+      `SELECT ${ROW_COLUMNS} FROM restores WHERE subdomain = $1 ORDER BY started_at, id`,
+      [subdomain],
+    );
+    return r.rows.map(toRecord);
+  });
+}
+
+async function saveTimings(reg: Client, rec: RestoreRecord): Promise<void> {
+  await reg.query("UPDATE restores SET timings = $2::jsonb WHERE id = $1", [
+    rec.id,
+    JSON.stringify(rec.timings),
+  ]);
+}
+
+async function setState(reg: Client, rec: RestoreRecord, state: RestoreState, error?: string): Promise<void> {
+  rec.state = state;
+  const finished = state === "running" ? null : new Date();
+  rec.finishedAt = finished;
+  if (error !== undefined) rec.error = error;
+  await reg.query(
+    "UPDATE restores SET state = $2, error = COALESCE($3, error), finished_at = $4, timings = $5::jsonb WHERE id = $1",
+    [rec.id, state, error ?? null, finished, JSON.stringify(rec.timings)],
+  );
+}
+
+async function setMaintenance(reg: Client, subdomain: string, value: "restoring" | null): Promise<void> {
+  await reg.query("UPDATE tenants SET maintenance = $2, updated_at = now() WHERE subdomain = $1", [
+    subdomain,
+    value,
+  ]);
+}
+
+async function withTenantLock<T>(reg: Client, subdomain: string, fn: () => Promise<T>): Promise<T> {
+  const got = await reg.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok", [
+    RESTORE_LOCK_CLASS,
+    subdomain,
+  ]);
+  if (!got.rows[0].ok) {
+    throw new Error(`tenant "${subdomain}": another restore of this tenant is in progress`);
+  }
+  try {
+    return await fn();
+  } finally {
+    await reg
+      .query("SELECT pg_advisory_unlock($1, hashtext($2))", [RESTORE_LOCK_CLASS, subdomain])
+      .catch(() => undefined);
+  }
+}
+
+async function tenantAllowsConnections(
+  reg: Client,
+  subdomain: string,
+  state: TenantLifecycleState | undefined,
+): Promise<boolean> {
+  if (state) return state === "active";
+  const r = await reg.query<{ state: string }>("SELECT state FROM tenants WHERE subdomain = $1", [subdomain]);
+  const s = r.rows[0]?.state;
+  return s !== "suspended" && s !== "archived";
+}
+
+// ---------------------------------------------------------------------------------------------
+// helpers on the live cluster
+
+async function terminateSessions(admin: Client, database: string): Promise<number> {
+  const r = await admin.query<{ n: string }>(TERMINATE_DATABASE_SESSIONS_SQL, [database]);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+const WAL_NAME = /^[0-9A-F]{24}/;
+
+/**
+ * Makes sure WAL up to the current position (which is past the target: the restore's own registry
+ * writes came after it) is in the repository: `pg_switch_wal()` and wait, bounded.
+ */
+export async function waitForArchive(admin: Client, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  const need = (await admin.query<{ f: string }>("SELECT pg_walfile_name(pg_current_wal_lsn()) AS f")).rows[0]
+    .f;
+  const archived = async () => {
+    const r = await admin.query<{ last: string | null; failed: string | null; failed_at: Date | null }>(
+      "SELECT last_archived_wal AS last, last_failed_wal AS failed, last_failed_time AS failed_at FROM pg_stat_archiver",
+    );
+    return r.rows[0];
+  };
+  const done = (last: string | null) => !!last && WAL_NAME.test(last) && last.slice(0, 24) >= need;
+  let state = await archived();
+  if (done(state.last)) return Date.now() - t0;
+  await admin.query("SELECT pg_switch_wal()");
+  while (Date.now() - t0 < timeoutMs) {
+    await new Promise((r) => setTimeout(r, 200));
+    state = await archived();
+    if (done(state.last)) return Date.now() - t0;
+  }
+  throw new Error(
+    `WAL segment ${need} was not archived within ${Math.round(timeoutMs / 1000)} s after pg_switch_wal() ` +
+      `(last archived ${state.last ?? "none"}` +
+      (state.failed ? `, last failure ${state.failed} at ${state.failed_at?.toISOString()}` : "") +
+      "); check the cluster's archive_command and the pgBackRest repository",
+  );
+}
+
+async function countKeyTables(client: Client): Promise<Record<string, number>> {
+  const present = await client.query<{ name: string }>(
+    "SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
+      "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname = ANY($1) ORDER BY 1",
+    [[...KEY_TABLES]],
+  );
+  const counts: Record<string, number> = {};
+  for (const { name } of present.rows) {
+    const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM public.${quoteIdent(name)}`);
+    counts[name] = Number(r.rows[0].n);
+  }
+  return counts;
+}
+
+function sameCounts(a: Record<string, number>, b: Record<string, number>): boolean {
+  return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
+}
+
+// ---------------------------------------------------------------------------------------------
+// the swap (shared by the normal path and resume)
+
+interface SwapNames {
+  database: string;
+  restoreDb: string;
+  preDb: string;
+  liveFs: string;
+  restoreFs: string;
+  preFs: string;
+}
+
+function swapNames(database: string, filestoreRoot: string, rec: RestoreRecord): SwapNames {
+  return {
+    database,
+    restoreDb: rec.restoreDatabase,
+    preDb: rec.preRestoreDatabase,
+    liveFs: restoreFilestorePath(filestoreRoot, database),
+    restoreFs: restoreFilestorePath(filestoreRoot, rec.restoreDatabase),
+    preFs: restoreFilestorePath(filestoreRoot, rec.preRestoreDatabase),
+  };
+}
+
+/** The commit point: `<db>` → `<preDb>` and `<restoreDb>` → `<db>` in one transaction (retried while sessions linger). */
+async function renameInOneTransaction(admin: Client, n: SwapNames): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    await terminateSessions(admin, n.database);
+    await terminateSessions(admin, n.restoreDb);
+    await admin.query("BEGIN");
+    try {
+      await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} RENAME TO ${quoteIdent(n.preDb)}`);
+      await admin.query(`ALTER DATABASE ${quoteIdent(n.restoreDb)} RENAME TO ${quoteIdent(n.database)}`);
+      await admin.query("COMMIT");
+      return;
+    } catch (err) {
+      await admin.query("ROLLBACK").catch(() => undefined);
+      // 55006: "database ... is being accessed by other users"
+      if ((err as { code?: string }).code !== "55006" || attempt >= 10) throw err;
+      await new Promise((r) => setTimeout(r, 50 * attempt));
+    }
+  }
+}
+
+/** Everything after the rename: filestore, privileges, connections, maintenance flag. Idempotent. */
+async function finishSwap(
+  admin: Client,
+  reg: Client,
+  subdomain: string,
+  n: SwapNames,
+  allowConnections: boolean,
+): Promise<void> {
+  await swapFilestores(n.liveFs, n.restoreFs, n.preFs);
+  await copyDatabaseAcl(admin, n.preDb, n.database);
+  await admin.query(`ALTER DATABASE ${quoteIdent(n.preDb)} ALLOW_CONNECTIONS false`);
+  await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} ALLOW_CONNECTIONS ${allowConnections}`);
+  await setMaintenance(reg, subdomain, null);
+}
+
+function scratchOf(rec: RestoreRecord): ScratchInstance | undefined {
+  if (!rec.scratchDir) return undefined;
+  // Only ever remove what a restore made: <stateDir>/restore/<id>.
+  if (path.basename(rec.scratchDir) !== rec.id || path.basename(path.dirname(rec.scratchDir)) !== "restore") {
+    throw new Error(`restore ${rec.id}: refusing to remove unexpected scratch directory ${rec.scratchDir}`);
+  }
+  return scratchLayout(rec.scratchDir, rec.scratchPort ?? 0);
+}
+
+/** Undoes a restore that did not reach the swap's commit. Idempotent. */
+async function rollback(
+  admin: Client,
+  reg: Client,
+  rec: RestoreRecord,
+  n: SwapNames,
+  allowConnections: boolean,
+): Promise<void> {
+  const scratch = scratchOf(rec);
+  if (scratch) await removeScratch(scratch);
+  if (await databaseExists(admin, n.restoreDb)) {
+    await admin.query(`ALTER DATABASE ${quoteIdent(n.restoreDb)} ALLOW_CONNECTIONS false`);
+    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(n.restoreDb)} WITH (FORCE)`);
+  }
+  await fs.rm(n.restoreFs, { recursive: true, force: true });
+  // Interrupted inside the swap step (connections already off, not renamed yet): as before.
+  if (rec.step === "swap" && (await databaseExists(admin, n.database))) {
+    await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} ALLOW_CONNECTIONS ${allowConnections}`);
+  }
+  await setMaintenance(reg, rec.subdomain, null);
+}
+
+async function finishAfterCommit(
+  admin: Client,
+  reg: Client,
+  rec: RestoreRecord,
+  n: SwapNames,
+  allowConnections: boolean,
+): Promise<void> {
+  await finishSwap(admin, reg, rec.subdomain, n, allowConnections);
+  const scratch = scratchOf(rec);
+  if (scratch) await removeScratch(scratch);
+}
+
+async function resumeLocked(
+  admin: Client,
+  reg: Client,
+  opts: ResumeOptions,
+  log: (m: string) => void,
+): Promise<ResumeOutcome[]> {
+  const rows = await reg.query<RestoreRow>(
+    `SELECT ${ROW_COLUMNS} FROM restores WHERE subdomain = $1 AND state = 'running' ORDER BY started_at, id`,
+    [opts.subdomain],
+  );
+  const outcomes: ResumeOutcome[] = [];
+  for (const row of rows.rows) {
+    const rec = toRecord(row);
+    const n = swapNames(opts.database, opts.filestoreRoot, rec);
+    const allow = await tenantAllowsConnections(reg, opts.subdomain, opts.tenantState);
+    if (await databaseExists(admin, n.preDb)) {
+      log(
+        `restore ${rec.id} of ${opts.subdomain} was interrupted after its swap (step ${rec.step}): finishing it`,
+      );
+      await finishAfterCommit(admin, reg, rec, n, allow);
+      await setState(reg, rec, "done");
+      outcomes.push({ id: rec.id, action: "finished", record: rec });
+    } else {
+      log(`restore ${rec.id} of ${opts.subdomain} was interrupted at step ${rec.step}: rolling it back`);
+      await rollback(admin, reg, rec, n, allow);
+      await setState(reg, rec, "rolled_back", `interrupted at step ${rec.step ?? "(none)"}; rolled back`);
+      outcomes.push({ id: rec.id, action: "rolled_back", record: rec });
+    }
+  }
+  return outcomes;
+}
+
+/**
+ * Finishes or rolls back every interrupted (`running`) restore of a tenant; see the module comment.
+ * Refused while a restore of the tenant is in progress in another process.
+ */
+export async function resumeOrRollback(opts: ResumeOptions): Promise<ResumeOutcome[]> {
+  await ensureRegistry(opts.adminDsn);
+  return withClient(opts.adminDsn, (admin) =>
+    withClient(registryDsn(opts.adminDsn), (reg) =>
+      withTenantLock(reg, opts.subdomain, () => resumeLocked(admin, reg, opts, opts.log ?? noLog)),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// the restore
+
+interface Ctx {
+  admin: Client;
+  reg: Client;
+  opts: RestoreTenantOptions;
+  rec: RestoreRecord;
+  scratch: ScratchInstance;
+  names: SwapNames;
+  log: (m: string) => void;
+  started: number;
+}
+
+const stepKey = (s: RestoreStep): keyof RestoreTimings =>
+  `${s.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())}Ms` as keyof RestoreTimings;
+
+async function runStep<T>(ctx: Ctx, name: RestoreStep, fn: () => Promise<T>): Promise<T> {
+  const { reg, rec } = ctx;
+  const journal = await beginStep(reg, rec.subdomain, `restore:${rec.id}:${name}`);
+  await reg.query("UPDATE restores SET step = $2 WHERE id = $1", [rec.id, name]);
+  rec.step = name;
+  crashPoint(`restore:${name}`);
+  ctx.log(`${name}...`);
+  const t0 = Date.now();
+  const result = await fn();
+  const ms = Date.now() - t0;
+  (rec.timings as Record<string, unknown>)[stepKey(name)] = ms;
+  await saveTimings(reg, rec);
+  await finishStep(reg, journal);
+  ctx.log(`${name} done in ${ms} ms (elapsed ${Date.now() - ctx.started} ms)`);
+  return result;
+}
+
+async function timed<T>(rec: RestoreRecord, key: keyof RestoreTimings, fn: () => Promise<T>): Promise<T> {
+  const t0 = Date.now();
+  const result = await fn();
+  (rec.timings as Record<string, unknown>)[key] = Date.now() - t0;
+  return result;
+}
+
+async function filestoreSources(ctx: Ctx, resolved: ResolvedRestoreTarget): Promise<FilestoreSources> {
+  const { opts } = ctx;
+  const live = restoreFilestorePath(opts.filestoreRoot, opts.database);
+  if (resolved.kind === "snapshot") {
+    const name = opts.target.snapshot as string;
+    const fromRegistry = opts.snapshotFilestore
+      ? undefined
+      : await findSnapshot(ctx.admin, opts.adminDsn, opts.subdomain, name);
+    const snapshot = opts.snapshotFilestore ?? fromRegistry?.filestorePath ?? undefined;
+    if (snapshot) return { snapshot };
+    ctx.log(`snapshot "${name}" has no filestore copy: using the live filestore (a superset)`);
+    return { live };
+  }
+  // The newest snapshot filestore at or before the target, if any.
+  const rows = await withClient(registryDsn(opts.adminDsn), (r) =>
+    r.query<{ lsn: string; created_at: Date; filestore_path: string }>(
+      `SELECT lsn::text AS lsn, created_at, filestore_path FROM snapshots
+       WHERE subdomain = $1 AND lsn IS NOT NULL AND filestore_path IS NOT NULL ORDER BY lsn DESC, created_at DESC`,
+      [opts.subdomain],
+    ),
+  );
+  const at = resolved.time ? (parseTargetTime(resolved.time) as number) : undefined;
+  for (const s of rows.rows) {
+    const before = resolved.lsn
+      ? compareLsn(s.lsn, resolved.lsn) <= 0
+      : s.created_at.getTime() <= (at as number);
+    const exists = await fs
+      .stat(s.filestore_path)
+      .then((x) => x.isDirectory())
+      .catch(() => false);
+    if (before && exists) return { base: s.filestore_path, live };
+  }
+  return { live };
+}
+
+async function stepValidate(ctx: Ctx): Promise<ResolvedRestoreTarget> {
+  const { opts, rec } = ctx;
+  const resolved = await validateRestoreTarget({ ...opts });
+  rec.targetLsn = resolved.lsn ?? null;
+  rec.backup = resolved.backup.label;
+  await ctx.reg.query("UPDATE restores SET target_lsn = $2::pg_lsn, backup_label = $3 WHERE id = $1", [
+    rec.id,
+    rec.targetLsn,
+    rec.backup,
+  ]);
+  ctx.log(`target ${resolved.display}; backup set ${resolved.backup.label} (ended ${resolved.backup.stop})`);
+  rec.timings.archiveWaitMs = await waitForArchive(ctx.admin, opts.archiveWaitMs ?? 60_000);
+  return resolved;
+}
+
+async function stepScratchRestore(ctx: Ctx, resolved: ResolvedRestoreTarget): Promise<void> {
+  const { opts, rec, scratch } = ctx;
+  const pgbr = pgbackrestTargetFor(opts.stateDir, opts.stanza);
+  await prepareScratch(scratch);
+  const { selection } = await timed(rec, "pgbackrestMs", () =>
+    pgbackrestRestore(scratch, pgbr, {
+      database: opts.database,
+      backupLabel: resolved.backup.label,
+      type: resolved.type,
+      value: resolved.value,
+      exclusive: resolved.exclusive,
+    }),
+  );
+  ctx.log(
+    `pgbackrest restore ${selection.length === 1 ? selection[0] : `${selection.length} --db-exclude`} done`,
+  );
+  await configureScratch(scratch, pgbr);
+  await timed(rec, "recoveryMs", () => startScratch(scratch, opts.recoveryTimeoutMs ?? 30 * 60_000));
+  await withClient(scratchClientConfig(scratch, "postgres"), async (c) => {
+    const db = await c.query<{ datallowconn: boolean }>(
+      "SELECT datallowconn FROM pg_database WHERE datname = $1",
+      [opts.database],
+    );
+    if (!db.rows[0]) {
+      throw new Error(
+        `database "${opts.database}" did not exist at the restore target ${rec.targetLsn ?? ""}`.trim(),
+      );
+    }
+    // A tenant suspended at the target: let the scratch's own superuser in for the dump.
+    if (!db.rows[0].datallowconn) {
+      await c.query(`ALTER DATABASE ${quoteIdent(opts.database)} ALLOW_CONNECTIONS true`);
+    }
+  });
+}
+
+async function stepVerify(ctx: Ctx): Promise<Record<string, number>> {
+  const { opts, rec, scratch } = ctx;
+  const counts = await withClient(scratchClientConfig(scratch, opts.database), async (c) => {
+    const had = await c.query("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'");
+    const check = await timed(rec, "amcheckMs", () =>
+      amcheckScratch(scratch, opts.database, (had.rowCount ?? 0) > 0, opts.jobs ?? 2),
+    );
+    if (!check.ok) {
+      throw new Error(
+        `pg_amcheck found problems in the restored database:\n${check.output.split("\n").slice(-20).join("\n")}`,
+      );
+    }
+    return countKeyTables(c);
+  });
+  rec.timings.rowCounts = counts;
+  ctx.log(
+    `verified: ${
+      Object.entries(counts)
+        .map(([t, n]) => `${t} ${n}`)
+        .join(", ") || "no key tables"
+    }`,
+  );
+  return counts;
+}
+
+async function stepCopy(
+  ctx: Ctx,
+  resolved: ResolvedRestoreTarget,
+  counts: Record<string, number>,
+): Promise<void> {
+  const { admin, opts, rec, scratch, names } = ctx;
+  const jobs = opts.jobs ?? 2;
+  const live = await databaseFacts(admin, opts.database);
+  if (!live) throw new Error(`database "${opts.database}" does not exist in the live cluster`);
+  await createRestoreDatabase(admin, live, names.restoreDb);
+  await timed(rec, "dumpMs", () => dumpScratchDatabase(scratch, opts.database, jobs));
+  const sizeBytes = await withClient(scratchClientConfig(scratch, opts.database), async (c) =>
+    Number((await c.query<{ n: string }>("SELECT pg_database_size(current_database()) AS n")).rows[0].n),
+  );
+  const { mode } = await timed(rec, "pgRestoreMs", () =>
+    restoreDump(opts.adminDsn, names.restoreDb, scratch.dumpDir, { jobs, sizeBytes }),
+  );
+  ctx.log(`copied ${(sizeBytes / 1048576).toFixed(1)} MB (pg_restore ${mode})`);
+  await fs.rm(scratch.dumpDir, { recursive: true, force: true });
+  await copyDatabaseSettings(admin, opts.database, names.restoreDb);
+  const copied = await withClient(dsnWithDatabase(opts.adminDsn, names.restoreDb), countKeyTables);
+  if (!sameCounts(copied, counts)) {
+    throw new Error(
+      `the copy's row counts differ from the restored database's: ${JSON.stringify(copied)} vs ${JSON.stringify(counts)}`,
+    );
+  }
+  const sources = await filestoreSources(ctx, resolved);
+  const built = await timed(rec, "filestoreMs", () => buildFilestore(names.restoreFs, sources));
+  ctx.log(`filestore from ${built.sources.join(" + ") || "(nothing: empty)"}`);
+}
+
+async function stepSwap(ctx: Ctx, allow: boolean): Promise<void> {
+  const { admin, reg, rec, names } = ctx;
+  await setMaintenance(reg, rec.subdomain, "restoring");
+  const t0 = Date.now();
+  await admin.query(`ALTER DATABASE ${quoteIdent(names.database)} ALLOW_CONNECTIONS false`);
+  await renameInOneTransaction(admin, names);
+  crashPoint("restore:swap-committed");
+  await finishSwap(admin, reg, rec.subdomain, names, allow);
+  rec.timings.unavailableMs = Date.now() - t0;
+}
+
+/**
+ * Restores one tenant to a snapshot, time or LSN (see the module comment). First finishes or rolls
+ * back an interrupted restore of the tenant; when that one had the same target and was finished,
+ * its result is returned instead of restoring again.
+ */
+export async function restoreTenant(opts: RestoreTenantOptions): Promise<RestoreResult> {
+  const log = opts.log ?? noLog;
+  targetKind(opts.subdomain, opts.target);
+  await ensureRegistry(opts.adminDsn);
+  return withClient(opts.adminDsn, (admin) =>
+    withClient(registryDsn(opts.adminDsn), (reg) =>
+      withTenantLock(reg, opts.subdomain, async () => {
+        const prior = await resumeLocked(admin, reg, opts, log);
+        const last = prior.at(-1);
+        if (
+          last?.action === "finished" &&
+          sameTarget(last.record.target, opts.target, last.record.targetLsn, opts.snapshotLsn)
+        ) {
+          log(`restore ${last.id} of ${opts.subdomain} to the same target was finished`);
+          return toResult(last.record);
+        }
+        return runRestore(admin, reg, opts, log);
+      }),
+    ),
+  );
+}
+
+async function runRestore(
+  admin: Client,
+  reg: Client,
+  opts: RestoreTenantOptions,
+  log: (m: string) => void,
+): Promise<RestoreResult> {
+  // Everything that can be refused is refused before anything is written.
+  const pre = await validateRestoreTarget({ ...opts });
+  if (!(await databaseExists(admin, opts.database))) {
+    throw new Error(`tenant "${opts.subdomain}": database "${opts.database}" does not exist`);
+  }
+  const allow = await tenantAllowsConnections(reg, opts.subdomain, opts.tenantState);
+  let id = newRestoreId();
+  for (let i = 0; i < 5; i++) {
+    const clash = await reg.query("SELECT 1 FROM restores WHERE id = $1", [id]);
+    if (!clash.rowCount) break;
+    id = newRestoreId();
+  }
+  const scratch = scratchLayout(scratchDirectory(opts.stateDir, id), await freePort());
+  const row = await reg.query<RestoreRow>(
+    `INSERT INTO restores (id, subdomain, target, target_lsn, backup_label, state, scratch_dir, scratch_port,
+                           restore_database, pre_restore_database)
+     VALUES ($1, $2, $3::jsonb, $4::pg_lsn, $5, 'running', $6, $7, $8, $9) RETURNING ${ROW_COLUMNS}`,
+    [
+      id,
+      opts.subdomain,
+      JSON.stringify(opts.target),
+      pre.lsn ?? null,
+      pre.backup.label,
+      scratch.dir,
+      scratch.port,
+      restoreDatabaseName(opts.database, id),
+      preRestoreDatabaseName(opts.database, id),
+    ],
+  );
+  const rec = toRecord(row.rows[0]);
+  const started = Date.now();
+  const ctx: Ctx = {
+    admin,
+    reg,
+    opts,
+    rec,
+    scratch,
+    names: swapNames(opts.database, opts.filestoreRoot, rec),
+    log: (m) => log(`${opts.subdomain}: restore ${id}: ${m}`),
+    started,
+  };
+  ctx.log(`to ${pre.display} (scratch ${scratch.dir})`);
+  try {
+    const resolved = await runStep(ctx, "validate", () => stepValidate(ctx));
+    await runStep(ctx, "scratch-restore", () => stepScratchRestore(ctx, resolved));
+    const counts = await runStep(ctx, "verify", () => stepVerify(ctx));
+    await runStep(ctx, "copy", () => stepCopy(ctx, resolved, counts));
+    await runStep(ctx, "swap", () => stepSwap(ctx, allow));
+    await runStep(ctx, "cleanup", () => removeScratch(scratch));
+    rec.timings.totalMs = Date.now() - started;
+    await setState(reg, rec, "done");
+    ctx.log(
+      `done in ${rec.timings.totalMs} ms; unavailable ${rec.timings.unavailableMs} ms; kept ${rec.preRestoreDatabase}`,
+    );
+    return toResult(rec);
+  } catch (err) {
+    const message = (err as Error).message;
+    const wrapped = new Error(
+      `tenant "${opts.subdomain}": restore ${id} failed at step "${rec.step}": ${message}`,
+    );
+    try {
+      if (await databaseExists(admin, ctx.names.preDb)) {
+        ctx.log(`failed after the swap: finishing (${message.split("\n")[0]})`);
+        await finishAfterCommit(admin, reg, rec, ctx.names, allow);
+        rec.timings.totalMs = Date.now() - started;
+        await setState(reg, rec, "done", message);
+        // The tenant is fully restored: what failed was only a finishing touch, now redone.
+        return toResult(rec);
+      } else {
+        ctx.log(`failed: rolling back (${message.split("\n")[0]})`);
+        await rollback(admin, reg, rec, ctx.names, allow);
+        await setState(reg, rec, "failed", message);
+      }
+    } catch (cleanupErr) {
+      // Left `running`: the next restoreTenant / resumeOrRollback converges it.
+      await reg
+        .query("UPDATE restores SET error = $2 WHERE id = $1", [
+          id,
+          `${message}; then: ${(cleanupErr as Error).message}`,
+        ])
+        .catch(() => undefined);
+      wrapped.message += `\n(cleaning up failed too, the next restore of the tenant finishes it: ${(cleanupErr as Error).message})`;
+    }
+    throw wrapped;
+  }
+}

@@ -1,0 +1,444 @@
+/**
+ * The scratch instance of a restore: a selective pgBackRest restore of the cluster into
+ * `<stateDir>/restore/<id>/data`, started on a private unix socket (no TCP) until it has recovered
+ * to the target and promoted, then stopped and removed.
+ *
+ * Layout of `<stateDir>/restore/<id>` (owned by postgres, mode 0700):
+ *   data/   the restored data directory     run/   its socket directory
+ *   log/    postgres.log (server output)    dump/  pg_dump -Fd of the tenant database
+ *
+ * Nothing here can touch the live cluster: archiving is off (pgBackRest `--archive-mode=off` and
+ * `archive_mode = off`), no TCP listener, `archive-get` runs synchronously so it shares no spool
+ * or lock with the live cluster's asynchronous `archive-push`.
+ */
+import { existsSync, promises as fs, readFileSync } from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import type { ClientConfig } from "pg";
+import { pgBin } from "../pg/cluster";
+import { withClient } from "../pg/client";
+import {
+  POSTGRES_USER,
+  cleanChildEnv,
+  pgbackrestBin,
+  runPgBackRest,
+  type PgBackRestTarget,
+} from "../pg/pgbackrest";
+import { CommandError, mustRun, runCommand, type RunResult } from "../process/run";
+
+export interface ScratchInstance {
+  dir: string;
+  dataDir: string;
+  runDir: string;
+  logDir: string;
+  logFile: string;
+  dumpDir: string;
+  port: number;
+}
+
+export function scratchLayout(dir: string, port: number): ScratchInstance {
+  return {
+    dir,
+    dataDir: path.join(dir, "data"),
+    runDir: path.join(dir, "run"),
+    logDir: path.join(dir, "log"),
+    logFile: path.join(dir, "log", "postgres.log"),
+    dumpDir: path.join(dir, "dump"),
+    port,
+  };
+}
+
+/** A TCP port nobody listens on right now (the scratch instance listens on a unix socket only). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen({ port: 0, host: "127.0.0.1", exclusive: true }, () => {
+      const addr = server.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error("no free port"))));
+    });
+  });
+}
+
+const isRoot = (): boolean => typeof process.getuid === "function" && process.getuid() === 0;
+
+async function chownPostgres(target: string): Promise<void> {
+  if (!isRoot()) return;
+  const uid = Number((await mustRun("id", ["-u", POSTGRES_USER])).stdout.trim());
+  const gid = Number((await mustRun("id", ["-g", POSTGRES_USER])).stdout.trim());
+  await fs.chown(target, uid, gid);
+}
+
+function asPostgres(file: string, args: string[], timeoutMs: number): Promise<RunResult> {
+  return runCommand(file, args, { asUser: POSTGRES_USER, cwd: "/", env: cleanChildEnv(), timeoutMs });
+}
+
+/** Creates `<stateDir>/restore/<id>` (empty) with its log and run directories, owned by postgres. */
+export async function prepareScratch(s: ScratchInstance): Promise<void> {
+  const parent = path.dirname(s.dir);
+  await fs.mkdir(parent, { recursive: true, mode: 0o755 });
+  await fs.chmod(parent, 0o755);
+  await fs.rm(s.dir, { recursive: true, force: true });
+  await fs.mkdir(s.dir, { mode: 0o700 });
+  await chownPostgres(s.dir);
+  for (const d of [s.runDir, s.logDir]) {
+    await fs.mkdir(d, { mode: 0o700 });
+    await chownPostgres(d);
+  }
+}
+
+export interface BackupDatabase {
+  name: string;
+  oid: number;
+}
+
+/** The databases recorded in a backup's manifest (`info --set=<label>`: database-ref). */
+export async function backupDatabases(pgbr: PgBackRestTarget, label: string): Promise<BackupDatabase[]> {
+  const result = await runPgBackRest(pgbr, "info", ["--output=json", `--set=${label}`], {
+    timeoutMs: 2 * 60_000,
+  });
+  const parsed = JSON.parse(result.stdout) as Array<{
+    name: string;
+    backup?: Array<{ label: string; "database-ref"?: BackupDatabase[] }>;
+  }>;
+  const stanza = parsed.find((x) => x.name === pgbr.stanza);
+  const backup = stanza?.backup?.find((b) => b.label === label);
+  if (!backup) throw new Error(`pgbackrest info: backup ${label} not found in stanza ${pgbr.stanza}`);
+  return backup["database-ref"] ?? [];
+}
+
+/** PostgreSQL's first OID for user objects: databases below it (postgres, template0/1) are always restored. */
+const FIRST_NORMAL_OID = 16384;
+
+/**
+ * The `--db-include`/`--db-exclude` options restoring only `database` (plus the system databases).
+ * When the backup does not list the database (it was created, or swapped in by an earlier restore,
+ * after the backup), every other user database is excluded instead: the tenant's files then come
+ * entirely from WAL replay (tenant databases are created with STRATEGY WAL_LOG).
+ */
+export function selectiveRestoreOptions(database: string, inBackup: readonly BackupDatabase[]): string[] {
+  if (inBackup.some((d) => d.name === database)) return [`--db-include=${database}`];
+  return inBackup.filter((d) => d.oid >= FIRST_NORMAL_OID).map((d) => `--db-exclude=${d.name}`);
+}
+
+export interface ScratchRestoreOptions {
+  database: string;
+  backupLabel: string;
+  type: "lsn" | "time";
+  value: string;
+  exclusive: boolean;
+  timeoutMs?: number;
+}
+
+/** `pgbackrest restore` of the backup set into the scratch data directory, only `database` included. */
+export async function pgbackrestRestore(
+  s: ScratchInstance,
+  pgbr: PgBackRestTarget,
+  o: ScratchRestoreOptions,
+): Promise<{ selection: string[] }> {
+  const selection = selectiveRestoreOptions(o.database, await backupDatabases(pgbr, o.backupLabel));
+  await runPgBackRest(
+    pgbr,
+    "restore",
+    [
+      `--pg1-path=${s.dataDir}`,
+      `--set=${o.backupLabel}`,
+      ...selection,
+      `--type=${o.type}`,
+      `--target=${o.value}`,
+      ...(o.exclusive ? ["--target-exclusive"] : []),
+      "--target-action=promote",
+      "--archive-mode=off",
+    ],
+    { timeoutMs: o.timeoutMs ?? 60 * 60_000 },
+  );
+  return { selection };
+}
+
+const confLiteral = (v: string): string => {
+  if (/['\\\r\n\0]/.test(v)) throw new Error(`unsafe character in a scratch setting: ${v}`);
+  return `'${v}'`;
+};
+
+/** The settings appended to the scratch's postgresql.auto.conf (after pgBackRest's recovery settings). */
+export function scratchSettings(s: ScratchInstance, pgbr: PgBackRestTarget): string {
+  const restoreCommand =
+    `${pgbackrestBin()} --config=${pgbr.config} --stanza=${pgbr.stanza} --pg1-path=${s.dataDir} ` +
+    `--no-archive-async archive-get %f "%p"`;
+  const settings: Array<[string, string]> = [
+    ["port", String(s.port)],
+    ["listen_addresses", confLiteral("")],
+    ["unix_socket_directories", confLiteral(s.runDir)],
+    ["unix_socket_permissions", "0700"],
+    ["restore_command", confLiteral(restoreCommand)],
+    // Pages of the databases pgBackRest left out are zeroes: WAL touching them must not stop replay.
+    ["ignore_invalid_pages", "on"],
+    ["archive_mode", "off"],
+    ["hot_standby", "off"],
+    ["max_connections", "20"],
+    ["max_wal_senders", "0"],
+    ["max_replication_slots", "0"],
+    ["shared_buffers", "128MB"],
+    ["work_mem", "4MB"],
+    ["maintenance_work_mem", "64MB"],
+    // A scratch copy is thrown away after a crash: no need to make it durable.
+    ["fsync", "off"],
+    ["synchronous_commit", "off"],
+    ["full_page_writes", "off"],
+    ["autovacuum", "off"],
+    ["jit", "off"],
+    ["shared_preload_libraries", confLiteral("")],
+    ["logging_collector", "off"],
+    ["log_destination", confLiteral("stderr")],
+    ["log_min_duration_statement", "-1"],
+    ["log_checkpoints", "off"],
+    ["log_line_prefix", confLiteral("%m [%p] ")],
+  ];
+  return (
+    "\n# Loomworks Hosting: scratch instance of a point-in-time restore (appended after pgBackRest's settings)\n" +
+    settings.map(([k, v]) => `${k} = ${v}`).join("\n") +
+    "\n"
+  );
+}
+
+/** Appends the scratch settings and replaces pg_hba.conf: local socket only (the directory is 0700). */
+export async function configureScratch(s: ScratchInstance, pgbr: PgBackRestTarget): Promise<void> {
+  await fs.appendFile(path.join(s.dataDir, "postgresql.auto.conf"), scratchSettings(s, pgbr));
+  const hba = path.join(s.dataDir, "pg_hba.conf");
+  await fs.writeFile(
+    hba,
+    "# scratch instance of a restore: its socket directory is private\nlocal all all trust\n",
+    {
+      mode: 0o600,
+    },
+  );
+  await chownPostgres(hba);
+}
+
+async function tail(file: string, lines: number): Promise<string> {
+  const text = await fs.readFile(file, "utf8").catch(() => "");
+  return text.trimEnd().split("\n").slice(-lines).join("\n");
+}
+
+/**
+ * Starts the scratch instance and waits (bounded) until recovery reached the target and the server
+ * promoted. A recovery that ends before the target (WAL missing) fails with the tail of its log.
+ * (With hot_standby off, `pg_ctl -w` may return while recovery still runs; the server refuses
+ * connections until it has promoted, which is what we wait for.)
+ */
+export async function startScratch(s: ScratchInstance, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const seconds = Math.max(10, Math.ceil(timeoutMs / 1000));
+  const failure = async (what: string, detail = ""): Promise<Error> => {
+    const log = await tail(s.logFile, 20);
+    const reason = /recovery ended before configured recovery target was reached/.test(log)
+      ? "recovery ended before the restore target was reached (is the WAL up to the target archived?)"
+      : what;
+    return new Error(`${reason}${detail ? `\n${detail}` : ""}\n${s.logFile} (last lines):\n${log}`);
+  };
+  const result = await asPostgres(
+    pgBin("pg_ctl"),
+    ["start", "-D", s.dataDir, "-l", s.logFile, "-w", "-t", String(seconds), "-s"],
+    (seconds + 30) * 1000,
+  );
+  if (result.code !== 0) {
+    throw await failure(
+      "the scratch instance did not start",
+      `pg_ctl: ${(result.stderr || result.stdout).trim()}`,
+    );
+  }
+  for (;;) {
+    try {
+      const inRecovery = await withClient(
+        { ...scratchClientConfig(s, "postgres"), connectionTimeoutMillis: 5000 },
+        (c) => c.query<{ r: boolean }>("SELECT pg_is_in_recovery() AS r"),
+      );
+      if (!inRecovery.rows[0].r) return;
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? "";
+      // 57P03: starting up / recovering; ENOENT/ECONNREFUSED: no socket yet or gone.
+      if (!["57P03", "ENOENT", "ECONNREFUSED"].includes(code)) throw err;
+    }
+    if (!postmasterAlive(s)) throw await failure("the scratch instance stopped during recovery");
+    if (Date.now() > deadline) {
+      throw await failure(`the scratch instance did not finish recovery within ${seconds} s`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+function postmasterAlive(s: ScratchInstance): boolean {
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(path.join(s.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+  } catch {
+    return false;
+  }
+  return Number.isInteger(pid) && pid > 0 && alive(pid) && readCmdline(String(pid)).includes(s.dataDir);
+}
+
+/** Connection settings for the scratch instance (unix socket, trust). */
+export function scratchClientConfig(s: ScratchInstance, database: string): ClientConfig {
+  return { host: s.runDir, port: s.port, user: "postgres", database };
+}
+
+function readCmdline(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return "";
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pids: number[], ms: number): Promise<number[]> {
+  const deadline = Date.now() + ms;
+  let left = pids.filter(alive);
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = left.filter(alive);
+  }
+  return left;
+}
+
+/** Processes whose command line mentions the scratch directory (pgBackRest, pg_dump, pg_restore, postgres...). */
+export async function scratchProcesses(dir: string): Promise<number[]> {
+  const needle = dir.endsWith("/") ? dir : `${dir}/`;
+  const entries = await fs.readdir("/proc").catch(() => [] as string[]);
+  return entries
+    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
+    .filter((p) => {
+      const cmd = readCmdline(p);
+      return cmd.includes(needle) || cmd.endsWith(` ${dir}`);
+    })
+    .map(Number);
+}
+
+/**
+ * Stops the scratch instance and everything working on its directory: `pg_ctl stop -m immediate`,
+ * else SIGQUIT/SIGKILL to the postmaster from its pid file (verified against its command line),
+ * then SIGKILL to any other process naming the directory. No error when nothing runs.
+ */
+export async function stopScratch(s: ScratchInstance): Promise<void> {
+  const pidFile = path.join(s.dataDir, "postmaster.pid");
+  if (existsSync(pidFile)) {
+    const stopped = await asPostgres(
+      pgBin("pg_ctl"),
+      ["stop", "-D", s.dataDir, "-m", "immediate", "-w", "-t", "20", "-s"],
+      40_000,
+    ).catch(() => undefined);
+    const pid = Number((await fs.readFile(pidFile, "utf8").catch(() => "")).split("\n")[0]);
+    if ((!stopped || stopped.code !== 0) && Number.isInteger(pid) && pid > 0 && alive(pid)) {
+      if (readCmdline(String(pid)).includes(s.dataDir)) {
+        process.kill(pid, "SIGQUIT");
+        const left = await waitGone([pid], 5_000);
+        for (const p of left) process.kill(p, "SIGKILL");
+        await waitGone(left, 5_000);
+      }
+    }
+  }
+  const others = await scratchProcesses(s.dir);
+  for (const p of others) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  const left = await waitGone(others, 10_000);
+  if (left.length > 0) throw new Error(`processes still working in ${s.dir}: ${left.join(", ")}`);
+}
+
+/** Stops the scratch instance and removes its directory (and `<stateDir>/restore` when empty). */
+export async function removeScratch(s: ScratchInstance): Promise<void> {
+  await stopScratch(s);
+  await fs.rm(s.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  await fs.rmdir(path.dirname(s.dir)).catch(() => undefined);
+}
+
+/** `pg_dump -Fd -j <jobs>` of the scratch's tenant database into `<scratch>/dump` (as postgres). */
+export async function dumpScratchDatabase(s: ScratchInstance, database: string, jobs: number): Promise<void> {
+  await fs.rm(s.dumpDir, { recursive: true, force: true });
+  const args = [
+    "-Fd",
+    "-j",
+    String(jobs),
+    "--no-sync",
+    "--no-publications",
+    "--no-subscriptions",
+    "-f",
+    s.dumpDir,
+    "-h",
+    s.runDir,
+    "-p",
+    String(s.port),
+    "-U",
+    "postgres",
+    "-d",
+    database,
+  ];
+  const result = await asPostgres(pgBin("pg_dump"), args, 60 * 60_000);
+  if (result.code !== 0) throw new CommandError(`pg_dump ${args.join(" ")}`, result);
+}
+
+export interface AmcheckResult {
+  ok: boolean;
+  output: string;
+}
+
+/**
+ * `pg_amcheck` (heap and B-tree checks) of the scratch's tenant database. The amcheck extension is
+ * installed for the check and dropped again when it was not there before, so the dump does not
+ * carry it into the tenant.
+ */
+export async function amcheckScratch(
+  s: ScratchInstance,
+  database: string,
+  hadExtension: boolean,
+  jobs: number,
+): Promise<AmcheckResult> {
+  const args = [
+    "-h",
+    s.runDir,
+    "-p",
+    String(s.port),
+    "-U",
+    "postgres",
+    "--install-missing",
+    "-j",
+    String(jobs),
+    database,
+  ];
+  const result = await asPostgres(pgBin("pg_amcheck"), args, 60 * 60_000);
+  if (!hadExtension) {
+    const drop = await asPostgres(
+      pgBin("psql"),
+      [
+        "-X",
+        "-q",
+        "-h",
+        s.runDir,
+        "-p",
+        String(s.port),
+        "-U",
+        "postgres",
+        "-d",
+        database,
+        "-c",
+        "DROP EXTENSION IF EXISTS amcheck",
+      ],
+      60_000,
+    );
+    if (drop.code !== 0) throw new CommandError("psql -c 'DROP EXTENSION amcheck' (scratch)", drop);
+  }
+  return { ok: result.code === 0, output: (result.stdout + result.stderr).trim() };
+}
