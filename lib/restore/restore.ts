@@ -404,8 +404,12 @@ function swapNames(database: string, filestoreRoot: string, rec: RestoreRecord):
   };
 }
 
-/** The commit point: `<db>` → `<preDb>` and `<restoreDb>` → `<db>` in one transaction (retried while sessions linger). */
-async function renameInOneTransaction(admin: Client, n: SwapNames): Promise<void> {
+/**
+ * The commit point, one transaction (retried while sessions linger): `<db>` → `<preDb>`,
+ * `<restoreDb>` → `<db>`, the tenant's database privileges onto the restored copy and its
+ * connections allowed as its state says, the kept copy closed. Once it commits, the tenant works.
+ */
+async function renameInOneTransaction(admin: Client, n: SwapNames, allowConnections: boolean): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     await terminateSessions(admin, n.database);
     await terminateSessions(admin, n.restoreDb);
@@ -413,6 +417,9 @@ async function renameInOneTransaction(admin: Client, n: SwapNames): Promise<void
     try {
       await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} RENAME TO ${quoteIdent(n.preDb)}`);
       await admin.query(`ALTER DATABASE ${quoteIdent(n.restoreDb)} RENAME TO ${quoteIdent(n.database)}`);
+      await copyDatabaseAcl(admin, n.preDb, n.database);
+      await admin.query(`ALTER DATABASE ${quoteIdent(n.preDb)} ALLOW_CONNECTIONS false`);
+      await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} ALLOW_CONNECTIONS ${allowConnections}`);
       await admin.query("COMMIT");
       return;
     } catch (err) {
@@ -424,7 +431,10 @@ async function renameInOneTransaction(admin: Client, n: SwapNames): Promise<void
   }
 }
 
-/** Everything after the rename: filestore, privileges, connections, maintenance flag. Idempotent. */
+/**
+ * Everything after the commit point: filestore, maintenance flag (privileges and connections are
+ * applied again, for a swap committed by an older release). Idempotent.
+ */
 async function finishSwap(
   admin: Client,
   reg: Client,
@@ -714,7 +724,7 @@ async function stepSwap(ctx: Ctx, allow: boolean): Promise<void> {
   await setMaintenance(reg, rec.subdomain, "restoring");
   const t0 = Date.now();
   await admin.query(`ALTER DATABASE ${quoteIdent(names.database)} ALLOW_CONNECTIONS false`);
-  await renameInOneTransaction(admin, names);
+  await renameInOneTransaction(admin, names, allow);
   crashPoint("restore:swap-committed");
   await finishSwap(admin, reg, rec.subdomain, names, allow);
   rec.timings.unavailableMs = Date.now() - t0;

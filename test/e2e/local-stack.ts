@@ -121,6 +121,7 @@ export class LocalTestStack {
   /** Removes the stack's resources (if any), the stack and its directory. */
   async dispose(): Promise<void> {
     try {
+      clearStaleLocks(this.env.PULUMI_BACKEND_URL);
       await this.stack.destroy({ color: "never" });
       await this.stack.workspace.removeStack(this.stack.name);
     } finally {
