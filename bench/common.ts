@@ -6,12 +6,11 @@
  */
 import { execFileSync } from "node:child_process";
 import { promises as fs } from "node:fs";
-import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
-import { LOCAL_HOST } from "../lib/pg/cluster";
 
+import { findFreePort as findPort, makeStateDir } from "../test/helpers/cluster";
 import { repoRoot } from "../test/helpers/repo";
 
 /** The checkout's root (from bench/ or bin/bench/). */
@@ -144,28 +143,9 @@ export function intFlag(flags: Record<string, string>, name: string, fallback: n
 // ---------------------------------------------------------------------------------------------
 // Throw-away cluster (same approach as test/integration/global-setup.ts)
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once("error", () => resolve(false));
-    server.listen({ port, host: LOCAL_HOST, exclusive: true }, () => server.close(() => resolve(true)));
-  });
-}
-
 /** The first free port from `start` up (outside the integration tests' range starting at 25432). */
-export async function findFreePort(start = 26432, attempts = 500): Promise<number> {
-  for (let port = start; port < start + attempts; port++) {
-    if (await portFree(port)) return port;
-  }
-  throw new Error(`no free port in ${start}..${start + attempts - 1}`);
-}
-
-/** A fresh state directory in /tmp that the postgres user can traverse. */
-export async function makeStateDir(prefix: string): Promise<string> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
-  await fs.chmod(dir, 0o755);
-  return dir;
-}
+export const findFreePort = (start = 26432, attempts = 500): Promise<number> => findPort(start, attempts);
+export { makeStateDir };
 
 export const fmtMs = (ms: number): string =>
   ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`;

@@ -2,7 +2,9 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Limits, TenantConfig } from "../infra/config/schema";
 import { RandomSecret } from "../dynamic-providers/randomSecret";
 import { PitrRestore } from "../dynamic-providers/pitrRestore";
-import { Snapshot } from "../dynamic-providers/snapshot";
+import { Snapshot, type SnapshotSummary } from "../dynamic-providers/snapshot";
+
+export type { SnapshotSummary };
 import { TenantDatabase } from "../dynamic-providers/tenantDatabase";
 
 export interface TenantArgs {
@@ -21,17 +23,6 @@ export interface TenantArgs {
   pgbackrestConfig: string;
   stanza: string;
   url: string;
-}
-
-/** An entry of the `snapshots` stack output (CONFIG.md). */
-export interface SnapshotSummary {
-  id: string;
-  lsn: string;
-  walFile: string;
-  createdAt: string;
-  sizeBytes: number;
-  backup: string | null;
-  state: string;
 }
 
 /** An entry of the `restores` stack output (CONFIG.md). */

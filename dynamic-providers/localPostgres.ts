@@ -49,15 +49,7 @@ const localPostgresProvider: pulumi.dynamic.ResourceProvider<LocalPostgresInputs
     const { paths } = cluster.localClusterLayout(spec);
     return {
       id: `local-postgres:${paths.stateDir}`,
-      outs: {
-        ...spec,
-        configHash: inputs.configHash,
-        host: cluster.LOCAL_HOST,
-        adminDsn: cluster.localAdminDsn(spec),
-        running: true,
-        dataDir: paths.dataDir,
-        repoPath: paths.repoPath,
-      },
+      outs: cluster.runningClusterOutputs(spec, inputs.configHash),
     };
   },
 
@@ -103,18 +95,7 @@ const localPostgresProvider: pulumi.dynamic.ResourceProvider<LocalPostgresInputs
     const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
     const spec = cluster.localClusterSpec(news);
     await backups.ensureClusterWithBackups(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
-    const { paths } = cluster.localClusterLayout(spec);
-    return {
-      outs: {
-        ...spec,
-        configHash: news.configHash,
-        host: cluster.LOCAL_HOST,
-        adminDsn: cluster.localAdminDsn(spec),
-        running: true,
-        dataDir: paths.dataDir,
-        repoPath: paths.repoPath,
-      },
-    };
+    return { outs: cluster.runningClusterOutputs(spec, news.configHash) };
   },
 
   async delete(_id, props) {

@@ -163,6 +163,17 @@ const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, Snapshot
   },
 };
 
+/** An entry of the `snapshots` stack output (CONFIG.md). */
+export interface SnapshotSummary {
+  id: string;
+  lsn: string;
+  walFile: string;
+  createdAt: string;
+  sizeBytes: number;
+  backup: string | null;
+  state: string;
+}
+
 export class Snapshot extends pulumi.dynamic.Resource {
   declare readonly subdomain: pulumi.Output<string>;
   declare readonly name: pulumi.Output<string>;
@@ -204,15 +215,7 @@ export class Snapshot extends pulumi.dynamic.Resource {
   }
 
   /** The CONFIG.md `snapshots` output entry. */
-  summary(): pulumi.Output<{
-    id: string;
-    lsn: string;
-    walFile: string;
-    createdAt: string;
-    sizeBytes: number;
-    backup: string | null;
-    state: string;
-  }> {
+  summary(): pulumi.Output<SnapshotSummary> {
     return pulumi
       .all([this.id, this.lsn, this.walFile, this.createdAt, this.sizeBytes, this.backup, this.state])
       .apply(([id, lsn, walFile, createdAt, sizeBytes, backup, state]) => ({

@@ -99,17 +99,7 @@ const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<TenantDatabaseInpu
     });
     return {
       id: `loomworks-tenant:${inputs.subdomain}`,
-      outs: {
-        ...inputs,
-        dsn: m.tenantDsn(inputs.host, inputs.port, inputs.roleName, inputs.rolePassword, inputs.database),
-        createdAt: info.createdAt,
-        ...(info.retentionUntil ? { retentionUntil: info.retentionUntil } : {}),
-        filestore: info.filestore,
-        databaseExists: true,
-        roleExists: true,
-        initialized: true,
-        registryExists: true,
-      },
+      outs: { ...inputs, ...m.provisionedOutputs(inputs, info) },
     };
   },
 
@@ -180,20 +170,7 @@ const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<TenantDatabaseInpu
       ? await m.createTenant(news.adminDsn, spec, say)
       : await m.updateTenant(news.adminDsn, m.tenantSpecFrom({ ...olds }), spec, say);
     const { retentionUntil: _previous, ...rest } = olds;
-    return {
-      outs: {
-        ...rest,
-        ...news,
-        dsn: m.tenantDsn(news.host, news.port, news.roleName, news.rolePassword, news.database),
-        createdAt: info.createdAt,
-        ...(info.retentionUntil ? { retentionUntil: info.retentionUntil } : {}),
-        filestore: info.filestore,
-        databaseExists: true,
-        roleExists: true,
-        initialized: true,
-        registryExists: true,
-      },
-    };
+    return { outs: { ...rest, ...news, ...m.provisionedOutputs(news, info) } };
   },
 
   async delete(_id, props) {

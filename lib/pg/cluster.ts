@@ -643,6 +643,20 @@ export function localClusterSpec(o: LocalClusterSpec): LocalClusterSpec {
   return spec;
 }
 
+/** What the LocalPostgres resource records for a cluster that ensureCluster just brought up. */
+export function runningClusterOutputs(spec: LocalClusterSpec, configHash?: string) {
+  const paths = validateSpec(spec);
+  return {
+    ...spec,
+    configHash,
+    host: LOCAL_HOST,
+    adminDsn: localAdminDsn(spec),
+    running: true,
+    dataDir: paths.dataDir,
+    repoPath: paths.repoPath,
+  };
+}
+
 /** The absolute state directory a spec's `stateDir` stands for. */
 export function resolveStateDir(stateDir: string): string {
   return path.resolve(stateDir);

@@ -476,6 +476,23 @@ export async function createTenant(
   );
 }
 
+/** The TenantDatabase resource's outputs for a tenant that createTenant/updateTenant just converged. */
+export function provisionedOutputs(
+  inputs: { host: string; port: number; roleName: string; rolePassword: string; database: string },
+  info: TenantInfo,
+) {
+  return {
+    dsn: tenantDsn(inputs.host, inputs.port, inputs.roleName, inputs.rolePassword, inputs.database),
+    createdAt: info.createdAt,
+    ...(info.retentionUntil ? { retentionUntil: info.retentionUntil } : {}),
+    filestore: info.filestore,
+    databaseExists: true,
+    roleExists: true,
+    initialized: true,
+    registryExists: true,
+  };
+}
+
 /** What exists of a tenant, for drift detection (never changes anything). */
 export async function readTenant(
   adminDsn: string,

@@ -3,6 +3,7 @@
  * resources LoomworksPlatform declares, with which inputs, under which parents, and which
  * outputs are secret. The providers themselves are exercised by the integration and e2e suites.
  */
+import { templatesHash } from "../../lib/templates/render";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -129,7 +130,9 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
       stanza: "loomworks",
       superuserPassword: "pw-postgres-superuser-password",
       encryptionPassphrase: "correct horse battery",
+      configHash: templatesHash(),
     });
+    expect(templatesHash()).toMatch(/^[0-9a-f]{16}$/);
     expect(isSecretInput(inputs.encryptionPassphrase)).toBe(true);
   });
 
