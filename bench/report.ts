@@ -1,6 +1,6 @@
 /**
  * Renders BENCHMARKS.md from the result files the benchmarks wrote to .loomworks/bench/
- * (tenant-create.json, pulumi-up.json, optionally pulumi-cold-build.json) and the Pulumi CLI
+ * (tenant-create.json, pulumi-up.json, restore.json, optionally pulumi-cold-build.json) and the Pulumi CLI
  * build cache (~/.cache/loomworks-hosting/pulumi-v*\/build-seconds).
  *
  *   node bin/bench/report.js [--out BENCHMARKS.md]
@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { REPO_ROOT, RESULTS_DIR, parseFlags, type MachineInfo, type Stats } from "./common";
+import { REPO_ROOT, RESULTS_DIR, parseFlags, stats, type MachineInfo, type Stats } from "./common";
 
 type Summary = Stats & { samplesMs: number[]; load: number[]; ok: boolean[]; errors: string[] };
 
@@ -83,6 +83,102 @@ interface ColdBuildResult {
   note?: string;
 }
 
+type RestoreMethod = "pgbackrest" | "selective" | "current";
+
+interface RestoreBenchSample {
+  tenants: number;
+  tenant: string;
+  size: "large" | "small";
+  method: RestoreMethod;
+  round: number;
+  ok: boolean;
+  error?: string;
+  wallMs: number;
+  timings: Record<string, unknown>;
+  verified: boolean;
+  load: number[];
+}
+
+interface RestoreBaselineSample {
+  tenants: number;
+  kind: "whole-cluster" | "db-include";
+  round: number;
+  ok: boolean;
+  error?: string;
+  parts: {
+    archiveWaitMs?: number;
+    pgbackrestMs?: number;
+    recoveryMs?: number;
+    dumpRestoreMs?: number;
+    cleanupMs?: number;
+  };
+  totalMs: number;
+  toDataMs: number;
+  scratchFiles?: number;
+  scratchBytes?: number;
+  verified: boolean;
+  load: number[];
+}
+
+interface RestorePhase {
+  tenants: number;
+  loadStart: number[];
+  loadEnd: number[];
+  cluster: {
+    tenantDatabases: number;
+    databases: number;
+    databaseBytes: number;
+    dataDirBytes: number;
+    dataDirFiles: number;
+    baseFiles: number;
+    backup: { label: string; ms: number; sizeBytes?: number; repoBytes?: number };
+  };
+  snapshots: Array<{
+    tenant: string;
+    size: "large" | "small";
+    databaseBytes: number;
+    filestoreFiles: number;
+    coldMs: number;
+    samplesMs: number[];
+    parts: Record<string, number>;
+    stats: Stats;
+  }>;
+  restores: RestoreBenchSample[];
+  baselines: RestoreBaselineSample[];
+  restoreTarget: { large: string; small: string };
+  ms: number;
+}
+
+interface RestoreBenchResult {
+  machine: MachineInfo;
+  loadEnd: number[];
+  postgres: string;
+  pgbackrest: string;
+  template: {
+    fixture: { extraTables: number; rowsPerTable: number; payloadBytes: number };
+    buildMs: number;
+    databaseBytes: number;
+    tenantBytes: number;
+    tables: number;
+    filestoreFiles: number;
+  };
+  small: { fromDump: string; databaseBytes: number; tables: number; filestoreFiles: number };
+  createTenantMs: Stats;
+  createConcurrency: number;
+  others?: { mode: "full" | "small"; reason: string; projectedMs?: number };
+  methods: RestoreMethod[];
+  methodNote: string;
+  settings: { restores: number; smallRestores: number; snapshots: number; baselineRounds: number };
+  goals: { snapshotP95Ms: number; restoreMs: number; unavailableMs: number; scalingRatio: number };
+  method: string;
+  baselineCommands: Record<string, string>;
+  phases: RestorePhase[];
+  failures: string[];
+  /** Fixes applied to the result file after the run, each with its reason. */
+  corrections?: string[];
+  totalMs: number;
+}
+
 const CACHE_ROOT =
   process.env.LOOMWORKS_TOOLS_CACHE ??
   path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "loomworks-hosting");
@@ -111,8 +207,8 @@ function cell(s: Summary, fmt: (ms: number) => string = sec): string {
     : `${fmt(s.median)} (${n})`;
 }
 
-function machineSection(tc?: TenantCreateResult, pu?: PulumiUpResult): string[] {
-  const m = tc?.machine ?? pu?.machine;
+function machineSection(tc?: TenantCreateResult, pu?: PulumiUpResult, rs?: RestoreBenchResult): string[] {
+  const m = tc?.machine ?? pu?.machine ?? rs?.machine;
   if (!m) return [];
   const out = [
     "## Machine",
@@ -123,7 +219,9 @@ function machineSection(tc?: TenantCreateResult, pu?: PulumiUpResult): string[] 
     `| Memory | ${m.memoryGiB} GiB |`,
     `| Node.js | ${m.node} |`,
   ];
-  if (tc) out.push(`| PostgreSQL | ${tc.postgres} |`);
+  const postgres = tc?.postgres ?? rs?.postgres;
+  if (postgres) out.push(`| PostgreSQL | ${postgres} |`);
+  if (rs) out.push(`| pgBackRest | ${rs.pgbackrest.replace(/^pgBackRest /, "")} |`);
   if (pu) out.push(`| Pulumi | ${pu.pulumi} (project CLI in .tools/bin) |`);
   if (tc) {
     out.push(
@@ -132,6 +230,8 @@ function machineSection(tc?: TenantCreateResult, pu?: PulumiUpResult): string[] 
   }
   if (pu)
     out.push(`| Load (1/5/15 min), pulumi-up | start ${loads(pu.machine.load)}, end ${loads(pu.loadEnd)} |`);
+  if (rs)
+    out.push(`| Load (1/5/15 min), restore | start ${loads(rs.machine.load)}, end ${loads(rs.loadEnd)} |`);
   out.push(
     "",
     `Load averages above ${m.nproc} mean other work (other sessions' test runs and builds) shared the ` +
@@ -306,6 +406,327 @@ function pulumiSection(r: PulumiUpResult): string[] {
   return out;
 }
 
+const METHOD_LABEL: Record<RestoreMethod, string> = {
+  pgbackrest:
+    "restoreTenant, scratch by `pgbackrest restore --db-include` (`LOOMWORKS_RESTORE_METHOD=pgbackrest`)",
+  selective:
+    "restoreTenant, selective scratch restore (lib/restore/selective.ts, `LOOMWORKS_RESTORE_METHOD=selective`)",
+  current: "restoreTenant (the one scratch-restore method lib/restore has)",
+};
+const SHORT_METHOD: Record<RestoreMethod, string> = {
+  pgbackrest: "pgbackrest",
+  selective: "selective",
+  current: "restoreTenant",
+};
+const BASELINE_LABEL: Record<RestoreBaselineSample["kind"], string> = {
+  "whole-cluster": "baseline: whole-cluster `pgbackrest restore` + `pg_dump -Fc \\| pg_restore`",
+  "db-include": "naive selective: `pgbackrest restore --db-include` + `pg_dump -Fc \\| pg_restore`",
+};
+
+const gb = (bytes: number | undefined): string =>
+  bytes === undefined || !Number.isFinite(bytes) ? "–" : `${(bytes / 1e9).toFixed(2)} GB`;
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(1)} MB`;
+const count = (n: number): string => n.toLocaleString("en");
+const ms1 = (ms: number): string => (Number.isFinite(ms) ? `${ms.toFixed(1)} ms` : "–");
+const num = (x: unknown): number => (typeof x === "number" ? x : NaN);
+const medianOf = (values: number[]): number => {
+  const v = values.filter(Number.isFinite);
+  return v.length > 0 ? stats(v).median : NaN;
+};
+
+function restoreSection(r: RestoreBenchResult): string[] {
+  const phases = [...r.phases].sort((a, b) => a.tenants - b.tenants);
+  const first = phases[0];
+  const last = phases.length > 1 ? phases[phases.length - 1] : undefined;
+  const g = r.goals;
+  const cols = phases.map((p) => `${p.tenants} tenants`);
+  const large = `${Math.round(r.template.tenantBytes / 1e6)} MB`;
+  const okRestores = (p: RestorePhase, m: RestoreMethod, size: "large" | "small"): RestoreBenchSample[] =>
+    p.restores.filter((x) => x.method === m && x.size === size && x.ok);
+  const okBaselines = (p: RestorePhase, k: RestoreBaselineSample["kind"]): RestoreBaselineSample[] =>
+    p.baselines.filter((x) => x.kind === k && x.ok);
+  const wallStats = (xs: Array<{ ms: number }>): Stats | undefined =>
+    xs.length > 0 ? stats(xs.map((x) => x.ms)) : undefined;
+  const restoreStats = (p: RestorePhase, m: RestoreMethod, size: "large" | "small"): Stats | undefined =>
+    wallStats(okRestores(p, m, size).map((x) => ({ ms: x.wallMs })));
+  const baselineStats = (p: RestorePhase, k: RestoreBaselineSample["kind"]): Stats | undefined =>
+    wallStats(okBaselines(p, k).map((x) => ({ ms: x.totalMs })));
+  const statCells = (st: Stats | undefined, fmt: (ms: number) => string = sec): string =>
+    st ? `${fmt(st.median)} | ${fmt(st.p95)} | ${st.n}` : "– | – | 0";
+  const growth = (a?: Stats, b?: Stats): string => (a && b ? ratio(b.median, a.median) : "–");
+
+  const others = r.others
+    ? r.others.mode === "full"
+      ? `each ${mb(r.template.tenantBytes)} like the first ones (${r.others.reason})`
+      : `**from the small template** (${r.others.reason}; they add the same number of databases and ` +
+        "files, ~400 tables each, but few bytes)"
+    : "";
+  const out = [
+    "## Snapshots and per-tenant restore (`bench/restore.ts`)",
+    "",
+    `One run of ${(r.totalMs / 60_000).toFixed(1)} min in a throw-away cluster (own state directory and port, ` +
+      "the project's postgresql.conf and pgbackrest.conf: WAL archiving on, zstd level 3, process-max 2). " +
+      `${first.tenants} tenants created with createTenant from the Odoo-shaped FIXTURE template (not Odoo; ` +
+      `extraTables=${r.template.fixture.extraTables}, rowsPerTable=${r.template.fixture.rowsPerTable}, ` +
+      `payloadBytes=${r.template.fixture.payloadBytes}): a tenant is ${mb(r.template.tenantBytes)} ` +
+      `\`pg_database_size\` with ${r.template.tables} tables in \`public\` and ${r.template.filestoreFiles} ` +
+      `files in its filestore; one small tenant from \`${r.small.fromDump}\` (${mb(r.small.databaseBytes)}, ` +
+      `${r.small.tables} tables, ${r.small.filestoreFiles} files); then a full backup.` +
+      (last
+        ? ` Later in the same run the cluster grew to ${last.tenants} tenants, the ${last.tenants - first.tenants} ` +
+          `others ${others}, and took a new full backup.`
+        : ""),
+    "",
+    `Scratch-restore methods: ${r.methodNote}. Method: ${r.method}.`,
+    "",
+    "| Cluster | " + cols.join(" | ") + " |",
+    "|---|" + cols.map(() => "---").join("|") + "|",
+    `| tenant databases (all databases) | ${phases.map((p) => `${p.cluster.tenantDatabases} (${p.cluster.databases})`).join(" | ")} |`,
+    `| data directory | ${phases.map((p) => `${gb(p.cluster.dataDirBytes)}, ${count(p.cluster.dataDirFiles)} files (${count(p.cluster.baseFiles)} in base/)`).join(" | ")} |`,
+    `| sum of \`pg_database_size\` | ${phases.map((p) => gb(p.cluster.databaseBytes)).join(" | ")} |`,
+    `| full backup (pgBackRest) | ${phases.map((p) => `${sec(p.cluster.backup.ms)}; ${gb(p.cluster.backup.sizeBytes)}, ${gb(p.cluster.backup.repoBytes)} in the repository`).join(" | ")} |`,
+    `| load (1/5/15 min) at the phase's start → end | ${phases.map((p) => `${loads(p.loadStart)} → ${loads(p.loadEnd)}`).join(" | ")} |`,
+    "",
+    `### Snapshot create (createSnapshot, ${r.settings.snapshots} per tenant and cluster size, interleaved)`,
+    "",
+    "Timed end to end by the caller; the first call of each series (new registry pool) is shown apart and " +
+      "not in the samples. Steps: createSnapshot's own timings (registry row / restore point + WAL file + " +
+      "size + backup lookup / filestore hard-link copy / final update).",
+    "",
+    "| Tenant | Cluster | p50 | p95 | max | n | first call | steps (medians) | p95 goal |",
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const size of ["small", "large"] as const) {
+    for (const p of phases) {
+      const sn = p.snapshots.find((x) => x.size === size);
+      if (!sn) continue;
+      const parts = ["register", "restorePoint", "filestore", "record"].map((k) => ms1(sn.parts[k] ?? NaN));
+      out.push(
+        `| ${size === "small" ? "small" : large} (\`${sn.tenant}\`, ${mb(sn.databaseBytes)}, ${sn.filestoreFiles} files) | ` +
+          `${p.tenants} tenants | ${ms1(sn.stats.median)} | ${ms1(sn.stats.p95)} | ${ms1(sn.stats.max)} | ` +
+          `${sn.stats.n} | ${ms1(sn.coldMs)} | ${parts.join(" / ")} | ` +
+          `${yesNo(sn.stats.p95 <= g.snapshotP95Ms)} |`,
+      );
+    }
+  }
+  out.push("");
+
+  // -- restore against baselines
+  out.push(
+    "### One-tenant restore against the baselines",
+    "",
+    `Restore of one tenant to a snapshot taken after some writes, with rows changed after it (5 tables), ` +
+      `end to end as the caller of restoreTenant sees it; ${r.settings.restores} restore(s) of the ${large} tenant ` +
+      `per method and cluster size (\`${first.restoreTarget.large}\`` +
+      (last ? ` at ${first.tenants}, \`${last.restoreTarget.large}\` at ${last.tenants} tenants` : "") +
+      `), ${r.settings.smallRestores} of the small one per method. Baselines to the same backup set and target: ` +
+      `${r.baselineCommands["whole-cluster"]}; naive selective: ${r.baselineCommands["db-include"]}.`,
+    "",
+    "| Scenario | " +
+      phases.map((p) => `${p.tenants} tenants: median | p95 | n`).join(" | ") +
+      (last ? ` | ${last.tenants} / ${first.tenants} tenants` : "") +
+      " |",
+    "|---|" + phases.map(() => "---|---|---").join("|") + (last ? "|---" : "") + "|",
+  );
+  const row = (label: string, get: (p: RestorePhase) => Stats | undefined): void => {
+    const st = phases.map(get);
+    out.push(
+      `| ${label} | ${st.map((x) => statCells(x)).join(" | ")}` +
+        (last ? ` | ${growth(st[0], st[st.length - 1])}` : "") +
+        " |",
+    );
+  };
+  for (const m of r.methods) row(`${METHOD_LABEL[m]}, ${large} tenant`, (p) => restoreStats(p, m, "large"));
+  for (const m of r.methods) row(`${METHOD_LABEL[m]}, small tenant`, (p) => restoreStats(p, m, "small"));
+  for (const k of ["whole-cluster", "db-include"] as const)
+    row(`${BASELINE_LABEL[k]}, ${large} tenant`, (p) => baselineStats(p, k));
+  out.push("");
+
+  out.push(
+    `Medians side by side (${large} tenant; a ratio below 1 means restoreTenant is faster):`,
+    "",
+    "| restoreTenant | against | " + cols.join(" | ") + " |",
+    "|---|---|" + cols.map(() => "---").join("|") + "|",
+  );
+  for (const m of r.methods) {
+    for (const k of ["whole-cluster", "db-include"] as const) {
+      const cells = phases.map((p) => {
+        const a = restoreStats(p, m, "large");
+        const b = baselineStats(p, k);
+        if (!a || !b) return "–";
+        return `${sec(a.median)} vs ${sec(b.median)}: ${ratio(a.median, b.median)} (${(b.median / a.median).toFixed(1)}× faster)`;
+      });
+      out.push(
+        `| ${SHORT_METHOD[m]} | ${k === "whole-cluster" ? "whole-cluster baseline" : "naive `--db-include`"} | ${cells.join(" | ")} |`,
+      );
+    }
+  }
+  out.push("");
+
+  // -- steps
+  const stepCols = r.methods.flatMap((m) => phases.map((p) => ({ m, p })));
+  const stepRows: Array<[string, string]> = [
+    ["validate", "validateMs"],
+    ["↳ WAL switch + archived", "archiveWaitMs"],
+    ["scratch-restore", "scratchRestoreMs"],
+    ["↳ files into the scratch directory", "pgbackrestMs"],
+    ["↳ start + recovery to the target", "recoveryMs"],
+    ["verify", "verifyMs"],
+    ["↳ pg_amcheck", "amcheckMs"],
+    ["copy", "copyMs"],
+    ["↳ pg_dump -Fd", "dumpMs"],
+    ["↳ pg_restore", "pgRestoreMs"],
+    ["↳ filestore (hard links)", "filestoreMs"],
+    ["swap", "swapMs"],
+    ["cleanup", "cleanupMs"],
+    ["total (restoreTenant's timings)", "totalMs"],
+  ];
+  out.push(
+    `### restoreTenant steps, ${large} tenant (medians)`,
+    "",
+    "| Step | " + stepCols.map(({ m, p }) => `${SHORT_METHOD[m]}, ${p.tenants} tenants`).join(" | ") + " |",
+    "|---|" + stepCols.map(() => "---").join("|") + "|",
+  );
+  for (const [label, key] of stepRows) {
+    out.push(
+      `| ${label} | ${stepCols
+        .map(({ m, p }) => msf(medianOf(okRestores(p, m, "large").map((x) => num(x.timings[key])))))
+        .join(" | ")} |`,
+    );
+  }
+  out.push(
+    `| end to end (caller) | ${stepCols.map(({ m, p }) => msf(medianOf(okRestores(p, m, "large").map((x) => x.wallMs)))).join(" | ")} |`,
+    `| tenant unavailable (swap), median / max | ${stepCols
+      .map(({ m, p }) => {
+        const u = okRestores(p, m, "large").map((x) => num(x.timings.unavailableMs));
+        return u.length ? `${msf(medianOf(u))} / ${msf(Math.max(...u))}` : "–";
+      })
+      .join(" | ")} |`,
+    `| load (1 min) after each restore | ${stepCols
+      .map(({ m, p }) =>
+        okRestores(p, m, "large")
+          .map((x) => x.load[0]?.toFixed(1) ?? "–")
+          .join(", "),
+      )
+      .join(" | ")} |`,
+    "",
+  );
+
+  // -- baseline parts
+  const blCols = (["whole-cluster", "db-include"] as const).flatMap((k) => phases.map((p) => ({ k, p })));
+  const part = (get: (x: RestoreBaselineSample) => number): string[] =>
+    blCols.map(({ k, p }) => msf(medianOf(okBaselines(p, k).map(get))));
+  out.push(
+    `### Baseline parts, ${large} tenant (medians)`,
+    "",
+    "| Part | " +
+      blCols
+        .map(
+          ({ k, p }) => `${k === "whole-cluster" ? "whole cluster" : "`--db-include`"}, ${p.tenants} tenants`,
+        )
+        .join(" | ") +
+      " |",
+    "|---|" + blCols.map(() => "---").join("|") + "|",
+    `| WAL switch + archived | ${part((x) => num(x.parts.archiveWaitMs)).join(" | ")} |`,
+    `| pgbackrest restore | ${part((x) => num(x.parts.pgbackrestMs)).join(" | ")} |`,
+    `| start + recovery to the target | ${part((x) => num(x.parts.recoveryMs)).join(" | ")} |`,
+    `| CREATE DATABASE + pg_dump -Fc \\| pg_restore | ${part((x) => num(x.parts.dumpRestoreMs)).join(" | ")} |`,
+    `| data in the live cluster (sum of the above) | ${part((x) => x.toDataMs).join(" | ")} |`,
+    `| remove the scratch directory | ${part((x) => num(x.parts.cleanupMs)).join(" | ")} |`,
+    `| total | ${part((x) => x.totalMs).join(" | ")} |`,
+    `| scratch data directory written | ${blCols
+      .map(({ k, p }) => {
+        const b = okBaselines(p, k)[0];
+        return b ? `${count(b.scratchFiles ?? 0)} files, ${gb(b.scratchBytes)}` : "–";
+      })
+      .join(" | ")} |`,
+    "",
+  );
+
+  // -- goals
+  out.push("### Goals", "", "| Goal | Target | Measured | |", "|---|---|---|---|");
+  for (const size of ["small", "large"] as const) {
+    const worst = Math.max(
+      ...phases
+        .map((p) => p.snapshots.find((x) => x.size === size)?.stats.p95 ?? NaN)
+        .filter(Number.isFinite),
+    );
+    out.push(
+      `| snapshot create p95, ${size === "small" ? "small" : large} tenant (worst cluster size) | ` +
+        `≤ ${g.snapshotP95Ms} ms | ${ms1(worst)} | ${yesNo(worst <= g.snapshotP95Ms)} |`,
+    );
+  }
+  for (const m of r.methods) {
+    const meds = phases.map((p) => restoreStats(p, m, "large"));
+    if (meds.some((x) => !x)) {
+      out.push(
+        `| ${large} tenant restored end to end, ${SHORT_METHOD[m]} | ≤ ${sec(g.restoreMs)} | no successful sample | **missed** |`,
+      );
+      continue;
+    }
+    const st = meds as Stats[];
+    const worstMedian = Math.max(...st.map((x) => x.median));
+    out.push(
+      `| ${large} tenant restored end to end, ${SHORT_METHOD[m]} (median at ${phases.map((p) => p.tenants).join(" / ")} tenants; max) | ` +
+        `≤ ${sec(g.restoreMs)} | ${st.map((x) => sec(x.median)).join(" / ")}; max ${sec(Math.max(...st.map((x) => x.max)))} | ` +
+        `${yesNo(worstMedian <= g.restoreMs)} |`,
+    );
+    const unavailable = phases.flatMap((p) =>
+      p.restores.filter((x) => x.method === m && x.ok).map((x) => num(x.timings.unavailableMs)),
+    );
+    const worstU = Math.max(...unavailable);
+    out.push(
+      `| tenant unavailable, ${SHORT_METHOD[m]} (max over its ${unavailable.length} restores) | ≤ ${sec(g.unavailableMs)} | ` +
+        `${msf(worstU)} | ${yesNo(worstU <= g.unavailableMs)} |`,
+    );
+    if (last) {
+      const q = st[st.length - 1].median / st[0].median;
+      out.push(
+        `| restore time, ${last.tenants} against ${first.tenants} tenants, ${SHORT_METHOD[m]} (ratio of medians; ` +
+          `proportional to the cluster would be ${(last.tenants / first.tenants).toFixed(0)}×) | ` +
+          `≤ ${g.scalingRatio}× | ${q.toFixed(2)}× | ${yesNo(q <= g.scalingRatio)} |`,
+      );
+    }
+  }
+  out.push("");
+
+  const sizeLines = r.methods
+    .map((m) => {
+      const cells = phases.map((p) => {
+        const s = restoreStats(p, m, "small");
+        const l = restoreStats(p, m, "large");
+        return s && l
+          ? `${sec(s.median)} small vs ${sec(l.median)} ${large} at ${p.tenants} tenants`
+          : undefined;
+      });
+      return cells.some((c) => c) ? `${SHORT_METHOD[m]}: ${cells.filter((c) => c).join("; ")}` : undefined;
+    })
+    .filter((x): x is string => x !== undefined);
+  if (sizeLines.length > 0) {
+    out.push(
+      `Restore time against tenant size (small ${mb(r.small.databaseBytes)} vs ${mb(r.template.tenantBytes)}, ` +
+        `both ~400 tables): ${sizeLines.join("; ")}.`,
+      "",
+    );
+  }
+  const allRestores = phases.flatMap((p) => p.restores);
+  const allBaselines = phases.flatMap((p) => p.baselines);
+  out.push(
+    `Checked in every scenario (not timed): the rows changed after the snapshot were as at the snapshot ` +
+      `after ${allRestores.filter((x) => x.ok && x.verified).length} of ${allRestores.filter((x) => x.ok).length} ` +
+      `successful restores and in ${allBaselines.filter((x) => x.ok && x.verified).length} of ` +
+      `${allBaselines.filter((x) => x.ok).length} baseline copies.`,
+    "",
+  );
+  if (r.failures.length > 0) {
+    out.push("Failures:", "", ...r.failures.map((f) => `- ${f}`), "");
+  }
+  if (r.corrections && r.corrections.length > 0) {
+    out.push("Corrected in the result file after the run:", "", ...r.corrections.map((c) => `- ${c}`), "");
+  }
+  return out;
+}
+
 function buildSection(cold?: ColdBuildResult): string[] {
   const dirs = fs.existsSync(CACHE_ROOT)
     ? fs.readdirSync(CACHE_ROOT).filter((d) => d.startsWith("pulumi-v"))
@@ -367,7 +788,8 @@ function main(): void {
   const tc = readJson<TenantCreateResult>("tenant-create");
   const pu = readJson<PulumiUpResult>("pulumi-up");
   const cold = readJson<ColdBuildResult>("pulumi-cold-build");
-  const date = (tc?.machine ?? pu?.machine)?.date ?? new Date().toISOString();
+  const rs = readJson<RestoreBenchResult>("restore");
+  const date = (tc?.machine ?? pu?.machine ?? rs?.machine)?.date ?? new Date().toISOString();
   const lines = [
     "# Benchmarks",
     "",
@@ -375,9 +797,10 @@ function main(): void {
       "`bench/report.ts` from the result files in `.loomworks/bench/`. Timings are measurements of one " +
       "run on one machine, never assertions: rerun `bench/run.sh` to refresh them.",
     "",
-    ...machineSection(tc, pu),
+    ...machineSection(tc, pu, rs),
     ...(tc ? tenantCreateSection(tc) : ["## Tenant creation", "", "Not run.", ""]),
     ...(pu ? pulumiSection(pu) : ["## `pulumi up`", "", "Not run.", ""]),
+    ...(rs ? restoreSection(rs) : ["## Snapshots and per-tenant restore", "", "Not run.", ""]),
     ...buildSection(cold),
   ];
   fs.writeFileSync(outFile, lines.join("\n").replace(/\n+$/, "\n"));

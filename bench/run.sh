@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and renders BENCHMARKS.md from their results.
 #
-#   bench/run.sh [--rounds N] [--budget-seconds N] [--cold-build] [--only tenant-create|pulumi-up|report]
+#   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--cold-build]
+#                [--only tenant-create|pulumi-up|restore|report]
 #
 #   --rounds N          tenant-create rounds (default 15)
 #   --budget-seconds N  soft time budget of pulumi-up (default 600)
+#   --restores N        restore: restores of the 100 MB tenant per method and cluster size (default 3;
+#                       the whole restore benchmark takes ~20 min: 12 then 36 tenants, baselines included)
 #   --cold-build        also time a Pulumi CLI build with an empty Go build cache (4-8 min on 2 cores;
 #                       run it when nothing else is being measured)
-#   --only WHAT         run one benchmark (or just the report) and keep the other's last result
+#   --only WHAT         run one benchmark (or just the report) and keep the others' last results
 #
 # Results go to .loomworks/bench/*.json (ignored by git); BENCHMARKS.md is rewritten.
 set -euo pipefail
@@ -19,12 +22,14 @@ source scripts/env.sh
 
 rounds=15
 budget=600
+restores=3
 cold=0
 only=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) rounds="$2"; shift 2 ;;
     --budget-seconds) budget="$2"; shift 2 ;;
+    --restores) restores="$2"; shift 2 ;;
     --cold-build) cold=1; shift ;;
     --only) only="$2"; shift 2 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -43,6 +48,9 @@ if wants tenant-create; then
 fi
 if wants pulumi-up; then
   node bin/bench/pulumi-up.js --budget-seconds "$budget"
+fi
+if wants restore; then
+  node bin/bench/restore.js --restores "$restores"
 fi
 
 if [[ $cold -eq 1 ]]; then

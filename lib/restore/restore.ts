@@ -111,6 +111,10 @@ export interface RestoreTimings {
   filestoreMs?: number;
   /** Row counts of the key tables in the restored database (verify; checked again after the copy). */
   rowCounts?: Record<string, number>;
+  /** How the scratch instance was restored: only the tenant's files, or pgBackRest's --db-include. */
+  scratchMethod?: "selective" | "pgbackrest";
+  /** Why the selective method was not used, when it was not. */
+  scratchFallback?: string;
 }
 
 /** A row of the registry's `restores` table. */
@@ -632,7 +636,7 @@ async function stepScratchRestore(ctx: Ctx, resolved: ResolvedRestoreTarget): Pr
   const { opts, rec, scratch } = ctx;
   const pgbr = pgbackrestTargetFor(opts.stateDir, opts.stanza);
   await prepareScratch(scratch);
-  const { selection } = await timed(rec, "pgbackrestMs", () =>
+  const { selection, method, fallbackReason } = await timed(rec, "pgbackrestMs", () =>
     pgbackrestRestore(scratch, pgbr, {
       database: opts.database,
       backupLabel: resolved.backup.label,
@@ -641,8 +645,13 @@ async function stepScratchRestore(ctx: Ctx, resolved: ResolvedRestoreTarget): Pr
       exclusive: resolved.exclusive,
     }),
   );
+  rec.timings.scratchMethod = method;
+  if (fallbackReason) rec.timings.scratchFallback = fallbackReason;
+  const what = selection.length === 1 ? selection[0] : `${selection.length} --db-exclude`;
   ctx.log(
-    `pgbackrest restore ${selection.length === 1 ? selection[0] : `${selection.length} --db-exclude`} done`,
+    method === "selective"
+      ? `scratch restored selectively (only the tenant's files) from the repository: ${what}`
+      : `pgbackrest restore ${what} done${fallbackReason ? ` (selective restore not used: ${fallbackReason})` : ""}`,
   );
   await configureScratch(scratch, pgbr);
   await timed(rec, "recoveryMs", () => startScratch(scratch, opts.recoveryTimeoutMs ?? 30 * 60_000));

@@ -1,6 +1,7 @@
 /**
- * The scratch instance of a restore: a selective pgBackRest restore of the cluster into
- * `<stateDir>/restore/<id>/data`, started on a private unix socket (no TCP) until it has recovered
+ * The scratch instance of a restore: a selective restore of the cluster (only the tenant's and the
+ * system databases' files: lib/restore/selective.ts, or `pgbackrest restore --db-include` as the
+ * fallback) into `<stateDir>/restore/<id>/data`, started on a private unix socket (no TCP) until it has recovered
  * to the target and promoted, then stopped and removed.
  *
  * Layout of `<stateDir>/restore/<id>` (owned by postgres, mode 0700):
@@ -25,6 +26,14 @@ import {
   type PgBackRestTarget,
 } from "../pg/pgbackrest";
 import { CommandError, mustRun, runCommand, type RunResult } from "../process/run";
+import {
+  FIRST_USER_OID,
+  SelectiveRestoreUnsupported,
+  selectiveRestore,
+  type Decompress,
+  type SelectiveRestoreParams,
+  type SelectiveRestoreStats,
+} from "./selective";
 
 export interface ScratchInstance {
   dir: string;
@@ -63,10 +72,21 @@ export function freePort(): Promise<number> {
 
 const isRoot = (): boolean => typeof process.getuid === "function" && process.getuid() === 0;
 
+let postgresIds: Promise<{ uid: number; gid: number }> | undefined;
+
+/** The postgres user's uid and gid (looked up once: the selective restore chowns many files). */
+function postgresUser(): Promise<{ uid: number; gid: number }> {
+  postgresIds ??= (async () => ({
+    uid: Number((await mustRun("id", ["-u", POSTGRES_USER])).stdout.trim()),
+    gid: Number((await mustRun("id", ["-g", POSTGRES_USER])).stdout.trim()),
+  }))();
+  postgresIds.catch(() => (postgresIds = undefined));
+  return postgresIds;
+}
+
 async function chownPostgres(target: string): Promise<void> {
   if (!isRoot()) return;
-  const uid = Number((await mustRun("id", ["-u", POSTGRES_USER])).stdout.trim());
-  const gid = Number((await mustRun("id", ["-g", POSTGRES_USER])).stdout.trim());
+  const { uid, gid } = await postgresUser();
   await fs.chown(target, uid, gid);
 }
 
@@ -109,7 +129,7 @@ export async function backupDatabases(pgbr: PgBackRestTarget, label: string): Pr
 }
 
 /** PostgreSQL's first OID for user objects: databases below it (postgres, template0/1) are always restored. */
-const FIRST_NORMAL_OID = 16384;
+const FIRST_NORMAL_OID = FIRST_USER_OID;
 
 /**
  * The `--db-include`/`--db-exclude` options restoring only `database` (plus the system databases).
@@ -122,6 +142,26 @@ export function selectiveRestoreOptions(database: string, inBackup: readonly Bac
   return inBackup.filter((d) => d.oid >= FIRST_NORMAL_OID).map((d) => `--db-exclude=${d.name}`);
 }
 
+/**
+ * How the scratch data directory is restored:
+ *   selective   only the files the scratch instance needs, straight from the repository
+ *               (lib/restore/selective.ts): costs what the tenant weighs;
+ *   pgbackrest  `pgbackrest restore --db-include` (writes every other database as zeroed files:
+ *               costs what the cluster weighs). The reference, and the fallback.
+ */
+export type ScratchMethod = "selective" | "pgbackrest";
+
+/**
+ * `LOOMWORKS_RESTORE_METHOD`: `pgbackrest` (always pgBackRest), `selective` (never fall back:
+ * for tests), else `auto` (selective, falling back to pgBackRest when it cannot be used).
+ */
+export function scratchMethodSetting(env: NodeJS.ProcessEnv = process.env): ScratchMethod | "auto" {
+  const v = (env.LOOMWORKS_RESTORE_METHOD ?? "").trim().toLowerCase();
+  if (v === "pgbackrest" || v === "selective") return v;
+  if (v === "" || v === "auto") return "auto";
+  throw new Error(`LOOMWORKS_RESTORE_METHOD must be auto, selective or pgbackrest (got "${v}")`);
+}
+
 export interface ScratchRestoreOptions {
   database: string;
   backupLabel: string;
@@ -129,10 +169,23 @@ export interface ScratchRestoreOptions {
   value: string;
   exclusive: boolean;
   timeoutMs?: number;
+  /** Default: {@link scratchMethodSetting}. */
+  method?: ScratchMethod | "auto";
+}
+
+export interface ScratchRestoreResult {
+  /** pgBackRest's options for the same selection (`--db-include=<db>` or the `--db-exclude`s). */
+  selection: string[];
+  /** The method that restored the data directory. */
+  method: ScratchMethod;
+  /** Why the selective method was not used (when it was wanted). */
+  fallbackReason?: string;
+  /** Figures of the selective method. */
+  selective?: SelectiveRestoreStats;
 }
 
 /** `pgbackrest restore` of the backup set into the scratch data directory, only `database` included. */
-export async function pgbackrestRestore(
+export async function restoreWithPgBackRest(
   s: ScratchInstance,
   pgbr: PgBackRestTarget,
   o: ScratchRestoreOptions,
@@ -156,6 +209,123 @@ export async function pgbackrestRestore(
   return { selection };
 }
 
+/** The current value of a pgBackRest option for the stanza (`pgbackrest help restore <option>`). */
+async function pgbackrestOption(pgbr: PgBackRestTarget, option: string): Promise<string | undefined> {
+  const result = await runCommand(
+    pgbackrestBin(),
+    [`--config=${pgbr.config}`, `--stanza=${pgbr.stanza}`, "help", "restore", option],
+    { asUser: POSTGRES_USER, cwd: "/", env: cleanChildEnv(), timeoutMs: 60_000 },
+  );
+  if (result.code !== 0) {
+    throw new SelectiveRestoreUnsupported(`pgbackrest help restore ${option} exited ${result.code}`);
+  }
+  const lines = result.stdout.split("\n");
+  const current = lines.find((l) => l.startsWith("current: "));
+  const fallback = lines.find((l) => l.startsWith("default: "));
+  return (current ?? fallback)?.replace(/^(current|default): /, "").trim();
+}
+
+/** Where the repository is, and whether the selective method can read it (posix, not encrypted). */
+export async function plainRepositoryPath(pgbr: PgBackRestTarget): Promise<string> {
+  const [type, cipher, repoPath] = await Promise.all(
+    ["repo1-type", "repo1-cipher-type", "repo1-path"].map((o) => pgbackrestOption(pgbr, o)),
+  );
+  if (cipher && cipher !== "none") {
+    throw new SelectiveRestoreUnsupported(`the repository is encrypted (repo1-cipher-type=${cipher})`);
+  }
+  if ((type ?? "posix") !== "posix") {
+    throw new SelectiveRestoreUnsupported(`the repository is not a local file system (repo1-type=${type})`);
+  }
+  if (!repoPath || !path.isAbsolute(repoPath)) {
+    throw new SelectiveRestoreUnsupported(`no absolute repo1-path (${repoPath ?? "none"})`);
+  }
+  return repoPath;
+}
+
+/** The zstd executable: `$LOOMWORKS_ZSTD`, else `zstd` on PATH. */
+const zstdBin = (): string => process.env.LOOMWORKS_ZSTD || "zstd";
+
+/** One `zstd -d` of many files of one backup directory into the data directory, as postgres. */
+function zstdDecompress(timeoutMs: number): Decompress {
+  return async (cwd, files, dataDir) => {
+    const args = ["-d", "-q", "--output-dir-mirror", dataDir, "--", ...files];
+    const result = await runCommand(zstdBin(), args, {
+      asUser: POSTGRES_USER,
+      cwd,
+      env: cleanChildEnv(),
+      timeoutMs,
+    });
+    if (result.code !== 0) {
+      throw new CommandError(
+        `zstd -d -q --output-dir-mirror ${dataDir} -- (${files.length} files of ${cwd}, first ${files[0]})`,
+        result,
+      );
+    }
+  };
+}
+
+/** The selective method (lib/restore/selective.ts) into the scratch data directory. */
+export async function restoreSelectively(
+  s: ScratchInstance,
+  pgbr: PgBackRestTarget,
+  o: ScratchRestoreOptions,
+  extra: Partial<Pick<SelectiveRestoreParams, "verify" | "parallel" | "emptyExcludedDirectories">> = {},
+): Promise<SelectiveRestoreStats> {
+  const repoPath = await plainRepositoryPath(pgbr);
+  return selectiveRestore({
+    dataDir: s.dataDir,
+    repoPath,
+    stanza: pgbr.stanza,
+    label: o.backupLabel,
+    database: o.database,
+    target: { type: o.type, value: o.value, exclusive: o.exclusive },
+    restoreCommand: scratchRestoreCommand(s, pgbr),
+    chown: chownPostgres,
+    decompress: zstdDecompress(o.timeoutMs ?? 60 * 60_000),
+    ...extra,
+  });
+}
+
+/**
+ * Restores the scratch data directory for `o.database` from the backup set: the selective method,
+ * falling back to `pgbackrest restore --db-include` when it cannot be used (encrypted or remote
+ * repository, manifest unreadable, a needed file missing, any failure while copying) — or only one
+ * of them, by `o.method` / `LOOMWORKS_RESTORE_METHOD`.
+ */
+export async function pgbackrestRestore(
+  s: ScratchInstance,
+  pgbr: PgBackRestTarget,
+  o: ScratchRestoreOptions,
+): Promise<ScratchRestoreResult> {
+  const wanted = o.method ?? scratchMethodSetting();
+  if (wanted === "pgbackrest") {
+    return { ...(await restoreWithPgBackRest(s, pgbr, o)), method: "pgbackrest" };
+  }
+  let fallbackReason: string;
+  try {
+    const stats = await restoreSelectively(s, pgbr, o);
+    return {
+      selection: selectiveRestoreOptions(o.database, stats.databases),
+      method: "selective",
+      selective: stats,
+    };
+  } catch (err) {
+    if (wanted === "selective") throw err;
+    fallbackReason = (err as Error).message.split("\n")[0];
+  }
+  await stopScratch(s);
+  await fs.rm(s.dataDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  return { ...(await restoreWithPgBackRest(s, pgbr, o)), method: "pgbackrest", fallbackReason };
+}
+
+/** The scratch's restore_command: a synchronous archive-get (no spool or lock shared with the live cluster). */
+export function scratchRestoreCommand(s: ScratchInstance, pgbr: PgBackRestTarget): string {
+  return (
+    `${pgbackrestBin()} --config=${pgbr.config} --stanza=${pgbr.stanza} --pg1-path=${s.dataDir} ` +
+    `--no-archive-async archive-get %f "%p"`
+  );
+}
+
 const confLiteral = (v: string): string => {
   if (/['\\\r\n\0]/.test(v)) throw new Error(`unsafe character in a scratch setting: ${v}`);
   return `'${v}'`;
@@ -163,16 +333,15 @@ const confLiteral = (v: string): string => {
 
 /** The settings appended to the scratch's postgresql.auto.conf (after pgBackRest's recovery settings). */
 export function scratchSettings(s: ScratchInstance, pgbr: PgBackRestTarget): string {
-  const restoreCommand =
-    `${pgbackrestBin()} --config=${pgbr.config} --stanza=${pgbr.stanza} --pg1-path=${s.dataDir} ` +
-    `--no-archive-async archive-get %f "%p"`;
+  const restoreCommand = scratchRestoreCommand(s, pgbr);
   const settings: Array<[string, string]> = [
     ["port", String(s.port)],
     ["listen_addresses", confLiteral("")],
     ["unix_socket_directories", confLiteral(s.runDir)],
     ["unix_socket_permissions", "0700"],
     ["restore_command", confLiteral(restoreCommand)],
-    // Pages of the databases pgBackRest left out are zeroes: WAL touching them must not stop replay.
+    // The databases left out are zeroes (pgBackRest) or absent (selective): WAL touching them must
+    // not stop replay (references to missing pages are tolerated, missing relations are created).
     ["ignore_invalid_pages", "on"],
     ["archive_mode", "off"],
     ["hot_standby", "off"],
