@@ -26,20 +26,13 @@ import {
 import { readJobLog, runScheduler, schedulerPaths, type JobLogRecord } from "../../lib/backup/scheduler";
 import { platformJobs, DEFAULT_BACKUP_SCHEDULE, type ScheduledJob } from "../../lib/backup/schedule-defaults";
 import { withClient } from "../../lib/pg/client";
-import { localClusterLayout, type LocalClusterSpec } from "../../lib/pg/cluster";
+import { localClusterLayout, localClusterSpec, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
 import { registryDsn } from "../../lib/tenant/registry";
 import { makeStateDir } from "./global-setup";
 
 const pg = inject("pg");
-const spec: LocalClusterSpec = {
-  stateDir: pg.stateDir,
-  port: pg.port,
-  archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-  superuserPassword: pg.superuserPassword,
-  stanza: pg.stanza,
-  retentionFull: pg.retentionFull,
-};
+const spec: LocalClusterSpec = localClusterSpec(pg);
 const { paths, pgbackrest } = localClusterLayout(spec);
 
 let work: string;

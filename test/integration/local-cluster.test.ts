@@ -9,6 +9,7 @@ import {
   ensureCluster,
   localAdminDsn,
   localClusterLayout,
+  localClusterSpec,
   runBackup,
   stopCluster,
   type LocalClusterSpec,
@@ -17,14 +18,7 @@ import { stanzaInfo } from "../../lib/pg/pgbackrest";
 import { findFreePort, makeStateDir } from "./global-setup";
 
 const pg = inject("pg");
-const spec: LocalClusterSpec = {
-  stateDir: pg.stateDir,
-  port: pg.port,
-  archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-  superuserPassword: pg.superuserPassword,
-  stanza: pg.stanza,
-  retentionFull: pg.retentionFull,
-};
+const spec: LocalClusterSpec = localClusterSpec(pg);
 const { paths, pgbackrest } = localClusterLayout(spec);
 
 const sql = <T extends Record<string, unknown>>(text: string, dsn = pg.adminDsn): Promise<T[]> =>

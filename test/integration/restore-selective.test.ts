@@ -17,7 +17,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { runBackup, type LocalClusterSpec } from "../../lib/pg/cluster";
+import { localClusterSpec, runBackup, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { quoteIdent, withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import { restoreTenant, waitForArchive, type RestoreTimings } from "../../lib/restore";
@@ -43,17 +43,11 @@ import { pgbackrestTargetFor } from "../../lib/restore/target";
 import { createTenant, deleteTenant, type TenantSpec } from "../../lib/tenant/provision";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
+import { randomTenantSpec } from "./tenant-specs";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
-const CLUSTER: LocalClusterSpec = {
-  stateDir: pg.stateDir,
-  port: pg.port,
-  archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-  superuserPassword: pg.superuserPassword,
-  stanza: pg.stanza,
-  retentionFull: pg.retentionFull,
-};
+const CLUSTER: LocalClusterSpec = localClusterSpec(pg);
 const PGBR = pgbackrestTargetFor(pg.stateDir, pg.stanza);
 const FIXTURE_DUMP = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql");
 const run = randomBytes(3).toString("hex");
@@ -73,21 +67,7 @@ const created: TenantSpec[] = [];
 let workDir: string;
 
 function specFor(): TenantSpec {
-  const sub = `s-${randomBytes(4).toString("hex")}`;
-  const spec: TenantSpec = {
-    subdomain: sub,
-    database: sub,
-    roleName: sub,
-    rolePassword: randomBytes(18).toString("base64url"),
-    template: FIXTURE_TEMPLATE,
-    tier: "basic",
-    state: "active",
-    adminEmail: `boss@${sub}.example`,
-    adminPassword: randomBytes(12).toString("base64url"),
-    limits: {},
-    filestoreRoot,
-    retentionDays: 0,
-  };
+  const spec = randomTenantSpec("s", FIXTURE_TEMPLATE, filestoreRoot);
   created.push(spec);
   return spec;
 }

@@ -12,7 +12,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { runBackup, type LocalClusterSpec } from "../../lib/pg/cluster";
+import { localClusterSpec, runBackup, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { quoteIdent, withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import {
@@ -39,17 +39,11 @@ import {
 import { registryDsn, tenantJournal } from "../../lib/tenant/registry";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
+import { randomTenantSpec } from "./tenant-specs";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
-const CLUSTER: LocalClusterSpec = {
-  stateDir: pg.stateDir,
-  port: pg.port,
-  archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-  superuserPassword: pg.superuserPassword,
-  stanza: pg.stanza,
-  retentionFull: pg.retentionFull,
-};
+const CLUSTER: LocalClusterSpec = localClusterSpec(pg);
 const FIXTURE_DUMP = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql");
 const REPO = path.resolve(__dirname, "..", "..");
 const VITE_NODE = path.join(REPO, "node_modules", "vite-node", "vite-node.mjs");
@@ -75,22 +69,7 @@ let workDir: string;
 let snapshotRoot: string;
 
 function specFor(template = FIXTURE_TEMPLATE, overrides: Partial<TenantSpec> = {}): TenantSpec {
-  const sub = `r-${randomBytes(4).toString("hex")}`;
-  const spec: TenantSpec = {
-    subdomain: sub,
-    database: sub,
-    roleName: sub,
-    rolePassword: randomBytes(18).toString("base64url"),
-    template,
-    tier: "basic",
-    state: "active",
-    adminEmail: `boss@${sub}.example`,
-    adminPassword: randomBytes(12).toString("base64url"),
-    limits: {},
-    filestoreRoot,
-    retentionDays: 0,
-    ...overrides,
-  };
+  const spec = randomTenantSpec("r", template, filestoreRoot, overrides);
   created.push(spec);
   return spec;
 }

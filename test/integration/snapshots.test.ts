@@ -34,6 +34,7 @@ import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../li
 import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/tenant/registry";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
+import { randomTenantSpec } from "./tenant-specs";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
@@ -49,21 +50,10 @@ const created: TenantSpec[] = [];
 let workDir: string;
 
 function specFor(): TenantSpec {
-  const sub = `s-${randomBytes(4).toString("hex")}`;
-  const spec: TenantSpec = {
-    subdomain: sub,
-    database: sub,
-    roleName: sub,
-    rolePassword: randomBytes(18).toString("base64url"),
-    template: TEMPLATE_DB,
-    tier: "basic",
-    state: "active",
-    adminEmail: `boss@${sub}.example`,
-    adminPassword: randomBytes(12).toString("base64url"),
+  const spec = randomTenantSpec("s", TEMPLATE_DB, filestoreRoot, {
     limits: { maxUsers: 10 },
-    filestoreRoot,
     retentionDays: 30,
-  };
+  });
   created.push(spec);
   return spec;
 }

@@ -24,6 +24,7 @@ import {
 import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/tenant/registry";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 import { dropTemplate, ensureTemplate, templateSourceHash, templateStatus } from "../../lib/tenant/template";
+import { randomTenantSpec } from "./tenant-specs";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
@@ -40,27 +41,12 @@ const created: TenantSpec[] = [];
 const scratchTemplates: string[] = [TEMPLATE_DB];
 let workDir: string;
 
-function rand(): string {
-  return randomBytes(4).toString("hex");
-}
-
 function specFor(overrides: Partial<TenantSpec> = {}): TenantSpec {
-  const sub = `t-${rand()}`;
-  const spec: TenantSpec = {
-    subdomain: sub,
-    database: sub,
-    roleName: sub,
-    rolePassword: randomBytes(18).toString("base64url"),
-    template: TEMPLATE_DB,
-    tier: "basic",
-    state: "active",
-    adminEmail: `boss@${sub}.example`,
-    adminPassword: randomBytes(12).toString("base64url"),
+  const spec = randomTenantSpec("t", TEMPLATE_DB, filestoreRoot, {
     limits: { maxUsers: 10 },
-    filestoreRoot,
     retentionDays: 30,
     ...overrides,
-  };
+  });
   created.push(spec);
   return spec;
 }
