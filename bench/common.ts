@@ -9,6 +9,7 @@ import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
+import type { Client } from "pg";
 
 import { findFreePort as findPort, makeStateDir } from "../test/helpers/cluster";
 import { repoRoot } from "../test/helpers/repo";
@@ -149,3 +150,16 @@ export { makeStateDir };
 
 export const fmtMs = (ms: number): string =>
   ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`;
+
+/** Waits until the cluster is quiet: a checkpoint, then no WAL segment left waiting for the archiver. */
+export async function settle(admin: Client, timeoutMs = 180_000): Promise<void> {
+  await admin.query("CHECKPOINT");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await admin.query<{ n: string }>(
+      "SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
+    );
+    if (Number(r.rows[0].n) === 0 || Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

@@ -9,6 +9,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { REPO_ROOT, RESULTS_DIR, parseFlags, stats, type MachineInfo, type Stats } from "./common";
+import type { RestoreTimings } from "../lib/restore/restore";
+import type { BaselineSample, Method, Phase, RestoreSample } from "./restore-result";
 
 type Summary = Stats & { samplesMs: number[]; load: number[]; ok: boolean[]; errors: string[] };
 
@@ -83,71 +85,10 @@ interface ColdBuildResult {
   note?: string;
 }
 
-type RestoreMethod = "pgbackrest" | "selective" | "current";
-
-interface RestoreBenchSample {
-  tenants: number;
-  tenant: string;
-  size: "large" | "small";
-  method: RestoreMethod;
-  round: number;
-  ok: boolean;
-  error?: string;
-  wallMs: number;
-  timings: Record<string, unknown>;
-  verified: boolean;
-  load: number[];
-}
-
-interface RestoreBaselineSample {
-  tenants: number;
-  kind: "whole-cluster" | "db-include";
-  round: number;
-  ok: boolean;
-  error?: string;
-  parts: {
-    archiveWaitMs?: number;
-    pgbackrestMs?: number;
-    recoveryMs?: number;
-    dumpRestoreMs?: number;
-    cleanupMs?: number;
-  };
-  totalMs: number;
-  toDataMs: number;
-  scratchFiles?: number;
-  scratchBytes?: number;
-  verified: boolean;
-  load: number[];
-}
-
-interface RestorePhase {
-  tenants: number;
-  loadStart: number[];
-  loadEnd: number[];
-  cluster: {
-    tenantDatabases: number;
-    databases: number;
-    databaseBytes: number;
-    dataDirBytes: number;
-    dataDirFiles: number;
-    baseFiles: number;
-    backup: { label: string; ms: number; sizeBytes?: number; repoBytes?: number };
-  };
-  snapshots: Array<{
-    tenant: string;
-    size: "large" | "small";
-    databaseBytes: number;
-    filestoreFiles: number;
-    coldMs: number;
-    samplesMs: number[];
-    parts: Record<string, number>;
-    stats: Stats;
-  }>;
-  restores: RestoreBenchSample[];
-  baselines: RestoreBaselineSample[];
-  restoreTarget: { large: string; small: string };
-  ms: number;
-}
+type RestoreMethod = Method;
+type RestoreBenchSample = RestoreSample;
+type RestoreBaselineSample = BaselineSample;
+type RestorePhase = Phase;
 
 interface RestoreBenchResult {
   machine: MachineInfo;
@@ -565,7 +506,7 @@ function restoreSection(r: RestoreBenchResult): string[] {
 
   // -- steps
   const stepCols = r.methods.flatMap((m) => phases.map((p) => ({ m, p })));
-  const stepRows: Array<[string, string]> = [
+  const stepRows: Array<[string, keyof RestoreTimings]> = [
     ["validate", "validateMs"],
     ["↳ WAL switch + archived", "archiveWaitMs"],
     ["scratch-restore", "scratchRestoreMs"],

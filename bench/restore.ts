@@ -45,13 +45,7 @@ import {
 } from "../lib/pg/cluster";
 import { POSTGRES_USER, cleanChildEnv, runPgBackRest, stanzaInfo } from "../lib/pg/pgbackrest";
 import { asUserCommand, runCommand } from "../lib/process/run";
-import {
-  restoreFilestorePath,
-  restoreTenant,
-  validateRestoreTarget,
-  waitForArchive,
-  type RestoreTimings,
-} from "../lib/restore";
+import { restoreFilestorePath, restoreTenant, validateRestoreTarget, waitForArchive } from "../lib/restore";
 import * as scratchModule from "../lib/restore/scratch";
 import {
   configureScratch,
@@ -78,8 +72,18 @@ import {
   stats,
   timed,
   writeResult,
-  type Stats,
+  settle,
 } from "./common";
+import type {
+  BaselineKind,
+  BaselineSample,
+  ClusterFacts,
+  LogLine,
+  Method,
+  Phase,
+  RestoreSample,
+  SnapshotSeries,
+} from "./restore-result";
 
 /** The same fixture options as bench/tenant-create.ts (≈100 MB pg_database_size on PostgreSQL 15). */
 const BENCH_FIXTURE: FixtureOptions = { extraTables: 380, rowsPerTable: 115, payloadBytes: 1000 };
@@ -111,106 +115,8 @@ const GOALS = {
 const log = (msg: string): void => console.log(`[restore] ${new Date().toISOString().slice(11, 19)} ${msg}`);
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
-/** `current`: the scratch restore has one method (no LOOMWORKS_RESTORE_METHOD), measured as is. */
-type Method = "pgbackrest" | "selective" | "current";
-type BaselineKind = "whole-cluster" | "db-include";
-
-interface LogLine {
-  t: number;
-  msg: string;
-}
-
-interface RestoreSample {
-  tenants: number;
-  tenant: string;
-  size: "large" | "small";
-  method: Method;
-  round: number;
-  ok: boolean;
-  error?: string;
-  /** restoreTenant end to end, as the caller sees it. */
-  wallMs: number;
-  timings: RestoreTimings;
-  /** The changed tables are back as at the snapshot. */
-  verified: boolean;
-  load: number[];
-  lines: LogLine[];
-}
-
-interface BaselineSample {
-  tenants: number;
-  kind: BaselineKind;
-  round: number;
-  ok: boolean;
-  error?: string;
-  parts: {
-    archiveWaitMs?: number;
-    pgbackrestMs?: number;
-    recoveryMs?: number;
-    /** CREATE DATABASE in the live cluster + pg_dump -Fc | pg_restore. */
-    dumpRestoreMs?: number;
-    cleanupMs?: number;
-  };
-  totalMs: number;
-  /** Up to the data being in the live cluster (without removing the scratch directory). */
-  toDataMs: number;
-  /** The restored scratch data directory (before recovery). */
-  scratchFiles?: number;
-  scratchBytes?: number;
-  verified: boolean;
-  load: number[];
-}
-
-interface SnapshotSeries {
-  tenant: string;
-  size: "large" | "small";
-  databaseBytes: number;
-  filestoreFiles: number;
-  /** First create of the series (new pool, cold caches); not in the samples. */
-  coldMs: number;
-  samplesMs: number[];
-  /** createSnapshot's own step timings, medians. */
-  parts: Record<string, number>;
-  stats: Stats;
-}
-
-interface ClusterFacts {
-  tenantDatabases: number;
-  databases: number;
-  databaseBytes: number;
-  dataDirBytes: number;
-  dataDirFiles: number;
-  baseFiles: number;
-  backup: { label: string; ms: number; sizeBytes?: number; repoBytes?: number };
-}
-
-interface Phase {
-  tenants: number;
-  loadStart: number[];
-  loadEnd: number[];
-  cluster: ClusterFacts;
-  snapshots: SnapshotSeries[];
-  restores: RestoreSample[];
-  baselines: BaselineSample[];
-  restoreTarget: { large: string; small: string };
-  ms: number;
-}
-
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/** Waits until the cluster is quiet: a checkpoint, then no WAL segment left waiting for the archiver. */
-async function settle(admin: Client): Promise<void> {
-  await admin.query("CHECKPOINT");
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const r = await admin.query<{ n: string }>(
-      "SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
-    );
-    if (Number(r.rows[0].n) === 0 || Date.now() > deadline) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 
 /** Files and bytes under a directory (regular files; not followed symlinks). */
 async function treeFacts(dir: string): Promise<{ files: number; bytes: number }> {

@@ -48,6 +48,7 @@ import {
   timed,
   writeResult,
   type Stats,
+  settle,
 } from "./common";
 
 /** Fixture options giving a template of ≈100 MB pg_database_size (calibrated on PostgreSQL 15). */
@@ -67,19 +68,6 @@ interface StepLine {
 interface RoundB {
   ms: number;
   lines: StepLine[];
-}
-
-/** Waits until the cluster is quiet: a checkpoint, then no WAL segment left waiting for the archiver. */
-async function settle(admin: Client): Promise<void> {
-  await admin.query("CHECKPOINT");
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const r = await admin.query<{ n: string }>(
-      "SELECT count(*) AS n FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'",
-    );
-    if (Number(r.rows[0].n) === 0 || Date.now() > deadline) return;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 /**
