@@ -546,17 +546,17 @@ export async function dumpScratchDatabase(s: ScratchInstance, database: string, 
     "--no-subscriptions",
     "-f",
     s.dumpDir,
-    "-h",
-    s.runDir,
-    "-p",
-    String(s.port),
-    "-U",
-    "postgres",
+    ...scratchConnectionArgs(s),
     "-d",
     database,
   ];
   const result = await asPostgres(pgBin("pg_dump"), args, 60 * 60_000);
   if (result.code !== 0) throw new CommandError(`pg_dump ${args.join(" ")}`, result);
+}
+
+/** libpq client flags reaching the scratch instance: its private socket, as postgres. */
+function scratchConnectionArgs(s: ScratchInstance): string[] {
+  return ["-h", s.runDir, "-p", String(s.port), "-U", "postgres"];
 }
 
 export interface AmcheckResult {
@@ -575,36 +575,12 @@ export async function amcheckScratch(
   hadExtension: boolean,
   jobs: number,
 ): Promise<AmcheckResult> {
-  const args = [
-    "-h",
-    s.runDir,
-    "-p",
-    String(s.port),
-    "-U",
-    "postgres",
-    "--install-missing",
-    "-j",
-    String(jobs),
-    database,
-  ];
+  const args = [...scratchConnectionArgs(s), "--install-missing", "-j", String(jobs), database];
   const result = await asPostgres(pgBin("pg_amcheck"), args, 60 * 60_000);
   if (!hadExtension) {
     const drop = await asPostgres(
       pgBin("psql"),
-      [
-        "-X",
-        "-q",
-        "-h",
-        s.runDir,
-        "-p",
-        String(s.port),
-        "-U",
-        "postgres",
-        "-d",
-        database,
-        "-c",
-        "DROP EXTENSION IF EXISTS amcheck",
-      ],
+      ["-X", "-q", ...scratchConnectionArgs(s), "-d", database, "-c", "DROP EXTENSION IF EXISTS amcheck"],
       60_000,
     );
     if (drop.code !== 0) throw new CommandError("psql -c 'DROP EXTENSION amcheck' (scratch)", drop);
