@@ -317,11 +317,13 @@ describe("scheduler", () => {
       expect(Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3])).toBe(started.pid);
       // idempotent
       expect(await startDaemon(stateDir, { command, env })).toEqual(started);
-      await waitFor("a run of `touch` by the daemon", async () =>
-        (await fs.readFile(mark, "utf8").catch(() => "")).length > 0 ? true : undefined,
+      // The job's end is logged after its command exits: wait for the record, not just the file.
+      const ended = await waitFor(
+        "a run of `touch` by the daemon, logged",
+        async () => byJob(await readJobLog(stateDir), "touch", "end")[0],
       );
-      const log = await readJobLog(stateDir);
-      expect(byJob(log, "touch", "end")[0]).toMatchObject({ exit: 0, ok: true });
+      expect(ended).toMatchObject({ exit: 0, ok: true });
+      expect((await fs.readFile(mark, "utf8")).length).toBeGreaterThan(0);
 
       await stopDaemon(stateDir);
       expect(await daemonStatus(stateDir)).toEqual({ running: false });
