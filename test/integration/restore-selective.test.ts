@@ -326,7 +326,8 @@ describe("selective scratch restore against pgBackRest --db-include, same target
       const files = await fs.readdir(bDir);
       console.log(`[selective] base/<neighbour> after recovery: ${files.length} files`);
       expect(files).not.toContain("PG_VERSION");
-      expect(await fs.readdir(path.join(s.dataDir, "base", String(templateOid)))).toEqual([]);
+      // Nothing of the left-out template was copied from the backup (redo may still write relation files).
+      expect(await fs.readdir(path.join(s.dataDir, "base", String(templateOid)))).not.toContain("PG_VERSION");
     });
   });
 
