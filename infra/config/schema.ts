@@ -70,6 +70,19 @@ export interface PlatformConfig {
     schedule?: Partial<BackupScheduleConfig>;
   };
   templates: Record<string, TemplateSource>;
+  undo: {
+    /**
+     * Tables never captured for undo, besides the built-in noisy ones (lib/undo/sql.ts
+     * DEFAULT_EXCLUDED_TABLES): names or `*` patterns, optionally `schema.`-qualified.
+     */
+    excludeTables?: string[];
+    /** Days the change log of ended operations is kept (pruned by the quota-check job). */
+    retentionDays: number;
+  };
+  quotas: {
+    /** Cron (UTC) of the storage quota check; default every 10 minutes. */
+    checkSchedule?: string;
+  };
 }
 
 export interface TenantConfig {
@@ -116,6 +129,10 @@ export const RULES = {
   state: `must be one of ${TENANT_STATES.join(", ")}`,
   email: "must be an email address",
   limit: `must be a positive integer (at most ${MAX_LIMIT})`,
+  storageLimit: `must be a positive number of GB (at most ${MAX_LIMIT}; decimals allowed, e.g. 0.5)`,
+  tablePattern:
+    "must be a table name pattern: letters, digits, _ and the wildcard *, optionally schema-qualified (schema.table)",
+  undoRetentionDays: "must be an integer from 1 to 3650 (days)",
   port: "must be an integer from 1 to 65535",
   archiveTimeout: "must be an integer from 1 to 3600 (seconds)",
   retentionFull: "must be an integer from 1 to 9999999 (full backups kept)",
@@ -351,6 +368,14 @@ export const tenantStateSchema = z.enum(TENANT_STATES, rule(RULES.state));
 export const emailSchema = z.string(rule(RULES.email)).max(254).email();
 export const portSchema = integer(1, 65535, RULES.port);
 export const limitSchema = integer(1, MAX_LIMIT, RULES.limit);
+/** Storage may be a fraction of a GB (e.g. 0.5); the other limits are counts. */
+export const storageLimitSchema = z.preprocess(
+  (v) => (typeof v === "string" && /^[0-9]{1,10}(?:\.[0-9]{1,9})?$/.test(v) ? Number(v) : v),
+  z.number(rule(RULES.storageLimit)).gt(0).max(MAX_LIMIT),
+);
+/** A table name pattern of `platform.undo.excludeTables`: `bus_bus`, `ir_cron_*`, `audit.*`. */
+export const TABLE_PATTERN = /^(?:[a-z_*][a-z0-9_$*]{0,62}\.)?[a-z_*][a-z0-9_$*]{0,62}$/;
+export const tablePatternSchema = z.string(rule(RULES.tablePattern)).regex(TABLE_PATTERN);
 export const domainSchema = z.string(rule(RULES.domain)).refine((s) => isDnsName(s), RULES.domain);
 export const hostPortSchema = z.string(rule(RULES.hostPort)).refine(isHostPort, RULES.hostPort);
 export const snapshotNameSchema = z.string(rule(RULES.snapshotName)).regex(SNAPSHOT_NAME);
@@ -371,7 +396,7 @@ export const cronSchema = z.string(rule(RULES.cron)).superRefine((expr, ctx) => 
 export const limitOverridesSchema = strictMap(
   {
     maxUsers: limitSchema.optional(),
-    maxStorageGb: limitSchema.optional(),
+    maxStorageGb: storageLimitSchema.optional(),
     maxAiOperationsDaily: limitSchema.optional(),
     maxSnapshots: limitSchema.optional(),
   },
@@ -408,6 +433,8 @@ export const PLATFORM_KEYS = [
   "archiveTimeoutSeconds",
   "backups",
   "templates",
+  "undo",
+  "quotas",
 ] as const;
 
 export const platformSchema = strictMap(
@@ -435,6 +462,17 @@ export const platformSchema = strictMap(
         ).optional(),
       },
       "must be a map of backup settings (retentionFull, encryptionPassphrase)",
+    ).default({}),
+    undo: strictMap(
+      {
+        excludeTables: z.array(tablePatternSchema, rule("must be a list of table name patterns")).optional(),
+        retentionDays: integer(1, 3650, RULES.undoRetentionDays).default(30),
+      },
+      "must be a map of undo settings (excludeTables, retentionDays)",
+    ).default({}),
+    quotas: strictMap(
+      { checkSchedule: cronSchema.optional() },
+      "must be a map of quota settings (checkSchedule)",
     ).default({}),
     templates: namedMap(
       TEMPLATE_NAME,

@@ -6,6 +6,8 @@
  *   node bin/infra/ops/jobs.js verify    --state-dir D                           pgbackrest verify + WAL gaps
  *   node bin/infra/ops/jobs.js sync      --state-dir D                           record backups in the registry
  *   node bin/infra/ops/jobs.js snapshot-auto --state-dir D                       runtime `auto` snapshots
+ *   node bin/infra/ops/jobs.js quota-check --state-dir D [--tenant SUB ...] [--undo-retention-days N]
+ *                                                       undo log retention, then tenant storage quotas
  *   node bin/infra/ops/jobs.js scheduler --state-dir D                           the daemon (runs schedule.json)
  *
  * The cluster comes from `<D>/scheduler/cluster.json` (no secrets; written by the LocalScheduler
@@ -19,16 +21,18 @@ import * as path from "node:path";
 import { expireBackups, syncBackups, takeBackup, verifyRepository } from "../../lib/backup/backups";
 import { acquirePidFile, readClusterFile } from "../../lib/backup/daemon";
 import { runScheduler } from "../../lib/backup/scheduler";
-import { adminDsn as buildDsn } from "../../lib/pg/client";
+import { pruneUndoLogs } from "../../lib/guards/tenant";
+import { operatorAdminDsn } from "../../lib/ops/connect";
 import { localClusterLayout, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { clusterPaths } from "../../lib/pg/paths";
 import { cipherPassFromConf, type BackupType } from "../../lib/pg/pgbackrest";
+import { checkStorage } from "../../lib/quota/storage";
 import { takeAutoSnapshots } from "../../lib/snapshot/runtime";
 
-const COMMANDS = ["backup", "expire", "verify", "sync", "snapshot-auto", "scheduler"] as const;
+const COMMANDS = ["backup", "expire", "verify", "sync", "snapshot-auto", "quota-check", "scheduler"] as const;
 type Command = (typeof COMMANDS)[number];
 
-const USAGE = `usage: jobs.js <${COMMANDS.join("|")}> --state-dir DIR [--type full|diff|incr]`;
+const USAGE = `usage: jobs.js <${COMMANDS.join("|")}> --state-dir DIR [--type full|diff|incr] [--tenant SUBDOMAIN ...] [--undo-retention-days N]`;
 
 /**
  * Jobs authenticate by peer (unix socket) and never use the superuser password; the cluster
@@ -40,6 +44,10 @@ interface Args {
   command: Command;
   stateDir: string;
   type: BackupType;
+  /** quota-check: only these tenants (default: all). */
+  tenants: string[];
+  /** quota-check: also prune the undo log of operations ended this many days ago. */
+  undoRetentionDays?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -47,6 +55,8 @@ function parseArgs(argv: string[]): Args {
   if (!COMMANDS.includes(command)) throw new Error(USAGE);
   let stateDir = "";
   let type: BackupType = "diff";
+  const tenants: string[] = [];
+  let undoRetentionDays: number | undefined;
   for (let i = 1; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === "--state-dir") stateDir = argv[++i] ?? "";
@@ -55,10 +65,24 @@ function parseArgs(argv: string[]): Args {
       if (t !== "full" && t !== "diff" && t !== "incr")
         throw new Error(`--type must be full, diff or incr\n${USAGE}`);
       type = t;
+    } else if (arg === "--tenant") {
+      const t = argv[++i];
+      if (!t) throw new Error(`--tenant needs a subdomain\n${USAGE}`);
+      tenants.push(t);
+    } else if (arg === "--undo-retention-days") {
+      undoRetentionDays = Number(argv[++i]);
+      if (!Number.isInteger(undoRetentionDays) || undoRetentionDays < 1)
+        throw new Error(`--undo-retention-days needs a whole number of days >= 1\n${USAGE}`);
     } else throw new Error(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
   }
   if (!stateDir) throw new Error(`--state-dir is required\n${USAGE}`);
-  return { command, stateDir: path.resolve(stateDir), type };
+  return {
+    command,
+    stateDir: path.resolve(stateDir),
+    type,
+    tenants,
+    ...(undoRetentionDays !== undefined ? { undoRetentionDays } : {}),
+  };
 }
 
 const log = (msg: string): void => {
@@ -79,10 +103,7 @@ async function jobContext(stateDir: string): Promise<{ spec: LocalClusterSpec; a
     retentionFull: cluster.retentionFull,
     ...(passphrase ? { encryptionPassphrase: passphrase } : {}),
   };
-  const adminDsn =
-    process.env.LOOMWORKS_ADMIN_DSN ??
-    buildDsn({ host: cluster.socketDir, port: cluster.port, user: "postgres" });
-  return { spec, adminDsn };
+  return { spec, adminDsn: await operatorAdminDsn(stateDir) };
 }
 
 async function snapshotAuto(stateDir: string): Promise<number> {
@@ -97,6 +118,31 @@ async function snapshotAuto(stateDir: string): Promise<number> {
   log(`auto snapshots: ${list.length - failed.length} tenants ok, ${failed.length} failed`);
   for (const f of failed) log(`auto snapshot of ${f.subdomain ?? "?"} failed: ${f.error}`);
   return failed.length > 0 ? 1 : 0;
+}
+
+async function quotaCheck(stateDir: string, tenants: string[], undoRetentionDays?: number): Promise<number> {
+  const { spec, adminDsn } = await jobContext(stateDir);
+  // The undo log first: what it frees counts in the storage measure only once it is gone.
+  const pruneFailures =
+    undoRetentionDays === undefined
+      ? []
+      : (await pruneUndoLogs(adminDsn, undoRetentionDays, log)).filter((r) => r.error);
+  for (const f of pruneFailures) log(`undo log pruning of ${f.subdomain} failed: ${f.error}`);
+  const { paths } = localClusterLayout(spec);
+  const list = await checkStorage(
+    adminDsn,
+    { filestoreRoot: paths.filestoreDir, ...(tenants.length > 0 ? { subdomains: tenants } : {}) },
+    log,
+  );
+  const failed = list.filter((r) => r.error);
+  for (const r of list) {
+    if (r.error) continue;
+    const max = r.maxBytes ? ` of ${r.maxBytes} (${r.percent} %)` : " (no limit)";
+    log(`${r.subdomain}: ${r.bytes} bytes${max}: ${r.state}`);
+  }
+  log(`quota check: ${list.length - failed.length} tenants ok, ${failed.length} failed`);
+  for (const f of failed) log(`quota check of ${f.subdomain} failed: ${f.error}`);
+  return failed.length + pruneFailures.length > 0 ? 1 : 0;
 }
 
 async function schedulerDaemon(stateDir: string): Promise<void> {
@@ -127,6 +173,8 @@ async function run(args: Args): Promise<number | void> {
       return schedulerDaemon(args.stateDir);
     case "snapshot-auto":
       return snapshotAuto(args.stateDir);
+    case "quota-check":
+      return quotaCheck(args.stateDir, args.tenants, args.undoRetentionDays);
     case "backup": {
       const { spec, adminDsn } = await jobContext(args.stateDir);
       const { backup } = await takeBackup(spec, adminDsn, args.type, log);

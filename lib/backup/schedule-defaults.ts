@@ -16,6 +16,9 @@ export interface BackupSchedule {
   autoSnapshots: string;
 }
 
+/** Default schedule of the storage quota check (`loomworks:platform.quotas.checkSchedule`). */
+export const DEFAULT_QUOTA_CHECK_SCHEDULE = "*/10 * * * *";
+
 export const DEFAULT_BACKUP_SCHEDULE: Readonly<BackupSchedule> = Object.freeze({
   full: "0 1 * * 0", // Sunday 01:00
   diff: "0 1 * * 1-6", // Monday to Saturday 01:00
@@ -54,7 +57,8 @@ export function effectiveSchedule(overrides: Partial<BackupSchedule> = {}): Back
 
 /**
  * The platform's jobs: full and diff backups (each followed by `expire` inside the job), verify,
- * and auto snapshots, each running `node <jobsScript> <subcommand> --state-dir <stateDir>`.
+ * auto snapshots, and the storage quota check (which also prunes the undo log); each runs
+ * `node <jobsScript> <subcommand> --state-dir <stateDir>`.
  */
 export function platformJobs(opts: {
   stateDir: string;
@@ -63,6 +67,10 @@ export function platformJobs(opts: {
   jobsScript: string;
   /** The Node.js executable (default: the current one). */
   node?: string;
+  /** Cron of the job `quota-check` (default DEFAULT_QUOTA_CHECK_SCHEDULE). */
+  quotaCheck?: string;
+  /** Days the undo log of ended operations is kept; the quota-check job prunes older ones. */
+  undoRetentionDays?: number;
 }): ScheduledJob[] {
   const node = opts.node ?? process.execPath;
   const stateDir = path.resolve(opts.stateDir);
@@ -72,12 +80,18 @@ export function platformJobs(opts: {
     command: [node, opts.jobsScript, ...args, "--state-dir", stateDir],
     timeoutMinutes,
   });
-  return [
+  const jobs = [
     job("backup-full", opts.schedule.full, ["backup", "--type", "full"], 6 * 60),
     job("backup-diff", opts.schedule.diff, ["backup", "--type", "diff"], 6 * 60),
     job("verify", opts.schedule.verify, ["verify"], 6 * 60),
     job("auto-snapshots", opts.schedule.autoSnapshots, ["snapshot-auto"], 60),
   ];
+  const retention =
+    opts.undoRetentionDays !== undefined ? ["--undo-retention-days", String(opts.undoRetentionDays)] : [];
+  jobs.push(
+    job("quota-check", opts.quotaCheck ?? DEFAULT_QUOTA_CHECK_SCHEDULE, ["quota-check", ...retention], 30),
+  );
+  return jobs;
 }
 
 /** Checks a schedule file's content; returns it typed, or throws naming the problem. */

@@ -28,6 +28,7 @@
  */
 import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
+import { inertOwnerRoleSql } from "../pg/ownerRole";
 import type { PgBackRestTarget } from "../pg/pgbackrest";
 import { ensureRegistry, registryDsn } from "../tenant/registry";
 import { dsnWithDatabase } from "../tenant/sql";
@@ -75,36 +76,7 @@ const schema = quoteIdent(SNAPSHOT_API_SCHEMA);
 export const SNAPSHOT_API_SQL = `
 SELECT pg_advisory_xact_lock(${INSTALL_LOCK_KEY});
 
--- The owner role is cluster-wide; another tenant database may be creating it right now.
-DO $install$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${SNAPSHOT_OWNER_ROLE}') THEN
-        BEGIN
-            CREATE ROLE ${owner} NOLOGIN NOINHERIT;
-        EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL;
-        END;
-    END IF;
-END
-$install$;
-
--- It runs SECURITY DEFINER code: it must be inert and nobody may become it.
-DO $install$
-DECLARE
-    r record;
-BEGIN
-    SELECT oid, rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls
-      INTO r FROM pg_roles WHERE rolname = '${SNAPSHOT_OWNER_ROLE}';
-    IF r.rolcanlogin OR r.rolsuper OR r.rolcreatedb OR r.rolcreaterole OR r.rolreplication OR r.rolbypassrls THEN
-        RAISE EXCEPTION 'role ${SNAPSHOT_OWNER_ROLE} has LOGIN or another attribute; refusing to install the snapshot API'
-            USING HINT = 'the role is reserved for the platform: it must be NOLOGIN without attributes';
-    END IF;
-    IF EXISTS (SELECT 1 FROM pg_auth_members WHERE roleid = r.oid OR member = r.oid) THEN
-        RAISE EXCEPTION 'role ${SNAPSHOT_OWNER_ROLE} has members or memberships; refusing to install the snapshot API';
-    END IF;
-END
-$install$;
-
+${inertOwnerRoleSql(SNAPSHOT_OWNER_ROLE, "snapshot API")}
 CREATE SCHEMA IF NOT EXISTS ${schema} AUTHORIZATION ${owner};
 ALTER SCHEMA ${schema} OWNER TO ${owner};
 REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC;

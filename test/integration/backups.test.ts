@@ -291,6 +291,7 @@ describe("scheduler", () => {
         ["backup-diff", "0 1 * * 1-6"],
         ["verify", "0 3 * * 0"],
         ["auto-snapshots", "0 */6 * * *"],
+        ["quota-check", "*/10 * * * *"],
       ]);
       const touch: ScheduledJob = {
         name: "touch",

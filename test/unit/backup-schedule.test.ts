@@ -36,6 +36,7 @@ describe("schedule", () => {
       ["/usr/bin/node", "/app/bin/infra/ops/jobs.js", "backup", "--type", "diff", "--state-dir", "/srv/lw"],
       ["/usr/bin/node", "/app/bin/infra/ops/jobs.js", "verify", "--state-dir", "/srv/lw"],
       ["/usr/bin/node", "/app/bin/infra/ops/jobs.js", "snapshot-auto", "--state-dir", "/srv/lw"],
+      ["/usr/bin/node", "/app/bin/infra/ops/jobs.js", "quota-check", "--state-dir", "/srv/lw"],
     ]);
     expect(validateScheduleFile({ version: 1, jobs }).jobs).toEqual(jobs);
   });

@@ -50,6 +50,8 @@ describe("parseStackConfig: defaults", () => {
         archiveTimeoutSeconds: 60,
         backups: { retentionFull: 2 },
         templates: {},
+        undo: { retentionDays: 30 },
+        quotas: {},
       });
       expect(config.tiers).toEqual(DEFAULT_TIER_LIMITS);
       expect(config.tenants).toEqual([]);
@@ -187,6 +189,24 @@ describe("parseStackConfig: tiers and limits", () => {
     expect(problems).toEqual([
       `tenant "acme": key "limits.maxUsers": must be a positive integer (at most 2147483647) (got ${JSON.stringify(value)})`,
     ]);
+  });
+
+  it.each([0, -0.5, "abc", "", true, 2 ** 31])("refuses maxStorageGb %j", (value) => {
+    expect(tenantProblems(tenant({ limits: { maxStorageGb: value } }))).toEqual([
+      `tenant "acme": key "limits.maxStorageGb": must be a positive number of GB (at most 2147483647; decimals allowed, e.g. 0.5) (got ${JSON.stringify(value)})`,
+    ]);
+  });
+
+  it.each([
+    [0.5, 0.5],
+    ["0.25", 0.25],
+    [3, 3],
+  ])("accepts a fractional maxStorageGb %j", (value, parsed) => {
+    const config = parseStackConfig({
+      platform,
+      tenants: { acme: tenant({ limits: { maxStorageGb: value } }) },
+    });
+    expect(config.tenants[0].limits.maxStorageGb).toBe(parsed);
   });
 
   it("refuses unknown tiers and bad tier limits", () => {
@@ -429,6 +449,18 @@ describe("parseStackConfig: invalid platform", () => {
     [
       { templates: { "Big Template": { fromDump: "/a.sql" } } },
       'platform: key "templates.Big Template": must be a template name: a-z or 0-9 first, then a-z, 0-9, underscores or hyphens, at most 63 characters (got "Big Template")',
+    ],
+    [
+      { undo: { excludeTables: ["bus_bus", "Bad Table"] } },
+      'platform: key "undo.excludeTables.1": must be a table name pattern: letters, digits, _ and the wildcard *, optionally schema-qualified (schema.table) (got "Bad Table")',
+    ],
+    [
+      { undo: { retentionDays: 0 } },
+      'platform: key "undo.retentionDays": must be an integer from 1 to 3650 (days) (got 0)',
+    ],
+    [
+      { quotas: { checkSchedule: "every 10 minutes" } },
+      'platform: key "quotas.checkSchedule": must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC): must have 5 fields (minute hour day-of-month month day-of-week), got 3 (got "every 10 minutes")',
     ],
   ])("%j", (extra, message) => {
     expect(problemsOf({ platform: { ...platform, ...extra } })).toEqual([message]);

@@ -1,0 +1,15 @@
+/**
+ * How the platform's own commands (scheduled jobs, the operator command) reach PostgreSQL on the
+ * local target: `LOOMWORKS_ADMIN_DSN` when set; otherwise as `postgres` over the cluster's unix
+ * socket with peer authentication (the `loomworks_operator` ident map admits root and postgres), the
+ * socket found in `<stateDir>/scheduler/cluster.json` (written by the LocalScheduler provider). No
+ * password is stored anywhere for them.
+ */
+import { readClusterFile } from "../backup/daemon";
+import { adminDsn as buildDsn } from "../pg/client";
+
+export async function operatorAdminDsn(stateDir: string): Promise<string> {
+  if (process.env.LOOMWORKS_ADMIN_DSN) return process.env.LOOMWORKS_ADMIN_DSN;
+  const cluster = await readClusterFile(stateDir);
+  return buildDsn({ host: cluster.socketDir, port: cluster.port, user: "postgres" });
+}
