@@ -4,6 +4,7 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../infra/config/schema";
 import { TenantTemplate } from "../dynamic-providers/tenantTemplate";
+import { GUARDS_VERSION } from "../lib/guards/install";
 import { LocalPostgresCluster } from "./local/PostgresCluster";
 import { Tenant, type RestoreSummary, type SnapshotSummary, type TenantSummary } from "./Tenant";
 
@@ -58,6 +59,8 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
         retentionFull: platform.backups.retentionFull,
         schedule: platform.backups.schedule,
+        ...(platform.quotas.checkSchedule ? { quotaCheck: platform.quotas.checkSchedule } : {}),
+        undoRetentionDays: platform.undo.retentionDays,
         encryptionPassphrase:
           platform.backups.encryptionPassphrase === undefined
             ? undefined
@@ -81,6 +84,8 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
             ...resolved,
             stateDir,
             dumpHash: templateSourceHash(resolved),
+            excludeTables: platform.undo.excludeTables ?? [],
+            guardsVersion: GUARDS_VERSION,
           },
           { parent: this, dependsOn: [cluster], customTimeouts: { create: "30m", update: "30m" } },
         ),
@@ -109,6 +114,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
           pgbackrestConfig: cluster.pgbackrestConfig,
           stanza: cluster.stanza,
           url: `http://${tenant.subdomain}.${platform.domain}:${platform.routerPort}/`,
+          undoExcludeTables: platform.undo.excludeTables ?? [],
         },
         { parent: this, dependsOn: [template] },
       );

@@ -6,6 +6,8 @@ import { Snapshot, type SnapshotSummary } from "../dynamic-providers/snapshot";
 
 export type { SnapshotSummary };
 import { TenantDatabase } from "../dynamic-providers/tenantDatabase";
+import { TenantGuards } from "../dynamic-providers/tenantGuards";
+import { GUARDS_VERSION } from "../lib/guards/install";
 
 export interface TenantArgs {
   config: TenantConfig;
@@ -23,6 +25,8 @@ export interface TenantArgs {
   pgbackrestConfig: string;
   stanza: string;
   url: string;
+  /** Stack table patterns never captured for undo (platform.undo.excludeTables). */
+  undoExcludeTables: readonly string[];
 }
 
 /** An entry of the `restores` stack output (CONFIG.md). */
@@ -58,6 +62,8 @@ export class Tenant extends pulumi.ComponentResource {
   readonly snapshots: Record<string, pulumi.Output<SnapshotSummary>> = {};
   /** The declared point-in-time restore, when the tenant has one. */
   readonly restore?: pulumi.Output<RestoreSummary>;
+  /** Undo capture, quotas and AI-operation limits inside the tenant database. */
+  readonly guards: TenantGuards;
 
   constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:tenant:Tenant", name, {}, opts);
@@ -109,6 +115,7 @@ export class Tenant extends pulumi.ComponentResource {
       this.snapshots[snapshotName] = snapshot.summary();
     }
 
+    let restoreResource: PitrRestore | undefined;
     if (cfg.restore) {
       const fromSnapshot = "snapshot" in cfg.restore ? snapshotResources[cfg.restore.snapshot] : undefined;
       const restore = new PitrRestore(
@@ -132,6 +139,7 @@ export class Tenant extends pulumi.ComponentResource {
           customTimeouts: { create: "60m", update: "60m" },
         },
       );
+      restoreResource = restore;
       this.restore = pulumi
         .all([restore.restoreId, restore.target, restore.state, restore.preRestoreDatabase, restore.timings])
         .apply(([id, target, state, preRestoreDatabase, timings]): RestoreSummary => ({
@@ -142,6 +150,25 @@ export class Tenant extends pulumi.ComponentResource {
           timings: timings as Record<string, number>,
         }));
     }
+
+    this.guards = new TenantGuards(
+      `${name}-guards`,
+      {
+        adminDsn: args.adminDsn,
+        subdomain: cfg.subdomain,
+        database,
+        tier: cfg.tier,
+        limits: { ...cfg.limits },
+        excludeTables: [...args.undoExcludeTables],
+        version: GUARDS_VERSION,
+        ...(restoreResource ? { generation: restoreResource.restoreId } : {}),
+      },
+      {
+        parent: this,
+        dependsOn: restoreResource ? [db, restoreResource] : [db],
+        customTimeouts: { create: "10m", update: "10m", delete: "10m" },
+      },
+    );
 
     this.adminPassword = adminPassword.result;
     this.summary = {

@@ -18,6 +18,10 @@ export interface LocalSchedulerArgs {
   retentionFull: pulumi.Input<number>;
   /** Cron expressions (UTC); see DEFAULT_BACKUP_SCHEDULE in lib/backup/schedule-defaults.ts. */
   schedule: pulumi.Input<BackupSchedule>;
+  /** Cron (UTC) of the storage quota check (default every 10 minutes). */
+  quotaCheck?: pulumi.Input<string>;
+  /** Days the undo log of ended AI operations is kept (pruned by the quota check). */
+  undoRetentionDays?: pulumi.Input<number>;
 }
 
 export interface LocalSchedulerInputs {
@@ -27,6 +31,8 @@ export interface LocalSchedulerInputs {
   archiveTimeoutSeconds: number;
   retentionFull: number;
   schedule: BackupSchedule;
+  quotaCheck?: string;
+  undoRetentionDays?: number;
 }
 
 export interface LocalSchedulerOutputs extends LocalSchedulerInputs {
@@ -52,6 +58,8 @@ async function apply(inputs: LocalSchedulerInputs): Promise<LocalSchedulerOutput
     stateDir,
     schedule: defaults.effectiveSchedule(inputs.schedule),
     jobsScript: JOBS_SCRIPT,
+    ...(inputs.quotaCheck ? { quotaCheck: inputs.quotaCheck } : {}),
+    ...(inputs.undoRetentionDays ? { undoRetentionDays: inputs.undoRetentionDays } : {}),
   });
   const paths = await daemon.writeSchedulerFiles(stateDir, jobs, {
     stateDir,

@@ -1,6 +1,9 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
+/** Compiled: bin/lib/pg/unreachable.js (only the path string is captured). */
+const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable");
+
 /**
  * One manual snapshot of a tenant: an entry under `loomworks:tenants.<subdomain>.snapshots`
  * (lib/snapshot/snapshot.ts does the work; this provider is a thin lifecycle over it).
@@ -129,8 +132,11 @@ const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, Snapshot
     try {
       st = await m.snapshotStatus(props.adminDsn, id);
     } catch (err) {
-      const code = (err as { code?: string }).code ?? "";
-      if (["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "57P03"].includes(code)) {
+      // A stopped server is the cluster resource's drift to report; keep this state unchanged.
+      const code = (require(UNREACHABLE_MODULE) as typeof import("../lib/pg/unreachable")).unreachableCode(
+        err,
+      );
+      if (code) {
         void log.warn(
           `Snapshot ${props.subdomain}/${props.name}: cluster unreachable (${code}); state left unchanged`,
         );

@@ -1,6 +1,9 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
+/** Compiled: bin/lib/pg/unreachable.js (only the path string is captured). */
+const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable");
+
 /**
  * A tenant's database, login role, ERP admin user, filestore directory and registry row
  * (lib/tenant/provision.ts does the work; this provider is a thin lifecycle over it).
@@ -118,8 +121,10 @@ const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<TenantDatabaseInpu
       );
     } catch (err) {
       // A stopped server is the cluster resource's drift to report; keep this state unchanged.
-      const code = (err as { code?: string }).code ?? "";
-      if (["ECONNREFUSED", "ENOTFOUND", "EHOSTUNREACH", "ETIMEDOUT", "57P03"].includes(code)) {
+      const code = (require(UNREACHABLE_MODULE) as typeof import("../lib/pg/unreachable")).unreachableCode(
+        err,
+      );
+      if (code) {
         void log.warn(
           `TenantDatabase ${props.subdomain}: cluster unreachable (${code}); state left unchanged`,
         );

@@ -1,6 +1,9 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
+/** Compiled: bin/lib/pg/unreachable.js (only the path string is captured). */
+const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable");
+
 /**
  * A template database tenants are copied from, built from a dump or by the ERP initializer
  * command (lib/tenant/template.ts does the work).
@@ -28,6 +31,10 @@ export interface TenantTemplateArgs {
   stateDir: pulumi.Input<string>;
   /** SHA-256 of the source (lib/tenant/template.ts templateSourceHash), so a changed dump is a diff. */
   dumpHash: pulumi.Input<string>;
+  /** Stack table patterns never captured for undo; the guards are installed into the template. */
+  excludeTables?: pulumi.Input<pulumi.Input<string>[]>;
+  /** The guards version (lib/guards/install.ts GUARDS_VERSION): a new one upgrades the template in place. */
+  guardsVersion?: pulumi.Input<string>;
 }
 
 export interface TenantTemplateInputs {
@@ -38,6 +45,8 @@ export interface TenantTemplateInputs {
   fromCommand?: string;
   stateDir: string;
   dumpHash: string;
+  excludeTables?: string[];
+  guardsVersion?: string;
 }
 
 export interface TenantTemplateOutputs extends TenantTemplateInputs {
@@ -46,6 +55,14 @@ export interface TenantTemplateOutputs extends TenantTemplateInputs {
 
 /** Compiled program: bin/dynamic-providers -> bin/lib/tenant/template.js. Only this string is captured. */
 const TEMPLATE_MODULE = path.join(__dirname, "..", "lib", "tenant", "template");
+
+/** The build spec: guards are installed whenever the program passes a guards version. */
+function templateSpec(p: TenantTemplateInputs): import("../lib/tenant/template").TemplateSpec {
+  return {
+    ...p,
+    ...(p.guardsVersion ? { guards: { excludeTables: p.excludeTables ?? [] } } : {}),
+  };
+}
 
 const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<TenantTemplateInputs, TenantTemplateOutputs> = {
   async check(_olds, news) {
@@ -68,7 +85,11 @@ const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<TenantTemplateInpu
   async create(inputs) {
     const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
     const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-    await m.ensureTemplate(inputs.adminDsn, { ...inputs }, (msg) => void log.info(`TenantTemplate: ${msg}`));
+    await m.ensureTemplate(
+      inputs.adminDsn,
+      templateSpec(inputs),
+      (msg) => void log.info(`TenantTemplate: ${msg}`),
+    );
     return {
       id: `loomworks-template:${inputs.database}`,
       outs: { ...inputs, builtAt: new Date().toISOString() },
@@ -78,7 +99,18 @@ const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<TenantTemplateInpu
   async read(id, props) {
     const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
     if (!props) return { id, props };
-    const st = await m.templateStatus(props.adminDsn, props.database);
+    let st: Awaited<ReturnType<typeof m.templateStatus>>;
+    try {
+      st = await m.templateStatus(props.adminDsn, props.database);
+    } catch (err) {
+      const code = (require(UNREACHABLE_MODULE) as typeof import("../lib/pg/unreachable")).unreachableCode(
+        err,
+      );
+      if (!code) throw err;
+      const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+      void log.warn(`TenantTemplate ${props.name}: cluster unreachable (${code}); state left unchanged`);
+      return { id, props };
+    }
     if (!st.exists) return { id: "" };
     return { id, props: { ...props, dumpHash: st.hash ?? "" } };
   },
@@ -88,7 +120,7 @@ const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<TenantTemplateInpu
     const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
     const r = await m.ensureTemplate(
       news.adminDsn,
-      { ...news },
+      templateSpec(news),
       (msg) => void log.info(`TenantTemplate: ${msg}`),
     );
     return {

@@ -7,7 +7,7 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=env.sh
 source "$repo/scripts/env.sh"
 cd "$repo"
-node bin/infra/automation/run.js up --stack dev
+node bin/infra/automation/run.js up --stack dev --refresh
 echo
 echo "Tenants of the dev stack (their dsn: pulumi stack output --stack dev --show-secrets tenants):"
 PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-loomworks-dev}" pulumi stack output --stack dev tenants --json |

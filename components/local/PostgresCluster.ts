@@ -2,7 +2,11 @@ import * as pulumi from "@pulumi/pulumi";
 import { LocalPostgres } from "../../dynamic-providers/localPostgres";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
 import { LocalScheduler } from "../../dynamic-providers/localScheduler";
-import { effectiveSchedule, type BackupSchedule } from "../../lib/backup/schedule-defaults";
+import {
+  DEFAULT_QUOTA_CHECK_SCHEDULE,
+  effectiveSchedule,
+  type BackupSchedule,
+} from "../../lib/backup/schedule-defaults";
 import { clusterPaths } from "../../lib/pg/paths";
 import { templatesHash } from "../../lib/templates/render";
 
@@ -14,6 +18,10 @@ export interface LocalPostgresClusterArgs {
   encryptionPassphrase?: pulumi.Input<string>;
   /** Overrides of the scheduled jobs' cron expressions (UTC). */
   schedule?: Partial<BackupSchedule>;
+  /** Cron (UTC) of the storage quota check. */
+  quotaCheck?: string;
+  /** Days the undo log of ended AI operations is kept. */
+  undoRetentionDays?: number;
 }
 
 /** The local target's PostgreSQL 15 cluster with its pgBackRest repository, under the state directory. */
@@ -56,6 +64,8 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
         archiveTimeoutSeconds: args.archiveTimeoutSeconds,
         retentionFull: args.retentionFull,
         schedule: effectiveSchedule(args.schedule),
+        quotaCheck: args.quotaCheck ?? DEFAULT_QUOTA_CHECK_SCHEDULE,
+        ...(args.undoRetentionDays !== undefined ? { undoRetentionDays: args.undoRetentionDays } : {}),
       },
       { parent: this, dependsOn: [server] },
     );

@@ -211,7 +211,7 @@ async function terminateDatabaseSessions(admin: Client, database: string): Promi
  * (suspended, archived) is opened for the duration and closed again; its tenant role is NOLOGIN
  * in those states, so nobody else gets in meanwhile.
  */
-async function withDatabase<T>(
+export async function withDatabase<T>(
   admin: Client,
   adminDsn: string,
   database: string,

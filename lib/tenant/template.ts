@@ -17,6 +17,7 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { CommandError, runCommand } from "../process/run";
+import { installGuards, readGuards, type GuardsOptions } from "../guards/install";
 import {
   BUILDING_SUFFIX,
   TERMINATE_DATABASE_SESSIONS_SQL,
@@ -45,6 +46,11 @@ export interface TemplateSpec extends TemplateSource {
   database: string;
   /** The platform's state directory: the command's working directory and where build logs go. */
   stateDir: string;
+  /**
+   * Install the platform's guards (undo capture, quota and snapshot APIs) into the template, so
+   * tenants copied from it start with them; upgraded in place when the program's version changes.
+   */
+  guards?: GuardsOptions;
 }
 
 export interface TemplateStatus {
@@ -266,6 +272,7 @@ export async function ensureTemplate(
         await admin.query(`ALTER DATABASE ${quoteIdent(building)} RENAME TO ${db}`);
         rebuilt = true;
       }
+      if (spec.guards) await ensureTemplateGuards(admin, adminDsn, spec, log);
       await admin.query(`ALTER DATABASE ${db} IS_TEMPLATE true ALLOW_CONNECTIONS false`);
       await admin.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
       await admin.query(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(comment)}`);
@@ -273,6 +280,21 @@ export async function ensureTemplate(
       return { database: spec.database, hash, rebuilt };
     }),
   );
+}
+
+/** Installs or upgrades the guards in the template (opened to connections for the duration). */
+async function ensureTemplateGuards(
+  admin: Client,
+  adminDsn: string,
+  spec: TemplateSpec,
+  log: Log,
+): Promise<void> {
+  await admin.query(`ALTER DATABASE ${quoteIdent(spec.database)} ALLOW_CONNECTIONS true`);
+  await withClient(dsnWithDatabase(adminDsn, spec.database), async (db) => {
+    const before = await readGuards(db);
+    const after = await installGuards(db, spec.guards);
+    if (!before.current) log(`template ${spec.name}: guards ${before.version} → ${after.version}`);
+  });
 }
 
 /**
@@ -304,8 +326,11 @@ export function diffTemplate(
   news: Record<string, unknown>,
 ): { changes: boolean; replaces: string[] } {
   const replaces = ["database", "dumpHash"].filter((k) => olds[k] !== news[k]);
-  const updates = ["name", "fromDump", "fromCommand", "adminDsn", "stateDir"].filter(
+  const updates = ["name", "fromDump", "fromCommand", "adminDsn", "stateDir", "guardsVersion"].filter(
     (k) => olds[k] !== news[k],
   );
+  if (JSON.stringify(olds.excludeTables ?? []) !== JSON.stringify(news.excludeTables ?? [])) {
+    updates.push("excludeTables");
+  }
   return { changes: replaces.length + updates.length > 0, replaces };
 }

@@ -26,6 +26,7 @@ const registrations = installMocks();
 import { LoomworksPlatform, templateDatabaseName } from "../../components/LoomworksPlatform";
 import { tenantNames } from "../../components/Tenant";
 import { parseStackConfig } from "../../infra/config/load";
+import { GUARDS_VERSION } from "../../lib/guards/install";
 import type { StackConfig } from "../../infra/config/schema";
 
 const projectDir = path.resolve(__dirname, "../..");
@@ -41,6 +42,7 @@ const config = parseStackConfig({
     archiveTimeoutSeconds: 30,
     backups: { retentionFull: 3, encryptionPassphrase: "correct horse battery" },
     templates: { default: { fromDump: "test/fixtures/odoo-shaped/template.sql" } },
+    undo: { excludeTables: ["x_audit_*", "staging.*"] },
   },
   tiers: { basic: { maxSnapshots: 7 } },
   tenants: {
@@ -86,10 +88,12 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
         `${DYNAMIC}RandomSecret::acme-role-password`,
         `${DYNAMIC}RandomSecret::acme-admin-password`,
         `${DYNAMIC}TenantDatabase::acme`,
+        `${DYNAMIC}TenantGuards::acme-guards`,
         "loomworks:tenant:Tenant::globex",
         `${DYNAMIC}RandomSecret::globex-role-password`,
         `${DYNAMIC}RandomSecret::globex-admin-password`,
         `${DYNAMIC}TenantDatabase::globex`,
+        `${DYNAMIC}TenantGuards::globex-guards`,
       ].sort(),
     );
     expect(regs.filter((r) => r.custom).map((r) => r.type)).not.toContain("loomworks:tenant:Tenant");
@@ -100,6 +104,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
       [`${DYNAMIC}RandomSecret::${sub}-role-password`]: {},
       [`${DYNAMIC}RandomSecret::${sub}-admin-password`]: {},
       [`${DYNAMIC}TenantDatabase::${sub}`]: {},
+      [`${DYNAMIC}TenantGuards::${sub}-guards`]: {},
     });
     expect(resourceTree(platform)).toEqual({
       "loomworks:local:PostgresCluster::postgres": {
@@ -136,6 +141,11 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
     expect(isSecretInput(inputs.encryptionPassphrase)).toBe(true);
   });
 
+  it("schedules the quota check with the undo log retention", () => {
+    const { inputs } = only(regs, `${DYNAMIC}LocalScheduler`, "postgres-scheduler");
+    expect(inputs).toMatchObject({ quotaCheck: "*/10 * * * *", undoRetentionDays: 30 });
+  });
+
   it("builds the template from the resolved dump, keyed by the dump's sha256", () => {
     const { inputs } = only(regs, `${DYNAMIC}TenantTemplate`, "template-default");
     const sha256 = crypto.createHash("sha256").update(fs.readFileSync(dumpPath)).digest("hex");
@@ -146,6 +156,8 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
       fromDump: dumpPath,
       stateDir,
       dumpHash: sha256,
+      excludeTables: ["x_audit_*", "staging.*"],
+      guardsVersion: GUARDS_VERSION,
     });
     expect(isSecretInput(inputs.adminDsn)).toBe(true);
   });
@@ -176,6 +188,27 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
         forceDestroy,
       });
       expect(isSecretInput(inputs.adminDsn)).toBe(true);
+    },
+  );
+
+  it.each([
+    ["acme", "pro", ACME_LIMITS],
+    ["globex", "basic", GLOBEX_LIMITS],
+  ])(
+    "declares TenantGuards for %s with its tier's limits and the stack's exclusions",
+    (sub, tier, limits) => {
+      const { inputs } = only(regs, `${DYNAMIC}TenantGuards`, `${sub}-guards`);
+      expect(plain(inputs)).toEqual({
+        adminDsn: "postgres://postgres:pw-postgres-superuser-password@127.0.0.1:25432/postgres",
+        subdomain: sub,
+        database: sub,
+        tier,
+        limits,
+        excludeTables: ["x_audit_*", "staging.*"],
+        version: GUARDS_VERSION,
+      });
+      expect(isSecretInput(inputs.adminDsn)).toBe(true);
+      expect(GUARDS_VERSION).toMatch(/^snapshot v\d+, quota v\d+, undo v\d+$/);
     },
   );
 

@@ -63,6 +63,8 @@ function outputsOf(type: string, name: string, s: Record<string, unknown>): Reco
         createdAt: "2026-01-01T00:00:00.000Z",
         filestore: `${String(s.filestoreRoot)}/${String(s.database)}`,
       };
+    case `${DYNAMIC}TenantGuards`:
+      return { capturedTables: 410, uncapturedTables: 0, userLimitTrigger: true };
     default:
       return {};
   }

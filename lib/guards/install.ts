@@ -1,0 +1,209 @@
+/**
+ * The platform's guards inside a tenant (or template) database: the snapshot API
+ * (lib/snapshot/runtime.ts), the quota API (lib/quota/sql.ts) and the undo API (lib/undo/sql.ts),
+ * installed, upgraded and removed together, in one transaction each, by a superuser connection.
+ *
+ * Versions: each API records its version in its schema's COMMENT. Installing over an older version
+ * upgrades it in place (the scripts are idempotent and version-gated); a database carrying a newer
+ * version than this program is refused (a downgrade could drop what the newer one relies on).
+ */
+import type { Client } from "pg";
+import { GUARD_OWNER_ROLE, inertOwnerRoleSql } from "../pg/ownerRole";
+import { QUOTA_API_VERSION, QUOTA_SCHEMA, USERS_TRIGGER, quotaApiSql } from "../quota/sql";
+import { SNAPSHOT_API_SCHEMA, SNAPSHOT_API_SQL, SNAPSHOT_API_VERSION } from "../snapshot/runtime";
+import {
+  CAPTURE_TRIGGER,
+  DEFAULT_EXCLUDED_TABLES,
+  UNDO_API_VERSION,
+  UNDO_SCHEMA,
+  removeUndoApiSql,
+  undoApiSql,
+} from "../undo/sql";
+
+/** One string naming every API version: a change of it is a change of the guards (provider diffs). */
+export const GUARDS_VERSION = `snapshot v${SNAPSHOT_API_VERSION}, quota v${QUOTA_API_VERSION}, undo v${UNDO_API_VERSION}`;
+/** Advisory lock (per database) serializing installs and removals. */
+const GUARDS_LOCK_KEY = 7_314_205_301;
+
+export interface GuardsOptions {
+  /** Table name patterns excluded from capture besides DEFAULT_EXCLUDED_TABLES (stack config). */
+  excludeTables?: readonly string[];
+}
+
+export interface GuardsStatus {
+  /** Versions found in the database (0: not installed). */
+  versions: { snapshot: number; quota: number; undo: number };
+  /** Every API present at this program's version. */
+  current: boolean;
+  /** The version string of what is installed (GUARDS_VERSION when current). */
+  version: string;
+  /** User tables (not excluded) that lack capture. */
+  uncapturedTables: string[];
+  capturedTables: number;
+  /** The effective exclusion patterns stored in the database. */
+  excludedTables: string[];
+  /** The user-limit trigger on res_users is present (null: the database has no res_users table). */
+  userLimitTrigger: boolean | null;
+  eventTriggers: string[];
+}
+
+function schemaVersionSql(schema: string): string {
+  return `coalesce(substring(obj_description(to_regnamespace('${schema}'), 'pg_namespace') FROM 'v([0-9]+)$')::integer, 0)`;
+}
+
+async function installedVersions(db: Client): Promise<GuardsStatus["versions"]> {
+  const r = await db.query<{ snapshot: number; quota: number; undo: number }>(
+    `SELECT ${schemaVersionSql(SNAPSHOT_API_SCHEMA)} AS snapshot, ${schemaVersionSql(QUOTA_SCHEMA)} AS quota,
+            ${schemaVersionSql(UNDO_SCHEMA)} AS undo`,
+  );
+  return r.rows[0];
+}
+
+/** Stack patterns plus the built-in ones, deduplicated, in a stable order. */
+export function effectiveExclusions(stack: readonly string[] = []): { pattern: string; source: string }[] {
+  const out = new Map<string, string>();
+  for (const p of DEFAULT_EXCLUDED_TABLES) out.set(p, "builtin");
+  for (const p of stack) if (!out.has(p)) out.set(p, "stack");
+  return [...out.entries()].map(([pattern, source]) => ({ pattern, source }));
+}
+
+async function inTransaction<T>(db: Client, fn: () => Promise<T>): Promise<T> {
+  // READ WRITE: the database may be read-only by default (storage quota reached).
+  await db.query("BEGIN READ WRITE");
+  try {
+    await db.query("SET LOCAL client_min_messages = warning");
+    await db.query("SELECT pg_advisory_xact_lock($1)", [GUARDS_LOCK_KEY]);
+    const result = await fn();
+    await db.query("COMMIT");
+    return result;
+  } catch (err) {
+    await db.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * Installs or upgrades the guards in the database `db` is connected to (as a superuser), sets the
+ * exclusion list and attaches capture to every user table. Idempotent and cheap when current.
+ */
+export async function installGuards(db: Client, opts: GuardsOptions = {}): Promise<GuardsStatus> {
+  await inTransaction(db, async () => {
+    const have = await installedVersions(db);
+    const newer = (
+      [
+        ["snapshot", SNAPSHOT_API_VERSION],
+        ["quota", QUOTA_API_VERSION],
+        ["undo", UNDO_API_VERSION],
+      ] as const
+    ).filter(([k, v]) => have[k] > v);
+    if (newer.length > 0) {
+      const db_ = (await db.query<{ d: string }>("SELECT current_database() AS d")).rows[0].d;
+      throw new Error(
+        `database "${db_}" has ${newer.map(([k]) => `the ${k} API v${have[k]}`).join(", ")}, newer than this ` +
+          `program's (${GUARDS_VERSION}); refusing to downgrade: run a newer version of the platform`,
+      );
+    }
+    await db.query(SNAPSHOT_API_SQL);
+    await db.query(inertOwnerRoleSql(GUARD_OWNER_ROLE, "undo and quota APIs"));
+    await db.query(quotaApiSql());
+    await db.query(undoApiSql());
+    const exclusions = effectiveExclusions(opts.excludeTables);
+    await db.query(`DELETE FROM ${UNDO_SCHEMA}.excluded_tables`);
+    await db.query(
+      `INSERT INTO ${UNDO_SCHEMA}.excluded_tables (pattern, source)
+       SELECT * FROM unnest($1::text[], $2::text[])`,
+      [exclusions.map((e) => e.pattern), exclusions.map((e) => e.source)],
+    );
+    await db.query(`SELECT ${UNDO_SCHEMA}.attach_all()`);
+  });
+  return readGuards(db);
+}
+
+/** What is installed (never changes anything). */
+export async function readGuards(db: Client): Promise<GuardsStatus> {
+  const versions = await installedVersions(db);
+  const current =
+    versions.snapshot === SNAPSHOT_API_VERSION &&
+    versions.quota === QUOTA_API_VERSION &&
+    versions.undo === UNDO_API_VERSION;
+  let uncaptured: string[] = [];
+  let captured = 0;
+  let excluded: string[] = [];
+  if (versions.undo > 0) {
+    const r = await db.query<{ name: string; captured: boolean }>(
+      `SELECT c.oid::regclass::text AS name,
+              EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = $1 AND t.tgenabled = 'O') AS captured
+       FROM pg_class c
+       WHERE ${UNDO_SCHEMA}.is_user_table(c.oid) AND NOT ${UNDO_SCHEMA}.is_excluded(c.oid)
+       ORDER BY 1`,
+      [CAPTURE_TRIGGER],
+    );
+    uncaptured = r.rows.filter((x) => !x.captured).map((x) => x.name);
+    captured = r.rows.length - uncaptured.length;
+    const e = await db.query<{ pattern: string }>(
+      `SELECT pattern FROM ${UNDO_SCHEMA}.excluded_tables ORDER BY pattern`,
+    );
+    excluded = e.rows.map((x) => x.pattern);
+  }
+  const users = await db.query<{ ok: boolean | null }>(
+    `SELECT CASE WHEN to_regclass('public.res_users') IS NOT NULL THEN
+              EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = $1 AND tgrelid = to_regclass('public.res_users')) END AS ok`,
+    [USERS_TRIGGER],
+  );
+  const events = await db.query<{ evtname: string }>(
+    "SELECT evtname FROM pg_event_trigger WHERE evtname LIKE 'loomworks\\_%' AND evtenabled <> 'D' ORDER BY 1",
+  );
+  return {
+    versions,
+    current,
+    version: `snapshot v${versions.snapshot}, quota v${versions.quota}, undo v${versions.undo}`,
+    uncapturedTables: uncaptured,
+    capturedTables: captured,
+    excludedTables: excluded,
+    userLimitTrigger: users.rows[0].ok,
+    eventTriggers: events.rows.map((x) => x.evtname),
+  };
+}
+
+/**
+ * Removes the undo and quota APIs (capture triggers, event triggers, the user-limit trigger, both
+ * schemas with their logs and counters). The snapshot API stays: restores and the registry's
+ * snapshots rely on it.
+ */
+export async function removeGuards(db: Client): Promise<void> {
+  await inTransaction(db, async () => {
+    await db.query(removeUndoApiSql());
+    await db.query(
+      `DO $remove$
+       BEGIN
+           IF to_regclass('public.res_users') IS NOT NULL THEN
+               EXECUTE format('DROP TRIGGER IF EXISTS %I ON public.res_users', '${USERS_TRIGGER}');
+           END IF;
+       END
+       $remove$`,
+    );
+    await db.query(`DROP SCHEMA IF EXISTS ${QUOTA_SCHEMA} CASCADE`);
+  });
+}
+
+/** Forgets ended operations older than `retentionDays` and their captured changes; returns how many. */
+export async function pruneUndoLog(db: Client, retentionDays: number): Promise<number> {
+  if (!Number.isInteger(retentionDays) || retentionDays < 1) {
+    throw new Error(`undo retention must be a whole number of days >= 1, got ${retentionDays}`);
+  }
+  const present = await db.query<{ ok: boolean }>(
+    `SELECT to_regprocedure('${UNDO_SCHEMA}.prune(interval)') IS NOT NULL AS ok`,
+  );
+  if (!present.rows[0].ok) return 0;
+  await db.query("BEGIN READ WRITE");
+  try {
+    const r = await db.query<{ n: number }>(`SELECT ${UNDO_SCHEMA}.prune(make_interval(days => $1)) AS n`, [
+      retentionDays,
+    ]);
+    await db.query("COMMIT");
+    return r.rows[0].n;
+  } catch (err) {
+    await db.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
+}
