@@ -14,6 +14,7 @@ import { SNAPSHOT_API_SCHEMA, SNAPSHOT_API_SQL, SNAPSHOT_API_VERSION } from "../
 import {
   CAPTURE_TRIGGER,
   DEFAULT_EXCLUDED_TABLES,
+  HSTORE_SCHEMA_SQL,
   UNDO_API_VERSION,
   UNDO_SCHEMA,
   removeUndoApiSql,
@@ -106,7 +107,9 @@ export async function installGuards(db: Client, opts: GuardsOptions = {}): Promi
     await db.query(SNAPSHOT_API_SQL);
     await db.query(inertOwnerRoleSql(GUARD_OWNER_ROLE, "undo and quota APIs"));
     await db.query(quotaApiSql());
-    await db.query(undoApiSql());
+    // hstore (contrib) holds the captured rows; an installation the database already has is used.
+    const hstore = await db.query<{ schema: string }>(HSTORE_SCHEMA_SQL);
+    await db.query(undoApiSql(hstore.rows[0]?.schema ?? UNDO_SCHEMA));
     const exclusions = effectiveExclusions(opts.excludeTables);
     await db.query(`DELETE FROM ${UNDO_SCHEMA}.excluded_tables`);
     await db.query(

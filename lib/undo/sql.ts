@@ -28,7 +28,7 @@ import { quoteIdent } from "../pg/client";
 import { GUARD_OWNER_ROLE } from "../pg/ownerRole";
 
 export const UNDO_SCHEMA = "loomworks_undo";
-export const UNDO_API_VERSION = 1;
+export const UNDO_API_VERSION = 2;
 /** The setting holding the current transaction's operation id. */
 export const OPERATION_SETTING = "loomworks.operation";
 export const CAPTURE_TRIGGER = "loomworks_undo_capture";
@@ -77,10 +77,11 @@ const OP = OPERATION_SETTING;
 const DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, pg_temp";
 
 /** Tables and indexes. Version-gated migrations go after this block as versions are added. */
-const TABLES_SQL = `
+const tablesSql = (H: string): string => `
 CREATE SCHEMA IF NOT EXISTS ${s} AUTHORIZATION ${owner};
 ALTER SCHEMA ${s} OWNER TO ${owner};
 REVOKE ALL ON SCHEMA ${s} FROM PUBLIC;
+${H === s ? `CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA ${s};` : ""}
 
 CREATE TABLE IF NOT EXISTS ${s}.operation_log (
     id uuid PRIMARY KEY,
@@ -105,11 +106,32 @@ CREATE TABLE IF NOT EXISTS ${s}.change_log (
     table_oid oid NOT NULL,
     action "char" NOT NULL,
     row_key jsonb,
-    old_row jsonb,
-    new_row jsonb
+    old_row ${H}.hstore,
+    new_row ${H}.hstore
 );
 CREATE INDEX IF NOT EXISTS change_log_operation ON ${s}.change_log (operation_id, id);
 CREATE INDEX IF NOT EXISTS change_log_row ON ${s}.change_log (table_oid, row_key);
+
+-- v1 → v2: row images were jsonb (lossy: JSON null vs SQL NULL, json text, numeric scale); they
+-- are hstore now, and row keys hold the key columns' text forms.
+DO $migrate$
+BEGIN
+    IF (SELECT atttypid FROM pg_attribute WHERE attrelid = '${UNDO_SCHEMA}.change_log'::regclass AND attname = 'old_row')
+       = 'jsonb'::regtype THEN
+        CREATE FUNCTION ${s}.v1_image(j jsonb) RETURNS ${H}.hstore LANGUAGE sql IMMUTABLE AS
+            'SELECT ${H}.hstore(array_agg(e.key), array_agg(e.value)) FROM jsonb_each_text(j) e';
+        ALTER TABLE ${s}.change_log
+            ALTER COLUMN old_row TYPE ${H}.hstore USING ${s}.v1_image(old_row),
+            ALTER COLUMN new_row TYPE ${H}.hstore USING ${s}.v1_image(new_row);
+        DROP FUNCTION ${s}.v1_image(jsonb);
+        UPDATE ${s}.change_log
+        SET row_key = (SELECT jsonb_object_agg(e.key, e.value) FROM jsonb_each_text(row_key) e)
+        WHERE row_key IS NOT NULL;
+        DROP FUNCTION IF EXISTS ${s}.same_row(jsonb, jsonb);
+        DROP FUNCTION IF EXISTS ${s}.key_builder(text[], text);
+    END IF;
+END
+$migrate$;
 
 -- Table name patterns (* wildcard; "schema.table" or just "table") never captured.
 CREATE TABLE IF NOT EXISTS ${s}.excluded_tables (
@@ -124,31 +146,33 @@ REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM PUBLIC;
 `;
 
 /** Capture: trigger functions, attach/detach, event triggers. */
-const CAPTURE_SQL = `
+const captureSql = (H: string): string => `
 CREATE OR REPLACE FUNCTION ${s}.capture() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
-    j jsonb;
-    o jsonb;
+    j ${H}.hstore;
+    o ${H}.hstore;
     k jsonb;
 BEGIN
+    -- hstore: every column's exact text form (SQL NULL distinct from JSON null, numeric scale, json
+    -- text, array bounds all kept), and a quicker conversion than to_jsonb.
     IF TG_OP = 'DELETE' THEN
-        j := to_jsonb(OLD);
+        j := ${H}.hstore(OLD);
     ELSE
-        j := to_jsonb(NEW);
+        j := ${H}.hstore(NEW);
         IF TG_OP = 'UPDATE' THEN
-            o := to_jsonb(OLD);
-            IF o = j THEN
+            o := ${H}.hstore(OLD);
+            IF o OPERATOR(${H}.=) j THEN
                 RETURN NULL;  -- a write that changed nothing is not a change
             END IF;
         END IF;
     END IF;
     IF TG_NARGS = 1 THEN
-        k := jsonb_build_object(TG_ARGV[0], j -> TG_ARGV[0]);
+        k := jsonb_build_object(TG_ARGV[0], j OPERATOR(${H}.->) TG_ARGV[0]);
     ELSIF TG_NARGS > 1 THEN
         k := '{}';
         FOR i IN 0 .. TG_NARGS - 1 LOOP
-            k := k || jsonb_build_object(TG_ARGV[i], j -> TG_ARGV[i]);
+            k := k || jsonb_build_object(TG_ARGV[i], j OPERATOR(${H}.->) TG_ARGV[i]);
         END LOOP;
     END IF;
     INSERT INTO ${s}.change_log (operation_id, table_oid, action, row_key, old_row, new_row)
@@ -185,10 +209,13 @@ LANGUAGE sql IMMUTABLE ${DEFINER} AS $fn$
     SELECT string_agg(format('%I.%I', alias, c), ', ' ORDER BY o) FROM unnest(cols) WITH ORDINALITY AS u(c, o)
 $fn$;
 
--- "jsonb_build_object('a', t.a, ...)": a row's key, equal to the row_key capture stores.
-CREATE OR REPLACE FUNCTION ${s}.key_builder(cols text[], alias text) RETURNS text
+-- "jsonb_build_object('a', t.a::text, ...)": a row's key, equal to the row_key capture stores
+-- (the columns' text forms); typed => true keeps the values' types (for people to read).
+CREATE OR REPLACE FUNCTION ${s}.key_builder(cols text[], alias text, typed boolean DEFAULT false) RETURNS text
 LANGUAGE sql IMMUTABLE ${DEFINER} AS $fn$
-    SELECT 'pg_catalog.jsonb_build_object(' || string_agg(format('%L, %I.%I', c, alias, c), ', ' ORDER BY o) || ')'
+    SELECT 'pg_catalog.jsonb_build_object('
+           || string_agg(format(CASE WHEN typed THEN '%L, %I.%I' ELSE '%L, %I.%I::text' END, c, alias, c), ', ' ORDER BY o)
+           || ')'
     FROM unnest(cols) WITH ORDINALITY AS u(c, o)
 $fn$;
 
@@ -364,7 +391,7 @@ ALTER FUNCTION ${s}.refuse_truncate() OWNER TO ${owner};
 ALTER FUNCTION ${s}.primary_key_columns(oid) OWNER TO ${owner};
 ALTER FUNCTION ${s}.is_excluded(oid) OWNER TO ${owner};
 ALTER FUNCTION ${s}.column_list(text[], text) OWNER TO ${owner};
-ALTER FUNCTION ${s}.key_builder(text[], text) OWNER TO ${owner};
+ALTER FUNCTION ${s}.key_builder(text[], text, boolean) OWNER TO ${owner};
 ALTER FUNCTION ${s}.is_user_table(oid) OWNER TO ${owner};
 ALTER FUNCTION ${s}.attach(oid) OWNER TO ${owner};
 ALTER FUNCTION ${s}.detach(oid) OWNER TO ${owner};
@@ -383,7 +410,7 @@ CREATE EVENT TRIGGER loomworks_guard_drop ON sql_drop
 `;
 
 /** Operations: begin / use / end / list. */
-const OPERATIONS_SQL = `
+const operationsSql = (H: string): string => `
 -- Whether an operation is undone now: some undo of it is itself in effect (not undone).
 CREATE OR REPLACE FUNCTION ${s}.undone_by(op uuid) RETURNS uuid
 LANGUAGE plpgsql STABLE ${DEFINER} AS $fn$
@@ -566,7 +593,7 @@ $fn$;
 `;
 
 /** Undo: plan, conflicts, apply in foreign-key-safe order, verify. */
-const UNDO_SQL = `
+const undoSql = (H: string): string => `
 -- Definer side of an undo: serializes undos of one operation and checks it may be undone.
 CREATE OR REPLACE FUNCTION ${s}.prepare_undo(op uuid) RETURNS bigint
 LANGUAGE plpgsql VOLATILE ${DEFINER} AS $fn$
@@ -619,12 +646,44 @@ LANGUAGE sql STABLE ${DEFINER} AS $fn$
             (SELECT min(c2.id) FROM ${s}.change_log c2 WHERE c2.operation_id = o.undoes), 0) > after_change)
 $fn$;
 
--- The same row? Columns added to the table since the image was taken are ignored.
-CREATE OR REPLACE FUNCTION ${s}.same_row(cur jsonb, expected jsonb) RETURNS boolean
+-- The same row? Columns added to or dropped from the table since the image was taken are ignored.
+CREATE OR REPLACE FUNCTION ${s}.same_row(cur ${H}.hstore, expected ${H}.hstore) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $fn$
-    SELECT cur = expected OR (
+    SELECT cur OPERATOR(${H}.=) expected OR (
         cur IS NOT NULL AND expected IS NOT NULL
-        AND (SELECT coalesce(jsonb_object_agg(e.key, e.value), '{}') FROM jsonb_each(cur) e WHERE expected ? e.key) = expected)
+        AND ${H}.slice(cur, ${H}.akeys(expected)) OPERATOR(${H}.=) ${H}.slice(expected, ${H}.akeys(cur)))
+$fn$;
+
+-- A row image as people read it: the columns with their types (jsonb columns as JSON, not text),
+-- only those the image has.
+CREATE OR REPLACE FUNCTION ${s}.shown(rel oid, image ${H}.hstore) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    typed jsonb;
+BEGIN
+    IF image IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = rel) THEN
+        RETURN ${H}.hstore_to_jsonb(image);
+    END IF;
+    EXECUTE format('SELECT pg_catalog.to_jsonb(${H}.populate_record(NULL::%s, $1))', rel::regclass)
+        INTO typed USING image;
+    RETURN (SELECT pg_catalog.jsonb_object_agg(e.key, e.value) FROM pg_catalog.jsonb_each(typed) e
+            WHERE image OPERATOR(${H}.?) e.key);
+END
+$fn$;
+
+-- A key as people read it: its columns with their types ({"id": 42}, not {"id": "42"}).
+CREATE OR REPLACE FUNCTION ${s}.shown_key(rel oid, row_key jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $fn$
+DECLARE
+    typed jsonb;
+BEGIN
+    IF row_key IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = rel) THEN
+        RETURN row_key;
+    END IF;
+    EXECUTE format('SELECT pg_catalog.to_jsonb(pg_catalog.jsonb_populate_record(NULL::%s, $1))', rel::regclass)
+        INTO typed USING row_key;
+    RETURN (SELECT pg_catalog.jsonb_object_agg(e.key, e.value) FROM pg_catalog.jsonb_each(typed) e WHERE row_key ? e.key);
+END
 $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.undo_operation(operation_id text, on_conflict text DEFAULT 'abort', dry_run boolean DEFAULT false)
@@ -640,6 +699,8 @@ DECLARE
     sql text;
     order_oids oid[] := '{}';
     remaining oid[];
+    parents oid[];
+    children oid[];
     pick oid;
     pending text[] := '{}';
     still text[];
@@ -665,11 +726,16 @@ BEGIN
         DROP TABLE pg_temp.loomworks_undo_plan;
     END IF;
     -- One row per (table, key): the row before the operation and after it (NULL: no row).
-    CREATE TEMP TABLE loomworks_undo_plan ON COMMIT DROP AS
+    -- Created, then filled (CREATE TABLE AS is refused in a read-only transaction; a dry run may be in one).
+    CREATE TEMP TABLE loomworks_undo_plan (
+        table_oid oid, key jsonb, before ${H}.hstore, after ${H}.hstore, action text,
+        current ${H}.hstore, present boolean, conflict text, later_ops uuid[], detail jsonb, apply text
+    ) ON COMMIT DROP;
+    INSERT INTO pg_temp.loomworks_undo_plan
     WITH ch AS (
         SELECT c.id, c.table_oid, c.action, c.row_key, c.old_row, c.new_row,
                CASE WHEN c.action = 'U' THEN
-                   (SELECT jsonb_object_agg(k, c.old_row -> k) FROM jsonb_object_keys(c.row_key) AS k)
+                   (SELECT jsonb_object_agg(k, c.old_row OPERATOR(${H}.->) k) FROM jsonb_object_keys(c.row_key) AS k)
                END AS old_key
         FROM ${s}.change_log c
         WHERE c.operation_id = target
@@ -690,14 +756,15 @@ BEGIN
     SELECT net.table_oid, net.key, net.before, net.after,
            CASE WHEN net.before IS NULL AND net.after IS NOT NULL THEN 'delete'
                 WHEN net.before IS NOT NULL AND net.after IS NULL THEN 'insert'
-                WHEN net.before IS NOT NULL AND net.before <> net.after THEN 'update' END AS action,
-           NULL::jsonb AS current, false AS present, NULL::text AS conflict, NULL::uuid[] AS later_ops,
-           NULL::jsonb AS detail, NULL::text AS apply
+                WHEN net.before IS NOT NULL AND NOT net.before OPERATOR(${H}.=) net.after THEN 'update' END AS action,
+           NULL, false, NULL, NULL, NULL, NULL
     FROM net;
     -- Rows without a key (a table without a primary key) all share the key NULL, so their changes
     -- net out against each other: keep them, for the check below to refuse the undo.
     DELETE FROM pg_temp.loomworks_undo_plan p WHERE p.action IS NULL AND p.key IS NOT NULL;
-    ANALYZE pg_temp.loomworks_undo_plan;
+    IF NOT pg_catalog.current_setting('transaction_read_only')::boolean THEN
+        ANALYZE pg_temp.loomworks_undo_plan;
+    END IF;
 
     -- Every table must still exist and have the primary key its rows were captured with.
     FOR tbl IN SELECT DISTINCT p.table_oid, p.key IS NULL AS nokey,
@@ -728,12 +795,14 @@ BEGIN
         cols := ${s}.primary_key_columns(tbl.table_oid);
         EXECUTE format(
             'UPDATE pg_temp.loomworks_undo_plan p SET current = c.j, present = true '
-            'FROM (SELECT to_jsonb(t) AS j, %4$s AS k FROM %1$s t WHERE (%2$s) IN ('
+            'FROM (SELECT ${H}.hstore(t) AS j, %4$s AS k FROM %1$s t WHERE (%2$s) IN ('
             '  SELECT %3$s FROM pg_temp.loomworks_undo_plan p2, jsonb_populate_record(NULL::%1$s, p2.key) r '
-            '  WHERE p2.table_oid = $1) FOR UPDATE OF t) c '
+            '  WHERE p2.table_oid = $1) %5$s) c '
             'WHERE p.table_oid = $1 AND p.key = c.k',
             tbl.table_oid::regclass, ${s}.column_list(cols, 't'), ${s}.column_list(cols, 'r'),
-            ${s}.key_builder(cols, 't')) USING tbl.table_oid;
+            ${s}.key_builder(cols, 't'),
+            -- A dry run only reads (it may run in a read-only transaction); the real one locks.
+            CASE WHEN dry_run THEN '' ELSE 'FOR UPDATE OF t' END) USING tbl.table_oid;
     END LOOP;
 
     UPDATE pg_temp.loomworks_undo_plan p SET conflict = CASE
@@ -745,51 +814,100 @@ BEGIN
     UPDATE pg_temp.loomworks_undo_plan p SET conflict = 'later_operation'
     WHERE p.conflict IS NULL AND p.later_ops IS NOT NULL;
 
-    -- Rows to delete that other rows reference (rows this undo neither deletes nor restores):
-    -- deleting them would cascade into, null out, or be refused by rows the operation never touched.
-    -- Repeated until nothing changes: a row kept back (skipped) keeps its parents in place too.
+    -- Conflicts that follow from others, repeated until nothing changes:
+    --  * referenced: a row to delete that rows this undo will not delete or restore reference;
+    --    deleting it would cascade into, null out, or be refused by rows the operation never touched;
+    --  * parent_conflict: a row to re-insert or restore whose foreign key points at a row that
+    --    cannot come back (its key is taken by another row now): it would attach to that other row.
     LOOP
-    progress := false;
-    FOR fk IN
-        SELECT con.conrelid AS child, con.confrelid AS parent,
-               (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.conkey) WITH ORDINALITY k(n, ord)
-                  JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n) AS child_cols,
-               (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(con.confkey) WITH ORDINALITY k(n, ord)
-                  JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n) AS parent_cols
-        FROM pg_catalog.pg_constraint con
-        WHERE con.contype = 'f'
-          AND con.confrelid IN (SELECT p.table_oid FROM pg_temp.loomworks_undo_plan p
-                                WHERE p.action = 'delete' AND p.conflict IS NULL)
-    LOOP
-        cols := ${s}.primary_key_columns(fk.child);
-        EXECUTE format(
-            'UPDATE pg_temp.loomworks_undo_plan p SET conflict = ''referenced'', '
-            '  detail = jsonb_build_object(''referenced_by'', hit.refs) '
-            'FROM (SELECT p2.key, jsonb_agg(DISTINCT jsonb_build_object(''table'', %5$L, ''key'', %6$s)) AS refs '
-            '      FROM pg_temp.loomworks_undo_plan p2 '
-            '      CROSS JOIN LATERAL jsonb_populate_record(NULL::%2$s, p2.current) pr '
-            '      JOIN %1$s ch ON (%3$s) = (%4$s) '
-            '      WHERE p2.table_oid = $1 AND p2.action = ''delete'' AND p2.conflict IS NULL '
-            '        AND NOT EXISTS (SELECT 1 FROM pg_temp.loomworks_undo_plan q '
-            '                        WHERE q.table_oid = $2 AND q.action IN (''delete'', ''update'') AND q.key = %6$s '
-            '                          AND (q.conflict IS NULL OR $3 = ''force'')) '
-            '      GROUP BY p2.key) hit '
-            'WHERE p.table_oid = $1 AND p.key = hit.key',
-            fk.child::regclass, fk.parent::regclass, ${s}.column_list(fk.child_cols, 'ch'),
-            ${s}.column_list(fk.parent_cols, 'pr'),
-            regexp_replace(fk.child::regclass::text, '^public\\.', ''),
-            coalesce(${s}.key_builder(cols, 'ch'), 'NULL::jsonb'))
-        USING fk.parent, fk.child, on_conflict;
-        GET DIAGNOSTICS n = ROW_COUNT;
-        progress := progress OR n > 0;
-    END LOOP;
-    EXIT WHEN NOT progress;
+        progress := false;
+        FOR tbl IN SELECT d.table_oid
+                   FROM (SELECT DISTINCT p.table_oid FROM pg_temp.loomworks_undo_plan p
+                         WHERE p.action = 'delete' AND p.conflict IS NULL) d
+                   WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con
+                                 WHERE con.contype = 'f' AND con.confrelid = d.table_oid)
+        LOOP
+            -- The rows to delete, typed once (not once per foreign key: a table like res_partner
+            -- has hundreds pointing at it).
+            IF to_regclass('pg_temp.loomworks_undo_parent') IS NOT NULL THEN
+                DROP TABLE pg_temp.loomworks_undo_parent;
+            END IF;
+            EXECUTE format('CREATE TEMP TABLE loomworks_undo_parent (key jsonb, r %s) ON COMMIT DROP',
+                           tbl.table_oid::regclass);
+            EXECUTE format(
+                'INSERT INTO pg_temp.loomworks_undo_parent SELECT p.key, ${H}.populate_record(NULL::%s, p.current) '
+                'FROM pg_temp.loomworks_undo_plan p WHERE p.table_oid = $1 AND p.action = ''delete'' AND p.conflict IS NULL',
+                tbl.table_oid::regclass) USING tbl.table_oid;
+            FOR fk IN
+                SELECT con.conrelid AS child,
+                       (SELECT string_agg(format('ch.%I', a.attname), ', ' ORDER BY k.ord)
+                        FROM unnest(con.conkey) WITH ORDINALITY k(n, ord)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n) AS child_cols,
+                       (SELECT string_agg(format('(pt.r).%I', a.attname), ', ' ORDER BY k.ord)
+                        FROM unnest(con.confkey) WITH ORDINALITY k(n, ord)
+                        JOIN pg_catalog.pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n) AS parent_cols
+                FROM pg_catalog.pg_constraint con
+                WHERE con.contype = 'f' AND con.confrelid = tbl.table_oid
+            LOOP
+                cols := ${s}.primary_key_columns(fk.child);
+                EXECUTE format(
+                    'UPDATE pg_temp.loomworks_undo_plan p SET conflict = ''referenced'', '
+                    '  detail = jsonb_build_object(''referenced_by'', hit.refs) '
+                    'FROM (SELECT pt.key, jsonb_agg(DISTINCT jsonb_build_object(''table'', %4$L, ''key'', %6$s)) AS refs '
+                    '      FROM pg_temp.loomworks_undo_parent pt JOIN %1$s ch ON (%2$s) = (%3$s) '
+                    '      WHERE NOT EXISTS (SELECT 1 FROM pg_temp.loomworks_undo_plan q '
+                    '                        WHERE q.table_oid = $2 AND q.action IN (''delete'', ''update'') AND q.key = %5$s '
+                    '                          AND (q.conflict IS NULL OR $3 = ''force'')) '
+                    '      GROUP BY pt.key) hit '
+                    'WHERE p.table_oid = $1 AND p.key = hit.key AND p.conflict IS NULL',
+                    fk.child::regclass, fk.child_cols, fk.parent_cols,
+                    regexp_replace(fk.child::regclass::text, '^public\\.', ''),
+                    coalesce(${s}.key_builder(cols, 'ch'), 'NULL::jsonb'),
+                    coalesce(${s}.key_builder(cols, 'ch', true), 'NULL::jsonb'))
+                USING tbl.table_oid, fk.child, on_conflict;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                progress := progress OR n > 0;
+            END LOOP;
+        END LOOP;
+        -- The tables involved, as arrays: a subquery over the plan per foreign key of the database
+        -- (thousands in an ERP) would be re-run for each of them.
+        SELECT array_agg(DISTINCT p.table_oid) FILTER (WHERE p.action = 'insert' AND p.conflict IS NOT NULL),
+               array_agg(DISTINCT p.table_oid) FILTER (WHERE p.action IN ('insert', 'update') AND p.conflict IS NULL)
+          INTO parents, children
+        FROM pg_temp.loomworks_undo_plan p;
+        IF on_conflict <> 'force' AND parents IS NOT NULL AND children IS NOT NULL THEN
+            FOR fk IN
+                SELECT con.conrelid AS child, con.confrelid AS parent,
+                       (SELECT string_agg(format('(c.before OPERATOR(${H}.->) %L) = (p.before OPERATOR(${H}.->) %L)',
+                                                 ca.attname, pa.attname), ' AND ')
+                        FROM unnest(con.conkey, con.confkey) AS k(cn, pn)
+                        JOIN pg_catalog.pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = k.cn
+                        JOIN pg_catalog.pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = k.pn) AS matches
+                FROM pg_catalog.pg_constraint con
+                WHERE con.contype = 'f' AND con.confrelid = ANY (parents) AND con.conrelid = ANY (children)
+            LOOP
+                EXECUTE format(
+                    'UPDATE pg_temp.loomworks_undo_plan c SET conflict = ''parent_conflict'', '
+                    '  detail = jsonb_build_object(''parent'', jsonb_build_object(''table'', %1$L, '
+                    '                                 ''key'', ${UNDO_SCHEMA}.shown_key($2, p.key))) '
+                    'FROM pg_temp.loomworks_undo_plan p '
+                    'WHERE c.table_oid = $1 AND c.action IN (''insert'', ''update'') AND c.conflict IS NULL '
+                    '  AND p.table_oid = $2 AND p.action = ''insert'' AND p.conflict IS NOT NULL AND %2$s',
+                    regexp_replace(fk.parent::regclass::text, '^public\\.', ''), fk.matches)
+                USING fk.child, fk.parent;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                progress := progress OR n > 0;
+            END LOOP;
+        END IF;
+        EXIT WHEN NOT progress;
     END LOOP;
 
     SELECT count(*) FILTER (WHERE p.conflict IS NOT NULL),
            coalesce(jsonb_agg(jsonb_build_object(
-               'table', regexp_replace(p.table_oid::regclass::text, '^public\\.', ''), 'key', p.key, 'reason', p.conflict,
-               'expected', CASE WHEN p.action = 'insert' THEN NULL ELSE p.after END, 'current', p.current,
+               'table', regexp_replace(p.table_oid::regclass::text, '^public\\.', ''),
+               'key', ${s}.shown_key(p.table_oid, p.key), 'reason', p.conflict,
+               'expected', CASE WHEN p.action = 'insert' THEN NULL ELSE ${s}.shown(p.table_oid, p.after) END,
+               'current', ${s}.shown(p.table_oid, p.current),
                'operations', to_jsonb(p.later_ops)) || coalesce(p.detail, '{}')
                ORDER BY p.table_oid, p.key) FILTER (WHERE p.conflict IS NOT NULL), '[]')
       INTO n_conflicts, conflicts
@@ -844,7 +962,7 @@ BEGIN
         IF EXISTS (SELECT 1 FROM pg_temp.loomworks_undo_plan p WHERE p.table_oid = pick AND p.apply = 'insert') THEN
             SELECT format(
                        'INSERT INTO %1$s (%2$s) %3$s SELECT %4$s FROM pg_temp.loomworks_undo_plan p, '
-                       'jsonb_populate_record(NULL::%1$s, p.before) r WHERE p.table_oid = %5$s AND p.apply = ''insert''',
+                       '${H}.populate_record(NULL::%1$s, p.before) r WHERE p.table_oid = %5$s AND p.apply = ''insert''',
                        pick::regclass, string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum),
                        CASE WHEN bool_or(a.attidentity = 'a') THEN 'OVERRIDING SYSTEM VALUE' ELSE '' END,
                        string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum), pick)
@@ -852,7 +970,8 @@ BEGIN
             FROM pg_catalog.pg_attribute a
             WHERE a.attrelid = pick AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
               AND NOT EXISTS (SELECT 1 FROM pg_temp.loomworks_undo_plan p
-                              WHERE p.table_oid = pick AND p.apply = 'insert' AND NOT p.before ? a.attname::text);
+                              WHERE p.table_oid = pick AND p.apply = 'insert'
+                                AND NOT p.before OPERATOR(${H}.?) a.attname::text);
             pending := pending || sql;
         END IF;
     END LOOP;
@@ -861,7 +980,7 @@ BEGIN
         sql := NULL;
         SELECT format(
                    'UPDATE %1$s t SET (%2$s) = ROW(%3$s) FROM pg_temp.loomworks_undo_plan p, '
-                   'jsonb_populate_record(NULL::%1$s, p.before) r '
+                   '${H}.populate_record(NULL::%1$s, p.before) r '
                    'WHERE p.table_oid = %4$s AND p.apply IN (''update'', ''overwrite'') AND (%5$s) = (%6$s)',
                    pick::regclass, string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum),
                    string_agg(format('r.%I', a.attname), ', ' ORDER BY a.attnum), pick,
@@ -871,7 +990,8 @@ BEGIN
         WHERE a.attrelid = pick AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
           AND a.attidentity <> 'a' AND NOT a.attname::text = ANY (cols)
           AND NOT EXISTS (SELECT 1 FROM pg_temp.loomworks_undo_plan p
-                          WHERE p.table_oid = pick AND p.apply IN ('update', 'overwrite') AND NOT p.before ? a.attname::text)
+                          WHERE p.table_oid = pick AND p.apply IN ('update', 'overwrite')
+                            AND NOT p.before OPERATOR(${H}.?) a.attname::text)
         HAVING count(*) > 0;
         IF sql IS NOT NULL AND EXISTS (SELECT 1 FROM pg_temp.loomworks_undo_plan p
                                        WHERE p.table_oid = pick AND p.apply IN ('update', 'overwrite')) THEN
@@ -934,7 +1054,7 @@ BEGIN
             cols := ${s}.primary_key_columns(tbl.table_oid);
             EXECUTE format(
                 'SELECT count(*) FROM pg_temp.loomworks_undo_plan p '
-                'LEFT JOIN LATERAL (SELECT to_jsonb(t) AS j FROM %1$s t, jsonb_populate_record(NULL::%1$s, p.key) r '
+                'LEFT JOIN LATERAL (SELECT ${H}.hstore(t) AS j FROM %1$s t, jsonb_populate_record(NULL::%1$s, p.key) r '
                 '                   WHERE (%2$s) = (%3$s)) now ON true '
                 'WHERE p.table_oid = $1 AND p.apply IS NOT NULL AND CASE WHEN p.apply = ''delete'' THEN now.j IS NOT NULL '
                 '  ELSE NOT coalesce(${UNDO_SCHEMA}.same_row(now.j, p.before), false) END',
@@ -959,12 +1079,14 @@ $fn$;
 `;
 
 /** Ownership and grants; the tenant role is the database owner. */
-const GRANTS_SQL = `
+const grantsSql = (H: string): string => `
 DO $grants$
 DECLARE
     fn record;
 BEGIN
-    FOR fn IN SELECT p.oid::regprocedure AS sig FROM pg_proc p WHERE p.pronamespace = '${UNDO_SCHEMA}'::regnamespace LOOP
+    FOR fn IN SELECT p.oid::regprocedure AS sig FROM pg_proc p WHERE p.pronamespace = '${UNDO_SCHEMA}'::regnamespace
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+    LOOP
         EXECUTE format('ALTER FUNCTION %s OWNER TO ${owner}', fn.sig);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', fn.sig);
     END LOOP;
@@ -985,7 +1107,9 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA ${UNDO_SCHEMA} TO %I', tenant);
     EXECUTE format('GRANT SELECT ON ${UNDO_SCHEMA}.operation_log, ${UNDO_SCHEMA}.excluded_tables TO %I', tenant);
     EXECUTE format('GRANT SELECT, INSERT ON ${UNDO_SCHEMA}.change_log TO %I', tenant);
-    FOR fn IN SELECT p.oid::regprocedure AS sig FROM pg_proc p WHERE p.pronamespace = '${UNDO_SCHEMA}'::regnamespace LOOP
+    FOR fn IN SELECT p.oid::regprocedure AS sig FROM pg_proc p WHERE p.pronamespace = '${UNDO_SCHEMA}'::regnamespace
+              AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
+    LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', fn.sig, tenant);
     END LOOP;
 END
@@ -998,8 +1122,11 @@ $grants$;
  * stack's part of the exclusion list. Attaching capture to every table is a separate call
  * (`SELECT loomworks_undo.attach_all()`), made by the installer after this.
  */
-export function undoApiSql(): string {
-  return `${TABLES_SQL}\n${CAPTURE_SQL}\n${OPERATIONS_SQL}\n${UNDO_SQL}\n${GRANTS_SQL}\nCOMMENT ON SCHEMA ${s} IS 'loomworks undo api v${UNDO_API_VERSION}';\n`;
+export function undoApiSql(hstoreSchema: string = UNDO_SCHEMA): string {
+  const H = quoteIdent(hstoreSchema);
+  return [tablesSql(H), captureSql(H), operationsSql(H), undoSql(H), grantsSql(H)]
+    .concat(`COMMENT ON SCHEMA ${s} IS 'loomworks undo api v${UNDO_API_VERSION}';`)
+    .join("\n");
 }
 
 /** Removal: event triggers, every capture trigger, the schema. */
@@ -1011,16 +1138,35 @@ DO $remove$
 DECLARE
     r record;
 BEGIN
-    IF to_regprocedure('${UNDO_SCHEMA}.capture()') IS NULL THEN
+    IF to_regnamespace('${UNDO_SCHEMA}') IS NULL THEN
         RETURN;
     END IF;
-    FOR r IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
-             WHERE t.tgfoid IN ('${UNDO_SCHEMA}.capture()'::regprocedure, '${UNDO_SCHEMA}.refuse_truncate()'::regprocedure)
+    IF to_regprocedure('${UNDO_SCHEMA}.capture()') IS NOT NULL THEN
+        FOR r IN SELECT t.tgname, t.tgrelid::regclass AS rel FROM pg_trigger t
+                 WHERE t.tgparentid = 0
+                   AND t.tgfoid IN ('${UNDO_SCHEMA}.capture()'::regprocedure, '${UNDO_SCHEMA}.refuse_truncate()'::regprocedure)
+        LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+        END LOOP;
+    END IF;
+    -- The platform's own objects, then hstore when it is ours: without CASCADE, so that a tenant
+    -- object using it (a column of type hstore) makes the removal fail instead of being dropped.
+    FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
+             WHERE p.pronamespace = '${UNDO_SCHEMA}'::regnamespace
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
     LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+        EXECUTE format('DROP FUNCTION %s CASCADE', r.sig);
     END LOOP;
+    DROP TABLE IF EXISTS ${s}.change_log, ${s}.operation_log, ${s}.excluded_tables;
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hstore' AND extnamespace = '${UNDO_SCHEMA}'::regnamespace) THEN
+        DROP EXTENSION hstore;
+    END IF;
 END
 $remove$;
-DROP SCHEMA IF EXISTS ${s} CASCADE;
+DROP SCHEMA IF EXISTS ${s};
 `;
 }
+
+/** Where hstore lives in the database `db` is connected to (undefined: not installed). */
+export const HSTORE_SCHEMA_SQL =
+  "SELECT n.nspname AS schema FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hstore'";

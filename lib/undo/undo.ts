@@ -7,7 +7,8 @@ import { UNDO_SCHEMA } from "./sql";
 
 export type OperationKind = "write" | "destructive";
 export type OnConflict = "abort" | "skip" | "force";
-export type ConflictReason = "changed" | "deleted" | "key_taken" | "referenced" | "later_operation";
+export type ConflictReason =
+  "changed" | "deleted" | "key_taken" | "referenced" | "later_operation" | "parent_conflict";
 
 export interface UndoConflict {
   /** Table name (schema-qualified unless in `public`). */
@@ -23,6 +24,8 @@ export interface UndoConflict {
   operations: string[] | null;
   /** For `referenced`: rows (table, key) that reference the row to delete. */
   referenced_by?: Array<{ table: string; key: Record<string, unknown> | null }>;
+  /** For `parent_conflict`: the row this one points at, which cannot come back. */
+  parent?: { table: string; key: Record<string, unknown> | null };
 }
 
 export interface UndoResult {
@@ -132,7 +135,9 @@ export function describePlan(plan: UndoResult): string[] {
       ? `by operation(s) ${c.operations.join(", ")}`
       : c.reason === "referenced"
         ? `by ${(c.referenced_by ?? []).map((r) => `${r.table} ${JSON.stringify(r.key)}`).join(", ")}`
-        : "outside any operation";
+        : c.reason === "parent_conflict" && c.parent
+          ? `its parent ${c.parent.table} ${JSON.stringify(c.parent.key)} cannot come back`
+          : "outside any operation";
     lines.push(`  conflict: ${c.table} ${JSON.stringify(c.key)} ${c.reason.replace("_", " ")} (${by})`);
   }
   if (plan.later_operations.length > 0) {
