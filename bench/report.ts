@@ -1,6 +1,6 @@
 /**
  * Renders BENCHMARKS.md from the result files the benchmarks wrote to .loomworks/bench/
- * (tenant-create.json, pulumi-up.json, restore.json, optionally pulumi-cold-build.json) and the Pulumi CLI
+ * (tenant-create.json, pulumi-up.json, restore.json, undo.json, optionally pulumi-cold-build.json) and the Pulumi CLI
  * build cache (~/.cache/loomworks-hosting/pulumi-v*\/build-seconds).
  *
  *   node bin/bench/report.js [--out BENCHMARKS.md]
@@ -120,6 +120,76 @@ interface RestoreBenchResult {
   totalMs: number;
 }
 
+interface UndoScenarioSummary {
+  name: string;
+  label: string;
+  tps: Stats;
+  ratio: number;
+  cpuRatio: number;
+  serverCpuUsPerTx: Stats;
+  clientCpuUsPerTx: Stats;
+  pairedRatio: Stats;
+  latencyMs: Stats;
+  walBytesPerTx: Stats;
+  walRecordsPerTx: number;
+  walFpiPerTx: number;
+  failed: number;
+  statements: Array<{ sql: string; ms: number }>;
+  functions?: Array<{ name: string; callsPerTx: number; totalUsPerCall: number; selfUsPerCall: number }>;
+  changeLog?: { rowsPerTx: number; bytesPerRow: Stats };
+}
+
+interface UndoKindSummary {
+  kind: "insert" | "delete" | "update";
+  undoMs: Stats;
+  undoStatementMs: Stats;
+  undoCommitMs: Stats;
+  dryRunMs: Stats;
+  forwardCapturedMs: Stats;
+  forwardPlainMs: Stats;
+  commitMs: Stats;
+  bytesPerRow: Stats;
+  heapBytesPerRow: Stats;
+  indexBytesPerRow: Stats;
+  allApplied: boolean;
+}
+
+interface UndoBenchResult {
+  machine: MachineInfo;
+  loadEnd: number[];
+  postgres: string;
+  settings: Record<string, string>;
+  undoApi?: { version: number; sqlSha256: string };
+  totalMs: number;
+  pgbench: {
+    clients: number;
+    threads: number;
+    seconds: number;
+    warmupSeconds: number;
+    scale: number;
+    rounds: number;
+    databaseBytes: number;
+    capture: { triggers: string[] };
+    method: string;
+    scenarios: UndoScenarioSummary[];
+  };
+  profile?: { rounds: number; seconds: number; clients: number; scenarios: UndoScenarioSummary[] };
+  undo: {
+    rows: number;
+    rounds: number;
+    backgroundRows: number;
+    tableBytes: number;
+    table: string;
+    method: string;
+    kinds: UndoKindSummary[];
+  };
+  goals: {
+    opRatio: { goal: number; value: number; met: boolean; cpuRatio: number };
+    idleRatio: { goal: number; value: number; met: boolean; cpuRatio: number };
+    undoMs: { goalMs: number; valueMs: number; met: boolean; worstKindMs: number; allKindsMet: boolean };
+  };
+}
+
 const CACHE_ROOT =
   process.env.LOOMWORKS_TOOLS_CACHE ??
   path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "loomworks-hosting");
@@ -148,8 +218,13 @@ function cell(s: Summary, fmt: (ms: number) => string = sec): string {
     : `${fmt(s.median)} (${n})`;
 }
 
-function machineSection(tc?: TenantCreateResult, pu?: PulumiUpResult, rs?: RestoreBenchResult): string[] {
-  const m = tc?.machine ?? pu?.machine ?? rs?.machine;
+function machineSection(
+  tc?: TenantCreateResult,
+  pu?: PulumiUpResult,
+  rs?: RestoreBenchResult,
+  un?: UndoBenchResult,
+): string[] {
+  const m = tc?.machine ?? pu?.machine ?? rs?.machine ?? un?.machine;
   if (!m) return [];
   const out = [
     "## Machine",
@@ -160,7 +235,7 @@ function machineSection(tc?: TenantCreateResult, pu?: PulumiUpResult, rs?: Resto
     `| Memory | ${m.memoryGiB} GiB |`,
     `| Node.js | ${m.node} |`,
   ];
-  const postgres = tc?.postgres ?? rs?.postgres;
+  const postgres = tc?.postgres ?? rs?.postgres ?? un?.postgres;
   if (postgres) out.push(`| PostgreSQL | ${postgres} |`);
   if (rs) out.push(`| pgBackRest | ${rs.pgbackrest.replace(/^pgBackRest /, "")} |`);
   if (pu) out.push(`| Pulumi | ${pu.pulumi} (project CLI in .tools/bin) |`);
@@ -173,6 +248,7 @@ function machineSection(tc?: TenantCreateResult, pu?: PulumiUpResult, rs?: Resto
     out.push(`| Load (1/5/15 min), pulumi-up | start ${loads(pu.machine.load)}, end ${loads(pu.loadEnd)} |`);
   if (rs)
     out.push(`| Load (1/5/15 min), restore | start ${loads(rs.machine.load)}, end ${loads(rs.loadEnd)} |`);
+  if (un) out.push(`| Load (1/5/15 min), undo | start ${loads(un.machine.load)}, end ${loads(un.loadEnd)} |`);
   out.push(
     "",
     `Load averages above ${m.nproc} mean other work (other sessions' test runs and builds) shared the ` +
@@ -668,6 +744,214 @@ function restoreSection(r: RestoreBenchResult): string[] {
   return out;
 }
 
+const UNDO_KIND_LABEL: Record<UndoKindSummary["kind"], string> = {
+  insert: "INSERT of new rows (undo deletes them)",
+  delete: "DELETE of rows (undo re-inserts them)",
+  update: "UPDATE of rows (undo restores them)",
+};
+
+/** A pgbench statement as a row label: the operation id of `reuse` elided. */
+const statementLabel = (sql: string): string =>
+  "`" + sql.replace(/'[0-9a-f-]{36}'/, "'…'").replace(/ (SET|VALUES) .*$/, " $1 …") + "`";
+
+function undoSection(r: UndoBenchResult): string[] {
+  const pb = r.pgbench;
+  const g = r.goals;
+  const by = (list: UndoScenarioSummary[], name: string): UndoScenarioSummary | undefined =>
+    list.find((x) => x.name === name);
+  const tps = (x: number): string => (Number.isFinite(x) ? x.toFixed(0) : "–");
+  const spread = (s: Stats): string => `${tps(s.min)}–${tps(s.max)}`;
+  const bytes = (b: number): string => (Number.isFinite(b) ? `${b.toFixed(0)} B` : "–");
+  const us0 = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(0)} µs` : "–");
+  const settings = Object.entries(r.settings)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(", ");
+  const out = [
+    "## Undo capture and undo (`bench/undo.ts`)",
+    "",
+    `One run of ${(r.totalMs / 60_000).toFixed(1)} min in a throw-away cluster with the project's postgresql.conf ` +
+      `(${settings}); everything connected as a non-superuser login role owning the databases, as the ERP ` +
+      "connects; guards installed by installGuards (as superuser), AI-operation limit written at its maximum" +
+      (r.undoApi
+        ? ` (undo API v${r.undoApi.version}, installation SQL sha256 \`${r.undoApi.sqlSha256}…\`).`
+        : "."),
+    "",
+    "### pgbench-style writes on captured tables",
+    "",
+    `The real \`pgbench\` with a custom TPC-B-like script (pgbench's own five statements in BEGIN … END; ` +
+      "`-n`, simple query protocol like the ERP's driver), on pgbench tables with primary keys (history " +
+      `gets an identity id), scale ${pb.scale} (${mb(pb.databaseBytes)} per database), \`-c ${pb.clients} ` +
+      `-j ${pb.threads} -T ${pb.seconds}\`; ${pb.rounds} interleaved rounds after a ${pb.warmupSeconds} s ` +
+      `warm-up run of each scenario. Capture triggers attached by the event trigger as the tenant role ` +
+      `created the tables: ${pb.capture.triggers.map((t) => `\`${t}\``).join(", ")} (primary-key columns in ` +
+      `parentheses). Method: ${pb.method}.`,
+    "",
+    "| Scenario | tps median | min–max | median / baseline median | per-round ratio: median (min–max) | CPU per transaction: server + pgbench | baseline CPU / this | mean latency | WAL per transaction | change_log rows per transaction, bytes per row |",
+    "|---|---|---|---|---|---|---|---|---|---|",
+    ...pb.scenarios.map(
+      (s) =>
+        `| ${s.label} | ${tps(s.tps.median)} | ${spread(s.tps)} | ${s.ratio.toFixed(3)} | ` +
+        `${s.name === "baseline" ? "–" : `${s.pairedRatio.median.toFixed(3)} (${s.pairedRatio.min.toFixed(3)}–${s.pairedRatio.max.toFixed(3)})`} | ` +
+        `${us0(s.serverCpuUsPerTx.median)} + ${us0(s.clientCpuUsPerTx.median)} | ${s.cpuRatio.toFixed(3)} | ` +
+        `${s.latencyMs.median.toFixed(2)} ms | ${bytes(s.walBytesPerTx.median)} (${s.walRecordsPerTx.toFixed(1)} records) | ` +
+        `${s.changeLog ? `${s.changeLog.rowsPerTx.toFixed(1)}, ${bytes(s.changeLog.bytesPerRow.median)}` : "–"} |`,
+    ),
+    "",
+    "CPU per transaction: the CPU time of the server processes that ended during the run (the " +
+      "postmaster's reaped children: pgbench's backends, autovacuum workers; `/proc/<postmaster>/stat` " +
+      "cutime + cstime) and of pgbench itself (bash `times`), divided by the transactions. Other work on the " +
+      "machine moves tps a lot and CPU time little, so the CPU ratio is the steadier estimate of what a " +
+      "CPU-bound run on an otherwise idle machine would show.",
+    "",
+  ];
+  const failed = pb.scenarios.filter((s) => s.failed > 0);
+  if (failed.length > 0)
+    out.push(`Failed transactions: ${failed.map((s) => `${s.name} ${s.failed}`).join(", ")}.`, "");
+
+  const undo = r.undo.kinds;
+  const ins = undo.find((k) => k.kind === "insert");
+  out.push(
+    "| Goal | Target | Measured | |",
+    "|---|---|---|---|",
+    `| tps with an operation active (begin_operation per transaction) / tps without capture | ≥ ${g.opRatio.goal} | ` +
+      `${g.opRatio.value.toFixed(3)} (CPU per transaction: ${g.opRatio.cpuRatio.toFixed(3)}) | ${yesNo(g.opRatio.met)} |`,
+    `| tps with capture installed, no operation / tps without capture | ≥ ${g.idleRatio.goal} | ` +
+      `${g.idleRatio.value.toFixed(3)} (CPU per transaction: ${g.idleRatio.cpuRatio.toFixed(3)}) | ${yesNo(g.idleRatio.met)} |`,
+    `| undo of a ${count(r.undo.rows)}-row operation (INSERT; BEGIN … COMMIT, median) | ≤ ${sec(g.undoMs.goalMs)} | ` +
+      `${sec(g.undoMs.valueMs)}${ins ? ` (p95 ${sec(ins.undoMs.p95)})` : ""} | ${yesNo(g.undoMs.met)} |`,
+    `| the same for DELETE and UPDATE operations (slowest median of the three) | ≤ ${sec(g.undoMs.goalMs)} | ` +
+      `${sec(g.undoMs.worstKindMs)} | ${yesNo(g.undoMs.allKindsMet)} |`,
+    "",
+  );
+  const idle = by(pb.scenarios, "idle");
+  if (idle && !g.idleRatio.met && idle.pairedRatio.max >= g.idleRatio.goal) {
+    out.push(
+      `The per-round ratios of the idle scenario range from ${idle.pairedRatio.min.toFixed(3)} to ` +
+        `${idle.pairedRatio.max.toFixed(3)}: the run-to-run spread on this shared machine is larger than the ` +
+        "2 % the goal allows, so this run cannot tell a miss from noise.",
+      "",
+    );
+  }
+
+  // -- per-statement latencies
+  const labels: string[] = [];
+  for (const s of pb.scenarios)
+    for (const st of s.statements)
+      if (!labels.includes(statementLabel(st.sql))) labels.push(statementLabel(st.sql));
+  const order = (l: string): number =>
+    l.startsWith("`BEGIN") ? 0 : l.includes("loomworks_undo.") ? 1 : l.startsWith("`END") ? 9 : 5;
+  labels.sort((a, b) => order(a) - order(b));
+  out.push(
+    "Mean latency per statement (pgbench `-r`, medians over the rounds; with more clients than cores it " +
+      "includes waiting for a CPU):",
+    "",
+    "| Statement | " + pb.scenarios.map((s) => s.name).join(" | ") + " |",
+    "|---|" + pb.scenarios.map(() => "---").join("|") + "|",
+    ...labels.map(
+      (l) =>
+        `| ${l} | ${pb.scenarios
+          .map((s) => {
+            const st = s.statements.find((x) => statementLabel(x.sql) === l);
+            return st ? `${st.ms.toFixed(3)} ms` : "–";
+          })
+          .join(" | ")} |`,
+    ),
+    "",
+  );
+
+  // -- profile
+  const pf = r.profile;
+  if (pf) {
+    const fn = (s: UndoScenarioSummary | undefined, name: string): number =>
+      s?.functions?.find((f) => f.name === name)?.totalUsPerCall ?? NaN;
+    const us = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(1)} µs` : "–");
+    out.push(
+      "### Where the capture cost goes",
+      "",
+      `${pf.rounds} interleaved rounds of ${pf.seconds} s with \`-c ${pf.clients}\` (one client: no waiting ` +
+        "for a CPU, so times are work), against copies of the op database with `track_functions = 'pl'` " +
+        "(`pg_stat_user_functions`: time inside each PL/pgSQL function, SQL it runs included) and one change " +
+        "each; throw-away experiments, none of them a configuration of the platform.",
+      "",
+      "| Variant | tps | / baseline | server CPU per transaction | mean latency | capture() per call | begin_operation() per call (start_operation; take_ai_operation) | WAL per transaction |",
+      "|---|---|---|---|---|---|---|---|",
+      ...pf.scenarios.map(
+        (s) =>
+          `| ${s.name === "baseline" ? "baseline: no guards" : s.label} | ${tps(s.tps.median)} | ${s.ratio.toFixed(3)} | ` +
+          `${us0(s.serverCpuUsPerTx.median)} | ${s.latencyMs.median.toFixed(3)} ms | ${us(fn(s, "loomworks_undo.capture"))} | ` +
+          `${s.functions ? `${us(fn(s, "loomworks_undo.begin_operation"))} (${us(fn(s, "loomworks_undo.start_operation"))}; ${us(fn(s, "loomworks_quota.take_ai_operation"))})` : "–"} | ` +
+          `${bytes(s.walBytesPerTx.median)} |`,
+      ),
+      "",
+    );
+    const base = by(pf.scenarios, "baseline");
+    const op = by(pf.scenarios, "op-tracked");
+    if (base && op) {
+      const cap = fn(op, "loomworks_undo.capture");
+      const calls = op.functions?.find((f) => f.name === "loomworks_undo.capture")?.callsPerTx ?? NaN;
+      const beginStmt = op.statements.find((x) => x.sql.includes("begin_operation"))?.ms ?? NaN;
+      const beginFn = fn(op, "loomworks_undo.begin_operation");
+      const noRow = fn(by(pf.scenarios, "op-no-row-index"), "loomworks_undo.capture");
+      const noIdx = fn(by(pf.scenarios, "op-no-index"), "loomworks_undo.capture");
+      const unlogged = fn(by(pf.scenarios, "op-unlogged"), "loomworks_undo.capture");
+      const empty = fn(by(pf.scenarios, "op-calls-only"), "loomworks_undo.capture");
+      // Statement latencies up to COMMIT: the work; COMMIT itself is mostly the WAL flush (fsync).
+      const work = (s: UndoScenarioSummary): number =>
+        s.statements.filter((x) => !/^END\b/.test(x.sql)).reduce((sum, x) => sum + x.ms, 0);
+      const commit = (s: UndoScenarioSummary): number =>
+        s.statements.find((x) => /^END\b/.test(x.sql))?.ms ?? NaN;
+      const extra = work(op) - work(base);
+      out.push(
+        `With one client the statements of a transaction up to its COMMIT took ${work(base).toFixed(3)} ms ` +
+          `without capture and ${work(op).toFixed(3)} ms with an operation (+${(extra * 1000).toFixed(0)} µs; ` +
+          `COMMIT, mostly the WAL flush: ${commit(base).toFixed(3)} ms and ${commit(op).toFixed(3)} ms). Of that: ` +
+          `the begin_operation statement ${(beginStmt * 1000).toFixed(0)} µs (${us(beginFn)} inside the function, the ` +
+          `rest its round trip, parse and plan), and ${calls.toFixed(0)} capture() calls × ${us(cap)} = ` +
+          `${us(calls * cap)}. capture() per call: ${us(cap)} as it is; ${us(noRow)} without the ` +
+          `(table_oid, row_key) index; ${us(noIdx)} without both indexes; ${us(unlogged)} with the change log ` +
+          `unlogged (no WAL); ${us(empty)} with an empty body (the call itself). Capture adds ` +
+          `${bytes(op.walBytesPerTx.median - base.walBytesPerTx.median)} of WAL per transaction; the op ` +
+          `transactions write ${(op.walBytesPerTx.median / base.walBytesPerTx.median).toFixed(1)}× the WAL of ` +
+          "the baseline ones. Single runs of one variant differ by a few µs per call from round to round: read " +
+          "differences under ~5 µs as noise.",
+        "",
+      );
+    }
+  }
+
+  // -- undo
+  out.push(
+    `### Undo of ${count(r.undo.rows)}-row operations`,
+    "",
+    `Table ${r.undo.table}; ${count(r.undo.backgroundRows)} rows (${mb(r.undo.tableBytes)}) before the ` +
+      `operations. ${r.undo.rounds} rounds; method: ${r.undo.method}. Times are medians (p95) over the rounds.`,
+    "",
+    "| Operation | undo: BEGIN; undo_operation; COMMIT | p95 | of which undo_operation / COMMIT | dry run (plan only) | the write with capture / without | change_log per captured row (heap + indexes) |",
+    "|---|---|---|---|---|---|---|",
+    ...undo.map(
+      (k) =>
+        `| ${UNDO_KIND_LABEL[k.kind]}${k.allApplied ? "" : " (**not every undo applied**)"} | ${msf(k.undoMs.median)} | ` +
+        `${msf(k.undoMs.p95)} | ${msf(k.undoStatementMs.median)} / ${msf(k.undoCommitMs.median)} | ` +
+        `${msf(k.dryRunMs.median)} | ${msf(k.forwardCapturedMs.median)} / ${msf(k.forwardPlainMs.median)} | ` +
+        `${bytes(k.bytesPerRow.median)} (${bytes(k.heapBytesPerRow.median)} + ${bytes(k.indexBytesPerRow.median)}) |`,
+    ),
+    "",
+  );
+  const pg = by(pb.scenarios, "op")?.changeLog;
+  if (pg) {
+    out.push(
+      `For operators sizing the change log: a captured row took ${bytes(pg.bytesPerRow.median)} of ` +
+        "`pg_total_relation_size(loomworks_undo.change_log)` in the pgbench mix (3 updates and an insert per " +
+        "transaction; rows of 4 to 6 columns, three tables with an 84-character filler), " +
+        `${undo.map((k) => `${bytes(k.bytesPerRow.median)} per ${k.kind === "insert" ? "inserted" : `${k.kind}d`} row`).join(", ")} of the ` +
+        "13-column table above (an update stores the row before and after). An undo is itself an operation: " +
+        "its own changes are captured too, so undoing doubles the log entries of the rows involved.",
+      "",
+    );
+  }
+  return out;
+}
+
 function buildSection(cold?: ColdBuildResult): string[] {
   const dirs = fs.existsSync(CACHE_ROOT)
     ? fs.readdirSync(CACHE_ROOT).filter((d) => d.startsWith("pulumi-v"))
@@ -730,7 +1014,8 @@ function main(): void {
   const pu = readJson<PulumiUpResult>("pulumi-up");
   const cold = readJson<ColdBuildResult>("pulumi-cold-build");
   const rs = readJson<RestoreBenchResult>("restore");
-  const date = (tc?.machine ?? pu?.machine ?? rs?.machine)?.date ?? new Date().toISOString();
+  const un = readJson<UndoBenchResult>("undo");
+  const date = (tc?.machine ?? pu?.machine ?? rs?.machine ?? un?.machine)?.date ?? new Date().toISOString();
   const lines = [
     "# Benchmarks",
     "",
@@ -738,10 +1023,11 @@ function main(): void {
       "`bench/report.ts` from the result files in `.loomworks/bench/`. Timings are measurements of one " +
       "run on one machine, never assertions: rerun `bench/run.sh` to refresh them.",
     "",
-    ...machineSection(tc, pu, rs),
+    ...machineSection(tc, pu, rs, un),
     ...(tc ? tenantCreateSection(tc) : ["## Tenant creation", "", "Not run.", ""]),
     ...(pu ? pulumiSection(pu) : ["## `pulumi up`", "", "Not run.", ""]),
     ...(rs ? restoreSection(rs) : ["## Snapshots and per-tenant restore", "", "Not run.", ""]),
+    ...(un ? undoSection(un) : ["## Undo capture and undo", "", "Not run.", ""]),
     ...buildSection(cold),
   ];
   fs.writeFileSync(outFile, lines.join("\n").replace(/\n+$/, "\n"));

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and renders BENCHMARKS.md from their results.
 #
-#   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--cold-build]
-#                [--only tenant-create|pulumi-up|restore|report]
+#   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--undo-rounds N] [--undo-seconds N]
+#                [--cold-build] [--only tenant-create|pulumi-up|restore|undo|report]
 #
 #   --rounds N          tenant-create rounds (default 15)
 #   --budget-seconds N  soft time budget of pulumi-up (default 600)
 #   --restores N        restore: restores of the 100 MB tenant per method and cluster size (default 3;
 #                       the whole restore benchmark takes ~20 min: 12 then 36 tenants, baselines included)
+#   --undo-rounds N     undo: interleaved pgbench rounds of the four capture scenarios (default 6)
+#   --undo-seconds N    undo: seconds per pgbench run (default 12; the undo benchmark takes ~10 min:
+#                       pgbench rounds, a one-client profile of the capture cost, 10,000-row undos)
 #   --cold-build        also time a Pulumi CLI build with an empty Go build cache (4-8 min on 2 cores;
 #                       run it when nothing else is being measured)
 #   --only WHAT         run one benchmark (or just the report) and keep the others' last results
@@ -23,6 +26,8 @@ source scripts/env.sh
 rounds=15
 budget=600
 restores=3
+undo_rounds=6
+undo_seconds=12
 cold=0
 only=""
 while [[ $# -gt 0 ]]; do
@@ -30,6 +35,8 @@ while [[ $# -gt 0 ]]; do
     --rounds) rounds="$2"; shift 2 ;;
     --budget-seconds) budget="$2"; shift 2 ;;
     --restores) restores="$2"; shift 2 ;;
+    --undo-rounds) undo_rounds="$2"; shift 2 ;;
+    --undo-seconds) undo_seconds="$2"; shift 2 ;;
     --cold-build) cold=1; shift ;;
     --only) only="$2"; shift 2 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -51,6 +58,9 @@ if wants pulumi-up; then
 fi
 if wants restore; then
   node bin/bench/restore.js --restores "$restores"
+fi
+if wants undo; then
+  node bin/bench/undo.js --rounds "$undo_rounds" --seconds "$undo_seconds"
 fi
 
 if [[ $cold -eq 1 ]]; then

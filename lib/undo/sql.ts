@@ -410,7 +410,7 @@ CREATE EVENT TRIGGER loomworks_guard_drop ON sql_drop
 `;
 
 /** Operations: begin / use / end / list. */
-const operationsSql = (H: string): string => `
+const operationsSql = (): string => `
 -- Whether an operation is undone now: some undo of it is itself in effect (not undone).
 CREATE OR REPLACE FUNCTION ${s}.undone_by(op uuid) RETURNS uuid
 LANGUAGE plpgsql STABLE ${DEFINER} AS $fn$
@@ -1079,7 +1079,7 @@ $fn$;
 `;
 
 /** Ownership and grants; the tenant role is the database owner. */
-const grantsSql = (H: string): string => `
+const grantsSql = (): string => `
 DO $grants$
 DECLARE
     fn record;
@@ -1124,7 +1124,7 @@ $grants$;
  */
 export function undoApiSql(hstoreSchema: string = UNDO_SCHEMA): string {
   const H = quoteIdent(hstoreSchema);
-  return [tablesSql(H), captureSql(H), operationsSql(H), undoSql(H), grantsSql(H)]
+  return [tablesSql(H), captureSql(H), operationsSql(), undoSql(H), grantsSql()]
     .concat(`COMMENT ON SCHEMA ${s} IS 'loomworks undo api v${UNDO_API_VERSION}';`)
     .join("\n");
 }
