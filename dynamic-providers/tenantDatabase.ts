@@ -41,6 +41,8 @@ export interface TenantDatabaseArgs {
   filestoreRoot: pulumi.Input<string>;
   retentionDays: pulumi.Input<number>;
   forceDestroy: pulumi.Input<boolean>;
+  /** The ERP's own role: made a member of the tenant's role. */
+  erpRole?: pulumi.Input<string>;
 }
 
 export interface TenantDatabaseInputs {
@@ -60,6 +62,7 @@ export interface TenantDatabaseInputs {
   filestoreRoot: string;
   retentionDays: number;
   forceDestroy: boolean;
+  erpRole?: string;
 }
 
 export interface TenantDatabaseOutputs extends TenantDatabaseInputs {

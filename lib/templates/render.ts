@@ -68,14 +68,26 @@ export function renderTemplateFile(name: string, values: TemplateValues): string
 }
 
 /**
- * A digest of the configuration templates: passed to the cluster resource so that a change of
+ * A digest of the cluster's configuration templates: passed to the cluster resource so that a change of
  * the project's templates shows as an update (re-render and reload) in the next preview.
  */
+/** The templates the PostgreSQL cluster is configured from (what templatesHash covers). */
+export const CLUSTER_TEMPLATES: readonly string[] = [
+  "pg_hba.conf.tmpl",
+  "pg_ident.conf.tmpl",
+  "pgbackrest.conf.tmpl",
+  "postgresql.conf.tmpl",
+];
+
 export function templatesHash(): string {
   const { createHash } = require("node:crypto") as typeof import("node:crypto");
   const { readdirSync, readFileSync } = require("node:fs") as typeof import("node:fs");
   const dir = templatesDir();
   const hash = createHash("sha256");
-  for (const name of readdirSync(dir).sort()) hash.update(name).update(readFileSync(path.join(dir, name)));
+  // Only the cluster's own files: a change to the ERP's or the router's templates must not restart PostgreSQL.
+  const names = readdirSync(dir)
+    .filter((name) => CLUSTER_TEMPLATES.includes(name))
+    .sort();
+  for (const name of names) hash.update(name).update(readFileSync(path.join(dir, name)));
   return hash.digest("hex").slice(0, 16);
 }

@@ -22,6 +22,7 @@ import type { Client } from "pg";
 import { adminDsn as buildDsn, quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { isRestoreLeftoverOf } from "../restore/names";
 import { installSnapshotApi } from "../snapshot/runtime";
+import { grantTenantToErp } from "./erpRole";
 import { hashPbkdf2Sha512 } from "./passlib";
 import {
   REGISTRY_DATABASE,
@@ -73,6 +74,8 @@ export interface TenantSpec {
   filestoreRoot: string;
   /** Days an archived tenant is kept before it may be destroyed. */
   retentionDays: number;
+  /** The ERP's own role (lib/tenant/erpRole.ts), made a member of this tenant's role. */
+  erpRole?: string;
 }
 
 export interface TenantInfo {
@@ -454,6 +457,10 @@ export async function createTenant(
       await step("database", () => ensureDatabase(admin, spec, log));
       await step("ownership", () => ensureOwnership(admin, adminDsn, spec));
       await step("connect-grants", () => ensureConnectGrants(admin, spec));
+      if (spec.erpRole) {
+        const erpRole = spec.erpRole;
+        await step("erp-access", () => grantTenantToErp(admin, spec.roleName, erpRole));
+      }
       const cat = await databaseCatalog(admin, spec.database);
       const marker = tenantInitializedComment(spec.subdomain);
       if (cat?.comment !== marker) {
@@ -579,6 +586,10 @@ export async function updateTenant(
       }
       // Converges a password changed behind our back too; the verifier is salted, so this is cheap.
       await step("role", () => ensureRole(admin, spec, spec.state === "active"));
+      if (spec.erpRole) {
+        const erpRole = spec.erpRole;
+        await step("erp-access", () => grantTenantToErp(admin, spec.roleName, erpRole));
+      }
       if (old.adminEmail !== spec.adminEmail) {
         await step("erp-admin-login", () =>
           withDatabase(admin, adminDsn, spec.database, async (db) => {
@@ -734,6 +745,7 @@ export const TENANT_UPDATE_KEYS = [
   "host",
   "port",
   "adminDsn",
+  "erpRole",
 ] as const;
 
 export interface TenantDiff {
@@ -800,6 +812,7 @@ export function tenantSpecFrom(p: Record<string, unknown>): TenantSpec {
     limits: (p.limits ?? {}) as Record<string, number>,
     filestoreRoot: String(p.filestoreRoot),
     retentionDays: Number(p.retentionDays ?? 30),
+    ...(typeof p.erpRole === "string" && p.erpRole ? { erpRole: p.erpRole } : {}),
   };
 }
 
