@@ -24,6 +24,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
+import { setRouterMaintenance } from "../router/maintenance";
 import { crashPoint } from "../process/crashPoint";
 import { beginStep, ensureRegistry, finishStep, registryDsn } from "../tenant/registry";
 import { TERMINATE_DATABASE_SESSIONS_SQL, dsnWithDatabase } from "../tenant/sql";
@@ -291,11 +292,33 @@ async function setState(reg: Client, rec: RestoreRecord, state: RestoreState, er
   );
 }
 
-async function setMaintenance(reg: Client, subdomain: string, value: "restoring" | null): Promise<void> {
+/**
+ * The tenant's maintenance state: in the registry (jobs skip the tenant) and, on the local target,
+ * the router's switch for its database (its host answers 503, with no reload).
+ */
+async function setMaintenance(
+  reg: Client,
+  subdomain: string,
+  value: "restoring" | null,
+  router?: { stateDir: string; database: string },
+): Promise<void> {
   await reg.query("UPDATE tenants SET maintenance = $2, updated_at = now() WHERE subdomain = $1", [
     subdomain,
     value,
   ]);
+  if (router) await setRouterMaintenance(router.stateDir, router.database, value !== null);
+}
+
+/** The platform's state directory of a restore (its scratch directory is `<stateDir>/restore/<id>`). */
+function stateDirOf(rec: RestoreRecord): string | undefined {
+  return rec.scratchDir ? path.dirname(path.dirname(rec.scratchDir)) : undefined;
+}
+
+function routerOf(
+  stateDir: string | undefined,
+  n: SwapNames,
+): { stateDir: string; database: string } | undefined {
+  return stateDir ? { stateDir, database: n.database } : undefined;
 }
 
 async function withTenantLock<T>(reg: Client, subdomain: string, fn: () => Promise<T>): Promise<T> {
@@ -445,12 +468,13 @@ async function finishSwap(
   subdomain: string,
   n: SwapNames,
   allowConnections: boolean,
+  stateDir: string | undefined,
 ): Promise<void> {
   await swapFilestores(n.liveFs, n.restoreFs, n.preFs);
   await copyDatabaseAcl(admin, n.preDb, n.database);
   await admin.query(`ALTER DATABASE ${quoteIdent(n.preDb)} ALLOW_CONNECTIONS false`);
   await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} ALLOW_CONNECTIONS ${allowConnections}`);
-  await setMaintenance(reg, subdomain, null);
+  await setMaintenance(reg, subdomain, null, routerOf(stateDir, n));
 }
 
 function scratchOf(rec: RestoreRecord): ScratchInstance | undefined {
@@ -481,7 +505,7 @@ async function rollback(
   if (rec.step === "swap" && (await databaseExists(admin, n.database))) {
     await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} ALLOW_CONNECTIONS ${allowConnections}`);
   }
-  await setMaintenance(reg, rec.subdomain, null);
+  await setMaintenance(reg, rec.subdomain, null, routerOf(stateDirOf(rec), n));
 }
 
 async function finishAfterCommit(
@@ -491,7 +515,7 @@ async function finishAfterCommit(
   n: SwapNames,
   allowConnections: boolean,
 ): Promise<void> {
-  await finishSwap(admin, reg, rec.subdomain, n, allowConnections);
+  await finishSwap(admin, reg, rec.subdomain, n, allowConnections, stateDirOf(rec));
   const scratch = scratchOf(rec);
   if (scratch) await removeScratch(scratch);
 }
@@ -730,12 +754,12 @@ async function stepCopy(
 
 async function stepSwap(ctx: Ctx, allow: boolean): Promise<void> {
   const { admin, reg, rec, names } = ctx;
-  await setMaintenance(reg, rec.subdomain, "restoring");
+  await setMaintenance(reg, rec.subdomain, "restoring", routerOf(ctx.opts.stateDir, names));
   const t0 = Date.now();
   await admin.query(`ALTER DATABASE ${quoteIdent(names.database)} ALLOW_CONNECTIONS false`);
   await renameInOneTransaction(admin, names, allow);
   crashPoint("restore:swap-committed");
-  await finishSwap(admin, reg, rec.subdomain, names, allow);
+  await finishSwap(admin, reg, rec.subdomain, names, allow, ctx.opts.stateDir);
   rec.timings.unavailableMs = Date.now() - t0;
 }
 
