@@ -10,12 +10,16 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 need_pkgs=()
 [[ -x /usr/lib/postgresql/15/bin/initdb ]] || need_pkgs+=(postgresql-15 postgresql-contrib)
 [[ -x /usr/lib/postgresql/15/bin/pg_amcheck ]] || need_pkgs+=(postgresql-15)
+# hstore (the undo log's row images) is a contrib extension.
+[[ -f /usr/share/postgresql/15/extension/hstore.control ]] || need_pkgs+=(postgresql-contrib)
 command -v pgbackrest >/dev/null || need_pkgs+=(pgbackrest)
 command -v nginx >/dev/null || need_pkgs+=(nginx-light)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
 command -v runuser >/dev/null || need_pkgs+=(util-linux)
 command -v flock >/dev/null || need_pkgs+=(util-linux)
 /usr/bin/python3 -c 'import passlib' 2>/dev/null || need_pkgs+=(python3-passlib)
+# The test suite lints the image's shell scripts (docker/entrypoint.sh).
+command -v shellcheck >/dev/null || need_pkgs+=(shellcheck)
 if [[ "${LOOMWORKS_WITH_BENCH_TOOLS:-}" == 1 ]]; then
   command -v wrk >/dev/null || need_pkgs+=(wrk)
   command -v hyperfine >/dev/null || need_pkgs+=(hyperfine)

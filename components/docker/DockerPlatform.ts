@@ -1,0 +1,480 @@
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import * as path from "node:path";
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { ErpRole } from "../../dynamic-providers/erpRole";
+import { RandomSecret } from "../../dynamic-providers/randomSecret";
+import type { DockerConfig } from "../../infra/config/docker";
+import type { OdooConfig } from "../../infra/config/odoo";
+import { ERP_IMAGE, ENTRYPOINT_ENV } from "../../lib/odoo/image";
+import { routerUrl, type RouterTenant } from "../../lib/router/config";
+import {
+  DOCKER_HOSTS,
+  DOCKER_VOLUMES,
+  ERP_CONTAINER,
+  POSTGRES_CONTAINER,
+  containerName,
+  renderDockerNginxConf,
+  renderDockerOdooConf,
+  renderDockerPgBackRestConf,
+  renderDockerPostgresqlConf,
+  volumeName,
+  type DockerVolumeName,
+} from "./config";
+
+/**
+ * The Docker target (DESIGN.md §7): one Docker host running the same images and configuration
+ * files as the other targets — PostgreSQL 15 with pgBackRest, Redis for sessions, the Loomworks ERP
+ * image and nginx, on one network, with the named volumes odoo_data, postgres_data, wal_archive and
+ * backups. Start order is health-gated: each container is created with `wait: true` (Pulumi waits
+ * until its HEALTHCHECK passes) and the next one depends on it — PostgreSQL → the ERP's role →
+ * Redis → ERP → nginx. The development variant mounts the addons from the host, runs Odoo threaded
+ * with `--dev=all` under debugpy (5678, on 127.0.0.1) and lifts the resource limits.
+ */
+export interface DockerPlatformArgs {
+  /** `loomworks:platform.docker` (infra/config/docker.ts). */
+  docker: DockerConfig;
+  /** `loomworks:platform.odoo` (infra/config/odoo.ts). */
+  odoo: OdooConfig;
+  /** Tenants live at `<subdomain>.<domain>`. */
+  domain: string;
+  /** Routed by nginx: active → the ERP, suspended/archived → 503, any other host → 404. */
+  tenants: readonly RouterTenant[];
+  /** Databases the ERP's entrypoint keeps updated at each start; default: the active tenants'. */
+  databases?: pulumi.Input<string[]>;
+  postgres: {
+    /** Port on the Docker host's 127.0.0.1 PostgreSQL is published on (the program's own providers use it). */
+    hostPort: number;
+    archiveTimeoutSeconds: number;
+    retentionFull: number;
+    /** pgBackRest stanza (default "loomworks"). */
+    stanza?: string;
+    /** Enables pgBackRest repository encryption; secret. */
+    encryptionPassphrase?: pulumi.Input<string>;
+  };
+  /** The checkout (docker/Dockerfile, docker/postgres); relative addonsBuildContext/addonsPath resolve against it. */
+  projectDir: string;
+}
+
+/** What every container gets: restart policy, health-gated creation, graceful stop. */
+const RESTART = "unless-stopped";
+const STOP_TIMEOUT_SECONDS = 60;
+
+/** sha256 of a directory's files (paths and contents; .git, caches and bytecode skipped): rebuilds an image when it changes. */
+export function directoryDigest(dir: string): string {
+  const hash = createHash("sha256");
+  const walk = (rel: string): void => {
+    const entries = readdirSync(path.join(dir, rel), { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0,
+    );
+    for (const e of entries) {
+      if (e.name === ".git" || e.name === "__pycache__" || e.name.endsWith(".pyc")) continue;
+      const child = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (e.isDirectory()) walk(child);
+      else if (e.isFile())
+        hash
+          .update(`${child}\0`)
+          .update(readFileSync(path.join(dir, child)))
+          .update("\0");
+    }
+  };
+  walk("");
+  return hash.digest("hex");
+}
+
+export class DockerPlatform extends pulumi.ComponentResource {
+  readonly network: docker.Network;
+  readonly volumes: Record<DockerVolumeName, docker.Volume>;
+  readonly containers: {
+    postgres: docker.Container;
+    redis: docker.Container;
+    erp: docker.Container;
+    nginx: docker.Container;
+  };
+  /** The cluster as the program's providers reach it (published on the Docker host's 127.0.0.1); adminDsn is secret. */
+  readonly postgres: {
+    host: pulumi.Output<string>;
+    port: pulumi.Output<number>;
+    adminDsn: pulumi.Output<string>;
+  };
+  /** The ERP's own database role (not a superuser); its password is secret. */
+  readonly erpRole: { name: string; password: pulumi.Output<string> };
+  /** Odoo's master password (secret). */
+  readonly adminPasswd: pulumi.Output<string>;
+  /** The rendered odoo.conf (no secret in it: the entrypoint fills them in). */
+  readonly odooConfig: string;
+  /** The rendered nginx.conf. */
+  readonly nginxConfig: string;
+  /** `http://<domain>:<httpPort>/`; tenants at `http://<sub>.<domain>:<httpPort>/`. */
+  readonly url: string;
+
+  constructor(name: string, args: DockerPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("loomworks:docker:DockerPlatform", name, {}, opts);
+    const { docker: cfg, odoo } = args;
+    const dev = cfg.development.enabled;
+    const prefix = cfg.namePrefix;
+    const stanza = args.postgres.stanza ?? "loomworks";
+
+    const provider = cfg.host
+      ? new docker.Provider("docker", { host: cfg.host }, { parent: this })
+      : undefined;
+    const on = (o: pulumi.CustomResourceOptions = {}): pulumi.CustomResourceOptions => ({
+      parent: this,
+      ...(provider ? { provider } : {}),
+      ...o,
+    });
+
+    // --- secrets ------------------------------------------------------------------------------
+    const superuserPassword = new RandomSecret(
+      "postgres-superuser-password",
+      { length: 32 },
+      { parent: this },
+    );
+    const erpPassword = new RandomSecret("erp-db-password", { length: 32 }, { parent: this });
+    const adminPasswd = new RandomSecret("odoo-admin-passwd", { length: 32 }, { parent: this });
+
+    // --- network and volumes ------------------------------------------------------------------
+    this.network = new docker.Network(
+      "network",
+      { name: cfg.networkName, driver: "bridge", attachable: false },
+      on(),
+    );
+    const volumes = {} as Record<DockerVolumeName, docker.Volume>;
+    for (const v of DOCKER_VOLUMES) {
+      // Kept when the stack is destroyed: the tenants' data and backups outlive the containers.
+      volumes[v] = new docker.Volume(
+        v.replace(/_/g, "-"),
+        { name: volumeName(prefix, v), labels: [{ label: "loomworks.volume", value: v }] },
+        on({ retainOnDelete: true }),
+      );
+    }
+    this.volumes = volumes;
+    const network = [{ name: this.network.name }];
+
+    // --- images -------------------------------------------------------------------------------
+    const postgresImage = cfg.postgresImage
+      ? new docker.RemoteImage("postgres-image", { name: cfg.postgresImage, keepLocally: true }, on())
+      : new docker.RemoteImage(
+          "postgres-image",
+          {
+            name: `${prefix}/postgres:15-pgbackrest`,
+            keepLocally: true,
+            build: {
+              context: path.join(args.projectDir, "docker", "postgres"),
+              dockerfile: "Dockerfile",
+              builder: cfg.builder,
+            },
+            triggers: { context: directoryDigest(path.join(args.projectDir, "docker", "postgres")) },
+          },
+          on(),
+        );
+    const erpImageName = dev ? (cfg.development.image ?? odoo.image) : odoo.image;
+    const erpImage = odoo.addonsBuildContext
+      ? new docker.RemoteImage(
+          "erp-image",
+          {
+            name: erpImageName,
+            keepLocally: true,
+            build: {
+              context: args.projectDir,
+              dockerfile: "docker/Dockerfile",
+              target: dev ? "development" : "production",
+              builder: cfg.builder,
+              additionalContexts: [`addons=${path.resolve(args.projectDir, odoo.addonsBuildContext)}`],
+            },
+            triggers: {
+              dockerfile: directoryDigest(path.join(args.projectDir, "docker")),
+              addons: directoryDigest(path.resolve(args.projectDir, odoo.addonsBuildContext)),
+            },
+          },
+          on(),
+        )
+      : new docker.RemoteImage("erp-image", { name: erpImageName, keepLocally: true }, on());
+    const redisImage = new docker.RemoteImage(
+      "redis-image",
+      { name: cfg.redisImage, keepLocally: true },
+      on(),
+    );
+    const nginxImage = new docker.RemoteImage(
+      "nginx-image",
+      { name: cfg.nginxImage, keepLocally: true },
+      on(),
+    );
+
+    // --- PostgreSQL 15 + pgBackRest -----------------------------------------------------------
+    const pgbackrestConf = pulumi.output(args.postgres.encryptionPassphrase).apply((passphrase) =>
+      renderDockerPgBackRestConf({
+        stanza,
+        retentionFull: args.postgres.retentionFull,
+        ...(passphrase ? { encryptionPassphrase: passphrase } : {}),
+      }),
+    );
+    const postgres = new docker.Container(
+      "postgres",
+      {
+        name: containerName(prefix, "postgres"),
+        image: postgresImage.imageId,
+        hostname: DOCKER_HOSTS.postgres,
+        networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.postgres] }],
+        command: ["postgres", "-c", `config_file=${POSTGRES_CONTAINER.config}`],
+        envs: [
+          `POSTGRES_PASSWORD_FILE=${POSTGRES_CONTAINER.passwordFile}`,
+          `PGDATA=${POSTGRES_CONTAINER.dataDir}`,
+          `LOOMWORKS_STANZA=${stanza}`,
+        ],
+        uploads: [
+          {
+            file: POSTGRES_CONTAINER.config,
+            content: renderDockerPostgresqlConf({
+              archiveTimeoutSeconds: args.postgres.archiveTimeoutSeconds,
+              stanza,
+            }),
+            permissions: "0444",
+          },
+          // May hold the repository passphrase: secret whenever one is set.
+          {
+            file: POSTGRES_CONTAINER.pgbackrestConfig,
+            content: args.postgres.encryptionPassphrase ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
+            permissions: "0444",
+          },
+          {
+            file: POSTGRES_CONTAINER.passwordFile,
+            content: pulumi.secret(superuserPassword.result),
+            permissions: "0444",
+          },
+        ],
+        volumes: [
+          { volumeName: volumes.postgres_data.name, containerPath: POSTGRES_CONTAINER.volumeDir },
+          { volumeName: volumes.backups.name, containerPath: POSTGRES_CONTAINER.repoDir },
+          { volumeName: volumes.wal_archive.name, containerPath: POSTGRES_CONTAINER.walArchiveDir },
+        ],
+        ports: [{ internal: POSTGRES_CONTAINER.port, external: args.postgres.hostPort, ip: "127.0.0.1" }],
+        shmSize: 256,
+        healthcheck: {
+          tests: [
+            "CMD",
+            "pg_isready",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            String(POSTGRES_CONTAINER.port),
+            "-U",
+            "postgres",
+          ],
+          interval: "10s",
+          timeout: "5s",
+          startPeriod: "60s",
+          retries: 5,
+        },
+        restart: RESTART,
+        wait: true,
+        waitTimeout: 300,
+        stopTimeout: STOP_TIMEOUT_SECONDS,
+        destroyGraceSeconds: STOP_TIMEOUT_SECONDS,
+      },
+      on(),
+    );
+    const adminDsn = pulumi.secret(
+      pulumi.interpolate`postgres://postgres:${superuserPassword.result}@127.0.0.1:${args.postgres.hostPort}/postgres`,
+    );
+
+    // The ERP's own role, through the published port (the program runs on the Docker host).
+    const erpRole = new ErpRole(
+      "erp-role",
+      { adminDsn, roleName: odoo.dbUser, password: pulumi.secret(erpPassword.result) },
+      { parent: this, dependsOn: [postgres] },
+    );
+
+    // --- Redis (sessions) ---------------------------------------------------------------------
+    const redis = new docker.Container(
+      "redis",
+      {
+        name: containerName(prefix, "redis"),
+        image: redisImage.imageId,
+        hostname: DOCKER_HOSTS.redis,
+        networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.redis] }],
+        // Sessions only: no persistence, bounded memory, least recently used sessions evicted first.
+        command: [
+          "redis-server",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+          "--maxmemory",
+          "256mb",
+          "--maxmemory-policy",
+          "volatile-lru",
+        ],
+        healthcheck: {
+          tests: ["CMD", "redis-cli", "ping"],
+          interval: "10s",
+          timeout: "3s",
+          startPeriod: "10s",
+          retries: 5,
+        },
+        restart: RESTART,
+        wait: true,
+        waitTimeout: 120,
+        stopTimeout: 10,
+      },
+      on({ dependsOn: [postgres] }),
+    );
+
+    // --- the ERP ------------------------------------------------------------------------------
+    this.odooConfig = renderDockerOdooConf({
+      dbUser: odoo.dbUser,
+      cpu: odoo.cpu,
+      memoryMb: odoo.memoryMb,
+      development: dev,
+      ...(odoo.redisUrl ? { redisUrl: odoo.redisUrl } : {}),
+      serverWideModules: odoo.serverWideModules,
+      logLevel: odoo.logLevel,
+    });
+    const databases =
+      args.databases ?? args.tenants.filter((t) => t.state === "active").map((t) => t.subdomain);
+    const debugpy = dev && cfg.development.debugpy;
+    const erpEnvs = pulumi
+      .output(databases)
+      .apply((dbs) => [
+        `${ENTRYPOINT_ENV.adminPasswd}_FILE=${ERP_CONTAINER.adminPasswdFile}`,
+        `${ENTRYPOINT_ENV.dbPassword}_FILE=${ERP_CONTAINER.dbPasswordFile}`,
+        `${ENTRYPOINT_ENV.databases}=${[...dbs].sort().join(",")}`,
+        `${ENTRYPOINT_ENV.updateModules}=${odoo.updateModules.join(",")}`,
+        ...(debugpy
+          ? [`${ENTRYPOINT_ENV.debugpy}=1`, `${ENTRYPOINT_ENV.debugpyPort}=${ERP_IMAGE.debugpyPort}`]
+          : []),
+      ]);
+    const erp = new docker.Container(
+      "erp",
+      {
+        name: containerName(prefix, "erp"),
+        image: erpImage.imageId,
+        hostname: DOCKER_HOSTS.erp,
+        networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.erp] }],
+        command: dev ? ["odoo", "--dev=all"] : ["odoo"],
+        envs: erpEnvs,
+        uploads: [
+          { file: ERP_IMAGE.confPath, content: this.odooConfig, permissions: "0444" },
+          {
+            file: ERP_CONTAINER.adminPasswdFile,
+            content: pulumi.secret(adminPasswd.result),
+            permissions: "0444",
+          },
+          {
+            file: ERP_CONTAINER.dbPasswordFile,
+            content: pulumi.secret(erpPassword.result),
+            permissions: "0444",
+          },
+        ],
+        volumes: [
+          { volumeName: volumes.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
+          ...(dev && cfg.development.addonsPath
+            ? [
+                {
+                  hostPath: path.resolve(args.projectDir, cfg.development.addonsPath),
+                  containerPath: ERP_IMAGE.addonsDir,
+                  readOnly: true,
+                },
+              ]
+            : []),
+        ],
+        ports: debugpy
+          ? [{ internal: ERP_IMAGE.debugpyPort, external: cfg.development.debugpyPort, ip: "127.0.0.1" }]
+          : [],
+        // Relaxed in development; otherwise the limits odoo.conf's workers are sized from.
+        ...(dev ? {} : { memory: odoo.memoryMb, cpus: String(odoo.cpu) }),
+        healthcheck: {
+          tests: [
+            "CMD",
+            "curl",
+            "-fsS",
+            "-o",
+            "/dev/null",
+            `http://127.0.0.1:${ERP_IMAGE.httpPort}${ERP_IMAGE.healthPath}`,
+          ],
+          interval: "30s",
+          timeout: "5s",
+          // Module updates of every tenant database run before the server answers.
+          startPeriod: "600s",
+          retries: 3,
+        },
+        restart: RESTART,
+        wait: true,
+        waitTimeout: 1800,
+        stopSignal: "SIGTERM",
+        stopTimeout: STOP_TIMEOUT_SECONDS,
+        destroyGraceSeconds: STOP_TIMEOUT_SECONDS,
+      },
+      on({ dependsOn: [postgres, erpRole, redis] }),
+    );
+
+    // --- nginx --------------------------------------------------------------------------------
+    const router = renderDockerNginxConf({
+      domain: args.domain,
+      publicPort: cfg.httpPort,
+      tenants: args.tenants,
+      development: dev,
+    });
+    this.nginxConfig = router.text;
+    const nginx = new docker.Container(
+      "nginx",
+      {
+        name: containerName(prefix, "nginx"),
+        image: nginxImage.imageId,
+        hostname: DOCKER_HOSTS.nginx,
+        networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.nginx] }],
+        command: [
+          "/bin/sh",
+          "-c",
+          `mkdir -p ${router.paths.dirs.join(" ")} && exec nginx -c ${router.paths.config}`,
+        ],
+        // nginx resolves the ERP's address when it starts: a new ERP container means a new nginx.
+        envs: [pulumi.interpolate`LOOMWORKS_ERP_CONTAINER=${erp.id}`],
+        uploads: [
+          { file: router.paths.config, content: router.text, permissions: "0444" },
+          {
+            file: `${router.paths.htmlDir}/404.html`,
+            content: router.pages["404.html"],
+            permissions: "0444",
+          },
+          {
+            file: `${router.paths.htmlDir}/503.html`,
+            content: router.pages["503.html"],
+            permissions: "0444",
+          },
+        ],
+        ports: [{ internal: 80, external: cfg.httpPort, ip: cfg.bindAddress }],
+        healthcheck: {
+          // Any answer from the default server (404 for an unknown host) shows nginx serving; no curl in the image.
+          tests: [
+            "CMD",
+            "bash",
+            "-c",
+            "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET / HTTP/1.0\\r\\nHost: health.invalid\\r\\n\\r\\n' >&3 && grep -q '^HTTP/1.1 404' <&3",
+          ],
+          interval: "10s",
+          timeout: "3s",
+          startPeriod: "10s",
+          retries: 3,
+        },
+        restart: RESTART,
+        wait: true,
+        waitTimeout: 120,
+        stopTimeout: 30,
+      },
+      on({ dependsOn: [erp] }),
+    );
+
+    this.containers = { postgres, redis, erp, nginx };
+    this.postgres = {
+      host: pulumi.output("127.0.0.1"),
+      port: pulumi.output(args.postgres.hostPort),
+      adminDsn,
+    };
+    this.erpRole = { name: odoo.dbUser, password: pulumi.secret(erpPassword.result) };
+    this.adminPasswd = pulumi.secret(adminPasswd.result);
+    this.url = routerUrl(args.domain, cfg.httpPort);
+    this.registerOutputs({});
+  }
+}

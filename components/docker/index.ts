@@ -1,0 +1,2 @@
+export * from "./config";
+export { DockerPlatform, directoryDigest, type DockerPlatformArgs } from "./DockerPlatform";
