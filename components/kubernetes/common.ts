@@ -1,0 +1,84 @@
+/**
+ * Names, labels and ports shared by the Kubernetes components (OdooDeployment, KubernetesRouter):
+ * one place, so that a Service, the routes that point at it and the NetworkPolicies that let the
+ * proxies reach it can never disagree.
+ */
+import * as crypto from "node:crypto";
+import type * as k8s from "@pulumi/kubernetes";
+import type { KubernetesConfig } from "../../infra/config/kubernetes";
+import { ODOO_GEVENT_PORT, ODOO_HTTP_PORT } from "../../lib/odoo/config";
+
+export { ODOO_GEVENT_PORT, ODOO_HTTP_PORT };
+
+export const PART_OF = "loomworks";
+export const REDIS_PORT = 6379;
+export const POSTGRES_PORT = 5432;
+
+/** Ports of the error-pages nginx: 404 for unknown hosts, 503 for tenants not serving, a health port. */
+export const NOT_FOUND_PORT = 8404;
+export const UNAVAILABLE_PORT = 8503;
+export const ERROR_PAGES_HEALTH_PORT = 8081;
+
+/** Kubernetes object names (inside the platform's namespace; the ClusterIssuer is named from config). */
+export const NAMES = {
+  erp: "loomworks-erp",
+  erpHttpService: "loomworks-erp-http",
+  erpWebsocketService: "loomworks-erp-websocket",
+  erpSecrets: "loomworks-erp-secrets",
+  erpConfigPrefix: "loomworks-erp-config",
+  erpUpdatePrefix: "loomworks-erp-update",
+  filestore: "loomworks-filestore",
+  redis: "loomworks-redis",
+  errorPages: "loomworks-error-pages",
+  errorPagesConfigPrefix: "loomworks-error-pages",
+  gateway: "loomworks",
+  ingress: "loomworks",
+  certificate: "loomworks-wildcard",
+  certificateSecret: "loomworks-wildcard-tls",
+  defaultRoute: "default-not-found",
+  httpsRedirectRoute: "http-to-https",
+} as const;
+
+/** Label keys of this project (its own prefix: no domain is claimed). */
+export const LABEL_TENANT = "loomworks/tenant";
+export const LABEL_HOST_KIND = "loomworks/host-kind";
+
+function appLabels(name: string, component: string): Record<string, string> {
+  return { "app.kubernetes.io/name": name, "app.kubernetes.io/component": component };
+}
+
+/** Selector labels (immutable in a Deployment: never change them). */
+export const ERP_LABELS = appLabels("loomworks-erp", "erp");
+export const REDIS_LABELS = appLabels("loomworks-redis", "session-store");
+export const ERROR_PAGES_LABELS = appLabels("loomworks-error-pages", "error-pages");
+/** Pods of the module-update Job: the ERP image, but never selected by the ERP's Services. */
+export const UPDATE_LABELS = appLabels("loomworks-erp", "module-update");
+
+/** Labels every object of the platform carries besides its selector labels. */
+export function objectLabels(selector: Record<string, string> = {}): Record<string, string> {
+  return { ...selector, "app.kubernetes.io/part-of": PART_OF, "app.kubernetes.io/managed-by": "pulumi" };
+}
+
+/** First 10 hex digits of the sha256 of `text`: a name suffix that changes with the content. */
+export function contentHash(text: string): string {
+  return crypto.createHash("sha256").update(text).digest("hex").slice(0, 10);
+}
+
+/** Pod and container security settings for the restricted Pod Security Standard. */
+export function restrictedContainerSecurity(readOnlyRootFilesystem = true) {
+  return {
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem,
+    runAsNonRoot: true,
+    capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+}
+
+/** The NetworkPolicy peer of the Gateway's or ingress controller's proxy pods. */
+export function proxyPeer(config: KubernetesConfig): k8s.types.input.networking.v1.NetworkPolicyPeer {
+  return {
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": config.proxy.namespace } },
+    ...(config.proxy.podLabels ? { podSelector: { matchLabels: config.proxy.podLabels } } : {}),
+  };
+}

@@ -1,0 +1,239 @@
+/**
+ * The pieces inside the Kubernetes objects, run for real where this machine can: the routing
+ * table, the error-pages nginx configuration (served by the real nginx on loopback ports), the
+ * Redis start script (run by `sh` with a STAND-IN `redis-server` that records what it was given)
+ * and the sizes derived from config.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  NOT_FOUND_PORT,
+  UNAVAILABLE_PORT,
+  ERROR_PAGES_HEALTH_PORT,
+} from "../../components/kubernetes/common";
+import { ERROR_PAGES_ROOT, errorPagesFiles } from "../../components/kubernetes/errorPages";
+import { redisMemoryMiB, redisStartScript } from "../../components/kubernetes/OdooDeployment";
+import { previewHost, routingTable, tenantHost } from "../../components/kubernetes/routes";
+import { freePort } from "../helpers/ports";
+
+describe("routingTable", () => {
+  it("sends active tenants to the ERP and every other state to the 503 page, previews alike", () => {
+    expect(
+      routingTable("loom.example", [
+        { subdomain: "zeta", state: "active" },
+        { subdomain: "acme", state: "suspended", preview: true },
+        { subdomain: "beta", state: "archived" },
+        { subdomain: "gamma", state: "restoring" },
+        { subdomain: "delta", state: "active", preview: true },
+      ]).map((r) => [r.host, r.backend, r.kind, r.database, r.routeName]),
+    ).toEqual([
+      ["acme--preview.loom.example", "unavailable", "preview", "acme--preview", "tenant-acme-preview"],
+      ["acme.loom.example", "unavailable", "tenant", "acme", "tenant-acme"],
+      ["beta.loom.example", "unavailable", "tenant", "beta", "tenant-beta"],
+      ["delta--preview.loom.example", "erp", "preview", "delta--preview", "tenant-delta-preview"],
+      ["delta.loom.example", "erp", "tenant", "delta", "tenant-delta"],
+      ["gamma.loom.example", "unavailable", "tenant", "gamma", "tenant-gamma"],
+      ["zeta.loom.example", "erp", "tenant", "zeta", "tenant-zeta"],
+    ]);
+    expect([tenantHost("acme", "x.example"), previewHost("acme", "x.example")]).toEqual([
+      "acme.x.example",
+      "acme--preview.x.example",
+    ]);
+  });
+
+  it("refuses hosts no rule can carry", () => {
+    const long = "a".repeat(60);
+    expect(() => routingTable("loom.example", [{ subdomain: long, state: "active", preview: true }])).toThrow(
+      `tenant "${long}": preview host label "${long}--preview" is longer than 63 characters`,
+    );
+    expect(() =>
+      routingTable(`${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(63)}.example`, [
+        { subdomain: "a".repeat(63), state: "active" },
+      ]),
+    ).toThrow(/is longer than 253 characters/);
+    expect(() => routingTable("loom.example", [{ subdomain: "-acme", state: "active" }])).toThrow(
+      /not a routable subdomain/,
+    );
+    expect(routingTable("loom.example", [])).toEqual([]);
+  });
+});
+
+describe("Redis start script", () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "lw-redis-"));
+    // STAND-IN for redis-server: records its arguments and its stdin, then exits.
+    fs.writeFileSync(
+      path.join(dir, "redis-server"),
+      `#!/bin/sh\nprintf '%s\\n' "$@" > "${dir}/args"\ncat > "${dir}/stdin"\n`,
+      { mode: 0o755 },
+    );
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it("hands the password to redis-server on stdin only", () => {
+    const password = "s3cret$with`odd\\chars";
+    const r = spawnSync("sh", ["-c", redisStartScript("512mb")], {
+      env: { PATH: `${dir}:/usr/bin:/bin`, REDIS_PASSWORD: password },
+      encoding: "utf8",
+    });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    const args = fs.readFileSync(path.join(dir, "args"), "utf8").split("\n").slice(0, -1);
+    expect(args).toEqual([
+      "-",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--maxmemory",
+      "512mb",
+      "--maxmemory-policy",
+      "allkeys-lru",
+    ]);
+    expect(fs.readFileSync(path.join(dir, "stdin"), "utf8")).toBe(`requirepass ${password}\n`);
+  });
+
+  it("refuses to start without a password", () => {
+    const r = spawnSync("sh", ["-c", redisStartScript("256mb")], {
+      env: { PATH: `${dir}:/usr/bin:/bin` },
+      encoding: "utf8",
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/REDIS_PASSWORD/);
+  });
+
+  it("sizes Redis memory in its own units", () => {
+    expect([redisMemoryMiB("256mb"), redisMemoryMiB("1gb"), redisMemoryMiB("1536kb")]).toEqual([
+      256, 1024, 2,
+    ]);
+    expect(() => redisStartScript("256MB")).toThrow("not a Redis memory size: 256MB");
+  });
+});
+
+const nginxAvailable = spawnSync("nginx", ["-v"]).status === 0;
+
+function get(port: number, urlPath: string, host = "unknown.loom.example") {
+  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>(
+    (resolve, reject) => {
+      const req = http.get({ host: "127.0.0.1", port, path: urlPath, headers: { host } }, (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (body += c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      });
+      req.on("error", reject);
+      req.setTimeout(5000, () => req.destroy(new Error("timeout")));
+    },
+  );
+}
+
+async function waitForPort(port: number, deadline: number): Promise<void> {
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.on("connect", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} did not open`);
+}
+
+describe.skipIf(!nginxAvailable)("error pages, served by nginx", () => {
+  let dir: string;
+  let nginx: ChildProcess | undefined;
+  let stderr = "";
+  const ports = { notFound: 0, unavailable: 0, health: 0 };
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "lw-error-pages-"));
+    fs.chmodSync(dir, 0o755);
+    ports.notFound = await freePort();
+    ports.unavailable = await freePort();
+    ports.health = await freePort();
+    const files = errorPagesFiles();
+    // The ConfigMap's files as the pod mounts them; only the listen ports and the root differ here.
+    const conf = files["default.conf"]
+      .replaceAll(`listen ${NOT_FOUND_PORT} `, `listen 127.0.0.1:${ports.notFound} `)
+      .replaceAll(`listen ${UNAVAILABLE_PORT} `, `listen 127.0.0.1:${ports.unavailable} `)
+      .replaceAll(`listen ${ERROR_PAGES_HEALTH_PORT} `, `listen 127.0.0.1:${ports.health} `)
+      .replaceAll(ERROR_PAGES_ROOT, path.join(dir, "pages"));
+    expect(conf).not.toBe(files["default.conf"]);
+    fs.mkdirSync(path.join(dir, "pages"), { mode: 0o755 });
+    fs.writeFileSync(path.join(dir, "pages", "404.html"), files["404.html"], { mode: 0o644 });
+    fs.writeFileSync(path.join(dir, "pages", "503.html"), files["503.html"], { mode: 0o644 });
+    fs.writeFileSync(path.join(dir, "default.conf"), conf);
+    fs.writeFileSync(
+      path.join(dir, "nginx.conf"),
+      [
+        "daemon off;",
+        "worker_processes 1;",
+        `pid ${dir}/nginx.pid;`,
+        "error_log stderr warn;",
+        "events { worker_connections 64; }",
+        "http {",
+        "  access_log off;",
+        `  client_body_temp_path ${dir}/body;`,
+        `  proxy_temp_path ${dir}/proxy;`,
+        `  include ${dir}/default.conf;`,
+        "}",
+        "",
+      ].join("\n"),
+    );
+    const check = spawnSync("nginx", ["-t", "-p", dir, "-c", path.join(dir, "nginx.conf")], {
+      encoding: "utf8",
+    });
+    expect(check.status, check.stderr).toBe(0);
+    nginx = spawn("nginx", ["-p", dir, "-c", path.join(dir, "nginx.conf")], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    nginx.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+    const deadline = Date.now() + 10_000;
+    await Promise.all([ports.notFound, ports.unavailable, ports.health].map((p) => waitForPort(p, deadline)));
+  });
+
+  afterAll(async () => {
+    if (nginx && nginx.exitCode === null) {
+      const exited = new Promise((r) => nginx?.once("exit", r));
+      nginx.kill("SIGTERM");
+      await exited;
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("answers 404 with the page for any host and path on the not-found port", async () => {
+    for (const p of ["/", "/web/login", "/websocket"]) {
+      const r = await get(ports.notFound, p);
+      expect(r.status, `${p}: ${stderr}`).toBe(404);
+      expect(r.body).toContain("There is no Loomworks workspace at this address.");
+      expect(r.headers["content-type"]).toMatch(/^text\/html/);
+      expect(r.headers["cache-control"]).toBe("no-store");
+    }
+    expect((await get(ports.notFound, "/404.html")).status).toBe(404);
+  });
+
+  it("answers 503 with the page and Retry-After on the unavailable port", async () => {
+    const r = await get(ports.unavailable, "/web?db=acme", "acme.loom.example");
+    expect(r.status).toBe(503);
+    expect(r.body).toContain("This Loomworks workspace is not available at the moment.");
+    expect(r.headers["retry-after"]).toBe("300");
+    expect(r.headers["cache-control"]).toBe("no-store");
+    expect(r.headers.server).toBe("nginx");
+  });
+
+  it("answers the probes on the health port only", async () => {
+    expect(await get(ports.health, "/healthz")).toMatchObject({ status: 200, body: "ok\n" });
+    expect((await get(ports.health, "/")).status).toBe(404);
+    expect((await get(ports.notFound, "/healthz")).status).toBe(404);
+  });
+});
