@@ -3,7 +3,12 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../infra/config/schema";
+import { RandomSecret } from "../dynamic-providers/randomSecret";
 import { TenantTemplate } from "../dynamic-providers/tenantTemplate";
+import { DockerPlatform } from "./docker/DockerPlatform";
+import { OdooDeployment } from "./kubernetes/OdooDeployment";
+import { KubernetesRouter } from "./kubernetes/Router";
+import { LocalErp } from "./local/Erp";
 import { GUARDS_VERSION } from "../lib/guards/install";
 import { LocalPostgresCluster } from "./local/PostgresCluster";
 import { Tenant, type RestoreSummary, type SnapshotSummary, type TenantSummary } from "./Tenant";
@@ -30,7 +35,7 @@ export function templateSourceHash(source: { fromDump: string } | { fromCommand:
 /** The whole platform of one stack: PostgreSQL cluster, tenant templates and tenants. */
 export class LoomworksPlatform extends pulumi.ComponentResource {
   // Plain objects of outputs, so that only the secret fields (adminDsn, dsn) are secret in the stack outputs.
-  readonly postgres: {
+  postgres!: {
     host: pulumi.Output<string>;
     port: pulumi.Output<number>;
     adminDsn: pulumi.Output<string>;
@@ -41,14 +46,23 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
   readonly snapshots: Record<string, pulumi.Output<SnapshotSummary>> = {};
   /** subdomain → the tenant's declared point-in-time restore. */
   readonly restores: Record<string, pulumi.Output<RestoreSummary>> = {};
+  /** `{ url, nginxConfig, odooConfig }` (CONFIG.md): the router's base URL and the rendered configuration. */
+  router!: {
+    url: pulumi.Output<string>;
+    nginxConfig: pulumi.Output<string>;
+    odooConfig: pulumi.Output<string>;
+  };
 
   constructor(name: string, args: LoomworksPlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:platform:LoomworksPlatform", name, {}, opts);
     const { platform, tenants } = args.config;
-    if (platform.target !== "local") {
-      throw new pulumi.RunError(
-        `platform: key "target": the ${platform.target} target is not available in this release; use "local"`,
-      );
+    if (platform.target === "docker") {
+      this.buildDocker(args);
+      return;
+    }
+    if (platform.target === "kubernetes") {
+      this.buildKubernetes(args);
+      return;
     }
     const stateDir = path.resolve(args.projectDir, platform.stateDir);
     const cluster = new LocalPostgresCluster(
@@ -67,6 +81,13 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
             : pulumi.secret(platform.backups.encryptionPassphrase),
       },
       { parent: this },
+    );
+
+    // The ERP's own role and odoo.conf: the tenants are granted to the role as they are made.
+    const erp = new LocalErp(
+      "erp",
+      { adminDsn: cluster.adminDsn, host: cluster.host, port: cluster.port, stateDir, odoo: platform.odoo },
+      { parent: this, dependsOn: [cluster] },
     );
 
     const templates = new Map<string, TenantTemplate>();
@@ -92,6 +113,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
       );
     }
 
+    const tenantResources: Tenant[] = [];
     for (const tenant of tenants) {
       const template = templates.get(tenant.template);
       if (!template) {
@@ -115,9 +137,11 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
           stanza: cluster.stanza,
           url: `http://${tenant.subdomain}.${platform.domain}:${platform.routerPort}/`,
           undoExcludeTables: platform.undo.excludeTables ?? [],
+          erpRole: erp.role.roleName,
         },
-        { parent: this, dependsOn: [template] },
+        { parent: this, dependsOn: [template, erp.role] },
       );
+      tenantResources.push(t);
       this.tenants[tenant.subdomain] = t.summary;
       this.adminPasswords[tenant.subdomain] = pulumi.secret(t.adminPassword);
       if (t.restore) this.restores[tenant.subdomain] = t.restore;
@@ -126,7 +150,95 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
       }
     }
 
+    const router = erp.routeTenants(tenants, platform, tenantResources);
+    this.router = { url: router.url, nginxConfig: router.nginxConfig, odooConfig: erp.odooConfig };
     this.postgres = { host: cluster.host, port: cluster.port, adminDsn: pulumi.secret(cluster.adminDsn) };
+    this.registerOutputs({});
+  }
+
+  /**
+   * The docker target: PostgreSQL, Redis, the ERP and nginx containers on one Docker host. Tenant
+   * databases are not provisioned on it by this release (the local target's providers would reach
+   * its published PostgreSQL port; see docs/operations/docker.md).
+   */
+  private buildDocker(args: LoomworksPlatformArgs): void {
+    const { platform, tenants } = args.config;
+    const docker = new DockerPlatform(
+      "docker",
+      {
+        docker: platform.docker,
+        odoo: platform.odoo,
+        domain: platform.domain,
+        tenants: tenants.map((t) => ({ subdomain: t.subdomain, state: t.state, preview: t.preview })),
+        postgres: {
+          hostPort: platform.postgresPort,
+          archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
+          retentionFull: platform.backups.retentionFull,
+          ...(platform.backups.encryptionPassphrase === undefined
+            ? {}
+            : { encryptionPassphrase: pulumi.secret(platform.backups.encryptionPassphrase) }),
+        },
+        projectDir: args.projectDir,
+      },
+      { parent: this },
+    );
+    this.postgres = docker.postgres;
+    this.router = {
+      url: pulumi.output(docker.url),
+      nginxConfig: pulumi.output(docker.nginxConfig),
+      odooConfig: pulumi.output(docker.odooConfig),
+    };
+    this.registerOutputs({});
+  }
+
+  /**
+   * The kubernetes target: the ERP workload and its routing (Gateway API or Ingress, wildcard
+   * certificate through DNS-01). PostgreSQL on Kubernetes and tenant provisioning there are the
+   * next step (issue 6); the ERP is pointed at the `postgres` Service of the namespace.
+   */
+  private buildKubernetes(args: LoomworksPlatformArgs): void {
+    const { platform, tenants } = args.config;
+    const k8s = platform.kubernetes;
+    if (!k8s) throw new pulumi.RunError('platform: key "kubernetes": is required when target is kubernetes');
+    const rolePassword = new RandomSecret("erp-role-password", { length: 32 }, { parent: this });
+    const adminPasswd = new RandomSecret("erp-admin-passwd", { length: 32 }, { parent: this });
+    const erp = new OdooDeployment(
+      "erp",
+      {
+        config: k8s,
+        database: {
+          host: `postgres.${k8s.namespace}.svc`,
+          user: platform.odoo.dbUser,
+          password: rolePassword.result,
+          peer: { podLabels: { "app.kubernetes.io/name": "postgres" } },
+        },
+        adminPasswd: adminPasswd.result,
+        databases: tenants.filter((t) => t.state === "active").map((t) => t.subdomain),
+      },
+      { parent: this },
+    );
+    new KubernetesRouter(
+      "router",
+      {
+        config: k8s,
+        domain: platform.domain,
+        namespace: erp.namespace,
+        tenants: tenants.map((t) => ({ subdomain: t.subdomain, state: t.state, preview: t.preview })),
+        erp: { httpService: erp.httpService, websocketService: erp.websocketService },
+      },
+      { parent: this },
+    );
+    const url = `https://${platform.domain}/`;
+    this.postgres = {
+      host: pulumi.output(`postgres.${k8s.namespace}.svc`),
+      port: pulumi.output(5432),
+      adminDsn: pulumi.secret(pulumi.output("")),
+    };
+    this.router = {
+      url: pulumi.output(url),
+      nginxConfig: pulumi.output(""),
+      odooConfig: erp.odooConfig,
+    };
     this.registerOutputs({});
   }
 }

@@ -27,6 +27,8 @@ export interface TenantArgs {
   url: string;
   /** Stack table patterns never captured for undo (platform.undo.excludeTables). */
   undoExcludeTables: readonly string[];
+  /** The ERP's own role, made a member of the tenant's role. */
+  erpRole?: pulumi.Input<string>;
 }
 
 /** An entry of the `restores` stack output (CONFIG.md). */
@@ -91,6 +93,7 @@ export class Tenant extends pulumi.ComponentResource {
         filestoreRoot: args.filestoreRoot,
         retentionDays: cfg.retentionDays,
         forceDestroy: cfg.forceDestroy,
+        ...(args.erpRole ? { erpRole: args.erpRole } : {}),
       },
       { parent: this, customTimeouts: { create: "10m", update: "10m", delete: "10m" } },
     );

@@ -21,3 +21,4 @@ export const tenants = platform.tenants;
 export const adminPasswords = platform.adminPasswords;
 export const snapshots = platform.snapshots;
 export const restores = platform.restores;
+export const router = platform.router;

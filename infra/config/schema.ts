@@ -18,6 +18,9 @@
 import { z } from "zod";
 import { cronProblem } from "../../lib/backup/cron";
 import { checkSubdomain } from "./subdomain";
+import { dockerConfigSchema, type DockerConfig } from "./docker";
+import { kubernetesConfigSchema, type KubernetesConfig } from "./kubernetes";
+import { odooConfigSchema, type OdooConfig } from "./odoo";
 import {
   BOOLEAN_RULE,
   TEXT_RULE,
@@ -99,6 +102,12 @@ export interface PlatformConfig {
     /** Cron (UTC) of the storage quota check; default every 10 minutes. */
     checkSchedule?: string;
   };
+  /** The ERP server (image, sizing, sessions): infra/config/odoo.ts. */
+  odoo: OdooConfig;
+  /** The docker target: infra/config/docker.ts. */
+  docker: DockerConfig;
+  /** The kubernetes target (required there): infra/config/kubernetes.ts. */
+  kubernetes?: KubernetesConfig;
 }
 
 export interface TenantConfig {
@@ -117,6 +126,8 @@ export interface TenantConfig {
   forceDestroy: boolean;
   /** Days an archived tenant's data is retained (default 30). */
   retentionDays: number;
+  /** Also route `<subdomain>--preview.<domain>` (to the database `<subdomain>--preview`). */
+  preview: boolean;
 }
 
 export interface StackConfig {
@@ -291,6 +302,9 @@ export const PLATFORM_KEYS = [
   "templates",
   "undo",
   "quotas",
+  "odoo",
+  "docker",
+  "kubernetes",
 ] as const;
 
 export const platformSchema = strictMap(
@@ -330,6 +344,9 @@ export const platformSchema = strictMap(
       { checkSchedule: cronSchema.optional() },
       "must be a map of quota settings (checkSchedule)",
     ).default({}),
+    odoo: odooConfigSchema.default({}),
+    docker: dockerConfigSchema.default({}),
+    kubernetes: kubernetesConfigSchema.optional(),
     templates: namedMap(
       TEMPLATE_NAME,
       RULES.templateName,
@@ -341,6 +358,14 @@ export const platformSchema = strictMap(
   (v, ctx) => {
     const postgresPort = peek(portSchema.default(15432), v.postgresPort);
     const routerPort = peek(portSchema.default(8080), v.routerPort);
+    if (v.target === "kubernetes" && v.kubernetes === undefined) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["kubernetes"],
+        message: "is required when target is kubernetes (image, proxy, tls, filestore, ...)",
+        params: { noGot: true } satisfies IssueParams,
+      });
+    }
     if (postgresPort !== undefined && postgresPort === routerPort) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
@@ -403,6 +428,7 @@ export const TENANT_KEYS = [
   "restore",
   "forceDestroy",
   "retentionDays",
+  "preview",
 ] as const;
 
 /**
@@ -490,6 +516,7 @@ export function tenantSchema(subdomain: string, context: TenantContext) {
       restore: restoreSchema.optional(),
       forceDestroy: booleanSchema.default(false),
       retentionDays: integer(0, 36_500, RULES.retentionDays).default(DEFAULT_RETENTION_DAYS),
+      preview: booleanSchema.default(false),
     } satisfies Record<(typeof TENANT_KEYS)[number], z.ZodTypeAny>,
     "must be a map of tenant settings",
     checkTenant,
@@ -512,6 +539,7 @@ export function tenantSchema(subdomain: string, context: TenantContext) {
       ...(t.restore !== undefined ? { restore: t.restore } : {}),
       forceDestroy: t.forceDestroy,
       retentionDays: t.retentionDays,
+      preview: t.preview,
     };
   });
 }

@@ -84,6 +84,12 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
         `${DYNAMIC}LocalPostgres::postgres-server`,
         `${DYNAMIC}LocalScheduler::postgres-scheduler`,
         `${DYNAMIC}TenantTemplate::template-default`,
+        "loomworks:local:Erp::erp",
+        `${DYNAMIC}RandomSecret::erp-role-password`,
+        `${DYNAMIC}RandomSecret::erp-admin-passwd`,
+        `${DYNAMIC}ErpRole::erp-role`,
+        `${DYNAMIC}LocalOdooConfig::erp-odoo-config`,
+        `${DYNAMIC}LocalRouter::router`,
         "loomworks:tenant:Tenant::acme",
         `${DYNAMIC}RandomSecret::acme-role-password`,
         `${DYNAMIC}RandomSecret::acme-admin-password`,
@@ -113,6 +119,13 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
         [`${DYNAMIC}LocalScheduler::postgres-scheduler`]: {},
       },
       [`${DYNAMIC}TenantTemplate::template-default`]: {},
+      "loomworks:local:Erp::erp": {
+        [`${DYNAMIC}RandomSecret::erp-role-password`]: {},
+        [`${DYNAMIC}RandomSecret::erp-admin-passwd`]: {},
+        [`${DYNAMIC}ErpRole::erp-role`]: {},
+        [`${DYNAMIC}LocalOdooConfig::erp-odoo-config`]: {},
+        [`${DYNAMIC}LocalRouter::router`]: {},
+      },
       "loomworks:tenant:Tenant::acme": tenant("acme"),
       "loomworks:tenant:Tenant::globex": tenant("globex"),
     });
@@ -139,6 +152,40 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
     });
     expect(templatesHash()).toMatch(/^[0-9a-f]{16}$/);
     expect(isSecretInput(inputs.encryptionPassphrase)).toBe(true);
+  });
+
+  it("gives the ERP its own role (not a superuser) and an odoo.conf sized from the odoo settings", () => {
+    const role = plain(only(regs, `${DYNAMIC}ErpRole`, "erp-role").inputs);
+    expect(role).toEqual({
+      adminDsn: "postgres://postgres:pw-postgres-superuser-password@127.0.0.1:25432/postgres",
+      roleName: "loomworks_erp",
+      password: "pw-erp-role-password",
+    });
+    const conf = only(regs, `${DYNAMIC}LocalOdooConfig`, "erp-odoo-config").inputs;
+    expect(plain(conf)).toMatchObject({
+      stateDir,
+      dataDir: stateDir,
+      dbUser: "loomworks_erp",
+      dbPassword: "pw-erp-role-password",
+      adminPasswd: "pw-erp-admin-passwd",
+      cpu: 2,
+      memoryMb: 4096,
+    });
+  });
+
+  it("routes the declared tenants through the local router, with their states", () => {
+    const { inputs } = only(regs, `${DYNAMIC}LocalRouter`, "router");
+    expect(plain(inputs)).toMatchObject({
+      stateDir,
+      port: 9090,
+      domain: "loom.test",
+      odooHttp: "127.0.0.1:8069",
+      odooWebsocket: "127.0.0.1:8072",
+      tenants: [
+        { subdomain: "acme", state: "active", preview: false },
+        { subdomain: "globex", state: "suspended", preview: false },
+      ],
+    });
   });
 
   it("schedules the quota check with the undo log retention", () => {
@@ -186,6 +233,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
         filestoreRoot: path.join(stateDir, "filestore"),
         retentionDays,
         forceDestroy,
+        erpRole: "loomworks_erp",
       });
       expect(isSecretInput(inputs.adminDsn)).toBe(true);
     },
@@ -287,17 +335,9 @@ describe("LoomworksPlatform: other configurations", () => {
     expect(platform.tenants).toEqual({});
   });
 
-  it.each(["kubernetes", "docker"])("refuses the %s target with a RunError naming the key", (target) => {
-    const k8s = parseStackConfig({ platform: { target } });
-    let error: unknown;
-    try {
-      new LoomworksPlatform(`on-${target}`, { config: k8s, projectDir });
-    } catch (e) {
-      error = e;
-    }
-    expect(pulumi.RunError.isInstance(error)).toBe(true);
-    expect((error as Error).message).toBe(
-      `platform: key "target": the ${target} target is not available in this release; use "local"`,
+  it("refuses the kubernetes target without its settings, naming the key", () => {
+    expect(() => parseStackConfig({ platform: { target: "kubernetes" } })).toThrow(
+      /platform: key "kubernetes": is required when target is kubernetes/,
     );
   });
 

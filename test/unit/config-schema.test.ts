@@ -52,7 +52,10 @@ describe("parseStackConfig: defaults", () => {
         templates: {},
         undo: { retentionDays: 30 },
         quotas: {},
+        odoo: parseStackConfig({}).platform.odoo,
+        docker: parseStackConfig({}).platform.docker,
       });
+      expect(config.platform.odoo).toMatchObject({ cpu: 2, memoryMb: 4096, dbUser: "loomworks_erp" });
       expect(config.tiers).toEqual(DEFAULT_TIER_LIMITS);
       expect(config.tenants).toEqual([]);
     }
@@ -79,6 +82,7 @@ describe("parseStackConfig: defaults", () => {
       snapshots: {},
       forceDestroy: false,
       retentionDays: 30,
+      preview: false,
     });
     expect("restore" in acme).toBe(false);
     expect("dbServer" in acme).toBe(false);
@@ -372,7 +376,7 @@ describe("parseStackConfig: invalid tenants name tenant, key and rule", () => {
       'tenant "acme": key "adminemail": is not a known key (did you mean "adminEmail"?)',
     ]);
     expect(tenantProblems(tenant({ color: "blue" }))).toEqual([
-      'tenant "acme": key "color": is not a known key; known keys: tier, adminEmail, state, template, limits, dbServer, snapshots, restore, forceDestroy, retentionDays',
+      'tenant "acme": key "color": is not a known key; known keys: tier, adminEmail, state, template, limits, dbServer, snapshots, restore, forceDestroy, retentionDays, preview',
     ]);
     expect(tenantProblems(tenant({ limits: { maxUser: 3 } }))).toEqual([
       'tenant "acme": key "limits.maxUser": is not a known key (did you mean "maxUsers"?)',
@@ -471,7 +475,7 @@ describe("parseStackConfig: invalid platform", () => {
       platform: {
         odooHttp: "odoo.loomworks.svc.cluster.local:8069",
         odooWebsocket: "[::1]:8072",
-        target: "kubernetes",
+        target: "docker",
       },
     });
     expect(config.platform.odooHttp).toBe("odoo.loomworks.svc.cluster.local:8069");
