@@ -335,6 +335,61 @@ describe("LoomworksPlatform: other configurations", () => {
     expect(platform.tenants).toEqual({});
   });
 
+  it("builds the kubernetes target: the ERP workload and its routing, no local cluster", async () => {
+    const [platform, regs] = await build(
+      "k8s",
+      parseStackConfig({
+        platform: {
+          target: "kubernetes",
+          domain: "loomworks.app",
+          templates: { default: { fromCommand: "odoo -d {db} -i base --stop-after-init" } },
+          kubernetes: {
+            image: "registry.loomworks.app/loomworks/erp:18.0",
+            gatewayClassName: "eg",
+            proxy: { namespace: "envoy-gateway-system" },
+            tls: {
+              acmeEmail: "ops@loomworks.app",
+              dns01: { provider: "cloudflare", apiTokenSecretRef: { name: "cf", key: "token" } },
+            },
+            filestore: { storageClass: "efs-sc" },
+          },
+        },
+        tenants: {
+          acme: { tier: "pro", adminEmail: "boss@acme.example" },
+          globex: { tier: "basic", adminEmail: "it@globex.example", state: "suspended" },
+        },
+      }),
+    );
+    const types = new Set(regs.map((r) => r.type));
+    expect(types).toContain("loomworks:kubernetes:OdooDeployment");
+    expect(types).toContain("loomworks:kubernetes:Router");
+    expect(types).toContain("kubernetes:gateway.networking.k8s.io/v1:HTTPRoute");
+    expect(types).toContain("kubernetes:cert-manager.io/v1:Certificate");
+    expect([...types].filter((t) => t.includes("LocalPostgres") || t.includes("LocalRouter"))).toEqual([]);
+    const routes = regs.filter((r) => r.type === "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute");
+    const hosts = routes.flatMap((r) => (r.inputs.spec as { hostnames?: string[] })?.hostnames ?? []);
+    expect(hosts).toContain("acme.loomworks.app");
+    expect(await promiseOf(platform.router.url)).toBe("https://loomworks.app/");
+  });
+
+  it("builds the docker target: containers on one host, no local cluster", async () => {
+    const [platform, regs] = await build(
+      "dock",
+      parseStackConfig({
+        platform: {
+          target: "docker",
+          domain: "erp.example",
+          templates: { default: { fromCommand: "odoo -d {db} -i base --stop-after-init" } },
+        },
+        tenants: { acme: { tier: "pro", adminEmail: "boss@acme.example" } },
+      }),
+    );
+    const containers = regs.filter((r) => r.type === "docker:index/container:Container").map((r) => r.name);
+    expect(containers.length).toBeGreaterThanOrEqual(4);
+    expect(regs.some((r) => r.type.includes("LocalPostgres"))).toBe(false);
+    expect(await promiseOf(platform.router.url)).toContain("erp.example");
+  });
+
   it("refuses the kubernetes target without its settings, naming the key", () => {
     expect(() => parseStackConfig({ platform: { target: "kubernetes" } })).toThrow(
       /platform: key "kubernetes": is required when target is kubernetes/,
