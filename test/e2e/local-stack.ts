@@ -28,6 +28,8 @@ export class LocalTestStack {
     readonly dir: string,
     readonly stateDir: string,
     readonly postgresPort: number,
+    /** The stack's router port: a free one, never the default 8080 a dev stack may hold. */
+    readonly routerPort: number,
     readonly env: Record<string, string>,
     readonly stack: Stack,
   ) {}
@@ -55,7 +57,8 @@ export class LocalTestStack {
       { envVars: env, pulumiCommand },
     );
     const port = await freePort();
-    return new LocalTestStack(projectDir, path.join(dir, "state"), port, env, stack);
+    const routerPort = await freePort();
+    return new LocalTestStack(projectDir, path.join(dir, "state"), port, routerPort, env, stack);
   }
 
   /** Writes the stack's `loomworks:platform` and `loomworks:tenants` config. */
@@ -69,6 +72,7 @@ export class LocalTestStack {
           target: "local",
           stateDir: this.stateDir,
           postgresPort: this.postgresPort,
+          routerPort: this.routerPort,
           archiveTimeoutSeconds: 30,
           templates: { default: { fromDump: fixtureDump } },
           ...platform,
