@@ -1,6 +1,6 @@
 /**
  * Renders BENCHMARKS.md from the result files the benchmarks wrote to .loomworks/bench/
- * (tenant-create.json, pulumi-up.json, restore.json, undo.json, optionally pulumi-cold-build.json) and the Pulumi CLI
+ * (tenant-create.json, pulumi-up.json, restore.json, undo.json, router.json, optionally pulumi-cold-build.json) and the Pulumi CLI
  * build cache (~/.cache/loomworks-hosting/pulumi-v*\/build-seconds).
  *
  *   node bin/bench/report.js [--out BENCHMARKS.md]
@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { REPO_ROOT, RESULTS_DIR, parseFlags, stats, type MachineInfo, type Stats } from "./common";
 import type { RestoreTimings } from "../lib/restore/restore";
 import type { BaselineSample, Method, Phase, RestoreSample } from "./restore-result";
+import type { RouterBenchResult } from "./router";
 
 type Summary = Stats & { samplesMs: number[]; load: number[]; ok: boolean[]; errors: string[] };
 
@@ -171,7 +172,15 @@ interface UndoBenchResult {
     databaseBytes: number;
     capture: { triggers: string[] };
     method: string;
+    runs?: Array<{ scenario: string; tps: number; load: number[] }>;
     scenarios: UndoScenarioSummary[];
+  };
+  dormant?: {
+    rows: number;
+    singleRowStatements: number;
+    rounds: number;
+    method: string;
+    kinds: Array<{ kind: string; baselineUsPerRow: Stats; idleUsPerRow: Stats; extraUsPerRow: number }>;
   };
   profile?: { rounds: number; seconds: number; clients: number; scenarios: UndoScenarioSummary[] };
   undo: {
@@ -782,8 +791,8 @@ function undoSection(r: UndoBenchResult): string[] {
       "`-n`, simple query protocol like the ERP's driver), on pgbench tables with primary keys (history " +
       `gets an identity id), scale ${pb.scale} (${mb(pb.databaseBytes)} per database), \`-c ${pb.clients} ` +
       `-j ${pb.threads} -T ${pb.seconds}\`; ${pb.rounds} interleaved rounds after a ${pb.warmupSeconds} s ` +
-      `warm-up run of each scenario. Capture triggers attached by the event trigger as the tenant role ` +
-      `created the tables: ${pb.capture.triggers.map((t) => `\`${t}\``).join(", ")} (primary-key columns in ` +
+      `warm-up run of each scenario. Capture triggers as installGuards attached them: ` +
+      `${pb.capture.triggers.map((t) => `\`${t}\``).join(", ")} (primary-key columns in ` +
       `parentheses). Method: ${pb.method}.`,
     "",
     "| Scenario | tps median | min–max | median / baseline median | per-round ratio: median (min–max) | CPU per transaction: server + pgbench | baseline CPU / this | mean latency | WAL per transaction | change_log rows per transaction, bytes per row |",
@@ -804,6 +813,21 @@ function undoSection(r: UndoBenchResult): string[] {
       "CPU-bound run on an otherwise idle machine would show.",
     "",
   ];
+  const baseTps = by(pb.scenarios, "baseline")?.tps;
+  const runLoads = (pb.runs ?? []).map((x) => x.load[0]).filter(Number.isFinite);
+  if (baseTps && runLoads.length > 0) {
+    const swing = (baseTps.max - baseTps.min) / baseTps.median;
+    out.push(
+      `1-minute load average after the runs: ${Math.min(...runLoads).toFixed(1)} to ${Math.max(...runLoads).toFixed(1)} ` +
+        `on ${r.machine.nproc} cores; the baseline's own tps ranged ±${((swing / 2) * 100).toFixed(0)} % around its ` +
+        "median." +
+        (swing > 0.2
+          ? " Other work on the machine moved the tps by far more than the differences the goals are about: " +
+            "read the tps ratios with that uncertainty, and lean on the CPU ratios."
+          : ""),
+      "",
+    );
+  }
   const failed = pb.scenarios.filter((s) => s.failed > 0);
   if (failed.length > 0)
     out.push(`Failed transactions: ${failed.map((s) => `${s.name} ${s.failed}`).join(", ")}.`, "");
@@ -859,6 +883,30 @@ function undoSection(r: UndoBenchResult): string[] {
     "",
   );
 
+  // -- the dormant trigger
+  const dm = r.dormant;
+  if (dm) {
+    const perStmt = (k: string): boolean => k.endsWith("-1");
+    const label = (k: string): string =>
+      perStmt(k)
+        ? `${count(dm.singleRowStatements)} single-row ${k.replace("-1", "").toUpperCase()}s (per statement)`
+        : `one ${k.toUpperCase()} of ${count(dm.rows)} rows (per row)`;
+    const us2 = (x: number): string => (Number.isFinite(x) ? `${x.toFixed(2)} µs` : "–");
+    out.push(
+      "The dormant trigger on its own, as backend CPU time in one session (no network, no other clients): " +
+        `${dm.method}; medians of ${dm.rounds} rounds.`,
+      "",
+      "| Statements | without capture | capture installed, no operation | difference |",
+      "|---|---|---|---|",
+      ...dm.kinds.map(
+        (k) =>
+          `| ${label(k.kind)} | ${us2(k.baselineUsPerRow.median)} | ${us2(k.idleUsPerRow.median)} | ` +
+          `${k.extraUsPerRow >= 0 ? "+" : ""}${us2(k.extraUsPerRow)} |`,
+      ),
+      "",
+    );
+  }
+
   // -- profile
   const pf = r.profile;
   if (pf) {
@@ -869,7 +917,7 @@ function undoSection(r: UndoBenchResult): string[] {
       "### Where the capture cost goes",
       "",
       `${pf.rounds} interleaved rounds of ${pf.seconds} s with \`-c ${pf.clients}\` (one client: no waiting ` +
-        "for a CPU, so times are work), against copies of the op database with `track_functions = 'pl'` " +
+        "for a CPU, so times are work): baseline and idle as above, and copies of the op database with `track_functions = 'pl'` " +
         "(`pg_stat_user_functions`: time inside each PL/pgSQL function, SQL it runs included) and one change " +
         "each; throw-away experiments, none of them a configuration of the platform.",
       "",
@@ -877,7 +925,7 @@ function undoSection(r: UndoBenchResult): string[] {
       "|---|---|---|---|---|---|---|---|",
       ...pf.scenarios.map(
         (s) =>
-          `| ${s.name === "baseline" ? "baseline: no guards" : s.label} | ${tps(s.tps.median)} | ${s.ratio.toFixed(3)} | ` +
+          `| ${s.name === "baseline" ? "baseline: no guards" : s.name === "idle" ? "capture installed, no operation" : s.label} | ${tps(s.tps.median)} | ${s.ratio.toFixed(3)} | ` +
           `${us0(s.serverCpuUsPerTx.median)} | ${s.latencyMs.median.toFixed(3)} ms | ${us(fn(s, "loomworks_undo.capture"))} | ` +
           `${s.functions ? `${us(fn(s, "loomworks_undo.begin_operation"))} (${us(fn(s, "loomworks_undo.start_operation"))}; ${us(fn(s, "loomworks_quota.take_ai_operation"))})` : "–"} | ` +
           `${bytes(s.walBytesPerTx.median)} |`,
@@ -901,21 +949,53 @@ function undoSection(r: UndoBenchResult): string[] {
       const commit = (s: UndoScenarioSummary): number =>
         s.statements.find((x) => /^END\b/.test(x.sql))?.ms ?? NaN;
       const extra = work(op) - work(base);
+      const cpu = (x: UndoScenarioSummary | undefined): number => x?.serverCpuUsPerTx.median ?? NaN;
+      const idleP = by(pf.scenarios, "idle");
+      const setOnly = by(pf.scenarios, "op-set-only");
+      const callsOnly = by(pf.scenarios, "op-calls-only");
+      const startFn = fn(op, "loomworks_undo.start_operation");
+      const takeFn = fn(op, "loomworks_quota.take_ai_operation");
       out.push(
-        `With one client the statements of a transaction up to its COMMIT took ${work(base).toFixed(3)} ms ` +
-          `without capture and ${work(op).toFixed(3)} ms with an operation (+${(extra * 1000).toFixed(0)} µs; ` +
-          `COMMIT, mostly the WAL flush: ${commit(base).toFixed(3)} ms and ${commit(op).toFixed(3)} ms). Of that: ` +
-          `the begin_operation statement ${(beginStmt * 1000).toFixed(0)} µs (${us(beginFn)} inside the function, the ` +
-          `rest its round trip, parse and plan), and ${calls.toFixed(0)} capture() calls × ${us(cap)} = ` +
-          `${us(calls * cap)}. capture() per call: ${us(cap)} as it is; ${us(noRow)} without the ` +
-          `(table_oid, row_key) index; ${us(noIdx)} without both indexes; ${us(unlogged)} with the change log ` +
-          `unlogged (no WAL); ${us(empty)} with an empty body (the call itself). Capture adds ` +
-          `${bytes(op.walBytesPerTx.median - base.walBytesPerTx.median)} of WAL per transaction; the op ` +
-          `transactions write ${(op.walBytesPerTx.median / base.walBytesPerTx.median).toFixed(1)}× the WAL of ` +
-          "the baseline ones. Single runs of one variant differ by a few µs per call from round to round: read " +
-          "differences under ~5 µs as noise.",
+        `Inside the functions (one client): begin_operation ${us(beginFn)} per transaction (start_operation ` +
+          `${us(startFn)}, of it take_ai_operation ${us(takeFn)}); the begin_operation statement as pgbench saw ` +
+          `it ${(beginStmt * 1000).toFixed(0)} µs (with its round trip, parse and plan). capture() ` +
+          `${calls.toFixed(0)} × ${us(cap)} = ${us(calls * cap)} per transaction; per call ${us(cap)} as it is, ` +
+          `${us(noRow)} without the (table_oid, row_key) index, ${us(noIdx)} without both indexes, ` +
+          `${us(unlogged)} with the change log unlogged (no WAL), ${us(empty)} with an empty body (the call ` +
+          `itself). Statement latencies up to COMMIT: ${work(base).toFixed(3)} ms without capture, ` +
+          `${work(op).toFixed(3)} ms with (+${(extra * 1000).toFixed(0)} µs); COMMIT, mostly the WAL flush: ` +
+          `${commit(base).toFixed(3)} ms and ${commit(op).toFixed(3)} ms. Capture adds ` +
+          `${bytes(op.walBytesPerTx.median - base.walBytesPerTx.median)} of WAL per transaction ` +
+          `(${(op.walBytesPerTx.median / base.walBytesPerTx.median).toFixed(1)}× the baseline's).`,
         "",
       );
+      // The CPU split is only worth printing when runs of one variant agree.
+      const spreads = pf.scenarios.map(
+        (x) => (x.serverCpuUsPerTx.max - x.serverCpuUsPerTx.min) / x.serverCpuUsPerTx.median,
+      );
+      const worst = Math.max(...spreads.filter(Number.isFinite));
+      const total = cpu(op) - cpu(base);
+      const part = (x: number): string =>
+        Number.isFinite(x) ? `${us0(x)} (${((x / total) * 100).toFixed(0)} %)` : "–";
+      if (worst <= 0.15) {
+        out.push(
+          `Server CPU per transaction: ${us0(cpu(base))} without capture, ${us0(cpu(op))} with begin_operation ` +
+            `and capture, +${us0(total)} in all. Step by step: the dormant triggers ${part(cpu(idleP) - cpu(base))}; ` +
+            `capturing the rows with the operation set by a plain \`SET LOCAL\` ${part(cpu(setOnly) - cpu(idleP))}, ` +
+            `of which the capture() body (row images as jsonb, the change-log insert and its indexes) ` +
+            `${us0(cpu(op) - cpu(callsOnly))}; begin_operation instead of the \`SET LOCAL\` ` +
+            `${part(cpu(op) - cpu(setOnly))}.`,
+          "",
+        );
+      } else {
+        out.push(
+          `The server CPU per transaction of the variants (table) is not split further here: runs of one ` +
+            `variant differed by up to ${(worst * 100).toFixed(0)} % of their median in this run (other work on ` +
+            "the machine), more than the parts to be told apart; the times inside the functions above are the " +
+            "steadier measure.",
+          "",
+        );
+      }
     }
   }
 
@@ -950,6 +1030,76 @@ function undoSection(r: UndoBenchResult): string[] {
     );
   }
   return out;
+}
+
+function routerSection(r: RouterBenchResult): string[] {
+  const t = r.throughput;
+  const s = r.settings;
+  const rps = (x: number): string => (Number.isFinite(x) ? Math.round(x).toLocaleString("en") : "–");
+  const lat = (us: number): string => (Number.isFinite(us) ? `${(us / 1000).toFixed(2)} ms` : "–");
+  const us1 = (us: number | undefined): string =>
+    us !== undefined && Number.isFinite(us) ? `${us.toFixed(1)} µs` : "–";
+  const errs = (e: {
+    connect: number;
+    read: number;
+    write: number;
+    status: number;
+    timeout: number;
+  }): string =>
+    `${e.connect} connect, ${e.read} read, ${e.write} write, ${e.timeout} timeout, ${e.status} HTTP ≥ 400`;
+  const ul = r.underLoad;
+  const tenants = s.tenants.toLocaleString("en");
+  return [
+    `## Local router: nginx with a ${tenants}-tenant map (\`bench/router.ts\`)`,
+    "",
+    `${r.nginx.replace(/^nginx version: /, "")}, ${r.wrk.split(" [")[0]}; load (1/5/15 min) start ` +
+      `${loads(r.machine.load)}, end ${loads(r.loadEnd)}. Method: ${r.method}. The upstream is a stand-in ` +
+      "for the ERP (a Node.js HTTP server answering a small JSON body), so these figures measure the router, " +
+      `not Odoo; worker_processes ${s.workerProcesses}.`,
+    "",
+    `| | ${tenants}-tenant map | one tenant | map / one |`,
+    "|---|---|---|---|",
+    `| requests/s, median of ${t.map.rps.n} runs | ${rps(t.map.rps.median)} | ${rps(t.one.rps.median)} | ` +
+      `**${t.ratio.toFixed(3)}** (goal ≥ ${r.goals.ratio.goal}: ${yesNo(r.goals.ratio.met)}) |`,
+    `| requests/s, min – max | ${rps(t.map.rps.min)} – ${rps(t.map.rps.max)} | ${rps(t.one.rps.min)} – ` +
+      `${rps(t.one.rps.max)} | per round: median ${t.pairedRatio.median.toFixed(3)}, ` +
+      `${t.pairedRatio.min.toFixed(3)} – ${t.pairedRatio.max.toFixed(3)} |`,
+    `| p50 latency, median | ${lat(t.map.p50Us.median)} | ${lat(t.one.p50Us.median)} | |`,
+    `| p99 latency, median (max) | ${lat(t.map.p99Us.median)} (${lat(t.map.p99Us.max)}) | ` +
+      `${lat(t.one.p99Us.median)} (${lat(t.one.p99Us.max)}) | |`,
+    `| nginx workers' CPU per request (user + system), median | ${us1(t.map.cpuUs?.median)} | ` +
+      `${us1(t.one.cpuUs?.median)} | ${Number.isFinite(t.cpuRatio) ? t.cpuRatio.toFixed(3) : "–"} |`,
+    `| errors, all runs | ${t.errors} (both sides) | | |`,
+    "",
+    `Reloading the ${tenants}-tenant router (${r.reload.samples.length} applyRouter calls, adding or removing a ` +
+      "tenant each time; medians, max in parentheses):",
+    "",
+    "| render | `nginx -t` | reload: SIGHUP until every accepting worker runs the new configuration | whole applyRouter |",
+    "|---|---|---|---|",
+    `| ${msf(r.reload.renderMs.median)} (${msf(r.reload.renderMs.max)}) | ${msf(r.reload.checkMs.median)} ` +
+      `(${msf(r.reload.checkMs.max)}) | **${msf(r.reload.reloadMs.median)}** (${msf(r.reload.reloadMs.max)}; goal ≤ ` +
+      `${r.goals.reload.goalMs} ms: ${yesNo(r.goals.reload.met)}) | ${msf(r.reload.applyMs.median)} ` +
+      `(${msf(r.reload.applyMs.max)}) |`,
+    "",
+    "The reload includes nginx's own pause of about 100 ms between starting the new workers and telling the old " +
+      "ones to stop accepting; applyRouter returns only after that, so a tenant added by it answers from the " +
+      `next request: ${ms1(r.newTenant.answerMs.median)} median (max ${ms1(r.newTenant.answerMs.max)}) from ` +
+      "applyRouter returning to the new tenant's first 200 from the upstream, answered at attempt " +
+      `${[...new Set(r.newTenant.attempts)].join(", ")} of ${r.newTenant.attempts.length} tenants added. ` +
+      "(`pulumi up` adds its own engine overhead before the LocalRouter update starts; the router adds nothing after it ends.)",
+    "",
+    `Under load: ${ul.reloads} reloads during a ${ul.seconds} s wrk run against the ${tenants}-tenant router ` +
+      `(${rps(ul.run.rps)} requests/s, ${ul.run.requests.toLocaleString("en")} requests): ${errs(ul.run.errors)}. ` +
+      (ul.run.errors.read > 0
+        ? "Read errors are keep-alive connections the old workers close when they stop (nginx closes idle " +
+          "connections at once on a graceful shutdown): a client that reuses one at that moment sees it closed " +
+          "and must retry, as browsers do for idempotent requests. "
+        : "") +
+      (ul.run.errors.status === 0
+        ? "No request was answered with an error status."
+        : "Some requests were answered with an error status: see router.json."),
+    "",
+  ];
 }
 
 function buildSection(cold?: ColdBuildResult): string[] {
@@ -1015,6 +1165,7 @@ function main(): void {
   const cold = readJson<ColdBuildResult>("pulumi-cold-build");
   const rs = readJson<RestoreBenchResult>("restore");
   const un = readJson<UndoBenchResult>("undo");
+  const rt = readJson<RouterBenchResult>("router");
   const date = (tc?.machine ?? pu?.machine ?? rs?.machine ?? un?.machine)?.date ?? new Date().toISOString();
   const lines = [
     "# Benchmarks",
@@ -1028,6 +1179,7 @@ function main(): void {
     ...(pu ? pulumiSection(pu) : ["## `pulumi up`", "", "Not run.", ""]),
     ...(rs ? restoreSection(rs) : ["## Snapshots and per-tenant restore", "", "Not run.", ""]),
     ...(un ? undoSection(un) : ["## Undo capture and undo", "", "Not run.", ""]),
+    ...(rt ? routerSection(rt) : ["## Local router", "", "Not run.", ""]),
     ...buildSection(cold),
   ];
   fs.writeFileSync(outFile, lines.join("\n").replace(/\n+$/, "\n"));

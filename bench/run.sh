@@ -2,18 +2,20 @@
 # Runs the benchmarks and renders BENCHMARKS.md from their results.
 #
 #   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--undo-rounds N] [--undo-seconds N]
-#                [--cold-build] [--only tenant-create|pulumi-up|restore|undo|report]
+#                [--cold-build] [--only tenant-create|pulumi-up|restore|undo|router|report]
 #
 #   --rounds N          tenant-create rounds (default 15)
 #   --budget-seconds N  soft time budget of pulumi-up (default 600)
 #   --restores N        restore: restores of the 100 MB tenant per method and cluster size (default 3;
 #                       the whole restore benchmark takes ~20 min: 12 then 36 tenants, baselines included)
-#   --undo-rounds N     undo: interleaved pgbench rounds of the four capture scenarios (default 6)
-#   --undo-seconds N    undo: seconds per pgbench run (default 12; the undo benchmark takes ~10 min:
+#   --undo-rounds N     undo: interleaved pgbench rounds of the four capture scenarios (default 8)
+#   --undo-seconds N    undo: seconds per pgbench run (default 8; the undo benchmark takes ~10 min:
 #                       pgbench rounds, a one-client profile of the capture cost, 10,000-row undos)
 #   --cold-build        also time a Pulumi CLI build with an empty Go build cache (4-8 min on 2 cores;
 #                       run it when nothing else is being measured)
 #   --only WHAT         run one benchmark (or just the report) and keep the others' last results
+#                       (router: wrk against the local router, a 10,000-tenant map vs one tenant, its
+#                       reload time; ~3 min; installs the Debian package wrk when missing)
 #
 # Results go to .loomworks/bench/*.json (ignored by git); BENCHMARKS.md is rewritten.
 set -euo pipefail
@@ -26,8 +28,8 @@ source scripts/env.sh
 rounds=15
 budget=600
 restores=3
-undo_rounds=6
-undo_seconds=12
+undo_rounds=8
+undo_seconds=8
 cold=0
 only=""
 while [[ $# -gt 0 ]]; do
@@ -61,6 +63,16 @@ if wants restore; then
 fi
 if wants undo; then
   node bin/bench/undo.js --rounds "$undo_rounds" --seconds "$undo_seconds"
+fi
+if wants router; then
+  if ! command -v wrk >/dev/null; then
+    echo "[bench] installing wrk (Debian package)"
+    sudo_cmd=()
+    [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends wrk >/dev/null
+  fi
+  node bin/bench/router.js
 fi
 
 if [[ $cold -eq 1 ]]; then
