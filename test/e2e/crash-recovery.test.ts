@@ -5,11 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killPulumiSession } from "../../lib/process/crashPoint";
 import { LocalTestStack, type TenantEntry } from "./local-stack";
 
-async function query<T = Record<string, unknown>>(dsn: string, sql: string): Promise<T[]> {
+async function query<T = Record<string, unknown>>(
+  dsn: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const client = new Client({ connectionString: dsn });
   await client.connect();
   try {
-    return (await client.query(sql)).rows as T[];
+    return (await client.query(sql, params)).rows as T[];
   } finally {
     await client.end();
   }
@@ -53,7 +57,15 @@ describe("crash recovery of tenant creation", () => {
       adminDsn,
       `select rolname from pg_roles where rolcanlogin and not rolsuper order by 1`,
     );
-    expect(roles.map((r) => r.rolname)).toEqual(declared);
+    // The tenants' roles, and the ERP's own role, a member of each of them.
+    expect(roles.map((r) => r.rolname)).toEqual([...declared, "loomworks_erp"].sort());
+    const erpMemberOf = await query<{ tenant: string }>(
+      adminDsn,
+      `select t.rolname as tenant from pg_roles t
+       where t.rolname = any($1) and pg_has_role('loomworks_erp', t.oid, 'MEMBER') order by 1`,
+      [declared],
+    );
+    expect(erpMemberOf.map((r) => r.tenant)).toEqual(declared);
     expect(fs.readdirSync(path.join(s.stateDir, "filestore")).sort()).toEqual(declared);
     const rows = await query<{ subdomain: string; state: string }>(
       registry(adminDsn),
@@ -72,6 +84,7 @@ describe("crash recovery of tenant creation", () => {
     "tenant:database",
     "tenant:ownership",
     "tenant:connect-grants",
+    "tenant:erp-access",
     "tenant:erp-admin",
     "tenant:database-identity",
     "tenant:snapshot-api",
