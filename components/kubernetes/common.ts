@@ -37,7 +37,37 @@ export const NAMES = {
   certificateSecret: "loomworks-wildcard-tls",
   defaultRoute: "default-not-found",
   httpsRedirectRoute: "http-to-https",
+  /** PostgreSQL (issue 6): StatefulSet `postgres` with one pod `postgres-0`, headless Service `postgres`. */
+  postgres: "postgres",
+  postgresPod: "postgres-0",
+  postgresContainer: "postgres",
+  postgresExporterContainer: "postgres-exporter",
+  postgresSecrets: "loomworks-postgres-secrets",
+  postgresConfigPrefix: "loomworks-postgres-config",
+  /** PersistentVolumeClaims of the one PostgreSQL pod (plain PVCs, so that a size change expands them in place). */
+  postgresDataClaim: "postgres-data",
+  postgresWalClaim: "postgres-wal-archive",
+  postgresBackupsClaim: "postgres-backups",
+  /** Scheduled jobs and restores (the ops image). */
+  opsServiceAccount: "loomworks-ops",
+  opsConfigPrefix: "loomworks-ops-config",
+  restorePrefix: "loomworks-restore",
 } as const;
+
+/**
+ * Keys of the PostgreSQL Secret (NAMES.postgresSecrets): the superuser's, the replication user's
+ * and the monitoring user's passwords, and the backup repository's encryption passphrase.
+ */
+export const POSTGRES_SECRET_KEYS = {
+  superuserPassword: "superuser-password",
+  replicationPassword: "replication-password",
+  monitorPassword: "monitor-password",
+  backupCipherPass: "backup-cipher-pass",
+} as const;
+
+/** Login roles the PostgreSQL component creates besides the superuser. */
+export const POSTGRES_ROLES = { replication: "loomworks_replication", monitor: "loomworks_monitor" } as const;
+export const POSTGRES_EXPORTER_PORT = 9187;
 
 /** Label keys of this project (its own prefix: no domain is claimed). */
 export const LABEL_TENANT = "loomworks/tenant";
@@ -53,6 +83,9 @@ export const REDIS_LABELS = appLabels("loomworks-redis", "session-store");
 export const ERROR_PAGES_LABELS = appLabels("loomworks-error-pages", "error-pages");
 /** Pods of the module-update Job: the ERP image, but never selected by the ERP's Services. */
 export const UPDATE_LABELS = appLabels("loomworks-erp", "module-update");
+export const POSTGRES_LABELS = appLabels("postgres", "database");
+/** Pods of the scheduled jobs and restores (ops image). */
+export const OPS_LABELS = appLabels("loomworks-ops", "ops");
 
 /** Labels every object of the platform carries besides its selector labels. */
 export function objectLabels(selector: Record<string, string> = {}): Record<string, string> {
@@ -82,3 +115,6 @@ export function proxyPeer(config: KubernetesConfig): k8s.types.input.networking.
     ...(config.proxy.podLabels ? { podSelector: { matchLabels: config.proxy.podLabels } } : {}),
   };
 }
+
+/** Label of the scheduled jobs' and restores' pods: which job (`backup-full`, `restore`, ...). */
+export const LABEL_OPS_JOB = "loomworks/ops-job";

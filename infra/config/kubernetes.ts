@@ -342,6 +342,9 @@ export const KUBERNETES_KEYS = [
   "filestore",
   "redis",
   "errorPagesImage",
+  "postgres",
+  "ops",
+  "monitoring",
 ] as const;
 
 export interface ResourceQuantities {
@@ -392,6 +395,49 @@ export interface KubernetesConfig {
   redis: { image: string; maxMemory: string };
   /** nginx (unprivileged, listening on 8080+) serving the 404 and 503 pages. */
   errorPagesImage: string;
+  postgres: KubernetesPostgresConfig;
+  ops: KubernetesOpsConfig;
+  monitoring: KubernetesMonitoringConfig;
+}
+
+export const POSTGRES_SSL_MODES = ["disable", "prefer", "require", "verify-full"] as const;
+
+/** The PostgreSQL StatefulSet (components/kubernetes/PostgresServer.ts). */
+export interface KubernetesPostgresConfig {
+  /** PostgreSQL 15 + pgBackRest, built from docker/postgres of this repository. */
+  image: string;
+  /** StorageClass of the three volumes (default: the cluster's default class); must allow expansion to grow them. */
+  storageClass?: string;
+  /** Volume sizes; raising one expands the PersistentVolumeClaim in place. */
+  dataSize: string;
+  walArchiveSize: string;
+  backupsSize: string;
+  resources: { requests: ResourceQuantities; limits: ResourceQuantities };
+  exporterImage?: string;
+  /**
+   * `host:port` where the machine running `pulumi up` reaches this PostgreSQL to provision tenant
+   * databases (e.g. `127.0.0.1:15432` with `kubectl port-forward svc/postgres 15432:5432`). Required
+   * as soon as tenants are declared (docs/operations/kubernetes.md).
+   */
+  adminEndpoint?: { host: string; port: number };
+  adminSslMode: (typeof POSTGRES_SSL_MODES)[number];
+}
+
+/** The scheduled jobs and restore Jobs (components/kubernetes/OpsJobs.ts, RestoreJob.ts). */
+export interface KubernetesOpsConfig {
+  /** The ops image built from docker/ops of this repository (the project's own code, pgBackRest, kubectl). */
+  image: string;
+  /** Size limit of a restore Job's scratch volume (the restored cluster copy). */
+  restoreScratchSize: string;
+}
+
+/** Prometheus operator objects (components/kubernetes/Monitoring.ts). */
+export interface KubernetesMonitoringConfig {
+  enabled: boolean;
+  /** Namespace of Prometheus (allowed to scrape the exporter through the NetworkPolicy). */
+  namespace: string;
+  /** Labels the Prometheus operator selects ServiceMonitors, PodMonitors and PrometheusRules by. */
+  labels: Record<string, string>;
 }
 
 export const DEFAULT_KUBERNETES = {
@@ -406,7 +452,30 @@ export const DEFAULT_KUBERNETES = {
   redisImage: "redis:7.2-alpine",
   redisMaxMemory: "256mb",
   errorPagesImage: "nginxinc/nginx-unprivileged:1.27-alpine",
+  postgres: {
+    dataSize: "100Gi",
+    walArchiveSize: "50Gi",
+    backupsSize: "200Gi",
+    resources: { requests: { cpu: "1", memory: "2Gi" }, limits: { cpu: "2", memory: "4Gi" } },
+  },
+  restoreScratchSize: "50Gi",
+  monitoring: { namespace: "monitoring", labels: { release: "kube-prometheus-stack" } },
 } as const;
+
+const ENDPOINT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$/;
+const endpointRule =
+  'must be "host:port" where `pulumi up` reaches PostgreSQL, e.g. "127.0.0.1:15432" through kubectl port-forward';
+const endpointSchema = z
+  .string(rule(endpointRule))
+  .regex(ENDPOINT, endpointRule)
+  .refine((s) => {
+    const port = Number(s.slice(s.lastIndexOf(":") + 1));
+    return port >= 1 && port <= 65535;
+  }, endpointRule)
+  .transform((s) => {
+    const at = s.lastIndexOf(":");
+    return { host: s.slice(0, at).replace(/^\[|\]$/g, ""), port: Number(s.slice(at + 1)) };
+  });
 
 function quantities(what: string, defaults: ResourceQuantities) {
   return strictMap(
@@ -523,6 +592,43 @@ export const kubernetesConfigSchema = strictMap(
       "must be a map { image, maxMemory } of the session store",
     ).default({}),
     errorPagesImage: imageSchema.default(DEFAULT_KUBERNETES.errorPagesImage),
+    postgres: strictMap(
+      {
+        image: imageSchema.optional(),
+        storageClass: k8sObjectNameSchema.optional(),
+        dataSize: memorySchema.default(DEFAULT_KUBERNETES.postgres.dataSize),
+        walArchiveSize: memorySchema.default(DEFAULT_KUBERNETES.postgres.walArchiveSize),
+        backupsSize: memorySchema.default(DEFAULT_KUBERNETES.postgres.backupsSize),
+        resources: strictMap(
+          {
+            requests: quantities("requests", DEFAULT_KUBERNETES.postgres.resources.requests),
+            limits: quantities("limits", DEFAULT_KUBERNETES.postgres.resources.limits),
+          },
+          "must be a map { requests, limits } of the PostgreSQL container's resources",
+        ).default({}),
+        exporterImage: imageSchema.optional(),
+        adminEndpoint: endpointSchema.optional(),
+        adminSslMode: z
+          .enum(POSTGRES_SSL_MODES, rule(`must be one of ${POSTGRES_SSL_MODES.join(", ")}`))
+          .default("prefer"),
+      },
+      "must be a map of PostgreSQL settings (image, storageClass, dataSize, walArchiveSize, backupsSize, resources, exporterImage, adminEndpoint, adminSslMode)",
+    ).default({}),
+    ops: strictMap(
+      {
+        image: imageSchema.optional(),
+        restoreScratchSize: memorySchema.default(DEFAULT_KUBERNETES.restoreScratchSize),
+      },
+      "must be a map { image, restoreScratchSize } of the scheduled jobs' and restores' ops image",
+    ).default({}),
+    monitoring: strictMap(
+      {
+        enabled: booleanSchema.default(true),
+        namespace: k8sNameSchema.default(DEFAULT_KUBERNETES.monitoring.namespace),
+        labels: labelsSchema.default({ ...DEFAULT_KUBERNETES.monitoring.labels }),
+      },
+      "must be a map { enabled, namespace, labels } of the Prometheus operator settings",
+    ).default({}),
   } satisfies Record<(typeof KUBERNETES_KEYS)[number], z.ZodTypeAny>,
   "must be a map of Kubernetes settings",
   (v, ctx) => {
@@ -604,7 +710,36 @@ export const kubernetesConfigSchema = strictMap(
   filestore: k.filestore,
   redis: k.redis,
   errorPagesImage: k.errorPagesImage,
+  postgres: {
+    image: k.postgres.image ?? siblingImage(k.image, "postgres", "15-pgbackrest"),
+    ...(k.postgres.storageClass !== undefined ? { storageClass: k.postgres.storageClass } : {}),
+    dataSize: k.postgres.dataSize,
+    walArchiveSize: k.postgres.walArchiveSize,
+    backupsSize: k.postgres.backupsSize,
+    resources: k.postgres.resources,
+    ...(k.postgres.exporterImage !== undefined ? { exporterImage: k.postgres.exporterImage } : {}),
+    ...(k.postgres.adminEndpoint !== undefined ? { adminEndpoint: k.postgres.adminEndpoint } : {}),
+    adminSslMode: k.postgres.adminSslMode,
+  },
+  ops: { image: k.ops.image ?? siblingImage(k.image, "ops"), restoreScratchSize: k.ops.restoreScratchSize },
+  monitoring: k.monitoring,
 }));
+
+/**
+ * The default reference of an image built from this repository: pushed next to the ERP image
+ * (`registry/loomworks/erp:18.0-7` → `registry/loomworks/postgres:15-pgbackrest`, `.../ops:18.0-7`).
+ */
+export function siblingImage(erpImage: string, name: string, tag?: string): string {
+  const digestAt = erpImage.indexOf("@");
+  const withoutDigest = digestAt >= 0 ? erpImage.slice(0, digestAt) : erpImage;
+  const slash = withoutDigest.lastIndexOf("/");
+  const colon = withoutDigest.lastIndexOf(":");
+  const hasTag = colon > slash;
+  const repository = hasTag ? withoutDigest.slice(0, colon) : withoutDigest;
+  const ownTag = hasTag ? withoutDigest.slice(colon + 1) : "latest";
+  const base = slash >= 0 ? repository.slice(0, repository.lastIndexOf("/") + 1) : "";
+  return `${base}${name}:${tag ?? ownTag}`;
+}
 
 /** `loomworks-<namespace>-letsencrypt[-staging]`: a ClusterIssuer is cluster-wide, so the stack's namespace is in it. */
 export function defaultIssuerName(namespace: string, acmeServer: string): string {

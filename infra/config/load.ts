@@ -181,6 +181,22 @@ function collect(raw: { platform?: unknown; tiers?: unknown; tenants?: unknown }
     }
   }
 
+  if (
+    platform?.target === "kubernetes" &&
+    platform.kubernetes &&
+    !platform.kubernetes.postgres.adminEndpoint
+  ) {
+    for (const tenant of tenants) {
+      problems.push(
+        formatProblem(
+          `tenant ${JSON.stringify(tenant.subdomain)}`,
+          [],
+          'needs platform.kubernetes.postgres.adminEndpoint ("host:port" where `pulumi up` reaches the cluster\'s PostgreSQL, e.g. through kubectl port-forward; docs/operations/kubernetes.md) to be provisioned on the kubernetes target',
+        ),
+      );
+    }
+  }
+
   if (problems.length > 0 || platform === undefined) return { problems };
   return { config: { platform, tiers, tenants }, problems };
 }

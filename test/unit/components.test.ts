@@ -352,6 +352,7 @@ describe("LoomworksPlatform: other configurations", () => {
               dns01: { provider: "cloudflare", apiTokenSecretRef: { name: "cf", key: "token" } },
             },
             filestore: { storageClass: "efs-sc" },
+            postgres: { adminEndpoint: "127.0.0.1:15432" },
           },
         },
         tenants: {
@@ -388,6 +389,25 @@ describe("LoomworksPlatform: other configurations", () => {
     expect(containers.length).toBeGreaterThanOrEqual(4);
     expect(regs.some((r) => r.type.includes("LocalPostgres"))).toBe(false);
     expect(await promiseOf(platform.router.url)).toContain("erp.example");
+  });
+
+  it("refuses tenants on the kubernetes target until pulumi up can reach its PostgreSQL, naming the tenant", () => {
+    expect(() =>
+      parseStackConfig({
+        platform: {
+          target: "kubernetes",
+          templates: { default: { fromCommand: "odoo -d {db} -i base --stop-after-init" } },
+          kubernetes: {
+            image: "registry.loomworks.app/loomworks/erp:18.0",
+            gatewayClassName: "eg",
+            proxy: { namespace: "envoy-gateway-system" },
+            tls: { acmeEmail: "ops@loomworks.app", createIssuer: false, issuerName: "le" },
+            filestore: { storageClass: "efs-sc" },
+          },
+        },
+        tenants: { acme: { tier: "pro", adminEmail: "boss@acme.example" } },
+      }),
+    ).toThrow(/tenant "acme": needs platform\.kubernetes\.postgres\.adminEndpoint/);
   });
 
   it("refuses the kubernetes target without its settings, naming the key", () => {

@@ -18,8 +18,11 @@ const PG_DOCKERFILE = path.join(repoRoot, "docker", "postgres", "Dockerfile");
 const SCRIPTS = [
   "docker/entrypoint.sh",
   "docker/postgres/initdb/10-pgbackrest-stanza.sh",
+  "docker/postgres/initdb/20-loomworks-roles.sh",
   "test/helpers/standin-odoo.sh",
 ];
+/** Scripts that need bash (arrays, `[[ ]]`), checked as bash. */
+const BASH_SCRIPTS = ["docker/postgres/scripts/loomworks-sync-roles"];
 
 interface Instruction {
   keyword: string;
@@ -310,6 +313,15 @@ describe("shell scripts", () => {
     const file = path.join(repoRoot, script);
     expect(readFileSync(file, "utf8").split("\n")[0]).toBe("#!/bin/sh");
     const r = spawnSync("shellcheck", ["--shell=sh", "--severity=style", file], { encoding: "utf8" });
+    expect(r.error).toBeUndefined();
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  it.each(BASH_SCRIPTS)("%s is bash and shellcheck-clean", (script) => {
+    const file = path.join(repoRoot, script);
+    expect(readFileSync(file, "utf8").split("\n")[0]).toBe("#!/bin/bash");
+    const r = spawnSync("shellcheck", ["--shell=bash", "--severity=style", file], { encoding: "utf8" });
     expect(r.error).toBeUndefined();
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);

@@ -10,6 +10,7 @@ import {
   kubernetesConfigSchema,
   memoryBytes,
   memoryMiB,
+  siblingImage,
   type KubernetesConfig,
 } from "../../infra/config/kubernetes";
 
@@ -72,6 +73,16 @@ describe("kubernetesConfigSchema: defaults", () => {
       filestore: { storageClass: "efs-sc", size: "100Gi" },
       redis: { image: "redis:7.2-alpine", maxMemory: "256mb" },
       errorPagesImage: "nginxinc/nginx-unprivileged:1.27-alpine",
+      postgres: {
+        image: "registry.example.com/loomworks/postgres:15-pgbackrest",
+        dataSize: "100Gi",
+        walArchiveSize: "50Gi",
+        backupsSize: "200Gi",
+        resources: { requests: { cpu: "1", memory: "2Gi" }, limits: { cpu: "2", memory: "4Gi" } },
+        adminSslMode: "prefer",
+      },
+      ops: { image: "registry.example.com/loomworks/ops:18.0-1", restoreScratchSize: "50Gi" },
+      monitoring: { enabled: true, namespace: "monitoring", labels: { release: "kube-prometheus-stack" } },
     });
   });
 
@@ -267,5 +278,65 @@ describe("quantities", () => {
     ]);
     expect(memoryBytes("4GB")).toBeNaN();
     expect([memoryMiB("4Gi"), memoryMiB("1G")]).toEqual([4096, 953]);
+  });
+});
+
+describe("kubernetesConfigSchema: PostgreSQL, ops and monitoring", () => {
+  it("derives the PostgreSQL and ops images from the ERP image's repository", () => {
+    expect(siblingImage("registry.example.com:5000/loomworks/erp:18.0-7", "ops")).toBe(
+      "registry.example.com:5000/loomworks/ops:18.0-7",
+    );
+    expect(siblingImage("loomworks/erp@sha256:" + "a".repeat(64), "postgres", "15")).toBe(
+      "loomworks/postgres:15",
+    );
+    expect(siblingImage("erp", "ops")).toBe("ops:latest");
+  });
+
+  it("takes explicit images, sizes, storage class and the admin endpoint", () => {
+    const config = parse({
+      ...MINIMAL,
+      postgres: {
+        image: "r.example/pg:15-9",
+        storageClass: "gp3-expandable",
+        dataSize: "500Gi",
+        backupsSize: "1Ti",
+        adminEndpoint: "127.0.0.1:15432",
+        adminSslMode: "require",
+      },
+      ops: { image: "r.example/ops:2" },
+      monitoring: { enabled: "false", labels: { prometheus: "main" } },
+    });
+    expect(config.postgres).toMatchObject({
+      image: "r.example/pg:15-9",
+      storageClass: "gp3-expandable",
+      dataSize: "500Gi",
+      walArchiveSize: "50Gi",
+      backupsSize: "1Ti",
+      adminEndpoint: { host: "127.0.0.1", port: 15432 },
+      adminSslMode: "require",
+    });
+    expect(config.ops.image).toBe("r.example/ops:2");
+    expect(config.monitoring).toEqual({
+      enabled: false,
+      namespace: "monitoring",
+      labels: { prometheus: "main" },
+    });
+    expect(parse({ ...MINIMAL, postgres: { adminEndpoint: "[::1]:5432" } }).postgres.adminEndpoint).toEqual({
+      host: "::1",
+      port: 5432,
+    });
+  });
+
+  it.each([
+    [{ postgres: { adminEndpoint: "localhost" } }, "postgres.adminEndpoint", 'must be "host:port"'],
+    [{ postgres: { adminEndpoint: "db:70000" } }, "postgres.adminEndpoint", 'must be "host:port"'],
+    [{ postgres: { dataSize: "lots" } }, "postgres.dataSize", "must be a memory quantity"],
+    [{ postgres: { adminSslMode: "verify-ca" } }, "postgres.adminSslMode", "must be one of disable, prefer"],
+    [{ postgres: { replicas: 2 } }, "postgres.replicas", ""],
+    [{ ops: { image: "has space" } }, "ops.image", "must be a container image reference"],
+    [{ monitoring: { namespace: "Not_A_Name" } }, "monitoring.namespace", "must be a Kubernetes name"],
+  ])("refuses %j naming the key and the rule", (override, key, rule) => {
+    const found = issues({ ...MINIMAL, ...override });
+    expect(found.some((i) => i.startsWith(`${key}:`) && i.includes(rule))).toBe(true);
   });
 });
