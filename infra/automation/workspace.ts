@@ -17,6 +17,8 @@ export interface OpenStackOptions {
 
 /** The backend every script uses unless PULUMI_BACKEND_URL says otherwise: file:// under .loomworks. */
 export function backendUrl(workDir: string, env: NodeJS.ProcessEnv = process.env): string {
+  // An unset CI secret expands to "": taken as set, it would send pulumi to the Pulumi Cloud login.
+  if (env.PULUMI_BACKEND_URL === "") throw new Error("PULUMI_BACKEND_URL is set but empty");
   return env.PULUMI_BACKEND_URL ?? `file://${path.join(workDir, ".loomworks", "pulumi-state")}`;
 }
 
@@ -33,6 +35,9 @@ export async function openStack(opts: OpenStackOptions): Promise<Stack> {
     opts.env?.PULUMI_CONFIG_PASSPHRASE ??
     process.env.PULUMI_CONFIG_PASSPHRASE ??
     (opts.stackName === "dev" ? DEV_PASSPHRASE : undefined);
+  if (passphrase === "" && opts.stackName !== "dev") {
+    throw new Error(`stack "${opts.stackName}": PULUMI_CONFIG_PASSPHRASE is set but empty`);
+  }
   if (passphrase === undefined && !process.env.PULUMI_CONFIG_PASSPHRASE_FILE) {
     throw new Error(`stack "${opts.stackName}": set PULUMI_CONFIG_PASSPHRASE (only "dev" has a default)`);
   }
