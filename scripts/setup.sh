@@ -31,6 +31,27 @@ if ((${#need_pkgs[@]})); then
   "${sudo_cmd[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
+# promtool (the alerting rules' unit tests, test/unit/prometheus-rules.test.ts) comes with Debian's
+# prometheus package, whose postinst would start a Prometheus daemon through invoke-rc.d where no
+# systemd runs: a temporary policy-rc.d (exit 101 = "action forbidden") keeps it from starting.
+if ! command -v promtool >/dev/null; then
+  log "installing Debian package: prometheus (for promtool; its service is not started)"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  own_policy=
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee /usr/sbin/policy-rc.d >/dev/null
+    "${sudo_cmd[@]}" chmod 0755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  "${sudo_cmd[@]}" apt-get update -qq
+  install_rc=0
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || install_rc=$?
+  [[ -z "$own_policy" ]] || "${sudo_cmd[@]}" rm -f /usr/sbin/policy-rc.d
+  ((install_rc == 0)) || { log "apt-get install prometheus failed ($install_rc)"; exit 1; }
+  command -v promtool >/dev/null || { log "the prometheus package installed no promtool"; exit 1; }
+fi
 id postgres >/dev/null 2>&1 || { log "the postgres system user is missing (it comes with postgresql-15)"; exit 1; }
 
 command -v node >/dev/null || { log "Node.js 20 or later is required"; exit 1; }

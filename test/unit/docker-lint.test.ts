@@ -298,7 +298,7 @@ describe("Dockerfile lint", () => {
     const ignore = readFileSync(`${ERP_DOCKERFILE}.dockerignore`, "utf8")
       .split("\n")
       .filter((l) => l && !l.startsWith("#"));
-    expect(ignore).toEqual(["*", "!docker/entrypoint.sh"]);
+    expect(ignore).toEqual(["*", "!docker/entrypoint.sh", "!docker/addons", "**/__pycache__"]);
   });
 });
 
