@@ -7,7 +7,7 @@ import { ErpRole } from "../../dynamic-providers/erpRole";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
 import type { DockerConfig } from "../../infra/config/docker";
 import type { OdooConfig } from "../../infra/config/odoo";
-import { ERP_IMAGE, ENTRYPOINT_ENV } from "../../lib/odoo/image";
+import { ERP_IMAGE, ENTRYPOINT_ENV, LOG_FORMAT_ENV } from "../../lib/odoo/image";
 import { routerUrl, type RouterTenant } from "../../lib/router/config";
 import {
   DOCKER_HOSTS,
@@ -341,6 +341,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
         `${ENTRYPOINT_ENV.dbPassword}_FILE=${ERP_CONTAINER.dbPasswordFile}`,
         `${ENTRYPOINT_ENV.databases}=${[...dbs].sort().join(",")}`,
         `${ENTRYPOINT_ENV.updateModules}=${odoo.updateModules.join(",")}`,
+        `${LOG_FORMAT_ENV.name}=${LOG_FORMAT_ENV.value}`,
         ...(debugpy
           ? [`${ENTRYPOINT_ENV.debugpy}=1`, `${ENTRYPOINT_ENV.debugpyPort}=${ERP_IMAGE.debugpyPort}`]
           : []),

@@ -7,7 +7,7 @@
 import { renderPostgresqlConf } from "../../lib/pg/cluster";
 import { renderPgBackRestConf } from "../../lib/pg/pgbackrest";
 import { ODOO_GEVENT_PORT, ODOO_HTTP_PORT, ODOO_SECRET_ENV, renderOdooConfig } from "../../lib/odoo/config";
-import { ERP_IMAGE, imageAddonsPath } from "../../lib/odoo/image";
+import { ERP_IMAGE, imageAddonsPath, imageServerWideModules } from "../../lib/odoo/image";
 import { renderRouterConfig, type RouterTenant } from "../../lib/router/config";
 
 /** Network aliases the containers reach each other by. */
@@ -125,7 +125,7 @@ export function renderDockerOdooConf(o: DockerOdooConfOptions): string {
     memoryMb: o.memoryMb,
     mode: o.development ? "threaded" : "prefork",
     redisUrl: o.redisUrl ?? `redis://${DOCKER_HOSTS.redis}:6379/0`,
-    ...(o.serverWideModules ? { serverWideModules: o.serverWideModules } : {}),
+    serverWideModules: imageServerWideModules(o.serverWideModules),
     ...(o.logLevel ? { logLevel: o.logLevel } : {}),
   });
 }

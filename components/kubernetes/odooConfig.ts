@@ -18,6 +18,7 @@ import {
   secretReferences,
   type OdooConfigOptions,
 } from "../../lib/odoo/config";
+import { LOG_FORMAT_ENV, imageServerWideModules } from "../../lib/odoo/image";
 
 /** The ConfigMap's file, mounted read-only (a directory mount, so a new ConfigMap name rolls the pods). */
 export const CONFIG_DIR = "/etc/loomworks";
@@ -44,6 +45,7 @@ export type KubernetesOdooConfigOptions = Omit<OdooConfigOptions, "adminPasswd" 
 export function renderKubernetesOdooConfig(o: KubernetesOdooConfigOptions): string {
   const text = renderOdooConfig({
     ...o,
+    serverWideModules: imageServerWideModules(o.serverWideModules),
     adminPasswd: { fromEnv: ODOO_SECRET_ENV.adminPasswd },
     dbPassword: { fromEnv: ODOO_SECRET_ENV.dbPassword },
     redisUrl: { fromEnv: ODOO_SECRET_ENV.redisUrl },
@@ -64,6 +66,7 @@ export function entrypointEnv(): k8s.types.input.core.v1.EnvVar[] {
   return [
     { name: "LOOMWORKS_ODOO_CONF", value: `${CONFIG_DIR}/${CONFIG_FILE}` },
     { name: "LOOMWORKS_RUNTIME_DIR", value: RUNTIME_DIR },
+    { ...LOG_FORMAT_ENV },
     ...Object.entries(SECRET_FILES).map(([env, key]) => ({
       name: `${env}_FILE`,
       value: `${SECRETS_DIR}/${key}`,

@@ -46,3 +46,13 @@ export const ENTRYPOINT_ENV = {
 
 /** Exit codes of the entrypoint (besides the server's own). */
 export const ENTRYPOINT_EXIT = { unreachable: 69, updateFailed: 70, config: 78 } as const;
+
+/** The platform's own server-wide addon baked into the image (docker/addons): one JSON object per log line. */
+export const JSON_LOGGING_MODULE = "loomworks_json_logging";
+/** The environment variable that switches the addon on (`json`); the image's targets always set it. */
+export const LOG_FORMAT_ENV = { name: "LOOMWORKS_LOG_FORMAT", value: "json" } as const;
+
+/** `server_wide_modules` on an image-based target: the configured ones (default base, web) and the JSON logs addon. */
+export function imageServerWideModules(configured?: readonly string[]): string[] {
+  return [...new Set([...(configured ?? ["base", "web"]), JSON_LOGGING_MODULE])];
+}
