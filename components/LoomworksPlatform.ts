@@ -75,6 +75,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         schedule: platform.backups.schedule,
         ...(platform.quotas.checkSchedule ? { quotaCheck: platform.quotas.checkSchedule } : {}),
         undoRetentionDays: platform.undo.retentionDays,
+        credentialRotation: platform.credentialRotation,
         encryptionPassphrase:
           platform.backups.encryptionPassphrase === undefined
             ? undefined
@@ -86,7 +87,14 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
     // The ERP's own role and odoo.conf: the tenants are granted to the role as they are made.
     const erp = new LocalErp(
       "erp",
-      { adminDsn: cluster.adminDsn, host: cluster.host, port: cluster.port, stateDir, odoo: platform.odoo },
+      {
+        adminDsn: cluster.adminDsn,
+        host: cluster.host,
+        port: cluster.port,
+        stateDir,
+        odoo: platform.odoo,
+        credentialRotation: platform.credentialRotation,
+      },
       { parent: this, dependsOn: [cluster] },
     );
 
@@ -138,6 +146,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
           url: `http://${tenant.subdomain}.${platform.domain}:${platform.routerPort}/`,
           undoExcludeTables: platform.undo.excludeTables ?? [],
           erpRole: erp.role.roleName,
+          platformCredentialRotation: platform.credentialRotation,
         },
         { parent: this, dependsOn: [template, erp.role] },
       );

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Limits, TenantConfig } from "../infra/config/schema";
-import { RandomSecret } from "../dynamic-providers/randomSecret";
+import { RandomSecret, rotationKeepers } from "../dynamic-providers/randomSecret";
 import { PitrRestore } from "../dynamic-providers/pitrRestore";
 import { Snapshot, type SnapshotSummary } from "../dynamic-providers/snapshot";
 
@@ -29,6 +29,8 @@ export interface TenantArgs {
   undoExcludeTables: readonly string[];
   /** The ERP's own role, made a member of the tenant's role. */
   erpRole?: pulumi.Input<string>;
+  /** platform.credentialRotation: rotates this tenant's role password too (with every other tenant's). */
+  platformCredentialRotation?: string;
 }
 
 /** An entry of the `restores` stack output (CONFIG.md). */
@@ -71,7 +73,17 @@ export class Tenant extends pulumi.ComponentResource {
     super("loomworks:tenant:Tenant", name, {}, opts);
     const cfg = args.config;
     const { database, roleName } = tenantNames(cfg.subdomain);
-    const rolePassword = new RandomSecret(`${name}-role-password`, { length: 32 }, { parent: this });
+    const rolePassword = new RandomSecret(
+      `${name}-role-password`,
+      {
+        length: 32,
+        keepers: rotationKeepers({
+          platform: args.platformCredentialRotation,
+          tenant: cfg.credentialRotation,
+        }),
+      },
+      { parent: this },
+    );
     const adminPassword = new RandomSecret(`${name}-admin-password`, { length: 20 }, { parent: this });
 
     const db = new TenantDatabase(

@@ -34,7 +34,7 @@ async function converge(inputs: ErpRoleInputs): Promise<ErpRoleOutputs> {
   return { ...inputs, missingTenants: st.missingTenants, superuser: st.superuser };
 }
 
-const erpRoleProvider: pulumi.dynamic.ResourceProvider<ErpRoleInputs, ErpRoleOutputs> = {
+export const erpRoleProvider: pulumi.dynamic.ResourceProvider<ErpRoleInputs, ErpRoleOutputs> = {
   async diff(_id, olds, news) {
     const replaces = olds.roleName !== news.roleName ? ["roleName"] : [];
     const drift = (olds.missingTenants ?? []).length > 0 || olds.superuser === true;

@@ -39,7 +39,10 @@ const CLUSTER_MODULE = path.join(__dirname, "..", "lib", "pg", "cluster");
 /** ensureCluster + recording the repository's backups in the registry (lib/backup/backups.ts). */
 const BACKUPS_MODULE = path.join(__dirname, "..", "lib", "backup", "backups");
 
-const localPostgresProvider: pulumi.dynamic.ResourceProvider<LocalPostgresInputs, LocalPostgresOutputs> = {
+export const localPostgresProvider: pulumi.dynamic.ResourceProvider<
+  LocalPostgresInputs,
+  LocalPostgresOutputs
+> = {
   async create(inputs) {
     const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
     const backups: typeof import("../lib/backup/backups") = require(BACKUPS_MODULE);

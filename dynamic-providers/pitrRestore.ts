@@ -72,7 +72,7 @@ const RESTORE_MODULE = path.join(__dirname, "..", "lib", "restore", "index");
 
 type RestoreModule = typeof import("../lib/restore/index");
 
-const pitrRestoreProvider: pulumi.dynamic.ResourceProvider<PitrRestoreInputs, PitrRestoreOutputs> = {
+export const pitrRestoreProvider: pulumi.dynamic.ResourceProvider<PitrRestoreInputs, PitrRestoreOutputs> = {
   async check(olds, news) {
     const m: RestoreModule = require(RESTORE_MODULE);
     const r = await m.checkPitrRestore(

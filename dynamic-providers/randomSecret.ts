@@ -31,6 +31,18 @@ const randomSecretProvider: pulumi.dynamic.ResourceProvider<RandomSecretInputs> 
   },
 };
 
+/**
+ * The `keepers` of a rotatable password: one entry per rotation trigger that is set, none when no
+ * trigger is (so stacks without `credentialRotation` see no diff at all).
+ */
+export function rotationKeepers(triggers: Record<string, string | undefined>): Record<string, string> {
+  const keepers: Record<string, string> = {};
+  for (const [key, value] of Object.entries(triggers)) {
+    if (value !== undefined) keepers[`${key}CredentialRotation`] = value;
+  }
+  return keepers;
+}
+
 export class RandomSecret extends pulumi.dynamic.Resource {
   declare readonly result: pulumi.Output<string>;
 

@@ -86,7 +86,7 @@ function outputsOf(
   };
 }
 
-const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, SnapshotOutputs> = {
+export const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, SnapshotOutputs> = {
   async check(_olds, news) {
     const m: SnapshotModule = require(SNAPSHOT_MODULE);
     const failures = m.checkSnapshotInputs(news as unknown as Record<string, unknown>);

@@ -81,7 +81,10 @@ export interface TenantDatabaseOutputs extends TenantDatabaseInputs {
 /** Compiled program: bin/dynamic-providers -> bin/lib/tenant/provision.js. Only this string is captured. */
 const PROVISION_MODULE = path.join(__dirname, "..", "lib", "tenant", "provision");
 
-const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<TenantDatabaseInputs, TenantDatabaseOutputs> = {
+export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
+  TenantDatabaseInputs,
+  TenantDatabaseOutputs
+> = {
   async check(_olds, news) {
     const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
     const failures = m.checkTenantInputs(news as unknown as Record<string, unknown>);

@@ -9,7 +9,8 @@ import * as pulumi from "@pulumi/pulumi";
  *    to every user table, write the tier's limits in place (no restart, no reconnect).
  *  - diff: subdomain/database → replace; version (a new program), tier, limits, excludeTables and
  *    `generation` (the tenant's restore id: a restored database may carry older guards) → update;
- *    a table found without capture, or the user-limit trigger missing → drift → update.
+ *    a table found without capture, or the user-limit trigger missing → drift → update; adminDsn
+ *    alone (a rotated superuser password) → an update that only records it.
  *  - read (refresh): the installed versions, exclusions and limits as found in the database.
  *  - delete: removes the undo and quota APIs (their logs and counters) from the database; nothing
  *    when the database is already gone.
@@ -79,14 +80,19 @@ const tenantGuardsProvider: pulumi.dynamic.ResourceProvider<TenantGuardsInputs, 
   async diff(_id, olds, news) {
     const m: GuardsModule = require(GUARDS_MODULE);
     const d = m.diffGuards({ ...olds }, { ...news });
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: true };
+    // A rotated superuser password: an update that only records the new DSN (read and delete use it).
+    const changes = d.changes || olds.adminDsn !== news.adminDsn;
+    return { changes, replaces: d.replaces, deleteBeforeReplace: true };
   },
 
   async create(inputs) {
     return { id: `loomworks-guards:${inputs.database}`, outs: await converge(inputs) };
   },
 
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
+    const m: GuardsModule = require(GUARDS_MODULE);
+    if (!m.diffGuards({ ...olds }, { ...news }).changes)
+      return { outs: { ...olds, adminDsn: news.adminDsn } };
     return { outs: await converge(news) };
   },
 
@@ -130,6 +136,9 @@ const tenantGuardsProvider: pulumi.dynamic.ResourceProvider<TenantGuardsInputs, 
     );
   },
 };
+
+/** Exported for tests that call the provider's methods directly. */
+export { tenantGuardsProvider };
 
 export class TenantGuards extends pulumi.dynamic.Resource {
   declare readonly version: pulumi.Output<string>;

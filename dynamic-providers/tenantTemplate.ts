@@ -13,7 +13,8 @@ const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable"
  *  - diff: `database` or `dumpHash` (the source's SHA-256, computed by the program) → replace;
  *    the new template is built first (same database name, rebuilt in place) and the old
  *    resource's delete then leaves it alone because its hash differs. name, fromDump,
- *    fromCommand, adminDsn, stateDir → update in place (a no-op build when the hash is the same).
+ *    fromCommand, adminDsn, stateDir → update in place (a no-op build when the hash is the same;
+ *    an adminDsn alone — a rotated superuser password — is only recorded, the template untouched).
  *  - read: a template dropped by hand disappears from the state; one whose recorded hash differs
  *    (rebuilt or altered outside Pulumi) shows as a `dumpHash` change.
  *  - delete: drops the template (only if it still holds this resource's hash).
@@ -64,7 +65,10 @@ function templateSpec(p: TenantTemplateInputs): import("../lib/tenant/template")
   };
 }
 
-const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<TenantTemplateInputs, TenantTemplateOutputs> = {
+export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
+  TenantTemplateInputs,
+  TenantTemplateOutputs
+> = {
   async check(_olds, news) {
     const failures: pulumi.dynamic.CheckFailure[] = [];
     if (Boolean(news.fromDump) === Boolean(news.fromCommand)) {
@@ -117,6 +121,10 @@ const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<TenantTemplateInpu
 
   async update(_id, olds, news) {
     const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
+    // Only the superuser's password rotated: record the new DSN, leave the template alone.
+    if (!m.diffTemplate({ ...olds, adminDsn: news.adminDsn }, { ...news }).changes) {
+      return { outs: { ...olds, adminDsn: news.adminDsn } };
+    }
     const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
     const r = await m.ensureTemplate(
       news.adminDsn,

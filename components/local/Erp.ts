@@ -5,7 +5,7 @@ import type { TenantConfig } from "../../infra/config/schema";
 import { ErpRole } from "../../dynamic-providers/erpRole";
 import { LocalOdooConfig } from "../../dynamic-providers/localOdooConfig";
 import { LocalRouter } from "../../dynamic-providers/localRouter";
-import { RandomSecret } from "../../dynamic-providers/randomSecret";
+import { RandomSecret, rotationKeepers } from "../../dynamic-providers/randomSecret";
 import { imageAddonsPath } from "../../lib/odoo/image";
 
 export interface LocalErpArgs {
@@ -14,6 +14,8 @@ export interface LocalErpArgs {
   port: pulumi.Input<number>;
   stateDir: string;
   odoo: OdooConfig;
+  /** platform.credentialRotation: a new value rotates the ERP role's password (not the admin's). */
+  credentialRotation?: string;
 }
 
 /**
@@ -30,7 +32,11 @@ export class LocalErp extends pulumi.ComponentResource {
   constructor(name: string, args: LocalErpArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:local:Erp", name, {}, opts);
     this.stateDir = args.stateDir;
-    const rolePassword = new RandomSecret(`${name}-role-password`, { length: 32 }, { parent: this });
+    const rolePassword = new RandomSecret(
+      `${name}-role-password`,
+      { length: 32, keepers: rotationKeepers({ platform: args.credentialRotation }) },
+      { parent: this },
+    );
     const adminPasswd = new RandomSecret(`${name}-admin-passwd`, { length: 32 }, { parent: this });
     this.role = new ErpRole(
       `${name}-role`,

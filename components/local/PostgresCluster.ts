@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { LocalPostgres } from "../../dynamic-providers/localPostgres";
-import { RandomSecret } from "../../dynamic-providers/randomSecret";
+import { RandomSecret, rotationKeepers } from "../../dynamic-providers/randomSecret";
 import { LocalScheduler } from "../../dynamic-providers/localScheduler";
 import {
   DEFAULT_QUOTA_CHECK_SCHEDULE,
@@ -22,6 +22,8 @@ export interface LocalPostgresClusterArgs {
   quotaCheck?: string;
   /** Days the undo log of ended AI operations is kept. */
   undoRetentionDays?: number;
+  /** platform.credentialRotation: a new value rotates the superuser's password (in place). */
+  credentialRotation?: string;
 }
 
 /** The local target's PostgreSQL 15 cluster with its pgBackRest repository, under the state directory. */
@@ -37,7 +39,7 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
     super("loomworks:local:PostgresCluster", name, {}, opts);
     const superuserPassword = new RandomSecret(
       `${name}-superuser-password`,
-      { length: 32 },
+      { length: 32, keepers: rotationKeepers({ platform: args.credentialRotation }) },
       { parent: this },
     );
     const server = new LocalPostgres(

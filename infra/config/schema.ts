@@ -108,6 +108,11 @@ export interface PlatformConfig {
   docker: DockerConfig;
   /** The kubernetes target (required there): infra/config/kubernetes.ts. */
   kubernetes?: KubernetesConfig;
+  /**
+   * Rotation trigger: a new value rotates the superuser's, the ERP role's and every tenant role's
+   * password (docs/operations/credential-rotation.md). Absent: no rotation keeper at all.
+   */
+  credentialRotation?: string;
 }
 
 export interface TenantConfig {
@@ -128,6 +133,8 @@ export interface TenantConfig {
   retentionDays: number;
   /** Also route `<subdomain>--preview.<domain>` (to the database `<subdomain>--preview`). */
   preview: boolean;
+  /** Rotation trigger of this tenant's role password only (see PlatformConfig.credentialRotation). */
+  credentialRotation?: string;
 }
 
 export interface StackConfig {
@@ -148,6 +155,8 @@ export const SNAPSHOT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const TEMPLATE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 /** PostgreSQL `pg_lsn` text form: two hexadecimal numbers of at most 32 bits each. */
 export const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
+/** A credential rotation trigger: any label (a date, a ticket) whose change rotates passwords. */
+export const CREDENTIAL_ROTATION = /^[A-Za-z0-9._:-]{1,64}$/;
 
 /** Rule messages that tests and other modules may match on. */
 export const RULES = {
@@ -177,6 +186,8 @@ export const RULES = {
   lsn: 'must be a PostgreSQL LSN like "0/5A3B2C10" (two hexadecimal numbers of 1 to 8 digits)',
   templateOneOf: "must have exactly one of fromDump, fromCommand",
   cron: "must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC)",
+  credentialRotation:
+    'must be 1 to 64 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-" (e.g. "2026-11-26"); changing it rotates the passwords',
 } as const;
 
 const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -249,6 +260,11 @@ export const snapshotNameSchema = z.string(rule(RULES.snapshotName)).regex(SNAPS
 export const templateNameSchema = z.string(rule(RULES.templateName)).regex(TEMPLATE_NAME);
 export const restoreTimeSchema = z.string(rule(RULES.time)).refine(isIsoTimestampWithZone, RULES.time);
 export const lsnSchema = z.string(rule(RULES.lsn)).regex(LSN);
+/** A bare counter (`credentialRotation: 3` in YAML arrives as a number) counts as its digits. */
+export const credentialRotationSchema = z.preprocess(
+  (v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? String(v) : v),
+  z.string(rule(RULES.credentialRotation)).regex(CREDENTIAL_ROTATION),
+);
 export const cronSchema = z.string(rule(RULES.cron)).superRefine((expr, ctx) => {
   const problem = cronProblem(expr);
   if (problem !== undefined) {
@@ -305,6 +321,7 @@ export const PLATFORM_KEYS = [
   "odoo",
   "docker",
   "kubernetes",
+  "credentialRotation",
 ] as const;
 
 export const platformSchema = strictMap(
@@ -347,6 +364,7 @@ export const platformSchema = strictMap(
     odoo: odooConfigSchema.default({}),
     docker: dockerConfigSchema.default({}),
     kubernetes: kubernetesConfigSchema.optional(),
+    credentialRotation: credentialRotationSchema.optional(),
     templates: namedMap(
       TEMPLATE_NAME,
       RULES.templateName,
@@ -429,6 +447,7 @@ export const TENANT_KEYS = [
   "forceDestroy",
   "retentionDays",
   "preview",
+  "credentialRotation",
 ] as const;
 
 /**
@@ -517,6 +536,7 @@ export function tenantSchema(subdomain: string, context: TenantContext) {
       forceDestroy: booleanSchema.default(false),
       retentionDays: integer(0, 36_500, RULES.retentionDays).default(DEFAULT_RETENTION_DAYS),
       preview: booleanSchema.default(false),
+      credentialRotation: credentialRotationSchema.optional(),
     } satisfies Record<(typeof TENANT_KEYS)[number], z.ZodTypeAny>,
     "must be a map of tenant settings",
     checkTenant,
@@ -540,6 +560,7 @@ export function tenantSchema(subdomain: string, context: TenantContext) {
       forceDestroy: t.forceDestroy,
       retentionDays: t.retentionDays,
       preview: t.preview,
+      ...(t.credentialRotation !== undefined ? { credentialRotation: t.credentialRotation } : {}),
     };
   });
 }

@@ -376,7 +376,7 @@ describe("parseStackConfig: invalid tenants name tenant, key and rule", () => {
       'tenant "acme": key "adminemail": is not a known key (did you mean "adminEmail"?)',
     ]);
     expect(tenantProblems(tenant({ color: "blue" }))).toEqual([
-      'tenant "acme": key "color": is not a known key; known keys: tier, adminEmail, state, template, limits, dbServer, snapshots, restore, forceDestroy, retentionDays, preview',
+      'tenant "acme": key "color": is not a known key; known keys: tier, adminEmail, state, template, limits, dbServer, snapshots, restore, forceDestroy, retentionDays, preview, credentialRotation',
     ]);
     expect(tenantProblems(tenant({ limits: { maxUser: 3 } }))).toEqual([
       'tenant "acme": key "limits.maxUser": is not a known key (did you mean "maxUsers"?)',
