@@ -6,11 +6,21 @@
  * Each project rule is also run on a bad sample, so that a rule that never fires is noticed.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { validate } from "dockerfile-utils";
 import { describe, expect, it } from "vitest";
 import { ERP_IMAGE } from "../../lib/odoo/image";
+import {
+  BAD_SAMPLES,
+  PROJECT_RULES,
+  lastOf,
+  lintProblems,
+  missingCopySources,
+  parseDockerfile,
+  runnableStageProblems,
+  type Stage,
+} from "../helpers/dockerfile-lint";
 import { repoRoot } from "../helpers/repo";
 
 const ERP_DOCKERFILE = path.join(repoRoot, "docker", "Dockerfile");
@@ -23,209 +33,6 @@ const SCRIPTS = [
 ];
 /** Scripts that need bash (arrays, `[[ ]]`), checked as bash. */
 const BASH_SCRIPTS = ["docker/postgres/scripts/loomworks-sync-roles"];
-
-interface Instruction {
-  keyword: string;
-  args: string;
-  line: number;
-}
-interface Stage {
-  from: string;
-  name?: string;
-  instructions: Instruction[];
-}
-
-/** Instructions (continuations joined, comments dropped), grouped by stage; `global` = before the first FROM. */
-function parseDockerfile(text: string): { global: Instruction[]; stages: Stage[] } {
-  const instructions: Instruction[] = [];
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    if (/^\s*(#|$)/.test(lines[i])) continue;
-    const start = i;
-    let joined = lines[i];
-    while (/\\\s*$/.test(joined) && i + 1 < lines.length) {
-      i += 1;
-      if (/^\s*#/.test(lines[i])) continue;
-      joined = joined.replace(/\\\s*$/, " ") + lines[i];
-    }
-    const m = /^\s*(\w+)\s*(.*)$/.exec(joined);
-    if (m) instructions.push({ keyword: m[1].toUpperCase(), args: m[2].trim(), line: start + 1 });
-  }
-  const global: Instruction[] = [];
-  const stages: Stage[] = [];
-  for (const ins of instructions) {
-    if (ins.keyword === "FROM") {
-      const m = /^(?:--\S+\s+)*(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args);
-      stages.push({ from: m?.[1] ?? ins.args, name: m?.[2], instructions: [] });
-    } else if (stages.length === 0) global.push(ins);
-    else stages[stages.length - 1].instructions.push(ins);
-  }
-  return { global, stages };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Project rules: each returns problems as "line N: ..." strings.
-
-type Rule = (text: string) => string[];
-
-/** Base images are pinned: a tag (not latest) or a digest, unless a stage, `scratch` or an ARG. */
-const pinnedBaseImages: Rule = (text) => {
-  const { global, stages } = parseDockerfile(text);
-  const argDefaults = new Map(
-    global.filter((g) => g.keyword === "ARG").map((g) => [g.args.split("=")[0], g.args.split("=")[1] ?? ""]),
-  );
-  const problems: string[] = [];
-  const names = new Set<string>();
-  for (const s of stages) {
-    let image = s.from;
-    const arg = /^\$\{?(\w+)\}?$/.exec(image);
-    if (arg) image = argDefaults.get(arg[1]) ?? "";
-    const ok =
-      image === "scratch" ||
-      names.has(image) ||
-      /\$\{?\w+\}?/.test(image) ||
-      /@sha256:[0-9a-f]{64}$/.test(image) ||
-      (/:[\w][\w.-]*$/.test(image.split("/").pop() ?? "") && !/:latest$/.test(image));
-    if (!ok) problems.push(`FROM ${s.from}: pin a tag (not latest) or a digest`);
-    if (s.name) names.add(s.name);
-  }
-  return problems;
-};
-
-/** apt-get: update and install in one RUN, -y, --no-install-recommends, lists removed. */
-const aptHygiene: Rule = (text) => {
-  const problems: string[] = [];
-  for (const s of parseDockerfile(text).stages) {
-    for (const ins of s.instructions.filter((x) => x.keyword === "RUN")) {
-      const run = ins.args;
-      if (/apt-get\s+update/.test(run) && !/apt-get\s+(?:-\S+\s+)*install/.test(run))
-        problems.push(`line ${ins.line}: apt-get update without install in the same RUN`);
-      if (!/apt-get\s[^&;|]*install/.test(run)) continue;
-      if (!/apt-get\s+update/.test(run))
-        problems.push(`line ${ins.line}: apt-get install without apt-get update`);
-      if (!/\s-y\b|--yes/.test(run)) problems.push(`line ${ins.line}: apt-get install without -y`);
-      if (!/--no-install-recommends/.test(run))
-        problems.push(`line ${ins.line}: apt-get install without --no-install-recommends`);
-      if (!/rm -rf \/var\/lib\/apt\/lists\/\*/.test(run))
-        problems.push(`line ${ins.line}: apt lists not removed (rm -rf /var/lib/apt/lists/*)`);
-    }
-  }
-  return problems;
-};
-
-/** pip never keeps its cache in a layer. */
-const pipNoCache: Rule = (text) =>
-  parseDockerfile(text)
-    .stages.flatMap((s) => s.instructions)
-    .filter(
-      (i) => i.keyword === "RUN" && /\bpip3?\s+install\b/.test(i.args) && !/--no-cache-dir/.test(i.args),
-    )
-    .map((i) => `line ${i.line}: pip install without --no-cache-dir`);
-
-/** Every download is verified: ADD <url> with --checksum, or a sha*sum -c of it later in the stage; no curl|wget downloads. */
-const verifiedDownloads: Rule = (text) => {
-  const problems: string[] = [];
-  for (const s of parseDockerfile(text).stages) {
-    const runs = s.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
-    for (const ins of s.instructions) {
-      if (ins.keyword === "ADD" && /https?:\/\//.test(ins.args)) {
-        const dest = ins.args.split(/\s+/).pop() ?? "";
-        const checked = /--checksum=sha256:[0-9a-f]{64}\b/.test(ins.args);
-        const verifiedLater = runs.some((r) => new RegExp(`sha(1|256)sum -c`).test(r) && r.includes(dest));
-        if (!checked && !verifiedLater)
-          problems.push(`line ${ins.line}: download ${dest} is not checksum-verified`);
-      }
-      if (ins.keyword === "RUN" && /\b(curl|wget)\b[^|;&]*https?:\/\//.test(ins.args))
-        problems.push(`line ${ins.line}: download with curl/wget in RUN: use ADD --checksum`);
-    }
-  }
-  return problems;
-};
-
-/** A RUN with a pipe runs under a shell with pipefail. */
-const pipefail: Rule = (text) => {
-  const problems: string[] = [];
-  for (const s of parseDockerfile(text).stages) {
-    let shell = "/bin/sh -c";
-    for (const ins of s.instructions) {
-      if (ins.keyword === "SHELL") shell = (JSON.parse(ins.args) as string[]).join(" ");
-      if (ins.keyword === "RUN" && /[^|]\|[^|]/.test(ins.args) && !/pipefail/.test(shell))
-        problems.push(
-          `line ${ins.line}: RUN with a pipe but no pipefail (SHELL ["/bin/bash", "-euo", "pipefail", "-c"])`,
-        );
-    }
-  }
-  return problems;
-};
-
-const lastOf = (s: Stage, keyword: string) =>
-  [...s.instructions].reverse().find((i) => i.keyword === keyword);
-
-/** The runnable stages end as a non-root numeric user, with exec-form ENTRYPOINT under tini and a HEALTHCHECK. */
-function runnableStageProblems(stages: Stage[], names: string[]): string[] {
-  const problems: string[] = [];
-  const byName = new Map(stages.filter((s) => s.name).map((s) => [s.name as string, s]));
-  const chain = (s: Stage): Stage[] => {
-    const parent = byName.get(s.from);
-    return parent ? [...chain(parent), s] : [s];
-  };
-  for (const name of names) {
-    const stage = byName.get(name);
-    if (!stage) {
-      problems.push(`no stage ${name}`);
-      continue;
-    }
-    const merged: Stage = { from: stage.from, instructions: chain(stage).flatMap((s) => s.instructions) };
-    const user = lastOf(merged, "USER")?.args;
-    if (!user || /^(root|0)(:|$)/.test(user) || !/^\d+(:\d+)?$/.test(user))
-      problems.push(`${name}: last USER must be a numeric non-root user (got ${user ?? "none"})`);
-    const entrypoint = lastOf(merged, "ENTRYPOINT")?.args ?? "";
-    if (!entrypoint.startsWith("[") || !/tini/.test(entrypoint))
-      problems.push(`${name}: ENTRYPOINT must be exec form under tini`);
-    if (!lastOf(merged, "HEALTHCHECK")) problems.push(`${name}: no HEALTHCHECK`);
-  }
-  return problems;
-}
-
-/** COPY sources from the main build context exist in the repository. */
-function missingCopySources(text: string, contextDir: string): string[] {
-  return parseDockerfile(text)
-    .stages.flatMap((s) => s.instructions)
-    .filter(
-      (i) =>
-        (i.keyword === "COPY" || i.keyword === "ADD") && !/--from=/.test(i.args) && !/https?:/.test(i.args),
-    )
-    .flatMap((i) => {
-      const parts = i.args.split(/\s+/).filter((p) => !p.startsWith("--"));
-      return parts.slice(0, -1).filter((src) => !existsSync(path.join(contextDir, src)));
-    });
-}
-
-const PROJECT_RULES: Record<string, Rule> = {
-  pinnedBaseImages,
-  aptHygiene,
-  pipNoCache,
-  verifiedDownloads,
-  pipefail,
-};
-
-const BAD_SAMPLES: Record<string, string> = {
-  pinnedBaseImages: "FROM debian\nFROM node:latest AS x\n",
-  aptHygiene: "FROM debian:12\nRUN apt-get update\nRUN apt-get update && apt-get install curl\n",
-  pipNoCache: "FROM python:3.12\nRUN pip install requests\n",
-  verifiedDownloads:
-    "FROM debian:12\nADD https://example.invalid/x.deb /x.deb\nRUN curl -fsSL https://example.invalid/y | sh\n",
-  pipefail: "FROM debian:12\nRUN find / | sort\n",
-};
-
-function lintProblems(file: string): string[] {
-  const text = readFileSync(file, "utf8");
-  const syntax = validate(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
-  const rules = Object.entries(PROJECT_RULES).flatMap(([name, rule]) =>
-    rule(text).map((p) => `${name}: ${p}`),
-  );
-  return [...syntax, ...rules];
-}
 
 describe("Dockerfile lint", () => {
   it.each([ERP_DOCKERFILE, PG_DOCKERFILE])("%s passes dockerfile-utils and the project rules", (file) => {
