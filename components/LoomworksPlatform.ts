@@ -2,8 +2,8 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackConfig } from "../infra/config/schema";
-import { RandomSecret } from "../dynamic-providers/randomSecret";
+import type { RestoreTarget, StackConfig } from "../infra/config/schema";
+import { RandomSecret, rotationKeepers } from "../dynamic-providers/randomSecret";
 import { TenantTemplate } from "../dynamic-providers/tenantTemplate";
 import { DockerPlatform } from "./docker/DockerPlatform";
 import { OdooDeployment } from "./kubernetes/OdooDeployment";
@@ -11,7 +11,14 @@ import { KubernetesRouter } from "./kubernetes/Router";
 import { LocalErp } from "./local/Erp";
 import { GUARDS_VERSION } from "../lib/guards/install";
 import { LocalPostgresCluster } from "./local/PostgresCluster";
-import { Tenant, type RestoreSummary, type SnapshotSummary, type TenantSummary } from "./Tenant";
+import { Tenant, tenantNames, type RestoreSummary, type SnapshotSummary, type TenantSummary } from "./Tenant";
+import { EXTERNAL_FILESTORE } from "../lib/tenant/provision";
+import { NAMES, POSTGRES_LABELS, POSTGRES_PORT } from "./kubernetes/common";
+import { Monitoring } from "./kubernetes/Monitoring";
+import { OpsJobs } from "./kubernetes/OpsJobs";
+import { POSTGRES_STANZA, PGBACKREST_CONFIG_KEY } from "./kubernetes/postgresConfig";
+import { PostgresServer } from "./kubernetes/PostgresServer";
+import { restoreJob, restoreJobName } from "./kubernetes/RestoreJob";
 
 export interface LoomworksPlatformArgs {
   config: StackConfig;
@@ -98,28 +105,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
       { parent: this, dependsOn: [cluster] },
     );
 
-    const templates = new Map<string, TenantTemplate>();
-    for (const [templateName, source] of Object.entries(platform.templates)) {
-      const resolved =
-        "fromDump" in source ? { fromDump: path.resolve(args.projectDir, source.fromDump) } : source;
-      templates.set(
-        templateName,
-        new TenantTemplate(
-          `template-${templateName}`,
-          {
-            adminDsn: cluster.adminDsn,
-            name: templateName,
-            database: templateDatabaseName(templateName),
-            ...resolved,
-            stateDir,
-            dumpHash: templateSourceHash(resolved),
-            excludeTables: platform.undo.excludeTables ?? [],
-            guardsVersion: GUARDS_VERSION,
-          },
-          { parent: this, dependsOn: [cluster], customTimeouts: { create: "30m", update: "30m" } },
-        ),
-      );
-    }
+    const templates = this.declareTemplates(args, cluster.adminDsn, stateDir, [cluster]);
 
     const tenantResources: Tenant[] = [];
     for (const tenant of tenants) {
@@ -165,6 +151,39 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 
+  /** One TenantTemplate per declared template (the tenants' source databases). */
+  private declareTemplates(
+    args: LoomworksPlatformArgs,
+    adminDsn: pulumi.Input<string>,
+    stateDir: string,
+    dependsOn: pulumi.Resource[],
+  ): Map<string, TenantTemplate> {
+    const { platform } = args.config;
+    const templates = new Map<string, TenantTemplate>();
+    for (const [templateName, source] of Object.entries(platform.templates)) {
+      const resolved =
+        "fromDump" in source ? { fromDump: path.resolve(args.projectDir, source.fromDump) } : source;
+      templates.set(
+        templateName,
+        new TenantTemplate(
+          `template-${templateName}`,
+          {
+            adminDsn,
+            name: templateName,
+            database: templateDatabaseName(templateName),
+            ...resolved,
+            stateDir,
+            dumpHash: templateSourceHash(resolved),
+            excludeTables: platform.undo.excludeTables ?? [],
+            guardsVersion: GUARDS_VERSION,
+          },
+          { parent: this, dependsOn, customTimeouts: { create: "30m", update: "30m" } },
+        ),
+      );
+    }
+    return templates;
+  }
+
   /**
    * The docker target: PostgreSQL, Redis, the ERP and nginx containers on one Docker host. Tenant
    * databases are not provisioned on it by this release (the local target's providers would reach
@@ -201,35 +220,187 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
   }
 
   /**
-   * The kubernetes target: the ERP workload and its routing (Gateway API or Ingress, wildcard
-   * certificate through DNS-01). PostgreSQL on Kubernetes and tenant provisioning there are the
-   * next step (issue 6); the ERP is pointed at the `postgres` Service of the namespace.
+   * The kubernetes target (DESIGN.md §7): PostgreSQL as a StatefulSet, the ERP workload, routing
+   * (Gateway API or Ingress, wildcard certificate through DNS-01), the scheduled jobs, monitoring,
+   * and the tenant databases — provisioned by the same providers as on the local target, through
+   * `kubernetes.postgres.adminEndpoint` (where this `pulumi up` reaches the server, e.g. a
+   * `kubectl port-forward`); restores run as Jobs in the cluster.
    */
   private buildKubernetes(args: LoomworksPlatformArgs): void {
     const { platform, tenants } = args.config;
-    const k8s = platform.kubernetes;
-    if (!k8s) throw new pulumi.RunError('platform: key "kubernetes": is required when target is kubernetes');
-    const rolePassword = new RandomSecret("erp-role-password", { length: 32 }, { parent: this });
+    const k8sCfg = platform.kubernetes;
+    if (!k8sCfg)
+      throw new pulumi.RunError('platform: key "kubernetes": is required when target is kubernetes');
+    const rotation = platform.credentialRotation;
+    const rolePassword = new RandomSecret(
+      "erp-role-password",
+      { length: 32, keepers: rotationKeepers({ platform: rotation }) },
+      { parent: this },
+    );
     const adminPasswd = new RandomSecret("erp-admin-passwd", { length: 32 }, { parent: this });
+    const serviceHost = `${NAMES.postgres}.${k8sCfg.namespace}.svc`;
     const erp = new OdooDeployment(
       "erp",
       {
-        config: k8s,
+        config: k8sCfg,
         database: {
-          host: `postgres.${k8s.namespace}.svc`,
+          host: serviceHost,
           user: platform.odoo.dbUser,
           password: rolePassword.result,
-          peer: { podLabels: { "app.kubernetes.io/name": "postgres" } },
+          peer: { podLabels: POSTGRES_LABELS },
         },
         adminPasswd: adminPasswd.result,
         databases: tenants.filter((t) => t.state === "active").map((t) => t.subdomain),
+        ...(rotation !== undefined ? { credentialRotation: rotation } : {}),
       },
       { parent: this },
     );
+    const monitoring = k8sCfg.monitoring;
+    const pg = new PostgresServer(
+      "postgres",
+      {
+        namespace: erp.namespace,
+        image: k8sCfg.postgres.image,
+        storage: {
+          ...(k8sCfg.postgres.storageClass !== undefined
+            ? { storageClass: k8sCfg.postgres.storageClass }
+            : {}),
+          dataSize: k8sCfg.postgres.dataSize,
+          walSize: k8sCfg.postgres.walArchiveSize,
+          backupsSize: k8sCfg.postgres.backupsSize,
+        },
+        resources: k8sCfg.postgres.resources,
+        rotation: rotation ?? "",
+        ...(platform.backups.encryptionPassphrase !== undefined
+          ? { encryptionPassphrase: pulumi.secret(platform.backups.encryptionPassphrase) }
+          : {}),
+        archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
+        retentionFull: platform.backups.retentionFull,
+        ...(k8sCfg.postgres.exporterImage !== undefined
+          ? { exporterImage: k8sCfg.postgres.exporterImage }
+          : {}),
+        ...(monitoring.enabled ? { monitoringNamespace: monitoring.namespace } : {}),
+        imagePullSecrets: k8sCfg.imagePullSecrets,
+        erpRole: { name: platform.odoo.dbUser, password: rolePassword.result },
+      },
+      { parent: this },
+    );
+    const opsPostgres = { stanza: POSTGRES_STANZA, retentionFull: platform.backups.retentionFull };
+    new OpsJobs(
+      "ops",
+      {
+        namespace: k8sCfg.namespace,
+        image: k8sCfg.ops.image,
+        ...(k8sCfg.imagePullPolicy !== undefined ? { imagePullPolicy: k8sCfg.imagePullPolicy } : {}),
+        imagePullSecrets: k8sCfg.imagePullSecrets,
+        postgres: opsPostgres,
+        ...(platform.backups.schedule ? { schedule: platform.backups.schedule } : {}),
+        ...(platform.quotas.checkSchedule ? { quotaCheckSchedule: platform.quotas.checkSchedule } : {}),
+        undoRetentionDays: platform.undo.retentionDays,
+        filestoreOwner: k8sCfg.erpUser,
+      },
+      { parent: this, dependsOn: [pg] },
+    );
+    if (monitoring.enabled) {
+      new Monitoring(
+        "monitoring",
+        {
+          namespace: k8sCfg.namespace,
+          labels: monitoring.labels,
+          prometheus: { namespace: monitoring.namespace },
+          archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
+        },
+        { parent: this, dependsOn: [pg] },
+      );
+    }
+
+    // Tenant databases: the config refuses tenants without an admin endpoint (infra/config/load.ts).
+    const endpoint = k8sCfg.postgres.adminEndpoint;
+    const adminDsn = endpoint
+      ? pg
+          .adminDsn(`${endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`)
+          .apply((dsn) =>
+            k8sCfg.postgres.adminSslMode === "disable"
+              ? dsn
+              : `${dsn}?sslmode=${k8sCfg.postgres.adminSslMode}`,
+          )
+      : undefined;
+    const stateDir = path.resolve(args.projectDir, platform.stateDir);
+    if (adminDsn) {
+      const templates = this.declareTemplates(args, pulumi.secret(adminDsn), stateDir, [pg]);
+      for (const tenant of tenants) {
+        const template = templates.get(tenant.template);
+        if (!template) {
+          throw new pulumi.RunError(
+            `tenant "${tenant.subdomain}": key "template": names no declared template ("${tenant.template}")`,
+          );
+        }
+        const t = new Tenant(
+          tenant.subdomain,
+          {
+            config: tenant,
+            adminDsn: pulumi.secret(adminDsn),
+            host: serviceHost,
+            port: POSTGRES_PORT,
+            templateDatabase: template.database,
+            filestoreRoot: EXTERNAL_FILESTORE,
+            snapshotRoot: "",
+            stateDir,
+            pgbackrestConfig: "",
+            stanza: POSTGRES_STANZA,
+            url: `https://${tenant.subdomain}.${platform.domain}/`,
+            undoExcludeTables: platform.undo.excludeTables ?? [],
+            erpRole: platform.odoo.dbUser,
+            ...(rotation !== undefined ? { platformCredentialRotation: rotation } : {}),
+            restoreJob: (db) => {
+              const target = tenant.restore as RestoreTarget;
+              const jobName = restoreJobName(tenant.subdomain, target);
+              return restoreJob(
+                jobName,
+                {
+                  namespace: k8sCfg.namespace,
+                  image: k8sCfg.ops.image,
+                  ...(k8sCfg.imagePullPolicy !== undefined
+                    ? { imagePullPolicy: k8sCfg.imagePullPolicy }
+                    : {}),
+                  imagePullSecrets: k8sCfg.imagePullSecrets,
+                  postgres: opsPostgres,
+                  pgbackrestConfigSecret: { name: NAMES.postgresSecrets, key: PGBACKREST_CONFIG_KEY },
+                  tenant: {
+                    ...tenantNames(tenant.subdomain),
+                    subdomain: tenant.subdomain,
+                    state: tenant.state,
+                  },
+                  target,
+                  filestoreOwner: k8sCfg.erpUser,
+                  scratchSizeLimit: k8sCfg.ops.restoreScratchSize,
+                },
+                { parent: this, dependsOn: [pg, db] },
+              );
+            },
+          },
+          { parent: this, dependsOn: [template, pg] },
+        );
+        this.tenants[tenant.subdomain] = t.summary;
+        this.adminPasswords[tenant.subdomain] = pulumi.secret(t.adminPassword);
+        if (tenant.restore) {
+          const target = { ...tenant.restore } as Record<string, string>;
+          const summary: RestoreSummary = {
+            id: restoreJobName(tenant.subdomain, tenant.restore),
+            target,
+            state: "job",
+            preRestoreDatabase: "",
+            timings: {},
+          };
+          this.restores[tenant.subdomain] = pulumi.output(summary);
+        }
+      }
+    }
+
     new KubernetesRouter(
       "router",
       {
-        config: k8s,
+        config: k8sCfg,
         domain: platform.domain,
         namespace: erp.namespace,
         tenants: tenants.map((t) => ({ subdomain: t.subdomain, state: t.state, preview: t.preview })),
@@ -237,14 +408,13 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const url = `https://${platform.domain}/`;
     this.postgres = {
-      host: pulumi.output(`postgres.${k8s.namespace}.svc`),
-      port: pulumi.output(5432),
-      adminDsn: pulumi.secret(pulumi.output("")),
+      host: pg.serviceHost,
+      port: pg.port,
+      adminDsn: pulumi.secret(adminDsn ?? pulumi.output("")),
     };
     this.router = {
-      url: pulumi.output(url),
+      url: pulumi.output(`https://${platform.domain}/`),
       nginxConfig: pulumi.output(""),
       odooConfig: erp.odooConfig,
     };

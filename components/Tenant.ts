@@ -31,6 +31,11 @@ export interface TenantArgs {
   erpRole?: pulumi.Input<string>;
   /** platform.credentialRotation: rotates this tenant's role password too (with every other tenant's). */
   platformCredentialRotation?: string;
+  /**
+   * The kubernetes target: the filestore is the ERP's own volume (filestoreRoot ""), and a declared
+   * restore runs as a Job the platform declares (`restoreJob`), not through PitrRestore.
+   */
+  restoreJob?: (db: TenantDatabase) => pulumi.Resource;
 }
 
 /** An entry of the `restores` stack output (CONFIG.md). */
@@ -68,6 +73,7 @@ export class Tenant extends pulumi.ComponentResource {
   readonly restore?: pulumi.Output<RestoreSummary>;
   /** Undo capture, quotas and AI-operation limits inside the tenant database. */
   readonly guards: TenantGuards;
+  readonly database: TenantDatabase;
 
   constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:tenant:Tenant", name, {}, opts);
@@ -131,7 +137,8 @@ export class Tenant extends pulumi.ComponentResource {
     }
 
     let restoreResource: PitrRestore | undefined;
-    if (cfg.restore) {
+    const restoreJob = cfg.restore && args.restoreJob ? args.restoreJob(db) : undefined;
+    if (cfg.restore && !restoreJob) {
       const fromSnapshot = "snapshot" in cfg.restore ? snapshotResources[cfg.restore.snapshot] : undefined;
       const restore = new PitrRestore(
         `${name}-restore`,
@@ -177,14 +184,16 @@ export class Tenant extends pulumi.ComponentResource {
         excludeTables: [...args.undoExcludeTables],
         version: GUARDS_VERSION,
         ...(restoreResource ? { generation: restoreResource.restoreId } : {}),
+        ...(restoreJob ? { generation: restoreJob.urn } : {}),
       },
       {
         parent: this,
-        dependsOn: restoreResource ? [db, restoreResource] : [db],
+        dependsOn: restoreResource ? [db, restoreResource] : restoreJob ? [db, restoreJob] : [db],
         customTimeouts: { create: "10m", update: "10m", delete: "10m" },
       },
     );
 
+    this.database = db;
     this.adminPassword = adminPassword.result;
     this.summary = {
       database,

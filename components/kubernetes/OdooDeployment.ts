@@ -85,7 +85,11 @@ export interface OdooDeploymentArgs {
    * `update`, once per image). Empty: no Job (the ERP pods never update modules themselves).
    */
   databases: readonly string[];
+  /** platform.credentialRotation: a pod template annotation, so a rotation rolls the ERP onto the new password. */
+  credentialRotation?: string;
 }
+
+export const CREDENTIAL_ROTATION_ANNOTATION = "loomworks/credential-rotation";
 
 /** The ERP workload: Deployment, Services, config, Secret, filestore, Redis, update Job, HPA, PDB, NetworkPolicies. */
 export class OdooDeployment extends pulumi.ComponentResource {
@@ -326,7 +330,13 @@ export class OdooDeployment extends pulumi.ComponentResource {
           selector: { matchLabels: ERP_LABELS },
           strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
           template: {
-            metadata: { labels: objectLabels(ERP_LABELS) },
+            metadata: {
+              labels: objectLabels(ERP_LABELS),
+              // A new database password (credential rotation) rolls the pods: each reads its Secret at start.
+              ...(args.credentialRotation
+                ? { annotations: { [CREDENTIAL_ROTATION_ANNOTATION]: args.credentialRotation } }
+                : {}),
+            },
             spec: {
               ...erpPodSpec,
               terminationGracePeriodSeconds: 60,

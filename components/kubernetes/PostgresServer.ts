@@ -85,6 +85,11 @@ export interface PostgresServerArgs {
   nodeSelector?: Record<string, string>;
   tolerations?: k8s.types.input.core.v1.Toleration[];
   maxConnections?: number;
+  /**
+   * The ERP's own login role, kept by the role-sync sidecar (created at initdb, password applied on
+   * every change): the ERP can log in before `pulumi up` ever reaches the server.
+   */
+  erpRole?: { name: string; password: pulumi.Input<string> };
 }
 
 export const POSTGRES_DEFAULTS = {
@@ -155,6 +160,7 @@ export class PostgresServer extends pulumi.ComponentResource {
       [POSTGRES_SECRET_KEYS.monitorPassword]: monitor.result,
       [POSTGRES_SECRET_KEYS.backupCipherPass]: cipherPass,
       [PGBACKREST_CONFIG_KEY]: pgbackrestConf,
+      ...(args.erpRole ? { [POSTGRES_SECRET_KEYS.erpPassword]: args.erpRole.password } : {}),
     };
     const stringData: Record<string, pulumi.Output<string>> = {};
     for (const [key, value] of Object.entries(secretValues)) stringData[key] = pulumi.secret(value);
@@ -218,7 +224,9 @@ export class PostgresServer extends pulumi.ComponentResource {
       POSTGRES_SECRET_KEYS.superuserPassword,
       POSTGRES_SECRET_KEYS.replicationPassword,
       POSTGRES_SECRET_KEYS.monitorPassword,
+      ...(args.erpRole ? [POSTGRES_SECRET_KEYS.erpPassword] : []),
     ].map((key) => ({ key, path: key }));
+    const erpRoleEnv = args.erpRole ? [{ name: "LOOMWORKS_ERP_ROLE", value: args.erpRole.name }] : [];
     const secretsMount = { name: "passwords", mountPath: PG_SECRETS_DIR, readOnly: true };
     const socketMount = { name: "socket", mountPath: POSTGRES_CONTAINER.socketDir };
     const tmpMount = { name: "tmp", mountPath: "/tmp" };
@@ -239,6 +247,7 @@ export class PostgresServer extends pulumi.ComponentResource {
         { name: "LOOMWORKS_STANZA", value: POSTGRES_STANZA },
         // The initdb hook creates the replication and monitoring roles from these files.
         { name: "LOOMWORKS_SECRETS_DIR", value: PG_SECRETS_DIR },
+        ...erpRoleEnv,
       ],
       ports: [{ name: "postgresql", containerPort: POSTGRES_PORT, protocol: "TCP" }],
       resources: {
@@ -290,6 +299,7 @@ export class PostgresServer extends pulumi.ComponentResource {
         { name: "LOOMWORKS_SOCKET_DIR", value: POSTGRES_CONTAINER.socketDir },
         { name: "LOOMWORKS_REPLICATION_ROLE", value: POSTGRES_ROLES.replication },
         { name: "LOOMWORKS_MONITOR_ROLE", value: POSTGRES_ROLES.monitor },
+        ...erpRoleEnv,
       ],
       // Ready once it has applied the mounted Secret's passwords in this pod (a rotation rolls the pod).
       readinessProbe: {

@@ -63,6 +63,8 @@ export const POSTGRES_SECRET_KEYS = {
   replicationPassword: "replication-password",
   monitorPassword: "monitor-password",
   backupCipherPass: "backup-cipher-pass",
+  /** The ERP role's password (the same value as the ERP Secret's db-password). */
+  erpPassword: "erp-password",
 } as const;
 
 /** Login roles the PostgreSQL component creates besides the superuser. */

@@ -420,6 +420,7 @@ export interface KubernetesPostgresConfig {
    * as soon as tenants are declared (docs/operations/kubernetes.md).
    */
   adminEndpoint?: { host: string; port: number };
+  /** Default disable: a `kubectl port-forward` tunnels through the API server's TLS connection. */
   adminSslMode: (typeof POSTGRES_SSL_MODES)[number];
 }
 
@@ -610,7 +611,7 @@ export const kubernetesConfigSchema = strictMap(
         adminEndpoint: endpointSchema.optional(),
         adminSslMode: z
           .enum(POSTGRES_SSL_MODES, rule(`must be one of ${POSTGRES_SSL_MODES.join(", ")}`))
-          .default("prefer"),
+          .default("disable"),
       },
       "must be a map of PostgreSQL settings (image, storageClass, dataSize, walArchiveSize, backupsSize, resources, exporterImage, adminEndpoint, adminSslMode)",
     ).default({}),

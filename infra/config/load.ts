@@ -197,6 +197,18 @@ function collect(raw: { platform?: unknown; tiers?: unknown; tenants?: unknown }
     }
   }
 
+  if (platform?.target === "kubernetes") {
+    for (const tenant of tenants.filter((t) => Object.keys(t.snapshots).length > 0)) {
+      problems.push(
+        formatProblem(
+          `tenant ${JSON.stringify(tenant.subdomain)}`,
+          ["snapshots"],
+          "declared snapshots are taken on the local target only; on kubernetes the ERP requests snapshots at run time (loomworks_snapshot.request, recorded by the snapshot-auto CronJob) and restores name a time or an lsn",
+        ),
+      );
+    }
+  }
+
   if (problems.length > 0 || platform === undefined) return { problems };
   return { config: { platform, tiers, tenants }, problems };
 }

@@ -138,9 +138,17 @@ export function checkTenantSpec(spec: TenantSpec): void {
   }
   if (!spec.rolePassword) throw new Error(`${where}: rolePassword must not be empty`);
   if (!spec.adminEmail) throw new Error(`${where}: adminEmail must not be empty`);
-  if (!path.isAbsolute(spec.filestoreRoot))
-    throw new Error(`${where}: filestoreRoot must be an absolute path`);
+  if (spec.filestoreRoot !== EXTERNAL_FILESTORE && !path.isAbsolute(spec.filestoreRoot))
+    throw new Error(
+      `${where}: filestoreRoot must be an absolute path (or "" for a filestore the ERP keeps elsewhere)`,
+    );
 }
+
+/**
+ * `filestoreRoot` of a target whose filestore is not on the machine running `pulumi up` (Kubernetes:
+ * a ReadWriteMany volume the ERP creates each database's directory on by itself): no filestore step.
+ */
+export const EXTERNAL_FILESTORE = "";
 
 /** The tenant role's own connection URL. */
 export function tenantDsn(
@@ -369,6 +377,7 @@ async function initIdentity(db: Client, log: Log): Promise<void> {
 }
 
 async function ensureFilestore(spec: TenantSpec): Promise<string> {
+  if (spec.filestoreRoot === EXTERNAL_FILESTORE) return "";
   const dir = filestorePath(spec.filestoreRoot, spec.database);
   await fs.mkdir(dir, { recursive: true, mode: 0o750 });
   await fs.chmod(dir, 0o750);
@@ -401,7 +410,8 @@ function info(spec: TenantSpec, row: TenantRow): TenantInfo {
     tier: row.tier,
     createdAt: row.createdAt.toISOString(),
     ...(row.retentionUntil ? { retentionUntil: row.retentionUntil.toISOString() } : {}),
-    filestore: filestorePath(spec.filestoreRoot, spec.database),
+    filestore:
+      spec.filestoreRoot === EXTERNAL_FILESTORE ? "" : filestorePath(spec.filestoreRoot, spec.database),
   };
 }
 
@@ -713,6 +723,7 @@ export async function deleteTenant(
       });
 
       await step("filestore", async () => {
+        if (spec.filestoreRoot === EXTERNAL_FILESTORE) return;
         await fs.rm(filestorePath(spec.filestoreRoot, spec.database), { recursive: true, force: true });
         // ...and the filestores of its kept pre-restore databases and unfinished restore copies.
         const entries = await fs.readdir(path.resolve(spec.filestoreRoot)).catch(() => [] as string[]);
@@ -841,7 +852,12 @@ export function checkTenantInputs(p: Record<string, unknown>): Array<{ property:
   if (known(p.retentionDays) && (!Number.isInteger(p.retentionDays) || (p.retentionDays as number) < 0)) {
     failures.push({ property: "retentionDays", reason: "retentionDays must be a non-negative integer" });
   }
-  if (known(p.filestoreRoot) && typeof p.filestoreRoot === "string" && !path.isAbsolute(p.filestoreRoot)) {
+  if (
+    known(p.filestoreRoot) &&
+    typeof p.filestoreRoot === "string" &&
+    p.filestoreRoot !== EXTERNAL_FILESTORE &&
+    !path.isAbsolute(p.filestoreRoot)
+  ) {
     failures.push({ property: "filestoreRoot", reason: "filestoreRoot must be an absolute path" });
   }
   return failures;

@@ -79,7 +79,7 @@ describe("kubernetesConfigSchema: defaults", () => {
         walArchiveSize: "50Gi",
         backupsSize: "200Gi",
         resources: { requests: { cpu: "1", memory: "2Gi" }, limits: { cpu: "2", memory: "4Gi" } },
-        adminSslMode: "prefer",
+        adminSslMode: "disable",
       },
       ops: { image: "registry.example.com/loomworks/ops:18.0-1", restoreScratchSize: "50Gi" },
       monitoring: { enabled: true, namespace: "monitoring", labels: { release: "kube-prometheus-stack" } },

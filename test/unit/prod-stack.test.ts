@@ -1,0 +1,212 @@
+/**
+ * The `prod` stack's program under Pulumi mocks: the configuration of Pulumi.prod.yaml (read from
+ * the file, through the same validation `pulumi up` runs) builds the whole platform — PostgreSQL,
+ * the ERP, routing, scheduled jobs, monitoring and, with tenants declared, their databases and a
+ * restore Job. Every Kubernetes object it renders is checked against its schema (offline), and
+ * secrets stay out of every object that is not a Secret.
+ */
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { load as loadYaml } from "js-yaml";
+import { beforeAll, describe, expect, it } from "vitest";
+import { k8sSchemaErrors } from "../helpers/k8s-validate";
+import { repoRoot } from "../helpers/repo";
+import { installMocks, isSecretInput, plain, promiseOf, registered, type Registration } from "./pulumi-mocks";
+
+const registrations = installMocks();
+
+import { LoomworksPlatform } from "../../components/LoomworksPlatform";
+import { parseStackConfig } from "../../infra/config/load";
+
+interface K8sObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  spec?: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+/** The `loomworks:*` values of Pulumi.prod.yaml, as `pulumi config` hands them to the program. */
+function prodConfig(): { platform: Record<string, unknown>; tenants?: unknown; tiers?: unknown } {
+  const file = loadYaml(readFileSync(path.join(repoRoot, "Pulumi.prod.yaml"), "utf8")) as {
+    config: Record<string, unknown>;
+  };
+  return {
+    platform: file.config["loomworks:platform"] as Record<string, unknown>,
+    tenants: file.config["loomworks:tenants"],
+    tiers: file.config["loomworks:tiers"],
+  };
+}
+
+const isK8s = (r: Registration) => r.custom && r.type.startsWith("kubernetes:");
+const objectOf = (r: Registration) => plain(r.inputs) as K8sObject;
+
+async function build(
+  name: string,
+  raw: ReturnType<typeof prodConfig>,
+): Promise<[LoomworksPlatform, Registration[]]> {
+  const first = registrations.length;
+  const platform = new LoomworksPlatform(name, { config: parseStackConfig(raw), projectDir: repoRoot });
+  await registered(platform);
+  await promiseOf(platform.postgres.adminDsn);
+  // Outputs resolve asynchronously: give the last registrations (restore Job, routes) time to land.
+  await new Promise((r) => setTimeout(r, 50));
+  return [platform, registrations.slice(first)];
+}
+
+describe("the prod stack as declared in Pulumi.prod.yaml", () => {
+  let regs: Registration[] = [];
+  let objects: K8sObject[] = [];
+  beforeAll(async () => {
+    [, regs] = await build("prod", prodConfig());
+    objects = regs.filter(isK8s).map(objectOf);
+  });
+
+  it("renders the whole platform", () => {
+    const kinds = new Set(objects.map((o) => o.kind));
+    for (const kind of [
+      "Namespace",
+      "StatefulSet",
+      "PersistentVolumeClaim",
+      "ConfigMap",
+      "Secret",
+      "Service",
+      "Deployment",
+      "HorizontalPodAutoscaler",
+      "PodDisruptionBudget",
+      "NetworkPolicy",
+      "CronJob",
+      "ServiceAccount",
+      "Role",
+      "RoleBinding",
+      "ServiceMonitor",
+      "PrometheusRule",
+      "Gateway",
+      "HTTPRoute",
+      "Certificate",
+      "ClusterIssuer",
+    ]) {
+      expect(kinds, kind).toContain(kind);
+    }
+    const claims = objects.filter((o) => o.kind === "PersistentVolumeClaim").map((o) => o.metadata.name);
+    expect(claims.sort()).toEqual([
+      "loomworks-filestore",
+      "postgres-backups",
+      "postgres-data",
+      "postgres-wal-archive",
+    ]);
+    const cronJobs = objects.filter((o) => o.kind === "CronJob").map((o) => o.metadata.name);
+    expect(cronJobs).toEqual(expect.arrayContaining(["loomworks-backup-full", "loomworks-backup-diff"]));
+  });
+
+  it("every Kubernetes object passes its schema", () => {
+    expect(objects.length).toBeGreaterThan(30);
+    const problems = objects.flatMap((o) =>
+      k8sSchemaErrors(o).map((e) => `${o.kind}/${o.metadata.name}: ${e}`),
+    );
+    expect(problems).toEqual([]);
+  });
+
+  it("runs the ERP with JSON logs and points it at the StatefulSet's headless Service", () => {
+    const config = objects.find(
+      (o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("loomworks-erp-config"),
+    );
+    const conf = Object.values(config?.data ?? {}).join("\n");
+    expect(conf).toMatch(/^db_host = postgres\.loomworks\.svc$/m);
+    expect(conf).toMatch(/^server_wide_modules = .*loomworks_json_logging/m);
+    const erp = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "loomworks-erp");
+    const env = erp?.spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    expect(env).toContainEqual({ name: "LOOMWORKS_LOG_FORMAT", value: "json" });
+    const service = objects.find((o) => o.kind === "Service" && o.metadata.name === "postgres");
+    expect(service?.spec.clusterIP).toBe("None");
+  });
+
+  it("sends every password as a secret and never puts one in a non-Secret object", async () => {
+    const secrets = regs.filter((r) => isK8s(r) && objectOf(r).kind === "Secret");
+    expect(secrets.length).toBeGreaterThanOrEqual(2);
+    const passwords: string[] = [];
+    for (const r of secrets) {
+      const stringData = r.inputs.stringData ?? {};
+      // Either the whole map is one secret, or each value is.
+      const wholeMapSecret = isSecretInput(stringData);
+      for (const [key, value] of Object.entries(plain(stringData) as Record<string, unknown>)) {
+        const raw = wholeMapSecret ? undefined : (stringData as Record<string, unknown>)[key];
+        expect(wholeMapSecret || isSecretInput(raw), `${objectOf(r).metadata.name}.${key}`).toBe(true);
+        const text = String(value);
+        if (/password|passwd|pass$/.test(key) && text.length >= 16) passwords.push(text);
+      }
+    }
+    expect(passwords.length).toBeGreaterThanOrEqual(4);
+    const nonSecrets = JSON.stringify(objects.filter((o) => o.kind !== "Secret"));
+    for (const p of passwords) expect(nonSecrets).not.toContain(p);
+  });
+});
+
+describe("the prod stack with tenants (provisioned through the admin endpoint)", () => {
+  let platform: LoomworksPlatform;
+  let regs: Registration[] = [];
+  beforeAll(async () => {
+    const raw = prodConfig();
+    const kubernetes = raw.platform.kubernetes as Record<string, unknown>;
+    [platform, regs] = await build("prod-tenants", {
+      ...raw,
+      platform: {
+        ...raw.platform,
+        kubernetes: { ...kubernetes, postgres: { adminEndpoint: "127.0.0.1:15432" } },
+      },
+      tenants: {
+        acme: { tier: "pro", adminEmail: "boss@acme.example", restore: { time: "2026-11-20T10:00:00Z" } },
+        globex: { tier: "basic", adminEmail: "it@globex.example", state: "suspended" },
+      },
+    });
+  });
+
+  it("provisions each tenant on the cluster's PostgreSQL through the endpoint, with the in-cluster DSN", async () => {
+    const dbs = regs
+      .filter((r) => r.type.endsWith(":TenantDatabase"))
+      .map((r) => plain(r.inputs) as Record<string, unknown>);
+    expect(dbs.map((d) => d.subdomain).sort()).toEqual(["acme", "globex"]);
+    for (const d of dbs) {
+      expect(String(d.adminDsn)).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:15432\/postgres$/);
+      expect(d.host).toBe("postgres.loomworks.svc");
+      expect(d.filestoreRoot).toBe("");
+      expect(d.erpRole).toBe("loomworks_erp");
+    }
+    expect(await promiseOf(platform.postgres.adminDsn)).toContain("@127.0.0.1:15432/");
+    expect(await promiseOf(platform.postgres.host)).toBe("postgres.loomworks.svc");
+  });
+
+  it("restores as a Job in the cluster with the repository mounted, not through the local provider", async () => {
+    expect(regs.some((r) => r.type.endsWith(":PitrRestore"))).toBe(false);
+    const jobs = regs.filter((r) => isK8s(r) && objectOf(r).kind === "Job").map(objectOf);
+    const restore = jobs.find((j) => j.metadata.name.startsWith("loomworks-restore-acme-"));
+    expect(restore).toBeDefined();
+    expect(k8sSchemaErrors(restore as K8sObject)).toEqual([]);
+    const mounts = restore?.spec.template.spec.containers[0].volumeMounts as {
+      mountPath: string;
+      readOnly?: boolean;
+    }[];
+    expect(mounts.filter((m) => m.mountPath.startsWith("/var/lib/pgbackrest")).every((m) => m.readOnly)).toBe(
+      true,
+    );
+    const restores = platform.restores;
+    expect((await promiseOf(restores.acme)).id).toBe(restore?.metadata.name);
+  });
+
+  it("refuses snapshots declared on the kubernetes target, naming tenant and key", () => {
+    const raw = prodConfig();
+    const kubernetes = raw.platform.kubernetes as Record<string, unknown>;
+    expect(() =>
+      parseStackConfig({
+        ...raw,
+        platform: {
+          ...raw.platform,
+          kubernetes: { ...kubernetes, postgres: { adminEndpoint: "127.0.0.1:15432" } },
+        },
+        tenants: { acme: { tier: "pro", adminEmail: "boss@acme.example", snapshots: { nightly: {} } } },
+      }),
+    ).toThrow(/tenant "acme": key "snapshots": declared snapshots are taken on the local target only/);
+  });
+});
