@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { RestoreTarget, StackConfig } from "../infra/config/schema";
+import { PostgresLogin } from "../dynamic-providers/postgresLogin";
 import { RandomSecret, rotationKeepers } from "../dynamic-providers/randomSecret";
 import { TenantTemplate } from "../dynamic-providers/tenantTemplate";
 import { DockerPlatform } from "./docker/DockerPlatform";
@@ -270,7 +271,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
           backupsSize: k8sCfg.postgres.backupsSize,
         },
         resources: k8sCfg.postgres.resources,
-        rotation: rotation ?? "",
+        ...(rotation !== undefined ? { rotation } : {}),
         ...(platform.backups.encryptionPassphrase !== undefined
           ? { encryptionPassphrase: pulumi.secret(platform.backups.encryptionPassphrase) }
           : {}),
@@ -327,7 +328,13 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
       : undefined;
     const stateDir = path.resolve(args.projectDir, platform.stateDir);
     if (adminDsn) {
-      const templates = this.declareTemplates(args, pulumi.secret(adminDsn), stateDir, [pg]);
+      // The server applies a rotated superuser password a minute or two after this update wrote it.
+      const login = new PostgresLogin(
+        "postgres-login",
+        { dsn: pulumi.secret(adminDsn) },
+        { parent: this, dependsOn: [pg] },
+      );
+      const templates = this.declareTemplates(args, pulumi.secret(adminDsn), stateDir, [login]);
       for (const tenant of tenants) {
         const template = templates.get(tenant.template);
         if (!template) {
@@ -379,7 +386,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
               );
             },
           },
-          { parent: this, dependsOn: [template, pg] },
+          { parent: this, dependsOn: [template, login] },
         );
         this.tenants[tenant.subdomain] = t.summary;
         this.adminPasswords[tenant.subdomain] = pulumi.secret(t.adminPassword);

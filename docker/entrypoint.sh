@@ -11,7 +11,8 @@
 #     are filled in here from $LOOMWORKS_NAME or from the file named by $LOOMWORKS_NAME_FILE, into a
 #     private copy (mode 0600) under $LOOMWORKS_RUNTIME_DIR. Nothing else in the file is changed.
 #  2. waits (bounded: $LOOMWORKS_DB_WAIT_SECONDS) until PostgreSQL at the config's db_host:db_port
-#     accepts connections, and until Redis answers when sessions are stored there.
+#     accepts connections and the ERP role's password (a credential rotation rolls the pods before the
+#     server may have applied the new one), and until Redis answers when sessions are stored there.
 #  3. module updates, for each database the platform lists ($LOOMWORKS_DATABASES, or one per line in
 #     $LOOMWORKS_DATABASES_FILE): a database whose marker (ir_config_parameter
 #     `loomworks.image_version`) differs from this image's version ($LOOMWORKS_IMAGE_VERSION, else the
@@ -161,10 +162,16 @@ wait_for_postgres() {
   started=$(now)
   log "waiting up to ${DB_WAIT_SECONDS}s for PostgreSQL at $DB_HOST:$DB_PORT"
   while :; do
-    last=$(pg_isready -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -t 2 2>&1) && {
-      log "PostgreSQL at $DB_HOST:$DB_PORT accepts connections"
-      return 0
-    }
+    if last=$(pg_isready -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -t 2 2>&1); then
+      # Only a refused password keeps waiting: any other answer (e.g. no database `postgres` for this
+      # role) comes after authentication, so the password is in force.
+      if ! answer=$(psql_db postgres -c 'SELECT 1' 2>&1) && printf '%s' "$answer" | grep -q 'password authentication failed'; then
+        last="the server refuses the password of role $DB_USER (a credential rotation not applied yet?)"
+      else
+        log "PostgreSQL at $DB_HOST:$DB_PORT accepts connections as $DB_USER"
+        return 0
+      fi
+    fi
     # Whole seconds: more than N elapsed on the clock means at least N really did.
     [ $(($(now) - started)) -le "$DB_WAIT_SECONDS" ] || die 69 "PostgreSQL at $DB_HOST:$DB_PORT did not accept connections within ${DB_WAIT_SECONDS}s (last answer: $last); check db_host/db_port in odoo.conf and that the database server is running"
     sleep 1

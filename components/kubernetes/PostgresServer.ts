@@ -11,14 +11,15 @@
  * the storage driver expands the volume — the StorageClass must have `allowVolumeExpansion: true`;
  * Kubernetes refuses to shrink a claim.
  *
- * Rotation: changing `rotation` makes new superuser, replication and monitoring passwords. The
- * pod's `loomworks-sync-roles` sidecar applies the Secret's passwords to the server and is ready
- * only once it has; the rotation label is part of the pod template, so a rotation rolls the pod and
- * `pulumi up` waits until the new passwords are in force.
+ * Rotation: changing `rotation` makes new superuser, replication, monitoring (and ERP role)
+ * passwords. The pod is NOT restarted — sessions stay open: the kubelet updates the mounted Secret's
+ * files and the pod's `loomworks-sync-roles` sidecar applies them to the server within a minute or
+ * two; whatever connects with a new password waits for it first (dynamic-providers/postgresLogin.ts
+ * in the platform, the ERP image's entrypoint for its pods).
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { RandomSecret } from "../../dynamic-providers/randomSecret";
+import { RandomSecret, rotationKeepers } from "../../dynamic-providers/randomSecret";
 import { POSTGRES_CONTAINER } from "../docker/config";
 import {
   ERP_LABELS,
@@ -71,8 +72,8 @@ export interface PostgresServerArgs {
   image: string;
   storage?: PostgresStorage;
   resources?: PostgresResources;
-  /** A label from the stack config: changing it makes new superuser, replication and monitoring passwords. */
-  rotation: string;
+  /** platform.credentialRotation: changing it makes new superuser, replication and monitoring passwords. */
+  rotation?: string;
   /** The backup repository's passphrase (secret); generated once when absent. */
   encryptionPassphrase?: pulumi.Input<string>;
   archiveTimeoutSeconds: number;
@@ -100,9 +101,8 @@ export const POSTGRES_DEFAULTS = {
 /** The postgres uid and gid of the image (the Debian postgres package's). */
 export const POSTGRES_UID = 999;
 
-/** Pod template annotations: the configuration's content hash and the password rotation label. */
+/** Pod template annotation: the configuration's content hash (a change rolls the pod). */
 export const CONFIG_HASH_ANNOTATION = "loomworks/config-hash";
-export const ROTATION_ANNOTATION = "loomworks/password-rotation";
 
 export class PostgresServer extends pulumi.ComponentResource {
   /** `postgres.<namespace>.svc`: the headless Service's name (its one pod's address). */
@@ -138,7 +138,11 @@ export class PostgresServer extends pulumi.ComponentResource {
 
     // --- secrets -----------------------------------------------------------------------------
     const rotated = (suffix: string) =>
-      new RandomSecret(`${name}-${suffix}`, { length: 32, keepers: { rotation: args.rotation } }, parent);
+      new RandomSecret(
+        `${name}-${suffix}`,
+        { length: 32, keepers: rotationKeepers({ platform: args.rotation }) },
+        parent,
+      );
     const superuser = rotated("superuser-password");
     const replication = rotated("replication-password");
     const monitor = rotated("monitor-password");
@@ -301,7 +305,7 @@ export class PostgresServer extends pulumi.ComponentResource {
         { name: "LOOMWORKS_MONITOR_ROLE", value: POSTGRES_ROLES.monitor },
         ...erpRoleEnv,
       ],
-      // Ready once it has applied the mounted Secret's passwords in this pod (a rotation rolls the pod).
+      // Ready once it has applied the mounted Secret's passwords since the pod started.
       readinessProbe: {
         exec: { command: ["loomworks-sync-roles", "--check"] },
         periodSeconds: 10,
@@ -346,7 +350,7 @@ export class PostgresServer extends pulumi.ComponentResource {
           template: {
             metadata: {
               labels,
-              annotations: { [CONFIG_HASH_ANNOTATION]: configHash, [ROTATION_ANNOTATION]: args.rotation },
+              annotations: { [CONFIG_HASH_ANNOTATION]: configHash },
             },
             spec: {
               automountServiceAccountToken: false,

@@ -228,6 +228,34 @@ describe("entrypoint: waiting for PostgreSQL and Redis", () => {
     expect(await calls(r.log)).toEqual([]);
   });
 
+  it("keeps waiting while the server refuses the ERP role's password, naming the role", async () => {
+    const r = start(["odoo"], {
+      LOOMWORKS_DB_WAIT_SECONDS: "2",
+      [ODOO_SECRET_ENV.dbPassword]: `${ROLE_PASSWORD}-not-yet-applied`,
+    });
+    expect((await r.done).code).toBe(69);
+    expect(r.stderr()).toContain(`the server refuses the password of role ${ROLE}`);
+    expect(await calls(r.log)).toEqual([]);
+  });
+
+  it("starts once a rotated password is in force on the server (pods rolled before the server applied it)", async () => {
+    const rotated = randomBytes(18).toString("base64url");
+    const r = start(["odoo"], { [ODOO_SECRET_ENV.dbPassword]: rotated });
+    try {
+      await new Promise((res) => setTimeout(res, 1_500));
+      expect(await calls(r.log)).toEqual([]);
+      await withClient(pg.adminDsn, (c) => c.query(`ALTER ROLE ${quoteIdent(ROLE)} PASSWORD '${rotated}'`));
+      await serving(r);
+      expect(r.stderr()).toContain(`accepts connections as ${ROLE}`);
+    } finally {
+      await withClient(pg.adminDsn, (c) =>
+        c.query(`ALTER ROLE ${quoteIdent(ROLE)} PASSWORD '${ROLE_PASSWORD}'`),
+      );
+      r.child.kill("SIGTERM");
+      await r.done;
+    }
+  });
+
   it("waits for Redis when sessions are stored there", async () => {
     const redisPort = await freePort();
     const conf = path.join(work, "redis.conf");

@@ -109,6 +109,15 @@ describe("the prod stack as declared in Pulumi.prod.yaml", () => {
     expect(problems).toEqual([]);
   });
 
+  it("alerts on the backup CronJobs it declares (names taken from the rendered rules)", () => {
+    const rules = objects.filter((o) => o.kind === "PrometheusRule");
+    const exprs = JSON.stringify(rules.map((r) => r.spec));
+    const named = [...exprs.matchAll(/cronjob=~?\\"([^"\\]+)\\"/g)].flatMap((m) => m[1].split("|"));
+    expect(named.length).toBeGreaterThan(0);
+    const cronJobs = objects.filter((o) => o.kind === "CronJob").map((o) => o.metadata.name);
+    for (const name of named) expect(cronJobs, name).toContain(name);
+  });
+
   it("runs the ERP with JSON logs and points it at the StatefulSet's headless Service", () => {
     const config = objects.find(
       (o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("loomworks-erp-config"),
@@ -175,6 +184,9 @@ describe("the prod stack with tenants (provisioned through the admin endpoint)",
       expect(d.erpRole).toBe("loomworks_erp");
     }
     expect(await promiseOf(platform.postgres.adminDsn)).toContain("@127.0.0.1:15432/");
+    // Everything using the superuser's connection waits until the server accepts its password.
+    const gate = regs.filter((r) => r.type.endsWith(":PostgresLogin"));
+    expect(gate.map((r) => plain(r.inputs.dsn))).toEqual([dbs[0].adminDsn]);
     expect(await promiseOf(platform.postgres.host)).toBe("postgres.loomworks.svc");
   });
 
