@@ -82,6 +82,13 @@ run_child() {
     # wait returns early (status > 128) when a trapped signal arrives; the child is then still there.
     kill -0 "$child" 2>/dev/null || break
   done
+  # The child may have ended between an interrupted wait and kill -0: its own status is then still
+  # to be collected (a wait for a child already collected answers 127).
+  if [ -n "$terminating" ] && [ "$rc" -gt 128 ]; then
+    again=0
+    wait "$child" 2>/dev/null || again=$?
+    [ "$again" -eq 127 ] || rc=$again
+  fi
   child=''
   if [ -n "$terminating" ]; then
     log "child exited with status $rc after SIG$terminating: exiting with it"

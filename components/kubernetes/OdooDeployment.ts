@@ -147,7 +147,8 @@ export class OdooDeployment extends pulumi.ComponentResource {
     };
     const stringData: Record<string, pulumi.Output<string>> = {};
     for (const [key, value] of Object.entries(values)) stringData[key] = pulumi.secret(value);
-    new k8s.core.v1.Secret(
+    // The pods read it once at start: a rotated password must be in the Secret before they roll.
+    const erpSecret = new k8s.core.v1.Secret(
       `${name}-secrets`,
       {
         metadata: { name: NAMES.erpSecrets, namespace, labels: objectLabels(ERP_LABELS) },
@@ -308,7 +309,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
         },
         {
           parent: this,
-          dependsOn: [configMap, databasesList],
+          dependsOn: [configMap, databasesList, erpSecret],
           // One Job per image (its name): a later tenant list does not rerun it; the next image does.
           // A failed update fails `pulumi up` before the Deployment moves to the new image.
           ignoreChanges: ["spec"],
@@ -363,7 +364,8 @@ export class OdooDeployment extends pulumi.ComponentResource {
                   },
                   // Up to 5 minutes to start (waiting for PostgreSQL and Redis, loading the
                   // registry), then the readiness and liveness probes take over.
-                  startupProbe: { ...healthProbe, periodSeconds: 10, failureThreshold: 30 },
+                  // Up to 10 minutes: the entrypoint may wait DB_WAIT_SECONDS for PostgreSQL first.
+                  startupProbe: { ...healthProbe, periodSeconds: 10, failureThreshold: 60 },
                   readinessProbe: { ...healthProbe, periodSeconds: 10, failureThreshold: 3 },
                   livenessProbe: { ...healthProbe, periodSeconds: 20, failureThreshold: 3 },
                   // Let the Service endpoints and the proxies drop the pod before it stops accepting.
@@ -374,7 +376,11 @@ export class OdooDeployment extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this, ignoreChanges: ["spec.replicas"], dependsOn: updateJob ? [updateJob] : [] },
+      {
+        parent: this,
+        ignoreChanges: ["spec.replicas"],
+        dependsOn: updateJob ? [updateJob, erpSecret] : [erpSecret],
+      },
     );
 
     const service = (resourceName: string, serviceName: string, port: number, portName: string) =>

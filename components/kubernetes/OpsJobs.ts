@@ -10,7 +10,8 @@
  * wrapper (docker/ops/pgbackrest-in-postgres-pod.sh) that runs pgbackrest inside that pod through
  * the Kubernetes exec API, the approach established PostgreSQL operators take for their backup
  * jobs. The ops ServiceAccount may therefore do exactly two things: get the pod `postgres-0` and
- * create `pods/exec` on it.
+ * open `pods/exec` on it (`create`, and `get`: kubectl ≥ 1.30 opens exec streams over WebSockets,
+ * an HTTP GET that API servers before 1.35 authorize as the `get` verb).
  *
  * No secret is in a plain value: the DSN in the ConfigMap has no password; the superuser password
  * (`PGPASSWORD`) and the repository passphrase come from the PostgreSQL Secret by secretKeyRef.
@@ -299,7 +300,7 @@ export class OpsJobs extends pulumi.ComponentResource {
         rules: [
           // kubectl exec reads the pod, then opens the exec stream: nothing else, on no other pod.
           { apiGroups: [""], resources: ["pods"], resourceNames: [pod], verbs: ["get"] },
-          { apiGroups: [""], resources: ["pods/exec"], resourceNames: [pod], verbs: ["create"] },
+          { apiGroups: [""], resources: ["pods/exec"], resourceNames: [pod], verbs: ["get", "create"] },
         ],
       },
       { parent: this },
@@ -403,7 +404,15 @@ export class OpsJobs extends pulumi.ComponentResource {
                         imagePullPolicy: args.imagePullPolicy,
                         args: spec.args,
                         configMapName: this.configMapName,
-                        env: secretEnv,
+                        // pgbackrest in the PostgreSQL pod must not outlive the Job (a killed kubectl
+                        // would leave it running, holding the stanza's lock for the next run).
+                        env: [
+                          ...secretEnv,
+                          {
+                            name: "LOOMWORKS_PGBACKREST_TIMEOUT_SECONDS",
+                            value: String(spec.deadlineSeconds),
+                          },
+                        ],
                         resources,
                         volumeMounts: spec.filestore
                           ? [

@@ -145,7 +145,9 @@ export class PostgresServer extends pulumi.ComponentResource {
       );
     const superuser = rotated("superuser-password");
     const replication = rotated("replication-password");
-    const monitor = rotated("monitor-password");
+    // Not rotated: postgres_exporter reads its password file once, at start, and the pod is not
+    // restarted by a rotation; the role has pg_monitor only and pg_hba admits it from inside the pod only.
+    const monitor = new RandomSecret(`${name}-monitor-password`, { length: 32 }, parent);
     // Never rotated: the passphrase encrypts every backup and archived WAL segment of the
     // repository; a new one would leave the existing backups unreadable.
     const cipherPass =

@@ -61,12 +61,18 @@ export function renderKubernetesOdooConfig(o: KubernetesOdooConfigOptions): stri
   return text;
 }
 
+/** How long an ERP pod waits for PostgreSQL to accept its role's password before it fails. */
+export const DB_WAIT_SECONDS = 300;
+
 /** The entrypoint's environment: where the config, its runtime copy and each secret's file are. */
 export function entrypointEnv(): k8s.types.input.core.v1.EnvVar[] {
   return [
     { name: "LOOMWORKS_ODOO_CONF", value: `${CONFIG_DIR}/${CONFIG_FILE}` },
     { name: "LOOMWORKS_RUNTIME_DIR", value: RUNTIME_DIR },
     { ...LOG_FORMAT_ENV },
+    // After a credential rotation the server applies the new password from its own Secret a minute
+    // or two after the pods rolled (kubelet refresh + the role-sync sidecar): wait that long for it.
+    { name: "LOOMWORKS_DB_WAIT_SECONDS", value: String(DB_WAIT_SECONDS) },
     ...Object.entries(SECRET_FILES).map(([env, key]) => ({
       name: `${env}_FILE`,
       value: `${SECRETS_DIR}/${key}`,

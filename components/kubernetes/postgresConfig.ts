@@ -99,6 +99,11 @@ export function renderKubernetesPostgresqlConf(o: KubernetesPostgresqlConfOption
  */
 export function renderKubernetesPgHba(): string {
   const rules = [
+    "# Kubernetes: the monitoring role from inside the pod only (its exporter sidecar).",
+    `host    all          ${POSTGRES_ROLES.monitor}  127.0.0.1/32  scram-sha-256`,
+    `host    all          ${POSTGRES_ROLES.monitor}  ::1/128       scram-sha-256`,
+    `host    all          ${POSTGRES_ROLES.monitor}  0.0.0.0/0     reject`,
+    `host    all          ${POSTGRES_ROLES.monitor}  ::/0          reject`,
     "# Kubernetes: other pods (PostgresServer's NetworkPolicy admits only the platform's).",
     "host    all          all       0.0.0.0/0      scram-sha-256",
     "host    all          all       ::/0           scram-sha-256",

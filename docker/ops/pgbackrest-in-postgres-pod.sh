@@ -12,5 +12,19 @@ fi
 : "${LOOMWORKS_NAMESPACE:?LOOMWORKS_NAMESPACE is not set (the namespace of this pod, from the downward API)}"
 : "${LOOMWORKS_POSTGRES_POD:?LOOMWORKS_POSTGRES_POD is not set (the PostgreSQL pod, e.g. postgres-0)}"
 
+# A killed kubectl does not stop the command in the pod: `timeout` there ends pgbackrest by the
+# Job's deadline (LOOMWORKS_PGBACKREST_TIMEOUT_SECONDS), so its lock never outlives the run.
+timeout_seconds=${LOOMWORKS_PGBACKREST_TIMEOUT_SECONDS:-0}
+case $timeout_seconds in
+    '' | *[!0-9]*)
+        echo "pgbackrest-in-postgres-pod: LOOMWORKS_PGBACKREST_TIMEOUT_SECONDS must be whole seconds" >&2
+        exit 2
+        ;;
+esac
+if [ "$timeout_seconds" -gt 0 ]; then
+    exec kubectl exec -n "$LOOMWORKS_NAMESPACE" "$LOOMWORKS_POSTGRES_POD" \
+        -c "${LOOMWORKS_POSTGRES_CONTAINER:-postgres}" -- \
+        timeout --kill-after=30 "$timeout_seconds" pgbackrest "$@"
+fi
 exec kubectl exec -n "$LOOMWORKS_NAMESPACE" "$LOOMWORKS_POSTGRES_POD" \
     -c "${LOOMWORKS_POSTGRES_CONTAINER:-postgres}" -- pgbackrest "$@"

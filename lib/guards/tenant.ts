@@ -9,7 +9,7 @@ import { withClient } from "../pg/client";
 import { writeQuotaLimits } from "../quota/sql";
 import { withDatabase } from "../tenant/provision";
 import { DEFAULT_EXCLUDED_TABLES } from "../undo/sql";
-import { registryDsn } from "../tenant/registry";
+import { servedTenants } from "../tenant/registry";
 import { dsnWithDatabase } from "../tenant/sql";
 import {
   GUARDS_VERSION,
@@ -177,12 +177,7 @@ export async function pruneUndoLogs(
   retentionDays: number,
   log: Log = noLog,
 ): Promise<Array<{ subdomain: string; pruned: number; error?: string }>> {
-  const tenants = await withClient(registryDsn(adminDsn), async (reg) => {
-    const r = await reg.query<{ subdomain: string; database_name: string }>(
-      "SELECT subdomain, database_name FROM tenants WHERE state = 'active' AND maintenance IS NULL ORDER BY subdomain",
-    );
-    return r.rows;
-  });
+  const tenants = await servedTenants(adminDsn);
   const out: Array<{ subdomain: string; pruned: number; error?: string }> = [];
   for (const t of tenants) {
     try {

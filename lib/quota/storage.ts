@@ -25,7 +25,7 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { filestorePath } from "../tenant/provision";
-import { ensureRegistry, registryDsn } from "../tenant/registry";
+import { servedTenants } from "../tenant/registry";
 import { dsnWithDatabase } from "../tenant/sql";
 import { QUOTA_SCHEMA } from "./sql";
 
@@ -381,16 +381,7 @@ export async function checkStorage(
   opts: CheckStorageOptions,
   log: Log = noLog,
 ): Promise<StorageCheckResult[]> {
-  await ensureRegistry(adminDsn);
-  const tenants = await withClient(registryDsn(adminDsn), async (reg) => {
-    const r = await reg.query<{ subdomain: string; database_name: string }>(
-      `SELECT subdomain, database_name FROM tenants
-       WHERE state = 'active' AND maintenance IS NULL AND ($1::text[] IS NULL OR subdomain = ANY($1::text[]))
-       ORDER BY subdomain`,
-      [opts.subdomains ? [...opts.subdomains] : null],
-    );
-    return r.rows;
-  });
+  const tenants = await servedTenants(adminDsn, opts.subdomains);
   const checkOpts: StorageCheckOptions = {
     ...(opts.now ? { now: opts.now } : {}),
     ...(opts.warningPercent !== undefined ? { warningPercent: opts.warningPercent } : {}),

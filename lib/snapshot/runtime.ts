@@ -30,7 +30,7 @@ import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
 import { inertOwnerRoleSql } from "../pg/ownerRole";
 import type { PgBackRestTarget } from "../pg/pgbackrest";
-import { ensureRegistry, registryDsn } from "../tenant/registry";
+import { ensureRegistry, registryDsn, servedTenants } from "../tenant/registry";
 import { dsnWithDatabase } from "../tenant/sql";
 import {
   RUNTIME_KINDS,
@@ -396,16 +396,7 @@ export async function takeAutoSnapshots(
   opts: AutoSnapshotOptions,
   log: Log = noLog,
 ): Promise<AutoSnapshotResult[]> {
-  await ensureRegistry(adminDsn);
-  const tenants = await withClient(registryDsn(adminDsn), async (reg) => {
-    const r = await reg.query<{ subdomain: string; database_name: string }>(
-      `SELECT subdomain, database_name FROM tenants
-       WHERE state = 'active' AND maintenance IS NULL AND ($1::text[] IS NULL OR subdomain = ANY($1::text[]))
-       ORDER BY subdomain`,
-      [opts.subdomains ? [...opts.subdomains] : null],
-    );
-    return r.rows;
-  });
+  const tenants = await servedTenants(adminDsn, opts.subdomains);
   const results: AutoSnapshotResult[] = [];
   for (const t of tenants) {
     const result: AutoSnapshotResult = { subdomain: t.subdomain, synced: [], pruned: [] };

@@ -296,6 +296,32 @@ export async function listTenantRows(reg: Client): Promise<TenantRow[]> {
   return r.rows.map(toTenantRow);
 }
 
+/** A tenant the scheduled jobs work on: active and not under maintenance (no restore swapping it). */
+export interface ServedTenant {
+  subdomain: string;
+  database_name: string;
+}
+
+/**
+ * The tenants the scheduled jobs work on, in subdomain order: active, not under maintenance, and
+ * among `subdomains` when given. Ensures the registry first.
+ */
+export async function servedTenants(
+  adminDsn: string,
+  subdomains?: readonly string[],
+): Promise<ServedTenant[]> {
+  await ensureRegistry(adminDsn);
+  return withClient(registryDsn(adminDsn), async (reg) => {
+    const r = await reg.query<ServedTenant>(
+      `SELECT subdomain, database_name FROM tenants
+       WHERE state = 'active' AND maintenance IS NULL AND ($1::text[] IS NULL OR subdomain = ANY($1::text[]))
+       ORDER BY subdomain`,
+      [subdomains ? [...subdomains] : null],
+    );
+    return r.rows;
+  });
+}
+
 export interface TenantRowInput {
   subdomain: string;
   databaseName: string;

@@ -15,7 +15,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ensureCluster, localAdminDsn, type LocalClusterSpec } from "../../lib/pg/cluster";
-import { withClient } from "../../lib/pg/client";
+import { quoteIdent, withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import { dropErpRole, ensureErpRole } from "../../lib/tenant/erpRole";
 import {
@@ -34,6 +34,7 @@ const ADMIN = pg.adminDsn;
 const run = randomBytes(3).toString("hex");
 const TEMPLATE_DB = `loomworks_template_rot_${run}`;
 const ERP_ROLE = `loomworks_erp_rot_${run}`;
+const ERP_DB = `lw_rot_erp_${run}`;
 const filestoreRoot = clusterPaths(pg.stateDir).filestoreDir;
 const clusterSpec: LocalClusterSpec = {
   stateDir: pg.stateDir,
@@ -118,6 +119,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (tenant) await deleteTenant(ADMIN, { ...tenant, forceDestroy: true }).catch(() => undefined);
+  await withClient(ADMIN, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(ERP_DB)}`)).catch(
+    () => undefined,
+  );
   await dropErpRole(ADMIN, ERP_ROLE).catch(() => undefined);
   await dropTemplate(ADMIN, TEMPLATE_DB).catch(() => undefined);
   await fs.rm(workDir, { recursive: true, force: true });
@@ -147,7 +151,12 @@ describe("password rotation at the library level", () => {
     const first = newPassword();
     const second = newPassword();
     await ensureErpRole(ADMIN, ERP_ROLE, first);
-    const dsn = (pw: string): string => tenantDsn(pg.host, pg.port, ERP_ROLE, pw, "postgres");
+    // A database of its own: the registry revokes CONNECT on `postgres` from PUBLIC once it exists.
+    await withClient(ADMIN, async (c) => {
+      await c.query(`CREATE DATABASE ${quoteIdent(ERP_DB)}`);
+      await c.query(`GRANT CONNECT ON DATABASE ${quoteIdent(ERP_DB)} TO ${quoteIdent(ERP_ROLE)}`);
+    });
+    const dsn = (pw: string): string => tenantDsn(pg.host, pg.port, ERP_ROLE, pw, ERP_DB);
     await expectSeamlessRotation(dsn(first), dsn(second), ERP_ROLE, () =>
       ensureErpRole(ADMIN, ERP_ROLE, second),
     );

@@ -437,7 +437,7 @@ describe("OdooDeployment", () => {
       limits: { cpu: "2", memory: "4Gi" },
     });
     const health = { httpGet: { path: "/web/health", port: 8069 }, timeoutSeconds: 5 };
-    expect(c.startupProbe).toEqual({ ...health, periodSeconds: 10, failureThreshold: 30 });
+    expect(c.startupProbe).toEqual({ ...health, periodSeconds: 10, failureThreshold: 60 });
     expect(c.readinessProbe).toEqual({ ...health, periodSeconds: 10, failureThreshold: 3 });
     expect(c.livenessProbe).toEqual({ ...health, periodSeconds: 20, failureThreshold: 3 });
     expect(c.securityContext).toEqual({

@@ -173,7 +173,12 @@ describe("OpsJobs", () => {
     const role = one(objs, "Role", NAMES.opsServiceAccount);
     expect(role.rules).toEqual([
       { apiGroups: [""], resources: ["pods"], resourceNames: [NAMES.postgresPod], verbs: ["get"] },
-      { apiGroups: [""], resources: ["pods/exec"], resourceNames: [NAMES.postgresPod], verbs: ["create"] },
+      {
+        apiGroups: [""],
+        resources: ["pods/exec"],
+        resourceNames: [NAMES.postgresPod],
+        verbs: ["get", "create"],
+      },
     ]);
     const binding = one(objs, "RoleBinding", NAMES.opsServiceAccount);
     expect(binding.roleRef).toEqual({

@@ -393,7 +393,14 @@ describe("PostgresServer with the defaults", () => {
       "0.0.0.0/0",
       "scram-sha-256",
     ]);
-    expect(rules.filter((r) => r[0] === "host").every((r) => r[r.length - 1] === "scram-sha-256")).toBe(true);
+    // Passwords only as SCRAM; the monitoring role only from inside the pod (first match wins).
+    const methods = new Set(rules.filter((r) => r[0] === "host").map((r) => r[r.length - 1]));
+    expect([...methods].sort()).toEqual(["reject", "scram-sha-256"]);
+    const firstFor = (user: string, address: string) =>
+      rules.find((r) => r[0] === "host" && (r[2] === user || r[2] === "all") && r[3] === address)?.[4];
+    expect(firstFor("loomworks_monitor", "127.0.0.1/32")).toBe("scram-sha-256");
+    expect(firstFor("loomworks_monitor", "0.0.0.0/0")).toBe("reject");
+    expect(firstFor("loomworks_erp", "0.0.0.0/0")).toBe("scram-sha-256");
     expect(data["pg_ident.conf"]).toBe(renderTemplateFile("pg_ident.conf.tmpl", {}));
   });
 
@@ -656,10 +663,10 @@ describe("PostgresServer with overrides", () => {
     expect(allowed(policies, ERP_POD, POSTGRES_POD, 5432)).toBe(true);
   });
 
-  it("rotates the superuser, replication and monitoring passwords with `rotation`, never the backup cipher", async () => {
+  it("rotates the superuser and replication passwords with `rotation`, never the monitoring one or the backup cipher", async () => {
     const first = await build("pg-rot", baseArgs({ rotation: "2026-11" }));
     const second = await build("pg-rot2", baseArgs({ rotation: "2027-05" }));
-    for (const suffix of ["superuser-password", "replication-password", "monitor-password"]) {
+    for (const suffix of ["superuser-password", "replication-password"]) {
       const a = plain(randomSecret(first.regs, `pg-rot-${suffix}`).inputs) as {
         keepers: Record<string, string>;
       };
@@ -670,6 +677,10 @@ describe("PostgresServer with overrides", () => {
       expect(a.keepers, suffix).toEqual({ platformCredentialRotation: "2026-11" });
       expect(b.keepers, suffix).toEqual({ platformCredentialRotation: "2027-05" });
     }
+    // The exporter reads its password once at start: the monitoring password stays (pod-local role).
+    expect(plain(randomSecret(first.regs, "pg-rot-monitor-password").inputs)).toEqual(
+      plain(randomSecret(second.regs, "pg-rot2-monitor-password").inputs),
+    );
     const cipherA = plain(randomSecret(first.regs, "pg-rot-backup-cipher-pass").inputs);
     const cipherB = plain(randomSecret(second.regs, "pg-rot2-backup-cipher-pass").inputs);
     expect(cipherA).toEqual(cipherB);

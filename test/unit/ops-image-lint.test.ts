@@ -144,6 +144,23 @@ describe("pgbackrest-in-postgres-pod.sh", () => {
     expect(r.status).toBe(50); // pgBackRest's lock error code, as the jobs expect it
   });
 
+  it("bounds pgbackrest in the pod by the Job's deadline when one is given, and refuses a malformed one", () => {
+    const bin = path.join(work, "bin");
+    const env = {
+      PATH: `${bin}:/usr/bin:/bin`,
+      LOOMWORKS_NAMESPACE: "loom",
+      LOOMWORKS_POSTGRES_POD: "postgres-0",
+    };
+    const r = run({ ...env, LOOMWORKS_PGBACKREST_TIMEOUT_SECONDS: "3600" }, ["--stanza=loomworks", "backup"]);
+    expect(r.stdout).toBe(
+      "<exec><-n><loom><postgres-0><-c><postgres><-->" +
+        "<timeout><--kill-after=30><3600><pgbackrest><--stanza=loomworks><backup>",
+    );
+    const bad = run({ ...env, LOOMWORKS_PGBACKREST_TIMEOUT_SECONDS: "1h" }, ["backup"]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("LOOMWORKS_PGBACKREST_TIMEOUT_SECONDS must be whole seconds");
+  });
+
   it("says so when kubectl is missing or the pod is not named", () => {
     const missing = run(
       { PATH: path.join(work, "empty"), LOOMWORKS_NAMESPACE: "n", LOOMWORKS_POSTGRES_POD: "p" },

@@ -118,6 +118,17 @@ describe("the prod stack as declared in Pulumi.prod.yaml", () => {
     for (const name of named) expect(cronJobs, name).toContain(name);
   });
 
+  it("bounds pgbackrest in the PostgreSQL pod by each CronJob's deadline", () => {
+    const cronJobs = objects.filter((o) => o.kind === "CronJob");
+    expect(cronJobs.length).toBeGreaterThanOrEqual(6);
+    for (const cj of cronJobs) {
+      const job = cj.spec.jobTemplate.spec;
+      const env = job.template.spec.containers[0].env as { name: string; value?: string }[];
+      const timeout = env.find((e) => e.name === "LOOMWORKS_PGBACKREST_TIMEOUT_SECONDS");
+      expect(Number(timeout?.value), cj.metadata.name).toBe(job.activeDeadlineSeconds);
+    }
+  });
+
   it("runs the ERP with JSON logs and points it at the StatefulSet's headless Service", () => {
     const config = objects.find(
       (o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("loomworks-erp-config"),
