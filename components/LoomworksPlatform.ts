@@ -14,7 +14,15 @@ import { GUARDS_VERSION } from "../lib/guards/install";
 import { LocalPostgresCluster } from "./local/PostgresCluster";
 import { Tenant, tenantNames, type RestoreSummary, type SnapshotSummary, type TenantSummary } from "./Tenant";
 import { EXTERNAL_FILESTORE } from "../lib/tenant/provision";
-import { NAMES, POSTGRES_LABELS, POSTGRES_PORT } from "./kubernetes/common";
+import {
+  NAMES,
+  POSTGRES_LABELS,
+  POSTGRES_PORT,
+  POSTGRES_SECRET_KEYS,
+  UPDATE_LABELS,
+  objectLabels,
+} from "./kubernetes/common";
+import type { KubernetesCommandRunner } from "../lib/tenant/templatePod";
 import { Monitoring } from "./kubernetes/Monitoring";
 import { OpsJobs } from "./kubernetes/OpsJobs";
 import { POSTGRES_STANZA, PGBACKREST_CONFIG_KEY } from "./kubernetes/postgresConfig";
@@ -158,6 +166,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
     adminDsn: pulumi.Input<string>,
     stateDir: string,
     dependsOn: pulumi.Resource[],
+    commandRunner?: KubernetesCommandRunner,
   ): Map<string, TenantTemplate> {
     const { platform } = args.config;
     const templates = new Map<string, TenantTemplate>();
@@ -177,6 +186,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
             dumpHash: templateSourceHash(resolved),
             excludeTables: platform.undo.excludeTables ?? [],
             guardsVersion: GUARDS_VERSION,
+            ...(commandRunner && "fromCommand" in resolved ? { commandRunner } : {}),
           },
           { parent: this, dependsOn, customTimeouts: { create: "30m", update: "30m" } },
         ),
@@ -334,7 +344,24 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         { dsn: pulumi.secret(adminDsn) },
         { parent: this, dependsOn: [pg] },
       );
-      const templates = this.declareTemplates(args, pulumi.secret(adminDsn), stateDir, [login]);
+      // A template's initializer command runs in a pod of the ERP image, next to PostgreSQL.
+      const commandRunner: KubernetesCommandRunner = {
+        namespace: k8sCfg.namespace,
+        image: k8sCfg.image,
+        host: serviceHost,
+        port: POSTGRES_PORT,
+        passwordSecret: { name: NAMES.postgresSecrets, key: POSTGRES_SECRET_KEYS.superuserPassword },
+        labels: objectLabels(UPDATE_LABELS),
+        user: k8sCfg.erpUser,
+        imagePullSecrets: k8sCfg.imagePullSecrets,
+      };
+      const templates = this.declareTemplates(
+        args,
+        pulumi.secret(adminDsn),
+        stateDir,
+        [login],
+        commandRunner,
+      );
       for (const tenant of tenants) {
         const template = templates.get(tenant.template);
         if (!template) {

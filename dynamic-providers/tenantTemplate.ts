@@ -36,6 +36,8 @@ export interface TenantTemplateArgs {
   excludeTables?: pulumi.Input<pulumi.Input<string>[]>;
   /** The guards version (lib/guards/install.ts GUARDS_VERSION): a new one upgrades the template in place. */
   guardsVersion?: pulumi.Input<string>;
+  /** kubernetes target: `fromCommand` runs in a pod of the ERP image (lib/tenant/templatePod.ts); not part of the diff. */
+  commandRunner?: pulumi.Input<import("../lib/tenant/templatePod").KubernetesCommandRunner>;
 }
 
 export interface TenantTemplateInputs {
@@ -48,6 +50,7 @@ export interface TenantTemplateInputs {
   dumpHash: string;
   excludeTables?: string[];
   guardsVersion?: string;
+  commandRunner?: import("../lib/tenant/templatePod").KubernetesCommandRunner;
 }
 
 export interface TenantTemplateOutputs extends TenantTemplateInputs {

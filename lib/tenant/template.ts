@@ -17,6 +17,7 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { CommandError, runCommand } from "../process/run";
+import { kubectlRunArgs, type KubernetesCommandRunner } from "./templatePod";
 import { installGuards, readGuards, type GuardsOptions } from "../guards/install";
 import {
   BUILDING_SUFFIX,
@@ -40,6 +41,8 @@ export interface TemplateSource {
 }
 
 export interface TemplateSpec extends TemplateSource {
+  /** Where `fromCommand` runs: absent, on this machine; on the kubernetes target, in a pod (templatePod.ts). */
+  commandRunner?: KubernetesCommandRunner;
   /** The template's name in stack config (e.g. `default`); for messages and logs. */
   name: string;
   /** The template database's name. */
@@ -209,6 +212,13 @@ async function loadSource(adminDsn: string, spec: TemplateSpec, target: string, 
       args = ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d", target, "-f", dump];
     }
     log(`template ${spec.name}: loading ${dump} into ${target}`);
+  } else if (spec.commandRunner) {
+    const command = (spec.fromCommand as string).replace(/\{db\}/g, target);
+    file = "kubectl";
+    args = kubectlRunArgs(spec.commandRunner, target, command);
+    cwd = path.resolve(spec.stateDir);
+    await fs.mkdir(cwd, { recursive: true });
+    log(`template ${spec.name}: running ${command} in a pod of ${spec.commandRunner.image}`);
   } else {
     const command = (spec.fromCommand as string).replace(/\{db\}/g, target);
     file = "/bin/sh";

@@ -17,6 +17,7 @@ const registrations = installMocks();
 
 import { LoomworksPlatform } from "../../components/LoomworksPlatform";
 import { parseStackConfig } from "../../infra/config/load";
+import { kubectlRunArgs, type KubernetesCommandRunner } from "../../lib/tenant/templatePod";
 
 interface K8sObject {
   apiVersion: string;
@@ -199,6 +200,40 @@ describe("the prod stack with tenants (provisioned through the admin endpoint)",
     const gate = regs.filter((r) => r.type.endsWith(":PostgresLogin"));
     expect(gate.map((r) => plain(r.inputs.dsn))).toEqual([dbs[0].adminDsn]);
     expect(await promiseOf(platform.postgres.host)).toBe("postgres.loomworks.svc");
+  });
+
+  it("runs the template's initializer in a pod of the ERP image that may reach PostgreSQL (schema-valid, no secret)", async () => {
+    const template = regs.find((r) => r.type.endsWith(":TenantTemplate"));
+    const inputs = plain(template?.inputs) as { fromCommand: string; commandRunner: KubernetesCommandRunner };
+    expect(inputs.commandRunner).toMatchObject({
+      namespace: "loomworks",
+      image: "registry.loomworks.app/loomworks/erp:18.0",
+      host: "postgres.loomworks.svc",
+      passwordSecret: { name: "loomworks-postgres-secrets", key: "superuser-password" },
+    });
+    const args = kubectlRunArgs(
+      inputs.commandRunner,
+      "loomworks_template_default__building",
+      inputs.fromCommand,
+    );
+    const overrides = JSON.parse(
+      args.find((a) => a.startsWith("--overrides="))!.slice("--overrides=".length),
+    );
+    const pod = { ...overrides, kind: "Pod", metadata: { name: args[1], namespace: "loomworks" } };
+    expect(k8sSchemaErrors(pod)).toEqual([]);
+    expect(args[1]).toMatch(/^[a-z0-9-]{1,63}$/);
+    // The PostgreSQL NetworkPolicy admits pods with these labels.
+    const policy = regs
+      .filter(isK8s)
+      .map(objectOf)
+      .find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "postgres");
+    const admitted = JSON.stringify(policy?.spec.ingress);
+    expect(admitted).toContain(JSON.stringify(inputs.commandRunner.labels["app.kubernetes.io/component"]));
+    const password = String(
+      plain(regs.find((r) => r.type.endsWith(":TenantDatabase"))?.inputs.adminDsn),
+    ).match(/postgres:([^@]+)@/)?.[1];
+    expect(password).toBeTruthy();
+    expect(args.join(" ")).not.toContain(password as string);
   });
 
   it("restores as a Job in the cluster with the repository mounted, not through the local provider", async () => {
