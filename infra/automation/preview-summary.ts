@@ -3,11 +3,14 @@
  * [--events FILE]`: runs `pulumi preview` on a stack of this project and writes what it would change as
  * Markdown (lib/pulumi/previewSummary.ts) to --out, to $GITHUB_STEP_SUMMARY when set, and to stdout.
  * Exit code 0 when the preview succeeded, 1 when it failed (the summary, with the errors, is written anyway).
- * --work-dir: another project directory (tests); --events: also write the raw engine events as JSON.
+ * --work-dir: another project directory (tests); --events: also write the raw engine events as JSON
+ * (unredacted: a local debugging aid, never posted).
+ * Error messages are redacted of the stack's secret configuration and the secret environment variables.
  */
 import * as fs from "node:fs";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { renderPreviewMarkdown, summarizePreview } from "../../lib/pulumi/previewSummary";
+import { collectSecrets, redactMessage } from "../../lib/pulumi/redact";
 import { openStack } from "./workspace";
 
 interface Options {
@@ -58,6 +61,9 @@ async function main(argv: string[]): Promise<number> {
   const opts = parseArgs(argv);
   const stack = await openStack({ stackName: opts.stack, workDir: opts.workDir });
   const project = (await stack.workspace.projectSettings()).name;
+  // Read before the preview: a stack whose secrets cannot be read gets no summary rather than an
+  // unredacted one.
+  const secrets = collectSecrets(await stack.getAllConfig(), process.env);
   const events: EngineEvent[] = [];
   let failure: unknown;
   try {
@@ -70,11 +76,11 @@ async function main(argv: string[]): Promise<number> {
   } catch (err) {
     failure = err;
   }
-  const summary = summarizePreview(events);
+  const summary = summarizePreview(events, { secrets });
   if (failure !== undefined && summary.ok) {
     // The engine failed without an error diagnostic (e.g. the CLI itself): report what it said.
     summary.ok = false;
-    summary.errors.push(errorText(failure));
+    summary.errors.push(redactMessage(errorText(failure), secrets));
   }
   const markdown = renderPreviewMarkdown(summary, { stack: opts.stack, project });
   if (opts.events) fs.writeFileSync(opts.events, `${JSON.stringify(events, null, 1)}\n`);

@@ -1,10 +1,12 @@
 import type { EngineEvent, StepEventMetadata } from "@pulumi/pulumi/automation";
+import { redactMessage } from "./redact";
 
 /**
  * Turns the engine events of a `pulumi preview` into what a reviewer of a stack change wants to know:
  * which tenants are added, suspended, restored…, how many resources change, and which keys of each.
  * Values are never copied out of the events (only key names, subdomains, states and restore targets),
- * so a secret cannot leak into a pull-request comment even where the engine would not mask it.
+ * so a secret cannot leak into a pull-request comment even where the engine would not mask it. The
+ * engine's error messages are quoted, redacted (./redact.ts).
  */
 
 export const CHANGE_OPS = ["create", "update", "replace", "delete"] as const;
@@ -37,10 +39,13 @@ export interface TenantChanges {
   resumed: TenantStateChange[];
   archived: TenantStateChange[];
   /**
-   * A PitrRestore created or replaced: the tenant is brought back to `target` on `up` (null when the
-   * target is not readable in the preview: secret or computed).
+   * A PitrRestore, or on the kubernetes target a restore Job, created or replaced: the tenant is
+   * brought back to `target` on `up` (null when the target is not readable in the preview: secret or
+   * computed).
    */
   restored: Array<{ tenant: string; target: { kind: string; value: string } | null }>;
+  /** A replaced TenantDatabase: the database is dropped and made anew. `keys` force the replacement. */
+  recreated: Array<{ tenant: string; keys: string[] }>;
 }
 
 export interface PreviewSummary {
@@ -56,6 +61,12 @@ export interface PreviewSummary {
 const TENANT_DATABASE = /(^|[:/])TenantDatabase$/;
 const PITR_RESTORE = /(^|[:/])PitrRestore$/;
 const SNAPSHOT = /(^|[:/])Snapshot$/;
+const KUBERNETES_JOB = "kubernetes:batch/v1:Job";
+/** components/kubernetes/RestoreJob.ts: the name prefix and labels of a tenant's restore Job. */
+const RESTORE_JOB_PREFIX = "loomworks-restore-";
+const LABEL_OPS_JOB = "loomworks/ops-job";
+const LABEL_TENANT = "loomworks/tenant";
+const RESTORE_KINDS = ["snapshot", "time", "lsn"] as const;
 
 /** The engine's step kinds mapped onto what a reviewer counts; the three steps of a replacement are one. */
 const OP_OF_STEP: Record<string, ChangeOp | "same" | undefined> = {
@@ -78,11 +89,14 @@ function resourceName(urn: string): string {
   return urn.slice(urn.lastIndexOf("::") + 2);
 }
 
-/** A plain string input, or undefined when absent, unknown or secret (`[secret]` in the events). */
-function plainString(inputs: Record<string, unknown> | undefined, key: string): string | undefined {
-  const v = inputs?.[key];
+/** A plain string, or undefined when absent, unknown or secret (`[secret]` in the events). */
+function plainValue(v: unknown): string | undefined {
   if (typeof v !== "string" || v === "" || v === "[secret]" || v.startsWith("04da6b54-")) return undefined;
   return v;
+}
+
+function plainString(inputs: Record<string, unknown> | undefined, key: string): string | undefined {
+  return plainValue(inputs?.[key]);
 }
 
 /** Pulumi's marker of a secret value in serialized state; such values are compared, never read. */
@@ -119,7 +133,7 @@ function changedKeys(meta: StepEventMetadata): string[] {
 function restoreTarget(inputs: Record<string, unknown> | undefined): { kind: string; value: string } | null {
   const target = inputs?.target;
   if (isPlainObject(target)) {
-    for (const kind of ["snapshot", "time", "lsn"]) {
+    for (const kind of RESTORE_KINDS) {
       const value = plainString(target, kind);
       if (value !== undefined) return { kind, value };
     }
@@ -127,12 +141,50 @@ function restoreTarget(inputs: Record<string, unknown> | undefined): { kind: str
   return null;
 }
 
-function cleanDiagnostic(message: string): string {
-  return message.replace(ANSI, "").trim();
+/**
+ * The tenant a Job restores, with the target of its container's `--time`/`--lsn`/`--snapshot`
+ * argument; undefined when the Job is not a restore Job (name prefix and both labels).
+ */
+function restoreJob(
+  inputs: Record<string, unknown> | undefined,
+): TenantChanges["restored"][number] | undefined {
+  const metadata = isPlainObject(inputs?.metadata) ? inputs.metadata : undefined;
+  const labels = isPlainObject(metadata?.labels) ? metadata.labels : undefined;
+  const tenant = plainString(labels, LABEL_TENANT);
+  const name = plainString(metadata, "name");
+  if (!tenant || !name?.startsWith(RESTORE_JOB_PREFIX) || plainString(labels, LABEL_OPS_JOB) !== "restore") {
+    return undefined;
+  }
+  const spec = isPlainObject(inputs?.spec) ? inputs.spec : undefined;
+  const template = isPlainObject(spec?.template) ? spec.template : undefined;
+  const podSpec = isPlainObject(template?.spec) ? template.spec : undefined;
+  const containers = Array.isArray(podSpec?.containers) ? (podSpec.containers as unknown[]) : [];
+  for (const container of containers) {
+    const args =
+      isPlainObject(container) && Array.isArray(container.args) ? (container.args as unknown[]) : [];
+    for (const kind of RESTORE_KINDS) {
+      const i = args.indexOf(`--${kind}`);
+      const value = i >= 0 ? plainValue(args[i + 1]) : undefined;
+      if (value !== undefined) return { tenant, target: { kind, value } };
+    }
+  }
+  return { tenant, target: null };
+}
+
+function cleanDiagnostic(message: string, secrets: readonly string[]): string {
+  return redactMessage(message.replace(ANSI, "").trim(), secrets);
+}
+
+export interface SummarizeOptions {
+  /** Values to redact from the engine's error messages (./redact.ts collectSecrets). */
+  secrets?: readonly string[];
 }
 
 /** Builds the summary from every event of one preview, in the order they arrived. */
-export function summarizePreview(events: readonly EngineEvent[]): PreviewSummary {
+export function summarizePreview(
+  events: readonly EngineEvent[],
+  options: SummarizeOptions = {},
+): PreviewSummary {
   const steps = new Map<string, { op: ChangeOp | "same"; meta: StepEventMetadata }>();
   const errors: string[] = [];
   for (const event of events) {
@@ -145,7 +197,7 @@ export function summarizePreview(events: readonly EngineEvent[]): PreviewSummary
     }
     const diag = event.diagnosticEvent;
     if (diag?.severity === "error") {
-      const message = cleanDiagnostic(diag.message);
+      const message = cleanDiagnostic(diag.message, options.secrets ?? []);
       if (message !== "" && !errors.includes(message)) errors.push(message);
     }
   }
@@ -159,6 +211,7 @@ export function summarizePreview(events: readonly EngineEvent[]): PreviewSummary
     resumed: [],
     archived: [],
     restored: [],
+    recreated: [],
   };
   const snapshotsAdded: PreviewSummary["snapshotsAdded"] = [];
 
@@ -184,6 +237,7 @@ export function summarizePreview(events: readonly EngineEvent[]): PreviewSummary
       } else if (op === "delete") {
         tenants.removed.push(tenant);
       } else {
+        if (op === "replace") tenants.recreated.push({ tenant, keys: [...(meta.keys ?? [])].sort() });
         const from = plainString(oldIn, "state") ?? "active";
         const to = plainString(newIn, "state") ?? from;
         if (from !== to) {
@@ -198,6 +252,9 @@ export function summarizePreview(events: readonly EngineEvent[]): PreviewSummary
         tenant: plainString(newIn, "subdomain") ?? name,
         target: restoreTarget(newIn),
       });
+    } else if (meta.type === KUBERNETES_JOB && (op === "create" || op === "replace")) {
+      const restore = restoreJob(newIn);
+      if (restore) tenants.restored.push(restore);
     } else if (SNAPSHOT.test(meta.type) && op === "create") {
       snapshotsAdded.push({
         tenant: plainString(newIn, "subdomain") ?? "?",
@@ -218,6 +275,7 @@ export function summarizePreview(events: readonly EngineEvent[]): PreviewSummary
   tenants.resumed.sort(byTenant);
   tenants.archived.sort(byTenant);
   tenants.restored.sort(byTenant);
+  tenants.recreated.sort(byTenant);
   snapshotsAdded.sort((a, b) => byTenant(a, b) || a.name.localeCompare(b.name));
 
   return { ok: errors.length === 0, counts, resources, tenants, snapshotsAdded, errors };
@@ -251,6 +309,14 @@ function tenantLines(s: PreviewSummary): string[] {
     if (items.length > 0) lines.push(`- **${label}** (${items.length}): ${items.join(", ")}`);
   };
   line(
+    "recreated (data deleted and made anew)",
+    t.recreated.map((r) =>
+      r.keys.length > 0
+        ? `${code(r.tenant)} (${r.keys.length > 1 ? "keys" : "key"}: ${r.keys.map(code).join(", ")})`
+        : code(r.tenant),
+    ),
+  );
+  line(
     "added",
     t.added.map((a) => {
       const details = [a.tier, a.state && a.state !== "active" ? a.state : undefined].filter(Boolean);
@@ -280,7 +346,11 @@ function headline(s: PreviewSummary): string {
   if (!s.ok) return "❌ **The preview failed** — nothing can be applied until the errors below are fixed.";
   const parts = CHANGE_OPS.filter((op) => s.counts[op] > 0).map((op) => `${s.counts[op]} ${OP_WORDS[op]}`);
   if (parts.length === 0) return `✅ **No changes** (${s.counts.same} resources unchanged).`;
-  return `**${parts.join(" · ")}** (${s.counts.same} unchanged).`;
+  const counts = `**${parts.join(" · ")}** (${s.counts.same} unchanged).`;
+  const recreated = s.tenants.recreated.map((r) => code(r.tenant));
+  if (recreated.length === 0) return counts;
+  const databases = recreated.length > 1 ? "tenant databases" : "tenant database";
+  return `${counts} ⚠️ **${recreated.length} ${databases} recreated — data deleted:** ${recreated.join(", ")}.`;
 }
 
 /** The summary as GitHub-flavoured Markdown: headline, tenants, counts, then the resources folded away. */

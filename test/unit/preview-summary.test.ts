@@ -3,9 +3,17 @@ import * as path from "node:path";
 import type { EngineEvent, SummaryEvent } from "@pulumi/pulumi/automation";
 import { describe, expect, it } from "vitest";
 import { renderPreviewMarkdown, summarizePreview } from "../../lib/pulumi/previewSummary";
+import { MAX_MESSAGE_CHARS, collectSecrets, redactMessage } from "../../lib/pulumi/redact";
+import { LABEL_OPS_JOB, LABEL_TENANT, NAMES } from "../../components/kubernetes/common";
+import { restoreJobName } from "../../components/kubernetes/RestoreJob";
 import { repoRoot } from "../helpers/repo";
 
-/** Events captured from real previews of a local stack (see the `note` in each file). */
+interface K8sJobInputs {
+  metadata: { name: string; labels: Record<string, string> };
+  spec: { template: { spec: { containers: Array<{ args: unknown }> } } };
+}
+
+/** Events captured from real previews of a local stack, or hand-made in their shape (see each `note`). */
 function captured(name: string): EngineEvent[] {
   const file = path.join(repoRoot, "test", "fixtures", "preview-events", `${name}.json`);
   return (JSON.parse(fs.readFileSync(file, "utf8")) as { events: EngineEvent[] }).events;
@@ -43,6 +51,7 @@ describe("summarizePreview on captured previews", () => {
       resumed: [],
       archived: [],
       restored: [{ tenant: "bravo", target: { kind: "snapshot", value: "before" } }],
+      recreated: [],
     });
     expect(s.snapshotsAdded).toEqual([{ tenant: "bravo", name: "before" }]);
     expect(tenantsSection(render(events))).toBe(
@@ -55,7 +64,7 @@ describe("summarizePreview on captured previews", () => {
     );
   });
 
-  it.each(["tenant-changes", "replace-and-remove", "no-changes"])(
+  it.each(["tenant-changes", "replace-and-remove", "no-changes", "kubernetes-restore"])(
     "counts what the engine's own summary counts (%s)",
     (name) => {
       const events = captured(name);
@@ -244,6 +253,208 @@ describe("tenant state transitions", () => {
     expect(tenantsSection(renderPreviewMarkdown(s, ctx))).toBe(
       "- **restored** (1): `bravo` (target not shown)",
     );
+  });
+});
+
+describe("restores on the kubernetes target (restore Jobs)", () => {
+  const jobOf = (events: EngineEvent[], tenant: string) => {
+    const event = events.find(
+      (e) =>
+        e.resourcePreEvent?.metadata.op === "create" &&
+        e.resourcePreEvent.metadata.urn.includes(`Job::${NAMES.restorePrefix}-${tenant}-`),
+    );
+    if (!event) throw new Error(`no restore Job for ${tenant}`);
+    return structuredClone(event);
+  };
+  const jobInputs = (event: EngineEvent) => event.resourcePreEvent!.metadata.new!.inputs as K8sJobInputs;
+
+  it("the hand-made fixture holds the Jobs RestoreJob.ts makes: name, labels", () => {
+    const events = captured("kubernetes-restore");
+    const metadata = jobInputs(jobOf(events, "acme")).metadata;
+    expect(metadata.name).toBe(restoreJobName("acme", { time: "2026-11-25T22:00:00Z" }));
+    expect(metadata.labels[LABEL_OPS_JOB]).toBe("restore");
+    expect(metadata.labels[LABEL_TENANT]).toBe("acme");
+    expect(jobInputs(jobOf(events, "globex")).metadata.name).toBe(
+      restoreJobName("globex", { lsn: "0/3A0001C8" }),
+    );
+  });
+
+  it("a created restore Job is a restore of its tenant, with the target of its args", () => {
+    const events = captured("kubernetes-restore");
+    const s = summarizePreview(events);
+    expect(s.ok).toBe(true);
+    // The old target's Job is deleted: that is no restore.
+    expect(s.resources.filter((r) => r.op === "delete").map((r) => r.name)).toEqual([
+      restoreJobName("acme", { time: "2026-11-20T08:00:00Z" }),
+    ]);
+    expect(s.tenants.restored).toEqual([
+      { tenant: "acme", target: { kind: "time", value: "2026-11-25T22:00:00Z" } },
+      { tenant: "globex", target: { kind: "lsn", value: "0/3A0001C8" } },
+    ]);
+    expect(tenantsSection(render(events))).toBe(
+      "- **restored** (2): `acme` to time `2026-11-25T22:00:00Z`, `globex` to lsn `0/3A0001C8`",
+    );
+  });
+
+  it("a replaced restore Job (a failed one, resumed) is a restore too", () => {
+    const step = jobOf(captured("kubernetes-restore"), "globex");
+    step.resourcePreEvent!.metadata.op = "replace";
+    expect(summarizePreview([step]).tenants.restored).toEqual([
+      { tenant: "globex", target: { kind: "lsn", value: "0/3A0001C8" } },
+    ]);
+  });
+
+  it("args not known in the preview: the restore is listed, its target not shown", () => {
+    const step = jobOf(captured("kubernetes-restore"), "acme");
+    jobInputs(step).spec.template.spec.containers[0].args = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+    const s = summarizePreview([step]);
+    expect(s.tenants.restored).toEqual([{ tenant: "acme", target: null }]);
+    expect(tenantsSection(renderPreviewMarkdown(s, ctx))).toBe(
+      "- **restored** (1): `acme` (target not shown)",
+    );
+  });
+
+  it("a Job without the restore label or name is no restore", () => {
+    const otherJob = jobOf(captured("kubernetes-restore"), "acme");
+    jobInputs(otherJob).metadata.labels[LABEL_OPS_JOB] = "backup-full";
+    const otherName = jobOf(captured("kubernetes-restore"), "globex");
+    jobInputs(otherName).metadata.name = "loomworks-backup-full-29123";
+    const s = summarizePreview([otherJob, otherName]);
+    expect(s.counts.create).toBe(2);
+    expect(s.tenants.restored).toEqual([]);
+  });
+});
+
+describe("a replaced tenant database (its data deleted)", () => {
+  const replacedAlpha = (keys: string[]) => {
+    const step = stepOf(captured("tenant-changes"), "TenantDatabase::alpha");
+    const meta = step.resourcePreEvent!.metadata;
+    meta.op = "replace";
+    meta.keys = keys;
+    for (const key of keys) meta.new!.inputs[key] = `${String(meta.old!.inputs[key])}-v2`;
+    return step;
+  };
+
+  it("is named in the Tenants section with the keys forcing it, and in the headline", () => {
+    const s = summarizePreview([replacedAlpha(["roleName", "database"])]);
+    expect(s.tenants.recreated).toEqual([{ tenant: "alpha", keys: ["database", "roleName"] }]);
+    const markdown = renderPreviewMarkdown(s, ctx);
+    expect(tenantsSection(markdown).split("\n")[0]).toBe(
+      "- **recreated (data deleted and made anew)** (1): `alpha` (keys: `database`, `roleName`)",
+    );
+    expect(markdown.split("\n")[2]).toBe(
+      "**1 to replace** (0 unchanged). ⚠️ **1 tenant database recreated — data deleted:** `alpha`.",
+    );
+  });
+
+  it("one key: `key:`; a state change in the same replacement is listed as well", () => {
+    const step = replacedAlpha(["filestoreRoot"]);
+    step.resourcePreEvent!.metadata.new!.inputs.state = "suspended";
+    expect(tenantsSection(render([step]))).toBe(
+      [
+        "- **recreated (data deleted and made anew)** (1): `alpha` (key: `filestoreRoot`)",
+        "- **suspended** (1): `alpha` (active → suspended)",
+      ].join("\n"),
+    );
+  });
+
+  it("other replacements (a template) recreate no tenant and add nothing to the headline", () => {
+    const events = captured("replace-and-remove");
+    expect(summarizePreview(events).tenants.recreated).toEqual([]);
+    expect(render(events)).not.toContain("recreated");
+  });
+});
+
+describe("redaction of error messages", () => {
+  /** `pulumi config --show-secrets --json` of a stack with `config set --path --secret` on the platform. */
+  const config = {
+    "loomworks:platform": {
+      value: JSON.stringify({
+        backups: { cipherPassphrase: "super-secret-passphrase" },
+        kubernetes: { tls: { dns01: { apiToken: "cf-token-0123456789", short: "x" } } },
+        target: "kubernetes",
+        templates: { default: { key: "default-template" } },
+      }),
+      secret: true,
+    },
+    "loomworks:monitoringPassword": { value: "mon-pass-42", secret: true },
+    "loomworks:tenants": {
+      value: JSON.stringify({ acme: { adminEmail: "owner@acme.example" } }),
+      secret: false,
+    },
+  };
+  const env = {
+    PULUMI_CONFIG_PASSPHRASE: "stack-passphrase-1",
+    GITHUB_TOKEN: "ghs_abcdefghijklmnop",
+    DB_PASSWORD: "db-password-9",
+    APP_SECRET: "app-secret-value",
+    HOME: "/home/runner",
+    SHORT_TOKEN: "abc",
+  };
+
+  it("collects the secret config values, secret leaves of structured ones, and secret env vars", () => {
+    const secrets = collectSecrets(config, env);
+    expect(secrets).toEqual(
+      expect.arrayContaining([
+        "super-secret-passphrase",
+        "cf-token-0123456789",
+        "default-template",
+        "mon-pass-42",
+        "stack-passphrase-1",
+        "ghs_abcdefghijklmnop",
+        "db-password-9",
+        "app-secret-value",
+      ]),
+    );
+    for (const plain of ["kubernetes", "x", "owner@acme.example", "/home/runner", "abc"]) {
+      expect(secrets).not.toContain(plain);
+    }
+  });
+
+  it("a diagnostic with a configured secret and a DSN password reaches the comment redacted", () => {
+    const secrets = collectSecrets(config, env);
+    const message =
+      "error: loomworks:PitrRestore resource 'acme-restore': pgbackrest failed: cipher-pass=super-secret-passphrase\n" +
+      "connecting to postgres://postgres:Xy7%21dsn-pass@postgres.loomworks.svc:5432/postgres: " +
+      'token "cf-token-0123456789" rejected; {"password":"mon-pass-42"}';
+    const events: EngineEvent[] = [
+      { sequence: 1, timestamp: 0, diagnosticEvent: { message, color: "never", severity: "error" } },
+    ];
+    const s = summarizePreview(events, { secrets });
+    expect(s.errors).toEqual([
+      "error: loomworks:PitrRestore resource 'acme-restore': pgbackrest failed: cipher-pass=[secret]\n" +
+        "connecting to postgres://postgres:[secret]@postgres.loomworks.svc:5432/postgres: " +
+        'token "[secret]" rejected; {"password":"[secret]"}',
+    ]);
+    const markdown = renderPreviewMarkdown(s, ctx);
+    for (const secret of [
+      "super-secret-passphrase",
+      "Xy7%21dsn-pass",
+      "cf-token-0123456789",
+      "mon-pass-42",
+    ]) {
+      expect(markdown).not.toContain(secret);
+    }
+  });
+
+  it("redacts a secret in its JSON-escaped and URL-encoded forms, the longer of two first", () => {
+    const secret = 'pa"ss/wo rd';
+    expect(redactMessage(`a ${JSON.stringify(secret)} b ${encodeURIComponent(secret)}`, [secret])).toBe(
+      'a "[secret]" b [secret]',
+    );
+    expect(redactMessage("key=abcd1234-extra", ["abcd1234", "abcd1234-extra"])).toBe("key=[secret]");
+    expect(redactMessage("host=db password='p w' user=x password=plain1", [])).toBe(
+      "host=db password=[secret] user=x password=[secret]",
+    );
+  });
+
+  it("cuts a long message after redaction, so no secret is cut in half", () => {
+    const secret = "0123456789abcdef";
+    const message = `${"x".repeat(MAX_MESSAGE_CHARS - 4)}${secret}${"y".repeat(3000)}`;
+    const redacted = redactMessage(message, [secret]);
+    expect(redacted).toBe(`${"x".repeat(MAX_MESSAGE_CHARS - 4)}[sec… (truncated)`);
+    expect(redacted).not.toContain("0123");
+    expect(redactMessage("short", [])).toBe("short");
   });
 });
 
