@@ -2,7 +2,7 @@
 # Runs the benchmarks and renders BENCHMARKS.md from their results.
 #
 #   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--undo-rounds N] [--undo-seconds N]
-#                [--cold-build] [--only tenant-create|pulumi-up|restore|undo|router|report]
+#                [--rotation-rounds N] [--cold-build] [--only tenant-create|pulumi-up|restore|undo|router|rotation|report]
 #
 #   --rounds N          tenant-create rounds (default 15)
 #   --budget-seconds N  soft time budget of pulumi-up (default 600)
@@ -16,6 +16,8 @@
 #   --only WHAT         run one benchmark (or just the report) and keep the others' last results
 #                       (router: wrk against the local router, a 10,000-tenant map vs one tenant, its
 #                       reload time; ~3 min; installs the Debian package wrk when missing)
+#   --rotation-rounds N rotation: alternating rounds of a rotating vs a no-change `up`, and of a preview
+#                       with vs without its Markdown summary (default 5; ~5 min)
 #
 # Results go to .loomworks/bench/*.json (ignored by git); BENCHMARKS.md is rewritten.
 set -euo pipefail
@@ -30,6 +32,7 @@ budget=600
 restores=3
 undo_rounds=8
 undo_seconds=8
+rotation_rounds=5
 cold=0
 only=""
 while [[ $# -gt 0 ]]; do
@@ -39,6 +42,7 @@ while [[ $# -gt 0 ]]; do
     --restores) restores="$2"; shift 2 ;;
     --undo-rounds) undo_rounds="$2"; shift 2 ;;
     --undo-seconds) undo_seconds="$2"; shift 2 ;;
+    --rotation-rounds) rotation_rounds="$2"; shift 2 ;;
     --cold-build) cold=1; shift ;;
     --only) only="$2"; shift 2 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -73,6 +77,9 @@ if wants router; then
     DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends wrk >/dev/null
   fi
   node bin/bench/router.js
+fi
+if wants rotation; then
+  node bin/bench/rotation.js --rounds "$rotation_rounds"
 fi
 
 if [[ $cold -eq 1 ]]; then
