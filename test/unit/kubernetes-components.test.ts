@@ -9,6 +9,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type K8sObject, isK8s, kindName, objectOf, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject, k8sSchemaErrors } from "../helpers/k8s-validate";
 import {
   installMocks,
@@ -61,25 +62,6 @@ function config(overrides: Record<string, unknown> = {}): KubernetesConfig {
   });
 }
 
-/** A Kubernetes object as sent to the cluster (the registration's inputs, secrets unwrapped). */
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
-  spec?: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  data?: Record<string, string>;
-  stringData?: Record<string, string>;
-  [key: string]: unknown;
-}
-
-const isK8s = (r: Registration) => r.custom && r.type.startsWith("kubernetes:");
-const objectOf = (r: Registration) => plain(r.inputs) as K8sObject;
-const kindName = (o: K8sObject) => `${o.kind}/${o.metadata.name}`;
 /** kindName with a content-hash suffix shown as `<hash>`. */
 const kindNameShape = (o: K8sObject) => kindName(o).replace(/-[0-9a-f]{10}$/, "-<hash>");
 
@@ -92,12 +74,6 @@ async function build<T extends pulumi.Resource>(make: () => T): Promise<[T, Regi
 
 function objects(regs: Registration[]): K8sObject[] {
   return regs.filter(isK8s).map(objectOf);
-}
-
-function one(objs: K8sObject[], kind: string, name: string): K8sObject {
-  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
-  expect(found, `${kind}/${name}`).toHaveLength(1);
-  return found[0];
 }
 
 /** Registration of one object, for secret checks on the raw inputs. */

@@ -9,8 +9,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type K8sObject, isK8s, kindName, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject, k8sSchemaErrors } from "../helpers/k8s-validate";
-import { installMocks, plain, registered, resourceTree, type Registration } from "./pulumi-mocks";
+import { installMocks, plain, registered, resourceTree } from "./pulumi-mocks";
 
 // The mocks must be in place before any resource is constructed (the imports below declare none).
 const registrations = installMocks();
@@ -36,19 +37,6 @@ import { DEFAULT_VOLUME_CLAIMS, alertRuleGroups } from "../../lib/monitoring/rul
 
 const NS = "loomworks-prod";
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  spec?: any;
-  [key: string]: unknown;
-}
-/* eslint-enable @typescript-eslint/no-explicit-any */
-
-const isK8s = (r: Registration) => r.custom && r.type.startsWith("kubernetes:");
-const kindName = (o: K8sObject) => `${o.kind}/${o.metadata.name}`;
-
 async function build<T extends pulumi.Resource>(make: () => T): Promise<[T, K8sObject[]]> {
   const first = registrations.length;
   const resource = make();
@@ -58,12 +46,6 @@ async function build<T extends pulumi.Resource>(make: () => T): Promise<[T, K8sO
     .filter(isK8s)
     .map((r) => plain(r.inputs) as K8sObject);
   return [resource, objs];
-}
-
-function one(objs: K8sObject[], kind: string, name: string): K8sObject {
-  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
-  expect(found, `${kind}/${name}`).toHaveLength(1);
-  return found[0];
 }
 
 const matchesLabels = (selector: Record<string, string>, labels: Record<string, string>) =>

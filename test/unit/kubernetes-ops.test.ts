@@ -9,6 +9,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type K8sObject, isK8s, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject } from "../helpers/k8s-validate";
 import { installMocks, plain, registered, type Registration } from "./pulumi-mocks";
 
@@ -39,20 +40,6 @@ const SUPERUSER_PASSWORD = "superuser-Pa55word-0123456789";
 const CIPHER_PASS = "cipher-passphrase-9876543210";
 const ERP_USER = { uid: 1000, gid: 1000 };
 
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
-  spec?: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  data?: Record<string, string>;
-  stringData?: Record<string, string>;
-  [key: string]: unknown;
-}
 interface EnvVar {
   name: string;
   value?: string;
@@ -62,7 +49,6 @@ interface EnvVar {
   };
 }
 
-const isK8s = (r: Registration) => r.custom && r.type.startsWith("kubernetes:");
 const objectsOf = (regs: Registration[]) => regs.filter(isK8s).map((r) => plain(r.inputs) as K8sObject);
 
 async function build<T extends pulumi.Resource>(make: () => T): Promise<[T, K8sObject[]]> {
@@ -70,12 +56,6 @@ async function build<T extends pulumi.Resource>(make: () => T): Promise<[T, K8sO
   const resource = make();
   await registered(resource);
   return [resource, objectsOf(registrations.slice(first))];
-}
-
-function one(objs: K8sObject[], kind: string, name: string): K8sObject {
-  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
-  expect(found, `${kind}/${name}`).toHaveLength(1);
-  return found[0];
 }
 
 /** The PostgreSQL Secret as PostgresServer declares it (the values these references must resolve to). */

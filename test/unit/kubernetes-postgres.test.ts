@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type K8sObject, isK8s, kindName, objectOf, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject } from "../helpers/k8s-validate";
 import { repoRoot } from "../helpers/repo";
 import {
@@ -46,31 +47,11 @@ function baseArgs(overrides: Partial<PostgresServerArgs> = {}): PostgresServerAr
   };
 }
 
-/** A Kubernetes object as sent to the cluster (the registration's inputs, secrets unwrapped). */
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-  };
-  spec?: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  data?: Record<string, string>;
-  stringData?: Record<string, string>;
-  [key: string]: unknown;
-}
-
 interface Built {
   server: PostgresServer;
   regs: Registration[];
   objs: K8sObject[];
 }
-
-const isK8s = (r: Registration) => r.custom && r.type.startsWith("kubernetes:");
-const objectOf = (r: Registration) => plain(r.inputs) as K8sObject;
-const kindName = (o: K8sObject) => `${o.kind}/${o.metadata.name}`;
 
 async function build(name: string, args: PostgresServerArgs): Promise<Built> {
   const first = registrations.length;
@@ -78,12 +59,6 @@ async function build(name: string, args: PostgresServerArgs): Promise<Built> {
   await registered(server);
   const regs = registrations.slice(first);
   return { server, regs, objs: regs.filter(isK8s).map(objectOf) };
-}
-
-function one(objs: K8sObject[], kind: string, name: string): K8sObject {
-  const found = objs.filter((o) => o.kind === kind && o.metadata.name === name);
-  expect(found, `${kind}/${name}`).toHaveLength(1);
-  return found[0];
 }
 
 function configMapOf(objs: K8sObject[]): K8sObject {

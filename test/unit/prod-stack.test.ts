@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { load as loadYaml } from "js-yaml";
 import { beforeAll, describe, expect, it } from "vitest";
+import { type K8sObject, isK8s, objectOf } from "../helpers/k8s-objects";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
 import { repoRoot } from "../helpers/repo";
 import { installMocks, isSecretInput, plain, promiseOf, registered, type Registration } from "./pulumi-mocks";
@@ -18,16 +19,6 @@ const registrations = installMocks();
 import { LoomworksPlatform } from "../../components/LoomworksPlatform";
 import { parseStackConfig } from "../../infra/config/load";
 import { kubectlRunArgs, type KubernetesCommandRunner } from "../../lib/tenant/templatePod";
-
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
-  spec?: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  data?: Record<string, string>;
-  stringData?: Record<string, string>;
-  [key: string]: unknown;
-}
 
 /** The `loomworks:*` values of Pulumi.prod.yaml, as `pulumi config` hands them to the program. */
 function prodConfig(): { platform: Record<string, unknown>; tenants?: unknown; tiers?: unknown } {
@@ -40,9 +31,6 @@ function prodConfig(): { platform: Record<string, unknown>; tenants?: unknown; t
     tiers: file.config["loomworks:tiers"],
   };
 }
-
-const isK8s = (r: Registration) => r.custom && r.type.startsWith("kubernetes:");
-const objectOf = (r: Registration) => plain(r.inputs) as K8sObject;
 
 async function build(
   name: string,
