@@ -1126,7 +1126,7 @@ function rotationSection(r: RotationBenchResult): string[] {
       `**${rot.sessions.failed} failed** of ${rot.sessions.queries.toLocaleString("en")} queries. Building the ` +
       `summary itself from the collected events takes ${pv.withSummary.summaryMs.median.toFixed(1)} ms (median; ` +
       `${pv.withSummary.markdownBytes.toLocaleString("en")} bytes of Markdown for one added tenant and the ` +
-      "rotation pending): the rest of the difference is the engine streaming its events.",
+      "rotation pending); everything else in the ratio is the engine's own preview and run-to-run noise.",
     "",
   ];
 }

@@ -97,7 +97,8 @@ async function currentDsns(s: LocalTestStack): Promise<Dsns> {
     router: { odooConfig: string };
   };
   const conf = parseOdooConfig(await fs.readFile(outs.router.odooConfig, "utf8"));
-  const erp = `postgres://${conf.db_user}:${conf.db_password}@${outs.postgres.host}:${outs.postgres.port}/postgres`;
+  // The ERP role reaches the tenants' databases only (a member of each tenant role).
+  const erp = `postgres://${conf.db_user}:${conf.db_password}@${outs.postgres.host}:${outs.postgres.port}/acme`;
   return { admin: outs.postgres.adminDsn, tenant: outs.tenants.acme.dsn, erp };
 }
 
