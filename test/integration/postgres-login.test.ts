@@ -11,6 +11,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { quoteIdent, withClient } from "../../lib/pg/client";
 import { waitForLogin } from "../../lib/pg/waitForLogin";
+import { ensureRegistry } from "../../lib/tenant/registry";
 import { freePort } from "../helpers/ports";
 import { repoRoot } from "../helpers/repo";
 
@@ -24,18 +25,29 @@ const postgresLoginProvider = (
 const pg = inject("pg");
 const ROLE = `lw_login_${randomBytes(3).toString("hex")}`;
 const FIRST = randomBytes(18).toString("base64url");
+/** The role's own database: the registry revokes CONNECT on `postgres` from PUBLIC once it exists. */
+const DB = `${ROLE}_db`;
 
-const dsnWith = (password: string, port = pg.port, database = "postgres") =>
+const dsnWith = (password: string, port = pg.port, database = DB) =>
   `postgres://${ROLE}:${password}@${pg.host}:${port}/${database}`;
 const setPassword = (password: string) =>
   withClient(pg.adminDsn, (c) => c.query(`ALTER ROLE ${quoteIdent(ROLE)} PASSWORD '${password}'`));
 
 beforeAll(async () => {
-  await withClient(pg.adminDsn, (c) => c.query(`CREATE ROLE ${quoteIdent(ROLE)} LOGIN PASSWORD '${FIRST}'`));
+  // As in production, the registry exists (it revokes CONNECT on `postgres` from PUBLIC).
+  await ensureRegistry(pg.adminDsn);
+  await withClient(pg.adminDsn, async (c) => {
+    await c.query(`CREATE ROLE ${quoteIdent(ROLE)} LOGIN PASSWORD '${FIRST}'`);
+    await c.query(`CREATE DATABASE ${quoteIdent(DB)}`);
+    await c.query(`GRANT CONNECT ON DATABASE ${quoteIdent(DB)} TO ${quoteIdent(ROLE)}`);
+  });
 });
 
 afterAll(async () => {
-  await withClient(pg.adminDsn, (c) => c.query(`DROP ROLE IF EXISTS ${quoteIdent(ROLE)}`));
+  await withClient(pg.adminDsn, async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(DB)}`);
+    await c.query(`DROP ROLE IF EXISTS ${quoteIdent(ROLE)}`);
+  });
 });
 
 describe("waitForLogin", () => {
@@ -68,7 +80,7 @@ describe("waitForLogin", () => {
       (e: Error) => e,
     );
     expect(Date.now() - began).toBeGreaterThanOrEqual(1_500);
-    expect(String(err)).toContain(`${ROLE}@${pg.host}:${pg.port}/postgres: no login within 2 s`);
+    expect(String(err)).toContain(`${ROLE}@${pg.host}:${pg.port}/${DB}: no login within 2 s`);
     expect(String(err)).toContain("refuses the password");
     expect(String(err)).not.toContain(wrong);
   });
