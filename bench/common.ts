@@ -5,11 +5,13 @@
  * Benchmarks measure and record; they never assert on timings.
  */
 import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { Client } from "pg";
+import { destroyCluster, type LocalClusterSpec } from "../lib/pg/cluster";
 
 import { findFreePort as findPort, makeStateDir } from "../test/helpers/cluster";
 import { repoRoot } from "../test/helpers/repo";
@@ -131,6 +133,37 @@ export function parseFlags(argv: string[], known: string[]): Record<string, stri
     out[flag.slice(2)] = value;
   }
   return out;
+}
+
+/**
+ * `--name N` integer flags, each with its default (the keys of `defaults` are the only flags known):
+ * `const { rounds, "warmup-seconds": warmupSeconds } = intFlags(process.argv.slice(2), { rounds: 8, "warmup-seconds": 3 })`.
+ */
+export function intFlags<T extends Record<string, number>>(argv: string[], defaults: T): T {
+  const flags = parseFlags(argv, Object.keys(defaults));
+  return Object.fromEntries(
+    Object.entries(defaults).map(([name, fallback]) => [name, intFlag(flags, name, fallback)]),
+  ) as T;
+}
+
+/** Runs a benchmark's main function: an error is printed and the process exits with 1. */
+export function runBenchmark(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
+
+/** Stops and removes a benchmark's throw-away cluster; a failure is logged (the results are already written). */
+export async function removeThrowawayCluster(
+  spec: LocalClusterSpec,
+  stateDir: string,
+  log: (message: string) => void,
+): Promise<void> {
+  log("destroying the throw-away cluster");
+  await destroyCluster(spec).catch((err: Error) => log(`destroyCluster failed: ${err.message}`));
+  await fs.rm(stateDir, { recursive: true, force: true });
+  if (existsSync(stateDir)) log(`could not remove ${stateDir}`);
 }
 
 export function intFlag(flags: Record<string, string>, name: string, fallback: number): number {

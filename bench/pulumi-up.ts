@@ -35,16 +35,16 @@ import * as localStack from "../test/e2e/local-stack";
 import type { TenantEntry } from "../test/e2e/local-stack";
 import {
   REPO_ROOT,
-  intFlag,
   loadNow,
   machineInfo,
   mapLimit,
   now,
-  parseFlags,
   pulumiVersion,
   stats,
   writeResult,
   type Stats,
+  intFlags,
+  runBenchmark,
 } from "./common";
 
 const FIXTURE_DUMP = path.join(REPO_ROOT, "test", "fixtures", "odoo-shaped", "template.sql");
@@ -125,10 +125,9 @@ const newScenario = (name: string, tenants: number, baselineName: Scenario["base
 });
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), ["budget-seconds", "repeats", "repeats-50"]);
-  const budgetMs = intFlag(flags, "budget-seconds", 600) * 1000;
-  const repeats = intFlag(flags, "repeats", 3);
-  const repeats50 = intFlag(flags, "repeats-50", 1);
+  const flags = intFlags(process.argv.slice(2), { "budget-seconds": 600, repeats: 3, "repeats-50": 1 });
+  const budgetMs = flags["budget-seconds"] * 1000;
+  const { repeats, "repeats-50": repeats50 } = flags;
   if (!fs.existsSync(FIXTURE_DUMP)) throw new Error(`fixture dump ${FIXTURE_DUMP} not found`);
   const machine = machineInfo();
   const started = now();
@@ -395,7 +394,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+runBenchmark(main);

@@ -30,13 +30,12 @@
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, promises as fs } from "node:fs";
+import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { takeBackup } from "../lib/backup/backups";
 import { quoteIdent, withClient } from "../lib/pg/client";
 import {
-  destroyCluster,
   ensureCluster,
   localAdminDsn,
   localClusterLayout,
@@ -73,6 +72,8 @@ import {
   timed,
   writeResult,
   settle,
+  removeThrowawayCluster,
+  runBenchmark,
 } from "./common";
 import type {
   BaselineKind,
@@ -805,14 +806,8 @@ async function main(): Promise<void> {
     log(`wrote ${file} (run ${secs(result.totalMs)})`);
   } finally {
     await closeSnapshotConnections().catch(() => undefined);
-    log("destroying the throw-away cluster");
-    await destroyCluster(spec).catch((err: Error) => log(`destroyCluster failed: ${err.message}`));
-    await fs.rm(stateDir, { recursive: true, force: true });
-    if (existsSync(stateDir)) log(`could not remove ${stateDir}`);
+    await removeThrowawayCluster(spec, stateDir, log);
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+runBenchmark(main);

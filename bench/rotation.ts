@@ -24,15 +24,15 @@ import { renderPreviewMarkdown, summarizePreview } from "../lib/pulumi/previewSu
 import { parseOdooConfig } from "../lib/odoo/config";
 import { LocalTestStack, type TenantEntry } from "../test/e2e/local-stack";
 import {
-  intFlag,
   loadNow,
   machineInfo,
   now,
-  parseFlags,
   pulumiVersion,
   stats,
   writeResult,
   type Stats,
+  intFlags,
+  runBenchmark,
 } from "./common";
 
 const log = (msg: string): void => console.log(`[rotation] ${msg}`);
@@ -184,8 +184,7 @@ async function previewRound(
 }
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), ["rounds"]);
-  const rounds = intFlag(flags, "rounds", 5);
+  const { rounds } = intFlags(process.argv.slice(2), { rounds: 5 });
   const machine = machineInfo();
   log(`load ${machine.load.join(" ")}; ${rounds} rounds`);
   const s = await LocalTestStack.create("bench-rotation");
@@ -264,7 +263,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  console.error(err);
-  process.exitCode = 1;
-});
+runBenchmark(main);

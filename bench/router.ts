@@ -40,16 +40,16 @@ import {
 import { getWithHost, startStandinHttp, type Standin } from "../test/helpers/standin-upstreams";
 import {
   findFreePort,
-  intFlag,
   loadNow,
   machineInfo,
   makeStateDir,
   now,
-  parseFlags,
   stats,
   writeResult,
   type MachineInfo,
   type Stats,
+  intFlags,
+  runBenchmark,
 } from "./common";
 
 export interface WrkRun {
@@ -223,22 +223,23 @@ async function untilAnswered(
 const tenantName = (i: number): string => `tenant${String(i).padStart(5, "0")}`;
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), [
-    "tenants",
-    "rounds",
-    "seconds",
-    "warmup-seconds",
-    "connections",
-    "threads",
-    "reloads",
-  ]);
-  const tenantsN = intFlag(flags, "tenants", 10_000);
-  const rounds = intFlag(flags, "rounds", 12);
-  const seconds = intFlag(flags, "seconds", 4);
-  const warmupSeconds = intFlag(flags, "warmup-seconds", 2);
-  const connections = intFlag(flags, "connections", 32);
-  const threads = intFlag(flags, "threads", 2);
-  const reloads = intFlag(flags, "reloads", 10);
+  const {
+    tenants: tenantsN,
+    rounds,
+    seconds,
+    "warmup-seconds": warmupSeconds,
+    connections,
+    threads,
+    reloads,
+  } = intFlags(process.argv.slice(2), {
+    tenants: 10_000,
+    rounds: 12,
+    seconds: 4,
+    "warmup-seconds": 2,
+    connections: 32,
+    threads: 2,
+    reloads: 10,
+  });
   const t0 = now();
   const machine = machineInfo();
   const nginx = await nginxVersion();
@@ -447,7 +448,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  console.error(`[router] ${err.stack ?? err.message}`);
-  process.exit(1);
-});
+runBenchmark(main);

@@ -23,13 +23,7 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
-import {
-  destroyCluster,
-  ensureCluster,
-  localAdminDsn,
-  localClusterLayout,
-  type LocalClusterSpec,
-} from "../lib/pg/cluster";
+import { ensureCluster, localAdminDsn, localClusterLayout, type LocalClusterSpec } from "../lib/pg/cluster";
 import { quoteIdent, withClient } from "../lib/pg/client";
 import { hashPbkdf2Sha512, ODOO_PBKDF2_ROUNDS } from "../lib/tenant/passlib";
 import { createTenant, deleteTenant, type TenantSpec } from "../lib/tenant/provision";
@@ -38,17 +32,18 @@ import { ensureTemplate } from "../lib/tenant/template";
 import { fixtureSql, type FixtureOptions } from "../test/fixtures/odoo-shaped/generate";
 import {
   findFreePort,
-  intFlag,
   loadNow,
   machineInfo,
   makeStateDir,
   now,
-  parseFlags,
   stats,
   timed,
   writeResult,
   type Stats,
   settle,
+  intFlags,
+  removeThrowawayCluster,
+  runBenchmark,
 } from "./common";
 
 /** Fixture options giving a template of ≈100 MB pg_database_size (calibrated on PostgreSQL 15). */
@@ -158,21 +153,19 @@ async function profileSteps(
 }
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), [
-    "rounds",
-    "warmup",
-    "profile-rounds",
-    "extra-tables",
-    "rows",
-    "payload",
-  ]);
-  const rounds = intFlag(flags, "rounds", 15);
-  const warmup = intFlag(flags, "warmup", 1);
-  const profileRounds = intFlag(flags, "profile-rounds", 5);
+  const flags = intFlags(process.argv.slice(2), {
+    rounds: 15,
+    warmup: 1,
+    "profile-rounds": 5,
+    "extra-tables": BENCH_FIXTURE.extraTables,
+    rows: BENCH_FIXTURE.rowsPerTable,
+    payload: BENCH_FIXTURE.payloadBytes,
+  });
+  const { rounds, warmup, "profile-rounds": profileRounds } = flags;
   const fixture: FixtureOptions = {
-    extraTables: intFlag(flags, "extra-tables", BENCH_FIXTURE.extraTables),
-    rowsPerTable: intFlag(flags, "rows", BENCH_FIXTURE.rowsPerTable),
-    payloadBytes: intFlag(flags, "payload", BENCH_FIXTURE.payloadBytes),
+    extraTables: flags["extra-tables"],
+    rowsPerTable: flags.rows,
+    payloadBytes: flags.payload,
   };
   const machine = machineInfo();
   log(`load ${machine.load.join(" ")} on ${machine.nproc} cores; ${rounds} rounds (+${warmup} warm-up)`);
@@ -377,13 +370,8 @@ async function main(): Promise<void> {
     for (const st of result.statements) log(`  ${st.median.toFixed(0).padStart(6)} ms  ${st.name}`);
     log(`wrote ${file}`);
   } finally {
-    log("destroying the throw-away cluster");
-    await destroyCluster(spec).catch((err: Error) => log(`destroyCluster failed: ${err.message}`));
-    await fs.rm(stateDir, { recursive: true, force: true });
+    await removeThrowawayCluster(spec, stateDir, log);
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+runBenchmark(main);

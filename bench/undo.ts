@@ -57,7 +57,6 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { installGuards, readGuards } from "../lib/guards/install";
 import {
-  destroyCluster,
   ensureCluster,
   LOCAL_HOST,
   localAdminDsn,
@@ -79,17 +78,18 @@ import {
 import { beginOperation, undoOperation, type UndoResult } from "../lib/undo/undo";
 import {
   findFreePort,
-  intFlag,
   loadNow,
   machineInfo,
   makeStateDir,
   now,
-  parseFlags,
   settle,
   stats,
   timed,
   writeResult,
   type Stats,
+  intFlags,
+  removeThrowawayCluster,
+  runBenchmark,
 } from "./common";
 
 const OP_RATIO_GOAL = 0.8;
@@ -568,34 +568,37 @@ interface UndoSample {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const flags = parseFlags(process.argv.slice(2), [
-    "rounds",
-    "seconds",
-    "warmup-seconds",
-    "clients",
-    "threads",
-    "scale",
-    "profile-rounds",
-    "profile-seconds",
-    "profile-clients",
-    "probe-rounds",
-    "probe-rows",
-    "undo-rounds",
-    "undo-rows",
-  ]);
-  const rounds = intFlag(flags, "rounds", 8);
-  const seconds = intFlag(flags, "seconds", 8);
-  const warmupSeconds = intFlag(flags, "warmup-seconds", 3);
-  const clients = intFlag(flags, "clients", 4);
-  const threads = intFlag(flags, "threads", 2);
-  const scale = intFlag(flags, "scale", 10);
-  const profileRounds = intFlag(flags, "profile-rounds", 3);
-  const profileSeconds = intFlag(flags, "profile-seconds", 5);
-  const profileClients = Math.max(1, intFlag(flags, "profile-clients", 1));
-  const probeRounds = intFlag(flags, "probe-rounds", 3);
-  const probeRows = Math.max(1, intFlag(flags, "probe-rows", 100_000));
-  const undoRounds = intFlag(flags, "undo-rounds", 5);
-  const undoRows = intFlag(flags, "undo-rows", 10_000);
+  const {
+    rounds,
+    seconds,
+    "warmup-seconds": warmupSeconds,
+    clients,
+    threads,
+    scale,
+    "profile-rounds": profileRounds,
+    "profile-seconds": profileSeconds,
+    "profile-clients": profileClientsFlag,
+    "probe-rounds": probeRounds,
+    "probe-rows": probeRowsFlag,
+    "undo-rounds": undoRounds,
+    "undo-rows": undoRows,
+  } = intFlags(process.argv.slice(2), {
+    rounds: 8,
+    seconds: 8,
+    "warmup-seconds": 3,
+    clients: 4,
+    threads: 2,
+    scale: 10,
+    "profile-rounds": 3,
+    "profile-seconds": 5,
+    "profile-clients": 1,
+    "probe-rounds": 3,
+    "probe-rows": 100_000,
+    "undo-rounds": 5,
+    "undo-rows": 10_000,
+  });
+  const profileClients = Math.max(1, profileClientsFlag);
+  const probeRows = Math.max(1, probeRowsFlag);
   if (undoRows > BACKGROUND_ROWS) throw new Error(`--undo-rows is limited to ${BACKGROUND_ROWS}`);
   const machine = machineInfo();
   const started = now();
@@ -1232,13 +1235,8 @@ async function main(): Promise<void> {
     );
     log(`wrote ${file} (${(result.totalMs / 60_000).toFixed(1)} min)`);
   } finally {
-    log("destroying the throw-away cluster");
-    await destroyCluster(spec).catch((err: Error) => log(`destroyCluster failed: ${err.message}`));
-    await fs.rm(stateDir, { recursive: true, force: true });
+    await removeThrowawayCluster(spec, stateDir, log);
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+runBenchmark(main);
