@@ -12,7 +12,27 @@
  */
 import { createHash } from "node:crypto";
 import * as path from "node:path";
-import { loadTemplate, renderTemplate } from "../templates/render";
+import { loadTemplate, renderTemplate, renderTemplateFile } from "../templates/render";
+
+/** The router's own pages: one template, the words of each (the marker lets tests tell them apart). */
+const ERROR_PAGES = {
+  "404": {
+    title: "Not found",
+    marker: "404 unknown host",
+    heading: "No Loomworks workspace here",
+    message:
+      "There is no Loomworks ERP workspace at this address. Check the address you were given, or ask your\n" +
+      "      administrator for your workspace's link.",
+  },
+  "503": {
+    title: "Unavailable",
+    marker: "503 tenant unavailable",
+    heading: "This workspace is not available right now",
+    message:
+      "This Loomworks ERP workspace is paused or under maintenance. If maintenance is in progress, try again in\n" +
+      "      a few minutes; otherwise, please contact your administrator.",
+  },
+} as const;
 
 /**
  * `<sub>--preview.<domain>`: the preview host of a tenant (subdomains never contain `--`). It is
@@ -412,7 +432,10 @@ export function renderRouterConfig(o: RouterOptions): RenderedRouterConfig {
     listen,
     tenantServer,
   });
-  const pages = { "404.html": loadTemplate("nginx/404.html"), "503.html": loadTemplate("nginx/503.html") };
+  const pages = {
+    "404.html": renderTemplateFile("nginx/error-page.html.tmpl", ERROR_PAGES["404"]),
+    "503.html": renderTemplateFile("nginx/error-page.html.tmpl", ERROR_PAGES["503"]),
+  };
   return {
     text,
     pages,
