@@ -24,6 +24,16 @@ export default defineConfig({
           fileParallelism: false,
         },
       },
+      {
+        test: {
+          name: "odoo",
+          include: ["test/odoo/**/*.test.ts"],
+          globalSetup: ["test/odoo/global-setup.ts"],
+          testTimeout: 900_000,
+          hookTimeout: 1_800_000,
+          fileParallelism: false,
+        },
+      },
     ],
   },
 });

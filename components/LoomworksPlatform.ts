@@ -109,6 +109,8 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         port: cluster.port,
         stateDir,
         odoo: platform.odoo,
+        odooHttp: platform.odooHttp,
+        odooWebsocket: platform.odooWebsocket,
         credentialRotation: platform.credentialRotation,
       },
       { parent: this, dependsOn: [cluster] },
@@ -154,7 +156,15 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
       }
     }
 
-    const router = erp.routeTenants(tenants, platform, tenantResources);
+    const router = erp.serveTenants(
+      tenantResources.map((t) => ({
+        config: t.config,
+        ...tenantNames(t.config.subdomain),
+        password: t.rolePassword,
+      })),
+      platform,
+      tenantResources,
+    );
     this.router = { url: router.url, nginxConfig: router.nginxConfig, odooConfig: erp.odooConfig };
     this.postgres = { host: cluster.host, port: cluster.port, adminDsn: pulumi.secret(cluster.adminDsn) };
     this.registerOutputs({});
@@ -183,6 +193,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
             database: templateDatabaseName(templateName),
             ...resolved,
             stateDir,
+            ...(commandRunner ? {} : { filestoreRoot: path.join(stateDir, "filestore") }),
             dumpHash: templateSourceHash(resolved),
             excludeTables: platform.undo.excludeTables ?? [],
             guardsVersion: GUARDS_VERSION,

@@ -74,10 +74,14 @@ export class Tenant extends pulumi.ComponentResource {
   /** Undo capture, quotas and AI-operation limits inside the tenant database. */
   readonly guards: TenantGuards;
   readonly database: TenantDatabase;
+  readonly config: TenantConfig;
+  /** The tenant role's password (secret): the ERP's tenant credentials carry it. */
+  readonly rolePassword: pulumi.Output<string>;
 
   constructor(name: string, args: TenantArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:tenant:Tenant", name, {}, opts);
     const cfg = args.config;
+    this.config = cfg;
     const { database, roleName } = tenantNames(cfg.subdomain);
     const rolePassword = new RandomSecret(
       `${name}-role-password`,
@@ -194,6 +198,7 @@ export class Tenant extends pulumi.ComponentResource {
     );
 
     this.database = db;
+    this.rolePassword = pulumi.secret(rolePassword.result);
     this.adminPassword = adminPassword.result;
     this.summary = {
       database,

@@ -2,9 +2,9 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
 /**
- * The ERP's own database role (lib/tenant/erpRole.ts): LOGIN, not a superuser, a member of every
- * tenant role. create/update converge the role, its password and its tenant memberships; read
- * reports drift (role gone, made superuser, a tenant membership missing); delete drops it.
+ * The ERP's own database role (lib/tenant/erpRole.ts): LOGIN, not a superuser, a member of no
+ * tenant role. create/update converge the role and its password and take back tenant memberships;
+ * read reports drift (role gone, made superuser, a tenant membership granted); delete drops it.
  */
 export interface ErpRoleArgs {
   adminDsn: pulumi.Input<string>;
@@ -19,7 +19,7 @@ export interface ErpRoleInputs {
 }
 
 export interface ErpRoleOutputs extends ErpRoleInputs {
-  missingTenants: string[];
+  tenantMemberships: string[];
   superuser: boolean;
 }
 
@@ -31,13 +31,13 @@ type ErpModule = typeof import("../lib/tenant/erpRole");
 async function converge(inputs: ErpRoleInputs): Promise<ErpRoleOutputs> {
   const m: ErpModule = require(ERP_MODULE);
   const st = await m.ensureErpRole(inputs.adminDsn, inputs.roleName, inputs.password);
-  return { ...inputs, missingTenants: st.missingTenants, superuser: st.superuser };
+  return { ...inputs, tenantMemberships: st.tenantMemberships, superuser: st.superuser };
 }
 
 export const erpRoleProvider: pulumi.dynamic.ResourceProvider<ErpRoleInputs, ErpRoleOutputs> = {
   async diff(_id, olds, news) {
     const replaces = olds.roleName !== news.roleName ? ["roleName"] : [];
-    const drift = (olds.missingTenants ?? []).length > 0 || olds.superuser === true;
+    const drift = (olds.tenantMemberships ?? []).length > 0 || olds.superuser === true;
     const changes =
       replaces.length > 0 || drift || olds.password !== news.password || olds.adminDsn !== news.adminDsn;
     return { changes, replaces, deleteBeforeReplace: false };
@@ -62,7 +62,7 @@ export const erpRoleProvider: pulumi.dynamic.ResourceProvider<ErpRoleInputs, Erp
       return { id, props };
     }
     if (!st.exists) return { id: "" };
-    return { id, props: { ...props, missingTenants: st.missingTenants, superuser: st.superuser } };
+    return { id, props: { ...props, tenantMemberships: st.tenantMemberships, superuser: st.superuser } };
   },
   async delete(_id, props) {
     const m: ErpModule = require(ERP_MODULE);
@@ -78,7 +78,7 @@ export class ErpRole extends pulumi.dynamic.Resource {
     super(
       erpRoleProvider,
       name,
-      { ...args, missingTenants: undefined, superuser: undefined },
+      { ...args, tenantMemberships: undefined, superuser: undefined },
       {
         ...opts,
         additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "adminDsn", "password"],

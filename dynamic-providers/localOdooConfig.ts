@@ -29,6 +29,12 @@ export interface LocalOdooConfigArgs {
   redisUrl?: pulumi.Input<string | undefined>;
   /** Default 127.0.0.1: on this machine only the router reaches the ERP. */
   httpInterface?: pulumi.Input<string | undefined>;
+  /** platform.odooHttp's and odooWebsocket's ports (defaults 8069, 8072). */
+  httpPort?: pulumi.Input<number | undefined>;
+  geventPort?: pulumi.Input<number | undefined>;
+  /** The tenant map and credentials the loomworks_tenants addon reads. */
+  tenantMapPath?: pulumi.Input<string | undefined>;
+  tenantCredentialsPath?: pulumi.Input<string | undefined>;
 }
 
 export type { LocalOdooConfigInputs, LocalOdooConfigOutputs };

@@ -30,6 +30,8 @@ export interface TenantTemplateArgs {
   fromCommand?: pulumi.Input<string>;
   /** The platform's state directory (build logs, the command's working directory). */
   stateDir: pulumi.Input<string>;
+  /** Tenants' filestore root (local target): a `fromCommand` build's files become `<root>/<database>`. */
+  filestoreRoot?: pulumi.Input<string>;
   /** SHA-256 of the source (lib/tenant/template.ts templateSourceHash), so a changed dump is a diff. */
   dumpHash: pulumi.Input<string>;
   /** Stack table patterns never captured for undo; the guards are installed into the template. */
@@ -47,6 +49,7 @@ export interface TenantTemplateInputs {
   fromDump?: string;
   fromCommand?: string;
   stateDir: string;
+  filestoreRoot?: string;
   dumpHash: string;
   excludeTables?: string[];
   guardsVersion?: string;
@@ -141,7 +144,10 @@ export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
 
   async delete(_id, props) {
     const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
-    await m.dropTemplate(props.adminDsn, props.database, { onlyIfHash: props.dumpHash });
+    await m.dropTemplate(props.adminDsn, props.database, {
+      onlyIfHash: props.dumpHash,
+      ...(props.filestoreRoot ? { filestoreRoot: props.filestoreRoot } : {}),
+    });
   },
 };
 

@@ -1,4 +1,3 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { OdooConfig } from "../../infra/config/odoo";
 import type { TenantConfig } from "../../infra/config/schema";
@@ -6,7 +5,10 @@ import { ErpRole } from "../../dynamic-providers/erpRole";
 import { LocalOdooConfig } from "../../dynamic-providers/localOdooConfig";
 import { LocalRouter } from "../../dynamic-providers/localRouter";
 import { RandomSecret, rotationKeepers } from "../../dynamic-providers/randomSecret";
-import { imageAddonsPath } from "../../lib/odoo/image";
+import { LocalErpTenants } from "../../dynamic-providers/localErpTenants";
+import { findInstalledOdoo, localAddonsPath, projectAddonsDir } from "../../lib/odoo/installed";
+import { localErpDir } from "../../lib/odoo/localTenantFiles";
+import { tenantFilePaths, type ErpTenant } from "../../lib/odoo/tenantMap";
 
 export interface LocalErpArgs {
   adminDsn: pulumi.Input<string>;
@@ -14,14 +16,18 @@ export interface LocalErpArgs {
   port: pulumi.Input<number>;
   stateDir: string;
   odoo: OdooConfig;
+  /** platform.odooHttp / odooWebsocket ("host:port"): the ports the ERP listens on. */
+  odooHttp: string;
+  odooWebsocket: string;
   /** platform.credentialRotation: a new value rotates the ERP role's password (not the admin's). */
   credentialRotation?: string;
 }
 
 /**
- * The ERP's side of the local target, before the tenants: its own database role (a member of every
- * tenant role) and the rendered odoo.conf (`<stateDir>/odoo/odoo.conf`) for an ERP server run on
- * this machine. The router comes after the tenants (routeTenants).
+ * The ERP's side of the local target, before the tenants: its own database role (it reaches no
+ * tenant: the loomworks_tenants addon opens each tenant database as that tenant's role) and the
+ * rendered odoo.conf (`<stateDir>/odoo/odoo.conf`) for an ERP server run on this machine. The tenant
+ * map, the tenants' credentials and the router come after the tenants (serveTenants).
  */
 export class LocalErp extends pulumi.ComponentResource {
   readonly role: ErpRole;
@@ -37,6 +43,10 @@ export class LocalErp extends pulumi.ComponentResource {
       { length: 32, keepers: rotationKeepers({ platform: args.credentialRotation }) },
       { parent: this },
     );
+    const tenantFiles = tenantFilePaths(localErpDir(args.stateDir));
+    const installed = findInstalledOdoo();
+    if ("missing" in installed)
+      void pulumi.log.info(`ERP: ${installed.missing}; odoo.conf names only the project's addons`, this);
     const adminPasswd = new RandomSecret(`${name}-admin-passwd`, { length: 32 }, { parent: this });
     this.role = new ErpRole(
       `${name}-role`,
@@ -54,9 +64,11 @@ export class LocalErp extends pulumi.ComponentResource {
         dbPassword: rolePassword.result,
         // Odoo keeps each database's files in <data_dir>/filestore/<db>: the platform's filestore root.
         dataDir: args.stateDir,
-        addonsPath: args.odoo.addonsBuildContext
-          ? imageAddonsPath([path.resolve(args.odoo.addonsBuildContext)])
-          : imageAddonsPath(),
+        addonsPath: localAddonsPath(projectAddonsDir(), "odoo" in installed ? installed.odoo : undefined),
+        httpPort: portOf(args.odooHttp),
+        geventPort: portOf(args.odooWebsocket),
+        tenantMapPath: tenantFiles.map,
+        tenantCredentialsPath: tenantFiles.credentials,
         cpu: args.odoo.cpu,
         memoryMb: args.odoo.memoryMb,
         ...(args.odoo.redisUrl ? { redisUrl: pulumi.secret(args.odoo.redisUrl) } : {}),
@@ -68,8 +80,42 @@ export class LocalErp extends pulumi.ComponentResource {
     this.registerOutputs({ odooConfig: this.odooConfig });
   }
 
-  /** nginx for the declared tenants: active ones to the ERP, suspended/archived to 503, the rest 404. */
-  routeTenants(
+  /**
+   * The tenant map and credentials the ERP reads (each tenant's own role), then nginx for the
+   * declared tenants: active ones to the ERP, suspended/archived to 503, the rest 404.
+   */
+  serveTenants(
+    tenants: readonly {
+      config: TenantConfig;
+      database: string;
+      roleName: string;
+      password: pulumi.Output<string>;
+    }[],
+    platform: { domain: string; routerPort: number; odooHttp: string; odooWebsocket: string },
+    dependsOn: pulumi.Resource[],
+  ): LocalRouter {
+    const entries: pulumi.Output<ErpTenant>[] = tenants.map((t) =>
+      t.password.apply((password) => ({
+        subdomain: t.config.subdomain,
+        database: t.database,
+        roleName: t.roleName,
+        password,
+        state: t.config.state,
+      })),
+    );
+    new LocalErpTenants(
+      "erp-tenants",
+      { stateDir: this.stateDir, tenants: pulumi.secret(pulumi.all(entries)) },
+      { parent: this, dependsOn },
+    );
+    return this.routeTenants(
+      tenants.map((t) => t.config),
+      platform,
+      dependsOn,
+    );
+  }
+
+  private routeTenants(
     tenants: readonly TenantConfig[],
     platform: { domain: string; routerPort: number; odooHttp: string; odooWebsocket: string },
     dependsOn: pulumi.Resource[],
@@ -87,4 +133,9 @@ export class LocalErp extends pulumi.ComponentResource {
       { parent: this, dependsOn },
     );
   }
+}
+
+/** The port of a "host:port" setting. */
+function portOf(hostPort: string): number {
+  return Number(hostPort.slice(hostPort.lastIndexOf(":") + 1));
 }

@@ -11,6 +11,7 @@
  * comes from this one template.
  */
 import { loadTemplate, renderTemplate } from "../templates/render";
+import { TENANTS_MODULE, TENANT_CREDENTIALS_OPTION, TENANT_MAP_OPTION } from "./tenantMap";
 
 export const ODOO_HTTP_PORT = 8069;
 export const ODOO_GEVENT_PORT = 8072;
@@ -116,6 +117,14 @@ export interface OdooConfigOptions {
   redisPrefix?: string;
   /** Modules loaded before any database is chosen (default base, web); the Redis session addon belongs here. */
   serverWideModules?: readonly string[];
+  /** HTTP port (default 8069) and WebSocket (gevent) port (default 8072): what the router sends to. */
+  httpPort?: number;
+  geventPort?: number;
+  /**
+   * The tenant map and credentials the loomworks_tenants addon reads (lib/odoo/tenantMap.ts); given,
+   * the addon is loaded server-wide and the ERP serves exactly the map's tenants, each as its own role.
+   */
+  tenantFiles?: { map: string; credentials: string };
   /** Log file; empty (default) logs to stderr, as containers want. */
   logfile?: string;
   logLevel?: "debug" | "info" | "warn" | "error" | "critical";
@@ -152,12 +161,19 @@ function secretValue(name: string, value: OdooSecret, minLength = 1): string {
 
 const MODULE_NAME = /^[a-z][a-z0-9_]*$/;
 
+function checkPort(name: string, port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`odoo.conf: ${name} must be an integer from 1 to 65535 (got ${port})`);
+  return port;
+}
+
 export function renderOdooConfig(o: OdooConfigOptions): string {
   const threaded = o.mode === "threaded";
   const size = threaded ? odooThreadedSizing(o.cpu, o.memoryMb) : odooSizing(o.cpu, o.memoryMb);
-  if (!Number.isInteger(o.dbPort) || o.dbPort < 1 || o.dbPort > 65535)
-    throw new Error(`odoo.conf: db_port must be an integer from 1 to 65535 (got ${o.dbPort})`);
-  const modules = o.serverWideModules ?? ["base", "web"];
+  checkPort("db_port", o.dbPort);
+  const modules = o.tenantFiles
+    ? [...new Set([...(o.serverWideModules ?? ["base", "web"]), TENANTS_MODULE])]
+    : (o.serverWideModules ?? ["base", "web"]);
   for (const m of modules) {
     if (!MODULE_NAME.test(m)) throw new Error(`odoo.conf: server_wide_modules: "${m}" is not a module name`);
   }
@@ -170,8 +186,12 @@ export function renderOdooConfig(o: OdooConfigOptions): string {
     db_sslmode: o.dbSslmode ?? "prefer",
     db_maxconn: size.dbMaxConn,
     http_interface: checkRequired("http_interface", o.httpInterface ?? "0.0.0.0"),
-    http_port: ODOO_HTTP_PORT,
-    gevent_port: ODOO_GEVENT_PORT,
+    http_port: checkPort("http_port", o.httpPort ?? ODOO_HTTP_PORT),
+    gevent_port: checkPort("gevent_port", o.geventPort ?? ODOO_GEVENT_PORT),
+    tenant_files: o.tenantFiles
+      ? `${TENANT_MAP_OPTION} = ${checkRequired(TENANT_MAP_OPTION, o.tenantFiles.map)}\n` +
+        `${TENANT_CREDENTIALS_OPTION} = ${checkRequired(TENANT_CREDENTIALS_OPTION, o.tenantFiles.credentials)}`
+      : "; (no tenant map: the ERP lists and connects as stock Odoo)",
     data_dir: checkRequired("data_dir", o.dataDir),
     addons_path: checkRequired("addons_path", o.addonsPath),
     cpu: o.cpu,

@@ -4,12 +4,13 @@
  * mode 0600 in a 0700 directory. dynamic-providers/localOdooConfig.ts is the Pulumi lifecycle over
  * these functions.
  */
-import { createHash } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
+import { PRIVATE_FILE_MODE, inspectFile, octalMode, sha256, writePrivateFile } from "../fs/privateFile";
 import { odooSizing, renderOdooConfig } from "./config";
 
-export const LOCAL_ODOO_CONF_MODE = 0o600;
+export { sha256 };
+export const LOCAL_ODOO_CONF_MODE = PRIVATE_FILE_MODE;
 
 export interface LocalOdooConfigSpec {
   stateDir: string;
@@ -25,6 +26,11 @@ export interface LocalOdooConfigSpec {
   redisUrl?: string;
   /** Default 127.0.0.1: on this machine only the router reaches the ERP. */
   httpInterface?: string;
+  httpPort?: number;
+  geventPort?: number;
+  /** The tenant map and credentials files (lib/odoo/localTenantFiles.ts) the ERP's addon reads. */
+  tenantMapPath?: string;
+  tenantCredentialsPath?: string;
 }
 
 /** What the resource records about the file it wrote. */
@@ -57,14 +63,13 @@ export function renderLocalOdooConfig(spec: LocalOdooConfigSpec): string {
     memoryMb: spec.memoryMb,
     httpInterface: spec.httpInterface ?? "127.0.0.1",
     ...(spec.redisUrl ? { redisUrl: spec.redisUrl } : {}),
+    ...(spec.httpPort ? { httpPort: spec.httpPort } : {}),
+    ...(spec.geventPort ? { geventPort: spec.geventPort } : {}),
+    ...(spec.tenantMapPath && spec.tenantCredentialsPath
+      ? { tenantFiles: { map: spec.tenantMapPath, credentials: spec.tenantCredentialsPath } }
+      : {}),
   });
 }
-
-export function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
-}
-
-const octal = (mode: number): string => `0${(mode & 0o777).toString(8)}`;
 
 /** The state a spec leads to, without touching the disk (what `diff` compares against). */
 export function expectedLocalOdooConfig(spec: LocalOdooConfigSpec): LocalOdooConfigState {
@@ -72,7 +77,7 @@ export function expectedLocalOdooConfig(spec: LocalOdooConfigSpec): LocalOdooCon
   return {
     path: localOdooConfigPath(spec.stateDir),
     sha256: sha256(renderLocalOdooConfig(spec)),
-    mode: octal(LOCAL_ODOO_CONF_MODE),
+    mode: octalMode(LOCAL_ODOO_CONF_MODE),
     workers: size.workers,
     limitMemoryHard: size.limitMemoryHard,
   };
@@ -80,20 +85,8 @@ export function expectedLocalOdooConfig(spec: LocalOdooConfigSpec): LocalOdooCon
 
 /** Writes the file atomically (temporary file + rename), mode 0600, its directory 0700. Idempotent. */
 export async function writeLocalOdooConfig(spec: LocalOdooConfigSpec): Promise<LocalOdooConfigState> {
-  const text = renderLocalOdooConfig(spec);
   const state = expectedLocalOdooConfig(spec);
-  const dir = path.dirname(state.path);
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  await fsp.chmod(dir, 0o700);
-  const tmp = `${state.path}.tmp-${process.pid}`;
-  try {
-    await fsp.writeFile(tmp, text, { mode: LOCAL_ODOO_CONF_MODE });
-    await fsp.chmod(tmp, LOCAL_ODOO_CONF_MODE);
-    await fsp.rename(tmp, state.path);
-  } catch (err) {
-    await fsp.rm(tmp, { force: true });
-    throw err;
-  }
+  await writePrivateFile(state.path, renderLocalOdooConfig(spec));
   return state;
 }
 
@@ -101,13 +94,7 @@ export async function writeLocalOdooConfig(spec: LocalOdooConfigSpec): Promise<L
 export async function inspectLocalOdooConfig(
   file: string,
 ): Promise<{ sha256: string; mode: string } | undefined> {
-  try {
-    const [text, stat] = await Promise.all([fsp.readFile(file, "utf8"), fsp.stat(file)]);
-    return { sha256: sha256(text), mode: octal(stat.mode) };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw err;
-  }
+  return inspectFile(file);
 }
 
 /** Removes the file (and its directory when left empty). Idempotent. */
@@ -137,6 +124,10 @@ const INPUT_KEYS = [
   "memoryMb",
   "redisUrl",
   "httpInterface",
+  "httpPort",
+  "geventPort",
+  "tenantMapPath",
+  "tenantCredentialsPath",
 ] as const;
 
 /** The spec fields of the resource's inputs or outputs (an empty optional counts as absent). */
@@ -155,6 +146,10 @@ export function localOdooConfigSpec(o: LocalOdooConfigInputs): LocalOdooConfigSp
   };
   if (o.redisUrl) spec.redisUrl = o.redisUrl;
   if (o.httpInterface) spec.httpInterface = o.httpInterface;
+  if (o.httpPort) spec.httpPort = o.httpPort;
+  if (o.geventPort) spec.geventPort = o.geventPort;
+  if (o.tenantMapPath) spec.tenantMapPath = o.tenantMapPath;
+  if (o.tenantCredentialsPath) spec.tenantCredentialsPath = o.tenantCredentialsPath;
   return spec;
 }
 

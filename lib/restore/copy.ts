@@ -9,6 +9,7 @@ import { pgBin } from "../pg/cluster";
 import { quoteIdent, quoteLiteral } from "../pg/client";
 import { cleanChildEnv } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
+import { linkTree } from "../fs/linkTree";
 import { dsnToPgEnv, dsnWithDatabase } from "../tenant/sql";
 
 export interface DatabaseFacts {
@@ -294,17 +295,6 @@ async function isDir(p: string): Promise<boolean> {
     .stat(p)
     .then((s) => s.isDirectory())
     .catch(() => false);
-}
-
-/** Copies `src/.` into `dst` as hard links (`cp -al`; a plain copy across filesystems). `noClobber` keeps existing files. */
-async function linkTree(src: string, dst: string, noClobber: boolean): Promise<void> {
-  const flags = noClobber ? "-aln" : "-al";
-  const linked = await runCommand("cp", [flags, `${src}/.`, `${dst}/`], { timeoutMs: 60 * 60_000 });
-  if (linked.code === 0) return;
-  const copied = await runCommand("cp", [noClobber ? "-an" : "-a", `${src}/.`, `${dst}/`], {
-    timeoutMs: 4 * 60 * 60_000,
-  });
-  if (copied.code !== 0) throw new CommandError(`cp ${flags} ${src}/. ${dst}/`, copied);
 }
 
 export interface FilestoreSources {

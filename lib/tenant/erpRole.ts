@@ -1,24 +1,29 @@
 /**
- * The ERP's own database role (DESIGN.md §3, issue 5): one LOGIN role the ERP server connects with
- * to every tenant database (it picks the database from the host: `dbfilter = ^%d$`). Not a
- * superuser: it is a member of every tenant role (`GRANT <tenant> TO <erp>`), so it has exactly the
- * tenants' rights — their tables (Odoo owns its tables), the undo and quota functions — and can
- * connect only where a tenant role can; a suspended tenant's database refuses it like everyone.
+ * The ERP's own database role (issue 11): the LOGIN role in odoo.conf's `db_user`. It reaches no
+ * tenant. The ERP opens each tenant database as that tenant's own role (the loomworks_tenants addon
+ * reads the tenants' credentials, lib/odoo/tenantMap.ts), so a trigger a tenant owns, fired by an
+ * ERP write, runs with that tenant's rights alone. This role only connects to the `postgres`
+ * database, where Odoo keeps its server-wide LISTEN/NOTIFY channels (cron wake-ups, the bus): it
+ * needs CONNECT there and nothing else. Earlier releases made it a member of every tenant role;
+ * `ensureErpRole` and provisioning take those memberships back.
  */
 import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
 import { TENANT_GROUP_ROLE } from "./registry";
 import { checkRoleName, passwordClause } from "./sql";
 
+/** Where Odoo's server-wide LISTEN/NOTIFY happens (`db_connect('postgres')`). */
+export const ERP_NOTIFY_DATABASE = "postgres";
+
 export interface ErpRoleStatus {
   exists: boolean;
   canLogin: boolean;
   superuser: boolean;
-  /** Tenant roles (members of the tenant group) the ERP role is not a member of. */
-  missingTenants: string[];
+  /** Tenant roles (members of the tenant group) the ERP role is a member of: must stay empty. */
+  tenantMemberships: string[];
 }
 
-/** Creates or converges the role (LOGIN, no attributes, the given password) and its tenant memberships. */
+/** Creates or converges the role (LOGIN, no attributes, the given password, no tenant memberships). */
 export async function ensureErpRole(
   adminDsn: string,
   role: string,
@@ -36,38 +41,37 @@ export async function ensureErpRole(
       }
     }
     await admin.query(`ALTER ROLE ${quoteIdent(role)} ${attrs} ${passwordClause(password)}`);
-    await grantTenantsTo(admin, role);
+    for (const tenant of await tenantMemberships(admin, role)) await revoke(admin, tenant, role);
+    await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent(ERP_NOTIFY_DATABASE)} TO ${quoteIdent(role)}`);
   });
   return readErpRole(adminDsn, role);
 }
 
-async function grantTenantsTo(admin: Client, role: string): Promise<void> {
-  const missing = await missingTenants(admin, role);
-  for (const tenant of missing) await admin.query(`GRANT ${quoteIdent(tenant)} TO ${quoteIdent(role)}`);
+async function revoke(admin: Client, tenantRole: string, erpRole: string): Promise<void> {
+  await admin.query(`REVOKE ${quoteIdent(tenantRole)} FROM ${quoteIdent(erpRole)}`);
 }
 
-async function missingTenants(admin: Client, role: string): Promise<string[]> {
+async function tenantMemberships(admin: Client, role: string): Promise<string[]> {
   const r = await admin.query<{ tenant: string }>(
     `SELECT t.rolname AS tenant
      FROM pg_roles t
      JOIN pg_auth_members m ON m.member = t.oid AND m.roleid = (SELECT oid FROM pg_roles WHERE rolname = $2)
-     WHERE NOT pg_has_role($1, t.oid, 'MEMBER')
+     WHERE pg_has_role($1, t.oid, 'MEMBER')
      ORDER BY 1`,
     [role, TENANT_GROUP_ROLE],
   );
   return r.rows.map((x) => x.tenant);
 }
 
-/** Makes the ERP role a member of one tenant role (provisioning calls it; no-op when it is already). */
-export async function grantTenantToErp(admin: Client, tenantRole: string, erpRole: string): Promise<void> {
-  const r = await admin.query<{ ok: boolean }>(
-    "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AND pg_has_role($1, $2, 'MEMBER') AS ok",
-    [erpRole, tenantRole],
+/** Takes back a membership of the ERP role in a tenant role that an earlier release granted (no-op otherwise). */
+export async function revokeTenantFromErp(admin: Client, tenantRole: string, erpRole: string): Promise<void> {
+  const r = await admin.query<{ member: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_auth_members m
+                    JOIN pg_roles t ON t.oid = m.roleid AND t.rolname = $1
+                    JOIN pg_roles e ON e.oid = m.member AND e.rolname = $2) AS member`,
+    [tenantRole, erpRole],
   );
-  if (r.rows[0].ok) return;
-  const exists = await admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [erpRole]);
-  if (exists.rowCount === 0) return; // no ERP role (yet): ensureErpRole grants every tenant when it runs
-  await admin.query(`GRANT ${quoteIdent(tenantRole)} TO ${quoteIdent(erpRole)}`);
+  if (r.rows[0].member) await revoke(admin, tenantRole, erpRole);
 }
 
 export async function readErpRole(adminDsn: string, role: string): Promise<ErpRoleStatus> {
@@ -76,12 +80,12 @@ export async function readErpRole(adminDsn: string, role: string): Promise<ErpRo
       "SELECT rolcanlogin, rolsuper FROM pg_roles WHERE rolname = $1",
       [role],
     );
-    if (!r.rows[0]) return { exists: false, canLogin: false, superuser: false, missingTenants: [] };
+    if (!r.rows[0]) return { exists: false, canLogin: false, superuser: false, tenantMemberships: [] };
     return {
       exists: true,
       canLogin: r.rows[0].rolcanlogin,
       superuser: r.rows[0].rolsuper,
-      missingTenants: await missingTenants(admin, role),
+      tenantMemberships: await tenantMemberships(admin, role),
     };
   });
 }
@@ -93,6 +97,7 @@ export async function dropErpRole(adminDsn: string, role: string): Promise<void>
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
       [role],
     );
+    await admin.query(`DROP OWNED BY ${quoteIdent(role)}`).catch(() => undefined);
     await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
   });
 }

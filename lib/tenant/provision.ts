@@ -22,7 +22,9 @@ import type { Client } from "pg";
 import { adminDsn as buildDsn, quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { isRestoreLeftoverOf } from "../restore/names";
 import { installSnapshotApi } from "../snapshot/runtime";
-import { grantTenantToErp } from "./erpRole";
+import { revokeTenantFromErp } from "./erpRole";
+import { templateFilestore } from "./templateBuilder";
+import { linkTree } from "../fs/linkTree";
 import { hashPbkdf2Sha512 } from "./passlib";
 import {
   REGISTRY_DATABASE,
@@ -74,7 +76,7 @@ export interface TenantSpec {
   filestoreRoot: string;
   /** Days an archived tenant is kept before it may be destroyed. */
   retentionDays: number;
-  /** The ERP's own role (lib/tenant/erpRole.ts), made a member of this tenant's role. */
+  /** The ERP's own role (lib/tenant/erpRole.ts): a membership in this tenant's role is taken back. */
   erpRole?: string;
 }
 
@@ -384,6 +386,23 @@ async function ensureFilestore(spec: TenantSpec): Promise<string> {
   return dir;
 }
 
+/**
+ * The files the template's build wrote (`<filestoreRoot>/<template>`, templateBuilder.ts), linked
+ * into the new tenant's filestore: the template's attachments (company logo, images) name them.
+ * Once, when the tenant is initialized (a file the ERP later deletes is not brought back).
+ */
+async function copyTemplateFilestore(spec: TenantSpec): Promise<void> {
+  if (spec.filestoreRoot === EXTERNAL_FILESTORE) return;
+  const src = templateFilestore(spec.filestoreRoot, spec.template);
+  const exists = await fs.stat(src).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+  if (!exists) return;
+  const dst = await ensureFilestore(spec);
+  await linkTree(src, dst, true);
+}
+
 /** ALLOW_CONNECTIONS, role LOGIN and sessions for a lifecycle state. */
 async function applyLiveState(admin: Client, spec: TenantSpec, state: TenantState, log: Log): Promise<void> {
   const db = quoteIdent(spec.database);
@@ -469,11 +488,12 @@ export async function createTenant(
       await step("connect-grants", () => ensureConnectGrants(admin, spec));
       if (spec.erpRole) {
         const erpRole = spec.erpRole;
-        await step("erp-access", () => grantTenantToErp(admin, spec.roleName, erpRole));
+        await step("erp-access", () => revokeTenantFromErp(admin, spec.roleName, erpRole));
       }
       const cat = await databaseCatalog(admin, spec.database);
       const marker = tenantInitializedComment(spec.subdomain);
       if (cat?.comment !== marker) {
+        await step("template-filestore", () => copyTemplateFilestore(spec));
         await withDatabase(admin, adminDsn, spec.database, async (db) => {
           await step("erp-admin", () => initAdminUser(db, spec, log));
           await step("database-identity", () => initIdentity(db, log));
@@ -598,7 +618,7 @@ export async function updateTenant(
       await step("role", () => ensureRole(admin, spec, spec.state === "active"));
       if (spec.erpRole) {
         const erpRole = spec.erpRole;
-        await step("erp-access", () => grantTenantToErp(admin, spec.roleName, erpRole));
+        await step("erp-access", () => revokeTenantFromErp(admin, spec.roleName, erpRole));
       }
       if (old.adminEmail !== spec.adminEmail) {
         await step("erp-admin-login", () =>

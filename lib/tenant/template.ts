@@ -20,6 +20,16 @@ import { CommandError, runCommand } from "../process/run";
 import { kubectlRunArgs, type KubernetesCommandRunner } from "./templatePod";
 import { installGuards, readGuards, type GuardsOptions } from "../guards/install";
 import {
+  builderEnv,
+  dropBuilder,
+  expandCommand,
+  finishBuilder,
+  prepareBuilder,
+  retireBuilder,
+  templateFilestore,
+  type TemplateBuilder,
+} from "./templateBuilder";
+import {
   BUILDING_SUFFIX,
   TERMINATE_DATABASE_SESSIONS_SQL,
   checkDatabaseName,
@@ -33,8 +43,10 @@ export interface TemplateSource {
   /** A plain SQL dump (loaded with psql) or a pg_dump custom/directory archive (pg_restore). */
   fromDump?: string;
   /**
-   * A shell command that fills the database, `{db}` replaced by its name; it runs with PGHOST,
-   * PGPORT, PGUSER, PGPASSWORD and PGDATABASE set, in `stateDir`. Example:
+   * A shell command that fills the database, `{db}` replaced by its name and `{data_dir}` by the
+   * build's data directory; on this machine it runs as the template's builder role (never a
+   * superuser: templateBuilder.ts) with PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE naming it
+   * and ODOO_RC naming an odoo.conf with that data_dir, in `stateDir`. Example:
    * `odoo -d {db} -i base,sale --stop-after-init --without-demo=all`.
    */
   fromCommand?: string;
@@ -49,6 +61,11 @@ export interface TemplateSpec extends TemplateSource {
   database: string;
   /** The platform's state directory: the command's working directory and where build logs go. */
   stateDir: string;
+  /**
+   * Where tenants' filestores are (absent: the ERP keeps them elsewhere). The files a `fromCommand`
+   * build writes become `<filestoreRoot>/<database>`, copied into each new tenant.
+   */
+  filestoreRoot?: string;
   /**
    * Install the platform's guards (undo capture, quota and snapshot APIs) into the template, so
    * tenants copied from it start with them; upgraded in place when the program's version changes.
@@ -197,8 +214,17 @@ async function writeBuildLog(spec: TemplateSpec, text: string): Promise<string> 
   return file;
 }
 
-async function loadSource(adminDsn: string, spec: TemplateSpec, target: string, log: Log): Promise<void> {
-  const env = { ...process.env, ...dsnToPgEnv(dsnWithDatabase(adminDsn, target)) };
+async function loadSource(
+  adminDsn: string,
+  spec: TemplateSpec,
+  target: string,
+  log: Log,
+  builder?: TemplateBuilder,
+): Promise<void> {
+  const env = {
+    ...process.env,
+    ...(builder ? builderEnv(adminDsn, target, builder) : dsnToPgEnv(dsnWithDatabase(adminDsn, target))),
+  };
   let file: string;
   let args: string[];
   let cwd: string | undefined;
@@ -220,7 +246,7 @@ async function loadSource(adminDsn: string, spec: TemplateSpec, target: string, 
     await fs.mkdir(cwd, { recursive: true });
     log(`template ${spec.name}: running ${command} in a pod of ${spec.commandRunner.image}`);
   } else {
-    const command = (spec.fromCommand as string).replace(/\{db\}/g, target);
+    const command = expandCommand(spec.fromCommand as string, target, builder?.dataDir ?? "");
     file = "/bin/sh";
     args = ["-c", command];
     cwd = path.resolve(spec.stateDir);
@@ -271,7 +297,7 @@ export async function ensureTemplate(
           await admin.query(
             `CREATE DATABASE ${quoteIdent(building)} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'`,
           );
-          await loadSource(adminDsn, spec, building, log);
+          await buildInto(admin, adminDsn, spec, building, log);
           // Marks the scratch copy complete: from here on a crash only needs the swap redone.
           await admin.query(`COMMENT ON DATABASE ${quoteIdent(building)} IS ${quoteLiteral(comment)}`);
         }
@@ -280,8 +306,11 @@ export async function ensureTemplate(
         await dropDatabase(admin, spec.database);
         await admin.query(TERMINATE_DATABASE_SESSIONS_SQL, [building]);
         await admin.query(`ALTER DATABASE ${quoteIdent(building)} RENAME TO ${db}`);
+        if (spec.filestoreRoot) await dropDir(templateFilestore(spec.filestoreRoot, spec.database));
         rebuilt = true;
       }
+      // The built files follow the database (also after a crash between the rename and this).
+      if (spec.filestoreRoot) await swapTemplateFilestore(spec.filestoreRoot, building, spec.database);
       if (spec.guards) await ensureTemplateGuards(admin, adminDsn, spec, log);
       await admin.query(`ALTER DATABASE ${db} IS_TEMPLATE true ALLOW_CONNECTIONS false`);
       await admin.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
@@ -290,6 +319,50 @@ export async function ensureTemplate(
       return { database: spec.database, hash, rebuilt };
     }),
   );
+}
+
+/** Fills the building database: a local `fromCommand` as the builder role, anything else as the platform. */
+async function buildInto(
+  admin: Client,
+  adminDsn: string,
+  spec: TemplateSpec,
+  building: string,
+  log: Log,
+): Promise<void> {
+  if (!spec.fromCommand || spec.commandRunner) {
+    await loadSource(adminDsn, spec, building, log);
+    return;
+  }
+  const builder = await prepareBuilder(admin, {
+    templateDatabase: spec.database,
+    building,
+    stateDir: spec.stateDir,
+    templateName: spec.name,
+  });
+  try {
+    await loadSource(adminDsn, spec, building, log, builder);
+  } catch (err) {
+    await retireBuilder(admin, builder.role).catch(() => undefined);
+    throw err;
+  }
+  await finishBuilder(admin, adminDsn, { building, filestoreRoot: spec.filestoreRoot }, builder);
+}
+
+async function dropDir(dir: string): Promise<void> {
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
+/** `<root>/<building>` (a finished build's files) → `<root>/<database>`, once the database is swapped in. */
+async function swapTemplateFilestore(root: string, building: string, database: string): Promise<void> {
+  const from = templateFilestore(root, building);
+  const exists = await fs.stat(from).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) return;
+  const to = templateFilestore(root, database);
+  await dropDir(to);
+  await fs.rename(from, to);
 }
 
 /** Installs or upgrades the guards in the template (opened to connections for the duration). */
@@ -315,7 +388,7 @@ async function ensureTemplateGuards(
 export async function dropTemplate(
   adminDsn: string,
   database: string,
-  opts: { onlyIfHash?: string } = {},
+  opts: { onlyIfHash?: string; filestoreRoot?: string } = {},
 ): Promise<void> {
   checkDatabaseName(database, "template database");
   await withClient(adminDsn, (admin) =>
@@ -324,8 +397,12 @@ export async function dropTemplate(
       const liveHash = parseTemplateComment(final?.comment);
       if (final && !(opts.onlyIfHash && liveHash && liveHash !== opts.onlyIfHash)) {
         await dropDatabase(admin, database);
+        if (opts.filestoreRoot) await dropDir(templateFilestore(opts.filestoreRoot, database));
+        await dropBuilder(admin, database);
       }
       await dropDatabase(admin, database + BUILDING_SUFFIX);
+      if (opts.filestoreRoot)
+        await dropDir(templateFilestore(opts.filestoreRoot, database + BUILDING_SUFFIX));
     }),
   );
 }
@@ -336,9 +413,15 @@ export function diffTemplate(
   news: Record<string, unknown>,
 ): { changes: boolean; replaces: string[] } {
   const replaces = ["database", "dumpHash"].filter((k) => olds[k] !== news[k]);
-  const updates = ["name", "fromDump", "fromCommand", "adminDsn", "stateDir", "guardsVersion"].filter(
-    (k) => olds[k] !== news[k],
-  );
+  const updates = [
+    "name",
+    "fromDump",
+    "fromCommand",
+    "adminDsn",
+    "stateDir",
+    "filestoreRoot",
+    "guardsVersion",
+  ].filter((k) => olds[k] !== news[k]);
   if (JSON.stringify(olds.excludeTables ?? []) !== JSON.stringify(news.excludeTables ?? [])) {
     updates.push("excludeTables");
   }

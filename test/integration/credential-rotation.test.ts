@@ -265,7 +265,7 @@ const recorded: Record<string, { file: string; exported: string; olds: Record<st
       adminDsn: OLD_DSN,
       roleName: "loomworks_erp",
       password: "p1",
-      missingTenants: [],
+      tenantMemberships: [],
       superuser: false,
     },
   },

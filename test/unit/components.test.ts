@@ -89,6 +89,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
         `${DYNAMIC}RandomSecret::erp-admin-passwd`,
         `${DYNAMIC}ErpRole::erp-role`,
         `${DYNAMIC}LocalOdooConfig::erp-odoo-config`,
+        `${DYNAMIC}LocalErpTenants::erp-tenants`,
         `${DYNAMIC}LocalRouter::router`,
         "loomworks:tenant:Tenant::acme",
         `${DYNAMIC}RandomSecret::acme-role-password`,
@@ -124,6 +125,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
         [`${DYNAMIC}RandomSecret::erp-admin-passwd`]: {},
         [`${DYNAMIC}ErpRole::erp-role`]: {},
         [`${DYNAMIC}LocalOdooConfig::erp-odoo-config`]: {},
+        [`${DYNAMIC}LocalErpTenants::erp-tenants`]: {},
         [`${DYNAMIC}LocalRouter::router`]: {},
       },
       "loomworks:tenant:Tenant::acme": tenant("acme"),
@@ -170,6 +172,38 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
       adminPasswd: "pw-erp-admin-passwd",
       cpu: 2,
       memoryMb: 4096,
+      httpPort: 8069,
+      geventPort: 8072,
+      tenantMapPath: path.join(stateDir, "odoo", "tenants.json"),
+      tenantCredentialsPath: path.join(stateDir, "odoo", "tenant-credentials.json"),
+    });
+    // The project's addons first (loomworks_tenants among them), then the installed Odoo's, if any.
+    const addons = String(plain(conf).addonsPath).split(",");
+    expect(fs.existsSync(path.join(addons[0], "loomworks_tenants", "__manifest__.py"))).toBe(true);
+    for (const dir of addons) expect(fs.existsSync(dir), dir).toBe(true);
+  });
+
+  it("gives the ERP each tenant's own credentials and state (a secret), after the tenants", () => {
+    const r = only(regs, `${DYNAMIC}LocalErpTenants`, "erp-tenants");
+    expect(isSecretInput(r.inputs.tenants)).toBe(true);
+    expect(plain(r.inputs)).toEqual({
+      stateDir,
+      tenants: [
+        {
+          subdomain: "acme",
+          database: "acme",
+          roleName: "acme",
+          password: "pw-acme-role-password",
+          state: "active",
+        },
+        {
+          subdomain: "globex",
+          database: "globex",
+          roleName: "globex",
+          password: "pw-globex-role-password",
+          state: "suspended",
+        },
+      ],
     });
   });
 
@@ -202,6 +236,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
       database: "loomworks_template_default",
       fromDump: dumpPath,
       stateDir,
+      filestoreRoot: path.join(stateDir, "filestore"),
       dumpHash: sha256,
       excludeTables: ["x_audit_*", "staging.*"],
       guardsVersion: GUARDS_VERSION,

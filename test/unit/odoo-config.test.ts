@@ -148,6 +148,7 @@ describe("renderOdooConfig", () => {
         "session_redis_prefix",
         "session_redis_url",
         "session_store",
+        "tenant_files",
         "workers",
       ].sort(),
     );
