@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: lint, type check, unit, integration (real PostgreSQL, pgBackRest, nginx)
-# and end-to-end (the Pulumi engine through the Automation API). Installs whatever is missing first.
+# Runs the whole test suite: lint, type check, unit, integration (real PostgreSQL, pgBackRest, nginx),
+# end-to-end (the Pulumi engine through the Automation API) and the real-ERP suite (test/odoo: an
+# installed Odoo 18; one line says it is skipped where there is none). Installs whatever is missing first.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$repo/scripts/setup.sh"
@@ -10,4 +11,4 @@ cd "$repo"
 npx tsc -p tsconfig.test.json
 npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --list-different .; exit 1; }
-npx vitest run --project unit --project integration --project e2e "$@"
+npx vitest run --project unit --project integration --project e2e --project odoo "$@"
