@@ -57,7 +57,7 @@ describe("crash recovery of tenant creation", () => {
       adminDsn,
       `select rolname from pg_roles where rolcanlogin and not rolsuper order by 1`,
     );
-    // The tenants' roles, and the ERP's own role, a member of each of them.
+    // The tenants' roles, and the ERP's own role, a member of none of them.
     expect(roles.map((r) => r.rolname)).toEqual([...declared, "loomworks_erp"].sort());
     const erpMemberOf = await query<{ tenant: string }>(
       adminDsn,
@@ -65,7 +65,17 @@ describe("crash recovery of tenant creation", () => {
        where t.rolname = any($1) and pg_has_role('loomworks_erp', t.oid, 'MEMBER') order by 1`,
       [declared],
     );
-    expect(erpMemberOf.map((r) => r.tenant)).toEqual(declared);
+    expect(erpMemberOf).toEqual([]);
+    // The ERP reaches each tenant through the tenant files, as the tenant's own role.
+    const erpDir = path.join(s.stateDir, "odoo");
+    const map = JSON.parse(fs.readFileSync(path.join(erpDir, "tenants.json"), "utf8")) as {
+      tenants: { database: string; state: string }[];
+    };
+    expect(map.tenants.map((t) => t.database)).toEqual(declared);
+    const creds = JSON.parse(fs.readFileSync(path.join(erpDir, "tenant-credentials.json"), "utf8")) as {
+      databases: Record<string, { user: string }>;
+    };
+    expect(Object.keys(creds.databases).sort()).toEqual(declared);
     expect(fs.readdirSync(path.join(s.stateDir, "filestore")).sort()).toEqual(declared);
     const rows = await query<{ subdomain: string; state: string }>(
       registry(adminDsn),
@@ -85,6 +95,7 @@ describe("crash recovery of tenant creation", () => {
     "tenant:ownership",
     "tenant:connect-grants",
     "tenant:erp-access",
+    "tenant:template-filestore",
     "tenant:erp-admin",
     "tenant:database-identity",
     "tenant:snapshot-api",

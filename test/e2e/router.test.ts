@@ -62,6 +62,13 @@ describe("the local stack's router", () => {
     expect(odooConf).toMatch(/^list_db = False$/m);
     expect(odooConf).toMatch(/^db_user = loomworks_erp$/m);
     expect(odooConf).toMatch(/^workers = 3$/m); // 2 x 1 CPU + 1
+    // The ERP listens where the router sends (odooHttp / odooWebsocket).
+    expect(odooConf).toMatch(new RegExp(`^http_port = ${http.port}$`, "m"));
+    expect(odooConf).toMatch(new RegExp(`^gevent_port = ${ws.port}$`, "m"));
+    expect(odooConf).toMatch(/^server_wide_modules = base,web,loomworks_tenants$/m);
+    const addons = /^addons_path = (.*)$/m.exec(odooConf)?.[1].split(",") ?? [];
+    expect(addons.length).toBeGreaterThan(0);
+    for (const dir of addons) expect(fs.existsSync(dir), dir).toBe(true);
     expect(fs.statSync(router.odooConfig).mode & 0o777).toBe(0o600);
   });
 

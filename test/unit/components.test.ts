@@ -178,7 +178,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
       tenantCredentialsPath: path.join(stateDir, "odoo", "tenant-credentials.json"),
     });
     // The project's addons first (loomworks_tenants among them), then the installed Odoo's, if any.
-    const addons = String(plain(conf).addonsPath).split(",");
+    const addons = String((plain(conf) as { addonsPath: string }).addonsPath).split(",");
     expect(fs.existsSync(path.join(addons[0], "loomworks_tenants", "__manifest__.py"))).toBe(true);
     for (const dir of addons) expect(fs.existsSync(dir), dir).toBe(true);
   });

@@ -68,8 +68,7 @@ def _patch_db_filter():
     stock = odoo.http.db_filter
 
     def db_filter(dbs, host=None):
-        served = set(directory.served_databases())
-        return stock([db for db in dbs if db in served], host)
+        return stock([db for db in dbs if directory.is_served(db)], host)
 
     odoo.http.db_filter = db_filter
 

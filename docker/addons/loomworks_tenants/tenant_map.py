@@ -76,6 +76,13 @@ def parse_credentials(data, path="<credentials>"):
     return creds
 
 
+def _listdir(path):
+    try:
+        return set(os.listdir(path))
+    except FileNotFoundError:
+        return set()
+
+
 class _CachedFile:
     """A parsed file, parsed again when its mtime, size or inode changes (atomic renames included)."""
 
@@ -112,16 +119,18 @@ class TenantDirectory:
         self._creds = _CachedFile(credentials_path, "tenant credentials", parse_credentials, {})
 
     def served_databases(self):
-        """Sorted names of the databases served now."""
+        """Sorted names of the databases served now (one directory listing for the maintenance flags)."""
         active, maintenance_dir = self._map.get()
-        names = [
-            db for db, sub in active.items()
-            if not (maintenance_dir and os.path.exists(os.path.join(maintenance_dir, sub)))
-        ]
-        return sorted(names)
+        flagged = _listdir(maintenance_dir) if maintenance_dir else set()
+        return sorted(db for db, sub in active.items() if sub not in flagged)
 
     def is_served(self, database):
-        return database in self.served_databases()
+        """Whether one database is served now (one stat for its maintenance flag)."""
+        active, maintenance_dir = self._map.get()
+        sub = active.get(database)
+        if sub is None:
+            return False
+        return not (maintenance_dir and os.path.exists(os.path.join(maintenance_dir, sub)))
 
     def credentials(self, database):
         """(user, password) of a database's own role, or None."""

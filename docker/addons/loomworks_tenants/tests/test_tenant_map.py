@@ -51,6 +51,10 @@ class TestTenantMap(BaseCase):
         d = TenantDirectory(self.map_path, self.creds_path)
         open(os.path.join(self.maintenance, "acme"), "w").close()
         self.assertEqual(d.served_databases(), ["bravo"])
+        self.assertFalse(d.is_served("acme"))
+        self.assertTrue(d.is_served("bravo"))
+        os.remove(os.path.join(self.maintenance, "acme"))
+        self.assertTrue(d.is_served("acme"))
 
     def test_fails_closed(self):
         d = TenantDirectory(self.map_path, self.creds_path)
