@@ -23,6 +23,7 @@ import {
   objectLabels,
 } from "./kubernetes/common";
 import type { KubernetesCommandRunner } from "../lib/tenant/templatePod";
+import type { ErpTenant } from "../lib/odoo/tenantMap";
 import { Monitoring } from "./kubernetes/Monitoring";
 import { OpsJobs } from "./kubernetes/OpsJobs";
 import { POSTGRES_STANZA, PGBACKREST_CONFIG_KEY } from "./kubernetes/postgresConfig";
@@ -261,6 +262,10 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
     );
     const adminPasswd = new RandomSecret("erp-admin-passwd", { length: 32 }, { parent: this });
     const serviceHost = `${NAMES.postgres}.${k8sCfg.namespace}.svc`;
+    // The ERP's tenant map and credentials: known once the tenants below are declared, written
+    // after their databases (a tenant is never served before it exists).
+    const [erpTenants, serveTenants] = pulumi.deferredOutput<ErpTenant[]>();
+    const served: pulumi.Output<ErpTenant>[] = [];
     const erp = new OdooDeployment(
       "erp",
       {
@@ -273,6 +278,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         },
         adminPasswd: adminPasswd.result,
         databases: tenants.filter((t) => t.state === "active").map((t) => t.subdomain),
+        tenants: erpTenants,
         ...(rotation !== undefined ? { credentialRotation: rotation } : {}),
       },
       { parent: this },
@@ -426,6 +432,7 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
           },
           { parent: this, dependsOn: [template, login] },
         );
+        served.push(erpTenantOf(t));
         this.tenants[tenant.subdomain] = t.summary;
         this.adminPasswords[tenant.subdomain] = pulumi.secret(t.adminPassword);
         if (tenant.restore) {
@@ -441,6 +448,8 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         }
       }
     }
+
+    serveTenants(pulumi.secret(pulumi.all(served)));
 
     new KubernetesRouter(
       "router",
@@ -465,4 +474,18 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
     };
     this.registerOutputs({});
   }
+}
+
+/** A tenant as the ERP's tenant files name it, resolved once its database exists (secret: the password). */
+function erpTenantOf(t: Tenant): pulumi.Output<ErpTenant> {
+  const { database, roleName } = tenantNames(t.config.subdomain);
+  return pulumi.secret(
+    pulumi.all([t.rolePassword, t.database.id]).apply(([password]) => ({
+      subdomain: t.config.subdomain,
+      database,
+      roleName,
+      password,
+      state: t.config.state,
+    })),
+  );
 }

@@ -21,6 +21,10 @@
 #     The marker lives in the database, so it follows the database through templates, snapshots and
 #     restores. Each database is updated under a PostgreSQL advisory lock, so replicas starting together
 #     update it once. A failed update fails the start (exit 70) unless LOOMWORKS_UPDATE_STRICT=0.
+#     A tenant database is read and updated as its own role, from the tenant credentials file the
+#     loomworks_tenants addon reads ($LOOMWORKS_TENANT_CREDENTIALS, else odoo.conf's
+#     loomworks_tenant_credentials): the ERP's role reaches no tenant database. The `odoo -u` run
+#     gets the same odoo.conf, so the addon (server_wide_modules) opens the database the same way.
 #  4. exec: the server replaces this script, so signals from tini reach it directly. Before that, a
 #     SIGTERM/SIGINT is forwarded to the running child (an update), waited for, and its exit code is
 #     this script's.
@@ -206,12 +210,42 @@ wait_for_redis() {
   done
 }
 
-# psql on database $1 as the ERP's role; further arguments are psql's.
+# psql on database $1 as $LOGIN_USER (the ERP's role, or the database's own after login_for);
+# further arguments are psql's.
 psql_db() {
   db=$1
   shift
-  PGPASSWORD=$DB_PASSWORD PGSSLMODE=$DB_SSLMODE PGCONNECT_TIMEOUT=10 \
-    psql -X -q -A -t -h "$DB_HOST" -p "$DB_PORT" -U "$DB_USER" -d "$db" "$@"
+  PGPASSWORD=$LOGIN_PASSWORD PGSSLMODE=$DB_SSLMODE PGCONNECT_TIMEOUT=10 \
+    psql -X -q -A -t -h "$DB_HOST" -p "$DB_PORT" -U "$LOGIN_USER" -d "$db" "$@"
+}
+
+# --- tenant credentials --------------------------------------------------------------------------
+NL='
+'
+
+# Sets LOGIN_USER and LOGIN_PASSWORD for database $1: its own role when the tenant credentials file
+# names it, else the ERP's role (as the loomworks_tenants addon connects).
+login_for() {
+  LOGIN_USER=$DB_USER
+  LOGIN_PASSWORD=$DB_PASSWORD
+  [ -n "$TENANT_CREDENTIALS" ] || return 0
+  [ -r "$TENANT_CREDENTIALS" ] || die 78 "tenant credentials not found or not readable: $TENANT_CREDENTIALS (loomworks_tenant_credentials)"
+  command -v python3 >/dev/null 2>&1 || die 78 "python3 not found (needed to read the tenant credentials)"
+  login=$(
+    python3 - "$TENANT_CREDENTIALS" "$1" <<'PY'
+import json, sys
+with open(sys.argv[1], encoding="utf-8") as f:
+    data = json.load(f)
+c = data["databases"].get(sys.argv[2])
+if c:
+    if not (isinstance(c.get("user"), str) and isinstance(c.get("password"), str)) or "\n" in c["user"]:
+        sys.exit("%s: user and password must be strings" % sys.argv[2])
+    sys.stdout.write(c["user"] + "\n" + c["password"])
+PY
+  ) || die 78 "cannot read the tenant credentials $TENANT_CREDENTIALS"
+  [ -n "$login" ] || return 0
+  LOGIN_USER=${login%%"$NL"*}
+  LOGIN_PASSWORD=${login#*"$NL"}
 }
 
 # --- module updates ------------------------------------------------------------------------------
@@ -226,7 +260,8 @@ list_databases() {
 }
 
 # Prints the database's marker; fails when the database cannot be read. "-" = no marker,
-# "!" = not an Odoo database, "?" = the database does not exist, "~" = it refuses connections.
+# "!" = not an Odoo database, "?" = the database does not exist, "~" = it refuses connections (or
+# its role may not log in: a suspended tenant).
 read_marker() {
   if ! out=$(psql_db "$1" -v ON_ERROR_STOP=1 2>&1 <<SQL
 SELECT to_regclass('ir_config_parameter') IS NOT NULL AS is_odoo \\gset
@@ -239,7 +274,7 @@ SQL
   ); then
     case $out in
       *"database \"$1\" does not exist"*) printf '?' && return 0 ;;
-      *"is not currently accepting connections"*) printf '~' && return 0 ;;
+      *"is not currently accepting connections"* | *"is not permitted to log in"*) printf '~' && return 0 ;;
     esac
     log "$1: cannot read the update marker: $out"
     return 1
@@ -287,6 +322,7 @@ release_lock() {
 # Updates one database when needed. Returns non-zero when its update failed.
 update_database() {
   db=$1
+  login_for "$db"
   marker=$(read_marker "$db") || return 1
   case $marker in
     '?')
@@ -384,6 +420,9 @@ prepare() {
   DB_USER=$(conf_get db_user odoo)
   DB_PASSWORD=$(conf_get db_password '')
   DB_SSLMODE=$(conf_get db_sslmode prefer)
+  LOGIN_USER=$DB_USER
+  LOGIN_PASSWORD=$DB_PASSWORD
+  TENANT_CREDENTIALS=${LOOMWORKS_TENANT_CREDENTIALS:-$(conf_get loomworks_tenant_credentials '')}
   is_uint "$DB_PORT" || die 78 "odoo.conf: db_port must be a number (got '$DB_PORT')"
   wait_for_postgres
   wait_for_redis

@@ -19,6 +19,7 @@ import {
   renderDockerOdooConf,
   renderDockerPgBackRestConf,
   renderDockerPostgresqlConf,
+  renderDockerTenantFiles,
   volumeName,
   type DockerVolumeName,
 } from "./config";
@@ -367,6 +368,13 @@ export class DockerPlatform extends pulumi.ComponentResource {
             content: pulumi.secret(erpPassword.result),
             permissions: "0444",
           },
+          // This target provisions no tenant database yet (docs/operations/docker.md): the ERP
+          // serves none. Readable by the ERP's user (the uploads belong to root).
+          ...renderDockerTenantFiles([]).map((f) => ({
+            file: f.file,
+            content: f.secret ? pulumi.secret(f.content) : f.content,
+            permissions: "0444",
+          })),
         ],
         volumes: [
           { volumeName: volumes.odoo_data.name, containerPath: ERP_IMAGE.dataDir },

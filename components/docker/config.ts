@@ -8,6 +8,12 @@ import { renderPostgresqlConf } from "../../lib/pg/cluster";
 import { renderPgBackRestConf } from "../../lib/pg/pgbackrest";
 import { ODOO_GEVENT_PORT, ODOO_HTTP_PORT, ODOO_SECRET_ENV, renderOdooConfig } from "../../lib/odoo/config";
 import { ERP_IMAGE, imageAddonsPath, imageServerWideModules } from "../../lib/odoo/image";
+import {
+  renderTenantCredentials,
+  renderTenantMap,
+  tenantFilePaths,
+  type ErpTenant,
+} from "../../lib/odoo/tenantMap";
 import { renderRouterConfig, type RouterTenant } from "../../lib/router/config";
 
 /** Network aliases the containers reach each other by. */
@@ -126,8 +132,23 @@ export function renderDockerOdooConf(o: DockerOdooConfOptions): string {
     mode: o.development ? "threaded" : "prefork",
     redisUrl: o.redisUrl ?? `redis://${DOCKER_HOSTS.redis}:6379/0`,
     serverWideModules: imageServerWideModules(o.serverWideModules),
+    tenantFiles: tenantFilePaths(ERP_IMAGE.tenantsDir),
     ...(o.logLevel ? { logLevel: o.logLevel } : {}),
   });
+}
+
+/**
+ * The tenant map and tenant credentials of the ERP container (lib/odoo/tenantMap.ts, the renderers
+ * every target uses), at the paths odoo.conf names: the map is no secret, the credentials are.
+ */
+export function renderDockerTenantFiles(
+  tenants: readonly ErpTenant[],
+): { file: string; content: string; secret: boolean }[] {
+  const paths = tenantFilePaths(ERP_IMAGE.tenantsDir);
+  return [
+    { file: paths.credentials, content: renderTenantCredentials(tenants), secret: true },
+    { file: paths.map, content: renderTenantMap(tenants), secret: false },
+  ];
 }
 
 export interface DockerNginxConfOptions {

@@ -8,12 +8,26 @@
  * every target uses) holds `${LOOMWORKS_...}` references that the image's entrypoint fills in from
  * the mounted Secret's files (see odooConfig.ts). Reviewers see every non-secret option change in
  * `pulumi preview`; the Secret's values are Pulumi secrets.
+ *
+ * The ERP reaches each tenant only as that tenant's own role: the loomworks_tenants addon (loaded
+ * server-wide) reads the tenant map and the tenants' credentials from a second Secret, mounted as a
+ * directory so that kubelet swaps its files in place. The addon re-reads a changed file: a tenant
+ * added, suspended or its password rotated changes that Secret and restarts no pod.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
 import { cpuCores, memoryMiB, type KubernetesConfig } from "../../infra/config/kubernetes";
 import { ODOO_SECRET_ENV } from "../../lib/odoo/config";
+import { ERP_IMAGE } from "../../lib/odoo/image";
+import {
+  TENANT_CREDENTIALS_FILE,
+  TENANT_MAP_FILE,
+  renderTenantCredentials,
+  renderTenantMap,
+  tenantFilePaths,
+  type ErpTenant,
+} from "../../lib/odoo/tenantMap";
 import {
   ERP_LABELS,
   NAMES,
@@ -72,7 +86,7 @@ export interface OdooDeploymentArgs {
     host: pulumi.Input<string>;
     /** Default 5432. */
     port?: number;
-    /** The ERP's own role (not a superuser): a member of every tenant role. */
+    /** The ERP's own role (not a superuser, a member of no tenant role): it connects to `postgres` only. */
     user: string;
     password: pulumi.Input<string>;
     sslmode?: "disable" | "prefer" | "require" | "verify-full";
@@ -85,6 +99,11 @@ export interface OdooDeploymentArgs {
    * `update`, once per image). Empty: no Job (the ERP pods never update modules themselves).
    */
   databases: readonly string[];
+  /**
+   * The tenants the ERP serves (state) and reaches (each one's own role and password): rendered into
+   * the tenants Secret. Secret, since it carries the passwords.
+   */
+  tenants: pulumi.Input<ErpTenant[]>;
   /** platform.credentialRotation: a pod template annotation, so a rotation rolls the ERP onto the new password. */
   credentialRotation?: string;
 }
@@ -101,6 +120,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
   readonly odooConfig: pulumi.Output<string>;
   readonly configMapName: pulumi.Output<string>;
   readonly secretName: string = NAMES.erpSecrets;
+  readonly tenantsSecretName: string = NAMES.erpTenants;
   readonly deploymentName: string = NAMES.erp;
   /** The module-update Job of the current image, when there are databases to update. */
   readonly updateJobName?: string;
@@ -158,6 +178,25 @@ export class OdooDeployment extends pulumi.ComponentResource {
       parent,
     );
 
+    // --- tenant map and credentials (read by the loomworks_tenants addon) ---------------------
+    // Referenced by name only: its content is in no pod template, so no change of it rolls a pod.
+    const tenantFiles = pulumi.output(args.tenants).apply((tenants) => ({
+      map: renderTenantMap(tenants),
+      credentials: renderTenantCredentials(tenants),
+    }));
+    const tenantsSecret = new k8s.core.v1.Secret(
+      `${name}-tenants`,
+      {
+        metadata: { name: NAMES.erpTenants, namespace, labels: objectLabels(ERP_LABELS) },
+        type: "Opaque",
+        stringData: {
+          [TENANT_MAP_FILE]: pulumi.secret(tenantFiles.map),
+          [TENANT_CREDENTIALS_FILE]: pulumi.secret(tenantFiles.credentials),
+        },
+      },
+      parent,
+    );
+
     // --- odoo.conf ---------------------------------------------------------------------------
     const limits = config.resources.limits;
     this.odooConfig = pulumi.output(database.host).apply((dbHost) =>
@@ -171,6 +210,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
         cpu: cpuCores(limits.cpu),
         memoryMb: memoryMiB(limits.memory),
         redisPrefix: "loomworks",
+        tenantFiles: tenantFilePaths(ERP_IMAGE.tenantsDir),
       }),
     );
     // The name follows the content: a changed odoo.conf is a new ConfigMap and a rolling update.
@@ -211,6 +251,8 @@ export class OdooDeployment extends pulumi.ComponentResource {
       volumeMounts: [
         { name: "config", mountPath: CONFIG_DIR, readOnly: true },
         { name: "secrets", mountPath: SECRETS_DIR, readOnly: true },
+        // A directory, never subPath: kubelet updates a Secret volume in place only without subPath.
+        { name: "tenants", mountPath: ERP_IMAGE.tenantsDir, readOnly: true },
         { name: "run", mountPath: RUN_VOLUME_DIR },
         { name: "filestore", mountPath: ERP_DATA_DIR },
         { name: "tmp", mountPath: "/tmp" },
@@ -248,6 +290,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
             defaultMode: 0o440,
           },
         },
+        { name: "tenants", secret: { secretName: NAMES.erpTenants, defaultMode: 0o440 } },
         { name: "run", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } },
         { name: "filestore", persistentVolumeClaim: { claimName: NAMES.filestore } },
         { name: "tmp", emptyDir: { sizeLimit: "2Gi" } },
@@ -309,7 +352,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
         },
         {
           parent: this,
-          dependsOn: [configMap, databasesList, erpSecret],
+          dependsOn: [configMap, databasesList, erpSecret, tenantsSecret],
           // One Job per image (its name): a later tenant list does not rerun it; the next image does.
           // A failed update fails `pulumi up` before the Deployment moves to the new image.
           ignoreChanges: ["spec"],
@@ -379,7 +422,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
       {
         parent: this,
         ignoreChanges: ["spec.replicas"],
-        dependsOn: updateJob ? [updateJob, erpSecret] : [erpSecret],
+        dependsOn: updateJob ? [updateJob, erpSecret, tenantsSecret] : [erpSecret, tenantsSecret],
       },
     );
 

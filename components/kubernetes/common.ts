@@ -25,6 +25,8 @@ export const NAMES = {
   erpHttpService: "loomworks-erp-http",
   erpWebsocketService: "loomworks-erp-websocket",
   erpSecrets: "loomworks-erp-secrets",
+  /** The tenant map and tenant credentials the loomworks_tenants addon reads (changes roll no pod). */
+  erpTenants: "loomworks-erp-tenants",
   erpConfigPrefix: "loomworks-erp-config",
   erpUpdatePrefix: "loomworks-erp-update",
   filestore: "loomworks-filestore",

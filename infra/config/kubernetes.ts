@@ -20,6 +20,7 @@
  * ```
  */
 import { z } from "zod";
+import { imageAddonsPath } from "../../lib/odoo/image";
 import {
   booleanSchema,
   dropNullValues,
@@ -443,7 +444,8 @@ export interface KubernetesMonitoringConfig {
 
 export const DEFAULT_KUBERNETES = {
   namespace: "loomworks",
-  addonsPath: "/usr/lib/python3/dist-packages/odoo/addons,/mnt/extra-addons",
+  /** The ERP image's own layout (docker/Dockerfile): its addons, the platform's server-wide addons, Odoo's. */
+  addonsPath: imageAddonsPath(),
   erpUser: { uid: 1000, gid: 1000 },
   replicas: { min: 2, max: 10 },
   resources: { requests: { cpu: "500m", memory: "1Gi" }, limits: { cpu: "2", memory: "4Gi" } },

@@ -10,8 +10,17 @@ export const ERP_IMAGE = {
   confPath: "/etc/odoo/odoo.conf",
   /** `data_dir`: filestore and sessions; a volume. */
   dataDir: "/var/lib/odoo",
-  /** The Loomworks addons baked into the image. */
+  /** The Loomworks addons baked into the image (the `addons` build context; development mounts its checkout here). */
   addonsDir: "/opt/loomworks/addons",
+  /** The platform's own server-wide addons (docker/addons: JSON logs, tenant map and credentials). */
+  platformAddonsDir: "/opt/loomworks/platform-addons",
+  /**
+   * The tenant map and tenant credentials (lib/odoo/tenantMap.ts) the loomworks_tenants addon reads:
+   * a Secret mounted as a directory on Kubernetes (kubelet swaps its files in place), uploaded files
+   * on Docker. Beside, not under, the Kubernetes ConfigMap's /etc/loomworks: a mount point inside a
+   * read-only ConfigMap volume cannot be created.
+   */
+  tenantsDir: "/etc/loomworks-tenants",
   /** Odoo's own addons, from its Debian package. */
   odooAddonsDir: "/usr/lib/python3/dist-packages/odoo/addons",
   /** The image version the build writes (Odoo release + a hash of the addons). */
@@ -24,9 +33,9 @@ export const ERP_IMAGE = {
   healthPath: "/web/health",
 } as const;
 
-/** `addons_path` inside the image: the Loomworks addons first, then Odoo's. */
+/** `addons_path` inside the image: the Loomworks addons first, the platform's own, then Odoo's. */
 export function imageAddonsPath(extraDirs: readonly string[] = []): string {
-  return [...extraDirs, ERP_IMAGE.addonsDir, ERP_IMAGE.odooAddonsDir].join(",");
+  return [...extraDirs, ERP_IMAGE.addonsDir, ERP_IMAGE.platformAddonsDir, ERP_IMAGE.odooAddonsDir].join(",");
 }
 
 /** Environment variables the entrypoint (docker/entrypoint.sh) reads. */

@@ -5,7 +5,7 @@
  * pip hygiene, a non-root user, tini, the health check). Each rule has a bad sample in BAD_SAMPLES,
  * so that a rule that never fires is noticed.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { validate } from "dockerfile-utils";
 
@@ -229,4 +229,73 @@ export function lintProblems(file: string): string[] {
     rule(text).map((p) => `${name}: ${p}`),
   );
   return [...syntax, ...rules];
+}
+
+// ---------------------------------------------------------------------------------------------
+// What an image holds, as far as its Dockerfile tells: the paths its COPY instructions (from this
+// repository or from earlier stages) and `mkdir -p` create, and the directories the Debian
+// packages it installs from a file are known to bring. Base images count as empty.
+
+/** Directories a package installed from a `.deb` file brings (the layout the image relies on). */
+export const DEB_DIRECTORIES: Record<string, string[]> = {
+  "odoo.deb": ["/usr/lib/python3/dist-packages/odoo/addons"],
+};
+
+function withParents(paths: Set<string>, p: string): void {
+  for (let dir = path.posix.normalize(p); dir !== "/" && dir !== "."; dir = path.posix.dirname(dir))
+    paths.add(dir);
+}
+
+/** Files and directories under `dir` (relative, posix), bytecode caches left out as .dockerignore does. */
+function treeOf(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    if (e.name === "__pycache__") continue;
+    out.push(e.name);
+    if (e.isDirectory()) out.push(...treeOf(path.join(dir, e.name)).map((c) => `${e.name}/${c}`));
+  }
+  return out;
+}
+
+/** Absolute paths present in stage `stageName` of the Dockerfile `text` (build context `contextDir`). */
+export function imagePaths(text: string, contextDir: string, stageName: string): Set<string> {
+  const { stages } = parseDockerfile(text);
+  const byName = new Map<string, Set<string>>();
+  for (const stage of stages) {
+    const paths = new Set<string>(byName.get(stage.from) ?? []);
+    for (const ins of stage.instructions) {
+      if (ins.keyword === "COPY") {
+        const from = /--from=(\S+)/.exec(ins.args)?.[1];
+        const parts = ins.args.split(/\s+/).filter((p) => !p.startsWith("--"));
+        const dest = parts[parts.length - 1];
+        for (const src of parts.slice(0, -1)) {
+          if (from !== undefined) {
+            const source = path.posix.normalize(src).replace(/\/$/, "");
+            for (const p of byName.get(from) ?? []) {
+              if (p === source || p.startsWith(`${source}/`))
+                withParents(paths, dest + p.slice(source.length));
+            }
+            continue;
+          }
+          const local = path.join(contextDir, src);
+          if (!existsSync(local)) continue;
+          if (statSync(local).isDirectory()) {
+            withParents(paths, dest);
+            for (const rel of treeOf(local)) withParents(paths, path.posix.join(dest, rel));
+          } else withParents(paths, dest.endsWith("/") ? path.posix.join(dest, path.basename(src)) : dest);
+        }
+      } else if (ins.keyword === "RUN") {
+        for (const m of ins.args.matchAll(/mkdir\s+-p((?:\s+\/[^\s;&|]+)+)/g))
+          for (const p of m[1].trim().split(/\s+/)) withParents(paths, p);
+        for (const [deb, dirs] of Object.entries(DEB_DIRECTORIES)) {
+          if (new RegExp(`apt-get install[^&;]*\\s\\S*/${deb.replace(".", "\\.")}\\b`).test(ins.args))
+            for (const d of dirs) withParents(paths, d);
+        }
+      }
+    }
+    if (stage.name) byName.set(stage.name, paths);
+  }
+  const found = byName.get(stageName);
+  if (!found) throw new Error(`Dockerfile has no stage ${stageName}`);
+  return found;
 }

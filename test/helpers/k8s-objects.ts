@@ -32,3 +32,18 @@ export function one(objs: K8sObject[], kind: string, name: string): K8sObject {
   expect(found, `${kind}/${name}`).toHaveLength(1);
   return found[0];
 }
+
+/** The fewest `kubernetes` settings the schema accepts (Gateway API, DNS-01), for a component under test. */
+export function minimalKubernetesSettings(namespace: string, image: string): Record<string, unknown> {
+  return {
+    namespace,
+    image,
+    gatewayClassName: "eg",
+    proxy: { namespace: "gateway-system" },
+    tls: {
+      acmeEmail: "ops@loom.example",
+      dns01: { provider: "cloudflare", apiTokenSecretRef: { name: "cf", key: "token" } },
+    },
+    filestore: { storageClass: "efs-sc", size: "10Gi" },
+  };
+}

@@ -73,6 +73,7 @@ import {
 import { dockerConfigSchema } from "../../infra/config/docker";
 import { odooConfigSchema } from "../../infra/config/odoo";
 import { parseOdooConfig, secretReferences } from "../../lib/odoo/config";
+import { renderTenantMap } from "../../lib/odoo/tenantMap";
 import { repoRoot } from "../helpers/repo";
 
 const CONTAINER = "docker:index/container:Container";
@@ -373,7 +374,8 @@ describe("DockerPlatform (production variant)", () => {
       db_port: "5432",
       db_user: "loomworks_erp",
       data_dir: "/var/lib/odoo",
-      addons_path: "/opt/loomworks/addons,/usr/lib/python3/dist-packages/odoo/addons",
+      addons_path:
+        "/opt/loomworks/addons,/opt/loomworks/platform-addons,/usr/lib/python3/dist-packages/odoo/addons",
       workers: "5",
       gevent_port: "8072",
       session_store: "redis",
@@ -394,6 +396,33 @@ describe("DockerPlatform (production variant)", () => {
     expect(isSecretInput(erp.inputs.envs)).toBe(false);
     expect(JSON.stringify(plain(erp.inputs.envs))).not.toContain("pw-");
     expect(opts(CONTAINER, "erp").dependsOn).toEqual(["postgres", "erp-role", "redis"]);
+  });
+
+  it("the ERP reads the tenant map and credentials the other targets render: none served, no tenant database here yet", () => {
+    const erp = only(regs, CONTAINER, "erp");
+    const options = parseOdooConfig(upload(erp, "/etc/odoo/odoo.conf").content as string);
+    expect(options).toMatchObject({
+      loomworks_tenant_map: "/etc/loomworks-tenants/tenants.json",
+      loomworks_tenant_credentials: "/etc/loomworks-tenants/tenant-credentials.json",
+    });
+    expect(options.server_wide_modules.split(",")).toEqual([
+      "base",
+      "web",
+      "loomworks_json_logging",
+      "loomworks_tenants",
+    ]);
+    const map = upload(erp, options.loomworks_tenant_map);
+    expect(map).toEqual({
+      file: options.loomworks_tenant_map,
+      content: renderTenantMap([]),
+      permissions: "0444",
+    });
+    expect(JSON.parse(map.content as string)).toEqual({ version: 1, tenants: [] });
+    const credentials = upload(erp, options.loomworks_tenant_credentials);
+    expect(JSON.parse(credentials.content as string)).toEqual({ version: 1, databases: {} });
+    expect(credentials.permissions).toBe("0444");
+    // Declared tenants are routed by nginx but not served: their databases do not exist on this target.
+    expect(platform.nginxConfig).toContain("acme");
   });
 
   it("nginx: lib/router's configuration in the foreground, tenants mapped, published on httpPort, after the ERP", () => {

@@ -205,6 +205,15 @@ function newOdoo(
     },
     adminPasswd: pulumi.secret(ADMIN_PASSWD),
     databases: ["acme", "globex", "initech"],
+    tenants: pulumi.secret(
+      TENANTS.map((t) => ({
+        subdomain: t.subdomain,
+        database: t.subdomain,
+        roleName: t.subdomain,
+        password: `${t.subdomain}-role-password-0123456789`,
+        state: t.state,
+      })),
+    ),
     ...extra,
   });
 }
@@ -237,6 +246,7 @@ describe("OdooDeployment", () => {
       [
         `Namespace/${NS}`,
         "Secret/loomworks-erp-secrets",
+        "Secret/loomworks-erp-tenants",
         "ConfigMap/loomworks-erp-config-<hash>",
         "PersistentVolumeClaim/loomworks-filestore",
         "Deployment/loomworks-redis",
@@ -427,6 +437,7 @@ describe("OdooDeployment", () => {
     expect(c.volumeMounts).toEqual([
       { name: "config", mountPath: "/etc/loomworks", readOnly: true },
       { name: "secrets", mountPath: "/var/run/secrets/loomworks", readOnly: true },
+      { name: "tenants", mountPath: "/etc/loomworks-tenants", readOnly: true },
       { name: "run", mountPath: "/run/loomworks" },
       { name: "filestore", mountPath: "/var/lib/odoo" },
       { name: "tmp", mountPath: "/tmp" },

@@ -50,7 +50,8 @@ describe("kubernetesConfigSchema: defaults", () => {
       podSecurity: "restricted",
       image: "registry.example.com/loomworks/erp:18.0-1",
       imagePullSecrets: [],
-      addonsPath: "/usr/lib/python3/dist-packages/odoo/addons,/mnt/extra-addons",
+      addonsPath:
+        "/opt/loomworks/addons,/opt/loomworks/platform-addons,/usr/lib/python3/dist-packages/odoo/addons",
       erpUser: { uid: 1000, gid: 1000 },
       routing: "gateway",
       gatewayClassName: "eg",

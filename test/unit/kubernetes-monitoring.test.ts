@@ -9,7 +9,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type K8sObject, isK8s, kindName, one } from "../helpers/k8s-objects";
+import { type K8sObject, isK8s, kindName, minimalKubernetesSettings, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject, k8sSchemaErrors } from "../helpers/k8s-validate";
 import { installMocks, plain, registered, resourceTree } from "./pulumi-mocks";
 
@@ -163,17 +163,9 @@ describe("Monitoring with ERP metrics, own labels and thresholds", () => {
           erpMetrics: { port: "http", path: "/metrics" },
         }),
     );
-    const config = kubernetesConfigSchema.parse({
-      namespace: NS,
-      image: "registry.example.com/loomworks/erp:18.0-7",
-      gatewayClassName: "eg",
-      proxy: { namespace: "gateway-system" },
-      tls: {
-        acmeEmail: "ops@loom.example",
-        dns01: { provider: "cloudflare", apiTokenSecretRef: { name: "cf", key: "token" } },
-      },
-      filestore: { storageClass: "efs-sc", size: "10Gi" },
-    });
+    const config = kubernetesConfigSchema.parse(
+      minimalKubernetesSettings(NS, "registry.example.com/loomworks/erp:18.0-7"),
+    );
     const [, erpObjs] = await build(
       () =>
         new OdooDeployment("erp-for-monitoring", {
@@ -186,6 +178,7 @@ describe("Monitoring with ERP metrics, own labels and thresholds", () => {
           },
           adminPasswd: "admin",
           databases: [],
+          tenants: [],
         }),
     );
     erpPodTemplate = one(erpObjs, "Deployment", NAMES.erp).spec.template;
