@@ -13,6 +13,12 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { quoteIdent, withClient } from "../../lib/pg/client";
 import { ODOO_SECRET_ENV, parseOdooConfig, renderOdooConfig } from "../../lib/odoo/config";
+import {
+  renderTenantCredentials,
+  renderTenantMap,
+  tenantFilePaths,
+  type ErpTenant,
+} from "../../lib/odoo/tenantMap";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 import { freePort } from "../helpers/ports";
 import { repoRoot } from "../helpers/repo";
@@ -118,7 +124,10 @@ async function setMarker(db: string, value: string | null): Promise<void> {
   });
 }
 
-function renderConf(port: number, extra: { redisUrl?: string } = {}): string {
+function renderConf(
+  port: number,
+  extra: { redisUrl?: string; tenantFiles?: { map: string; credentials: string } } = {},
+): string {
   return renderOdooConfig({
     adminPasswd: { fromEnv: ODOO_SECRET_ENV.adminPasswd },
     dbHost: pg.host,
@@ -130,6 +139,7 @@ function renderConf(port: number, extra: { redisUrl?: string } = {}): string {
     cpu: 1,
     memoryMb: 2048,
     ...(extra.redisUrl ? { redisUrl: extra.redisUrl } : {}),
+    ...(extra.tenantFiles ? { tenantFiles: extra.tenantFiles } : {}),
   });
 }
 
@@ -430,5 +440,110 @@ describe("entrypoint: module updates, server start and SIGTERM", () => {
 
     const other = start(["sh", "-c", "exit 42"]);
     expect((await other.done).code).toBe(42);
+  });
+});
+
+describe("entrypoint: a tenant database is read and updated as the tenant's own role", () => {
+  const TENANT = `lw_ep_tenant_${run}`;
+  const tenant: ErpTenant = {
+    subdomain: TENANT,
+    database: TENANT,
+    roleName: TENANT,
+    password: randomBytes(18).toString("base64url"),
+    state: "active",
+  };
+  let tenantConf: string;
+  let files: { map: string; credentials: string };
+
+  beforeAll(async () => {
+    const dir = path.join(work, "tenants");
+    await fsp.mkdir(dir);
+    files = tenantFilePaths(dir);
+    await fsp.writeFile(files.map, renderTenantMap([tenant]));
+    await fsp.writeFile(files.credentials, renderTenantCredentials([tenant]), { mode: 0o600 });
+    tenantConf = path.join(work, "tenant-files.conf");
+    await fsp.writeFile(tenantConf, renderConf(pg.port, { tenantFiles: files }));
+    await withClient(pg.adminDsn, async (c) => {
+      await c.query(`CREATE ROLE ${quoteIdent(TENANT)} LOGIN PASSWORD '${tenant.password}'`);
+      await c.query(`CREATE DATABASE ${quoteIdent(TENANT)} OWNER ${quoteIdent(TENANT)}`);
+      // As provisioning does: only the tenant's role may connect; the ERP's role reaches no tenant.
+      await c.query(`REVOKE ALL ON DATABASE ${quoteIdent(TENANT)} FROM PUBLIC`);
+    });
+    await withClient(dsnWithDatabase(pg.adminDsn, TENANT), async (c) => {
+      await c.query(`SET ROLE ${quoteIdent(TENANT)}`);
+      await c.query(`CREATE TABLE ir_config_parameter (
+        id serial PRIMARY KEY, key varchar NOT NULL UNIQUE, value text NOT NULL,
+        write_date timestamp DEFAULT (now() AT TIME ZONE 'UTC'))`);
+    });
+  });
+
+  afterAll(async () => {
+    await withClient(pg.adminDsn, async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(TENANT)} WITH (FORCE)`);
+      await c.query(`DROP ROLE IF EXISTS ${quoteIdent(TENANT)}`);
+    });
+  });
+
+  it("the ERP's own role cannot open it (the premise)", async () => {
+    const asErp = `postgres://${ROLE}:${ROLE_PASSWORD}@${pg.host}:${pg.port}/${TENANT}`;
+    await expect(withClient(asErp, (c) => c.query("SELECT 1"))).rejects.toMatchObject({ code: "42501" });
+  });
+
+  it("updates it with the credentials odoo.conf names, and gives odoo -u the same odoo.conf (the addon loads)", async () => {
+    await setMarker(TENANT, null);
+    const r = start(["update"], { LOOMWORKS_DATABASES: TENANT }, tenantConf);
+    expect(await r.done).toEqual({ code: 0, signal: null });
+    const conf = path.join(r.runtimeDir, "odoo.conf");
+    expect(argvOf(await calls(r.log))).toEqual([
+      ["-c", conf, "-d", TENANT, "-u", "all", "--stop-after-init", "--no-http"],
+    ]);
+    const options = parseOdooConfig(await fsp.readFile(conf, "utf8"));
+    expect(options.loomworks_tenant_credentials).toBe(files.credentials);
+    expect(options.server_wide_modules.split(",")).toContain("loomworks_tenants");
+    expect(await marker(TENANT)).toBe("18.0-lw1");
+    expect(r.stderr()).not.toContain(tenant.password);
+  });
+
+  it("without the tenant credentials the update cannot read the database and fails the start", async () => {
+    await setMarker(TENANT, null);
+    const r = start(["update"], { LOOMWORKS_DATABASES: TENANT });
+    expect((await r.done).code).toBe(70);
+    expect(r.stderr()).toContain(`${TENANT}: cannot read the update marker`);
+    expect(r.stderr()).toContain("permission denied for database");
+    expect(await marker(TENANT)).toBeNull();
+  });
+
+  it("LOOMWORKS_TENANT_CREDENTIALS overrides odoo.conf, as for the addon; an unreadable file is a configuration error", async () => {
+    await setMarker(TENANT, null);
+    const viaEnv = start(["update"], {
+      LOOMWORKS_DATABASES: TENANT,
+      LOOMWORKS_TENANT_CREDENTIALS: files.credentials,
+    });
+    expect((await viaEnv.done).code).toBe(0);
+    expect(await marker(TENANT)).toBe("18.0-lw1");
+
+    const missing = path.join(work, "no-such-credentials.json");
+    const r = start(
+      ["update"],
+      { LOOMWORKS_DATABASES: TENANT, LOOMWORKS_TENANT_CREDENTIALS: missing },
+      tenantConf,
+    );
+    expect((await r.done).code).toBe(78);
+    expect(r.stderr()).toContain(`tenant credentials not found or not readable: ${missing}`);
+    expect(await calls(r.log)).toEqual([]);
+  });
+
+  it("skips a suspended tenant (its role may not log in) without failing the start", async () => {
+    await setMarker(TENANT, "old");
+    await withClient(pg.adminDsn, (c) => c.query(`ALTER ROLE ${quoteIdent(TENANT)} NOLOGIN`));
+    try {
+      const r = start(["update"], { LOOMWORKS_DATABASES: TENANT }, tenantConf);
+      expect((await r.done).code).toBe(0);
+      expect(r.stderr()).toContain(`${TENANT}: does not accept connections (a suspended tenant): skipped`);
+      expect(await calls(r.log)).toEqual([]);
+    } finally {
+      await withClient(pg.adminDsn, (c) => c.query(`ALTER ROLE ${quoteIdent(TENANT)} LOGIN`));
+    }
+    expect(await marker(TENANT)).toBe("old");
   });
 });

@@ -133,6 +133,22 @@ describe("loomworks-sync-roles", () => {
     first.erp = rotated.erp;
   });
 
+  it("keeps the ERP's role able to reach `postgres` (Odoo's LISTEN/NOTIFY) once PUBLIC may not", async () => {
+    const admin = `postgres://postgres:${first.su}@127.0.0.1:${port}/postgres`;
+    // What the tenant registry does when the first tenant is provisioned.
+    await withClient(admin, (c) => c.query("REVOKE CONNECT ON DATABASE postgres FROM PUBLIC"));
+    try {
+      await withClient(admin, (c) => c.query("REVOKE CONNECT ON DATABASE postgres FROM loomworks_erp"));
+      expect(await login("loomworks_erp", first.erp)).toBe("42501");
+      const r = sync({ LOOMWORKS_ERP_ROLE: "loomworks_erp" });
+      expect(r.status, r.stderr).toBe(0);
+      expect(await login("loomworks_erp", first.erp)).toBe("ok");
+      expect(await login("loomworks_monitor", first.mon)).toBe("42501"); // the grant is the ERP role's alone
+    } finally {
+      await withClient(admin, (c) => c.query("GRANT CONNECT ON DATABASE postgres TO PUBLIC"));
+    }
+  });
+
   it("applies nothing from a missing or empty file, or when a statement fails", async () => {
     const next = newPassword();
     await writeSecrets({ "superuser-password": next, "replication-password": "" });

@@ -10,10 +10,15 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { validate } from "dockerfile-utils";
 import { describe, expect, it } from "vitest";
+import { renderDockerOdooConf } from "../../components/docker/config";
+import { renderKubernetesOdooConfig } from "../../components/kubernetes/odooConfig";
+import { kubernetesConfigSchema } from "../../infra/config/kubernetes";
+import { parseOdooConfig } from "../../lib/odoo/config";
 import { ERP_IMAGE } from "../../lib/odoo/image";
 import {
   BAD_SAMPLES,
   PROJECT_RULES,
+  imagePaths,
   lastOf,
   lintProblems,
   missingCopySources,
@@ -21,6 +26,7 @@ import {
   runnableStageProblems,
   type Stage,
 } from "../helpers/dockerfile-lint";
+import { minimalKubernetesSettings } from "../helpers/k8s-objects";
 import { repoRoot } from "../helpers/repo";
 
 const ERP_DOCKERFILE = path.join(repoRoot, "docker", "Dockerfile");
@@ -106,6 +112,52 @@ describe("Dockerfile lint", () => {
       .split("\n")
       .filter((l) => l && !l.startsWith("#"));
     expect(ignore).toEqual(["*", "!docker/entrypoint.sh", "!docker/addons", "**/__pycache__"]);
+  });
+});
+
+describe("the ERP image's addons, as the targets' odoo.conf names them", () => {
+  const image = imagePaths(readFileSync(ERP_DOCKERFILE, "utf8"), repoRoot, "production");
+  const k8sDefaults = kubernetesConfigSchema.parse(minimalKubernetesSettings("loomworks", "erp:18.0"));
+  const confs: Record<string, string> = {
+    "kubernetes (default addonsPath)": renderKubernetesOdooConfig({
+      dbHost: "postgres",
+      dbPort: 5432,
+      dbUser: "loomworks_erp",
+      dataDir: ERP_IMAGE.dataDir,
+      addonsPath: k8sDefaults.addonsPath,
+      cpu: 2,
+      memoryMb: 4096,
+      tenantFiles: { map: "/etc/loomworks-tenants/tenants.json", credentials: "/x/c.json" },
+    }),
+    docker: renderDockerOdooConf({ dbUser: "loomworks_erp", cpu: 2, memoryMb: 4096, development: false }),
+  };
+
+  it.each(Object.keys(confs))("%s: every addons_path directory exists in the image", (target) => {
+    const dirs = parseOdooConfig(confs[target]).addons_path.split(",");
+    expect(dirs).toContain(ERP_IMAGE.platformAddonsDir);
+    expect(dirs.filter((d) => !image.has(d))).toEqual([]);
+  });
+
+  it.each(Object.keys(confs))(
+    "%s: every server-wide module but Odoo's own is in an addons_path directory",
+    (target) => {
+      const options = parseOdooConfig(confs[target]);
+      const modules = options.server_wide_modules.split(",").filter((m) => m !== "base" && m !== "web");
+      expect(modules).toEqual(expect.arrayContaining(["loomworks_json_logging", "loomworks_tenants"]));
+      for (const m of modules) {
+        const where = options.addons_path.split(",").filter((d) => image.has(`${d}/${m}/__manifest__.py`));
+        expect(where, m).toEqual([ERP_IMAGE.platformAddonsDir]);
+      }
+    },
+  );
+
+  it("knows what the image lacks (the check is live)", () => {
+    expect(image.has("/opt/loomworks/addons")).toBe(true); // mkdir -p in the build stage
+    expect(image.has(ERP_IMAGE.odooAddonsDir)).toBe(true); // the Odoo package
+    expect(image.has("/mnt/extra-addons")).toBe(false);
+    expect(image.has(`${ERP_IMAGE.platformAddonsDir}/loomworks_tenants/__pycache__`)).toBe(false);
+    const without = readFileSync(ERP_DOCKERFILE, "utf8").replace(/^COPY docker\/addons\/.*$/m, "");
+    expect(imagePaths(without, repoRoot, "production").has(ERP_IMAGE.platformAddonsDir)).toBe(false);
   });
 });
 

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { load as loadYaml } from "js-yaml";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type K8sObject, isK8s, objectOf } from "../helpers/k8s-objects";
@@ -32,12 +33,32 @@ function prodConfig(): { platform: Record<string, unknown>; tenants?: unknown; t
   };
 }
 
+/** The inputs of each resource as the program declared them (outputs, with the resources they come from). */
+const declared = new Map<string, Record<string, unknown>>();
+const recordInputs: pulumi.ResourceTransformation = (args) => {
+  declared.set(`${args.type}::${args.name}`, args.props);
+  return undefined;
+};
+
+/** `type::name` of the resources an output's value is computed from (what the engine orders it after). */
+async function sourcesOf(output: unknown): Promise<string[]> {
+  const all = await (output as { allResources: () => Promise<Set<pulumi.Resource>> }).allResources();
+  return [...all].map((r) => {
+    const internals = r as unknown as { __pulumiType: string; __name: string };
+    return `${internals.__pulumiType}::${internals.__name}`;
+  });
+}
+
 async function build(
   name: string,
   raw: ReturnType<typeof prodConfig>,
 ): Promise<[LoomworksPlatform, Registration[]]> {
   const first = registrations.length;
-  const platform = new LoomworksPlatform(name, { config: parseStackConfig(raw), projectDir: repoRoot });
+  const platform = new LoomworksPlatform(
+    name,
+    { config: parseStackConfig(raw), projectDir: repoRoot },
+    { transformations: [recordInputs] },
+  );
   await registered(platform);
   await promiseOf(platform.postgres.adminDsn);
   // Outputs resolve asynchronously: give the last registrations (restore Job, routes) time to land.
@@ -188,6 +209,50 @@ describe("the prod stack with tenants (provisioned through the admin endpoint)",
     const gate = regs.filter((r) => r.type.endsWith(":PostgresLogin"));
     expect(gate.map((r) => plain(r.inputs.dsn))).toEqual([dbs[0].adminDsn]);
     expect(await promiseOf(platform.postgres.host)).toBe("postgres.loomworks.svc");
+  });
+
+  it("gives the ERP each tenant's own role and password in its tenants Secret, written after the tenants' databases", async () => {
+    const dbRegs = regs.filter((r) => r.type.endsWith(":TenantDatabase"));
+    const secret = regs.find(
+      (r) =>
+        isK8s(r) && objectOf(r).kind === "Secret" && objectOf(r).metadata.name === "loomworks-erp-tenants",
+    ) as Registration;
+    // Both files are computed from every tenant's database: the engine writes them after those.
+    const declaredFiles = declared.get(`${secret.type}::${secret.name}`)?.stringData as Record<
+      string,
+      unknown
+    >;
+    for (const key of ["tenants.json", "tenant-credentials.json"]) {
+      const sources = await sourcesOf(declaredFiles[key]);
+      for (const r of dbRegs) expect(sources, key).toContain(`${r.type}::${r.name}`);
+    }
+    const raw = secret.inputs.stringData as Record<string, unknown>;
+    for (const key of ["tenants.json", "tenant-credentials.json"])
+      expect(isSecretInput(raw) || isSecretInput(raw[key]), key).toBe(true);
+    const files = plain(raw) as Record<string, string>;
+    const credentials = JSON.parse(files["tenant-credentials.json"]).databases as Record<
+      string,
+      { user: string; password: string }
+    >;
+    const passwords: string[] = [];
+    for (const r of dbRegs) {
+      const d = plain(r.inputs) as { database: string; roleName: string; rolePassword: string };
+      expect(credentials[d.database]).toEqual({ user: d.roleName, password: d.rolePassword });
+      passwords.push(d.rolePassword);
+    }
+    expect(JSON.parse(files["tenants.json"]).tenants).toEqual([
+      { subdomain: "acme", database: "acme", state: "active" },
+      { subdomain: "globex", database: "globex", state: "suspended" },
+    ]);
+    const nonSecrets = JSON.stringify(
+      regs
+        .filter(isK8s)
+        .map(objectOf)
+        .filter((o) => o.kind !== "Secret"),
+    );
+    for (const p of passwords) expect(nonSecrets).not.toContain(p);
+    // The ERP's own role is given no tenant: provisioning takes back any membership.
+    for (const r of dbRegs) expect(plain(r.inputs.erpRole)).toBe("loomworks_erp");
   });
 
   it("runs the template's initializer in a pod of the ERP image that may reach PostgreSQL (schema-valid, no secret)", async () => {
