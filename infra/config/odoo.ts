@@ -89,7 +89,7 @@ export const odooConfigSchema = strictMap(
     ),
     /** Session store; the docker and kubernetes targets default to their own Redis. */
     redisUrl: z.string(rule(ODOO_RULES.redisUrl)).refine(isRedisUrl, ODOO_RULES.redisUrl).optional(),
-    /** The ERP's own database role (a member of every tenant role, not a superuser). */
+    /** The ERP's own database role (not a superuser, a member of no tenant role: it connects to `postgres` only). */
     dbUser: z.string(rule(ODOO_RULES.dbUser)).regex(ROLE_NAME).default(DEFAULT_ERP_DB_USER),
     /** Modules updated (`-u`) in every tenant database at each start, besides `-u all` on a new image. */
     updateModules: moduleListSchema.default([]),

@@ -101,7 +101,7 @@ export interface OdooConfigOptions {
   adminPasswd: OdooSecret;
   dbHost: string;
   dbPort: number;
-  /** The ERP's own role: a member of every tenant role, not a superuser. */
+  /** The ERP's own role: not a superuser, a member of no tenant role (tenants are opened as their own roles). */
   dbUser: string;
   dbPassword: OdooSecret;
   dbSslmode?: "disable" | "prefer" | "require" | "verify-full";
