@@ -7,8 +7,9 @@
  *   1. validate         resolve the target and backup set; switch WAL and wait until it is archived
  *   2. scratch-restore  selective pgBackRest restore into `<stateDir>/restore/<id>`, recover, promote
  *   3. verify           pg_amcheck, row counts of key tables
- *   4. copy             `<db>__restore_<id>` in the live cluster (pg_dump -Fd | pg_restore), settings,
- *                       comment; the filestore as hard links
+ *   4. copy             `<db>__restore_<id>` in the live cluster (pg_dump -Fd | pg_restore), every
+ *                       sequence raised to its column's maximum and re-logged, settings, comment;
+ *                       the filestore as hard links
  *   5. swap             503, connections off, ONE transaction renames `<db>` → `<db>__pre_<id>` and
  *                       the copy → `<db>`; privileges and filestore as before; connections back
  *   6. cleanup          scratch instance stopped and removed
@@ -24,6 +25,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
+import { describeRelog, relogSequences } from "../pg/sequences";
 import { setRouterMaintenance } from "../router/maintenance";
 import { crashPoint } from "../process/crashPoint";
 import { beginStep, ensureRegistry, finishStep, registryDsn } from "../tenant/registry";
@@ -109,6 +111,10 @@ export interface RestoreTimings {
   amcheckMs?: number;
   dumpMs?: number;
   pgRestoreMs?: number;
+  /** Sequences of the copy raised to their columns' maximum and re-logged (lib/pg/sequences.ts). */
+  sequencesMs?: number;
+  /** How many sequences were behind their column and raised. */
+  sequencesRaised?: number;
   filestoreMs?: number;
   /** Row counts of the key tables in the restored database (verify; checked again after the copy). */
   rowCounts?: Record<string, number>;
@@ -740,6 +746,12 @@ async function stepCopy(
   );
   ctx.log(`copied ${(sizeBytes / 1048576).toFixed(1)} MB (pg_restore ${mode})`);
   await fs.rm(scratch.dumpDir, { recursive: true, force: true });
+  // Before the database's own settings are copied onto it: they are the tenant's to choose.
+  const sequences = await timed(rec, "sequencesMs", () =>
+    withClient(dsnWithDatabase(opts.adminDsn, names.restoreDb), (db) => relogSequences(db)),
+  );
+  rec.timings.sequencesRaised = sequences.raised.length;
+  ctx.log(describeRelog(sequences));
   await copyDatabaseSettings(admin, opts.database, names.restoreDb);
   const copied = await withClient(dsnWithDatabase(opts.adminDsn, names.restoreDb), countKeyTables);
   if (!sameCounts(copied, counts)) {

@@ -20,6 +20,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { adminDsn as buildDsn, quoteIdent, quoteLiteral, withClient } from "../pg/client";
+import { describeRelog, relogSequences } from "../pg/sequences";
 import { isRestoreLeftoverOf } from "../restore/names";
 import { installSnapshotApi } from "../snapshot/runtime";
 import { revokeTenantFromErp } from "./erpRole";
@@ -37,6 +38,7 @@ import {
   registryDsn,
   setProvisioningStep,
   setTenantState,
+  stepEverFinished,
   updateTenantRowAttributes,
   upsertTenantRow,
   type TenantRow,
@@ -323,6 +325,23 @@ async function ensureOwnership(admin: Client, adminDsn: string, spec: TenantSpec
   });
 }
 
+/** The step names of {@link relogTenantSequences}: createTenant's, and updateTenant's repair. */
+const SEQUENCES_STEPS = ["sequences", "update:sequences"];
+
+/**
+ * Every sequence of the copy re-logged in its own WAL history (lib/pg/sequences.ts explains why
+ * a template copy needs it). Run once for tenants created before this step existed.
+ */
+async function relogTenantSequences(
+  admin: Client,
+  adminDsn: string,
+  spec: TenantSpec,
+  log: Log,
+): Promise<void> {
+  const summary = await withDatabase(admin, adminDsn, spec.database, (db) => relogSequences(db));
+  log(`${spec.subdomain}: ${describeRelog(summary)}`);
+}
+
 async function ensureConnectGrants(admin: Client, spec: TenantSpec): Promise<void> {
   // The owner keeps its implicit privileges; nobody else may connect or create temp tables.
   await admin.query(`REVOKE ALL ON DATABASE ${quoteIdent(spec.database)} FROM PUBLIC`);
@@ -485,6 +504,7 @@ export async function createTenant(
       await step("role", () => ensureRole(admin, spec, spec.state === "active"));
       await step("database", () => ensureDatabase(admin, spec, log));
       await step("ownership", () => ensureOwnership(admin, adminDsn, spec));
+      await step("sequences", () => relogTenantSequences(admin, adminDsn, spec, log));
       await step("connect-grants", () => ensureConnectGrants(admin, spec));
       if (spec.erpRole) {
         const erpRole = spec.erpRole;
@@ -616,6 +636,8 @@ export async function updateTenant(
       }
       // Converges a password changed behind our back too; the verifier is salted, so this is cheap.
       await step("role", () => ensureRole(admin, spec, spec.state === "active"));
+      if (!(await stepEverFinished(reg, spec.subdomain, SEQUENCES_STEPS)))
+        await step("sequences", () => relogTenantSequences(admin, adminDsn, spec, log));
       if (spec.erpRole) {
         const erpRole = spec.erpRole;
         await step("erp-access", () => revokeTenantFromErp(admin, spec.roleName, erpRole));

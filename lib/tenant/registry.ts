@@ -440,6 +440,15 @@ export async function finishStep(reg: Client, id: string): Promise<void> {
   await reg.query("UPDATE tenant_steps SET finished_at = clock_timestamp() WHERE id = $1::bigint", [id]);
 }
 
+/** True when one of `steps` of the tenant was ever journaled as finished. */
+export async function stepEverFinished(reg: Client, subdomain: string, steps: string[]): Promise<boolean> {
+  const r = await reg.query(
+    "SELECT 1 FROM tenant_steps WHERE subdomain = $1 AND step = ANY($2::text[]) AND finished_at IS NOT NULL LIMIT 1",
+    [subdomain, steps],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
 export interface JournalEntry {
   step: string;
   startedAt: Date;

@@ -20,7 +20,7 @@ import {
 import { recoverCluster } from "../../lib/pg/disaster";
 import { ensureRegistry, forgetRegistryCache, registryDsn } from "../../lib/tenant/registry";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
-import { findFreePort, makeStateDir } from "./global-setup";
+import { throwawayClusterSpec } from "../helpers/cluster";
 
 let spec: LocalClusterSpec;
 let dsn: string;
@@ -30,14 +30,7 @@ const query = async <T extends Record<string, unknown>>(db: string, text: string
   withClient(dsnWithDatabase(dsn, db), async (c) => (await c.query<T>(text)).rows);
 
 beforeAll(async () => {
-  spec = {
-    stateDir: await makeStateDir("loomworks-dr-it-"),
-    port: await findFreePort(27000 + Math.floor(Math.random() * 2000)),
-    archiveTimeoutSeconds: 5,
-    superuserPassword: randomBytes(18).toString("base64url"),
-    stanza: "dr",
-    retentionFull: 1,
-  };
+  spec = await throwawayClusterSpec("dr", "dr");
   dsn = localAdminDsn(spec);
   await ensureCluster(spec);
 });

@@ -1,0 +1,404 @@
+/**
+ * Sequences re-logged in a database's own WAL history and raised to the maximum of the integer
+ * column that owns them. Used after a database is copied from a template (tenant provisioning),
+ * once for tenants copied before that, and after a point-in-time restore.
+ *
+ * Why: `nextval` WAL-logs a sequence 32 values ahead and then hands out the reserved values
+ * without writing WAL (`log_cnt` counts them down). `CREATE DATABASE ... TEMPLATE` copies the
+ * template's sequence pages with their reserve, so the copy hands out values that no WAL record of
+ * the copy covers, until the first `nextval` after the next checkpoint. Crash recovery and a
+ * point-in-time restore replay the copied page and rewind the sequence below ids already in the
+ * tables. `setval` always writes WAL and resets the reserve: after it, the WAL says where the
+ * sequence is. A restore additionally raises every owned sequence to its column's maximum, which
+ * repairs targets from before the re-log (tenants copied before this fix).
+ *
+ * The tenant is hostile. Names it controls (schemas, tables, sequences) are resolved only by
+ * statements run as the object's owner (`SET LOCAL ROLE`), so whatever a swapped name leads to
+ * runs with the tenant's own rights; the sequence is locked (a no-op `ALTER SEQUENCE ... OWNER
+ * TO` its owner: ACCESS EXCLUSIVE, which `nextval` waits for) and the locked relation is checked
+ * to be the one from the catalog before `setval` is called by OID. Only `pg_catalog` functions
+ * are called, schema-qualified, under `search_path = pg_catalog, pg_temp`; column values are read
+ * only from int2/int4/int8 columns with `pg_catalog.max`/`min`, and compared in JavaScript.
+ */
+import type { Client, QueryResult } from "pg";
+import { quoteIdent } from "./client";
+
+/** int2, int4, int8: the only column types read. */
+const INTEGER_TYPE_OIDS = [21, 23, 20];
+/** lock_not_available: a tenant transaction holds the sequence longer than the lock timeout. */
+const LOCK_NOT_AVAILABLE = "55P03";
+const LOCK_ATTEMPTS = 5;
+
+export interface SequenceParams {
+  increment: bigint;
+  min: bigint;
+  max: bigint;
+}
+
+export interface SequenceValue {
+  lastValue: bigint;
+  isCalled: boolean;
+}
+
+/** The integer column that owns a sequence (serial: pg_depend 'a'; identity: 'i'). */
+export interface OwningColumn {
+  schema: string;
+  table: string;
+  column: string;
+  tableOwner: string;
+  /** The table's owner is a superuser and so is its schema's: no tenant can swap its name. */
+  trustedName: boolean;
+}
+
+export interface SequenceInfo extends SequenceParams {
+  oid: number;
+  schema: string;
+  name: string;
+  owner: string;
+  /** As for {@link OwningColumn.trustedName}: the owner and the schema's owner are superusers. */
+  ownerIsSuperuser: boolean;
+  schemaOwnerIsSuperuser: boolean;
+  column?: OwningColumn;
+}
+
+export interface SequenceOutcome {
+  sequence: string;
+  before: SequenceValue | null;
+  after: SequenceValue | null;
+  /** max (min for a descending sequence) of the owning column; null for an empty table. */
+  columnBound?: bigint | null;
+  raised: boolean;
+  /** The column's values reach the sequence's limit: set to the limit, nextval now fails. */
+  exhausted: boolean;
+  /** What could not be done, when something could not (the sequence is still re-logged). */
+  note?: string;
+}
+
+export interface RelogSummary {
+  sequences: number;
+  relogged: number;
+  raised: string[];
+  exhausted: string[];
+  notes: string[];
+  outcomes: SequenceOutcome[];
+}
+
+export interface RelogOptions {
+  /** Raise each sequence to its owning column's maximum (default true). */
+  raiseToColumn?: boolean;
+  /** Per attempt to lock one sequence (default 5000 ms); retried {@link LOCK_ATTEMPTS} times. */
+  lockTimeoutMs?: number;
+}
+
+/** The aggregate giving a column's bound for the sequence's direction. */
+const agg = (seq: SequenceParams): "max" | "min" => (seq.increment > 0n ? "max" : "min");
+const display = (schema: string, name: string): string => `${quoteIdent(schema)}.${quoteIdent(name)}`;
+
+/** An SQL literal of a bigint that came from the server or from {@link plannedValue}. */
+function int8Literal(v: bigint): string {
+  return `'${v.toString()}'::pg_catalog.int8`;
+}
+
+function parseInt8(text: unknown, what: string): bigint {
+  if (typeof text !== "string" || !/^-?\d{1,19}$/.test(text)) {
+    throw new Error(`${what}: expected an integer, got ${JSON.stringify(text)}`);
+  }
+  return BigInt(text);
+}
+
+/**
+ * The value to `setval` a sequence to: its current value, or the owning column's bound when the
+ * next `nextval` would not pass it, clamped to the sequence's limit. `bound` is the column's
+ * max (ascending sequence) or min (descending); null/undefined for none.
+ */
+export function plannedValue(
+  current: SequenceValue,
+  params: SequenceParams,
+  bound: bigint | null | undefined,
+): SequenceValue & { raised: boolean; exhausted: boolean } {
+  const ascending = params.increment > 0n;
+  const unchanged = { ...current, raised: false, exhausted: false };
+  if (bound === null || bound === undefined) return unchanged;
+  // The last value handed out (or, for a sequence never called, the one before its next).
+  const last = current.isCalled ? current.lastValue : current.lastValue - params.increment;
+  const behind = ascending ? bound > last : bound < last;
+  if (!behind) return unchanged;
+  const limit = ascending ? params.max : params.min;
+  const exhausted = ascending ? bound >= limit : bound <= limit;
+  return { lastValue: exhausted ? limit : bound, isCalled: true, raised: true, exhausted };
+}
+
+/** Every permanent sequence of the database with its parameters and owning integer column. */
+export async function listSequences(db: Client): Promise<SequenceInfo[]> {
+  const rows = await inTransaction(db, async () => {
+    const r = await db.query<{
+      oid: string;
+      schema: string;
+      name: string;
+      owner: string;
+      owner_super: boolean;
+      schema_owner_super: boolean;
+      increment: string;
+      min: string;
+      max: string;
+      table_schema: string | null;
+      table_name: string | null;
+      column_name: string | null;
+      table_owner: string | null;
+      table_owner_super: boolean | null;
+      table_schema_owner_super: boolean | null;
+    }>(
+      // pg_database_owner (owner of schema public) stands for the database's owner.
+      `WITH owners AS (
+         SELECT r.oid, CASE WHEN r.rolname = 'pg_database_owner'
+                            THEN (SELECT o.rolsuper FROM pg_catalog.pg_database d
+                                  JOIN pg_catalog.pg_roles o ON o.oid = d.datdba
+                                  WHERE d.datname = pg_catalog.current_database())
+                            ELSE r.rolsuper END AS rolsuper
+         FROM pg_catalog.pg_roles r)
+       SELECT c.oid::pg_catalog.text AS oid, n.nspname::pg_catalog.text AS schema, c.relname::pg_catalog.text AS name,
+              ro.rolname::pg_catalog.text AS owner, ro.rolsuper AS owner_super, no.rolsuper AS schema_owner_super,
+              s.seqincrement::pg_catalog.text AS increment, s.seqmin::pg_catalog.text AS min,
+              s.seqmax::pg_catalog.text AS max,
+              tn.nspname::pg_catalog.text AS table_schema, t.relname::pg_catalog.text AS table_name,
+              a.attname::pg_catalog.text AS column_name, tro.rolname::pg_catalog.text AS table_owner,
+              tro.rolsuper AS table_owner_super, tno.rolsuper AS table_schema_owner_super
+       FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_catalog.pg_roles ro ON ro.oid = c.relowner
+       JOIN owners no ON no.oid = n.nspowner
+       LEFT JOIN pg_catalog.pg_depend d
+              ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
+             AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjsubid > 0
+             AND d.deptype IN ('a', 'i')
+       LEFT JOIN (pg_catalog.pg_class t
+                  JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+                  JOIN pg_catalog.pg_roles tro ON tro.oid = t.relowner
+                  JOIN owners tno ON tno.oid = tn.nspowner
+                  JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid)
+              ON t.oid = d.refobjid AND a.attnum = d.refobjsubid AND t.relkind IN ('r', 'p')
+             AND NOT a.attisdropped AND a.atttypid = ANY ($1::pg_catalog.oid[])
+       WHERE c.relkind = 'S' AND c.relpersistence = 'p'
+       ORDER BY c.oid`,
+      [INTEGER_TYPE_OIDS],
+    );
+    return r.rows;
+  });
+  return rows.map((r) => ({
+    oid: Number(r.oid),
+    schema: r.schema,
+    name: r.name,
+    owner: r.owner,
+    ownerIsSuperuser: r.owner_super,
+    schemaOwnerIsSuperuser: r.schema_owner_super,
+    increment: BigInt(r.increment),
+    min: BigInt(r.min),
+    max: BigInt(r.max),
+    ...(r.table_schema !== null && r.table_name !== null && r.column_name !== null && r.table_owner !== null
+      ? {
+          column: {
+            schema: r.table_schema,
+            table: r.table_name,
+            column: r.column_name,
+            tableOwner: r.table_owner,
+            trustedName: Boolean(r.table_owner_super && r.table_schema_owner_super),
+          },
+        }
+      : {}),
+  }));
+}
+
+/**
+ * Opens every transaction of this module: read-write and without a statement timeout whatever the
+ * database's defaults (which its owner sets), and the pinned search_path. Commits asynchronously
+ * (one WAL flush per sequence would cost a millisecond each): WAL is flushed in order, so the
+ * caller's next synchronous commit (its step journal) makes every setval before it durable.
+ */
+const BEGIN = [
+  "BEGIN READ WRITE",
+  "SET LOCAL search_path = pg_catalog, pg_temp",
+  "SET LOCAL statement_timeout = 0",
+  "SET LOCAL synchronous_commit = off",
+];
+
+/** {@link BEGIN}; COMMIT, or ROLLBACK on error. */
+async function inTransaction<T>(db: Client, fn: () => Promise<T>): Promise<T> {
+  await db.query(BEGIN.join("; "));
+  try {
+    const result = await fn();
+    await db.query("COMMIT");
+    return result;
+  } catch (err) {
+    await db.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
+}
+
+/** `SET LOCAL ROLE` to a tenant-controlled object's owner; nothing when the name is superuser-held. */
+function asOwner(owner: string, trusted: boolean): string {
+  return trusted ? "RESET ROLE" : `SET LOCAL ROLE ${quoteIdent(owner)}`;
+}
+
+function lastResult(r: QueryResult | QueryResult[]): QueryResult {
+  return Array.isArray(r) ? (r.at(-1) as QueryResult) : r;
+}
+
+interface LockedRead {
+  value: SequenceValue;
+  bound: bigint | null | undefined;
+}
+
+/**
+ * Opens the sequence's transaction: the owning column's bound (as the table's owner), then the
+ * sequence locked and read (as its owner). Throws unless the relation read is the catalog's,
+ * locked by us; the caller rolls back.
+ */
+async function beginLockAndRead(
+  db: Client,
+  seq: SequenceInfo,
+  readColumn: boolean,
+  lockTimeoutMs: number,
+): Promise<LockedRead> {
+  const trustedSeq = seq.ownerIsSuperuser && seq.schemaOwnerIsSuperuser;
+  const statements = [...BEGIN, `SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`];
+  const col = readColumn ? seq.column : undefined;
+  const boundAt = statements.length + 1;
+  if (col) {
+    statements.push(
+      asOwner(col.tableOwner, col.trustedName),
+      `SELECT pg_catalog.${agg(seq)}(${quoteIdent(col.column)})::pg_catalog.text AS bound ` +
+        `FROM ${display(col.schema, col.table)}`,
+    );
+  }
+  const name = display(seq.schema, seq.name);
+  statements.push(
+    asOwner(seq.owner, trustedSeq),
+    `ALTER SEQUENCE ${name} OWNER TO ${quoteIdent(seq.owner)}`,
+    `SELECT s.tableoid::pg_catalog.text AS oid, s.last_value::pg_catalog.text AS last_value,
+            s.is_called,
+            EXISTS (SELECT FROM pg_catalog.pg_locks l
+                    WHERE l.pid = pg_catalog.pg_backend_pid() AND l.relation = s.tableoid
+                      AND l.mode = 'AccessExclusiveLock' AND l.granted) AS locked
+     FROM ${name} s`,
+  );
+  const results = (await db.query(statements.join(";\n"))) as unknown as QueryResult[];
+  const row = lastResult(results).rows[0] as
+    { oid: string; last_value: string; is_called: boolean; locked: boolean } | undefined;
+  if (!row || row.oid !== String(seq.oid) || row.locked !== true) {
+    throw new Error(`sequence ${name} changed while it was being re-logged (its name no longer leads to it)`);
+  }
+  const value = { lastValue: parseInt8(row.last_value, name), isCalled: row.is_called === true };
+  if (!col) return { value, bound: undefined };
+  const boundText = (results[boundAt].rows[0] as { bound: string | null } | undefined)?.bound ?? null;
+  const bound = boundText === null ? null : parseInt8(boundText, `${agg(seq)} of ${col.column}`);
+  return { value, bound };
+}
+
+/** `setval` by OID (as the session's superuser: it runs no tenant code), then COMMIT. */
+async function setvalAndCommit(db: Client, seq: SequenceInfo, v: SequenceValue): Promise<void> {
+  await db.query(
+    `RESET ROLE; SELECT pg_catalog.setval('${seq.oid}'::pg_catalog.regclass, ${int8Literal(v.lastValue)}, ${v.isCalled}); COMMIT`,
+  );
+}
+
+/** One sequence: locked, raised if behind its column, re-logged; one transaction. */
+async function relogOne(
+  db: Client,
+  seq: SequenceInfo,
+  opts: Required<RelogOptions>,
+): Promise<SequenceOutcome> {
+  const sequence = display(seq.schema, seq.name);
+  const base = { sequence, raised: false, exhausted: false };
+  const trustedSeq = seq.ownerIsSuperuser && seq.schemaOwnerIsSuperuser;
+  if (seq.ownerIsSuperuser && !trustedSeq) return relogByOid(db, seq);
+  let readColumn = opts.raiseToColumn && seq.column !== undefined;
+  let note: string | undefined;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { value, bound } = await beginLockAndRead(db, seq, readColumn, opts.lockTimeoutMs);
+      const next = plannedValue(value, seq, bound);
+      await setvalAndCommit(db, seq, next);
+      return {
+        ...base,
+        before: value,
+        after: { lastValue: next.lastValue, isCalled: next.isCalled },
+        ...(bound !== undefined ? { columnBound: bound } : {}),
+        raised: next.raised,
+        exhausted: next.exhausted,
+        ...(note ? { note } : {}),
+      };
+    } catch (err) {
+      await db.query("ROLLBACK").catch(() => undefined);
+      const code = (err as { code?: string }).code;
+      if (code === LOCK_NOT_AVAILABLE && attempt < LOCK_ATTEMPTS) {
+        await new Promise((r) => setTimeout(r, 200 * attempt));
+        continue;
+      }
+      if (readColumn && code !== LOCK_NOT_AVAILABLE) {
+        // The column could not be read (privileges its owner revoked from itself, say): re-log alone.
+        note = `${agg(seq)} of ${seq.column?.table}.${seq.column?.column} not read: ${(err as Error).message}`;
+        readColumn = false;
+        continue;
+      }
+      throw new Error(`re-logging sequence ${sequence}: ${(err as Error).message}`);
+    }
+  }
+}
+
+/**
+ * A superuser's sequence in a schema a tenant owns (a trusted extension's, say): its name could
+ * be swapped under a superuser, so it is neither locked nor read by name; `setval` by OID to the
+ * value `pg_sequence_last_value` reports (NULL: never called, and a first `nextval` writes WAL).
+ */
+async function relogByOid(db: Client, seq: SequenceInfo): Promise<SequenceOutcome> {
+  const sequence = display(seq.schema, seq.name);
+  const r = await inTransaction(db, () =>
+    db.query<{ v: string | null }>(
+      `SELECT pg_catalog.setval(x.o, x.v, true)::pg_catalog.text AS v
+       FROM (SELECT '${seq.oid}'::pg_catalog.regclass AS o,
+                    pg_catalog.pg_sequence_last_value('${seq.oid}'::pg_catalog.regclass) AS v) x
+       WHERE x.v IS NOT NULL`,
+    ),
+  );
+  const v = r.rows[0]?.v;
+  const value = v === undefined || v === null ? null : { lastValue: parseInt8(v, sequence), isCalled: true };
+  return {
+    sequence,
+    before: value,
+    after: value,
+    raised: false,
+    exhausted: false,
+    note: "owned by a superuser in a schema a tenant owns: re-logged by OID, not locked nor raised",
+  };
+}
+
+/**
+ * Re-logs every permanent sequence of the database `db` is connected to (as a superuser), each
+ * raised first to its owning integer column's maximum (minimum when descending). Idempotent;
+ * safe on a live database (each sequence is locked for a moment, in its own transaction).
+ */
+export async function relogSequences(db: Client, options: RelogOptions = {}): Promise<RelogSummary> {
+  const opts: Required<RelogOptions> = {
+    raiseToColumn: options.raiseToColumn ?? true,
+    lockTimeoutMs: options.lockTimeoutMs ?? 5000,
+  };
+  const sequences = await listSequences(db);
+  const outcomes: SequenceOutcome[] = [];
+  for (const seq of sequences) outcomes.push(await relogOne(db, seq, opts));
+  return {
+    sequences: sequences.length,
+    relogged: outcomes.filter((o) => o.after !== null).length,
+    raised: outcomes.filter((o) => o.raised).map((o) => o.sequence),
+    exhausted: outcomes.filter((o) => o.exhausted).map((o) => o.sequence),
+    notes: outcomes.flatMap((o) => (o.note ? [`${o.sequence}: ${o.note}`] : [])),
+    outcomes,
+  };
+}
+
+/** One line for logs: how many sequences were re-logged and which were raised. */
+export function describeRelog(s: RelogSummary): string {
+  const raised = s.raised.length ? `; raised to their column's maximum: ${s.raised.join(", ")}` : "";
+  const exhausted = s.exhausted.length ? `; at their limit: ${s.exhausted.join(", ")}` : "";
+  return `${s.relogged} of ${s.sequences} sequence(s) re-logged${raised}${exhausted}`;
+}
