@@ -43,7 +43,7 @@ import { pgbackrestTargetFor } from "../../lib/restore/target";
 import { createTenant, deleteTenant, type TenantSpec } from "../../lib/tenant/provision";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { randomTenantSpec } from "./tenant-specs";
+import { randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
@@ -431,17 +431,7 @@ describe.runIf(BENCH_TENANTS.length > 0)(
           // End to end, once per method (the second restores the same target again).
           for (const method of ["pgbackrest", "selective"] as const) {
             process.env.LOOMWORKS_RESTORE_METHOD = method;
-            const r = await restoreTenant({
-              adminDsn: ADMIN,
-              stateDir: pg.stateDir,
-              stanza: pg.stanza,
-              subdomain: t.subdomain,
-              database: t.database,
-              roleName: t.roleName,
-              tenantState: t.state,
-              target: { lsn },
-              filestoreRoot,
-            });
+            const r = await restoreTenant(restoreOptionsFor(pg, t, { lsn }));
             expect(await inDb(t.database, digests)).toEqual(want);
             const tm: RestoreTimings = r.timings;
             endToEndRows.push(

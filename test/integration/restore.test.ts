@@ -39,7 +39,7 @@ import {
 import { registryDsn, tenantJournal } from "../../lib/tenant/registry";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { randomTenantSpec } from "./tenant-specs";
+import { randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
@@ -84,18 +84,7 @@ async function newTenant(
 }
 
 function restoreOpts(t: TenantSpec, target: RestoreTarget, extra: Partial<RestoreTenantOptions> = {}) {
-  return {
-    adminDsn: ADMIN,
-    stateDir: pg.stateDir,
-    stanza: pg.stanza,
-    subdomain: t.subdomain,
-    database: t.database,
-    roleName: t.roleName,
-    tenantState: t.state,
-    target,
-    filestoreRoot,
-    ...extra,
-  } satisfies RestoreTenantOptions;
+  return restoreOptionsFor(pg, t, target, extra);
 }
 
 const admin = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(ADMIN, fn);
