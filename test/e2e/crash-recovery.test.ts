@@ -93,6 +93,7 @@ describe("crash recovery of tenant creation", () => {
     "tenant:role",
     "tenant:database",
     "tenant:ownership",
+    "tenant:sequences",
     "tenant:connect-grants",
     "tenant:erp-access",
     "tenant:template-filestore",
