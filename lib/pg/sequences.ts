@@ -27,7 +27,13 @@ import { quoteIdent } from "./client";
 const INTEGER_TYPE_OIDS = [21, 23, 20];
 /** lock_not_available: a tenant transaction holds the sequence longer than the lock timeout. */
 const LOCK_NOT_AVAILABLE = "55P03";
+/** deadlock_detected: our wait was part of a cycle with a tenant transaction. */
+const DEADLOCK_DETECTED = "40P01";
 const LOCK_ATTEMPTS = 5;
+/** Sequences locked together in one transaction. */
+const GROUP_SIZE = 100;
+/** Below deadlock_timeout (1 s, superuser-only), so a group never waits long enough to fight one. */
+const GROUP_LOCK_TIMEOUT_MS = 500;
 
 export interface SequenceParams {
   increment: bigint;
@@ -235,13 +241,12 @@ async function inTransaction<T>(db: Client, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** The sequence's name is held by superusers alone (its owner's and its schema's). */
+const trustedSequence = (seq: SequenceInfo): boolean => seq.ownerIsSuperuser && seq.schemaOwnerIsSuperuser;
+
 /** `SET LOCAL ROLE` to a tenant-controlled object's owner; nothing when the name is superuser-held. */
 function asOwner(owner: string, trusted: boolean): string {
   return trusted ? "RESET ROLE" : `SET LOCAL ROLE ${quoteIdent(owner)}`;
-}
-
-function lastResult(r: QueryResult | QueryResult[]): QueryResult {
-  return Array.isArray(r) ? (r.at(-1) as QueryResult) : r;
 }
 
 interface LockedRead {
@@ -249,99 +254,156 @@ interface LockedRead {
   bound: bigint | null | undefined;
 }
 
+interface Item {
+  seq: SequenceInfo;
+  /** Read the owning column's bound (max, or min when descending). */
+  readColumn: boolean;
+}
+
 /**
- * Opens the sequence's transaction: the owning column's bound (as the table's owner), then the
- * sequence locked and read (as its owner). Throws unless the relation read is the catalog's,
+ * Opens a transaction over `items`: each owning column's bound (as the table's owner), then each
+ * sequence locked and read (as its owner). Throws unless every relation read is the catalog's,
  * locked by us; the caller rolls back.
  */
-async function beginLockAndRead(
-  db: Client,
-  seq: SequenceInfo,
-  readColumn: boolean,
-  lockTimeoutMs: number,
-): Promise<LockedRead> {
-  const trustedSeq = seq.ownerIsSuperuser && seq.schemaOwnerIsSuperuser;
+async function beginLockAndRead(db: Client, items: Item[], lockTimeoutMs: number): Promise<LockedRead[]> {
   const statements = [...BEGIN, `SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`];
-  const col = readColumn ? seq.column : undefined;
-  const boundAt = statements.length + 1;
-  if (col) {
+  const boundAt = new Map<number, number>();
+  items.forEach(({ seq, readColumn }, i) => {
+    const col = readColumn ? seq.column : undefined;
+    if (!col) return;
+    statements.push(asOwner(col.tableOwner, col.trustedName));
+    boundAt.set(i, statements.length);
     statements.push(
-      asOwner(col.tableOwner, col.trustedName),
       `SELECT pg_catalog.${agg(seq)}(${quoteIdent(col.column)})::pg_catalog.text AS bound ` +
         `FROM ${display(col.schema, col.table)}`,
     );
+  });
+  for (const { seq } of items) {
+    statements.push(
+      asOwner(seq.owner, trustedSequence(seq)),
+      `ALTER SEQUENCE ${display(seq.schema, seq.name)} OWNER TO ${quoteIdent(seq.owner)}`,
+    );
   }
-  const name = display(seq.schema, seq.name);
+  const stateAt = items.map(({ seq }) => {
+    statements.push(asOwner(seq.owner, trustedSequence(seq)));
+    statements.push(
+      `SELECT s.tableoid::pg_catalog.text AS oid, s.last_value::pg_catalog.text AS last_value, s.is_called
+       FROM ${display(seq.schema, seq.name)} s`,
+    );
+    return statements.length - 1;
+  });
+  // The relations this transaction holds ACCESS EXCLUSIVE: each sequence read must be one of them.
   statements.push(
-    asOwner(seq.owner, trustedSeq),
-    `ALTER SEQUENCE ${name} OWNER TO ${quoteIdent(seq.owner)}`,
-    `SELECT s.tableoid::pg_catalog.text AS oid, s.last_value::pg_catalog.text AS last_value,
-            s.is_called,
-            EXISTS (SELECT FROM pg_catalog.pg_locks l
-                    WHERE l.pid = pg_catalog.pg_backend_pid() AND l.relation = s.tableoid
-                      AND l.mode = 'AccessExclusiveLock' AND l.granted) AS locked
-     FROM ${name} s`,
+    `SELECT l.relation::pg_catalog.text AS oid FROM pg_catalog.pg_locks l
+     WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation'
+       AND l.mode = 'AccessExclusiveLock' AND l.granted`,
   );
   const results = (await db.query(statements.join(";\n"))) as unknown as QueryResult[];
-  const row = lastResult(results).rows[0] as
-    { oid: string; last_value: string; is_called: boolean; locked: boolean } | undefined;
-  if (!row || row.oid !== String(seq.oid) || row.locked !== true) {
-    throw new Error(`sequence ${name} changed while it was being re-logged (its name no longer leads to it)`);
-  }
-  const value = { lastValue: parseInt8(row.last_value, name), isCalled: row.is_called === true };
-  if (!col) return { value, bound: undefined };
-  const boundText = (results[boundAt].rows[0] as { bound: string | null } | undefined)?.bound ?? null;
-  const bound = boundText === null ? null : parseInt8(boundText, `${agg(seq)} of ${col.column}`);
-  return { value, bound };
+  const locked = new Set((results[results.length - 1].rows as Array<{ oid: string }>).map((r) => r.oid));
+  return items.map(({ seq }, i) => {
+    const name = display(seq.schema, seq.name);
+    const row = results[stateAt[i]].rows[0] as
+      { oid: string; last_value: string; is_called: boolean } | undefined;
+    if (!row || row.oid !== String(seq.oid) || !locked.has(row.oid)) {
+      throw new Error(
+        `sequence ${name} changed while it was being re-logged (its name no longer leads to it)`,
+      );
+    }
+    const value = { lastValue: parseInt8(row.last_value, name), isCalled: row.is_called === true };
+    const at = boundAt.get(i);
+    if (at === undefined) return { value, bound: undefined };
+    const text = (results[at].rows[0] as { bound: string | null } | undefined)?.bound ?? null;
+    return { value, bound: text === null ? null : parseInt8(text, `${agg(seq)} of ${seq.column?.column}`) };
+  });
 }
 
 /** `setval` by OID (as the session's superuser: it runs no tenant code), then COMMIT. */
-async function setvalAndCommit(db: Client, seq: SequenceInfo, v: SequenceValue): Promise<void> {
-  await db.query(
-    `RESET ROLE; SELECT pg_catalog.setval('${seq.oid}'::pg_catalog.regclass, ${int8Literal(v.lastValue)}, ${v.isCalled}); COMMIT`,
+async function setvalAndCommit(
+  db: Client,
+  values: Array<{ seq: SequenceInfo; v: SequenceValue }>,
+): Promise<void> {
+  const calls = values.map(
+    ({ seq, v }) =>
+      `pg_catalog.setval('${seq.oid}'::pg_catalog.regclass, ${int8Literal(v.lastValue)}, ${v.isCalled})`,
   );
+  await db.query(`RESET ROLE; SELECT ${calls.join(", ")}; COMMIT`);
 }
 
-/** One sequence: locked, raised if behind its column, re-logged; one transaction. */
+/** The outcome of one sequence read under lock, and the value it was set to. */
+function outcomeOf(
+  seq: SequenceInfo,
+  read: LockedRead,
+  note?: string,
+): SequenceOutcome & { next: SequenceValue } {
+  const next = plannedValue(read.value, seq, read.bound);
+  return {
+    sequence: display(seq.schema, seq.name),
+    before: read.value,
+    after: { lastValue: next.lastValue, isCalled: next.isCalled },
+    ...(read.bound !== undefined ? { columnBound: read.bound } : {}),
+    raised: next.raised,
+    exhausted: next.exhausted,
+    ...(note ? { note } : {}),
+    next: { lastValue: next.lastValue, isCalled: next.isCalled },
+  };
+}
+
+/**
+ * Many sequences in one transaction (two round trips). Its locks are given up before PostgreSQL's
+ * deadlock check (1 s) would pick a tenant transaction waiting for one of them; on any error the
+ * caller falls back to one sequence at a time.
+ */
+async function relogTogether(
+  db: Client,
+  seqs: SequenceInfo[],
+  opts: Required<RelogOptions>,
+): Promise<SequenceOutcome[]> {
+  const items = seqs.map((seq) => ({ seq, readColumn: opts.raiseToColumn && seq.column !== undefined }));
+  try {
+    const reads = await beginLockAndRead(db, items, Math.min(opts.lockTimeoutMs, GROUP_LOCK_TIMEOUT_MS));
+    const outcomes = seqs.map((seq, i) => outcomeOf(seq, reads[i]));
+    await setvalAndCommit(
+      db,
+      outcomes.map((o, i) => ({ seq: seqs[i], v: o.next })),
+    );
+    return outcomes.map(({ next: _next, ...o }) => o);
+  } catch {
+    await db.query("ROLLBACK").catch(() => undefined);
+    const outcomes: SequenceOutcome[] = [];
+    for (const seq of seqs) outcomes.push(await relogOne(db, seq, opts));
+    return outcomes;
+  }
+}
+
+/** One sequence: locked, raised if behind its column, re-logged; one transaction, retried. */
 async function relogOne(
   db: Client,
   seq: SequenceInfo,
   opts: Required<RelogOptions>,
 ): Promise<SequenceOutcome> {
-  const sequence = display(seq.schema, seq.name);
-  const base = { sequence, raised: false, exhausted: false };
-  const trustedSeq = seq.ownerIsSuperuser && seq.schemaOwnerIsSuperuser;
-  if (seq.ownerIsSuperuser && !trustedSeq) return relogByOid(db, seq);
   let readColumn = opts.raiseToColumn && seq.column !== undefined;
   let note: string | undefined;
   for (let attempt = 1; ; attempt++) {
     try {
-      const { value, bound } = await beginLockAndRead(db, seq, readColumn, opts.lockTimeoutMs);
-      const next = plannedValue(value, seq, bound);
-      await setvalAndCommit(db, seq, next);
-      return {
-        ...base,
-        before: value,
-        after: { lastValue: next.lastValue, isCalled: next.isCalled },
-        ...(bound !== undefined ? { columnBound: bound } : {}),
-        raised: next.raised,
-        exhausted: next.exhausted,
-        ...(note ? { note } : {}),
-      };
+      const [read] = await beginLockAndRead(db, [{ seq, readColumn }], opts.lockTimeoutMs);
+      const { next, ...outcome } = outcomeOf(seq, read, note);
+      await setvalAndCommit(db, [{ seq, v: next }]);
+      return outcome;
     } catch (err) {
       await db.query("ROLLBACK").catch(() => undefined);
       const code = (err as { code?: string }).code;
-      if (code === LOCK_NOT_AVAILABLE && attempt < LOCK_ATTEMPTS) {
+      const waited = code === LOCK_NOT_AVAILABLE || code === DEADLOCK_DETECTED;
+      if (waited && attempt < LOCK_ATTEMPTS) {
         await new Promise((r) => setTimeout(r, 200 * attempt));
         continue;
       }
-      if (readColumn && code !== LOCK_NOT_AVAILABLE) {
+      if (readColumn && !waited) {
         // The column could not be read (privileges its owner revoked from itself, say): re-log alone.
         note = `${agg(seq)} of ${seq.column?.table}.${seq.column?.column} not read: ${(err as Error).message}`;
         readColumn = false;
         continue;
       }
-      throw new Error(`re-logging sequence ${sequence}: ${(err as Error).message}`);
+      throw new Error(`re-logging sequence ${display(seq.schema, seq.name)}: ${(err as Error).message}`);
     }
   }
 }
@@ -385,7 +447,14 @@ export async function relogSequences(db: Client, options: RelogOptions = {}): Pr
   };
   const sequences = await listSequences(db);
   const outcomes: SequenceOutcome[] = [];
-  for (const seq of sequences) outcomes.push(await relogOne(db, seq, opts));
+  const lockable: SequenceInfo[] = [];
+  for (const seq of sequences) {
+    if (seq.ownerIsSuperuser && !trustedSequence(seq)) outcomes.push(await relogByOid(db, seq));
+    else lockable.push(seq);
+  }
+  for (let i = 0; i < lockable.length; i += GROUP_SIZE) {
+    outcomes.push(...(await relogTogether(db, lockable.slice(i, i + GROUP_SIZE), opts)));
+  }
   return {
     sequences: sequences.length,
     relogged: outcomes.filter((o) => o.after !== null).length,
