@@ -116,6 +116,10 @@ beforeAll(async () => {
     await c.query(`ALTER DATABASE ${quoteIdent(DB)} SET search_path = public, pg_catalog`);
   });
   await asTenant((c) => c.query(TENANT_SQL));
+  // A superuser's sequence in the tenant's schema (as a trusted extension would leave one).
+  await inDb((c) =>
+    c.query("CREATE SEQUENCE public.s_super; SELECT nextval('public.s_super') FROM generate_series(1, 4)"),
+  );
   summary = await inDb((db) => relogSequences(db));
 }, 60_000);
 
@@ -167,6 +171,13 @@ describe("relogSequences", () => {
     await expect(inDb((c) => c.query("SELECT nextval('s_small_seq')"))).rejects.toThrow(
       /reached maximum value/,
     );
+  });
+
+  it("re-logs a superuser's sequence in the tenant's schema by OID, without resolving its name", async () => {
+    expect(await raw("s_super")).toMatchObject({ last_value: "4", is_called: true, log_cnt: "0" });
+    expect(summary.notes).toEqual([
+      '"public"."s_super": owned by a superuser in a schema a tenant owns: re-logged by OID, not locked nor raised',
+    ]);
   });
 
   it("re-logs every sequence: no reserve of values is left (log_cnt 0)", async () => {
