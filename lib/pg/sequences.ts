@@ -13,8 +13,9 @@
  * repairs targets from before the re-log (tenants copied before this fix).
  *
  * The tenant is hostile. Names it controls (schemas, tables, sequences) are resolved only by
- * statements run as the object's owner (`SET LOCAL ROLE`), so whatever a swapped name leads to
- * runs with the tenant's own rights; the sequence is locked (a no-op `ALTER SEQUENCE ... OWNER
+ * statements run as the object's owner (`SET LOCAL ROLE`), and only when that owner (or a
+ * superuser) also owns the schema, so whatever a swapped name leads to runs with the rights of
+ * whoever could swap it; the sequence is locked (a no-op `ALTER SEQUENCE ... OWNER
  * TO` its owner: ACCESS EXCLUSIVE, which `nextval` waits for) and the locked relation is checked
  * to be the one from the catalog before `setval` is called by OID. Only `pg_catalog` functions
  * are called, schema-qualified, under `search_path = pg_catalog, pg_temp`; column values are read
@@ -46,24 +47,27 @@ export interface SequenceValue {
   isCalled: boolean;
 }
 
-/** The integer column that owns a sequence (serial: pg_depend 'a'; identity: 'i'). */
-export interface OwningColumn {
+/**
+ * Who can make a relation's name lead elsewhere: its owner (rename it) and its schema's owner
+ * (rename the schema, create objects in it). Statements that resolve the name run as the owner,
+ * so only when the schema's owner is a superuser or that same owner (`nameSafe`) is the name used.
+ */
+interface NamedRelation {
   schema: string;
-  table: string;
-  column: string;
-  tableOwner: string;
-  /** The table's owner is a superuser and so is its schema's: no tenant can swap its name. */
-  trustedName: boolean;
+  owner: string;
+  ownerIsSuperuser: boolean;
+  nameSafe: boolean;
 }
 
-export interface SequenceInfo extends SequenceParams {
+/** The integer column that owns a sequence (serial: pg_depend 'a'; identity: 'i'). */
+export interface OwningColumn extends NamedRelation {
+  table: string;
+  column: string;
+}
+
+export interface SequenceInfo extends SequenceParams, NamedRelation {
   oid: number;
-  schema: string;
   name: string;
-  owner: string;
-  /** As for {@link OwningColumn.trustedName}: the owner and the schema's owner are superusers. */
-  ownerIsSuperuser: boolean;
-  schemaOwnerIsSuperuser: boolean;
   column?: OwningColumn;
 }
 
@@ -143,7 +147,7 @@ export async function listSequences(db: Client): Promise<SequenceInfo[]> {
       name: string;
       owner: string;
       owner_super: boolean;
-      schema_owner_super: boolean;
+      name_safe: boolean;
       increment: string;
       min: string;
       max: string;
@@ -152,36 +156,36 @@ export async function listSequences(db: Client): Promise<SequenceInfo[]> {
       column_name: string | null;
       table_owner: string | null;
       table_owner_super: boolean | null;
-      table_schema_owner_super: boolean | null;
+      table_name_safe: boolean | null;
     }>(
-      // pg_database_owner (owner of schema public) stands for the database's owner.
-      `WITH owners AS (
-         SELECT r.oid, CASE WHEN r.rolname = 'pg_database_owner'
-                            THEN (SELECT o.rolsuper FROM pg_catalog.pg_database d
-                                  JOIN pg_catalog.pg_roles o ON o.oid = d.datdba
-                                  WHERE d.datname = pg_catalog.current_database())
-                            ELSE r.rolsuper END AS rolsuper
-         FROM pg_catalog.pg_roles r)
-       SELECT c.oid::pg_catalog.text AS oid, n.nspname::pg_catalog.text AS schema, c.relname::pg_catalog.text AS name,
-              ro.rolname::pg_catalog.text AS owner, ro.rolsuper AS owner_super, no.rolsuper AS schema_owner_super,
+      // A schema owned by pg_database_owner (public) is the database owner's.
+      `WITH schemas AS (
+         SELECT n.oid, n.nspname, r.oid AS owner, r.rolsuper AS owner_super
+         FROM pg_catalog.pg_namespace n
+         CROSS JOIN (SELECT d.datdba FROM pg_catalog.pg_database d
+                     WHERE d.datname = pg_catalog.current_database()) db
+         JOIN pg_catalog.pg_roles r
+           ON r.oid = CASE WHEN n.nspowner = 'pg_database_owner'::pg_catalog.regrole::pg_catalog.oid
+                           THEN db.datdba ELSE n.nspowner END)
+       SELECT c.oid::pg_catalog.text AS oid, n.nspname::pg_catalog.text AS schema,
+              c.relname::pg_catalog.text AS name, ro.rolname::pg_catalog.text AS owner,
+              ro.rolsuper AS owner_super, (n.owner_super OR n.owner = c.relowner) AS name_safe,
               s.seqincrement::pg_catalog.text AS increment, s.seqmin::pg_catalog.text AS min,
               s.seqmax::pg_catalog.text AS max,
               tn.nspname::pg_catalog.text AS table_schema, t.relname::pg_catalog.text AS table_name,
               a.attname::pg_catalog.text AS column_name, tro.rolname::pg_catalog.text AS table_owner,
-              tro.rolsuper AS table_owner_super, tno.rolsuper AS table_schema_owner_super
+              tro.rolsuper AS table_owner_super, (tn.owner_super OR tn.owner = t.relowner) AS table_name_safe
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       JOIN schemas n ON n.oid = c.relnamespace
        JOIN pg_catalog.pg_roles ro ON ro.oid = c.relowner
-       JOIN owners no ON no.oid = n.nspowner
        LEFT JOIN pg_catalog.pg_depend d
               ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objid = c.oid
              AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjsubid > 0
              AND d.deptype IN ('a', 'i')
        LEFT JOIN (pg_catalog.pg_class t
-                  JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace
+                  JOIN schemas tn ON tn.oid = t.relnamespace
                   JOIN pg_catalog.pg_roles tro ON tro.oid = t.relowner
-                  JOIN owners tno ON tno.oid = tn.nspowner
                   JOIN pg_catalog.pg_attribute a ON a.attrelid = t.oid)
               ON t.oid = d.refobjid AND a.attnum = d.refobjsubid AND t.relkind IN ('r', 'p')
              AND NOT a.attisdropped AND a.atttypid = ANY ($1::pg_catalog.oid[])
@@ -197,7 +201,7 @@ export async function listSequences(db: Client): Promise<SequenceInfo[]> {
     name: r.name,
     owner: r.owner,
     ownerIsSuperuser: r.owner_super,
-    schemaOwnerIsSuperuser: r.schema_owner_super,
+    nameSafe: r.name_safe,
     increment: BigInt(r.increment),
     min: BigInt(r.min),
     max: BigInt(r.max),
@@ -207,8 +211,9 @@ export async function listSequences(db: Client): Promise<SequenceInfo[]> {
             schema: r.table_schema,
             table: r.table_name,
             column: r.column_name,
-            tableOwner: r.table_owner,
-            trustedName: Boolean(r.table_owner_super && r.table_schema_owner_super),
+            owner: r.table_owner,
+            ownerIsSuperuser: r.table_owner_super === true,
+            nameSafe: r.table_name_safe === true,
           },
         }
       : {}),
@@ -241,12 +246,9 @@ async function inTransaction<T>(db: Client, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** The sequence's name is held by superusers alone (its owner's and its schema's). */
-const trustedSequence = (seq: SequenceInfo): boolean => seq.ownerIsSuperuser && seq.schemaOwnerIsSuperuser;
-
-/** `SET LOCAL ROLE` to a tenant-controlled object's owner; nothing when the name is superuser-held. */
-function asOwner(owner: string, trusted: boolean): string {
-  return trusted ? "RESET ROLE" : `SET LOCAL ROLE ${quoteIdent(owner)}`;
+/** `SET LOCAL ROLE` to the relation's owner (the session's superuser for a superuser's relation). */
+function asOwner(rel: NamedRelation): string {
+  return rel.ownerIsSuperuser ? "RESET ROLE" : `SET LOCAL ROLE ${quoteIdent(rel.owner)}`;
 }
 
 interface LockedRead {
@@ -271,7 +273,7 @@ async function beginLockAndRead(db: Client, items: Item[], lockTimeoutMs: number
   items.forEach(({ seq, readColumn }, i) => {
     const col = readColumn ? seq.column : undefined;
     if (!col) return;
-    statements.push(asOwner(col.tableOwner, col.trustedName));
+    statements.push(asOwner(col));
     boundAt.set(i, statements.length);
     statements.push(
       `SELECT pg_catalog.${agg(seq)}(${quoteIdent(col.column)})::pg_catalog.text AS bound ` +
@@ -280,12 +282,12 @@ async function beginLockAndRead(db: Client, items: Item[], lockTimeoutMs: number
   });
   for (const { seq } of items) {
     statements.push(
-      asOwner(seq.owner, trustedSequence(seq)),
+      asOwner(seq),
       `ALTER SEQUENCE ${display(seq.schema, seq.name)} OWNER TO ${quoteIdent(seq.owner)}`,
     );
   }
   const stateAt = items.map(({ seq }) => {
-    statements.push(asOwner(seq.owner, trustedSequence(seq)));
+    statements.push(asOwner(seq));
     statements.push(
       `SELECT s.tableoid::pg_catalog.text AS oid, s.last_value::pg_catalog.text AS last_value, s.is_called
        FROM ${display(seq.schema, seq.name)} s`,
@@ -358,10 +360,10 @@ async function relogTogether(
   seqs: SequenceInfo[],
   opts: Required<RelogOptions>,
 ): Promise<SequenceOutcome[]> {
-  const items = seqs.map((seq) => ({ seq, readColumn: opts.raiseToColumn && seq.column !== undefined }));
+  const items = seqs.map((seq) => ({ seq, readColumn: readsColumn(seq, opts) }));
   try {
     const reads = await beginLockAndRead(db, items, Math.min(opts.lockTimeoutMs, GROUP_LOCK_TIMEOUT_MS));
-    const outcomes = seqs.map((seq, i) => outcomeOf(seq, reads[i]));
+    const outcomes = seqs.map((seq, i) => outcomeOf(seq, reads[i], columnNote(seq, opts)));
     await setvalAndCommit(
       db,
       outcomes.map((o, i) => ({ seq: seqs[i], v: o.next })),
@@ -375,14 +377,26 @@ async function relogTogether(
   }
 }
 
+/** The owning column is read when asked for and its table's name is safe to use (see NamedRelation). */
+function readsColumn(seq: SequenceInfo, opts: Required<RelogOptions>): boolean {
+  return opts.raiseToColumn && seq.column !== undefined && seq.column.nameSafe;
+}
+
+/** Why an owning column is not read, when it is not for its name's sake. */
+function columnNote(seq: SequenceInfo, opts: Required<RelogOptions>): string | undefined {
+  const col = seq.column;
+  if (!opts.raiseToColumn || !col || col.nameSafe) return undefined;
+  return `${col.table}.${col.column} is in a schema another role owns: not read`;
+}
+
 /** One sequence: locked, raised if behind its column, re-logged; one transaction, retried. */
 async function relogOne(
   db: Client,
   seq: SequenceInfo,
   opts: Required<RelogOptions>,
 ): Promise<SequenceOutcome> {
-  let readColumn = opts.raiseToColumn && seq.column !== undefined;
-  let note: string | undefined;
+  let readColumn = readsColumn(seq, opts);
+  let note = columnNote(seq, opts);
   for (let attempt = 1; ; attempt++) {
     try {
       const [read] = await beginLockAndRead(db, [{ seq, readColumn }], opts.lockTimeoutMs);
@@ -409,9 +423,10 @@ async function relogOne(
 }
 
 /**
- * A superuser's sequence in a schema a tenant owns (a trusted extension's, say): its name could
- * be swapped under a superuser, so it is neither locked nor read by name; `setval` by OID to the
- * value `pg_sequence_last_value` reports (NULL: never called, and a first `nextval` writes WAL).
+ * A sequence in a schema another role owns (a superuser's in the tenant's schema, as a trusted
+ * extension leaves one): its name could be swapped under its owner's rights, so it is neither
+ * locked nor read by name; `setval` by OID to the value `pg_sequence_last_value` reports (NULL:
+ * never called, and a first `nextval` writes WAL).
  */
 async function relogByOid(db: Client, seq: SequenceInfo): Promise<SequenceOutcome> {
   const sequence = display(seq.schema, seq.name);
@@ -431,7 +446,7 @@ async function relogByOid(db: Client, seq: SequenceInfo): Promise<SequenceOutcom
     after: value,
     raised: false,
     exhausted: false,
-    note: "owned by a superuser in a schema a tenant owns: re-logged by OID, not locked nor raised",
+    note: "in a schema another role owns: re-logged by OID, not locked nor raised",
   };
 }
 
@@ -449,7 +464,7 @@ export async function relogSequences(db: Client, options: RelogOptions = {}): Pr
   const outcomes: SequenceOutcome[] = [];
   const lockable: SequenceInfo[] = [];
   for (const seq of sequences) {
-    if (seq.ownerIsSuperuser && !trustedSequence(seq)) outcomes.push(await relogByOid(db, seq));
+    if (!seq.nameSafe) outcomes.push(await relogByOid(db, seq));
     else lockable.push(seq);
   }
   for (let i = 0; i < lockable.length; i += GROUP_SIZE) {

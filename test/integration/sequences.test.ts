@@ -18,6 +18,7 @@ const run = randomBytes(3).toString("hex");
 const ROLE = `seq_tenant_${run}`;
 const PASSWORD = randomBytes(18).toString("base64url");
 const DB = `seq_it_${run}`;
+const OTHER = `seq_other_${run}`;
 const TENANT_DSN = buildDsn({ host: pg.host, port: pg.port, user: ROLE, password: PASSWORD, database: DB });
 
 const admin = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(ADMIN, fn);
@@ -116,6 +117,18 @@ beforeAll(async () => {
     await c.query(`ALTER DATABASE ${quoteIdent(DB)} SET search_path = public, pg_catalog`);
   });
   await asTenant((c) => c.query(TENANT_SQL));
+  // The tenant's table in a schema another role owns (that role could swap its names).
+  await admin((c) => c.query(`CREATE ROLE ${quoteIdent(OTHER)} NOLOGIN`));
+  await inDb((c) =>
+    c.query(
+      `CREATE SCHEMA other AUTHORIZATION ${quoteIdent(OTHER)}; GRANT USAGE, CREATE ON SCHEMA other TO ${quoteIdent(ROLE)}`,
+    ),
+  );
+  await asTenant((c) =>
+    c.query(
+      "CREATE TABLE other.t (id serial PRIMARY KEY); INSERT INTO other.t VALUES (5); SELECT setval('other.t_id_seq', 2)",
+    ),
+  );
   // A superuser's sequence in the tenant's schema (as a trusted extension would leave one).
   await inDb((c) =>
     c.query("CREATE SEQUENCE public.s_super; SELECT nextval('public.s_super') FROM generate_series(1, 4)"),
@@ -127,6 +140,7 @@ afterAll(async () => {
   await admin(async (c) => {
     await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(DB)} WITH (FORCE)`);
     await c.query(`DROP ROLE IF EXISTS ${quoteIdent(ROLE)}`);
+    await c.query(`DROP ROLE IF EXISTS ${quoteIdent(OTHER)}`);
   });
 }, 60_000);
 
@@ -175,17 +189,27 @@ describe("relogSequences", () => {
 
   it("re-logs a superuser's sequence in the tenant's schema by OID, without resolving its name", async () => {
     expect(await raw("s_super")).toMatchObject({ last_value: "4", is_called: true, log_cnt: "0" });
-    expect(summary.notes).toEqual([
-      '"public"."s_super": owned by a superuser in a schema a tenant owns: re-logged by OID, not locked nor raised',
-    ]);
+    expect(summary.notes).toContain(
+      '"public"."s_super": in a schema another role owns: re-logged by OID, not locked nor raised',
+    );
+  });
+
+  it("neither resolves nor raises a sequence in a schema another role owns: re-logged by OID only", async () => {
+    expect(await raw("other.t_id_seq")).toMatchObject({ last_value: "2", is_called: true, log_cnt: "0" });
+    expect(summary.notes).toContain(
+      '"other"."t_id_seq": in a schema another role owns: re-logged by OID, not locked nor raised',
+    );
+    expect(summary.notes).toHaveLength(2);
   });
 
   it("re-logs every sequence: no reserve of values is left (log_cnt 0)", async () => {
     await inDb((db) => relogSequences(db));
     const names = await inDb(async (c) =>
-      (await c.query<{ s: string }>("SELECT relname AS s FROM pg_class WHERE relkind = 'S'")).rows.map(
-        (r) => r.s,
-      ),
+      (
+        await c.query<{ s: string }>(
+          "SELECT format('%I.%I', relnamespace::regnamespace, relname) AS s FROM pg_class WHERE relkind = 'S'",
+        )
+      ).rows.map((r) => r.s),
     );
     expect(names.length).toBe(summary.sequences);
     for (const s of names) expect({ s, logCnt: (await raw(s)).log_cnt }).toEqual({ s, logCnt: "0" });
