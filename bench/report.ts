@@ -603,6 +603,7 @@ function restoreSection(r: RestoreBenchResult): string[] {
     ["copy", "copyMs"],
     ["↳ pg_dump -Fd", "dumpMs"],
     ["↳ pg_restore", "pgRestoreMs"],
+    ["↳ sequences raised and re-logged", "sequencesMs"],
     ["↳ filestore (hard links)", "filestoreMs"],
     ["swap", "swapMs"],
     ["cleanup", "cleanupMs"],
