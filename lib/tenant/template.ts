@@ -17,7 +17,7 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { CommandError, runCommand } from "../process/run";
-import { kubectlRunArgs, type KubernetesCommandRunner } from "./templatePod";
+import { POD_DATA_DIR, kubectlRunArgs, type KubernetesCommandRunner } from "./templatePod";
 import { installGuards, readGuards, type GuardsOptions } from "../guards/install";
 import {
   builderEnv,
@@ -49,7 +49,8 @@ export interface TemplateSource {
    * build's data directory; it runs as the template's builder role (never a superuser:
    * templateBuilder.ts) with PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE naming it — on this
    * machine with ODOO_RC naming an odoo.conf with that data_dir, in `stateDir`; on the kubernetes
-   * target in a pod (templatePod.ts), where `{data_dir}` is not replaced. Example:
+   * target in a pod (templatePod.ts), where `{data_dir}` is a directory under the pod's `/tmp`
+   * (its files are not collected). Example:
    * `odoo -d {db} -i base,sale --stop-after-init --without-demo=all`.
    */
   fromCommand?: string;
@@ -246,7 +247,7 @@ async function loadSource(
     log(`template ${spec.name}: loading ${dump} into ${target}`);
   } else if (spec.commandRunner) {
     if (!builder) throw new Error(`template ${spec.name}: a pod build needs its builder role`);
-    const command = (spec.fromCommand as string).replace(/\{db\}/g, target);
+    const command = expandCommand(spec.fromCommand as string, target, POD_DATA_DIR);
     // kubectl itself needs no PostgreSQL credentials: the pod reads the builder's from its Secret.
     env = { ...process.env };
     file = "kubectl";

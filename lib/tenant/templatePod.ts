@@ -39,6 +39,9 @@ export interface TemplatePodCommand {
   command: string;
 }
 
+/** `{data_dir}` of a command in the pod: under its writable `/tmp` (an emptyDir, gone with the pod). */
+export const POD_DATA_DIR = "/tmp/loomworks-build-data";
+
 /** The key of the builder's password in its Secret. */
 export const BUILDER_PASSWORD_KEY = "password";
 

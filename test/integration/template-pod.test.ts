@@ -137,6 +137,7 @@ describe("a template command on the kubernetes target", () => {
     const password = newPassword();
     // Like Odoo's initializer: looks into `postgres` first, then fills {db} as whoever PG* names.
     const fromCommand = [
+      `echo "data_dir={data_dir}"`,
       `psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "SELECT 1" >/dev/null`,
       `psql -X -q -v ON_ERROR_STOP=1 -d {db} -c "CREATE TABLE made_in_pod AS SELECT current_database()::text AS db, current_user::text AS who, '$PGUSER'::text AS env_user, current_setting('is_superuser') AS superuser, pg_get_userbyid(datdba) = current_user AS owns_db FROM pg_database WHERE datname = current_database()" -c "CREATE SEQUENCE made_in_pod_seq" -c "CREATE SCHEMA pod_schema"`,
     ].join(" && ");
@@ -191,6 +192,8 @@ describe("a template command on the kubernetes target", () => {
       valueFrom: { secretKeyRef: { name: "loomworks-template-builder-pod", key: "password" } },
     });
     const buildLog = await fs.readFile(path.join(workDir, "templates", "pod.build.log"), "utf8");
+    // {data_dir} is a directory of the pod's writable /tmp.
+    expect(buildLog).toContain("data_dir=/tmp/loomworks-build-data\n");
     for (const secret of [password, superuserPassword]) {
       expect(JSON.stringify(calls)).not.toContain(secret);
       expect(buildLog).not.toContain(secret);
