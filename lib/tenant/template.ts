@@ -111,6 +111,13 @@ function checkSource(src: TemplateSource): void {
   }
 }
 
+/** The password a pod build's builder logs in with (the value of the Secret the pod reads). */
+function podBuilderPassword(spec: TemplateSpec): string {
+  if (!spec.builderPassword)
+    throw new Error(`template ${spec.name}: a pod build needs builderPassword (the pod's Secret value)`);
+  return spec.builderPassword;
+}
+
 function hashFileInto(hash: ReturnType<typeof createHash>, file: string): void {
   const fd = fsSync.openSync(file, "r");
   try {
@@ -291,6 +298,7 @@ export async function ensureTemplate(
 ): Promise<EnsureTemplateResult> {
   checkDatabaseName(spec.database, "template database");
   checkSource(spec);
+  if (spec.fromCommand && spec.commandRunner) podBuilderPassword(spec); // refused before anything is made
   const hash = templateSourceHash(spec);
   const building = spec.database + BUILDING_SUFFIX;
   const comment = templateComment(spec.name, hash);
@@ -347,12 +355,10 @@ async function buildInto(
   }
   let builder: BuilderRole | TemplateBuilder;
   if (spec.commandRunner) {
-    if (!spec.builderPassword)
-      throw new Error(`template ${spec.name}: a pod build needs builderPassword (the pod's Secret value)`);
     builder = await prepareBuilderRole(admin, {
       templateDatabase: spec.database,
       building,
-      password: spec.builderPassword,
+      password: podBuilderPassword(spec),
     });
   } else {
     builder = await prepareBuilder(admin, {

@@ -238,6 +238,6 @@ describe("a template command on the kubernetes target", () => {
       /podnopw: a pod build needs builderPassword/,
     );
     expect((await kubectlCalls()).length).toBe(before);
-    expect((await templateStatus(pg.adminDsn, t)).exists).toBe(false);
+    expect(await templateStatus(pg.adminDsn, t)).toMatchObject({ exists: false, building: false });
   });
 });
