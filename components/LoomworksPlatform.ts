@@ -14,20 +14,14 @@ import { GUARDS_VERSION } from "../lib/guards/install";
 import { LocalPostgresCluster } from "./local/PostgresCluster";
 import { Tenant, tenantNames, type RestoreSummary, type SnapshotSummary, type TenantSummary } from "./Tenant";
 import { EXTERNAL_FILESTORE } from "../lib/tenant/provision";
-import {
-  NAMES,
-  POSTGRES_LABELS,
-  POSTGRES_PORT,
-  POSTGRES_SECRET_KEYS,
-  UPDATE_LABELS,
-  objectLabels,
-} from "./kubernetes/common";
+import { NAMES, POSTGRES_LABELS, POSTGRES_PORT, UPDATE_LABELS, objectLabels } from "./kubernetes/common";
 import type { KubernetesCommandRunner } from "../lib/tenant/templatePod";
 import type { ErpTenant } from "../lib/odoo/tenantMap";
 import { Monitoring } from "./kubernetes/Monitoring";
 import { OpsJobs } from "./kubernetes/OpsJobs";
 import { POSTGRES_STANZA, PGBACKREST_CONFIG_KEY } from "./kubernetes/postgresConfig";
 import { PostgresServer } from "./kubernetes/PostgresServer";
+import { templateBuilderSecret } from "./kubernetes/templateBuilder";
 import { restoreJob, restoreJobName } from "./kubernetes/RestoreJob";
 
 export interface LoomworksPlatformArgs {
@@ -177,13 +171,14 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
     adminDsn: pulumi.Input<string>,
     stateDir: string,
     dependsOn: pulumi.Resource[],
-    commandRunner?: KubernetesCommandRunner,
+    podBuild?: (templateName: string) => TemplatePodBuild,
   ): Map<string, TenantTemplate> {
     const { platform } = args.config;
     const templates = new Map<string, TenantTemplate>();
     for (const [templateName, source] of Object.entries(platform.templates)) {
       const resolved =
         "fromDump" in source ? { fromDump: path.resolve(args.projectDir, source.fromDump) } : source;
+      const pod = podBuild && "fromCommand" in resolved ? podBuild(templateName) : undefined;
       templates.set(
         templateName,
         new TenantTemplate(
@@ -194,13 +189,17 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
             database: templateDatabaseName(templateName),
             ...resolved,
             stateDir,
-            ...(commandRunner ? {} : { filestoreRoot: path.join(stateDir, "filestore") }),
+            ...(podBuild ? {} : { filestoreRoot: path.join(stateDir, "filestore") }),
             dumpHash: templateSourceHash(resolved),
             excludeTables: platform.undo.excludeTables ?? [],
             guardsVersion: GUARDS_VERSION,
-            ...(commandRunner && "fromCommand" in resolved ? { commandRunner } : {}),
+            ...(pod ? { commandRunner: pod.commandRunner, builderPassword: pod.builderPassword } : {}),
           },
-          { parent: this, dependsOn, customTimeouts: { create: "30m", update: "30m" } },
+          {
+            parent: this,
+            dependsOn: [...dependsOn, ...(pod ? [pod.secret] : [])],
+            customTimeouts: { create: "30m", update: "30m" },
+          },
         ),
       );
     }
@@ -361,24 +360,26 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
         { dsn: pulumi.secret(adminDsn) },
         { parent: this, dependsOn: [pg] },
       );
-      // A template's initializer command runs in a pod of the ERP image, next to PostgreSQL.
-      const commandRunner: KubernetesCommandRunner = {
-        namespace: k8sCfg.namespace,
-        image: k8sCfg.image,
-        host: serviceHost,
-        port: POSTGRES_PORT,
-        passwordSecret: { name: NAMES.postgresSecrets, key: POSTGRES_SECRET_KEYS.superuserPassword },
-        labels: objectLabels(UPDATE_LABELS),
-        user: k8sCfg.erpUser,
-        imagePullSecrets: k8sCfg.imagePullSecrets,
+      // A template's initializer command runs in a pod of the ERP image, next to PostgreSQL, as
+      // the template's builder role (its password in a Secret of its own).
+      const podBuild = (templateName: string): TemplatePodBuild => {
+        const builder = templateBuilderSecret(templateName, erp.namespace, rotation, { parent: this });
+        return {
+          commandRunner: {
+            namespace: k8sCfg.namespace,
+            image: k8sCfg.image,
+            host: serviceHost,
+            port: POSTGRES_PORT,
+            passwordSecret: builder.ref,
+            labels: objectLabels(UPDATE_LABELS),
+            user: k8sCfg.erpUser,
+            imagePullSecrets: k8sCfg.imagePullSecrets,
+          },
+          builderPassword: builder.password,
+          secret: builder.secret,
+        };
       };
-      const templates = this.declareTemplates(
-        args,
-        pulumi.secret(adminDsn),
-        stateDir,
-        [login],
-        commandRunner,
-      );
+      const templates = this.declareTemplates(args, pulumi.secret(adminDsn), stateDir, [login], podBuild);
       for (const tenant of tenants) {
         const template = templates.get(tenant.template);
         if (!template) {
@@ -474,6 +475,13 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
     };
     this.registerOutputs({});
   }
+}
+
+/** How a `fromCommand` template builds on kubernetes: in a pod, as its builder, whose password is in `secret`. */
+interface TemplatePodBuild {
+  commandRunner: KubernetesCommandRunner;
+  builderPassword: pulumi.Output<string>;
+  secret: pulumi.Resource;
 }
 
 /** A tenant as the ERP's tenant files name it, resolved once its database exists (secret: the password). */

@@ -14,7 +14,8 @@ const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable"
  *    the new template is built first (same database name, rebuilt in place) and the old
  *    resource's delete then leaves it alone because its hash differs. name, fromDump,
  *    fromCommand, adminDsn, stateDir → update in place (a no-op build when the hash is the same;
- *    an adminDsn alone — a rotated superuser password — is only recorded, the template untouched).
+ *    an adminDsn alone — a rotated superuser password — is only recorded, the template untouched;
+ *    neither commandRunner nor builderPassword is part of the diff).
  *  - read: a template dropped by hand disappears from the state; one whose recorded hash differs
  *    (rebuilt or altered outside Pulumi) shows as a `dumpHash` change.
  *  - delete: drops the template (only if it still holds this resource's hash).
@@ -40,6 +41,12 @@ export interface TenantTemplateArgs {
   guardsVersion?: pulumi.Input<string>;
   /** kubernetes target: `fromCommand` runs in a pod of the ERP image (lib/tenant/templatePod.ts); not part of the diff. */
   commandRunner?: pulumi.Input<import("../lib/tenant/templatePod").KubernetesCommandRunner>;
+  /**
+   * kubernetes target: the builder role's password, the value of the Secret the pod reads
+   * (`commandRunner.passwordSecret`). Secret; not part of the diff (a rotated one rebuilds nothing:
+   * the role cannot log in between builds, and the next build sets it).
+   */
+  builderPassword?: pulumi.Input<string>;
 }
 
 export interface TenantTemplateInputs {
@@ -54,6 +61,7 @@ export interface TenantTemplateInputs {
   excludeTables?: string[];
   guardsVersion?: string;
   commandRunner?: import("../lib/tenant/templatePod").KubernetesCommandRunner;
+  builderPassword?: string;
 }
 
 export interface TenantTemplateOutputs extends TenantTemplateInputs {
@@ -127,9 +135,9 @@ export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
 
   async update(_id, olds, news) {
     const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
-    // Only the superuser's password rotated: record the new DSN, leave the template alone.
+    // Only a password rotated: record it, leave the template alone.
     if (!m.diffTemplate({ ...olds, adminDsn: news.adminDsn }, { ...news }).changes) {
-      return { outs: { ...olds, adminDsn: news.adminDsn } };
+      return { outs: { ...olds, adminDsn: news.adminDsn, builderPassword: news.builderPassword } };
     }
     const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
     const r = await m.ensureTemplate(
@@ -165,7 +173,7 @@ export class TenantTemplate extends pulumi.dynamic.Resource {
       { ...args, builtAt: undefined },
       {
         ...opts,
-        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "adminDsn"],
+        additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "adminDsn", "builderPassword"],
       },
       "loomworks",
       "TenantTemplate",

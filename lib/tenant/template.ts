@@ -17,7 +17,7 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { CommandError, runCommand } from "../process/run";
-import { kubectlRunArgs, type KubernetesCommandRunner } from "./templatePod";
+import { POD_DATA_DIR, kubectlRunArgs, type KubernetesCommandRunner } from "./templatePod";
 import { installGuards, readGuards, type GuardsOptions } from "../guards/install";
 import {
   builderEnv,
@@ -25,8 +25,10 @@ import {
   expandCommand,
   finishBuilder,
   prepareBuilder,
+  prepareBuilderRole,
   retireBuilder,
   templateFilestore,
+  type BuilderRole,
   type TemplateBuilder,
 } from "./templateBuilder";
 import {
@@ -44,9 +46,11 @@ export interface TemplateSource {
   fromDump?: string;
   /**
    * A shell command that fills the database, `{db}` replaced by its name and `{data_dir}` by the
-   * build's data directory; on this machine it runs as the template's builder role (never a
-   * superuser: templateBuilder.ts) with PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE naming it
-   * and ODOO_RC naming an odoo.conf with that data_dir, in `stateDir`. Example:
+   * build's data directory; it runs as the template's builder role (never a superuser:
+   * templateBuilder.ts) with PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE naming it — on this
+   * machine with ODOO_RC naming an odoo.conf with that data_dir, in `stateDir`; on the kubernetes
+   * target in a pod (templatePod.ts), where `{data_dir}` is a directory under the pod's `/tmp`
+   * (its files are not collected). Example:
    * `odoo -d {db} -i base,sale --stop-after-init --without-demo=all`.
    */
   fromCommand?: string;
@@ -55,6 +59,12 @@ export interface TemplateSource {
 export interface TemplateSpec extends TemplateSource {
   /** Where `fromCommand` runs: absent, on this machine; on the kubernetes target, in a pod (templatePod.ts). */
   commandRunner?: KubernetesCommandRunner;
+  /**
+   * The builder role's password for a `commandRunner` build: the value of the Secret the pod reads
+   * (`commandRunner.passwordSecret`). Required with a runner; on this machine a new random password
+   * is made for each build instead.
+   */
+  builderPassword?: string;
   /** The template's name in stack config (e.g. `default`); for messages and logs. */
   name: string;
   /** The template database's name. */
@@ -99,6 +109,13 @@ function checkSource(src: TemplateSource): void {
   if (Boolean(src.fromDump) === Boolean(src.fromCommand)) {
     throw new Error("a template needs exactly one of fromDump or fromCommand");
   }
+}
+
+/** The password a pod build's builder logs in with (the value of the Secret the pod reads). */
+function podBuilderPassword(spec: TemplateSpec): string {
+  if (!spec.builderPassword)
+    throw new Error(`template ${spec.name}: a pod build needs builderPassword (the pod's Secret value)`);
+  return spec.builderPassword;
 }
 
 function hashFileInto(hash: ReturnType<typeof createHash>, file: string): void {
@@ -219,12 +236,9 @@ async function loadSource(
   spec: TemplateSpec,
   target: string,
   log: Log,
-  builder?: TemplateBuilder,
+  builder?: BuilderRole | TemplateBuilder,
 ): Promise<void> {
-  const env = {
-    ...process.env,
-    ...(builder ? builderEnv(adminDsn, target, builder) : dsnToPgEnv(dsnWithDatabase(adminDsn, target))),
-  };
+  let env: NodeJS.ProcessEnv = { ...process.env, ...dsnToPgEnv(dsnWithDatabase(adminDsn, target)) };
   let file: string;
   let args: string[];
   let cwd: string | undefined;
@@ -239,14 +253,19 @@ async function loadSource(
     }
     log(`template ${spec.name}: loading ${dump} into ${target}`);
   } else if (spec.commandRunner) {
-    const command = (spec.fromCommand as string).replace(/\{db\}/g, target);
+    if (!builder) throw new Error(`template ${spec.name}: a pod build needs its builder role`);
+    const command = expandCommand(spec.fromCommand as string, target, POD_DATA_DIR);
+    // kubectl itself needs no PostgreSQL credentials: the pod reads the builder's from its Secret.
+    env = { ...process.env };
     file = "kubectl";
-    args = kubectlRunArgs(spec.commandRunner, target, command);
+    args = kubectlRunArgs(spec.commandRunner, { database: target, role: builder.role, command });
     cwd = path.resolve(spec.stateDir);
     await fs.mkdir(cwd, { recursive: true });
     log(`template ${spec.name}: running ${command} in a pod of ${spec.commandRunner.image}`);
   } else {
-    const command = expandCommand(spec.fromCommand as string, target, builder?.dataDir ?? "");
+    const dataDir = builder && "dataDir" in builder ? builder.dataDir : "";
+    if (builder && "odooRc" in builder) env = { ...process.env, ...builderEnv(adminDsn, target, builder) };
+    const command = expandCommand(spec.fromCommand as string, target, dataDir);
     file = "/bin/sh";
     args = ["-c", command];
     cwd = path.resolve(spec.stateDir);
@@ -279,6 +298,7 @@ export async function ensureTemplate(
 ): Promise<EnsureTemplateResult> {
   checkDatabaseName(spec.database, "template database");
   checkSource(spec);
+  if (spec.fromCommand && spec.commandRunner) podBuilderPassword(spec); // refused before anything is made
   const hash = templateSourceHash(spec);
   const building = spec.database + BUILDING_SUFFIX;
   const comment = templateComment(spec.name, hash);
@@ -321,7 +341,7 @@ export async function ensureTemplate(
   );
 }
 
-/** Fills the building database: a local `fromCommand` as the builder role, anything else as the platform. */
+/** Fills the building database: a `fromCommand` as the builder role (here or in a pod), a dump as the platform. */
 async function buildInto(
   admin: Client,
   adminDsn: string,
@@ -329,16 +349,25 @@ async function buildInto(
   building: string,
   log: Log,
 ): Promise<void> {
-  if (!spec.fromCommand || spec.commandRunner) {
+  if (!spec.fromCommand) {
     await loadSource(adminDsn, spec, building, log);
     return;
   }
-  const builder = await prepareBuilder(admin, {
-    templateDatabase: spec.database,
-    building,
-    stateDir: spec.stateDir,
-    templateName: spec.name,
-  });
+  let builder: BuilderRole | TemplateBuilder;
+  if (spec.commandRunner) {
+    builder = await prepareBuilderRole(admin, {
+      templateDatabase: spec.database,
+      building,
+      password: podBuilderPassword(spec),
+    });
+  } else {
+    builder = await prepareBuilder(admin, {
+      templateDatabase: spec.database,
+      building,
+      stateDir: spec.stateDir,
+      templateName: spec.name,
+    });
+  }
   try {
     await loadSource(adminDsn, spec, building, log, builder);
   } catch (err) {

@@ -11,6 +11,11 @@
  * while it builds (company logo, images, icons) are collected as the template's filestore
  * (`<filestoreRoot>/<template>`) and carried into every tenant copied from it. After the build every
  * object the builder made is handed to the platform and the role can no longer log in.
+ *
+ * On the kubernetes target the command runs in a pod (templatePod.ts) as the same builder role; its
+ * password is then the one the program keeps in the builder's Secret (the pod reads it by
+ * secretKeyRef), and there is no build directory here: the files the ERP writes in the pod are not
+ * collected.
  */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
@@ -22,10 +27,13 @@ import { checkRoleName, dsnToPgEnv, dsnWithDatabase, passwordClause } from "./sq
 
 const NOTIFY_DATABASE = "postgres";
 
-export interface TemplateBuilder {
+export interface BuilderRole {
   role: string;
   password: string;
-  /** The build's odoo.conf (ODOO_RC) and its data_dir. */
+}
+
+/** A builder on this machine: its role and the build's odoo.conf (ODOO_RC) and data_dir. */
+export interface TemplateBuilder extends BuilderRole {
   odooRc: string;
   dataDir: string;
 }
@@ -46,13 +54,16 @@ export function buildDir(stateDir: string, templateName: string): string {
   );
 }
 
-/** Creates (or resets) the builder role with a new password and gives it the building database. */
-export async function prepareBuilder(
+/**
+ * Creates (or resets) the builder role and gives it the building database. Its password is
+ * `password` when given (kubernetes: the value of the builder's Secret), else a new one.
+ */
+export async function prepareBuilderRole(
   admin: Client,
-  o: { templateDatabase: string; building: string; stateDir: string; templateName: string },
-): Promise<TemplateBuilder> {
+  o: { templateDatabase: string; building: string; password?: string },
+): Promise<BuilderRole> {
   const role = builderRoleName(o.templateDatabase);
-  const password = randomBytes(24).toString("base64url");
+  const password = o.password ?? randomBytes(24).toString("base64url");
   const attrs = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT";
   const exists = await admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]);
   if (exists.rowCount === 0)
@@ -60,6 +71,15 @@ export async function prepareBuilder(
   else await admin.query(`ALTER ROLE ${quoteIdent(role)} ${attrs} ${passwordClause(password)}`);
   await admin.query(`GRANT CONNECT ON DATABASE ${quoteIdent(NOTIFY_DATABASE)} TO ${quoteIdent(role)}`);
   await admin.query(`ALTER DATABASE ${quoteIdent(o.building)} OWNER TO ${quoteIdent(role)}`);
+  return { role, password };
+}
+
+/** The builder role with a new password, and the build's directory on this machine. */
+export async function prepareBuilder(
+  admin: Client,
+  o: { templateDatabase: string; building: string; stateDir: string; templateName: string },
+): Promise<TemplateBuilder> {
+  const { role, password } = await prepareBuilderRole(admin, o);
   const dir = buildDir(o.stateDir, o.templateName);
   await fs.rm(dir, { recursive: true, force: true });
   const dataDir = path.join(dir, "data");
@@ -81,17 +101,19 @@ export function expandCommand(command: string, database: string, dataDir: string
 }
 
 /**
- * After a successful build: the files the ERP wrote for the building database become
- * `<filestoreRoot>/<building>` (renamed with the database when it is swapped in), the builder's
- * objects go to the platform (the database too), and the role cannot log in any more.
+ * After a successful build: the files the ERP wrote on this machine for the building database
+ * become `<filestoreRoot>/<building>` (renamed with the database when it is swapped in), the
+ * builder's objects go to the platform (the database too), and the role cannot log in any more.
+ * A builder without a build directory (kubernetes) only hands its objects over and is retired.
  */
 export async function finishBuilder(
   admin: Client,
   adminDsn: string,
   o: { building: string; filestoreRoot?: string },
-  b: TemplateBuilder,
+  b: BuilderRole | TemplateBuilder,
 ): Promise<void> {
-  if (o.filestoreRoot) {
+  const local = "dataDir" in b;
+  if (local && o.filestoreRoot) {
     const built = path.join(b.dataDir, "filestore", o.building);
     const dest = path.join(path.resolve(o.filestoreRoot), o.building);
     await fs.rm(dest, { recursive: true, force: true });
@@ -107,7 +129,7 @@ export async function finishBuilder(
     db.query(`REASSIGN OWNED BY ${quoteIdent(b.role)} TO CURRENT_USER`),
   );
   await retireBuilder(admin, b.role);
-  await fs.rm(path.dirname(b.odooRc), { recursive: true, force: true });
+  if (local) await fs.rm(path.dirname(b.odooRc), { recursive: true, force: true });
 }
 
 /** The builder can no longer log in (its password is gone too). */

@@ -366,6 +366,10 @@ describe("LoomworksPlatform: other configurations", () => {
       dumpHash: crypto.createHash("sha256").update(command).digest("hex"),
     });
     expect(template).not.toHaveProperty("fromDump");
+    // On this machine the builder gets a new password per build: none in the program.
+    expect(template).not.toHaveProperty("builderPassword");
+    expect(template).not.toHaveProperty("commandRunner");
+    expect(regs.some((r) => r.name.includes("builder"))).toBe(false);
     expect(regs.filter((r) => r.type === `${DYNAMIC}TenantDatabase`)).toEqual([]);
     expect(platform.tenants).toEqual({});
   });
@@ -406,6 +410,15 @@ describe("LoomworksPlatform: other configurations", () => {
     const hosts = routes.flatMap((r) => (r.inputs.spec as { hostnames?: string[] })?.hostnames ?? []);
     expect(hosts).toContain("acme.loomworks.app");
     expect(await promiseOf(platform.router.url)).toBe("https://loomworks.app/");
+    // The fromCommand template's builder: its password (a secret) in its own Secret.
+    const builderSecret = regs.find(
+      (r) => r.type === "kubernetes:core/v1:Secret" && r.name === "template-default-builder",
+    );
+    expect((builderSecret?.inputs.metadata as { name?: string })?.name).toBe(
+      "loomworks-template-builder-default",
+    );
+    const template = only(regs, `${DYNAMIC}TenantTemplate`, "template-default").inputs;
+    expect(isSecretInput(template.builderPassword)).toBe(true);
   });
 
   it("builds the docker target: containers on one host, no local cluster", async () => {

@@ -19,6 +19,8 @@ import {
 import { ERROR_PAGES_ROOT, errorPagesFiles } from "../../components/kubernetes/errorPages";
 import { redisMemoryMiB, redisStartScript } from "../../components/kubernetes/OdooDeployment";
 import { previewHost, routingTable, tenantHost } from "../../components/kubernetes/routes";
+import { builderSecretName, kubectlRunArgs, templatePodOverrides } from "../../lib/tenant/templatePod";
+import { k8sSchemaErrors } from "../helpers/k8s-validate";
 import { freePort } from "../helpers/ports";
 
 describe("routingTable", () => {
@@ -60,6 +62,52 @@ describe("routingTable", () => {
       /not a routable subdomain/,
     );
     expect(routingTable("loom.example", [])).toEqual([]);
+  });
+});
+
+describe("a template build's pod", () => {
+  const runner = {
+    namespace: "loomworks",
+    image: "registry.example.com/erp:18.0",
+    host: "postgres.loomworks.svc",
+    port: 5432,
+    passwordSecret: { name: builderSecretName("pro_eu"), key: "password" },
+    labels: { "app.kubernetes.io/component": "module-update" },
+    user: { uid: 1000, gid: 1000 },
+  };
+  const run = {
+    database: "loomworks_template_pro_eu__building",
+    role: "loomworks_template_pro_eu_builder",
+    command: "odoo -d loomworks_template_pro_eu__building -i base --stop-after-init",
+  };
+
+  it("names each template's builder Secret validly and distinctly", () => {
+    const dns1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+    expect(builderSecretName("default")).toBe("loomworks-template-builder-default");
+    const names = ["pro_eu", "pro-eu", "a".repeat(63), "x_", "x-"].map(builderSecretName);
+    for (const n of names) expect(n.length <= 253 && dns1123.test(n), n).toBe(true);
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it("logs in as the builder, its password only by secretKeyRef, in a restricted pod", () => {
+    const spec = templatePodOverrides(runner, run).spec;
+    const env = spec.containers[0].env;
+    expect(env.find((e) => e.name === "PGUSER")).toEqual({ name: "PGUSER", value: run.role });
+    expect(env.find((e) => e.name === "PGDATABASE")).toEqual({ name: "PGDATABASE", value: run.database });
+    expect(env.find((e) => e.name === "PGPASSWORD")).toEqual({
+      name: "PGPASSWORD",
+      valueFrom: { secretKeyRef: runner.passwordSecret },
+    });
+    expect(env.some((e) => e.name !== "PGUSER" && "value" in e && e.value === "postgres")).toBe(false);
+    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    const args = kubectlRunArgs(runner, run);
+    const pod = {
+      ...JSON.parse(args.find((a) => a.startsWith("--overrides="))!.slice("--overrides=".length)),
+      kind: "Pod",
+      metadata: { name: args[1], namespace: "loomworks" },
+    };
+    expect(k8sSchemaErrors(pod)).toEqual([]);
+    expect(args).toContain("--labels=app.kubernetes.io/component=module-update");
   });
 });
 

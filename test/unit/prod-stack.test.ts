@@ -35,8 +35,19 @@ function prodConfig(): { platform: Record<string, unknown>; tenants?: unknown; t
 
 /** The inputs of each resource as the program declared them (outputs, with the resources they come from). */
 const declared = new Map<string, Record<string, unknown>>();
+/** The resources each resource was declared to depend on (`type::name`). */
+const dependencies = new Map<string, string[]>();
 const recordInputs: pulumi.ResourceTransformation = (args) => {
   declared.set(`${args.type}::${args.name}`, args.props);
+  const dependsOn = args.opts.dependsOn;
+  const list = Array.isArray(dependsOn) ? dependsOn : dependsOn ? [dependsOn] : [];
+  dependencies.set(
+    `${args.type}::${args.name}`,
+    list.map((r) => {
+      const internals = r as unknown as { __pulumiType: string; __name: string };
+      return `${internals.__pulumiType}::${internals.__name}`;
+    }),
+  );
   return undefined;
 };
 
@@ -255,38 +266,80 @@ describe("the prod stack with tenants (provisioned through the admin endpoint)",
     for (const r of dbRegs) expect(plain(r.inputs.erpRole)).toBe("loomworks_erp");
   });
 
-  it("runs the template's initializer in a pod of the ERP image that may reach PostgreSQL (schema-valid, no secret)", async () => {
+  it("runs the template's initializer in a pod of the ERP image that may reach PostgreSQL, as the template's builder (schema-valid, no secret)", async () => {
+    const objects = regs.filter(isK8s).map(objectOf);
     const template = regs.find((r) => r.type.endsWith(":TenantTemplate"));
-    const inputs = plain(template?.inputs) as { fromCommand: string; commandRunner: KubernetesCommandRunner };
+    const inputs = plain(template?.inputs) as {
+      fromCommand: string;
+      database: string;
+      commandRunner: KubernetesCommandRunner;
+      builderPassword: string;
+    };
     expect(inputs.commandRunner).toMatchObject({
       namespace: "loomworks",
       image: "registry.loomworks.app/loomworks/erp:18.0",
       host: "postgres.loomworks.svc",
-      passwordSecret: { name: "loomworks-postgres-secrets", key: "superuser-password" },
+      passwordSecret: { name: "loomworks-template-builder-default", key: "password" },
     });
-    const args = kubectlRunArgs(
-      inputs.commandRunner,
-      "loomworks_template_default__building",
-      inputs.fromCommand,
+    // The builder's password: a secret input of the template, the value of its own Secret.
+    expect(isSecretInput(template?.inputs.builderPassword)).toBe(true);
+    expect(inputs.builderPassword).toBe("pw-template-default-builder-password");
+    const secret = objects.find(
+      (o) => o.kind === "Secret" && o.metadata.name === "loomworks-template-builder-default",
     );
+    expect(secret?.metadata.namespace).toBe("loomworks");
+    expect(secret?.stringData).toEqual({ password: inputs.builderPassword });
+    const secretReg = regs.find(
+      (r) => isK8s(r) && objectOf(r).kind === "Secret" && objectOf(r).metadata.name === secret?.metadata.name,
+    ) as Registration;
+    expect(dependencies.get(`pulumi-nodejs:dynamic/loomworks:TenantTemplate::${template?.name}`)).toContain(
+      `${secretReg.type}::${secretReg.name}`,
+    );
+
+    const args = kubectlRunArgs(inputs.commandRunner, {
+      database: "loomworks_template_default__building",
+      role: "loomworks_template_default_builder",
+      command: inputs.fromCommand,
+    });
     const overrides = JSON.parse(
       args.find((a) => a.startsWith("--overrides="))!.slice("--overrides=".length),
     );
     const pod = { ...overrides, kind: "Pod", metadata: { name: args[1], namespace: "loomworks" } };
     expect(k8sSchemaErrors(pod)).toEqual([]);
     expect(args[1]).toMatch(/^[a-z0-9-]{1,63}$/);
+    const env = Object.fromEntries(
+      (pod.spec.containers[0].env as { name: string; value?: string; valueFrom?: unknown }[]).map((e) => [
+        e.name,
+        e.value ?? e.valueFrom,
+      ]),
+    );
+    expect(env.PGUSER).toBe("loomworks_template_default_builder");
+    expect(env.PGPASSWORD).toEqual({
+      secretKeyRef: { name: "loomworks-template-builder-default", key: "password" },
+    });
+    // Restricted Pod Security: non-root, no privilege escalation, no capability.
+    expect(pod.spec.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(pod.spec.containers[0].securityContext).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
     // The PostgreSQL NetworkPolicy admits pods with these labels.
-    const policy = regs
-      .filter(isK8s)
-      .map(objectOf)
-      .find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "postgres");
+    const policy = objects.find((o) => o.kind === "NetworkPolicy" && o.metadata.name === "postgres");
     const admitted = JSON.stringify(policy?.spec.ingress);
     expect(admitted).toContain(JSON.stringify(inputs.commandRunner.labels["app.kubernetes.io/component"]));
-    const password = String(
+    const superuserPassword = String(
       plain(regs.find((r) => r.type.endsWith(":TenantDatabase"))?.inputs.adminDsn),
     ).match(/postgres:([^@]+)@/)?.[1];
-    expect(password).toBeTruthy();
-    expect(args.join(" ")).not.toContain(password as string);
+    expect(superuserPassword).toBeTruthy();
+    for (const password of [superuserPassword as string, inputs.builderPassword]) {
+      expect(args.join(" ")).not.toContain(password);
+      expect(JSON.stringify(inputs.commandRunner)).not.toContain(password);
+    }
+    const nonSecrets = JSON.stringify(objects.filter((o) => o.kind !== "Secret"));
+    expect(nonSecrets).not.toContain(inputs.builderPassword);
   });
 
   it("restores as a Job in the cluster with the repository mounted, not through the local provider", async () => {

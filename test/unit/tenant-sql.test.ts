@@ -261,6 +261,9 @@ describe("TenantTemplate diff and source hash", () => {
     expect(diffTemplate(o, { ...o, dumpHash: "h2" })).toEqual({ changes: true, replaces: ["dumpHash"] });
     expect(diffTemplate(o, { ...o, database: "t2" })).toEqual({ changes: true, replaces: ["database"] });
     expect(diffTemplate(o, { ...o, fromDump: "/b.sql" })).toEqual({ changes: true, replaces: [] });
+    // A rotated builder password (kubernetes) rebuilds nothing: the next build sets it on the role.
+    const pod = { ...o, builderPassword: "old" };
+    expect(diffTemplate(pod, { ...pod, builderPassword: "new" })).toEqual({ changes: false, replaces: [] });
   });
 
   it("hashes like the program does (sha256 of the file, or of the command text)", () => {
