@@ -137,7 +137,9 @@ export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
     const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
     // Only a password rotated: record it, leave the template alone.
     if (!m.diffTemplate({ ...olds, adminDsn: news.adminDsn }, { ...news }).changes) {
-      return { outs: { ...olds, adminDsn: news.adminDsn, builderPassword: news.builderPassword } };
+      // No `builderPassword: undefined` key: the engine refuses an undefined secret output.
+      const { builderPassword } = news;
+      return { outs: { ...olds, adminDsn: news.adminDsn, ...(builderPassword ? { builderPassword } : {}) } };
     }
     const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
     const r = await m.ensureTemplate(

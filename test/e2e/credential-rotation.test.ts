@@ -20,7 +20,7 @@ interface Outputs {
   adminDsn: string;
   acme: string;
   globex: string;
-  /** The ERP role's connection to acme's database, from the rendered odoo.conf. */
+  /** The ERP role's connection (to `postgres`: it reaches no tenant), from the rendered odoo.conf. */
   erp: string;
 }
 
@@ -47,7 +47,7 @@ async function currentOutputs(s: LocalTestStack): Promise<Outputs> {
   const outs = await s.outputs();
   const t = outs.tenants as Record<string, { dsn: string }>;
   const conf = fs.readFileSync((outs.router as { odooConfig: string }).odooConfig, "utf8");
-  const erp = new URL("postgres://x@h/acme");
+  const erp = new URL("postgres://x@h/postgres"); // the ERP role reaches no tenant database
   erp.username = encodeURIComponent(odooConfValue(conf, "db_user"));
   erp.password = encodeURIComponent(odooConfValue(conf, "db_password"));
   erp.hostname = odooConfValue(conf, "db_host");
