@@ -6,6 +6,7 @@
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { PRIVATE_FILE_MODE, inspectFile, octalMode, sha256, writePrivateFile } from "../fs/privateFile";
+import { UNKNOWN_INPUT } from "../tenant/provision";
 import { renderTenantCredentials, renderTenantMap, tenantFilePaths, type ErpTenant } from "./tenantMap";
 
 export interface LocalErpTenantsInputs {
@@ -57,6 +58,8 @@ function expected(inputs: LocalErpTenantsInputs): LocalErpTenantsOutputs {
 }
 
 export function checkLocalErpTenants(inputs: LocalErpTenantsInputs): string | undefined {
+  // A preview with a password (or anything) not known yet: nothing to check before the update.
+  if (JSON.stringify(inputs).includes(UNKNOWN_INPUT)) return undefined;
   try {
     render(inputs);
     return undefined;

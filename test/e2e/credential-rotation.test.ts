@@ -187,7 +187,7 @@ describe("credential rotation on a local stack", () => {
     await s.stack.preview({ color: "never", onEvent: collectOps(previewOps) });
     expect(notInPlace(previewOps)).toEqual([...PLATFORM_ROTATED].sort());
     expect(updated(previewOps)).toEqual(
-      expect.arrayContaining(["postgres-server", "erp-role", "erp-odoo-config", "acme", "globex"]),
+      expect.arrayContaining(["postgres-server", "erp-role", "erp-odoo-config", "erp-tenants", "acme", "globex"]),
     );
 
     const upOps = new Map<string, Set<string>>();
@@ -236,7 +236,8 @@ describe("credential rotation on a local stack", () => {
     const result = await s.stack.up({ color: "never", onEvent: collectOps(upOps) });
     expect(result.summary.result).toBe("succeeded");
     expect(notInPlace(upOps)).toEqual(["globex-role-password"]);
-    expect(updated(upOps)).toEqual(["globex"]);
+    // The tenant's database role, and the ERP's copy of its credentials (no ERP restart).
+    expect(updated(upOps)).toEqual(["erp-tenants", "globex"]);
 
     const after = await currentOutputs(s);
     expect(after).toEqual({ ...afterPlatform, globex: after.globex });

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseOdooConfig, renderOdooConfig, type OdooConfigOptions } from "../../lib/odoo/config";
 import {
+  checkLocalErpTenants,
   diffLocalErpTenants,
   readLocalErpTenants,
   writeLocalErpTenants,
@@ -134,5 +135,18 @@ describe("the local files", () => {
 
     const resumed = tenants.map((t) => ({ ...t, state: "active" as const }));
     expect(diffLocalErpTenants(out, { stateDir, tenants: resumed }).changes).toBe(true);
+  });
+});
+
+describe("the local files' check", () => {
+  it("passes a preview whose passwords are not known yet, and names a bad tenant otherwise", () => {
+    const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+    expect(checkLocalErpTenants({ stateDir: "/srv/state", tenants: unknown as unknown as ErpTenant[] })).toBe(
+      undefined,
+    );
+    expect(checkLocalErpTenants({ stateDir: "/srv/state", tenants })).toBeUndefined();
+    expect(
+      checkLocalErpTenants({ stateDir: "/srv/state", tenants: [{ ...tenants[0], password: "" }] }),
+    ).toMatch(/has no password/);
   });
 });
