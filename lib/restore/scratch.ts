@@ -17,7 +17,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import type { ClientConfig } from "pg";
 import { pgBin } from "../pg/cluster";
-import { withClient } from "../pg/client";
+import { PLATFORM_SESSION_OPTIONS, withClient } from "../pg/client";
 import {
   POSTGRES_USER,
   cleanChildEnv,
@@ -91,7 +91,9 @@ async function chownPostgres(target: string): Promise<void> {
 }
 
 function asPostgres(file: string, args: string[], timeoutMs: number): Promise<RunResult> {
-  return runCommand(file, args, { asUser: POSTGRES_USER, cwd: "/", env: cleanChildEnv(), timeoutMs });
+  // Client programs among them (psql, pg_dump, pg_amcheck) open platform sessions.
+  const env = cleanChildEnv({ PGOPTIONS: PLATFORM_SESSION_OPTIONS });
+  return runCommand(file, args, { asUser: POSTGRES_USER, cwd: "/", env, timeoutMs });
 }
 
 /** Creates `<stateDir>/restore/<id>` (empty) with its log and run directories, owned by postgres. */

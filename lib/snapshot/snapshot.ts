@@ -34,6 +34,7 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Pool, type Client, type PoolClient } from "pg";
+import { platformClientConfig } from "../pg/client";
 import { stanzaInfo, type PgBackRestStanzaInfo, type PgBackRestTarget } from "../pg/pgbackrest";
 import { ensureRegistry, registryDsn, withRegistry } from "../tenant/registry";
 import { checkDatabaseName } from "../tenant/sql";
@@ -417,13 +418,10 @@ function registryPool(adminDsn: string): Pool {
   let pool = pools.get(adminDsn);
   if (!pool) {
     pool = new Pool({
-      connectionString: registryDsn(adminDsn),
+      ...platformClientConfig({ connectionString: registryDsn(adminDsn), options: "-c synchronous_commit=off" }),
       max: 4,
       idleTimeoutMillis: 10_000,
       allowExitOnIdle: true,
-      connectionTimeoutMillis: 15_000,
-      application_name: "loomworks-hosting",
-      options: "-c synchronous_commit=off",
     });
     pool.on("error", () => undefined); // an idle connection dropped by the server: the pool replaces it
     pools.set(adminDsn, pool);

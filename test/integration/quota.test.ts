@@ -11,7 +11,9 @@ import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { writeSchedulerFiles } from "../../lib/backup/daemon";
-import { withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { withPlainClient as withClient } from "../../lib/pg/client";
 import { GUARD_OWNER_ROLE } from "../../lib/pg/ownerRole";
 import { clusterPaths } from "../../lib/pg/paths";
 import {
