@@ -289,7 +289,9 @@ export async function syncRequestedSnapshots(
         await db.query("COMMIT");
         return [];
       }
-      const size = await db.query<{ n: string }>("SELECT pg_catalog.pg_database_size(pg_catalog.current_database())::text AS n");
+      const size = await db.query<{ n: string }>(
+        "SELECT pg_catalog.pg_database_size(pg_catalog.current_database())::text AS n",
+      );
       const synced = await withClient(registryDsn(adminDsn), async (reg) => {
         const known = await reg.query<{ id: string }>(
           "SELECT id::text AS id FROM snapshots WHERE id = ANY($1::uuid[])",

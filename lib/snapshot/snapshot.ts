@@ -418,7 +418,10 @@ function registryPool(adminDsn: string): Pool {
   let pool = pools.get(adminDsn);
   if (!pool) {
     pool = new Pool({
-      ...platformClientConfig({ connectionString: registryDsn(adminDsn), options: "-c synchronous_commit=off" }),
+      ...platformClientConfig({
+        connectionString: registryDsn(adminDsn),
+        options: "-c synchronous_commit=off",
+      }),
       max: 4,
       idleTimeoutMillis: 10_000,
       allowExitOnIdle: true,
