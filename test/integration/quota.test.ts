@@ -804,9 +804,15 @@ describe("storage", () => {
   });
 
   it("a read-only setting removed by hand while still over the limit is put back", async () => {
-    // The tenant role owns its database, so it can reset the default (docs/operations/quotas.md); a
-    // session can always leave read-only mode for itself too.
-    await asTenant(t, async (c) => {
+    // The database is the platform's: the tenant cannot reset the default; an operator can.
+    const denied = await failure(
+      asTenant(t, async (c) => {
+        await c.query("SET default_transaction_read_only = off"); // a session may leave it for itself
+        await c.query(`ALTER DATABASE "${t.database}" RESET default_transaction_read_only`);
+      }),
+    );
+    expect(denied.code).toBe("42501");
+    await asAdmin(t, async (c) => {
       await c.query("SET default_transaction_read_only = off");
       await c.query(`ALTER DATABASE "${t.database}" RESET default_transaction_read_only`);
     });
