@@ -34,6 +34,7 @@ import {
   type SelectiveRestoreParams,
   type SelectiveRestoreStats,
 } from "./selective";
+import { TRAVERSED_DIR, ensureDirMode } from "../fs/stateModes";
 
 export interface ScratchInstance {
   dir: string;
@@ -99,8 +100,7 @@ function asPostgres(file: string, args: string[], timeoutMs: number): Promise<Ru
 /** Creates `<stateDir>/restore/<id>` (empty) with its log and run directories, owned by postgres. */
 export async function prepareScratch(s: ScratchInstance): Promise<void> {
   const parent = path.dirname(s.dir);
-  await fs.mkdir(parent, { recursive: true, mode: 0o755 });
-  await fs.chmod(parent, 0o755);
+  await ensureDirMode(parent, TRAVERSED_DIR); // postgres passes through to its scratch
   await fs.rm(s.dir, { recursive: true, force: true });
   await fs.mkdir(s.dir, { mode: 0o700 });
   await chownPostgres(s.dir);

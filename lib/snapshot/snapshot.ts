@@ -38,6 +38,7 @@ import { platformClientConfig } from "../pg/client";
 import { stanzaInfo, type PgBackRestStanzaInfo, type PgBackRestTarget } from "../pg/pgbackrest";
 import { ensureRegistry, registryDsn, withRegistry } from "../tenant/registry";
 import { checkDatabaseName } from "../tenant/sql";
+import { PRIVATE_DIR } from "../fs/stateModes";
 
 export type SnapshotKind = "manual" | "auto" | "pre_ai";
 export const SNAPSHOT_KINDS: readonly SnapshotKind[] = ["manual", "auto", "pre_ai"];
@@ -207,7 +208,7 @@ export interface LinkCopyResult {
  */
 export function linkCopyTree(src: string, dst: string): LinkCopyResult {
   const result: LinkCopyResult = { files: 0, bytes: 0, copied: 0 };
-  fs.mkdirSync(dst, { recursive: true, mode: 0o750 });
+  fs.mkdirSync(dst, { recursive: true, mode: PRIVATE_DIR });
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(src, { withFileTypes: true });
@@ -224,7 +225,7 @@ function walk(src: string, dst: string, entries: fs.Dirent[], acc: LinkCopyResul
     const s = path.join(src, e.name);
     const d = path.join(dst, e.name);
     if (e.isDirectory()) {
-      fs.mkdirSync(d, { mode: 0o750 });
+      fs.mkdirSync(d, { mode: PRIVATE_DIR });
       walk(s, d, fs.readdirSync(s, { withFileTypes: true }), acc);
     } else if (e.isFile()) {
       try {
