@@ -5,9 +5,10 @@
  * 0711: others may enter it by a name they know, never list or read it. docs/operations/security.md.
  */
 import { promises as fs } from "node:fs";
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from "./privateFile";
 
-export const PRIVATE_FILE = 0o600;
-export const PRIVATE_DIR = 0o700;
+export const PRIVATE_FILE = PRIVATE_FILE_MODE;
+export const PRIVATE_DIR = PRIVATE_DIR_MODE;
 /** A directory service users traverse on their way to their own files. */
 export const TRAVERSED_DIR = 0o711;
 
