@@ -112,9 +112,10 @@ export async function installGuards(db: Client, opts: GuardsOptions = {}): Promi
     await db.query(undoApiSql(hstore.rows[0]?.schema ?? UNDO_SCHEMA));
     const exclusions = effectiveExclusions(opts.excludeTables);
     await db.query(`DELETE FROM ${UNDO_SCHEMA}.excluded_tables`);
+    // Multi-argument UNNEST is FROM-clause syntax, not a function: it cannot be qualified.
     await db.query(
       `INSERT INTO ${UNDO_SCHEMA}.excluded_tables (pattern, source)
-       SELECT * FROM pg_catalog.unnest($1::text[], $2::text[])`,
+       SELECT * FROM unnest($1::text[], $2::text[])`,
       [exclusions.map((e) => e.pattern), exclusions.map((e) => e.source)],
     );
     await db.query(`SELECT ${UNDO_SCHEMA}.attach_all()`);

@@ -16,6 +16,7 @@ import { ensureTenantGuards, pruneUndoLogs, readTenantGuards } from "../../lib/g
 import { PLATFORM_SESSION_SETTINGS, withClient, withPlainClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import { checkTenantStorage } from "../../lib/quota/storage";
+import { restoreTenant } from "../../lib/restore/restore";
 import { createSnapshot, closeSnapshotConnections } from "../../lib/snapshot/snapshot";
 import { syncRequestedSnapshots } from "../../lib/snapshot/runtime";
 import {
@@ -328,6 +329,28 @@ describe("a tenant with only its DSN", () => {
       initialized: true,
     });
 
+    expect(await hits(t)).toEqual({ count: 0, calls: [] });
+  });
+
+  it("a point-in-time restore (verification in the scratch, dump, copy, swap) never runs a shadow", async () => {
+    const lsn = await withPlainClient(
+      ADMIN,
+      async (c) => (await c.query<{ l: string }>("SELECT pg_current_wal_lsn()::text AS l")).rows[0].l,
+    );
+    const r = await restoreTenant({
+      adminDsn: ADMIN,
+      stateDir: pg.stateDir,
+      stanza: pg.stanza,
+      subdomain: t.subdomain,
+      database: t.database,
+      roleName: t.roleName,
+      tenantState: t.state,
+      target: { lsn },
+      filestoreRoot,
+    });
+    expect(r).toMatchObject({ state: "done" });
+    // The restored database carries whatever the shadows did in the scratch (the dump copies the
+    // sequence and the log), and whatever they did in the live cluster since.
     expect(await hits(t)).toEqual({ count: 0, calls: [] });
   });
 
