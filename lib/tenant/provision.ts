@@ -578,6 +578,7 @@ export function provisionedOutputs(
     roleExists: true,
     initialized: true,
     registryExists: true,
+    tenantOwnsDatabase: false,
   };
 }
 
@@ -883,7 +884,9 @@ export function diffTenant(olds: Record<string, unknown>, news: Record<string, u
     olds.databaseExists === false ||
     olds.roleExists === false ||
     olds.initialized === false ||
-    olds.registryExists === false;
+    olds.registryExists === false ||
+    // A tenant provisioned when it owned its database (read finds it): ensureOwnership converts it.
+    olds.tenantOwnsDatabase === true;
   return { changes: changed.length > 0 || drift, replaces: [...replaces], changed, drift };
 }
 

@@ -234,6 +234,9 @@ describe("TenantDatabase diff", () => {
         replaces: [],
       });
     }
+    // A tenant that still owns its database (provisioned before the platform took ownership).
+    expect(diffTenant({ ...state, tenantOwnsDatabase: true }, inputs)).toMatchObject({ drift: true });
+    expect(diffTenant({ ...state, tenantOwnsDatabase: false }, inputs)).toMatchObject({ changes: false });
   });
 
   it("checks inputs cheaply and tolerates unknown values during preview", () => {
