@@ -27,7 +27,9 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { withClient } from "../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { withPlainClient as withClient } from "../lib/pg/client";
 import { clearStaleLocks } from "../lib/pulumi/staleLocks";
 import { createTenant, deleteTenant, readTenant, type TenantSpec } from "../lib/tenant/provision";
 import { dsnWithDatabase, reassignPublicObjectsSql } from "../lib/tenant/sql";

@@ -34,7 +34,9 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { takeBackup } from "../lib/backup/backups";
-import { quoteIdent, withClient } from "../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteIdent, withPlainClient as withClient } from "../lib/pg/client";
 import {
   ensureCluster,
   localAdminDsn,

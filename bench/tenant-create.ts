@@ -24,7 +24,9 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { ensureCluster, localAdminDsn, localClusterLayout, type LocalClusterSpec } from "../lib/pg/cluster";
-import { quoteIdent, withClient } from "../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteIdent, withPlainClient as withClient } from "../lib/pg/client";
 import { hashPbkdf2Sha512, ODOO_PBKDF2_ROUNDS } from "../lib/tenant/passlib";
 import { createTenant, deleteTenant, type TenantSpec } from "../lib/tenant/provision";
 import { dsnWithDatabase, reassignPublicObjectsSql } from "../lib/tenant/sql";

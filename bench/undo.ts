@@ -64,7 +64,9 @@ import {
   pgBin,
   type LocalClusterSpec,
 } from "../lib/pg/cluster";
-import { adminDsn, quoteIdent, withClient } from "../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { adminDsn, quoteIdent, withPlainClient as withClient } from "../lib/pg/client";
 import { runCommand } from "../lib/process/run";
 import { writeQuotaLimits } from "../lib/quota/sql";
 import { dsnToPgEnv, dsnWithDatabase, passwordClause } from "../lib/tenant/sql";

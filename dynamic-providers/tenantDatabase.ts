@@ -151,6 +151,12 @@ export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
         `TenantDatabase ${props.subdomain}: drift, missing ${missing.join(", ")}; the next up repairs it`,
       );
     }
+    const tenantOwnsDatabase = st.databaseOwner === props.roleName;
+    if (tenantOwnsDatabase) {
+      void log.warn(
+        `TenantDatabase ${props.subdomain}: the tenant role owns its database; the next up gives it to the platform`,
+      );
+    }
     return {
       id,
       props: {
@@ -168,6 +174,7 @@ export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
         roleExists: st.roleExists,
         initialized: st.initialized,
         registryExists: reg !== undefined && reg.state !== "provisioning",
+        tenantOwnsDatabase,
       },
     };
   },
@@ -231,6 +238,7 @@ export class TenantDatabase extends pulumi.dynamic.Resource {
         roleExists: undefined,
         initialized: undefined,
         registryExists: undefined,
+        tenantOwnsDatabase: undefined,
       },
       {
         ...opts,

@@ -6,5 +6,6 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DIY_BACKEND_NO_LEGACY_WARNING=true
 if [[ -z "${PULUMI_BACKEND_URL:-}" ]]; then
   mkdir -p "$repo/.loomworks/pulumi-state"
+  chmod 700 "$repo/.loomworks/pulumi-state" # the stack state is the operator's alone
   export PULUMI_BACKEND_URL="file://$repo/.loomworks/pulumi-state"
 fi

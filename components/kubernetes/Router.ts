@@ -56,6 +56,7 @@ import {
 } from "./crds";
 import { ERROR_PAGES_ROOT, errorPagesFiles } from "./errorPages";
 import { routingTable, type HostRoute, type RouterTenant } from "./routes";
+import { gatewayRemovedHeaders } from "../../lib/router/forwarding";
 
 export type { HostRoute, RouterTenant };
 
@@ -127,6 +128,7 @@ export function forwardedHeaders(route: Pick<HostRoute, "host" | "database">): H
         { name: "X-Forwarded-Proto", value: "https" },
         { name: "X-Odoo-dbfilter", value: `^${route.database}$` },
       ],
+      remove: gatewayRemovedHeaders(),
     },
   };
 }

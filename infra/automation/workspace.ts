@@ -29,8 +29,12 @@ export function backendUrl(workDir: string, env: NodeJS.ProcessEnv = process.env
 export async function openStack(opts: OpenStackOptions): Promise<Stack> {
   const workDir = opts.workDir ?? projectDir;
   const backend = backendUrl(workDir, { ...process.env, ...opts.env });
-  if (backend.startsWith("file://"))
-    fs.mkdirSync(backend.slice("file://".length).split("?")[0], { recursive: true });
+  if (backend.startsWith("file://")) {
+    // The stack state (configuration, outputs, encrypted secrets) is the operator's alone.
+    const dir = backend.slice("file://".length).split("?")[0];
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(dir, 0o700);
+  }
   const passphrase =
     opts.env?.PULUMI_CONFIG_PASSPHRASE ??
     process.env.PULUMI_CONFIG_PASSPHRASE ??

@@ -10,6 +10,7 @@ import { mustRun } from "../process/run";
 import { POSTGRES_USER } from "../pg/pgbackrest";
 import { schedulerPaths, type SchedulerPaths } from "./scheduler";
 import { validateScheduleFile, type ScheduleFile, type ScheduledJob } from "./schedule-defaults";
+import { PRIVATE_FILE, TRAVERSED_DIR, ensureDirMode } from "../fs/stateModes";
 
 /** What the jobs need to find the cluster: no secret (pgbackrest.conf holds the passphrase). */
 export interface ClusterFile {
@@ -38,7 +39,7 @@ async function writeAtomic(file: string, content: string, mode: number): Promise
 }
 
 /**
- * Writes schedule.json (0644) and cluster.json (0600; owned by postgres when run as root, since
+ * Writes schedule.json and cluster.json (0600 both; cluster.json owned by postgres when run as root, since
  * the jobs run as postgres). The daemon re-reads schedule.json on every tick.
  */
 export async function writeSchedulerFiles(
@@ -48,15 +49,14 @@ export async function writeSchedulerFiles(
 ): Promise<SchedulerPaths> {
   const paths = schedulerPaths(stateDir);
   const schedule: ScheduleFile = validateScheduleFile({ version: 1, jobs });
-  await fs.mkdir(paths.dir, { recursive: true, mode: 0o755 });
-  await fs.chmod(paths.dir, 0o755);
+  await ensureDirMode(paths.dir, TRAVERSED_DIR); // the jobs run as postgres read cluster.json
   await writeAtomic(paths.clusterFile, JSON.stringify(cluster, null, 2) + "\n", 0o600);
   if (isRoot()) {
     const uid = Number((await mustRun("id", ["-u", POSTGRES_USER])).stdout.trim());
     const gid = Number((await mustRun("id", ["-g", POSTGRES_USER])).stdout.trim());
     await fs.chown(paths.clusterFile, uid, gid);
   }
-  await writeAtomic(paths.scheduleFile, JSON.stringify(schedule, null, 2) + "\n", 0o644);
+  await writeAtomic(paths.scheduleFile, JSON.stringify(schedule, null, 2) + "\n", PRIVATE_FILE);
   return paths;
 }
 
@@ -111,12 +111,12 @@ export async function daemonStatus(stateDir: string): Promise<DaemonStatus> {
  */
 export async function acquirePidFile(stateDir: string): Promise<() => Promise<void>> {
   const paths = schedulerPaths(stateDir);
-  await fs.mkdir(paths.dir, { recursive: true, mode: 0o755 });
+  await ensureDirMode(paths.dir, TRAVERSED_DIR);
   const current = await readPid(paths);
   if (current !== undefined && current !== process.pid && (await isSchedulerProcess(current, stateDir))) {
     throw new Error(`the scheduler of ${path.resolve(stateDir)} already runs (pid ${current})`);
   }
-  await writeAtomic(paths.pidFile, `${process.pid}\n`, 0o644);
+  await writeAtomic(paths.pidFile, `${process.pid}\n`, PRIVATE_FILE);
   return async () => {
     if ((await readPid(paths)) === process.pid) await fs.rm(paths.pidFile, { force: true });
   };
@@ -163,9 +163,10 @@ export async function startDaemon(stateDir: string, opts: StartOptions = {}): Pr
     "--state-dir",
     resolved,
   ];
-  await fs.mkdir(paths.dir, { recursive: true, mode: 0o755 });
+  await ensureDirMode(paths.dir, TRAVERSED_DIR);
   await fs.rm(paths.pidFile, { force: true });
-  const logFd = openSync(paths.daemonLog, "a", 0o644);
+  const logFd = openSync(paths.daemonLog, "a", PRIVATE_FILE);
+  await fs.chmod(paths.daemonLog, PRIVATE_FILE);
   let exited: string | undefined;
   try {
     const child = spawn(command[0], command.slice(1), {

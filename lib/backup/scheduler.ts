@@ -17,6 +17,7 @@ import { promises as fs, constants as fsConstants } from "node:fs";
 import * as path from "node:path";
 import { nextRun } from "./cron";
 import { validateScheduleFile, type ScheduleFile, type ScheduledJob } from "./schedule-defaults";
+import { PRIVATE_DIR, PRIVATE_FILE, TRAVERSED_DIR, ensureDirMode } from "../fs/stateModes";
 
 export interface SchedulerPaths {
   /** `<stateDir>/scheduler` */
@@ -55,8 +56,8 @@ export type JobLogRecord = { time: string; event: string; job?: string } & Recor
 
 /** Appends one JSON line to jobs.log. */
 export async function appendJobLog(paths: SchedulerPaths, record: JobLogRecord): Promise<void> {
-  await fs.mkdir(paths.dir, { recursive: true });
-  await fs.appendFile(paths.jobsLog, JSON.stringify(record) + "\n", { mode: 0o644 });
+  await fs.mkdir(paths.dir, { recursive: true, mode: TRAVERSED_DIR });
+  await fs.appendFile(paths.jobsLog, JSON.stringify(record) + "\n", { mode: PRIVATE_FILE });
 }
 
 /** Reads jobs.log (malformed lines skipped). */
@@ -106,7 +107,7 @@ async function tryLock(
   paths: SchedulerPaths,
   job: string,
 ): Promise<{ release: () => Promise<void> } | { heldBy: number }> {
-  await fs.mkdir(paths.locksDir, { recursive: true });
+  await ensureDirMode(paths.locksDir, PRIVATE_DIR);
   const file = path.join(paths.locksDir, `${job}.lock`);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -157,7 +158,7 @@ export async function runJob(
 ): Promise<JobResult> {
   const now = opts.now ?? (() => new Date());
   const started = Date.now();
-  await fs.mkdir(paths.outputDir, { recursive: true });
+  await ensureDirMode(paths.outputDir, PRIVATE_DIR);
   const outFile = path.join(paths.outputDir, `${job.name}.log`);
   await trimOutput(outFile);
   const out = await fs.open(outFile, "a", 0o640);

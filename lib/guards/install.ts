@@ -49,7 +49,7 @@ export interface GuardsStatus {
 }
 
 function schemaVersionSql(schema: string): string {
-  return `coalesce(substring(obj_description(to_regnamespace('${schema}'), 'pg_namespace') FROM 'v([0-9]+)$')::integer, 0)`;
+  return `coalesce(substring(pg_catalog.obj_description(pg_catalog.to_regnamespace('${schema}'), 'pg_namespace') FROM 'v([0-9]+)$')::integer, 0)`;
 }
 
 async function installedVersions(db: Client): Promise<GuardsStatus["versions"]> {
@@ -73,7 +73,7 @@ async function inTransaction<T>(db: Client, fn: () => Promise<T>): Promise<T> {
   await db.query("BEGIN READ WRITE");
   try {
     await db.query("SET LOCAL client_min_messages = warning");
-    await db.query("SELECT pg_advisory_xact_lock($1)", [GUARDS_LOCK_KEY]);
+    await db.query("SELECT pg_catalog.pg_advisory_xact_lock($1)", [GUARDS_LOCK_KEY]);
     const result = await fn();
     await db.query("COMMIT");
     return result;
@@ -98,7 +98,7 @@ export async function installGuards(db: Client, opts: GuardsOptions = {}): Promi
       ] as const
     ).filter(([k, v]) => have[k] > v);
     if (newer.length > 0) {
-      const db_ = (await db.query<{ d: string }>("SELECT current_database() AS d")).rows[0].d;
+      const db_ = (await db.query<{ d: string }>("SELECT pg_catalog.current_database() AS d")).rows[0].d;
       throw new Error(
         `database "${db_}" has ${newer.map(([k]) => `the ${k} API v${have[k]}`).join(", ")}, newer than this ` +
           `program's (${GUARDS_VERSION}); refusing to downgrade: run a newer version of the platform`,
@@ -112,6 +112,7 @@ export async function installGuards(db: Client, opts: GuardsOptions = {}): Promi
     await db.query(undoApiSql(hstore.rows[0]?.schema ?? UNDO_SCHEMA));
     const exclusions = effectiveExclusions(opts.excludeTables);
     await db.query(`DELETE FROM ${UNDO_SCHEMA}.excluded_tables`);
+    // Multi-argument UNNEST is FROM-clause syntax, not a function: it cannot be qualified.
     await db.query(
       `INSERT INTO ${UNDO_SCHEMA}.excluded_tables (pattern, source)
        SELECT * FROM unnest($1::text[], $2::text[])`,
@@ -149,8 +150,9 @@ export async function readGuards(db: Client): Promise<GuardsStatus> {
     excluded = e.rows.map((x) => x.pattern);
   }
   const users = await db.query<{ ok: boolean | null }>(
-    `SELECT CASE WHEN to_regclass('public.res_users') IS NOT NULL THEN
-              EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = $1 AND tgrelid = to_regclass('public.res_users')) END AS ok`,
+    `SELECT CASE WHEN pg_catalog.to_regclass('public.res_users') IS NOT NULL THEN
+              EXISTS (SELECT 1 FROM pg_catalog.pg_trigger
+                      WHERE tgname = $1 AND tgrelid = pg_catalog.to_regclass('public.res_users')) END AS ok`,
     [USERS_TRIGGER],
   );
   const events = await db.query<{ evtname: string }>(
@@ -195,14 +197,15 @@ export async function pruneUndoLog(db: Client, retentionDays: number): Promise<n
     throw new Error(`undo retention must be a whole number of days >= 1, got ${retentionDays}`);
   }
   const present = await db.query<{ ok: boolean }>(
-    `SELECT to_regprocedure('${UNDO_SCHEMA}.prune(interval)') IS NOT NULL AS ok`,
+    `SELECT pg_catalog.to_regprocedure('${UNDO_SCHEMA}.prune(interval)') IS NOT NULL AS ok`,
   );
   if (!present.rows[0].ok) return 0;
   await db.query("BEGIN READ WRITE");
   try {
-    const r = await db.query<{ n: number }>(`SELECT ${UNDO_SCHEMA}.prune(make_interval(days => $1)) AS n`, [
-      retentionDays,
-    ]);
+    const r = await db.query<{ n: number }>(
+      `SELECT ${UNDO_SCHEMA}.prune(pg_catalog.make_interval(days => $1)) AS n`,
+      [retentionDays],
+    );
     await db.query("COMMIT");
     return r.rows[0].n;
   } catch (err) {

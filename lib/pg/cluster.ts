@@ -23,6 +23,7 @@ import {
   type BackupType,
   type PgBackRestTarget,
 } from "./pgbackrest";
+import { PRIVATE_DIR, TRAVERSED_DIR, ensureDirMode } from "../fs/stateModes";
 
 export interface LocalClusterSpec {
   /** Where the cluster lives (see lib/pg/paths.ts); resolved against the current directory. */
@@ -268,16 +269,16 @@ function scramVerifier(password: string): string {
 // lifecycle steps
 
 async function ensureLayout(paths: ClusterPaths): Promise<void> {
-  const created = await fs.mkdir(paths.stateDir, { recursive: true, mode: 0o755 });
+  // Traversed, never listed or read, by postgres (and the router's workers): docs/operations/security.md.
+  const created = await fs.mkdir(paths.stateDir, { recursive: true, mode: TRAVERSED_DIR });
   if (created) {
     // chmod the directories we just created (mkdir's mode is subject to the umask)
     for (let dir = paths.stateDir; ; dir = path.dirname(dir)) {
-      await fs.chmod(dir, 0o755);
+      await fs.chmod(dir, TRAVERSED_DIR);
       if (dir === created || dir === path.dirname(dir)) break;
     }
   } else {
-    const st = await fs.stat(paths.stateDir);
-    if ((st.mode & 0o001) === 0) await fs.chmod(paths.stateDir, (st.mode & 0o7777) | 0o001);
+    await fs.chmod(paths.stateDir, TRAVERSED_DIR);
   }
   if (isRoot()) {
     const probe = await runCommand("test", ["-x", paths.stateDir], { asUser: POSTGRES_USER, cwd: "/" });
@@ -288,15 +289,15 @@ async function ensureLayout(paths: ClusterPaths): Promise<void> {
       );
     }
   }
-  await ensureDir(paths.postgresDir, 0o755, true);
-  await ensureDir(paths.socketDir, 0o755, true);
-  await ensureDir(paths.logDir, 0o750, true);
-  await ensureDir(paths.pgbackrestDir, 0o750, true);
-  await ensureDir(paths.repoPath, 0o750, true);
-  await ensureDir(paths.spoolPath, 0o750, true);
-  await ensureDir(paths.pgbackrestLogPath, 0o750, true);
-  await ensureDir(paths.lockPath, 0o750, true);
-  await fs.mkdir(paths.filestoreDir, { recursive: true, mode: 0o755 });
+  await ensureDir(paths.postgresDir, PRIVATE_DIR, true);
+  await ensureDir(paths.socketDir, PRIVATE_DIR, true);
+  await ensureDir(paths.logDir, PRIVATE_DIR, true);
+  await ensureDir(paths.pgbackrestDir, PRIVATE_DIR, true);
+  await ensureDir(paths.repoPath, PRIVATE_DIR, true);
+  await ensureDir(paths.spoolPath, PRIVATE_DIR, true);
+  await ensureDir(paths.pgbackrestLogPath, PRIVATE_DIR, true);
+  await ensureDir(paths.lockPath, PRIVATE_DIR, true);
+  await ensureDirMode(paths.filestoreDir, PRIVATE_DIR);
 }
 
 /** initdb into a scratch directory renamed into place, so a crash never leaves a half-made data dir. */

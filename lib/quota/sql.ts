@@ -32,7 +32,7 @@
  */
 import type { Client } from "pg";
 import { quoteIdent } from "../pg/client";
-import { GUARD_OWNER_ROLE, inertOwnerRoleSql } from "../pg/ownerRole";
+import { GUARD_OWNER_ROLE, TENANT_ROLE_SQL, inertOwnerRoleSql } from "../pg/ownerRole";
 
 export const QUOTA_SCHEMA = "loomworks_quota";
 export const QUOTA_API_VERSION = 1;
@@ -452,10 +452,10 @@ REVOKE ALL ON FUNCTION ${schema}.status() FROM PUBLIC;
 COMMENT ON FUNCTION ${schema}.status() IS
     'The tenant''s quotas: {users: {used, max, remaining}, storage: {bytes, max_bytes, percent, read_only, ...}, ai_operations: {today, max, resets_at}}.';
 
--- The tenant role is the database's owner (nothing to grant when that is a superuser).
+-- The tenant role (TENANT_ROLE_SQL; nothing to grant when that is a superuser).
 DO $grants$
 DECLARE
-    tenant name := (SELECT pg_get_userbyid(d.datdba) FROM pg_database d WHERE d.datname = current_database());
+    tenant name := ${TENANT_ROLE_SQL};
 BEGIN
     IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = tenant) THEN
         EXECUTE format('GRANT USAGE ON SCHEMA ${QUOTA_SCHEMA} TO %I', tenant);

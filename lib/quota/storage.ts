@@ -190,7 +190,8 @@ function truthy(v: string | undefined): boolean {
 
 async function databaseSettings(db: Client, database: string): Promise<DbSettings> {
   const r = await db.query<{ cfg: string }>(
-    `SELECT c AS cfg FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c
+    `SELECT c AS cfg FROM pg_catalog.pg_db_role_setting s JOIN pg_catalog.pg_database d ON d.oid = s.setdatabase,
+            pg_catalog.unnest(s.setconfig) c
      WHERE d.datname = $1 AND s.setrole = 0`,
     [database],
   );
@@ -208,8 +209,8 @@ async function databaseSettings(db: Client, database: string): Promise<DbSetting
 /** Terminates the database's other client sessions (they reconnect with the new defaults). */
 async function terminateSessions(db: Client, database: string): Promise<number> {
   const r = await db.query<{ n: string }>(
-    `SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity
-     WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`,
+    `SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid, 5000)) AS n FROM pg_catalog.pg_stat_activity
+     WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid() AND backend_type = 'client backend'`,
     [database],
   );
   return Number(r.rows[0]?.n ?? 0);
@@ -231,7 +232,7 @@ export async function checkTenantStorage(
   const filestoreBytes = await directoryBytes(target.filestoreDir);
   return withClient(dsnWithDatabase(adminDsn, database), async (db) => {
     const present = await db.query<{ ok: boolean }>(
-      `SELECT to_regclass('${QUOTA_SCHEMA}.storage') IS NOT NULL AS ok`,
+      `SELECT pg_catalog.to_regclass('${QUOTA_SCHEMA}.storage') IS NOT NULL AS ok`,
     );
     if (!present.rows[0].ok) {
       throw new Error(
@@ -242,11 +243,11 @@ export async function checkTenantStorage(
     let settingsChanged = false;
     await db.query("BEGIN READ WRITE");
     try {
-      await db.query("SELECT pg_advisory_xact_lock($1)", [CHECK_LOCK_KEY]);
+      await db.query("SELECT pg_catalog.pg_advisory_xact_lock($1)", [CHECK_LOCK_KEY]);
       const sizes = await db.query<{ database_bytes: string; undo_bytes: string }>(
-        `SELECT pg_database_size(current_database())::text AS database_bytes,
-                coalesce((SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
-                          JOIN pg_namespace n ON n.oid = c.relnamespace
+        `SELECT pg_catalog.pg_database_size(pg_catalog.current_database())::text AS database_bytes,
+                coalesce((SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(c.oid)) FROM pg_catalog.pg_class c
+                          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                           WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')), 0)::text AS undo_bytes`,
         [UNDO_SCHEMA],
       );

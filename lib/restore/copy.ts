@@ -6,7 +6,7 @@
 import { existsSync, promises as fs } from "node:fs";
 import type { Client } from "pg";
 import { pgBin } from "../pg/cluster";
-import { quoteIdent, quoteLiteral } from "../pg/client";
+import { PLATFORM_SESSION_OPTIONS, quoteIdent, quoteLiteral } from "../pg/client";
 import { cleanChildEnv } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
 import { linkTree } from "../fs/linkTree";
@@ -105,7 +105,7 @@ export async function restoreDump(
 ): Promise<{ mode: string }> {
   const env = cleanChildEnv({
     ...dsnToPgEnv(dsnWithDatabase(adminDsn, database)),
-    PGOPTIONS: "-c synchronous_commit=off -c maintenance_work_mem=128MB",
+    PGOPTIONS: `${PLATFORM_SESSION_OPTIONS} -c synchronous_commit=off -c maintenance_work_mem=128MB`,
   });
   const mode =
     opts.sizeBytes < SINGLE_TRANSACTION_BELOW_BYTES || opts.jobs <= 1

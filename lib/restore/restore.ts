@@ -404,7 +404,9 @@ async function countKeyTables(client: Client): Promise<Record<string, number>> {
   );
   const counts: Record<string, number> = {};
   for (const { name } of present.rows) {
-    const r = await client.query<{ n: string }>(`SELECT count(*) AS n FROM public.${quoteIdent(name)}`);
+    const r = await client.query<{ n: string }>(
+      `SELECT pg_catalog.count(*) AS n FROM public.${quoteIdent(name)}`,
+    );
     counts[name] = Number(r.rows[0].n);
   }
   return counts;
@@ -739,7 +741,10 @@ async function stepCopy(
   await createRestoreDatabase(admin, live, names.restoreDb);
   await timed(rec, "dumpMs", () => dumpScratchDatabase(scratch, opts.database, jobs));
   const sizeBytes = await withClient(scratchClientConfig(scratch, opts.database), async (c) =>
-    Number((await c.query<{ n: string }>("SELECT pg_database_size(current_database()) AS n")).rows[0].n),
+    Number(
+      (await c.query<{ n: string }>("SELECT pg_catalog.pg_database_size(pg_catalog.current_database()) AS n"))
+        .rows[0].n,
+    ),
   );
   const { mode } = await timed(rec, "pgRestoreMs", () =>
     restoreDump(opts.adminDsn, names.restoreDb, scratch.dumpDir, { jobs, sizeBytes }),

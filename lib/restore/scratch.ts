@@ -17,7 +17,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import type { ClientConfig } from "pg";
 import { pgBin } from "../pg/cluster";
-import { withClient } from "../pg/client";
+import { PLATFORM_SESSION_OPTIONS, withClient } from "../pg/client";
 import {
   POSTGRES_USER,
   cleanChildEnv,
@@ -34,6 +34,7 @@ import {
   type SelectiveRestoreParams,
   type SelectiveRestoreStats,
 } from "./selective";
+import { TRAVERSED_DIR, ensureDirMode } from "../fs/stateModes";
 
 export interface ScratchInstance {
   dir: string;
@@ -91,14 +92,15 @@ async function chownPostgres(target: string): Promise<void> {
 }
 
 function asPostgres(file: string, args: string[], timeoutMs: number): Promise<RunResult> {
-  return runCommand(file, args, { asUser: POSTGRES_USER, cwd: "/", env: cleanChildEnv(), timeoutMs });
+  // Client programs among them (psql, pg_dump, pg_amcheck) open platform sessions.
+  const env = cleanChildEnv({ PGOPTIONS: PLATFORM_SESSION_OPTIONS });
+  return runCommand(file, args, { asUser: POSTGRES_USER, cwd: "/", env, timeoutMs });
 }
 
 /** Creates `<stateDir>/restore/<id>` (empty) with its log and run directories, owned by postgres. */
 export async function prepareScratch(s: ScratchInstance): Promise<void> {
   const parent = path.dirname(s.dir);
-  await fs.mkdir(parent, { recursive: true, mode: 0o755 });
-  await fs.chmod(parent, 0o755);
+  await ensureDirMode(parent, TRAVERSED_DIR); // postgres passes through to its scratch
   await fs.rm(s.dir, { recursive: true, force: true });
   await fs.mkdir(s.dir, { mode: 0o700 });
   await chownPostgres(s.dir);

@@ -13,6 +13,7 @@
 import { createHash } from "node:crypto";
 import * as path from "node:path";
 import { loadTemplate, renderTemplate, renderTemplateFile } from "../templates/render";
+import { nginxStripLines } from "./forwarding";
 
 /** The router's own pages: one template, the words of each (the marker lets tests tell them apart). */
 const ERROR_PAGES = {
@@ -408,6 +409,7 @@ export function renderRouterConfig(o: RouterOptions): RenderedRouterConfig {
           htmlDir: paths.htmlDir,
           forwardedHost: forwardedHost(publicPort),
           publicPort,
+          strippedHeaders: nginxStripLines("            "),
         });
   const text = renderTemplate(loadTemplate("nginx/nginx.conf.tmpl"), {
     tenantCount: tenants.length,

@@ -9,6 +9,7 @@
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { routerDatabaseProblem, routerPaths } from "./config";
+import { PRIVATE_FILE, TRAVERSED_DIR, ensureDirMode } from "../fs/stateModes";
 
 /**
  * The flag file of one database (a tenant's subdomain, or `<sub>--preview`). Throws for any other
@@ -28,9 +29,9 @@ export async function setRouterMaintenance(stateDir: string, database: string, o
   const flag = maintenanceFlag(stateDir, database);
   if (on) {
     const dir = path.dirname(flag);
-    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+    await ensureDirMode(dir, TRAVERSED_DIR); // the router's workers stat the flags
     const tmp = `${flag}.tmp-${process.pid}`;
-    await fs.writeFile(tmp, `${new Date().toISOString()}\n`, { mode: 0o644 });
+    await fs.writeFile(tmp, `${new Date().toISOString()}\n`, { mode: PRIVATE_FILE });
     await fs.rename(tmp, flag);
   } else {
     await fs.rm(flag, { force: true });

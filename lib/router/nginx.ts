@@ -29,6 +29,7 @@ import {
   type RouterOptions,
   type RouterPaths,
 } from "./config";
+import { PRIVATE_DIR, PRIVATE_FILE, TRAVERSED_DIR, ensureDirMode } from "../fs/stateModes";
 
 /** The nginx binary (Debian package nginx-light / nginx; scripts/setup.sh installs it). */
 export const NGINX_BIN = process.env.LOOMWORKS_NGINX_BIN ?? "nginx";
@@ -301,23 +302,28 @@ async function tail(file: string, lines = 15): Promise<string> {
   return text.trim().split("\n").slice(-lines).join("\n");
 }
 
+/**
+ * The workers (an unprivileged user when nginx runs as root) pass through the router's directory
+ * to the error pages, the maintenance flags (`-f` only stats) and their temp directories; the
+ * configuration, logs and pid stay private. The log files are created 0600 before nginx opens them.
+ */
 async function ensureDirs(paths: RouterPaths): Promise<void> {
-  for (const dir of [
-    paths.dir,
-    paths.htmlDir,
-    paths.maintenanceDir,
-    paths.logDir,
-    paths.runDir,
-    paths.tempDir,
-  ]) {
-    await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-    await fs.chmod(dir, 0o755);
+  for (const dir of [paths.dir, paths.htmlDir, paths.maintenanceDir, paths.tempDir])
+    await ensureDirMode(dir, TRAVERSED_DIR);
+  for (const dir of [paths.logDir, paths.runDir]) await ensureDirMode(dir, PRIVATE_DIR);
+  for (const log of [paths.errorLog, paths.accessLog, paths.startupLog]) {
+    await fs.appendFile(log, "", { mode: PRIVATE_FILE });
+    await fs.chmod(log, PRIVATE_FILE);
   }
 }
 
-async function writeAtomic(file: string, content: string): Promise<void> {
+/** The error pages are served to anyone: 0644. Everything else the router writes: 0600. */
+const PUBLIC_PAGE = 0o644;
+
+async function writeAtomic(file: string, content: string, mode = PRIVATE_FILE): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  await fs.writeFile(tmp, content, { mode: 0o644 });
+  await fs.writeFile(tmp, content, { mode });
+  await fs.chmod(tmp, mode);
   await fs.rename(tmp, file);
 }
 
@@ -352,7 +358,7 @@ async function checkWorkerAccess(paths: RouterPaths, configText: string): Promis
 
 /** Starts nginx on the live configuration and waits for its workers. */
 async function start(paths: RouterPaths, generation: string, timeoutMs: number): Promise<number> {
-  const fd = openSync(paths.startupLog, "w");
+  const fd = openSync(paths.startupLog, "w", PRIVATE_FILE);
   let code: number | null;
   try {
     code = await new Promise<number | null>((resolve, reject) => {
@@ -490,7 +496,7 @@ async function applyNow(
   for (const [name, content] of Object.entries(pages)) {
     if (!/^[A-Za-z0-9_.-]+\.html$/.test(name))
       throw new Error(`router page name ${name} is not a plain .html name`);
-    await writeAtomic(path.join(paths.htmlDir, name), content);
+    await writeAtomic(path.join(paths.htmlDir, name), content, PUBLIC_PAGE);
   }
   const hash = routerConfigHash(text, pages);
   const generation = configGeneration(text);
@@ -510,7 +516,7 @@ async function applyNow(
   }
 
   const candidate = `${paths.config}.candidate-${process.pid}-${Date.now()}`;
-  await fs.writeFile(candidate, live, { mode: 0o644 });
+  await fs.writeFile(candidate, live, { mode: PRIVATE_FILE });
   const check = await checkConfig(candidate, paths.dir);
   if (!check.ok) {
     const rejected = `${paths.config}.rejected`;
@@ -529,7 +535,10 @@ async function applyNow(
   }
 
   const backup = `${paths.config}.previous`;
-  if (current !== undefined) await fs.copyFile(paths.config, backup);
+  if (current !== undefined) {
+    await fs.copyFile(paths.config, backup);
+    await fs.chmod(backup, PRIVATE_FILE);
+  }
   await fs.rename(candidate, paths.config);
   const restorePrevious = async (): Promise<void> => {
     if (current !== undefined) await fs.rename(backup, paths.config);

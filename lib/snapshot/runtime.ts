@@ -28,7 +28,7 @@
  */
 import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
-import { inertOwnerRoleSql } from "../pg/ownerRole";
+import { TENANT_ROLE_SQL, inertOwnerRoleSql } from "../pg/ownerRole";
 import type { PgBackRestTarget } from "../pg/pgbackrest";
 import { ensureRegistry, registryDsn, servedTenants } from "../tenant/registry";
 import { dsnWithDatabase } from "../tenant/sql";
@@ -133,10 +133,10 @@ REVOKE ALL ON FUNCTION ${schema}.request(text, text) FROM PUBLIC;
 COMMENT ON FUNCTION ${schema}.request(text, text) IS
     'Creates a restore point (kind pre_ai) and queues it for the platform registry; returns the snapshot id.';
 
--- The tenant role is the database's owner.
+-- The tenant role: the owner of schema public (TENANT_ROLE_SQL).
 DO $install$
 DECLARE
-    tenant name := (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database());
+    tenant name := ${TENANT_ROLE_SQL};
 BEGIN
     IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = tenant) THEN
         EXECUTE format('GRANT USAGE ON SCHEMA ${SNAPSHOT_API_SCHEMA} TO %I', tenant);
@@ -272,7 +272,7 @@ export async function syncRequestedSnapshots(
   await ensureRegistry(adminDsn);
   return withClient(dsnWithDatabase(adminDsn, database), async (db) => {
     const present = await db.query<{ ok: boolean }>(
-      "SELECT to_regclass('loomworks_snapshot.requested') IS NOT NULL AS ok",
+      "SELECT pg_catalog.to_regclass('loomworks_snapshot.requested') IS NOT NULL AS ok",
     );
     if (!present.rows[0].ok) {
       log(`${subdomain}: installing the snapshot API in ${database}`);
@@ -282,14 +282,16 @@ export async function syncRequestedSnapshots(
     await db.query("BEGIN");
     try {
       const req = await db.query<RequestedRow>(
-        `SELECT id::text AS id, kind, note, lsn::text AS lsn, pg_walfile_name(lsn) AS wal_file, restore_point, created_at
+        `SELECT id::text AS id, kind, note, lsn::text AS lsn, pg_catalog.pg_walfile_name(lsn) AS wal_file, restore_point, created_at
          FROM loomworks_snapshot.requested ORDER BY lsn FOR UPDATE SKIP LOCKED`,
       );
       if (req.rows.length === 0) {
         await db.query("COMMIT");
         return [];
       }
-      const size = await db.query<{ n: string }>("SELECT pg_database_size(current_database())::text AS n");
+      const size = await db.query<{ n: string }>(
+        "SELECT pg_catalog.pg_database_size(pg_catalog.current_database())::text AS n",
+      );
       const synced = await withClient(registryDsn(adminDsn), async (reg) => {
         const known = await reg.query<{ id: string }>(
           "SELECT id::text AS id FROM snapshots WHERE id = ANY($1::uuid[])",

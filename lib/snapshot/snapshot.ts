@@ -34,9 +34,11 @@ import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Pool, type Client, type PoolClient } from "pg";
+import { platformClientConfig } from "../pg/client";
 import { stanzaInfo, type PgBackRestStanzaInfo, type PgBackRestTarget } from "../pg/pgbackrest";
 import { ensureRegistry, registryDsn, withRegistry } from "../tenant/registry";
 import { checkDatabaseName } from "../tenant/sql";
+import { PRIVATE_DIR } from "../fs/stateModes";
 
 export type SnapshotKind = "manual" | "auto" | "pre_ai";
 export const SNAPSHOT_KINDS: readonly SnapshotKind[] = ["manual", "auto", "pre_ai"];
@@ -206,7 +208,7 @@ export interface LinkCopyResult {
  */
 export function linkCopyTree(src: string, dst: string): LinkCopyResult {
   const result: LinkCopyResult = { files: 0, bytes: 0, copied: 0 };
-  fs.mkdirSync(dst, { recursive: true, mode: 0o750 });
+  fs.mkdirSync(dst, { recursive: true, mode: PRIVATE_DIR });
   let entries: fs.Dirent[];
   try {
     entries = fs.readdirSync(src, { withFileTypes: true });
@@ -223,7 +225,7 @@ function walk(src: string, dst: string, entries: fs.Dirent[], acc: LinkCopyResul
     const s = path.join(src, e.name);
     const d = path.join(dst, e.name);
     if (e.isDirectory()) {
-      fs.mkdirSync(d, { mode: 0o750 });
+      fs.mkdirSync(d, { mode: PRIVATE_DIR });
       walk(s, d, fs.readdirSync(s, { withFileTypes: true }), acc);
     } else if (e.isFile()) {
       try {
@@ -417,13 +419,13 @@ function registryPool(adminDsn: string): Pool {
   let pool = pools.get(adminDsn);
   if (!pool) {
     pool = new Pool({
-      connectionString: registryDsn(adminDsn),
+      ...platformClientConfig({
+        connectionString: registryDsn(adminDsn),
+        options: "-c synchronous_commit=off",
+      }),
       max: 4,
       idleTimeoutMillis: 10_000,
       allowExitOnIdle: true,
-      connectionTimeoutMillis: 15_000,
-      application_name: "loomworks-hosting",
-      options: "-c synchronous_commit=off",
     });
     pool.on("error", () => undefined); // an idle connection dropped by the server: the pool replaces it
     pools.set(adminDsn, pool);

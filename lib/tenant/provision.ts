@@ -11,8 +11,9 @@
  * repairing drift never resets a live tenant's admin password or identity; a database recreated
  * from the template gets a fresh initialization.
  *
- * Suspension: `ALLOW_CONNECTIONS false`, the role set NOLOGIN, and its sessions terminated. NOLOGIN
- * matters: as the owner of its database the role could otherwise re-allow connections itself.
+ * Suspension: `ALLOW_CONNECTIONS false`, the role set NOLOGIN, and its sessions terminated. The
+ * database belongs to the platform, not to the tenant (ensureOwnership): the tenant can neither
+ * re-allow connections nor change the database's settings.
  */
 import { crashPoint } from "../process/crashPoint";
 import { randomBytes, randomUUID } from "node:crypto";
@@ -246,7 +247,9 @@ export async function withDatabase<T>(
 }
 
 async function tableExists(db: Client, table: string): Promise<boolean> {
-  const r = await db.query<{ t: string | null }>("SELECT to_regclass($1)::text AS t", [`public.${table}`]);
+  const r = await db.query<{ t: string | null }>("SELECT pg_catalog.to_regclass($1)::text AS t", [
+    `public.${table}`,
+  ]);
   return r.rows[0].t !== null;
 }
 
@@ -304,7 +307,7 @@ async function ensureDatabase(admin: Client, spec: TenantSpec, log: Log): Promis
     // Templates refuse connections anyway; end any session that got in (or lingers from a build).
     await terminateDatabaseSessions(admin, spec.template);
     try {
-      await admin.query(createDatabaseFromTemplateSql(spec.database, spec.template, spec.roleName));
+      await admin.query(createDatabaseFromTemplateSql(spec.database, spec.template));
       log(`created database ${spec.database} from template ${spec.template}`);
       return true;
     } catch (err) {
@@ -318,10 +321,38 @@ async function ensureDatabase(admin: Client, spec: TenantSpec, log: Log): Promis
   }
 }
 
+/**
+ * The database belongs to the platform (the admin DSN's role), not to the tenant: its owner may
+ * ALTER DATABASE, and database settings reach every session, the platform's included. The tenant
+ * owns schema public and everything in it (the ERP creates and alters its tables) and gets CONNECT
+ * and TEMPORARY, nothing else (ensureConnectGrants). Converts a tenant that owned its database:
+ * privileges it granted on it meanwhile are revoked. Idempotent.
+ */
 async function ensureOwnership(admin: Client, adminDsn: string, spec: TenantSpec): Promise<void> {
-  await admin.query(`ALTER DATABASE ${quoteIdent(spec.database)} OWNER TO ${quoteIdent(spec.roleName)}`);
-  await withDatabase(admin, adminDsn, spec.database, async (db) => {
-    await db.query(reassignPublicObjectsSql(spec.roleName));
+  const db = quoteIdent(spec.database);
+  // One transaction: the tenant's own CONNECT is never missing in between.
+  await admin.query("BEGIN");
+  try {
+    await admin.query(`ALTER DATABASE ${db} OWNER TO CURRENT_USER`);
+    const grantees = await admin.query<{ grantee: string | null }>(
+      `SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL ELSE pg_catalog.pg_get_userbyid(a.grantee)::text END AS grantee
+       FROM pg_catalog.pg_database d, pg_catalog.aclexplode(d.datacl) a
+       WHERE d.datname = $1 AND a.grantee <> d.datdba`,
+      [spec.database],
+    );
+    for (const { grantee } of grantees.rows) {
+      const who = grantee === null ? "PUBLIC" : quoteIdent(grantee);
+      await admin.query(`REVOKE ALL ON DATABASE ${db} FROM ${who} CASCADE`);
+    }
+    await ensureConnectGrants(admin, spec);
+    await admin.query("COMMIT");
+  } catch (err) {
+    await admin.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
+  await withDatabase(admin, adminDsn, spec.database, async (tenantDb) => {
+    await tenantDb.query(`ALTER SCHEMA public OWNER TO ${quoteIdent(spec.roleName)}`);
+    await tenantDb.query(reassignPublicObjectsSql(spec.roleName));
   });
 }
 
@@ -358,7 +389,7 @@ async function initAdminUser(db: Client, spec: TenantSpec, log: Log): Promise<vo
   }
   const hash = await hashPbkdf2Sha512(spec.adminPassword);
   const r = await db.query<{ partner_id: number | null }>(
-    "UPDATE res_users SET login = $1, password = $2 WHERE id = $3 RETURNING partner_id",
+    "UPDATE public.res_users SET login = $1, password = $2 WHERE id = $3 RETURNING partner_id",
     [spec.adminEmail, hash, ADMIN_USER_ID],
   );
   if (r.rowCount === 0) {
@@ -371,7 +402,7 @@ async function initAdminUser(db: Client, spec: TenantSpec, log: Log): Promise<vo
     (await tableExists(db, "res_partner")) &&
     (await columnExists(db, "res_partner", "email"))
   ) {
-    await db.query("UPDATE res_partner SET email = $1 WHERE id = $2", [spec.adminEmail, partnerId]);
+    await db.query("UPDATE public.res_partner SET email = $1 WHERE id = $2", [spec.adminEmail, partnerId]);
   }
 }
 
@@ -391,9 +422,9 @@ async function initIdentity(db: Client, log: Log): Promise<void> {
     ["database.create_date", now],
   ];
   for (const [key, value] of values) {
-    const u = await db.query("UPDATE ir_config_parameter SET value = $2 WHERE key = $1", [key, value]);
+    const u = await db.query("UPDATE public.ir_config_parameter SET value = $2 WHERE key = $1", [key, value]);
     if (u.rowCount === 0)
-      await db.query("INSERT INTO ir_config_parameter (key, value) VALUES ($1, $2)", [key, value]);
+      await db.query("INSERT INTO public.ir_config_parameter (key, value) VALUES ($1, $2)", [key, value]);
   }
 }
 
@@ -547,6 +578,7 @@ export function provisionedOutputs(
     roleExists: true,
     initialized: true,
     registryExists: true,
+    tenantOwnsDatabase: false,
   };
 }
 
@@ -636,6 +668,8 @@ export async function updateTenant(
       }
       // Converges a password changed behind our back too; the verifier is salted, so this is cheap.
       await step("role", () => ensureRole(admin, spec, spec.state === "active"));
+      // Tenants provisioned as their database's owner are converted here.
+      await step("ownership", () => ensureOwnership(admin, adminDsn, spec));
       if (!(await stepEverFinished(reg, spec.subdomain, SEQUENCES_STEPS)))
         await step("sequences", () => relogTenantSequences(admin, adminDsn, spec, log));
       if (spec.erpRole) {
@@ -646,7 +680,10 @@ export async function updateTenant(
         await step("erp-admin-login", () =>
           withDatabase(admin, adminDsn, spec.database, async (db) => {
             if (!(await tableExists(db, "res_users"))) return;
-            await db.query("UPDATE res_users SET login = $1 WHERE id = $2", [spec.adminEmail, ADMIN_USER_ID]);
+            await db.query("UPDATE public.res_users SET login = $1 WHERE id = $2", [
+              spec.adminEmail,
+              ADMIN_USER_ID,
+            ]);
           }),
         );
       }
@@ -719,16 +756,24 @@ export async function deleteTenant(
             `tenant "${spec.subdomain}": database "${spec.database}" is a template; refusing to drop it`,
           );
         }
-        const owned = await admin.query<{ datname: string }>(
-          `SELECT datname FROM pg_database WHERE datdba = (SELECT oid FROM pg_roles WHERE rolname = $1) ORDER BY datname`,
+        // Leftovers by name (the platform owns them, as the tenant's database); databases the
+        // role owns (a tenant provisioned before the platform took ownership) are checked too.
+        const dbs = await admin.query<{ datname: string; tenant_owned: boolean }>(
+          `SELECT datname, datdba = (SELECT oid FROM pg_roles WHERE rolname = $1) AS tenant_owned
+           FROM pg_database ORDER BY datname`,
           [spec.roleName],
         );
-        const leftovers = owned.rows
+        const others = await reg.query<{ database_name: string }>(
+          "SELECT database_name FROM tenants WHERE subdomain <> $1",
+          [spec.subdomain],
+        );
+        const otherTenants = new Set(others.rows.map((r) => r.database_name));
+        const leftovers = dbs.rows
           .map((r) => r.datname)
-          .filter((d) => isRestoreLeftoverOf(spec.database, d));
-        const foreign = owned.rows
-          .map((r) => r.datname)
-          .filter((d) => d !== spec.database && !leftovers.includes(d));
+          .filter((d) => isRestoreLeftoverOf(spec.database, d) && !otherTenants.has(d));
+        const foreign = dbs.rows
+          .filter((r) => r.tenant_owned && r.datname !== spec.database && !leftovers.includes(r.datname))
+          .map((r) => r.datname);
         if (foreign.length > 0) {
           throw new Error(
             `tenant "${spec.subdomain}": role "${spec.roleName}" also owns database(s) ${foreign.join(", ")}; ` +
@@ -839,7 +884,9 @@ export function diffTenant(olds: Record<string, unknown>, news: Record<string, u
     olds.databaseExists === false ||
     olds.roleExists === false ||
     olds.initialized === false ||
-    olds.registryExists === false;
+    olds.registryExists === false ||
+    // A tenant provisioned when it owned its database (read finds it): ensureOwnership converts it.
+    olds.tenantOwnsDatabase === true;
   return { changes: changed.length > 0 || drift, replaces: [...replaces], changed, drift };
 }
 

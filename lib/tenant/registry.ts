@@ -12,7 +12,7 @@
  * one table from parallel provisioning would fail with "tuple concurrently updated".
  */
 import type { Client } from "pg";
-import { quoteIdent, withClient } from "../pg/client";
+import { quoteIdent, startupOptions, withClient } from "../pg/client";
 import { dsnWithDatabase } from "./sql";
 
 export const REGISTRY_DATABASE = "loomworks_mgmt";
@@ -44,7 +44,7 @@ export interface TenantRow {
 }
 
 const REGISTRY_DDL = `
-CREATE TABLE IF NOT EXISTS tenants (
+CREATE TABLE IF NOT EXISTS public.tenants (
     subdomain text PRIMARY KEY,
     database_name text NOT NULL UNIQUE,
     role_name text NOT NULL UNIQUE,
@@ -61,7 +61,7 @@ CREATE TABLE IF NOT EXISTS tenants (
     retention_until timestamptz
 );
 
-CREATE TABLE IF NOT EXISTS snapshots (
+CREATE TABLE IF NOT EXISTS public.snapshots (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     subdomain text NOT NULL REFERENCES tenants (subdomain) ON DELETE CASCADE,
     name text NOT NULL,
@@ -76,7 +76,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE INDEX IF NOT EXISTS snapshots_subdomain_created_at_idx ON snapshots (subdomain, created_at);
 
 -- Journal: a step is recorded before it runs; finished_at stays NULL if it did not complete.
-CREATE TABLE IF NOT EXISTS tenant_steps (
+CREATE TABLE IF NOT EXISTS public.tenant_steps (
     id bigserial PRIMARY KEY,
     subdomain text NOT NULL,
     step text NOT NULL,
@@ -94,7 +94,7 @@ ALTER TABLE snapshots ADD COLUMN IF NOT EXISTS filestore_path text;
 CREATE UNIQUE INDEX IF NOT EXISTS snapshots_manual_name_idx ON snapshots (subdomain, name) WHERE kind = 'manual';
 
 -- Backups the platform took (pgBackRest labels with their WAL range), newest last.
-CREATE TABLE IF NOT EXISTS backups (
+CREATE TABLE IF NOT EXISTS public.backups (
     label text PRIMARY KEY,
     type text NOT NULL CHECK (type IN ('full', 'diff', 'incr')),
     start_time timestamptz NOT NULL,
@@ -106,7 +106,7 @@ CREATE TABLE IF NOT EXISTS backups (
 
 -- One row per point-in-time restore of a tenant; its steps are journaled in tenant_steps as
 -- 'restore:<id>:<step>'.
-CREATE TABLE IF NOT EXISTS restores (
+CREATE TABLE IF NOT EXISTS public.restores (
     id text PRIMARY KEY,
     subdomain text NOT NULL,
     target jsonb NOT NULL,
@@ -165,9 +165,18 @@ DROP POLICY IF EXISTS hosting_admin_all ON tenant_steps;
 CREATE POLICY hosting_admin_all ON tenant_steps TO ${HOSTING_ADMIN_ROLE} USING (true) WITH CHECK (true);
 `;
 
-/** Connection URL of the registry database, derived from the admin DSN. */
+/**
+ * The registry's sessions resolve its tables unqualified: the registry is the platform's own
+ * database, nobody else may create in its public schema (or a temp schema), and pg_catalog still
+ * comes first.
+ */
+export const REGISTRY_SEARCH_PATH = "pg_catalog, public, pg_temp";
+
+/** Connection URL of the registry database, derived from the admin DSN (its search_path included). */
 export function registryDsn(adminDsn: string): string {
-  return dsnWithDatabase(adminDsn, REGISTRY_DATABASE);
+  const url = new URL(dsnWithDatabase(adminDsn, REGISTRY_DATABASE));
+  url.searchParams.set("options", startupOptions({ search_path: REGISTRY_SEARCH_PATH }));
+  return url.toString();
 }
 
 const readyFor = new Set<string>();

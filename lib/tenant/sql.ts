@@ -153,13 +153,14 @@ export function alterTenantRoleSql(role: string, password: string, login: boolea
 }
 
 /**
- * CREATE DATABASE from a template. STRATEGY WAL_LOG (PostgreSQL 15's default, written out so it
+ * CREATE DATABASE from a template, owned by the connected (platform) role, never by the tenant
+ * (lib/tenant/provision.ts ensureOwnership). STRATEGY WAL_LOG (PostgreSQL 15's default, written out so it
  * stays so): the copy is WAL-logged block by block, so a selective point-in-time restore of this
  * tenant replays its contents from WAL instead of copying the (possibly excluded) template's
  * files at replay time as FILE_COPY would.
  */
-export function createDatabaseFromTemplateSql(database: string, template: string, owner: string): string {
-  return `CREATE DATABASE ${quoteIdent(database)} WITH OWNER ${quoteIdent(owner)} TEMPLATE ${quoteIdent(template)} STRATEGY WAL_LOG`;
+export function createDatabaseFromTemplateSql(database: string, template: string): string {
+  return `CREATE DATABASE ${quoteIdent(database)} WITH TEMPLATE ${quoteIdent(template)} STRATEGY WAL_LOG`;
 }
 
 /**

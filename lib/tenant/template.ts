@@ -40,6 +40,7 @@ import {
   parseTemplateComment,
   templateComment,
 } from "./sql";
+import { PRIVATE_DIR, PRIVATE_FILE, ensureDirMode } from "../fs/stateModes";
 
 export interface TemplateSource {
   /** A plain SQL dump (loaded with psql) or a pg_dump custom/directory archive (pg_restore). */
@@ -225,9 +226,10 @@ function isArchive(file: string): boolean {
 
 async function writeBuildLog(spec: TemplateSpec, text: string): Promise<string> {
   const dir = path.join(path.resolve(spec.stateDir), "templates");
-  await fs.mkdir(dir, { recursive: true });
+  await ensureDirMode(dir, PRIVATE_DIR);
   const file = path.join(dir, `${spec.name.replace(/[^A-Za-z0-9_.-]/g, "_")}.build.log`);
-  await fs.writeFile(file, text);
+  await fs.writeFile(file, text, { mode: PRIVATE_FILE });
+  await fs.chmod(file, PRIVATE_FILE);
   return file;
 }
 

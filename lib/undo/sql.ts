@@ -25,7 +25,7 @@
  * invoker wrapper sets it.
  */
 import { quoteIdent } from "../pg/client";
-import { GUARD_OWNER_ROLE } from "../pg/ownerRole";
+import { GUARD_OWNER_ROLE, TENANT_ROLE_SQL } from "../pg/ownerRole";
 
 export const UNDO_SCHEMA = "loomworks_undo";
 export const UNDO_API_VERSION = 2;
@@ -1098,7 +1098,7 @@ GRANT EXECUTE ON FUNCTION loomworks_snapshot.request(text, text) TO ${owner};
 
 DO $grants$
 DECLARE
-    tenant name := (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database());
+    tenant name := ${TENANT_ROLE_SQL};
     fn record;
 BEGIN
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = tenant) THEN

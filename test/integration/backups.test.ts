@@ -25,7 +25,9 @@ import {
 } from "../../lib/backup/daemon";
 import { readJobLog, runScheduler, schedulerPaths, type JobLogRecord } from "../../lib/backup/scheduler";
 import { platformJobs, DEFAULT_BACKUP_SCHEDULE, type ScheduledJob } from "../../lib/backup/schedule-defaults";
-import { withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { withPlainClient as withClient } from "../../lib/pg/client";
 import { localClusterLayout, localClusterSpec, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
 import { registryDsn } from "../../lib/tenant/registry";

@@ -15,7 +15,9 @@ import type * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ensureCluster, localAdminDsn, type LocalClusterSpec } from "../../lib/pg/cluster";
-import { quoteIdent, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import { dropErpRole, ensureErpRole } from "../../lib/tenant/erpRole";
 import {

@@ -8,7 +8,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { listBackups, recoveryWindow, syncBackups, takeBackup } from "../../lib/backup/backups";
-import { withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { withPlainClient as withClient } from "../../lib/pg/client";
 import {
   clusterStatus,
   destroyCluster,

@@ -2,7 +2,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { adminDsn, quoteIdent, quoteLiteral, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { adminDsn, quoteIdent, quoteLiteral, withPlainClient as withClient } from "../../lib/pg/client";
 import {
   clusterStatus,
   destroyCluster,

@@ -9,7 +9,9 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { quoteIdent, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { waitForLogin } from "../../lib/pg/waitForLogin";
 import { ensureRegistry } from "../../lib/tenant/registry";
 import { freePort } from "../helpers/ports";

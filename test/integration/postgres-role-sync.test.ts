@@ -11,7 +11,9 @@ import * as path from "node:path";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pgBin } from "../../lib/pg/cluster";
-import { withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { withPlainClient as withClient } from "../../lib/pg/client";
 import { findFreePort, makeStateDir } from "../helpers/cluster";
 import { repoRoot } from "../helpers/repo";
 

@@ -11,7 +11,9 @@ import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { writeSchedulerFiles } from "../../lib/backup/daemon";
-import { withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { withPlainClient as withClient } from "../../lib/pg/client";
 import { GUARD_OWNER_ROLE } from "../../lib/pg/ownerRole";
 import { clusterPaths } from "../../lib/pg/paths";
 import {
@@ -802,9 +804,15 @@ describe("storage", () => {
   });
 
   it("a read-only setting removed by hand while still over the limit is put back", async () => {
-    // The tenant role owns its database, so it can reset the default (docs/operations/quotas.md); a
-    // session can always leave read-only mode for itself too.
-    await asTenant(t, async (c) => {
+    // The database is the platform's: the tenant cannot reset the default; an operator can.
+    const denied = await failure(
+      asTenant(t, async (c) => {
+        await c.query("SET default_transaction_read_only = off"); // a session may leave it for itself
+        await c.query(`ALTER DATABASE "${t.database}" RESET default_transaction_read_only`);
+      }),
+    );
+    expect(denied.code).toBe("42501");
+    await asAdmin(t, async (c) => {
       await c.query("SET default_transaction_read_only = off");
       await c.query(`ALTER DATABASE "${t.database}" RESET default_transaction_read_only`);
     });

@@ -18,7 +18,9 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { localClusterSpec, runBackup, type LocalClusterSpec } from "../../lib/pg/cluster";
-import { quoteIdent, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import { restoreTenant, waitForArchive, type RestoreTimings } from "../../lib/restore";
 import { newRestoreId, scratchDirectory } from "../../lib/restore/names";

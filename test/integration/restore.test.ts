@@ -13,7 +13,9 @@ import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { localClusterSpec, runBackup, type LocalClusterSpec } from "../../lib/pg/cluster";
-import { quoteIdent, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import {
   UNKNOWN_INPUT,
@@ -306,7 +308,7 @@ describe("restore to a snapshot, with a neighbour writing meanwhile", () => {
     const pre = result.preRestoreDatabase;
     expect(pre).toBe(`${a.database}__pre_${result.id}`);
     const facts = await dbFacts(pre);
-    expect(facts).toMatchObject({ owner: a.roleName, allow: false });
+    expect(facts).toMatchObject({ owner: "postgres", allow: false });
     expect(await inClosedDb(pre, digests)).toEqual(afterChanges);
   });
 
@@ -574,7 +576,7 @@ describe("crash at every step boundary, then resume", () => {
       } else {
         const outcomes = await resumeOrRollback({ ...opts });
         expect(outcomes.map((o) => [o.id, o.action])).toEqual([[row.id, "rolled_back"]]);
-        expect(await dbFacts(t.database)).toMatchObject({ owner: t.roleName, allow: true });
+        expect(await dbFacts(t.database)).toMatchObject({ owner: "postgres", allow: true });
         expect(await inDb(t.database, digests)).toEqual(current);
         expect(await dbNames(`${t.database}\\_\\_pre\\_%`)).toEqual([]);
         await expectNoLeftovers(t);

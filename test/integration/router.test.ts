@@ -24,6 +24,7 @@ import {
   type RouterOptions,
   type RouterTenant,
 } from "../../lib/router";
+import { STRIPPED_CLIENT_HEADERS } from "../../lib/router/forwarding";
 import { makeStateDir } from "../helpers/cluster";
 import { freePort } from "../helpers/ports";
 import {
@@ -295,6 +296,21 @@ describe("what a client cannot forge", () => {
       const names = req.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
       expect(names.filter((n) => n.includes("_"))).toEqual([]);
       expect(req.rawHeaders.join("\n")).not.toMatch(/globex|203\.0\.113\.9|https|evil|\.\*/);
+    }
+  });
+
+  it("passes none of the client's own forwarding family (X-Host, X-Original-URL, X-Forwarded-Ssl, ...)", async () => {
+    const forged = STRIPPED_CLIENT_HEADERS.map((name, i) => `${name}: forged-${i}.globex.localhost`);
+    const res = await getWithHost(port, host("acme"), "/", forged);
+    expect(res.status).toBe(200);
+    const ws = await websocketExchange(port, host("acme"), "/websocket", "x", forged);
+    expect(ws.reply).toBe("echo:x");
+    const received = upstreamRequests();
+    expect(received).toHaveLength(2);
+    for (const req of received) {
+      expectRouterHeaders(req, "acme");
+      for (const name of STRIPPED_CLIENT_HEADERS) expect(headerValues(req, name), name).toEqual([]);
+      expect(req.rawHeaders.join("\n")).not.toMatch(/forged|globex/);
     }
   });
 

@@ -4,7 +4,9 @@
  * were re-logged, and the state of every sequence read independently of lib/pg/sequences.ts.
  */
 import type { Client } from "pg";
-import { quoteIdent, quoteLiteral, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteIdent, quoteLiteral, withPlainClient as withClient } from "../../lib/pg/client";
 import { createTenant, type TenantSpec } from "../../lib/tenant/provision";
 import { registryDsn } from "../../lib/tenant/registry";
 import { dsnWithDatabase, reassignPublicObjectsSql, tenantInitializedComment } from "../../lib/tenant/sql";

@@ -8,7 +8,9 @@
 import { randomBytes } from "node:crypto";
 import type { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { adminDsn as buildDsn, quoteIdent, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { adminDsn as buildDsn, quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { relogSequences, type RelogSummary } from "../../lib/pg/sequences";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 

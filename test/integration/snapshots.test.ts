@@ -9,7 +9,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { withPlainClient as withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import type { PgBackRestTarget } from "../../lib/pg/pgbackrest";
 import {

@@ -9,7 +9,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { quoteIdent, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import { verifyPbkdf2Sha512 } from "../../lib/tenant/passlib";
 import {
@@ -168,11 +170,16 @@ describe("createTenant", () => {
     expect(other).not.toBe(rows.params["database.uuid"]);
   });
 
-  it("makes the tenant role own the database and every object in public; PUBLIC may not connect", async () => {
+  it("keeps the database the platform's; the tenant role owns schema public and every object in it; PUBLIC may not connect", async () => {
     const r = await inDb(a.database, async (c) => ({
       owner: (
         await c.query(
-          "SELECT pg_get_userbyid(datdba) AS o, datacl::text AS acl FROM pg_database WHERE datname = current_database()",
+          `SELECT pg_get_userbyid(datdba) AS o, datacl::text AS acl,
+                  (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'public') AS public_owner,
+                  has_database_privilege($1, oid, 'CONNECT, TEMPORARY') AS connect_temp,
+                  has_database_privilege($1, oid, 'CREATE') AS can_create
+           FROM pg_database WHERE datname = current_database()`,
+          [a.roleName],
         )
       ).rows[0],
       foreign: (
@@ -185,8 +192,10 @@ describe("createTenant", () => {
       tables: (await c.query("SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public'")).rows[0]
         .n,
     }));
-    expect(r.owner.o).toBe(a.roleName);
+    expect(r.owner.o).toBe("postgres");
+    expect(r.owner.public_owner).toBe(a.roleName);
     expect(r.owner.acl).not.toMatch(/[{,]=/);
+    expect(r.owner).toMatchObject({ connect_temp: true, can_create: false });
     expect(r.foreign).toBe(0);
     expect(r.tables).toBeGreaterThan(400);
   });
@@ -343,7 +352,7 @@ describe("crash idempotency and drift", () => {
     expect(st).toMatchObject({
       databaseExists: true,
       roleExists: true,
-      databaseOwner: s.roleName,
+      databaseOwner: "postgres",
       initialized: true,
       filestoreExists: true,
     });

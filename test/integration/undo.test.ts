@@ -15,7 +15,9 @@ import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { installGuards, readGuards, type GuardsOptions } from "../../lib/guards/install";
-import { quoteLiteral, withClient } from "../../lib/pg/client";
+// The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
+// search_path (lib/pg/client.ts withClient) is for the code under test.
+import { quoteLiteral, withPlainClient as withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
 import { readQuotaStatus, writeQuotaLimits } from "../../lib/quota/sql";
 import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";

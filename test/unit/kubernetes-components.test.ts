@@ -28,6 +28,7 @@ import { OdooDeployment } from "../../components/kubernetes/OdooDeployment";
 import { KubernetesRouter } from "../../components/kubernetes/Router";
 import { kubernetesConfigSchema, type KubernetesConfig } from "../../infra/config/kubernetes";
 import { parseOdooConfig, secretReferences } from "../../lib/odoo/config";
+import { STRIPPED_CLIENT_HEADERS } from "../../lib/router/forwarding";
 
 const DOMAIN = "loom.example";
 const NS = "loomworks-prod";
@@ -773,8 +774,19 @@ describe("KubernetesRouter: Gateway API", () => {
             { name: "X-Forwarded-Proto", value: "https" },
             { name: "X-Odoo-dbfilter", value: `^${database}$` },
           ],
+          // The client's own forwarding family: the first 16 (Gateway API's limit) of the router's list.
+          remove: STRIPPED_CLIENT_HEADERS.slice(0, 16),
         },
       };
+      expect(headers.requestHeaderModifier.remove).toEqual(
+        expect.arrayContaining([
+          "Forwarded",
+          "X-Host",
+          "X-Forwarded-Server",
+          "X-Original-URL",
+          "X-Forwarded-Ssl",
+        ]),
+      );
       expect(route.spec).toEqual({
         parentRefs: [{ name: "loomworks", sectionName: "https" }],
         hostnames: [host],

@@ -31,8 +31,8 @@ describe("setRouterMaintenance", () => {
     await setRouterMaintenance(stateDir, "globex", true);
     await setRouterMaintenance(stateDir, "globex--preview", true);
     expect((await fs.stat(flag)).isFile()).toBe(true);
-    expect((await fs.stat(flag)).mode & 0o777).toBe(0o644);
-    expect((await fs.stat(path.dirname(flag))).mode & 0o777).toBe(0o755);
+    expect((await fs.stat(flag)).mode & 0o777).toBe(0o600); // the workers only stat it
+    expect((await fs.stat(path.dirname(flag))).mode & 0o777).toBe(0o711); // passed through, never listed, by the workers
     expect(await routerMaintenance(stateDir)).toEqual(["acme", "globex", "globex--preview"]);
 
     await setRouterMaintenance(stateDir, "acme", false);

@@ -139,8 +139,8 @@ describe("SQL builders", () => {
   });
 
   it("quotes identifiers in CREATE DATABASE and the ownership block", () => {
-    expect(createDatabaseFromTemplateSql("t-1", "tmpl", "t-1")).toBe(
-      'CREATE DATABASE "t-1" WITH OWNER "t-1" TEMPLATE "tmpl" STRATEGY WAL_LOG',
+    expect(createDatabaseFromTemplateSql("t-1", "tmpl")).toBe(
+      'CREATE DATABASE "t-1" WITH TEMPLATE "tmpl" STRATEGY WAL_LOG',
     );
     const block = reassignPublicObjectsSql("t-1");
     expect(block).toContain("rname text := 't-1'");
@@ -234,6 +234,9 @@ describe("TenantDatabase diff", () => {
         replaces: [],
       });
     }
+    // A tenant that still owns its database (provisioned before the platform took ownership).
+    expect(diffTenant({ ...state, tenantOwnsDatabase: true }, inputs)).toMatchObject({ drift: true });
+    expect(diffTenant({ ...state, tenantOwnsDatabase: false }, inputs)).toMatchObject({ changes: false });
   });
 
   it("checks inputs cheaply and tolerates unknown values during preview", () => {
