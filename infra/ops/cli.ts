@@ -6,7 +6,9 @@
  *   quota <tenant>
  *
  * Common options: --state-dir DIR (the stack's state directory, default .loomworks/dev: the dev
- * stack's), or LOOMWORKS_ADMIN_DSN in the environment. Exit codes of undo: lib/ops/commands.ts.
+ * stack's), or LOOMWORKS_ADMIN_DSN in the environment. `undo` connects as the tenant: its DSN from
+ * the outputs of --stack NAME (default dev), or LOOMWORKS_TENANT_DSN in the environment (never on
+ * the command line: it holds the password). Exit codes of undo: lib/ops/commands.ts.
  */
 import * as path from "node:path";
 import * as readline from "node:readline/promises";
@@ -17,11 +19,12 @@ import {
   UNDO_EXIT,
   type CommandIo,
 } from "../../lib/ops/commands";
-import { operatorAdminDsn } from "../../lib/ops/connect";
+import { operatorAdminDsn, tenantDsnFromOutputs } from "../../lib/ops/connect";
+import { openStack } from "../automation/workspace";
 import type { OnConflict } from "../../lib/undo/undo";
 
 const USAGE = `usage:
-  ops undo <tenant> <operation> [--on-conflict abort|skip|force] [--dry-run] [--yes] [--state-dir DIR]
+  ops undo <tenant> <operation> [--on-conflict abort|skip|force] [--dry-run] [--yes] [--stack NAME]
   ops operations <tenant> [--session ID] [--limit N] [--state-dir DIR]
   ops quota <tenant> [--state-dir DIR]`;
 
@@ -31,7 +34,7 @@ interface Parsed {
   flags: Map<string, string | true>;
 }
 
-const VALUE_FLAGS = new Set(["--on-conflict", "--state-dir", "--session", "--limit"]);
+const VALUE_FLAGS = new Set(["--on-conflict", "--state-dir", "--session", "--limit", "--stack"]);
 const BOOLEAN_FLAGS = new Set(["--dry-run", "--yes"]);
 
 export function parseCli(argv: string[]): Parsed {
@@ -70,6 +73,13 @@ function terminalIo(): CommandIo {
   };
 }
 
+/** The tenant's own DSN: LOOMWORKS_TENANT_DSN, else the stack's `tenants` output. */
+async function operatorTenantDsn(subdomain: string, stackName: string): Promise<string> {
+  if (process.env.LOOMWORKS_TENANT_DSN) return process.env.LOOMWORKS_TENANT_DSN;
+  const stack = await openStack({ stackName });
+  return tenantDsnFromOutputs(await stack.outputs(), subdomain, stackName);
+}
+
 async function main(argv: string[]): Promise<number> {
   const { command, positional, flags } = parseCli(argv);
   const stateDir = path.resolve(String(flags.get("--state-dir") ?? ".loomworks/dev"));
@@ -85,7 +95,7 @@ async function main(argv: string[]): Promise<number> {
         throw new Error(`--on-conflict must be abort, skip or force\n${USAGE}`);
       }
       return undoCommand(
-        await operatorAdminDsn(stateDir),
+        await operatorTenantDsn(positional[0], String(flags.get("--stack") ?? "dev")),
         positional[0],
         positional[1],
         { onConflict: onConflict as OnConflict, dryRun: flags.has("--dry-run"), yes: flags.has("--yes") },

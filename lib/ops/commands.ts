@@ -5,10 +5,14 @@
  *   operations <tenant> [--session ID] [--limit N]
  *   quota <tenant>
  *
- * `undo` follows the same rules as the ERP's undo button: it shows the plan first, asks for
- * confirmation when it touches more than one row (needsConfirmation), and never applies a plan
- * other than the one shown: the plan is computed again in the applying transaction and, if it
- * differs (someone changed the rows meanwhile), nothing is applied.
+ * `undo` runs as the tenant: it connects with the tenant's own DSN (never the platform's superuser,
+ * whose rights the tenant's triggers would get; SET ROLE would not do, tenant code can RESET it) and
+ * refuses a connection whose role is a superuser or bypasses row-level security. It shows the plan
+ * first, every table it will touch included, asks before changing anything (operatorMustConfirm:
+ * any row; --yes skips the question), and never applies a plan other than the one shown: the plan is
+ * computed again in the applying transaction and, if it differs (someone changed the rows
+ * meanwhile), nothing is applied. The SQL refuses a planned row of a table that is not a captured
+ * user table (LWN02), whatever the log says.
  */
 import type { Client } from "pg";
 import { withClient } from "../pg/client";
@@ -18,7 +22,7 @@ import { dsnWithDatabase } from "../tenant/sql";
 import {
   describePlan,
   listOperations,
-  needsConfirmation,
+  operatorMustConfirm,
   undoOperation,
   type OnConflict,
   type UndoResult,
@@ -63,6 +67,24 @@ async function withTenant<T>(
   return withClient(dsnWithDatabase(adminDsn, database), fn);
 }
 
+/**
+ * Refuses a connection that is not the tenant's own kind of role: a superuser or a role bypassing
+ * row-level security would lend its rights to the tenant's triggers.
+ */
+async function assertTenantSession(db: Client, subdomain: string): Promise<void> {
+  const r = await db.query<{ role: string; privileged: boolean }>(
+    `SELECT r.rolname AS role, r.rolsuper OR r.rolbypassrls OR r.rolcreaterole AS privileged
+     FROM pg_catalog.pg_roles r WHERE r.rolname = pg_catalog.session_user()`,
+  );
+  const me = r.rows[0];
+  if (!me || me.privileged) {
+    throw new Error(
+      `undo of tenant "${subdomain}" refused: the connection's role ${me?.role ?? "?"} is privileged; ` +
+        `the undo runs as the tenant, with the tenant's own DSN (scripts/tenant-dsn.sh ${subdomain})`,
+    );
+  }
+}
+
 /** Same plan: same rows, same actions, same conflicting keys. */
 function samePlan(a: UndoResult, b: UndoResult): boolean {
   const keys = (r: UndoResult) =>
@@ -81,14 +103,16 @@ export interface UndoCommandOptions {
   yes: boolean;
 }
 
+/** `tenantDsn`: the tenant's own connection string (its role, its database). */
 export async function undoCommand(
-  adminDsn: string,
+  tenantDsn: string,
   subdomain: string,
   operationId: string,
   opts: UndoCommandOptions,
   io: CommandIo,
 ): Promise<number> {
-  return withTenant(adminDsn, subdomain, async (db) => {
+  return withClient(tenantDsn, async (db) => {
+    await assertTenantSession(db, subdomain);
     await db.query("BEGIN READ WRITE");
     let plan: UndoResult;
     try {
@@ -106,7 +130,7 @@ export async function undoCommand(
       io.out("dry run: nothing changed");
       return conflicted ? UNDO_EXIT.conflicts : UNDO_EXIT.applied;
     }
-    if (needsConfirmation(plan) && !opts.yes) {
+    if (operatorMustConfirm(plan) && !opts.yes) {
       const verb = opts.onConflict === "force" ? "overwrite" : "restore";
       if (!(await io.confirm(`${verb} ${plan.rows} row(s) of tenant ${subdomain}?`))) {
         io.out("not confirmed: nothing changed");

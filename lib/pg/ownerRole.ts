@@ -6,6 +6,9 @@
  */
 import { quoteIdent } from "./client";
 
+/** NOLOGIN role owning the snapshot API (schema `loomworks_snapshot`) in tenant databases. */
+export const SNAPSHOT_OWNER_ROLE = "loomworks_snapshot_owner";
+
 /**
  * SQL (two DO blocks) that creates `role` when missing and raises unless it is inert. `api` names
  * the API in the error ("snapshot API"). Run inside the installer's transaction, as a superuser.

@@ -32,14 +32,22 @@
  */
 import type { Client } from "pg";
 import { quoteIdent } from "../pg/client";
-import { GUARD_OWNER_ROLE, TENANT_ROLE_SQL, inertOwnerRoleSql } from "../pg/ownerRole";
+import { GUARD_OWNER_ROLE, SNAPSHOT_OWNER_ROLE, TENANT_ROLE_SQL, inertOwnerRoleSql } from "../pg/ownerRole";
 
 export const QUOTA_SCHEMA = "loomworks_quota";
-export const QUOTA_API_VERSION = 1;
+export const QUOTA_API_VERSION = 2;
 /** SQLSTATE of "user limit reached" (the res_users trigger). */
 export const USER_LIMIT_SQLSTATE = "LWU01";
 /** SQLSTATE of "daily AI-operation limit reached" (take_ai_operation). */
 export const AI_LIMIT_SQLSTATE = "LWA01";
+/** SQLSTATE of "a table may not inherit from res_users" (the DDL guard). */
+export const USER_TABLE_INHERITANCE_SQLSTATE = "LWU02";
+/** SQLSTATE of "daily pre_ai restore point limit reached" (take_pre_ai_snapshot). */
+export const PRE_AI_LIMIT_SQLSTATE = "LWS01";
+/** The statement trigger on every user table while the tenant is read-only for storage. */
+export const READ_ONLY_TRIGGER = "loomworks_quota_read_only";
+/** The pre_ai restore point counter sequence (same encoding as the AI-operation counter). */
+export const PRE_AI_COUNTER_SEQUENCE = "pre_ai_snapshots";
 /** The row trigger on public.res_users. */
 export const USERS_TRIGGER = "loomworks_quota_users";
 /** The AI-operation counter sequence (in {@link QUOTA_SCHEMA}). */
@@ -50,6 +58,8 @@ export const AI_COUNT_BITS = 32;
 const INSTALL_LOCK_KEY = 7_314_205_401;
 /** Advisory lock key (per tenant database, session level, held for microseconds): the counter's day rollover. */
 export const AI_ROLLOVER_LOCK_KEY = 7_314_205_402;
+/** Advisory lock key of the pre_ai counter's day rollover. */
+const PRE_AI_ROLLOVER_LOCK_KEY = 7_314_205_404;
 
 const MS_PER_DAY = 86_400_000;
 const COUNT_MASK = (1n << BigInt(AI_COUNT_BITS)) - 1n;
@@ -99,6 +109,7 @@ export function storageGbToBytes(gb: number): number {
 const owner = quoteIdent(GUARD_OWNER_ROLE);
 const schema = quoteIdent(QUOTA_SCHEMA);
 const seq = `${schema}.${quoteIdent(AI_COUNTER_SEQUENCE)}`;
+const preAiSeq = `${schema}.${quoteIdent(PRE_AI_COUNTER_SEQUENCE)}`;
 const SCHEMA_COMMENT_PREFIX = "loomworks quota api v";
 
 /** SQL expression: the installed API version (0 when the schema is new or has no version comment). */
@@ -119,7 +130,15 @@ export interface QuotaMigration {
  * CREATE ... IF NOT EXISTS statements below); a later version appends `{ version: 2, statements }`
  * here and bumps {@link QUOTA_API_VERSION}.
  */
-export const QUOTA_MIGRATIONS: readonly QuotaMigration[] = [];
+export const QUOTA_MIGRATIONS: readonly QuotaMigration[] = [
+  {
+    // v2: pre_ai restore points are counted per UTC day against their own limit (the tier's maxSnapshots).
+    version: 2,
+    statements: [
+      `ALTER TABLE ${QUOTA_SCHEMA}.limits ADD COLUMN IF NOT EXISTS max_pre_ai_snapshots_daily integer CHECK (max_pre_ai_snapshots_daily >= 0)`,
+    ],
+  },
+];
 
 /** A DO block running `m` only on databases whose installed version is older than `m.version`. */
 export function migrationSql(m: QuotaMigration): string {
@@ -178,6 +197,7 @@ CREATE TABLE IF NOT EXISTS ${schema}.limits (
     max_users integer NOT NULL CHECK (max_users >= 0),
     max_storage_bytes bigint NOT NULL CHECK (max_storage_bytes > 0),
     max_ai_operations_daily integer NOT NULL CHECK (max_ai_operations_daily >= 0),
+    max_pre_ai_snapshots_daily integer CHECK (max_pre_ai_snapshots_daily >= 0),
     updated_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
@@ -205,6 +225,7 @@ CREATE INDEX IF NOT EXISTS events_at_idx ON ${schema}.events (at);
 
 -- value = utc_day_number << ${AI_COUNT_BITS} | count. CACHE 1: every nextval is seen by the next one, in any session.
 CREATE SEQUENCE IF NOT EXISTS ${seq} AS bigint MINVALUE 0 START WITH 0 CACHE 1 NO CYCLE;
+CREATE SEQUENCE IF NOT EXISTS ${preAiSeq} AS bigint MINVALUE 0 START WITH 0 CACHE 1 NO CYCLE;
 
 ${QUOTA_MIGRATIONS.map(migrationSql).join("\n")}
 -- Ownership and privileges (every run) -------------------------------------------------------------
@@ -213,8 +234,9 @@ ALTER TABLE ${schema}.limits OWNER TO ${owner};
 ALTER TABLE ${schema}.storage OWNER TO ${owner};
 ALTER TABLE ${schema}.events OWNER TO ${owner};
 ALTER SEQUENCE ${seq} OWNER TO ${owner};
+ALTER SEQUENCE ${preAiSeq} OWNER TO ${owner};
 REVOKE ALL ON TABLE ${schema}.limits, ${schema}.storage, ${schema}.events FROM PUBLIC;
-REVOKE ALL ON SEQUENCE ${seq} FROM PUBLIC;
+REVOKE ALL ON SEQUENCE ${seq}, ${preAiSeq} FROM PUBLIC;
 
 -- Functions ------------------------------------------------------------------------------------
 
@@ -223,8 +245,9 @@ REVOKE ALL ON SEQUENCE ${seq} FROM PUBLIC;
 -- Every call counts: refused attempts and calls whose transaction rolls back too (a sequence is not
 -- transactional). After a server crash the count may jump ahead by up to 32 (sequences are
 -- WAL-logged in batches): it never under-counts. No limits row: no limit.
-CREATE OR REPLACE FUNCTION ${schema}.take_ai_operation()
-RETURNS integer
+-- The next value of a daily counter sequence (utc_day << ${AI_COUNT_BITS} | count): today's count + 1.
+CREATE OR REPLACE FUNCTION ${schema}.next_in_day(counter regclass, rollover_lock bigint)
+RETURNS bigint
 LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
@@ -232,10 +255,7 @@ SET search_path = pg_catalog, pg_temp
 AS $fn$
 DECLARE
     today bigint := ${TODAY_SQL};
-    v bigint := nextval('${QUOTA_SCHEMA}.${AI_COUNTER_SEQUENCE}'::regclass);
-    n bigint;
-    lim record;
-    resets timestamptz;
+    v bigint := nextval(counter);
 BEGIN
     IF (v >> ${AI_COUNT_BITS}) < today THEN
         -- First call of a new day (or of all time): roll the counter over to today. A session-level
@@ -244,19 +264,38 @@ BEGIN
         -- meanwhile that value is today's and is ours, else today's count starts at 1 with us.
         -- Calls that raced past the first nextval with yesterday's value all come here and queue.
         BEGIN
-            PERFORM pg_advisory_lock(${AI_ROLLOVER_LOCK_KEY});
-            v := nextval('${QUOTA_SCHEMA}.${AI_COUNTER_SEQUENCE}'::regclass);
+            PERFORM pg_advisory_lock(rollover_lock);
+            v := nextval(counter);
             IF (v >> ${AI_COUNT_BITS}) < today THEN
                 v := (today << ${AI_COUNT_BITS}) | 1;
-                PERFORM setval('${QUOTA_SCHEMA}.${AI_COUNTER_SEQUENCE}'::regclass, v, true);
+                PERFORM setval(counter, v, true);
             END IF;
-            PERFORM pg_advisory_unlock(${AI_ROLLOVER_LOCK_KEY});
+            PERFORM pg_advisory_unlock(rollover_lock);
         EXCEPTION WHEN OTHERS OR query_canceled THEN
             -- never leave the session holding the lock (a warning if it was not taken yet)
-            PERFORM pg_advisory_unlock(${AI_ROLLOVER_LOCK_KEY});
+            PERFORM pg_advisory_unlock(rollover_lock);
             RAISE;
         END;
     END IF;
+    RETURN v;
+END
+$fn$;
+ALTER FUNCTION ${schema}.next_in_day(regclass, bigint) OWNER TO ${owner};
+REVOKE ALL ON FUNCTION ${schema}.next_in_day(regclass, bigint) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION ${schema}.take_ai_operation()
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v bigint := ${schema}.next_in_day('${QUOTA_SCHEMA}.${AI_COUNTER_SEQUENCE}'::regclass, ${AI_ROLLOVER_LOCK_KEY});
+    n bigint;
+    lim record;
+    resets timestamptz;
+BEGIN
     n := v & ${COUNT_MASK};
     SELECT l.tenant, l.tier, l.max_ai_operations_daily INTO lim FROM ${schema}.limits l;
     IF FOUND AND n > lim.max_ai_operations_daily THEN
@@ -276,7 +315,53 @@ REVOKE ALL ON FUNCTION ${schema}.take_ai_operation() FROM PUBLIC;
 COMMENT ON FUNCTION ${schema}.take_ai_operation() IS
     'Counts one AI operation for today (UTC) and returns the count; raises LWA01 over limits.maxAiOperationsDaily. Called by loomworks_undo.begin_operation.';
 
--- Today's count, without counting.
+-- Counts one pre_ai restore point for today (UTC); over the daily limit (limits.max_pre_ai_snapshots_daily,
+-- the tier's maxSnapshots; without it maxAiOperationsDaily) it raises SQLSTATE ${PRE_AI_LIMIT_SQLSTATE}. Called by
+-- loomworks_snapshot.request (its owner role may execute it), never by the tenant directly. Same
+-- counter semantics as take_ai_operation: every attempt counts.
+CREATE OR REPLACE FUNCTION ${schema}.take_pre_ai_snapshot()
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    v bigint := ${schema}.next_in_day('${QUOTA_SCHEMA}.${PRE_AI_COUNTER_SEQUENCE}'::regclass, ${PRE_AI_ROLLOVER_LOCK_KEY});
+    n bigint := v & ${COUNT_MASK};
+    lim record;
+BEGIN
+    SELECT l.tenant, l.tier, coalesce(l.max_pre_ai_snapshots_daily, l.max_ai_operations_daily) AS max_daily
+      INTO lim FROM ${schema}.limits l;
+    IF FOUND AND n > lim.max_daily THEN
+        RAISE EXCEPTION 'daily pre_ai restore point limit reached: % of % used today (UTC); the limit resets at % (tier %, limits.maxSnapshots)',
+                lim.max_daily, lim.max_daily,
+                to_char(to_timestamp(((v >> ${AI_COUNT_BITS}) + 1) * 86400) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00', lim.tier
+            USING ERRCODE = '${PRE_AI_LIMIT_SQLSTATE}',
+                  DETAIL = format('tenant %s: this was restore point request %s today; refused requests count too', lim.tenant, n),
+                  HINT = 'run the operation as kind ''write'' (undoable row by row without a restore point), wait for the reset, or ask the platform team to raise limits.maxSnapshots';
+    END IF;
+    RETURN n::integer;
+END
+$fn$;
+ALTER FUNCTION ${schema}.take_pre_ai_snapshot() OWNER TO ${owner};
+REVOKE ALL ON FUNCTION ${schema}.take_pre_ai_snapshot() FROM PUBLIC;
+
+-- Today's count of a daily counter, without counting.
+CREATE OR REPLACE FUNCTION ${schema}.count_today(counter regclass)
+RETURNS integer
+LANGUAGE sql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT CASE WHEN v IS NOT NULL AND (v >> ${AI_COUNT_BITS}) >= ${TODAY_SQL} THEN (v & ${COUNT_MASK})::integer ELSE 0 END
+    FROM pg_sequence_last_value(counter) v
+$fn$;
+ALTER FUNCTION ${schema}.count_today(regclass) OWNER TO ${owner};
+REVOKE ALL ON FUNCTION ${schema}.count_today(regclass) FROM PUBLIC;
+
+-- Today's AI operations, without counting.
 CREATE OR REPLACE FUNCTION ${schema}.ai_operations_today()
 RETURNS integer
 LANGUAGE sql
@@ -284,22 +369,36 @@ VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $fn$
-    SELECT CASE WHEN s.is_called AND (s.last_value >> ${AI_COUNT_BITS}) >= ${TODAY_SQL}
-                THEN (s.last_value & ${COUNT_MASK})::integer ELSE 0 END
-    FROM ${seq} s
+    SELECT ${schema}.count_today('${QUOTA_SCHEMA}.${AI_COUNTER_SEQUENCE}'::regclass)
 $fn$;
 ALTER FUNCTION ${schema}.ai_operations_today() OWNER TO ${owner};
 REVOKE ALL ON FUNCTION ${schema}.ai_operations_today() FROM PUBLIC;
 COMMENT ON FUNCTION ${schema}.ai_operations_today() IS
     'AI operations counted today (UTC), refused attempts included; does not count.';
 
--- Active internal users (res_users: active AND NOT share; 0 without the table).
+-- pre_ai restore points counted today, without counting.
+CREATE OR REPLACE FUNCTION ${schema}.pre_ai_snapshots_today()
+RETURNS integer
+LANGUAGE sql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT ${schema}.count_today('${QUOTA_SCHEMA}.${PRE_AI_COUNTER_SEQUENCE}'::regclass)
+$fn$;
+ALTER FUNCTION ${schema}.pre_ai_snapshots_today() OWNER TO ${owner};
+REVOKE ALL ON FUNCTION ${schema}.pre_ai_snapshots_today() FROM PUBLIC;
+
+-- Active internal users (res_users: active AND NOT share; 0 without the table). row_security off:
+-- a policy of the tenant's on res_users makes the count fail instead of smaller. Rows of tables
+-- inheriting from res_users are counted (and the DDL guard refuses such tables).
 CREATE OR REPLACE FUNCTION ${schema}.active_internal_users()
 RETURNS integer
 LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $fn$
 DECLARE
     n bigint;
@@ -349,6 +448,7 @@ LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 AS $fn$
 DECLARE
     lim record;
@@ -366,6 +466,11 @@ BEGIN
         RETURN NULL; -- no limits written: no limit
     END IF;
     -- an AFTER trigger: the new row (and the rest of its statement) is visible and counted
+    IF (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = 'public.res_users'::regclass) THEN
+        RAISE EXCEPTION 'user limit: res_users has row-level security enabled, so the platform cannot count the users; no user can be added'
+            USING ERRCODE = '${USER_LIMIT_SQLSTATE}',
+                  HINT = 'ALTER TABLE res_users DISABLE ROW LEVEL SECURITY (the ERP does not use it)';
+    END IF;
     SELECT count(*) INTO n FROM public.res_users u WHERE u.active AND NOT u.share;
     IF n > lim.max_users THEN
         RAISE EXCEPTION 'user limit reached: tenant "%" allows % active internal users (tier %, limits.maxUsers) and % are active; archive a user or raise the limit',
@@ -396,6 +501,119 @@ BEGIN
     END IF;
 END
 $users$;
+
+-- Read-only for storage, enforced by the platform (not only the database default the tenant's
+-- session can override): while the storage check says read_only, every table of the tenant carries
+-- the statement trigger ${READ_ONLY_TRIGGER} refusing INSERT and UPDATE (COPY included) in any
+-- session but a superuser's; DELETE and TRUNCATE stay allowed, to free space. The DDL guard below
+-- refuses new permanent tables, indexes and rewrites meanwhile. The triggers belong to the platform:
+-- the tenant can neither drop, disable nor replace them (loomworks_undo's DDL guard).
+CREATE OR REPLACE FUNCTION ${schema}.storage_read_only()
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+    SELECT coalesce((SELECT s.state = 'read_only' FROM ${schema}.storage s), false)
+$fn$;
+ALTER FUNCTION ${schema}.storage_read_only() OWNER TO ${owner};
+REVOKE ALL ON FUNCTION ${schema}.storage_read_only() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION ${schema}.refuse_write()
+RETURNS trigger
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    reason text;
+BEGIN
+    SELECT s.reason INTO reason FROM ${schema}.storage s WHERE s.state = 'read_only';
+    IF NOT FOUND OR (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user) THEN
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION 'cannot execute % on %.% : the tenant is read-only', TG_OP, TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING ERRCODE = 'read_only_sql_transaction',
+              DETAIL = coalesce(reason, 'storage limit reached'),
+              HINT = 'delete data to free space (DELETE and TRUNCATE are allowed), or ask the platform team to raise limits.maxStorageGb';
+END
+$fn$;
+ALTER FUNCTION ${schema}.refuse_write() OWNER TO ${owner};
+REVOKE ALL ON FUNCTION ${schema}.refuse_write() FROM PUBLIC;
+
+-- Puts the read-only trigger on every table of the tenant (on = true) or takes it off; returns how
+-- many tables changed. Run by the storage check (a superuser); never by the tenant.
+CREATE OR REPLACE FUNCTION ${schema}.apply_read_only(want boolean)
+RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    r record;
+    n integer := 0;
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass AS rel,
+               EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = '${READ_ONLY_TRIGGER}') AS has
+        FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND c.relpersistence IN ('p', 'u')
+          AND ns.nspname NOT IN ('pg_catalog', 'information_schema') AND ns.nspname NOT LIKE 'pg\\_%'
+          AND ns.nspname NOT LIKE 'loomworks\\_%'
+        ORDER BY c.oid
+    LOOP
+        IF want AND NOT r.has THEN
+            EXECUTE format('CREATE TRIGGER ${READ_ONLY_TRIGGER} BEFORE INSERT OR UPDATE ON %s '
+                           'FOR EACH STATEMENT EXECUTE FUNCTION ${QUOTA_SCHEMA}.refuse_write()', r.rel);
+            n := n + 1;
+        ELSIF NOT want AND r.has THEN
+            EXECUTE format('DROP TRIGGER ${READ_ONLY_TRIGGER} ON %s', r.rel);
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$fn$;
+ALTER FUNCTION ${schema}.apply_read_only(boolean) OWNER TO ${owner};
+REVOKE ALL ON FUNCTION ${schema}.apply_read_only(boolean) FROM PUBLIC;
+
+-- The DDL guard of the quotas (event trigger loomworks_quota_ddl; superusers excepted): no table may
+-- inherit from res_users (its rows would count without passing the user-limit trigger), and while
+-- read-only no permanent table, index or materialized view is created or rewritten.
+CREATE OR REPLACE FUNCTION ${schema}.on_ddl_end()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+        RETURN;
+    END IF;
+    IF to_regclass('public.res_users') IS NOT NULL
+       AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = 'public.res_users'::regclass) THEN
+        RAISE EXCEPTION 'no table may inherit from res_users or be a partition of it'
+            USING ERRCODE = '${USER_TABLE_INHERITANCE_SQLSTATE}',
+                  HINT = 'its rows would be users the user limit (limits.maxUsers) never sees';
+    END IF;
+    IF ${schema}.storage_read_only() AND EXISTS (
+        SELECT 1 FROM pg_event_trigger_ddl_commands() d JOIN pg_class c ON c.oid = d.objid
+        WHERE d.classid = 'pg_catalog.pg_class'::regclass AND c.relpersistence <> 't') THEN
+        RAISE EXCEPTION 'the tenant is read-only: % is refused', tg_tag
+            USING ERRCODE = 'read_only_sql_transaction',
+                  HINT = 'delete data to free space, or ask the platform team to raise limits.maxStorageGb';
+    END IF;
+END
+$fn$;
+ALTER FUNCTION ${schema}.on_ddl_end() OWNER TO ${owner};
+REVOKE ALL ON FUNCTION ${schema}.on_ddl_end() FROM PUBLIC;
+
+DROP EVENT TRIGGER IF EXISTS loomworks_quota_ddl;
+CREATE EVENT TRIGGER loomworks_quota_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE INDEX',
+                 'CREATE MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW')
+    EXECUTE FUNCTION ${QUOTA_SCHEMA}.on_ddl_end();
 
 -- The tenant's view of its quotas (CONFIG.md). storage.bytes is the last check's measure; max_bytes
 -- and percent use the current limit; read_only is the database's actual setting.
@@ -459,7 +677,12 @@ DECLARE
 BEGIN
     IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = tenant) THEN
         EXECUTE format('GRANT USAGE ON SCHEMA ${QUOTA_SCHEMA} TO %I', tenant);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION ${QUOTA_SCHEMA}.status(), ${QUOTA_SCHEMA}.remaining_user_slots(), ${QUOTA_SCHEMA}.ai_operations_today() TO %I', tenant);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION ${QUOTA_SCHEMA}.status(), ${QUOTA_SCHEMA}.remaining_user_slots(), ${QUOTA_SCHEMA}.ai_operations_today(), ${QUOTA_SCHEMA}.pre_ai_snapshots_today(), ${QUOTA_SCHEMA}.storage_read_only() TO %I', tenant);
+    END IF;
+    -- loomworks_snapshot.request counts pre_ai restore points (its owner role runs it).
+    IF EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = '${SNAPSHOT_OWNER_ROLE}') THEN
+        GRANT USAGE ON SCHEMA ${schema} TO ${quoteIdent(SNAPSHOT_OWNER_ROLE)};
+        GRANT EXECUTE ON FUNCTION ${schema}.take_pre_ai_snapshot() TO ${quoteIdent(SNAPSHOT_OWNER_ROLE)};
     END IF;
 END
 $grants$;
@@ -503,6 +726,8 @@ export interface QuotaLimitsRow {
   maxUsers: number;
   maxStorageBytes: number;
   maxAiOperationsDaily: number;
+  /** pre_ai restore points per UTC day: the tier's maxSnapshots (null: maxAiOperationsDaily applies). */
+  maxPreAiSnapshotsDaily: number | null;
 }
 
 const MAX_INT4 = 2_147_483_647;
@@ -523,6 +748,8 @@ export function quotaLimitsRow(v: QuotaLimitsInput): QuotaLimitsRow {
     maxUsers: countLimit("maxUsers", v.limits.maxUsers),
     maxStorageBytes: storageGbToBytes(v.limits.maxStorageGb),
     maxAiOperationsDaily: countLimit("maxAiOperationsDaily", v.limits.maxAiOperationsDaily),
+    maxPreAiSnapshotsDaily:
+      v.limits.maxSnapshots === undefined ? null : countLimit("maxSnapshots", v.limits.maxSnapshots),
   };
 }
 
@@ -533,6 +760,7 @@ function limitsJson(r: QuotaLimitsRow): Record<string, unknown> {
     max_users: r.maxUsers,
     max_storage_bytes: r.maxStorageBytes,
     max_ai_operations_daily: r.maxAiOperationsDaily,
+    max_pre_ai_snapshots_daily: r.maxPreAiSnapshotsDaily,
   };
 }
 
@@ -560,8 +788,10 @@ export async function writeQuotaLimits(db: Client, v: QuotaLimitsInput): Promise
       max_users: number;
       max_storage_bytes: string;
       max_ai_operations_daily: number;
+      max_pre_ai_snapshots_daily: number | null;
     }>(
-      `SELECT tenant, tier, max_users, max_storage_bytes::text AS max_storage_bytes, max_ai_operations_daily
+      `SELECT tenant, tier, max_users, max_storage_bytes::text AS max_storage_bytes, max_ai_operations_daily,
+              max_pre_ai_snapshots_daily
        FROM ${QUOTA_SCHEMA}.limits FOR UPDATE`,
     );
     const old = cur.rows[0];
@@ -571,6 +801,7 @@ export async function writeQuotaLimits(db: Client, v: QuotaLimitsInput): Promise
       maxUsers: old.max_users,
       maxStorageBytes: Number(old.max_storage_bytes),
       maxAiOperationsDaily: old.max_ai_operations_daily,
+      maxPreAiSnapshotsDaily: old.max_pre_ai_snapshots_daily,
     };
     const same =
       before !== undefined &&
@@ -578,20 +809,30 @@ export async function writeQuotaLimits(db: Client, v: QuotaLimitsInput): Promise
       before.tier === row.tier &&
       before.maxUsers === row.maxUsers &&
       before.maxStorageBytes === row.maxStorageBytes &&
-      before.maxAiOperationsDaily === row.maxAiOperationsDaily;
+      before.maxAiOperationsDaily === row.maxAiOperationsDaily &&
+      before.maxPreAiSnapshotsDaily === row.maxPreAiSnapshotsDaily;
     if (same) {
       await db.query("COMMIT");
       return { changed: false };
     }
     await db.query(
       `INSERT INTO ${QUOTA_SCHEMA}.limits AS l
-           (singleton, tenant, tier, max_users, max_storage_bytes, max_ai_operations_daily, updated_at)
-       VALUES (true, $1, $2, $3, $4, $5, clock_timestamp())
+           (singleton, tenant, tier, max_users, max_storage_bytes, max_ai_operations_daily,
+            max_pre_ai_snapshots_daily, updated_at)
+       VALUES (true, $1, $2, $3, $4, $5, $6, clock_timestamp())
        ON CONFLICT (singleton) DO UPDATE SET
            tenant = EXCLUDED.tenant, tier = EXCLUDED.tier, max_users = EXCLUDED.max_users,
            max_storage_bytes = EXCLUDED.max_storage_bytes,
-           max_ai_operations_daily = EXCLUDED.max_ai_operations_daily, updated_at = EXCLUDED.updated_at`,
-      [row.tenant, row.tier, row.maxUsers, row.maxStorageBytes, row.maxAiOperationsDaily],
+           max_ai_operations_daily = EXCLUDED.max_ai_operations_daily,
+           max_pre_ai_snapshots_daily = EXCLUDED.max_pre_ai_snapshots_daily, updated_at = EXCLUDED.updated_at`,
+      [
+        row.tenant,
+        row.tier,
+        row.maxUsers,
+        row.maxStorageBytes,
+        row.maxAiOperationsDaily,
+        row.maxPreAiSnapshotsDaily,
+      ],
     );
     await db.query(`INSERT INTO ${QUOTA_SCHEMA}.events (kind, detail) VALUES ('limits_changed', $1::jsonb)`, [
       JSON.stringify({ from: before ? limitsJson(before) : null, to: limitsJson(row) }),

@@ -2,13 +2,15 @@
  * The scheduled storage check (DESIGN.md §6): for every active tenant not under maintenance,
  * measure its storage, record it in `loomworks_quota.storage` and enforce the limit.
  *
- * Measure = `pg_database_size()` − the platform's undo log (every table in schema `loomworks_undo`
- * with its indexes and TOAST: the platform's data, not the tenant's) + the tenant's filestore
- * (`<filestoreRoot>/<database>`, apparent file sizes, hard links within it counted once).
+ * Measure = `pg_database_size()` (the undo log included: the tenant's writes grow it) + the tenant's
+ * filestore (`<filestoreRoot>/<database>`, apparent file sizes, hard links within it counted once).
+ * The undo log's size is recorded apart (`undo_log_bytes`) for people to read.
  *
  * States against `limits.max_storage_bytes`: `ok` below 80 %, `warning` from 80 %, `read_only` from
- * 100 %. Read-only = `ALTER DATABASE <db> SET default_transaction_read_only = on` plus
- * `loomworks.read_only_reason` (the clear text the ERP can show), then the database's other
+ * 100 %. Read-only = the platform's statement trigger on every tenant table refusing INSERT and
+ * UPDATE whatever the session's settings (loomworks_quota.apply_read_only; the tenant can neither
+ * drop, disable nor replace it) plus `ALTER DATABASE <db> SET default_transaction_read_only = on`
+ * and `loomworks.read_only_reason` (the clear text the ERP can show), then the database's other
  * sessions are terminated so they reconnect read-only. Back under 100 % (usage freed or the limit
  * raised) both settings are RESET and sessions terminated so they reconnect writable. The reason
  * setting marks the read-only state as the platform's: a `default_transaction_read_only` set by an
@@ -18,7 +20,9 @@
  * warning), `storage_ok` (warning → ok), `storage_read_only` (→ read_only; again, with `repaired`,
  * when the setting had been removed while still over the limit), `storage_writable` (read_only →
  * below 100 %). Each run converges; a crash at any point is finished by the next run. The job
- * connects as a superuser; its writes use READ WRITE transactions (the database may be read-only).
+ * connects as a superuser through withClient (the platform session: search_path, timeouts and
+ * read-only pinned at connection start, so no setting of the tenant's makes it fail); every name in
+ * its SQL is schema-qualified; its writes use READ WRITE transactions (the database may be read-only).
  */
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
@@ -35,7 +39,7 @@ export type StorageState = "ok" | "warning" | "read_only";
 export const DEFAULT_WARNING_PERCENT = 80;
 /** The custom setting carrying the read-only reason (database level). */
 export const READ_ONLY_REASON_SETTING = "loomworks.read_only_reason";
-/** Schema whose tables are the platform's undo log, not counted against the tenant. */
+/** Schema whose tables are the undo log (counted against the tenant; its size is also recorded apart). */
 export const UNDO_SCHEMA = "loomworks_undo";
 /** Advisory lock key (per tenant database, transaction level) serializing storage checks. */
 const CHECK_LOCK_KEY = 7_314_205_403;
@@ -163,7 +167,7 @@ export interface StorageCheckResult {
   databaseBytes?: number;
   filestoreBytes?: number;
   undoLogBytes?: number;
-  /** The measure: database − undo log + filestore. */
+  /** The measure: database (undo log included) + filestore. */
   bytes?: number;
   /** null: no limits written for this tenant. */
   maxBytes?: number | null;
@@ -175,6 +179,8 @@ export interface StorageCheckResult {
   /** The database's read-only settings were changed (and its other sessions terminated). */
   settingsChanged?: boolean;
   terminatedSessions?: number;
+  /** Tables the read-only trigger was put on or taken off by this run. */
+  readOnlyTriggersChanged?: number;
   /** Set when this tenant failed (checkStorage only; the others still ran). */
   error?: string;
 }
@@ -216,6 +222,35 @@ async function terminateSessions(db: Client, database: string): Promise<number> 
   return Number(r.rows[0]?.n ?? 0);
 }
 
+/** How often applyReadOnlyTriggers tries before giving up (sessions terminated between tries). */
+const READ_ONLY_ATTEMPTS = 3;
+
+/**
+ * Puts the platform's read-only trigger on every tenant table (or takes it off), in its own
+ * transaction. A tenant transaction holding a table's lock would make it wait: after lock_timeout
+ * the database's sessions are terminated and it tries again. Returns the tables changed.
+ */
+async function applyReadOnlyTriggers(db: Client, database: string, readOnly: boolean): Promise<number> {
+  const present = await db.query<{ ok: boolean }>(
+    `SELECT pg_catalog.to_regprocedure('${QUOTA_SCHEMA}.apply_read_only(boolean)') IS NOT NULL AS ok`,
+  );
+  if (!present.rows[0].ok) return 0;
+  for (let attempt = 1; ; attempt++) {
+    await db.query("BEGIN READ WRITE");
+    try {
+      await db.query("SET LOCAL lock_timeout = '5s'");
+      await db.query("SELECT pg_catalog.pg_advisory_xact_lock($1)", [CHECK_LOCK_KEY]);
+      const r = await db.query<{ n: number }>(`SELECT ${QUOTA_SCHEMA}.apply_read_only($1) AS n`, [readOnly]);
+      await db.query("COMMIT");
+      return r.rows[0].n;
+    } catch (err) {
+      await db.query("ROLLBACK").catch(() => undefined);
+      if ((err as { code?: string }).code !== "55P03" || attempt >= READ_ONLY_ATTEMPTS) throw err;
+      await terminateSessions(db, database);
+    }
+  }
+}
+
 /**
  * Checks one tenant: measures, records and enforces (see the module comment). Throws on failure
  * (the quota API missing, the database unreachable, ...).
@@ -253,7 +288,7 @@ export async function checkTenantStorage(
       );
       const databaseBytes = Number(sizes.rows[0].database_bytes);
       const undoLogBytes = Number(sizes.rows[0].undo_bytes);
-      const bytes = Math.max(databaseBytes - undoLogBytes, 0) + filestoreBytes;
+      const bytes = databaseBytes + filestoreBytes;
 
       const lim = await db.query<{ tenant: string; tier: string; max_storage_bytes: string }>(
         `SELECT tenant, tier, max_storage_bytes::text AS max_storage_bytes FROM ${QUOTA_SCHEMA}.limits`,
@@ -351,6 +386,7 @@ export async function checkTenantStorage(
       await db.query("ROLLBACK").catch(() => undefined);
       throw err;
     }
+    result.readOnlyTriggersChanged = await applyReadOnlyTriggers(db, database, result.state === "read_only");
     if (settingsChanged) {
       result.terminatedSessions = await terminateSessions(db, database);
       log(

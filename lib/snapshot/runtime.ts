@@ -28,7 +28,7 @@
  */
 import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
-import { TENANT_ROLE_SQL, inertOwnerRoleSql } from "../pg/ownerRole";
+import { SNAPSHOT_OWNER_ROLE, TENANT_ROLE_SQL, inertOwnerRoleSql } from "../pg/ownerRole";
 import type { PgBackRestTarget } from "../pg/pgbackrest";
 import { ensureRegistry, registryDsn, servedTenants } from "../tenant/registry";
 import { dsnWithDatabase } from "../tenant/sql";
@@ -45,9 +45,9 @@ import {
 } from "./snapshot";
 
 export const SNAPSHOT_API_SCHEMA = "loomworks_snapshot";
-/** NOLOGIN role owning the snapshot API in every tenant database. */
-export const SNAPSHOT_OWNER_ROLE = "loomworks_snapshot_owner";
-export const SNAPSHOT_API_VERSION = 1;
+export { SNAPSHOT_OWNER_ROLE };
+/** v2: pre_ai restore points counted per UTC day and limited (loomworks_quota.take_pre_ai_snapshot). */
+export const SNAPSHOT_API_VERSION = 2;
 /** Unsynced requests a tenant database may hold; `request` refuses more. */
 export const MAX_PENDING_REQUESTS = 1000;
 /** Longest note `request` accepts. */
@@ -115,6 +115,10 @@ BEGIN
     IF length(note) > ${MAX_NOTE_LENGTH} THEN
         RAISE EXCEPTION 'loomworks_snapshot.request: note longer than ${MAX_NOTE_LENGTH} characters'
             USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    -- Counted per UTC day against the tenant's limit (SQLSTATE LWS01 over it); no quota API: no limit.
+    IF to_regprocedure('loomworks_quota.take_pre_ai_snapshot()') IS NOT NULL THEN
+        PERFORM loomworks_quota.take_pre_ai_snapshot();
     END IF;
     IF (SELECT count(*) FROM ${schema}.requested) >= ${MAX_PENDING_REQUESTS} THEN
         RAISE EXCEPTION 'loomworks_snapshot.request: ${MAX_PENDING_REQUESTS} snapshot requests are waiting to be synced'

@@ -11,12 +11,16 @@
  * primary key changes; another refuses to drop or disable the platform's triggers (superusers
  * excepted). TRUNCATE inside an operation is refused (row triggers do not see it).
  *
- * Privileges: the tenant role (the database owner) may read both logs and append to the change log
- * (capture runs as the writing role: a SECURITY DEFINER trigger with a pinned search_path would cost
- * a GUC save/restore per row). The log guards against mistakes, not against the tenant's own
- * deliberate SQL: everything undo does runs with the caller's rights, so a forged log entry can do
- * nothing its author could not do directly. Operation rows are written only by SECURITY DEFINER
- * functions owned by the NOLOGIN guard owner role; the daily AI-operation counter
+ * Privileges (v3; docs/operations/security.md): the tenant role may read the logs and call the
+ * documented API; it cannot write any table of the schema. The log accepts rows only from the capture
+ * path: capture() is SECURITY DEFINER (owned by the NOLOGIN guard owner role, search_path pinned)
+ * and refuses to run from any trigger but the platform's capture trigger on a user table; the DDL
+ * guard refuses a tenant's trigger that calls a platform function or carries a platform trigger's
+ * name unless it is exactly what attach() makes. An undo refuses any planned row whose table is not
+ * a captured user table (LWN02), runs with the caller's rights (the operator's undo connects as the
+ * tenant), and is recorded as an undo only by close_undo(), which checks in the log that the rows
+ * were brought back. Internals that write (prune, attach_all) are the platform's only; the rest the
+ * tenant may reach only does what the documented API does. The daily AI-operation counter
  * (loomworks_quota.take_ai_operation) is not reachable by the tenant at all.
  *
  * `loomworks.operation` is set with set_config(..., is_local => true) by the public (SECURITY
@@ -28,7 +32,7 @@ import { quoteIdent } from "../pg/client";
 import { GUARD_OWNER_ROLE, TENANT_ROLE_SQL } from "../pg/ownerRole";
 
 export const UNDO_SCHEMA = "loomworks_undo";
-export const UNDO_API_VERSION = 2;
+export const UNDO_API_VERSION = 3;
 /** The setting holding the current transaction's operation id. */
 export const OPERATION_SETTING = "loomworks.operation";
 export const CAPTURE_TRIGGER = "loomworks_undo_capture";
@@ -56,6 +60,8 @@ export const DEFAULT_EXCLUDED_TABLES: readonly string[] = Object.freeze([
 export const UNDO_ERRORS = {
   /** The operation changed rows of a table without a primary key. */
   noPrimaryKey: "LWN01",
+  /** The operation's log names a table that is not a captured user table of the tenant. */
+  notCaptured: "LWN02",
   /** Unknown operation, already undone, ended, or of the wrong kind. */
   badOperation: "LWO01",
   /** An operation is already active in this transaction. */
@@ -74,7 +80,8 @@ const s = quoteIdent(UNDO_SCHEMA);
 const owner = quoteIdent(GUARD_OWNER_ROLE);
 const OP = OPERATION_SETTING;
 /** Definer functions: fixed search path (the caller's cannot redirect what they resolve). */
-const DEFINER = "SECURITY DEFINER SET search_path = pg_catalog, pg_temp";
+const PINNED = "SET search_path = pg_catalog, pg_temp";
+const DEFINER = `SECURITY DEFINER ${PINNED}`;
 
 /** Tables and indexes. Version-gated migrations go after this block as versions are added. */
 const tablesSql = (H: string): string => `
@@ -147,13 +154,21 @@ REVOKE ALL ON ALL TABLES IN SCHEMA ${s} FROM PUBLIC;
 
 /** Capture: trigger functions, attach/detach, event triggers. */
 const captureSql = (H: string): string => `
+-- SECURITY DEFINER: the tenant cannot write the log itself. Only the platform's trigger on a
+-- user table may call it (the DDL guard keeps other triggers from using it; this is the second line).
 CREATE OR REPLACE FUNCTION ${s}.capture() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql ${DEFINER} AS $fn$
 DECLARE
     j ${H}.hstore;
     o ${H}.hstore;
     k jsonb;
 BEGIN
+    IF TG_NAME <> '${CAPTURE_TRIGGER}' OR TG_LEVEL <> 'ROW' OR TG_WHEN <> 'AFTER'
+       OR TG_TABLE_SCHEMA LIKE 'pg\\_%' OR TG_TABLE_SCHEMA LIKE 'loomworks\\_%' OR TG_TABLE_SCHEMA = 'information_schema' THEN
+        RAISE EXCEPTION 'loomworks_undo.capture() is the platform''s capture trigger; % on %.% is not', TG_NAME,
+                TG_TABLE_SCHEMA, TG_TABLE_NAME
+            USING ERRCODE = 'LWG01';
+    END IF;
     -- hstore: every column's exact text form (SQL NULL distinct from JSON null, numeric scale, json
     -- text, array bounds all kept), and a quicker conversion than to_jsonb.
     IF TG_OP = 'DELETE' THEN
@@ -184,7 +199,7 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.refuse_truncate() RETURNS trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql ${PINNED} AS $fn$
 BEGIN
     RAISE EXCEPTION 'TRUNCATE of %.% inside AI operation % cannot be undone', TG_TABLE_SCHEMA, TG_TABLE_NAME,
             current_setting('${OP}')
@@ -246,7 +261,7 @@ $fn$;
 -- Puts capture on a table (or takes it off an excluded one); keeps the key arguments current.
 -- Runs with the caller's rights: the installer (superuser) or the role creating the table.
 CREATE OR REPLACE FUNCTION ${s}.attach(rel oid) RETURNS text
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql ${PINNED} AS $fn$
 DECLARE
     cols text[];
     want bytea;
@@ -288,7 +303,7 @@ END
 $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.detach(rel oid) RETURNS text
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql ${PINNED} AS $fn$
 DECLARE
     r record;
     n int := 0;
@@ -307,7 +322,7 @@ $fn$;
 
 -- Every user table: capture attached unless excluded. Returns counts per outcome.
 CREATE OR REPLACE FUNCTION ${s}.attach_all() RETURNS jsonb
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql ${PINNED} AS $fn$
 DECLARE
     rel oid;
     outcome text;
@@ -327,8 +342,43 @@ BEGIN
 END
 $fn$;
 
+-- A trigger is the platform's own, exactly as attach() makes it: the capture trigger (its key columns
+-- as arguments, its WHEN clause) or the TRUNCATE guard, enabled, on a user table not excluded.
+CREATE OR REPLACE FUNCTION ${s}.is_platform_trigger(trig oid) RETURNS boolean
+LANGUAGE sql STABLE ${DEFINER} AS $fn$
+    SELECT coalesce((
+        SELECT t.tgenabled = 'O' AND t.tgconstraint = 0 AND t.tgoldtable IS NULL AND t.tgnewtable IS NULL
+           AND cardinality(t.tgattr::int2[]) = 0
+           AND ${s}.is_user_table(t.tgrelid) AND NOT ${s}.is_excluded(t.tgrelid)
+           AND pg_get_triggerdef(t.oid) LIKE '% WHEN ((current_setting(''${OP}''::text, true) <> ''''::text)) EXECUTE FUNCTION %'
+           AND CASE t.tgname
+               WHEN '${CAPTURE_TRIGGER}' THEN
+                   -- AFTER ROW INSERT OR DELETE OR UPDATE, the key columns as arguments
+                   t.tgfoid = '${UNDO_SCHEMA}.capture()'::regprocedure AND t.tgtype = 29
+                   AND t.tgargs = (SELECT coalesce(string_agg(convert_to(c, 'UTF8') || '\\x00'::bytea, ''::bytea ORDER BY o), ''::bytea)
+                                   FROM unnest(${s}.primary_key_columns(t.tgrelid)) WITH ORDINALITY AS u(c, o))
+               WHEN '${TRUNCATE_TRIGGER}' THEN
+                   -- BEFORE TRUNCATE FOR EACH STATEMENT
+                   t.tgfoid = '${UNDO_SCHEMA}.refuse_truncate()'::regprocedure AND t.tgtype = 34 AND t.tgnargs = 0
+               ELSE false END
+        FROM pg_trigger t WHERE t.oid = trig), false)
+$fn$;
+
+-- Tables whose logged rows an undo may touch: user tables carrying the platform's capture trigger
+-- (a partition carries its parent's clone).
+CREATE OR REPLACE FUNCTION ${s}.is_captured(rel oid) RETURNS boolean
+LANGUAGE sql STABLE ${DEFINER} AS $fn$
+    SELECT EXISTS (
+        SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = rel AND c.relkind IN ('r', 'p') AND c.relpersistence = 'p'
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+          AND n.nspname NOT LIKE 'loomworks\\_%'
+          AND EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = '${CAPTURE_TRIGGER}'
+                      AND t.tgfoid = '${UNDO_SCHEMA}.capture()'::regprocedure AND t.tgenabled = 'O'))
+$fn$;
+
 CREATE OR REPLACE FUNCTION ${s}.on_ddl_end() RETURNS event_trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql ${PINNED} AS $fn$
 DECLARE
     r record;
     superuser boolean := (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user);
@@ -347,22 +397,29 @@ BEGIN
             PERFORM ${s}.attach(r.objid);
         END IF;
     END LOOP;
-    -- A renamed platform trigger would no longer be recognised as one (and could then be dropped).
-    IF NOT superuser AND EXISTS (
-        SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() d
-        JOIN pg_catalog.pg_trigger t ON t.oid = d.objid
-        JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
-        WHERE d.classid = 'pg_catalog.pg_trigger'::regclass AND n.nspname LIKE 'loomworks\\_%') THEN
-        RAISE EXCEPTION 'the platform''s triggers cannot be altered'
-            USING ERRCODE = 'LWG01',
-                  HINT = 'they capture AI operations for undo and enforce the tenant''s limits';
+    -- A trigger the tenant creates, replaces or renames that calls a platform function or carries a
+    -- platform trigger's name must be exactly the platform's (attach() running as the tenant passes).
+    IF NOT superuser THEN
+        FOR r IN SELECT t.oid, t.tgname, t.tgrelid FROM pg_catalog.pg_event_trigger_ddl_commands() d
+                 JOIN pg_catalog.pg_trigger t ON t.oid = d.objid
+                 JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+                 WHERE d.classid = 'pg_catalog.pg_trigger'::regclass
+                   AND (n.nspname LIKE 'loomworks\\_%' OR t.tgname LIKE 'loomworks\\_%')
+        LOOP
+            IF NOT ${s}.is_platform_trigger(r.oid) THEN
+                RAISE EXCEPTION 'trigger % on %: the platform''s triggers and trigger functions cannot be altered or reused',
+                        r.tgname, r.tgrelid::regclass
+                    USING ERRCODE = 'LWG01',
+                          HINT = 'they capture AI operations for undo and enforce the tenant''s limits';
+            END IF;
+        END LOOP;
     END IF;
 END
 $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.on_sql_drop() RETURNS event_trigger
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql ${PINNED} AS $fn$
 DECLARE
     r record;
 BEGIN
@@ -398,10 +455,12 @@ ALTER FUNCTION ${s}.detach(oid) OWNER TO ${owner};
 ALTER FUNCTION ${s}.attach_all() OWNER TO ${owner};
 ALTER FUNCTION ${s}.on_ddl_end() OWNER TO ${owner};
 ALTER FUNCTION ${s}.on_sql_drop() OWNER TO ${owner};
+ALTER FUNCTION ${s}.is_platform_trigger(oid) OWNER TO ${owner};
+ALTER FUNCTION ${s}.is_captured(oid) OWNER TO ${owner};
 
 DROP EVENT TRIGGER IF EXISTS loomworks_undo_ddl;
 CREATE EVENT TRIGGER loomworks_undo_ddl ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'ALTER TRIGGER')
+    WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE', 'CREATE TRIGGER', 'ALTER TRIGGER')
     EXECUTE FUNCTION ${s}.on_ddl_end();
 DROP EVENT TRIGGER IF EXISTS loomworks_guard_drop;
 CREATE EVENT TRIGGER loomworks_guard_drop ON sql_drop
@@ -411,13 +470,15 @@ CREATE EVENT TRIGGER loomworks_guard_drop ON sql_drop
 
 /** Operations: begin / use / end / list. */
 const operationsSql = (): string => `
--- Whether an operation is undone now: some undo of it is itself in effect (not undone).
+-- Whether an operation is undone now: some undo of it, closed (close_undo checked that it restored
+-- the rows), is itself in effect (not undone).
 CREATE OR REPLACE FUNCTION ${s}.undone_by(op uuid) RETURNS uuid
 LANGUAGE plpgsql STABLE ${DEFINER} AS $fn$
 DECLARE
     u uuid;
 BEGIN
-    FOR u IN SELECT id FROM ${s}.operation_log WHERE undoes = op AND kind = 'undo' ORDER BY started_at DESC LOOP
+    FOR u IN SELECT id FROM ${s}.operation_log WHERE undoes = op AND kind = 'undo' AND ended_at IS NOT NULL
+             ORDER BY started_at DESC LOOP
         IF ${s}.undone_by(u) IS NULL THEN
             RETURN u;
         END IF;
@@ -504,13 +565,18 @@ LANGUAGE sql STABLE ${DEFINER} AS $fn$
     FROM t
 $fn$;
 
+-- Ends an operation (end_operation). An undo is ended only by close_undo, after its check.
 CREATE OR REPLACE FUNCTION ${s}.finish_operation(op uuid) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE ${DEFINER} AS $fn$
 DECLARE
     totals jsonb;
+    k text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM ${s}.operation_log WHERE id = op) THEN
+    SELECT o.kind INTO k FROM ${s}.operation_log o WHERE o.id = op;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'operation % does not exist', op USING ERRCODE = 'LWO01';
+    ELSIF k = 'undo' AND NOT EXISTS (SELECT 1 FROM ${s}.operation_log o WHERE o.id = op AND o.ended_at IS NOT NULL) THEN
+        RAISE EXCEPTION 'operation % is an undo in progress; only undo_operation ends it', op USING ERRCODE = 'LWO01';
     END IF;
     totals := ${s}.change_summary(op);
     UPDATE ${s}.operation_log SET ended_at = coalesce(ended_at, clock_timestamp()), summary = totals WHERE id = op;
@@ -587,6 +653,9 @@ BEGIN
     WHERE coalesce(ended_at, started_at) < clock_timestamp() - older_than;
     DELETE FROM ${s}.change_log WHERE operation_id = ANY (gone);
     DELETE FROM ${s}.operation_log WHERE id = ANY (gone);
+    -- Rows under an id no operation has (the operation setting set by hand): nothing can undo them.
+    -- Rows of operations still open are not visible here (uncommitted) and are left alone.
+    DELETE FROM ${s}.change_log c WHERE NOT EXISTS (SELECT 1 FROM ${s}.operation_log o WHERE o.id = c.operation_id);
     RETURN cardinality(gone);
 END
 $fn$;
@@ -612,6 +681,10 @@ BEGIN
         RAISE EXCEPTION 'operation % is already undone (by operation %)', op, u
             USING ERRCODE = 'LWO01', HINT = format('undo operation %s to redo it', u);
     END IF;
+    IF r.kind = 'undo' AND r.ended_at IS NULL THEN
+        RAISE EXCEPTION 'operation % is an undo that never completed; it changed nothing that can be undone', op
+            USING ERRCODE = 'LWO01';
+    END IF;
     IF r.ended_at IS NULL THEN
         PERFORM ${s}.finish_operation(op);
     END IF;
@@ -620,6 +693,33 @@ BEGIN
 END
 $fn$;
 
+-- Per (table, key): the row before the operation and after it (NULL: no row), from its captured changes.
+CREATE OR REPLACE FUNCTION ${s}.net_changes(op uuid)
+RETURNS TABLE (table_oid oid, key jsonb, before ${H}.hstore, after ${H}.hstore)
+LANGUAGE sql STABLE ${DEFINER} AS $fn$
+    WITH ch AS (
+        SELECT c.id, c.table_oid, c.action, c.row_key, c.old_row, c.new_row,
+               CASE WHEN c.action = 'U' THEN
+                   (SELECT jsonb_object_agg(k, c.old_row OPERATOR(${H}.->) k) FROM jsonb_object_keys(c.row_key) AS k)
+               END AS old_key
+        FROM ${s}.change_log c
+        WHERE c.operation_id = op
+    ), ev AS (
+        SELECT ch.id, ch.table_oid, coalesce(ch.old_key, ch.row_key) AS key, ch.old_row AS before,
+               CASE WHEN ch.action = 'D' OR (ch.action = 'U' AND ch.old_key IS DISTINCT FROM ch.row_key) THEN NULL
+                    ELSE ch.new_row END AS after
+        FROM ch
+        UNION ALL
+        SELECT ch.id, ch.table_oid, ch.row_key, NULL, ch.new_row FROM ch
+        WHERE ch.action = 'U' AND ch.old_key IS DISTINCT FROM ch.row_key
+    )
+    SELECT ev.table_oid, ev.key,
+           (array_agg(ev.before ORDER BY ev.id))[1],
+           (array_agg(ev.after ORDER BY ev.id DESC))[1]
+    FROM ev GROUP BY ev.table_oid, ev.key
+$fn$;
+
+-- Starts recording an undo of op: an operation of kind 'undo', not in effect until close_undo.
 CREATE OR REPLACE FUNCTION ${s}.open_undo(op uuid) RETURNS uuid
 LANGUAGE plpgsql VOLATILE ${DEFINER} AS $fn$
 DECLARE
@@ -627,9 +727,43 @@ DECLARE
     target record;
 BEGIN
     SELECT * INTO target FROM ${s}.operation_log WHERE operation_log.id = op;
+    IF NOT FOUND OR target.ended_at IS NULL OR ${s}.undone_by(op) IS NOT NULL THEN
+        RAISE EXCEPTION 'operation % cannot be undone now', op USING ERRCODE = 'LWO01';
+    END IF;
     INSERT INTO ${s}.operation_log (id, session_id, kind, description, undoes)
     VALUES (id, target.session_id, 'undo', left(format('undo of %s', op), 2000), op);
     RETURN id;
+END
+$fn$;
+
+-- Completes an undo, from what capture recorded (the tenant cannot write the log): every row of
+-- the operation the undo changed is back in its state before the operation, and it changed at least
+-- one when there was anything to restore. Only then does the undo count (undone_by) and end.
+CREATE OR REPLACE FUNCTION ${s}.close_undo(undo_id uuid) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE ${DEFINER} AS $fn$
+DECLARE
+    u record;
+    restored bigint;
+    wrong bigint;
+    pending bigint;
+BEGIN
+    SELECT * INTO u FROM ${s}.operation_log o WHERE o.id = undo_id AND o.kind = 'undo' AND o.ended_at IS NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'operation % is not an undo in progress', undo_id USING ERRCODE = 'LWO01';
+    END IF;
+    SELECT count(*),
+           count(*) FILTER (WHERE NOT ((un.after IS NULL AND t.before IS NULL) OR coalesce(${s}.same_row(un.after, t.before), false)))
+      INTO restored, wrong
+    FROM ${s}.net_changes(undo_id) un JOIN ${s}.net_changes(u.undoes) t USING (table_oid, key);
+    SELECT count(*) INTO pending FROM ${s}.net_changes(u.undoes) t
+    WHERE NOT ((t.before IS NULL AND t.after IS NULL) OR coalesce(t.before OPERATOR(${H}.=) t.after, false));
+    IF wrong > 0 OR (restored = 0 AND pending > 0) THEN
+        RAISE EXCEPTION 'undo % of operation %: the recorded changes do not bring its rows back (% restored, % not as before)',
+                undo_id, u.undoes, restored - wrong, wrong
+            USING ERRCODE = 'LWX02';
+    END IF;
+    UPDATE ${s}.operation_log o SET ended_at = clock_timestamp() WHERE o.id = undo_id;
+    RETURN ${s}.finish_operation(undo_id);
 END
 $fn$;
 
@@ -657,7 +791,7 @@ $fn$;
 -- A row image as people read it: the columns with their types (jsonb columns as JSON, not text),
 -- only those the image has.
 CREATE OR REPLACE FUNCTION ${s}.shown(rel oid, image ${H}.hstore) RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $fn$
+LANGUAGE plpgsql STABLE ${PINNED} AS $fn$
 DECLARE
     typed jsonb;
 BEGIN
@@ -673,7 +807,7 @@ $fn$;
 
 -- A key as people read it: its columns with their types ({"id": 42}, not {"id": "42"}).
 CREATE OR REPLACE FUNCTION ${s}.shown_key(rel oid, row_key jsonb) RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $fn$
+LANGUAGE plpgsql STABLE ${PINNED} AS $fn$
 DECLARE
     typed jsonb;
 BEGIN
@@ -688,10 +822,12 @@ $fn$;
 
 CREATE OR REPLACE FUNCTION ${s}.undo_operation(operation_id text, on_conflict text DEFAULT 'abort', dry_run boolean DEFAULT false)
 RETURNS jsonb
+-- No pinned search_path: it runs as the caller, whose own triggers fire with the caller's settings.
 LANGUAGE plpgsql VOLATILE AS $fn$
 #variable_conflict use_variable
 DECLARE
     target uuid := ${s}.parse_operation_id(operation_id);
+    tables jsonb;
     last_change bigint;
     tbl record;
     fk record;
@@ -732,33 +868,12 @@ BEGIN
         current ${H}.hstore, present boolean, conflict text, later_ops uuid[], detail jsonb, apply text
     ) ON COMMIT DROP;
     INSERT INTO pg_temp.loomworks_undo_plan
-    WITH ch AS (
-        SELECT c.id, c.table_oid, c.action, c.row_key, c.old_row, c.new_row,
-               CASE WHEN c.action = 'U' THEN
-                   (SELECT jsonb_object_agg(k, c.old_row OPERATOR(${H}.->) k) FROM jsonb_object_keys(c.row_key) AS k)
-               END AS old_key
-        FROM ${s}.change_log c
-        WHERE c.operation_id = target
-    ), ev AS (
-        SELECT ch.id, ch.table_oid, coalesce(ch.old_key, ch.row_key) AS key, ch.old_row AS before,
-               CASE WHEN ch.action = 'D' OR (ch.action = 'U' AND ch.old_key IS DISTINCT FROM ch.row_key) THEN NULL
-                    ELSE ch.new_row END AS after
-        FROM ch
-        UNION ALL
-        SELECT ch.id, ch.table_oid, ch.row_key, NULL, ch.new_row FROM ch
-        WHERE ch.action = 'U' AND ch.old_key IS DISTINCT FROM ch.row_key
-    ), net AS (
-        SELECT ev.table_oid, ev.key,
-               (array_agg(ev.before ORDER BY ev.id))[1] AS before,
-               (array_agg(ev.after ORDER BY ev.id DESC))[1] AS after
-        FROM ev GROUP BY ev.table_oid, ev.key
-    )
     SELECT net.table_oid, net.key, net.before, net.after,
            CASE WHEN net.before IS NULL AND net.after IS NOT NULL THEN 'delete'
                 WHEN net.before IS NOT NULL AND net.after IS NULL THEN 'insert'
                 WHEN net.before IS NOT NULL AND NOT net.before OPERATOR(${H}.=) net.after THEN 'update' END AS action,
            NULL, false, NULL, NULL, NULL, NULL
-    FROM net;
+    FROM ${s}.net_changes(target) net;
     -- Rows without a key (a table without a primary key) all share the key NULL, so their changes
     -- net out against each other: keep them, for the check below to refuse the undo.
     DELETE FROM pg_temp.loomworks_undo_plan p WHERE p.action IS NULL AND p.key IS NOT NULL;
@@ -775,6 +890,13 @@ BEGIN
             RAISE EXCEPTION 'operation % changed rows of a table (oid %) that no longer exists; it cannot be undone row by row',
                     target, tbl.table_oid
                 USING ERRCODE = 'LWN01';
+        END IF;
+        -- Never a catalog, a platform table or anything the platform does not capture, whatever the log says.
+        IF NOT ${s}.is_captured(tbl.table_oid) THEN
+            RAISE EXCEPTION 'operation % names table %, which is not a captured user table of this tenant; nothing was changed',
+                    target, tbl.table_oid::regclass
+                USING ERRCODE = 'LWN02',
+                      HINT = 'an undo only restores rows of tables the platform captures';
         END IF;
         cols := ${s}.primary_key_columns(tbl.table_oid);
         IF tbl.nokey OR cardinality(cols) = 0 THEN
@@ -929,15 +1051,28 @@ BEGIN
            count(*) FILTER (WHERE p.apply = 'delete') AS del,
            count(*) AS total
       INTO counts FROM pg_temp.loomworks_undo_plan p;
+    -- Every table the undo touches, with what it does there (conflicting rows under "rows" only).
+    SELECT coalesce(jsonb_object_agg(t.name, jsonb_build_object('rows', t.total, 'inserted', t.ins, 'updated', t.upd,
+                                                                'deleted', t.del)), '{}')
+      INTO tables
+    FROM (SELECT regexp_replace(p.table_oid::regclass::text, '^public\\.', '') AS name, count(*) AS total,
+                 count(*) FILTER (WHERE p.apply = 'insert') AS ins,
+                 count(*) FILTER (WHERE p.apply IN ('update', 'overwrite')) AS upd,
+                 count(*) FILTER (WHERE p.apply = 'delete') AS del
+          FROM pg_temp.loomworks_undo_plan p GROUP BY 1) t;
     result := jsonb_build_object(
         'operation_id', target, 'applied', false, 'undo_operation_id', NULL, 'on_conflict', on_conflict,
-        'dry_run', dry_run, 'rows', counts.total,
+        'dry_run', dry_run, 'rows', counts.total, 'tables', tables,
         'restored', jsonb_build_object('inserted', counts.ins, 'updated', counts.upd, 'deleted', counts.del),
         'skipped', CASE WHEN on_conflict = 'skip' THEN n_conflicts ELSE 0 END,
         'conflicts', conflicts, 'later_operations', later,
         'confirmation_required', counts.total > 1);
     IF dry_run OR (n_conflicts > 0 AND on_conflict = 'abort') THEN
         RETURN result;
+    END IF;
+    IF counts.ins + counts.upd + counts.del = 0 AND n_conflicts > 0 THEN
+        RETURN result || jsonb_build_object('error', 'nothing to restore: every row conflicts',
+            'hint', 'the rows were changed since; on_conflict => ''force'' sets them back');
     END IF;
 
     -- Tables parents first (foreign keys among the tables involved; a cycle is broken arbitrarily
@@ -1066,7 +1201,7 @@ BEGIN
                     USING ERRCODE = 'LWX02';
             END IF;
         END LOOP;
-        PERFORM ${s}.finish_operation(undo_id);
+        PERFORM ${s}.close_undo(undo_id);
     EXCEPTION WHEN SQLSTATE 'LWX01' THEN
         PERFORM pg_catalog.set_config('${OP}', previous, true);
         RETURN result || jsonb_build_object('error', SQLERRM,
@@ -1077,6 +1212,45 @@ BEGIN
 END
 $fn$;
 `;
+
+/**
+ * What the tenant role may execute: the documented API, what it calls with the caller's rights, and
+ * what the DDL event triggers call when the tenant creates or alters a table. Everything else (prune,
+ * attach_all, ...) is the platform's.
+ */
+export const TENANT_FUNCTIONS: readonly string[] = Object.freeze([
+  // the API (docs/developer/undo-api.md)
+  "begin_operation",
+  "use_operation",
+  "end_operation",
+  "undo_operation",
+  "operations",
+  // called by it
+  "parse_operation_id",
+  "start_operation",
+  "check_usable",
+  "finish_operation",
+  "prepare_undo",
+  "net_changes",
+  "open_undo",
+  "close_undo",
+  "later_operations",
+  "same_row",
+  "shown",
+  "shown_key",
+  "primary_key_columns",
+  "column_list",
+  "key_builder",
+  "is_captured",
+  // the tenant's DDL (event triggers run as the tenant)
+  "attach",
+  "detach",
+  "is_user_table",
+  "is_excluded",
+  "is_platform_trigger",
+  "capture",
+  "refuse_truncate",
+]);
 
 /** Ownership and grants; the tenant role is the database owner. */
 const grantsSql = (): string => `
@@ -1105,12 +1279,15 @@ BEGIN
         RETURN;
     END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA ${UNDO_SCHEMA} TO %I', tenant);
-    EXECUTE format('GRANT SELECT ON ${UNDO_SCHEMA}.operation_log, ${UNDO_SCHEMA}.excluded_tables TO %I', tenant);
-    EXECUTE format('GRANT SELECT, INSERT ON ${UNDO_SCHEMA}.change_log TO %I', tenant);
-    FOR fn IN SELECT p.oid::regprocedure AS sig FROM pg_proc p WHERE p.pronamespace = '${UNDO_SCHEMA}'::regnamespace
+    -- Read only (v2 let the tenant append to the change log).
+    EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA ${UNDO_SCHEMA} FROM %I', tenant);
+    EXECUTE format('GRANT SELECT ON ${UNDO_SCHEMA}.operation_log, ${UNDO_SCHEMA}.change_log, ${UNDO_SCHEMA}.excluded_tables TO %I', tenant);
+    FOR fn IN SELECT p.oid::regprocedure AS sig, p.proname::text = ANY ('{${TENANT_FUNCTIONS.join(",")}}'::text[]) AS allowed
+              FROM pg_proc p WHERE p.pronamespace = '${UNDO_SCHEMA}'::regnamespace
               AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')
     LOOP
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', fn.sig, tenant);
+        EXECUTE format(CASE WHEN fn.allowed THEN 'GRANT EXECUTE ON FUNCTION %s TO %I' ELSE 'REVOKE ALL ON FUNCTION %s FROM %I' END,
+                       fn.sig, tenant);
     END LOOP;
 END
 $grants$;

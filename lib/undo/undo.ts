@@ -41,7 +41,9 @@ export interface UndoResult {
   skipped: number;
   conflicts: UndoConflict[];
   later_operations: string[];
-  /** More than one row: the ERP's undo button and the operator command ask first. */
+  /** Per table (schema-qualified unless in `public`): every table the undo touches, and what it does there. */
+  tables: Record<string, { rows: number; inserted: number; updated: number; deleted: number }>;
+  /** More than one row: the ERP's undo button asks first (the operator command asks for any row). */
   confirmation_required: boolean;
   /** Set when the undo was refused after planning (nothing changed). */
   error?: string;
@@ -124,12 +126,25 @@ export function needsConfirmation(plan: Pick<UndoResult, "rows">): boolean {
   return plan.rows > 1;
 }
 
-/** One line per table and action, then one per conflict: the plan as people read it. */
+/**
+ * The operator command's rule: it changes another party's data, so it asks before any change
+ * (`--yes` answers in advance).
+ */
+export function operatorMustConfirm(plan: Pick<UndoResult, "rows">): boolean {
+  return plan.rows > 0;
+}
+
+/** The totals, then one line per table, then one per conflict: the plan as people read it. */
 export function describePlan(plan: UndoResult): string[] {
   const lines = [
     `operation ${plan.operation_id}: ${plan.rows} row(s) to restore — ` +
       `${plan.restored.inserted} re-inserted, ${plan.restored.updated} restored, ${plan.restored.deleted} deleted`,
   ];
+  for (const [table, t] of Object.entries(plan.tables ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+    lines.push(
+      `  table ${table}: ${t.rows} row(s) — ${t.inserted} re-inserted, ${t.updated} restored, ${t.deleted} deleted`,
+    );
+  }
   for (const c of plan.conflicts) {
     const by = c.operations?.length
       ? `by operation(s) ${c.operations.join(", ")}`

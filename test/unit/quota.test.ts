@@ -87,7 +87,7 @@ describe("limits", () => {
     expect(() => storageGbToBytes(1e12)).toThrow("too large");
   });
 
-  it("quotaLimitsRow converts and validates; maxSnapshots is not stored here", () => {
+  it("quotaLimitsRow converts and validates; maxSnapshots is the daily pre_ai restore point limit", () => {
     expect(
       quotaLimitsRow({
         subdomain: "acme",
@@ -100,7 +100,15 @@ describe("limits", () => {
       maxUsers: 25,
       maxStorageBytes: 1_610_612_736,
       maxAiOperationsDaily: 1000,
+      maxPreAiSnapshotsDaily: 100,
     });
+    expect(
+      quotaLimitsRow({
+        subdomain: "acme",
+        tier: "pro",
+        limits: { maxUsers: 25, maxStorageGb: 1, maxAiOperationsDaily: 1000 },
+      }).maxPreAiSnapshotsDaily,
+    ).toBeNull();
     const v = {
       subdomain: "acme",
       tier: "pro",
@@ -191,28 +199,45 @@ describe("storage states", () => {
 describe("installation SQL", () => {
   const sql = quotaApiSql();
 
-  it("every function is SECURITY DEFINER with a safe search_path, owned by the guard role, not PUBLIC's", () => {
+  it("every function has a safe search_path and belongs to the guard role; SECURITY DEFINER unless it runs as the DDL's or the check's role", () => {
     const fns = [
-      ...sql.matchAll(/CREATE OR REPLACE FUNCTION "loomworks_quota"\.(\w+)\(\)\n([\s\S]*?)AS \$fn\$/g),
+      ...sql.matchAll(/CREATE OR REPLACE FUNCTION "loomworks_quota"\.(\w+)\(([^)]*)\)\n([\s\S]*?)AS \$fn\$/g),
     ];
     expect(fns.map((m) => m[1]).sort()).toEqual([
       "active_internal_users",
       "ai_operations_today",
+      "apply_read_only",
+      "count_today",
       "enforce_user_limit",
+      "next_in_day",
+      "on_ddl_end",
+      "pre_ai_snapshots_today",
+      "refuse_write",
       "remaining_user_slots",
       "status",
+      "storage_read_only",
       "take_ai_operation",
+      "take_pre_ai_snapshot",
     ]);
-    for (const [, name, header] of fns) {
-      expect(header, name).toContain("SECURITY DEFINER");
+    const invoker = new Set(["apply_read_only", "on_ddl_end"]);
+    for (const [, name, args, header] of fns) {
+      if (invoker.has(name)) expect(header, name).not.toContain("SECURITY DEFINER");
+      else expect(header, name).toContain("SECURITY DEFINER");
       expect(header, name).toContain("SET search_path = pg_catalog, pg_temp");
-      expect(sql).toContain(`ALTER FUNCTION "loomworks_quota".${name}() OWNER TO "loomworks_guard_owner";`);
-      expect(sql).toContain(`REVOKE ALL ON FUNCTION "loomworks_quota".${name}() FROM PUBLIC;`);
+      const types = args
+        .split(",")
+        .map((a) => a.trim().split(" ").slice(1).join(" "))
+        .filter(Boolean)
+        .join(", ");
+      expect(sql).toContain(
+        `ALTER FUNCTION "loomworks_quota".${name}(${types}) OWNER TO "loomworks_guard_owner";`,
+      );
+      expect(sql).toContain(`REVOKE ALL ON FUNCTION "loomworks_quota".${name}(${types}) FROM PUBLIC;`);
     }
     expect(sql).not.toMatch(/TO PUBLIC/i);
-    // the tenant may call the three read functions only
+    // the tenant may call the read functions only
     expect(sql).toContain(
-      "GRANT EXECUTE ON FUNCTION loomworks_quota.status(), loomworks_quota.remaining_user_slots(), loomworks_quota.ai_operations_today() TO %I",
+      "GRANT EXECUTE ON FUNCTION loomworks_quota.status(), loomworks_quota.remaining_user_slots(), loomworks_quota.ai_operations_today(), loomworks_quota.pre_ai_snapshots_today(), loomworks_quota.storage_read_only() TO %I",
     );
     expect(sql).toContain(`USING ERRCODE = '${USER_LIMIT_SQLSTATE}'`);
     expect(sql).toContain(`USING ERRCODE = '${AI_LIMIT_SQLSTATE}'`);
@@ -222,9 +247,14 @@ describe("installation SQL", () => {
   });
 
   it("is re-runnable: creates only when missing", () => {
-    expect(sql).not.toMatch(/CREATE (TABLE|SEQUENCE|SCHEMA|INDEX) (?!IF NOT EXISTS)/);
-    expect(sql).not.toMatch(/CREATE FUNCTION/);
-    expect(sql).not.toMatch(/DROP /);
+    // the event trigger's tag list names commands; it and the read-only triggers are replaced on purpose
+    const statements = sql
+      .replace(/WHEN TAG IN \([^)]*\)/g, "")
+      .replace("DROP EVENT TRIGGER IF EXISTS loomworks_quota_ddl;", "")
+      .replace("'DROP TRIGGER loomworks_quota_read_only ON %s'", "");
+    expect(statements).not.toMatch(/CREATE (TABLE|SEQUENCE|SCHEMA|INDEX) (?!IF NOT EXISTS)/);
+    expect(statements).not.toMatch(/CREATE FUNCTION/);
+    expect(statements).not.toMatch(/DROP /);
   });
 
   it("migrations run only on databases installed before their version", () => {
