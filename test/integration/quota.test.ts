@@ -218,14 +218,23 @@ describe("installation and privileges", () => {
       expect(owners.rows.map((r) => `${r.kind} ${r.name}`)).toEqual([
         "function active_internal_users",
         "function ai_operations_today",
+        "function apply_read_only",
+        "function count_today",
         "function enforce_user_limit",
+        "function next_in_day",
+        "function on_ddl_end",
+        "function pre_ai_snapshots_today",
+        "function refuse_write",
         "function remaining_user_slots",
         "function status",
+        "function storage_read_only",
         "function take_ai_operation",
+        "function take_pre_ai_snapshot",
         "relation ai_operations",
         "relation events",
         "relation events_id_seq",
         "relation limits",
+        "relation pre_ai_snapshots",
         "relation storage",
         "schema loomworks_quota",
       ]);
@@ -234,9 +243,16 @@ describe("installation and privileges", () => {
         "SELECT proname, prosecdef, proconfig FROM pg_proc WHERE pronamespace = $1::regnamespace",
         [QUOTA_SCHEMA],
       );
+      // SECURITY DEFINER, except what runs as the storage check (a superuser) or the tenant's own DDL
+      const invoker = new Set(["apply_read_only", "on_ddl_end"]);
+      const countsUsers = new Set(["active_internal_users", "enforce_user_limit"]);
       for (const f of definers.rows) {
-        expect(f.prosecdef, f.proname).toBe(true);
-        expect(f.proconfig, f.proname).toEqual(["search_path=pg_catalog, pg_temp"]);
+        expect(f.prosecdef, f.proname).toBe(!invoker.has(f.proname));
+        expect(f.proconfig, f.proname).toEqual(
+          countsUsers.has(f.proname)
+            ? ["search_path=pg_catalog, pg_temp", "row_security=off"]
+            : ["search_path=pg_catalog, pg_temp"],
+        );
       }
       const trigger = await db.query<{ tgname: string; tgenabled: string }>(
         "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'public.res_users'::regclass AND NOT tgisinternal",
@@ -280,10 +296,18 @@ describe("installation and privileges", () => {
       expect(r.rows).toEqual([
         { fn: "loomworks_quota.active_internal_users()", tenant: false, pub: false },
         { fn: "loomworks_quota.ai_operations_today()", tenant: true, pub: false },
+        { fn: "loomworks_quota.apply_read_only(boolean)", tenant: false, pub: false },
+        { fn: "loomworks_quota.count_today(regclass)", tenant: false, pub: false },
         { fn: "loomworks_quota.enforce_user_limit()", tenant: false, pub: false },
+        { fn: "loomworks_quota.next_in_day(regclass,bigint)", tenant: false, pub: false },
+        { fn: "loomworks_quota.on_ddl_end()", tenant: false, pub: false },
+        { fn: "loomworks_quota.pre_ai_snapshots_today()", tenant: true, pub: false },
+        { fn: "loomworks_quota.refuse_write()", tenant: false, pub: false },
         { fn: "loomworks_quota.remaining_user_slots()", tenant: true, pub: false },
         { fn: "loomworks_quota.status()", tenant: true, pub: false },
+        { fn: "loomworks_quota.storage_read_only()", tenant: true, pub: false },
         { fn: "loomworks_quota.take_ai_operation()", tenant: false, pub: false },
+        { fn: "loomworks_quota.take_pre_ai_snapshot()", tenant: false, pub: false },
       ]);
       const tables = await db.query<{ t: string; any: boolean }>(
         `SELECT c.relname AS t,
@@ -419,6 +443,7 @@ describe("limits", () => {
           max_users: 10,
           max_storage_bytes: 5 * GIB,
           max_ai_operations_daily: 100,
+          max_pre_ai_snapshots_daily: null,
         },
       },
       {
@@ -428,6 +453,7 @@ describe("limits", () => {
           max_users: 10,
           max_storage_bytes: 5 * GIB,
           max_ai_operations_daily: 100,
+          max_pre_ai_snapshots_daily: null,
         },
         to: {
           tenant: t.subdomain,
@@ -435,6 +461,7 @@ describe("limits", () => {
           max_users: 25,
           max_storage_bytes: GIB / 2,
           max_ai_operations_daily: 7,
+          max_pre_ai_snapshots_daily: null,
         },
       },
     ]);
@@ -721,8 +748,8 @@ describe("storage", () => {
     await fsp.link(path.join(dir, "ab", "f0"), path.join(dir, "ab", "f0-link"));
   });
 
-  it("measures database − undo log + filestore, records it, and stays ok under 80 %", async () => {
-    // a stand-in for the platform's undo log: not the tenant's data
+  it("measures database (undo log included) + filestore, records it, and stays ok under 80 %", async () => {
+    // a stand-in for the undo log: counted (the tenant's writes grow it), its size also shown apart
     await asAdmin(t, async (db) => {
       await db.query("CREATE SCHEMA IF NOT EXISTS loomworks_undo");
       await db.query(
@@ -732,7 +759,7 @@ describe("storage", () => {
     base = await checkOf(t);
     expect(base.filestoreBytes).toBe(files * fileBytes);
     expect(base.undoLogBytes).toBeGreaterThan(1_000_000);
-    expect(base.bytes).toBe((base.databaseBytes ?? 0) - (base.undoLogBytes ?? 0) + files * fileBytes);
+    expect(base.bytes).toBe((base.databaseBytes ?? 0) + files * fileBytes);
     expect(base).toMatchObject({ state: "ok", previousState: null, events: [], settingsChanged: false });
     await asAdmin(t, (db) => db.query("DROP TABLE loomworks_undo.quota_it_filler"));
     base = await checkOf(t);
@@ -816,7 +843,13 @@ describe("storage", () => {
       await c.query("SET default_transaction_read_only = off");
       await c.query(`ALTER DATABASE "${t.database}" RESET default_transaction_read_only`);
     });
-    await asTenant(t, (c) => addUser(c, "sneaked@x.example"));
+    const sneaked = await failure(
+      asTenant(t, async (c) => {
+        await c.query("SET default_transaction_read_only = off");
+        return addUser(c, "sneaked@x.example");
+      }),
+    );
+    expect(sneaked.code).toBe("25006");
     const r = await checkOf(t);
     expect(r).toMatchObject({ state: "read_only", events: ["storage_read_only"], settingsChanged: true });
     expect((await events(t, "storage_read_only")).at(-1)?.detail).toMatchObject({ repaired: true });
