@@ -20,7 +20,6 @@ import {
   type CommandIo,
 } from "../../lib/ops/commands";
 import { operatorAdminDsn, tenantDsnFromOutputs } from "../../lib/ops/connect";
-import { openStack } from "../automation/workspace";
 import type { OnConflict } from "../../lib/undo/undo";
 
 const USAGE = `usage:
@@ -76,6 +75,8 @@ function terminalIo(): CommandIo {
 /** The tenant's own DSN: LOOMWORKS_TENANT_DSN, else the stack's `tenants` output. */
 async function operatorTenantDsn(subdomain: string, stackName: string): Promise<string> {
   if (process.env.LOOMWORKS_TENANT_DSN) return process.env.LOOMWORKS_TENANT_DSN;
+  // Loaded only here: the Pulumi automation API is slow to load and the other commands need none.
+  const { openStack } = await import("../automation/workspace");
   const stack = await openStack({ stackName });
   return tenantDsnFromOutputs(await stack.outputs(), subdomain, stackName);
 }
