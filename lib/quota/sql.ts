@@ -466,7 +466,7 @@ BEGIN
         RETURN NULL; -- no limits written: no limit
     END IF;
     -- an AFTER trigger: the new row (and the rest of its statement) is visible and counted
-    IF (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = 'public.res_users'::regclass) THEN
+    IF (SELECT c.relrowsecurity FROM pg_class c WHERE c.oid = TG_RELID) THEN
         RAISE EXCEPTION 'user limit: res_users has row-level security enabled, so the platform cannot count the users; no user can be added'
             USING ERRCODE = '${USER_LIMIT_SQLSTATE}',
                   HINT = 'ALTER TABLE res_users DISABLE ROW LEVEL SECURITY (the ERP does not use it)';
@@ -591,8 +591,8 @@ BEGIN
     IF (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
         RETURN;
     END IF;
-    IF to_regclass('public.res_users') IS NOT NULL
-       AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = 'public.res_users'::regclass) THEN
+    -- to_regclass, not a cast: a database without res_users yet (a template being built) is fine
+    IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = to_regclass('public.res_users')) THEN
         RAISE EXCEPTION 'no table may inherit from res_users or be a partition of it'
             USING ERRCODE = '${USER_TABLE_INHERITANCE_SQLSTATE}',
                   HINT = 'its rows would be users the user limit (limits.maxUsers) never sees';
