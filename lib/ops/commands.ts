@@ -14,7 +14,7 @@
  * meanwhile), nothing is applied. The SQL refuses a planned row of a table that is not a captured
  * user table (LWN02), whatever the log says.
  */
-import type { Client } from "pg";
+import { Client } from "pg";
 import { withClient } from "../pg/client";
 import { readQuotaStatus } from "../quota/sql";
 import { registryDsn } from "../tenant/registry";
@@ -68,6 +68,24 @@ async function withTenant<T>(
 }
 
 /**
+ * A session as the tenant opens it: the tenant's own role, database and settings (not the
+ * platform's pinned ones: the undo runs with the tenant's rights only, and the tenant's triggers,
+ * fired by it, see the search path they were written for).
+ */
+async function withTenantSession<T>(tenantDsn: string, fn: (db: Client) => Promise<T>): Promise<T> {
+  const db = new Client({ connectionString: tenantDsn, application_name: "loomworks-ops-undo" });
+  db.on("error", () => {
+    /* reported through the pending query instead */
+  });
+  await db.connect();
+  try {
+    return await fn(db);
+  } finally {
+    await db.end().catch(() => undefined);
+  }
+}
+
+/**
  * Refuses a connection that is not the tenant's own kind of role: a superuser or a role bypassing
  * row-level security would lend its rights to the tenant's triggers.
  */
@@ -111,7 +129,7 @@ export async function undoCommand(
   opts: UndoCommandOptions,
   io: CommandIo,
 ): Promise<number> {
-  return withClient(tenantDsn, async (db) => {
+  return withTenantSession(tenantDsn, async (db) => {
     await assertTenantSession(db, subdomain);
     await db.query("BEGIN READ WRITE");
     let plan: UndoResult;

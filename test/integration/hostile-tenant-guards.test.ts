@@ -221,7 +221,7 @@ describe("forged undo log (item 3)", () => {
       );
     }
     expect(await roleIsSuper(t.roleName)).toBe(false);
-    const v = await asAdmin(t, (db) => db.query("SELECT v FROM x_uncaptured WHERE id = 1"));
+    const v = await asAdmin(t, (db) => db.query("SELECT v FROM public.x_uncaptured WHERE id = 1"));
     expect(v.rows).toEqual([{ v: "a" }]);
   });
 
@@ -239,7 +239,7 @@ describe("forged undo log (item 3)", () => {
     expect(code).toBe(UNDO_EXIT.declined);
     expect(io.asked).toHaveLength(1);
     expect(io.lines).toContain("  table res_partner: 1 row(s) — 0 re-inserted, 1 restored, 0 deleted");
-    const phone = await asAdmin(t, (db) => db.query("SELECT phone FROM res_partner WHERE id = 4"));
+    const phone = await asAdmin(t, (db) => db.query("SELECT phone FROM public.res_partner WHERE id = 4"));
     expect(phone.rows).toEqual([{ phone: "one" }]);
   });
 
@@ -319,7 +319,7 @@ describe("trojan triggers on the undo path (item 2)", () => {
       await undoCommand(tenantUrl(t), t.subdomain, op, { onConflict: "abort", dryRun: false, yes: true }, io),
     ).toBe(UNDO_EXIT.applied);
     const log = await asAdmin(t, (db) =>
-      db.query<{ who: string; super: boolean; outcome: string }>("SELECT * FROM x_trojan_log"),
+      db.query<{ who: string; super: boolean; outcome: string }>("SELECT * FROM public.x_trojan_log"),
     );
     expect(log.rows.length).toBeGreaterThan(0);
     for (const row of log.rows) {
@@ -365,7 +365,7 @@ describe("internals (item 4)", () => {
       await c.query("SELECT loomworks_undo.open_undo($1)", [op]);
       const mine = (await listOperations(c)).find((o) => o.id === op);
       expect(mine).toMatchObject({ undone: false, undone_by: null });
-      const phone = await c.query("SELECT phone FROM res_partner WHERE id = 4");
+      const phone = await c.query("SELECT phone FROM public.res_partner WHERE id = 4");
       expect(phone.rows).toEqual([{ phone: "kept" }]);
       // The real undo still works (and is recorded).
       const r = await c.query<{ r: { applied: boolean } }>("SELECT loomworks_undo.undo_operation($1) AS r", [
