@@ -26,9 +26,12 @@
  * EXECUTE on the three tenant-facing functions only: it cannot read or write the tables, call
  * take_ai_operation, or drop the schema (it owns neither). Every function is SECURITY DEFINER with
  * `search_path = pg_catalog, pg_temp` and qualifies every name, so a tenant cannot make it run code
- * of its own. Limitation, stated honestly: the tenant role owns `public.res_users` (Odoo must own
- * its tables), so it could drop or disable the trigger with DDL of its own; the guard stops the
- * ERP's normal operation from exceeding the limit, not a hostile owner of the table.
+ * of its own. The tenant role owns `public.res_users` (Odoo must own its tables); the DDL guards
+ * (loomworks_undo's, and loomworks_quota_ddl here) refuse dropping, disabling or replacing the
+ * platform's triggers, tables inheriting from res_users, and new permanent tables while read-only;
+ * the users are counted with row_security off. Read-only for storage is enforced by the platform's
+ * statement trigger on every table (apply_read_only), not only by the database default
+ * (v2; docs/operations/security.md).
  */
 import type { Client } from "pg";
 import { quoteIdent } from "../pg/client";
