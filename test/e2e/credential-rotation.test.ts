@@ -187,7 +187,14 @@ describe("credential rotation on a local stack", () => {
     await s.stack.preview({ color: "never", onEvent: collectOps(previewOps) });
     expect(notInPlace(previewOps)).toEqual([...PLATFORM_ROTATED].sort());
     expect(updated(previewOps)).toEqual(
-      expect.arrayContaining(["postgres-server", "erp-role", "erp-odoo-config", "erp-tenants", "acme", "globex"]),
+      expect.arrayContaining([
+        "postgres-server",
+        "erp-role",
+        "erp-odoo-config",
+        "erp-tenants",
+        "acme",
+        "globex",
+      ]),
     );
 
     const upOps = new Map<string, Set<string>>();
