@@ -150,21 +150,20 @@ describe("guards inside a tenant database on a local stack", () => {
     ]);
     expect(await state(db)).toEqual(edited);
 
-    // Through the operator command: plan shown, conflicts → exit 2 with abort; skip → exit 3.
+    // Through the operator command, which runs as the tenant (its DSN from the stack's outputs, or
+    // from LOOMWORKS_TENANT_DSN): plan shown, conflicts → exit 2 with abort; skip → exit 3.
     const env = { ...process.env, ...s.env };
     const refused = await run(
       process.execPath,
-      [cli, "undo", "mercer", aiOp, "--yes", "--state-dir", s.stateDir],
-      {
-        env,
-      },
+      [cli, "undo", "mercer", aiOp, "--yes", "--state-dir", s.stateDir, "--stack", s.stack.name],
+      { env },
     ).catch((e: { code: number; stdout: string }) => e);
     expect((refused as { code: number }).code).toBe(2);
     expect((refused as { stdout: string }).stdout).toMatch(/conflict: sale_order_line \{"id":\d+\} changed/);
     const skipped = await run(
       process.execPath,
       [cli, "undo", "mercer", aiOp, "--on-conflict", "skip", "--yes", "--state-dir", s.stateDir],
-      { env },
+      { env: { ...env, LOOMWORKS_TENANT_DSN: dsn } },
     ).catch((e: { code: number; stdout: string }) => e);
     expect((skipped as { code: number }).code).toBe(3);
 
