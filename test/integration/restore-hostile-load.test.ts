@@ -7,15 +7,24 @@
  * restore's short-lived load role, indexes and materialized views are built as the table's owner,
  * triggers do not fire during the load, and the load role is gone afterwards.
  */
+import { randomBytes } from "node:crypto";
+import { promises as fs } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import type { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 // The test's own sessions are plain ones (the tenant's, or ad-hoc admin SQL).
-import { withPlainClient } from "../../lib/pg/client";
+import { PLATFORM_SESSION_OPTIONS, withPlainClient } from "../../lib/pg/client";
+import { pgBin } from "../../lib/pg/cluster";
 import { clusterPaths } from "../../lib/pg/paths";
+import { cleanChildEnv } from "../../lib/pg/pgbackrest";
+import { CommandError, runCommand } from "../../lib/process/run";
 import { restoreTenant } from "../../lib/restore";
+import { createRestoreDatabase, databaseFacts, restoreDump } from "../../lib/restore/copy";
+import { createLoadRole, dropLoadRole } from "../../lib/restore/loadRole";
 import type { ScratchMethod } from "../../lib/restore/scratch";
 import { createTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnToPgEnv, dsnWithDatabase } from "../../lib/tenant/sql";
 import { fixtureTemplate, randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
 
 const pg = inject("pg");
@@ -203,4 +212,50 @@ describe("a restore of a tenant whose constraints, columns, indexes and views ca
       expect(rows.rows[0]).toEqual({ n: 3, gen: true });
     }, 600_000);
   }
+
+  it("a large database (pg_restore -j 2) is loaded the same way", async () => {
+    const id = randomBytes(4).toString("hex");
+    const copy = `${t.database}__restore_${id}`;
+    const dumpDir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), "loomworks-hostile-load-")), "dump");
+    try {
+      const env = cleanChildEnv({
+        ...dsnToPgEnv(dsnWithDatabase(ADMIN, t.database)),
+        PGOPTIONS: PLATFORM_SESSION_OPTIONS,
+      });
+      const args = ["-Fd", "-j", "2", "--no-sync", "-f", dumpDir];
+      const dumped = await runCommand(pgBin("pg_dump"), args, { env, cwd: "/", timeoutMs: 120_000 });
+      if (dumped.code !== 0) throw new CommandError(`pg_dump ${args.join(" ")}`, dumped);
+      await asAdmin("postgres", async (admin) => {
+        const facts = await databaseFacts(admin, t.database);
+        if (!facts) throw new Error(`no database ${t.database}`);
+        await createRestoreDatabase(admin, facts, copy);
+        const loadRole = await createLoadRole(admin, ADMIN, id, t.roleName, copy);
+        const loaded = await restoreDump(ADMIN, copy, dumpDir, {
+          jobs: 2,
+          sizeBytes: 2 ** 40,
+          tenantRole: t.roleName,
+          loadRole,
+        });
+        expect(loaded.mode).toBe("-j 2");
+        expect(loaded.tenantEntries).toBeGreaterThan(0);
+        await dropLoadRole(admin, ADMIN, id);
+      });
+      const loadRole = `loomworks_restore_${id}`;
+      const summaries = (await trapCalls(copy))
+        .filter((c) => c.db === copy)
+        .map(
+          (c) => `${c.kind} as ${c.current_role_name}${c.current_is_super ? " WITH SUPERUSER RIGHTS" : ""}`,
+        );
+      expect([...new Set(summaries)].sort()).toEqual([
+        `check as ${loadRole}`,
+        `domain as ${loadRole}`,
+        `generated as ${loadRole}`,
+        `index as ${t.roleName}`,
+        `matview as ${t.roleName}`,
+      ]);
+    } finally {
+      await asAdmin("postgres", (c) => c.query(`DROP DATABASE IF EXISTS "${copy}" WITH (FORCE)`));
+      await fs.rm(path.dirname(dumpDir), { recursive: true, force: true });
+    }
+  }, 300_000);
 });
