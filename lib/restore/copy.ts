@@ -4,6 +4,8 @@
  * and the filestore (hard links).
  */
 import { existsSync, promises as fs } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import type { Client } from "pg";
 import { pgBin } from "../pg/cluster";
 import { PLATFORM_SESSION_OPTIONS, quoteIdent, quoteLiteral } from "../pg/client";
@@ -11,6 +13,7 @@ import { cleanChildEnv } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
 import { linkTree } from "../fs/linkTree";
 import { dsnToPgEnv, dsnWithDatabase } from "../tenant/sql";
+import type { LoadRole } from "./loadRole";
 
 export interface DatabaseFacts {
   oid: number;
@@ -92,37 +95,100 @@ export async function createRestoreDatabase(
  */
 export const SINGLE_TRANSACTION_BELOW_BYTES = 256 * 1024 * 1024;
 
+/** The entries of a `pg_restore -l` listing, each with the owner it names last (none: ""). */
+export function listingEntries(listing: string): { line: string; owner: string }[] {
+  return listing
+    .split("\n")
+    .filter((line) => /^\d+; /.test(line))
+    .map((line) => {
+      // `<id>; <tableoid> <oid> <desc> <schema> <name> <owner>`: the owner is empty for BLOBS.
+      const fields = line.trimEnd().split(" ");
+      return { line, owner: fields.length >= 7 && !line.endsWith(" ") ? (fields.at(-1) as string) : "" };
+    });
+}
+
 /**
- * `pg_restore --exit-on-error` of a directory dump into `database` over the admin DSN: `-j <jobs>`
- * for large databases, `--single-transaction` for small ones. Commits are asynchronous: the copy
- * is worthless until the swap, whose synchronous commit flushes all WAL before it.
+ * The data entries of a dump split by who loads them: the tenant's (what its role owns, and
+ * ownerless BLOBS) for the load role; the rest (the platform's schemas in the tenant database,
+ * owned by the platform's NOLOGIN owner roles, whose constraints are the platform's code) for the
+ * superuser.
+ */
+export function splitByLoader(listing: string, tenantRole: string): { tenant: string[]; platform: string[] } {
+  const tenant: string[] = [];
+  const platform: string[] = [];
+  for (const e of listingEntries(listing)) {
+    (e.owner === tenantRole || e.owner === "" ? tenant : platform).push(e.line);
+  }
+  return { tenant, platform };
+}
+
+export interface RestoreDumpOptions {
+  jobs: number;
+  sizeBytes: number;
+  /** The tenant's role, owner of the rows the load role loads. */
+  tenantRole: string;
+  /** The restore's load role (lib/restore/loadRole.ts): the tenant's rows are loaded as it. */
+  loadRole: LoadRole;
+}
+
+/**
+ * `pg_restore --exit-on-error` of a directory dump into `database`, in three sections:
+ * pre-data (definitions) and post-data (indexes, constraints, triggers) over the admin DSN, and
+ * the data between them with the tenant's rows loaded by the restore's load role, so that the
+ * tenant's CHECK and domain constraints and generated columns never run with the platform's
+ * rights. `-j <jobs>` for large databases, `--single-transaction` (per section) for small ones.
+ * Commits are asynchronous: the copy is worthless until the swap, whose synchronous commit
+ * flushes all WAL before it.
  */
 export async function restoreDump(
   adminDsn: string,
   database: string,
   dumpDir: string,
-  opts: { jobs: number; sizeBytes: number },
-): Promise<{ mode: string }> {
-  const env = cleanChildEnv({
+  opts: RestoreDumpOptions,
+): Promise<{ mode: string; tenantEntries: number; platformEntries: number }> {
+  const adminEnv = cleanChildEnv({
     ...dsnToPgEnv(dsnWithDatabase(adminDsn, database)),
     PGOPTIONS: `${PLATFORM_SESSION_OPTIONS} -c synchronous_commit=off -c maintenance_work_mem=128MB`,
   });
+  const loadEnv = { ...adminEnv, PGUSER: opts.loadRole.name, PGPASSWORD: opts.loadRole.password };
   const mode =
     opts.sizeBytes < SINGLE_TRANSACTION_BELOW_BYTES || opts.jobs <= 1
       ? ["--single-transaction"]
       : ["-j", String(opts.jobs)];
-  const args = [
-    ...mode,
-    "--exit-on-error",
-    "--no-publications",
-    "--no-subscriptions",
-    "-d",
-    database,
-    dumpDir,
-  ];
-  const result = await runCommand(pgBin("pg_restore"), args, { env, cwd: "/", timeoutMs: 4 * 60 * 60_000 });
-  if (result.code !== 0) throw new CommandError(`pg_restore ${args.join(" ")}`, result);
-  return { mode: mode.join(" ") };
+  const pgRestore = async (env: NodeJS.ProcessEnv, args: string[]): Promise<string> => {
+    const result = await runCommand(pgBin("pg_restore"), args, { env, cwd: "/", timeoutMs: 4 * 60 * 60_000 });
+    if (result.code !== 0) throw new CommandError(`pg_restore ${args.join(" ")}`, result);
+    return result.stdout;
+  };
+  const load = (env: NodeJS.ProcessEnv, section: string, list?: string) =>
+    pgRestore(env, [
+      ...mode,
+      "--exit-on-error",
+      "--no-publications",
+      "--no-subscriptions",
+      `--section=${section}`,
+      ...(list ? ["-L", list] : []),
+      "-d",
+      database,
+      dumpDir,
+    ]);
+
+  await load(adminEnv, "pre-data");
+  const { tenant, platform } = splitByLoader(await pgRestore(adminEnv, ["-l", dumpDir]), opts.tenantRole);
+  const lists = await fs.mkdtemp(path.join(os.tmpdir(), "loomworks-restore-lists-"));
+  try {
+    const write = async (name: string, lines: string[]) => {
+      const file = path.join(lists, name);
+      await fs.writeFile(file, `${lines.join("\n")}\n`, { mode: 0o600 });
+      return file;
+    };
+    if (platform.length) await load(adminEnv, "data", await write("platform.list", platform));
+    if (tenant.length) await load(loadEnv, "data", await write("tenant.list", tenant));
+  } finally {
+    await fs.rm(lists, { recursive: true, force: true });
+  }
+  await load(adminEnv, "post-data");
+  return { mode: mode.join(" "), tenantEntries: tenant.length, platformEntries: platform.length };
 }
 
 /** GUCs whose value is a list of (quoted) items, written item by item (as pg_dump does). */

@@ -2,6 +2,6 @@
 export * from "./names";
 export * from "./target";
 export * from "./restore";
-export { databaseAclSummary, splitGucList, setClause, type FilestoreSources } from "./copy";
+export { databaseAclSummary, splitByLoader, splitGucList, setClause, type FilestoreSources } from "./copy";
 export { scratchProcesses, selectiveRestoreOptions, scratchSettings } from "./scratch";
 export * from "./provider";

@@ -7,16 +7,17 @@
  *   1. validate         resolve the target and backup set; switch WAL and wait until it is archived
  *   2. scratch-restore  selective pgBackRest restore into `<stateDir>/restore/<id>`, recover, promote
  *   3. verify           pg_amcheck, row counts of key tables
- *   4. copy             `<db>__restore_<id>` in the live cluster (pg_dump -Fd | pg_restore), every
- *                       sequence raised to its column's maximum and re-logged, settings, comment;
- *                       the filestore as hard links
+ *   4. copy             `<db>__restore_<id>` in the live cluster (pg_dump -Fd | pg_restore: the
+ *                       tenant's rows loaded by the restore's own load role, see ./loadRole.ts),
+ *                       every sequence raised to its column's maximum and re-logged, settings,
+ *                       comment; the filestore as hard links
  *   5. swap             503, connections off, ONE transaction renames `<db>` → `<db>__pre_<id>` and
  *                       the copy → `<db>`; privileges and filestore as before; connections back
  *   6. cleanup          scratch instance stopped and removed
  *
  * Crash safety: the swap's rename transaction is the commit point. {@link resumeOrRollback} finds
  * a `running` restore of the tenant and, from the catalog, either rolls it back (no `<db>__pre_<id>`
- * yet: scratch, copy and its filestore removed, the tenant untouched) or finishes it (privileges,
+ * yet: scratch, copy, its load role and filestore removed, the tenant untouched) or finishes it (privileges,
  * filestore, connections, cleanup). {@link restoreTenant} calls it first. A per-tenant advisory
  * lock (held on the registry connection, so it dies with the process) tells an interrupted
  * restore from one in progress.
@@ -41,6 +42,7 @@ import {
   swapFilestores,
   type FilestoreSources,
 } from "./copy";
+import { createLoadRole, dropLoadRole } from "./loadRole";
 import {
   newRestoreId,
   preRestoreDatabaseName,
@@ -501,6 +503,7 @@ async function rollback(
   rec: RestoreRecord,
   n: SwapNames,
   allowConnections: boolean,
+  adminDsn: string,
 ): Promise<void> {
   const scratch = scratchOf(rec);
   if (scratch) await removeScratch(scratch);
@@ -508,6 +511,7 @@ async function rollback(
     await admin.query(`ALTER DATABASE ${quoteIdent(n.restoreDb)} ALLOW_CONNECTIONS false`);
     await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(n.restoreDb)} WITH (FORCE)`);
   }
+  await dropLoadRole(admin, adminDsn, rec.id);
   await fs.rm(n.restoreFs, { recursive: true, force: true });
   // Interrupted inside the swap step (connections already off, not renamed yet): as before.
   if (rec.step === "swap" && (await databaseExists(admin, n.database))) {
@@ -522,7 +526,9 @@ async function finishAfterCommit(
   rec: RestoreRecord,
   n: SwapNames,
   allowConnections: boolean,
+  adminDsn: string,
 ): Promise<void> {
+  await dropLoadRole(admin, adminDsn, rec.id);
   await finishSwap(admin, reg, rec.subdomain, n, allowConnections, stateDirOf(rec));
   const scratch = scratchOf(rec);
   if (scratch) await removeScratch(scratch);
@@ -547,12 +553,12 @@ async function resumeLocked(
       log(
         `restore ${rec.id} of ${opts.subdomain} was interrupted after its swap (step ${rec.step}): finishing it`,
       );
-      await finishAfterCommit(admin, reg, rec, n, allow);
+      await finishAfterCommit(admin, reg, rec, n, allow, opts.adminDsn);
       await setState(reg, rec, "done");
       outcomes.push({ id: rec.id, action: "finished", record: rec });
     } else {
       log(`restore ${rec.id} of ${opts.subdomain} was interrupted at step ${rec.step}: rolling it back`);
-      await rollback(admin, reg, rec, n, allow);
+      await rollback(admin, reg, rec, n, allow, opts.adminDsn);
       await setState(reg, rec, "rolled_back", `interrupted at step ${rec.step ?? "(none)"}; rolled back`);
       outcomes.push({ id: rec.id, action: "rolled_back", record: rec });
     }
@@ -746,10 +752,22 @@ async function stepCopy(
         .rows[0].n,
     ),
   );
-  const { mode } = await timed(rec, "pgRestoreMs", () =>
-    restoreDump(opts.adminDsn, names.restoreDb, scratch.dumpDir, { jobs, sizeBytes }),
+  const { mode, tenantEntries, platformEntries } = await timed(rec, "pgRestoreMs", async () => {
+    const loadRole = await createLoadRole(admin, opts.adminDsn, rec.id, opts.roleName, names.restoreDb);
+    const loaded = await restoreDump(opts.adminDsn, names.restoreDb, scratch.dumpDir, {
+      jobs,
+      sizeBytes,
+      tenantRole: opts.roleName,
+      loadRole,
+    });
+    crashPoint("restore:copy-loaded");
+    await dropLoadRole(admin, opts.adminDsn, rec.id);
+    return loaded;
+  });
+  ctx.log(
+    `copied ${(sizeBytes / 1048576).toFixed(1)} MB (pg_restore ${mode}; ${tenantEntries} data entries loaded ` +
+      `as the restore's load role, ${platformEntries} of the platform's as the superuser)`,
   );
-  ctx.log(`copied ${(sizeBytes / 1048576).toFixed(1)} MB (pg_restore ${mode})`);
   await fs.rm(scratch.dumpDir, { recursive: true, force: true });
   // Before the database's own settings are copied onto it: they are the tenant's to choose.
   const sequences = await timed(rec, "sequencesMs", () =>
@@ -876,14 +894,14 @@ async function runRestore(
     try {
       if (await databaseExists(admin, ctx.names.preDb)) {
         ctx.log(`failed after the swap: finishing (${message.split("\n")[0]})`);
-        await finishAfterCommit(admin, reg, rec, ctx.names, allow);
+        await finishAfterCommit(admin, reg, rec, ctx.names, allow, opts.adminDsn);
         rec.timings.totalMs = Date.now() - started;
         await setState(reg, rec, "done", message);
         // The tenant is fully restored: what failed was only a finishing touch, now redone.
         return toResult(rec);
       } else {
         ctx.log(`failed: rolling back (${message.split("\n")[0]})`);
-        await rollback(admin, reg, rec, ctx.names, allow);
+        await rollback(admin, reg, rec, ctx.names, allow, opts.adminDsn);
         await setState(reg, rec, "failed", message);
       }
     } catch (cleanupErr) {

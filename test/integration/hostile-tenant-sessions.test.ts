@@ -58,6 +58,7 @@ const PLATFORM_SQL_SOURCES = [
   "lib/tenant/sql.ts",
   "lib/restore/restore.ts",
   "lib/restore/copy.ts",
+  "lib/restore/loadRole.ts",
 ];
 
 const tenantUrl = (s: TenantSpec): string =>

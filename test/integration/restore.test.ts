@@ -514,7 +514,23 @@ describe("targets outside the recovery window", () => {
 describe("crash at every step boundary, then resume", () => {
   afterAll(deleteCreatedTenants, 120_000);
 
-  const POINTS = ["validate", "scratch-restore", "verify", "copy", "swap", "swap-committed", "cleanup"];
+  const POINTS = [
+    "validate",
+    "scratch-restore",
+    "verify",
+    "copy",
+    "copy-loaded",
+    "swap",
+    "swap-committed",
+    "cleanup",
+  ];
+  /** The step a crash point lies in (the journal's `restores.step`). */
+  const STEP_OF: Record<string, string> = { "swap-committed": "swap", "copy-loaded": "copy" };
+  const loadRoles = (id: string) =>
+    admin(
+      async (c) =>
+        (await c.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [`loomworks_restore_${id}`])).rowCount,
+    );
 
   beforeAll(async () => {
     // The crash cases use the small template only: drop the fixture template first, so that the
@@ -565,7 +581,9 @@ describe("crash at every step boundary, then resume", () => {
       const crashed = await runChild(opts, point);
       expect(crashed.signal, crashed.out).toBe("SIGKILL");
       const [row] = await listRestores(ADMIN, t.subdomain);
-      expect(row).toMatchObject({ state: "running", step: point === "swap-committed" ? "swap" : point });
+      expect(row).toMatchObject({ state: "running", step: STEP_OF[point] ?? point });
+      // Killed while the copy's tenant rows were just loaded: its load role is still there.
+      if (point === "copy-loaded") expect(await loadRoles(row.id)).toBe(1);
 
       let result: RestoreResult;
       if (committed) {
@@ -580,6 +598,7 @@ describe("crash at every step boundary, then resume", () => {
         expect(await inDb(t.database, digests)).toEqual(current);
         expect(await dbNames(`${t.database}\\_\\_pre\\_%`)).toEqual([]);
         await expectNoLeftovers(t);
+        expect(await loadRoles(row.id)).toBe(0);
         result = await restoreTenant(opts);
         expect(result.state).toBe("done");
         expect(result.id).not.toBe(row.id);
@@ -587,6 +606,7 @@ describe("crash at every step boundary, then resume", () => {
       expect(await inDb(t.database, digests)).toEqual(atTarget);
       expect(await dbNames(`${t.database}\\_\\_pre\\_%`)).toEqual([`${t.database}__pre_${result.id}`]);
       await expectNoLeftovers(t);
+      expect(await loadRoles(result.id)).toBe(0);
       const connects = await withClient(
         tenantDsn(pg.host, pg.port, t.roleName, t.rolePassword, t.database),
         (c) => c.query("SELECT 1"),

@@ -29,6 +29,7 @@ import {
   scratchSettings,
   selectiveRestoreOptions,
   setClause,
+  splitByLoader,
   splitGucList,
   targetKind,
 } from "../../lib/restore";
@@ -258,6 +259,36 @@ describe("scratch instance", () => {
     expect(conf).toMatch(
       /^restore_command = '.*pgbackrest --config=\/s\/pgbackrest\/pgbackrest.conf --stanza=main --pg1-path=\/s\/restore\/0123abcd\/data --no-archive-async archive-get %f "%p"'$/m,
     );
+  });
+});
+
+describe("data load split", () => {
+  it("gives the load role what the tenant owns and the ownerless BLOBS, the superuser the platform's", () => {
+    const listing = [
+      ";",
+      "; Archive created at 2026-12-07 11:00:00 UTC",
+      "4001; 0 16500 TABLE DATA public res_partner ac-1",
+      "4002; 0 16501 TABLE DATA public my table postgres ac-1",
+      "4003; 0 16502 SEQUENCE SET public res_partner_id_seq ac-1",
+      "4004; 0 16600 TABLE DATA loomworks_undo change_log loomworks_guard_owner",
+      "4005; 0 16601 TABLE DATA loomworks_snapshot requests loomworks_snapshot_owner",
+      "4006; 0 0 BLOBS - BLOBS ",
+      "4007; 0 16503 TABLE DATA public ac-1 postgres",
+      "",
+    ].join("\n");
+    expect(splitByLoader(listing, "ac-1")).toEqual({
+      tenant: [
+        "4001; 0 16500 TABLE DATA public res_partner ac-1",
+        "4002; 0 16501 TABLE DATA public my table postgres ac-1",
+        "4003; 0 16502 SEQUENCE SET public res_partner_id_seq ac-1",
+        "4006; 0 0 BLOBS - BLOBS ",
+      ],
+      platform: [
+        "4004; 0 16600 TABLE DATA loomworks_undo change_log loomworks_guard_owner",
+        "4005; 0 16601 TABLE DATA loomworks_snapshot requests loomworks_snapshot_owner",
+        "4007; 0 16503 TABLE DATA public ac-1 postgres",
+      ],
+    });
   });
 });
 
