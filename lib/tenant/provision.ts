@@ -308,6 +308,8 @@ async function ensureDatabase(admin: Client, spec: TenantSpec, log: Log): Promis
     await terminateDatabaseSessions(admin, spec.template);
     try {
       await admin.query(createDatabaseFromTemplateSql(spec.database, spec.template));
+      // Nobody but its own role may connect, from the first moment (connect-grants converges it too).
+      await admin.query(`REVOKE ALL ON DATABASE ${quoteIdent(spec.database)} FROM PUBLIC`);
       log(`created database ${spec.database} from template ${spec.template}`);
       return true;
     } catch (err) {

@@ -27,6 +27,7 @@ import {
   prepareBuilder,
   prepareBuilderRole,
   retireBuilder,
+  retireLeftoverBuilder,
   templateFilestore,
   type BuilderRole,
   type TemplateBuilder,
@@ -307,6 +308,8 @@ export async function ensureTemplate(
   const db = quoteIdent(spec.database);
   return withClient(adminDsn, (admin) =>
     withTemplateLock(admin, spec.database, async () => {
+      // A build killed mid-way (no chance to retire its builder) leaves no role that can log in.
+      await retireLeftoverBuilder(admin, spec.database);
       const final = await dbRow(admin, spec.database);
       let rebuilt = false;
       if (!final || parseTemplateComment(final.comment) !== hash) {
@@ -319,6 +322,8 @@ export async function ensureTemplate(
           await admin.query(
             `CREATE DATABASE ${quoteIdent(building)} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'`,
           );
+          // template0 lets PUBLIC connect: no tenant may reach (or hold open) a template being built.
+          await admin.query(`REVOKE ALL ON DATABASE ${quoteIdent(building)} FROM PUBLIC`);
           await buildInto(admin, adminDsn, spec, building, log);
           // Marks the scratch copy complete: from here on a crash only needs the swap redone.
           await admin.query(`COMMENT ON DATABASE ${quoteIdent(building)} IS ${quoteLiteral(comment)}`);
@@ -426,14 +431,17 @@ export async function dropTemplate(
     withTemplateLock(admin, database, async () => {
       const final = await dbRow(admin, database);
       const liveHash = parseTemplateComment(final?.comment);
-      if (final && !(opts.onlyIfHash && liveHash && liveHash !== opts.onlyIfHash)) {
+      // A replacement built under the same name (another hash) keeps the database and its builder.
+      const replaced = final && opts.onlyIfHash && liveHash && liveHash !== opts.onlyIfHash;
+      if (!replaced && final) {
         await dropDatabase(admin, database);
         if (opts.filestoreRoot) await dropDir(templateFilestore(opts.filestoreRoot, database));
-        await dropBuilder(admin, database);
       }
       await dropDatabase(admin, database + BUILDING_SUFFIX);
       if (opts.filestoreRoot)
         await dropDir(templateFilestore(opts.filestoreRoot, database + BUILDING_SUFFIX));
+      // Last: the role may still own the building database.
+      if (!replaced) await dropBuilder(admin, database);
     }),
   );
 }

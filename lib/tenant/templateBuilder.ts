@@ -142,11 +142,22 @@ export async function retireBuilder(admin: Client, role: string): Promise<void> 
   );
 }
 
+/** Retires a template's builder role if it exists (under the template's build lock: no build runs). */
+export async function retireLeftoverBuilder(admin: Client, templateDatabase: string): Promise<void> {
+  const role = builderRoleName(templateDatabase);
+  const r = await admin.query<{ rolcanlogin: boolean }>(
+    "SELECT rolcanlogin FROM pg_roles WHERE rolname = $1",
+    [role],
+  );
+  if (r.rows[0]?.rolcanlogin) await retireBuilder(admin, role);
+}
+
 /** Drops the builder role of a template (with the template; no error when missing). */
 export async function dropBuilder(admin: Client, templateDatabase: string): Promise<void> {
   const role = builderRoleName(templateDatabase);
   const exists = await admin.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [role]);
   if (exists.rowCount === 0) return;
+  await retireBuilder(admin, role); // kept below when it still owns something: it cannot log in
   await admin.query(`REVOKE CONNECT ON DATABASE ${quoteIdent(NOTIFY_DATABASE)} FROM ${quoteIdent(role)}`);
   await admin.query(`DROP ROLE ${quoteIdent(role)}`).catch((err: { code?: string }) => {
     if (err.code !== "2BP01") throw err; // still owns objects somewhere: leave the (NOLOGIN) role
