@@ -11,4 +11,5 @@ cd "$repo"
 npx tsc -p tsconfig.test.json
 npx eslint .
 npx prettier --check . >/dev/null || { npx prettier --list-different .; exit 1; }
+npx vite-node scripts/check-links.ts
 npx vitest run --project unit --project integration --project e2e --project odoo "$@"

@@ -236,7 +236,7 @@ function requireTogether(v: Record<string, unknown>, keys: readonly string[], ct
   }
 }
 
-const DNS01_SCHEMAS: Record<Dns01Provider, z.ZodTypeAny> = {
+export const DNS01_SCHEMAS: Record<Dns01Provider, z.ZodTypeAny> = {
   cloudflare: providerMap("cloudflare", { apiTokenSecretRef: secretKeyRefSchema }),
   route53: providerMap(
     "route53",

@@ -1,6 +1,6 @@
 /**
  * Names of the temporary and kept databases (and filestore directories) of a point-in-time
- * restore. Pure; unit-tested in test/unit/restore-names.test.ts.
+ * restore. Pure; unit-tested in test/unit/restore.test.ts.
  *
  *  - `<db>__restore_<id8>`: the copy being filled in the live cluster (dropped on rollback);
  *  - `<db>__pre_<id8>`: the tenant's database as it was before the swap (kept).

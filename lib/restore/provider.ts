@@ -1,6 +1,6 @@
 /**
  * Pure helpers of the PitrRestore dynamic provider (input checks, diff, outputs), unit-tested in
- * test/unit/restore-provider.test.ts.
+ * test/unit/restore.test.ts ("PitrRestore provider helpers").
  */
 import * as path from "node:path";
 import type { RestoreResult } from "./restore";

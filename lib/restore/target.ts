@@ -1,6 +1,6 @@
 /**
  * Restore targets: parsing, the recovery window and the choice of backup set (pure, unit-tested in
- * test/unit/restore-target.test.ts), and {@link validateRestoreTarget}, the read-only check the
+ * test/unit/restore.test.ts), and {@link validateRestoreTarget}, the read-only check the
  * PitrRestore provider runs from `check()` so that `pulumi preview` fails before anything changes.
  *
  * Semantics of the targets:

@@ -1,0 +1,72 @@
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import * as path from "node:path";
+import { describe, expect, it } from "vitest";
+import { CONFIG_DESCRIPTIONS } from "../../infra/config/descriptions";
+import { configKeys, withConfigReference } from "../../infra/config/reference";
+import { repoRoot } from "../helpers/repo";
+
+const configurationMd = readFileSync(path.join(repoRoot, "docs/configuration.md"), "utf8");
+
+/** The rows of the Markdown table that follows `heading` (first cells, backticks removed). */
+function tableAfter(markdown: string, heading: string): string[] {
+  const start = markdown.indexOf(`\n${heading}\n`);
+  expect(start, `docs/configuration.md has a "${heading}" heading`).toBeGreaterThan(-1);
+  const rows: string[] = [];
+  let inTable = false;
+  for (const line of markdown.slice(start + heading.length + 2).split("\n")) {
+    if (line.startsWith("|")) inTable = true;
+    else if (inTable || line.startsWith("#")) break;
+    else continue;
+    const first = line.split("|")[1].trim();
+    if (!/^-+$/.test(first) && first !== "output" && first !== "function") rows.push(first.replace(/`/g, ""));
+  }
+  return rows;
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const full = path.join(dir, name);
+    return statSync(full).isDirectory() ? filesUnder(full) : [full];
+  });
+}
+
+describe("docs/configuration.md", () => {
+  it("holds the reference the schemas generate", async () => {
+    const file = path.join(repoRoot, "docs/configuration.md");
+    const message =
+      "docs/configuration.md differs from the schemas: run `npm run docs:config` and commit the result";
+    expect((await withConfigReference(configurationMd, file)) === configurationMd, message).toBe(true);
+  });
+
+  it("describes exactly the keys the schemas have", () => {
+    const keys = configKeys().flatMap(({ keys }) => keys.map((k) => k.path));
+    const described = Object.keys(CONFIG_DESCRIPTIONS);
+    expect(
+      keys.filter((k) => !described.includes(k)),
+      "keys without a description in infra/config/descriptions.ts",
+    ).toEqual([]);
+    expect(
+      described.filter((k) => !keys.includes(k)),
+      "descriptions of keys the schemas do not have",
+    ).toEqual([]);
+  });
+
+  it("lists every stack output the program exports", () => {
+    const program = readFileSync(path.join(repoRoot, "infra/index.ts"), "utf8");
+    const exported = [...program.matchAll(/^export const (\w+)/gm)].map((m) => m[1]).sort();
+    expect(tableAfter(configurationMd, "## Stack outputs").sort()).toEqual(exported);
+  });
+
+  it("documents SQL functions that the guards install with those signatures", () => {
+    const sources = filesUnder(path.join(repoRoot, "lib"))
+      .filter((f) => /\.(ts|sql)$/.test(f))
+      .map((f) => readFileSync(f, "utf8"))
+      .join("\n");
+    const functions = tableAfter(configurationMd, "## SQL API inside each tenant database");
+    expect(functions.length).toBeGreaterThan(5);
+    for (const signature of functions) {
+      const local = signature.slice(signature.indexOf(".") + 1);
+      expect(sources.includes(`.${local}`), `lib/ defines ${signature}`).toBe(true);
+    }
+  });
+});
