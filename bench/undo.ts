@@ -1,5 +1,6 @@
 /**
- * Benchmark: the cost of undo capture (DESIGN.md §5, lib/undo/sql.ts) on pgbench-style writes, and
+ * Benchmark: the cost of undo capture
+ * (docs/architecture.md#undo, lib/undo/sql.ts) on pgbench-style writes, and
  * undo of 10,000-row operations.
  *
  * In a throw-away cluster (own state directory in /tmp, own port; destroyed at the end; the project's

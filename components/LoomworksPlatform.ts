@@ -57,7 +57,10 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
   readonly snapshots: Record<string, pulumi.Output<SnapshotSummary>> = {};
   /** subdomain → the tenant's declared point-in-time restore. */
   readonly restores: Record<string, pulumi.Output<RestoreSummary>> = {};
-  /** `{ url, nginxConfig, odooConfig }` (CONFIG.md): the router's base URL and the rendered configuration. */
+  /**
+   * `{ url, nginxConfig, odooConfig }` (docs/configuration.md#stack-outputs): the router's base URL
+   * and the rendered configuration.
+   */
   router!: {
     url: pulumi.Output<string>;
     nginxConfig: pulumi.Output<string>;
@@ -242,7 +245,8 @@ export class LoomworksPlatform extends pulumi.ComponentResource {
   }
 
   /**
-   * The kubernetes target (DESIGN.md §7): PostgreSQL as a StatefulSet, the ERP workload, routing
+   * The kubernetes target
+   * (docs/architecture.md#kubernetes-and-docker): PostgreSQL as a StatefulSet, the ERP workload, routing
    * (Gateway API or Ingress, wildcard certificate through DNS-01), the scheduled jobs, monitoring,
    * and the tenant databases — provisioned by the same providers as on the local target, through
    * `kubernetes.postgres.adminEndpoint` (where this `pulumi up` reaches the server, e.g. a

@@ -38,7 +38,7 @@ export interface TenantArgs {
   restoreJob?: (db: TenantDatabase) => pulumi.Resource;
 }
 
-/** An entry of the `restores` stack output (CONFIG.md). */
+/** An entry of the `restores` stack output (docs/configuration.md#stack-outputs). */
 export interface RestoreSummary {
   id: string;
   target: Record<string, string>;

@@ -191,7 +191,10 @@ export const localRouterProvider: pulumi.dynamic.ResourceProvider<LocalRouterInp
   },
 };
 
-/** nginx in front of the ERP for every declared tenant (DESIGN.md §3, the local target). */
+/**
+ * nginx in front of the ERP for every declared tenant (the local target;
+ * docs/architecture.md#erp-and-routing).
+ */
 export class LocalRouter extends pulumi.dynamic.Resource {
   declare readonly url: pulumi.Output<string>;
   declare readonly nginxConfig: pulumi.Output<string>;

@@ -10,7 +10,8 @@ import * as pulumi from "@pulumi/pulumi";
  *    anything changes. An unchanged target is not re-validated (a restore done long ago may have
  *    left the window since).
  *  - create: restoreTenant — finishes or rolls back an interrupted restore of the tenant first, then
- *    the six steps of DESIGN.md §4, reported through pulumi.log per step with elapsed times.
+ *    the six steps of
+ * docs/architecture.md#snapshots-and-restore, reported through pulumi.log per step with elapsed times.
  *  - diff: `target` or `snapshotLsn` changed → replace (a new restore); any other input → an
  *    update that changes nothing.
  *  - read (refresh): the registry's `restores` row (its state).

@@ -169,7 +169,7 @@ export const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, S
   },
 };
 
-/** An entry of the `snapshots` stack output (CONFIG.md). */
+/** An entry of the `snapshots` stack output (docs/configuration.md#stack-outputs). */
 export interface SnapshotSummary {
   id: string;
   lsn: string;
@@ -220,7 +220,7 @@ export class Snapshot extends pulumi.dynamic.Resource {
     );
   }
 
-  /** The CONFIG.md `snapshots` output entry. */
+  /** The `snapshots` output entry (docs/configuration.md#stack-outputs). */
   summary(): pulumi.Output<SnapshotSummary> {
     return pulumi
       .all([this.id, this.lsn, this.walFile, this.createdAt, this.sizeBytes, this.backup, this.state])

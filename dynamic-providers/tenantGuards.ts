@@ -2,7 +2,8 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 
 /**
- * The guards inside one tenant database (DESIGN.md §5–6): undo capture and API, quota limits, the
+ * The guards inside one tenant database
+ * (docs/architecture.md#guards): undo capture and API, quota limits, the
  * user-limit trigger and the AI-operation counter (lib/guards/tenant.ts does the work).
  *
  *  - create/update: install or upgrade the APIs to `version`, set the exclusion list, attach capture

@@ -25,7 +25,8 @@ import {
 } from "./config";
 
 /**
- * The Docker target (DESIGN.md §7): one Docker host running the same images and configuration
+ * The Docker target
+ * (docs/architecture.md#kubernetes-and-docker): one Docker host running the same images and configuration
  * files as the other targets — PostgreSQL 15 with pgBackRest, Redis for sessions, the Loomworks ERP
  * image and nginx, on one network, with the named volumes odoo_data, postgres_data, wal_archive and
  * backups. Start order is health-gated: each container is created with `wait: true` (Pulumi waits

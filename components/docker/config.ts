@@ -19,7 +19,7 @@ import { renderRouterConfig, type RouterTenant } from "../../lib/router/config";
 /** Network aliases the containers reach each other by. */
 export const DOCKER_HOSTS = { postgres: "postgres", redis: "redis", erp: "erp", nginx: "nginx" } as const;
 
-/** Named volumes (DESIGN.md §7, issue 5), suffixes of `<prefix>_<name>`. */
+/** Named volumes (docs/architecture.md#kubernetes-and-docker, issue 5), suffixes of `<prefix>_<name>`. */
 export const DOCKER_VOLUMES = ["odoo_data", "postgres_data", "wal_archive", "backups"] as const;
 export type DockerVolumeName = (typeof DOCKER_VOLUMES)[number];
 

@@ -1,5 +1,6 @@
 /**
- * Monitoring of the Kubernetes target through the Prometheus operator (DESIGN.md §7): a
+ * Monitoring of the Kubernetes target through the Prometheus operator
+ * (docs/architecture.md#kubernetes-and-docker): a
  * ServiceMonitor for postgres_exporter (the `metrics` port of the headless Service `postgres`),
  * optionally a PodMonitor for the ERP pods, the PrometheusRule with the platform's alerts
  * (lib/monitoring/rules.ts, the same objects the promtool tests run against), and with the

@@ -1,5 +1,6 @@
 /**
- * The ERP on the Kubernetes target (DESIGN.md §7): the Loomworks image as a Deployment behind
+ * The ERP on the Kubernetes target
+ * (docs/architecture.md#kubernetes-and-docker): the Loomworks image as a Deployment behind
  * two ClusterIP Services (HTTP 8069, WebSocket/gevent 8072), its `odoo.conf`, its Secret, the
  * ReadWriteMany filestore, Redis for sessions (so any replica serves any user), a module-update
  * Job per image, autoscaling, a disruption budget and NetworkPolicies.

@@ -1,5 +1,6 @@
 /**
- * The platform's scheduled jobs on the Kubernetes target (DESIGN.md §7): one CronJob per job of
+ * The platform's scheduled jobs on the Kubernetes target
+ * (docs/architecture.md#kubernetes-and-docker): one CronJob per job of
  * the local target's scheduler (lib/backup/schedule-defaults.ts, same `platform.backups.schedule`
  * shape and defaults, UTC), each running `node bin/infra/ops/jobs.js <command>` in the ops image
  * (docker/ops/Dockerfile) with JSON logs.

@@ -1,5 +1,6 @@
 /**
- * PostgreSQL 15 on the Kubernetes target (DESIGN.md §7): one pod of a StatefulSet running the image
+ * PostgreSQL 15 on the Kubernetes target
+ * (docs/architecture.md#kubernetes-and-docker): one pod of a StatefulSet running the image
  * built from docker/postgres (PostgreSQL 15 + pgBackRest), its three volumes, its configuration
  * (rendered from the templates every target runs: postgresql.conf, pg_hba.conf and pg_ident.conf in
  * a ConfigMap; pgbackrest.conf, which carries the repository's passphrase, in the Secret), the

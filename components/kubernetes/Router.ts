@@ -1,5 +1,6 @@
 /**
- * Routing of the Kubernetes target (DESIGN.md §3): every tenant's host to the ERP, through the
+ * Routing of the Kubernetes target
+ * (docs/architecture.md#erp-and-routing): every tenant's host to the ERP, through the
  * Gateway API (default) or an Ingress (`routing: ingress`), with TLS from one wildcard
  * certificate issued by cert-manager through ACME DNS-01.
  *

@@ -1,5 +1,6 @@
 /**
- * The routing table of the Kubernetes target, generated from the declared tenants (DESIGN.md §3):
+ * The routing table of the Kubernetes target, generated from the declared tenants
+ * (docs/architecture.md#erp-and-routing):
  * every tenant host with where it goes — the ERP when the tenant is active, the 503 page when it
  * is suspended, archived or being restored. Hosts not in the table go to the 404 page. Pure: the
  * Gateway API and Ingress variants of KubernetesRouter both render from it.

@@ -1,5 +1,6 @@
 /**
- * `loomworks:platform.kubernetes`: settings of the Kubernetes target (DESIGN.md §3, §7) — where
+ * `loomworks:platform.kubernetes`: settings of the Kubernetes target
+ * (docs/architecture.md#kubernetes-and-docker) — where
  * the ERP runs (namespace, image, replicas, resources, filestore), how tenants are routed
  * (Gateway API or Ingress) and how the wildcard certificate is issued (cert-manager, ACME DNS-01).
  * Follows the conventions of schema.ts: every message states the rule, unknown keys are errors

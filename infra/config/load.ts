@@ -1,5 +1,6 @@
 /**
- * Reads and validates the stack configuration (namespace `loomworks`, CONFIG.md).
+ * Reads and validates the stack configuration (namespace `loomworks`,
+ * docs/configuration.md#stack-configuration).
  *
  * `parseStackConfig` is pure (no Pulumi engine, no I/O) and reports every problem at once in a
  * `ConfigError`, one problem per line:

@@ -1,7 +1,7 @@
 /**
  * Zod schemas and TypeScript types of the stack configuration (namespace `loomworks`, see
- * /work/shared/CONFIG.md). The schemas carry the rules; `load.ts` turns their issues into
- * messages naming the tenant (or section), the key and the rule.
+ * docs/configuration.md#stack-configuration). The schemas carry the rules; `load.ts` turns their
+ * issues into messages naming the tenant (or section), the key and the rule.
  *
  * Conventions shared by every schema here:
  * - Every issue message states the rule ("must be ..."); a missing required key reads

@@ -1,5 +1,5 @@
 /**
- * Subdomain rules (DESIGN.md §2). A tenant's subdomain is also the name of its PostgreSQL
+ * Subdomain rules (docs/architecture.md#tenants). A tenant's subdomain is also the name of its PostgreSQL
  * database, so the rules serve both DNS (an RFC 1123 label) and PostgreSQL (an identifier of
  * at most 63 bytes that must not clash with a system or platform database).
  */

@@ -1,5 +1,5 @@
 /**
- * Built-in tier limits (DESIGN.md §6) and their merge with the optional `loomworks:tiers`
+ * Built-in tier limits (docs/architecture.md#quotas) and their merge with the optional `loomworks:tiers`
  * overrides. Values ascend from tier to tier; a stack may override any subset of them.
  */
 import { LIMIT_KEYS, TIERS, type Limits, type Tier } from "./schema";

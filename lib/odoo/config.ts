@@ -1,5 +1,6 @@
 /**
- * `odoo.conf` for the ERP, from templates/odoo.conf.tmpl, for every target (DESIGN.md §3): one
+ * `odoo.conf` for the ERP, from templates/odoo.conf.tmpl, for every target
+ * (docs/architecture.md#erp-and-routing): one
  * database per tenant chosen from the host (`dbfilter = ^%d$`), behind a proxy (`proxy_mode`), no
  * database manager (`list_db = False`), a strong `admin_passwd`, WebSockets on the gevent port, the
  * ERP's own database role, and workers and memory limits sized from the CPU and memory given.

@@ -1,7 +1,7 @@
 /**
- * Tenant quotas inside each tenant database (DESIGN.md §6; CONFIG.md "SQL API inside each tenant
- * database"): the schema `loomworks_quota`, owned by the inert NOLOGIN role `loomworks_guard_owner`
- * (lib/pg/ownerRole.ts), holding
+ * Tenant quotas inside each tenant database (docs/architecture.md#quotas;
+ * docs/configuration.md#sql-api): the schema `loomworks_quota`, owned by the inert NOLOGIN role
+ * `loomworks_guard_owner` (lib/pg/ownerRole.ts), holding
  *
  *  - `limits`: one row, the tenant's effective limits, written by the platform ({@link writeQuotaLimits})
  *    on provisioning and on every `pulumi up` that changes them;
@@ -618,7 +618,8 @@ CREATE EVENT TRIGGER loomworks_quota_ddl ON ddl_command_end
                  'CREATE MATERIALIZED VIEW', 'REFRESH MATERIALIZED VIEW')
     EXECUTE FUNCTION ${QUOTA_SCHEMA}.on_ddl_end();
 
--- The tenant's view of its quotas (CONFIG.md). storage.bytes is the last check's measure; max_bytes
+-- The tenant's view of its quotas
+-- (docs/configuration.md#sql-api). storage.bytes is the last check's measure; max_bytes
 -- and percent use the current limit; read_only is the database's actual setting.
 CREATE OR REPLACE FUNCTION ${schema}.status()
 RETURNS jsonb
@@ -848,7 +849,7 @@ export async function writeQuotaLimits(db: Client, v: QuotaLimitsInput): Promise
   }
 }
 
-/** `loomworks_quota.status()` (CONFIG.md), typed. Limits are null while none are written. */
+/** `loomworks_quota.status()` (docs/configuration.md#sql-api), typed. Limits are null until written. */
 export interface QuotaStatus {
   tenant: string | null;
   tier: string | null;

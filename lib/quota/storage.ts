@@ -1,5 +1,5 @@
 /**
- * The scheduled storage check (DESIGN.md §6): for every active tenant not under maintenance,
+ * The scheduled storage check (docs/architecture.md#quotas): for every active tenant not under maintenance,
  * measure its storage, record it in `loomworks_quota.storage` and enforce the limit.
  *
  * Measure = `pg_database_size()` (the undo log included: the tenant's writes grow it) + the tenant's

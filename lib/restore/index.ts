@@ -1,4 +1,4 @@
-/** Point-in-time restore of one tenant in a shared cluster (DESIGN.md §4). */
+/** Point-in-time restore of one tenant in a shared cluster (docs/architecture.md#snapshots-and-restore). */
 export * from "./names";
 export * from "./target";
 export * from "./restore";

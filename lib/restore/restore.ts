@@ -1,5 +1,6 @@
 /**
- * Point-in-time restore of ONE tenant database in a shared cluster (DESIGN.md §4), as plain
+ * Point-in-time restore of ONE tenant database in a shared cluster
+ * (docs/architecture.md#snapshots-and-restore), as plain
  * functions the PitrRestore dynamic provider and the tests call.
  *
  * Steps, each journaled in the registry (`tenant_steps` as `restore:<id>:<step>`, and

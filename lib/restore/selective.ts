@@ -1,6 +1,7 @@
 /**
  * The selective scratch restore: the files the scratch instance needs, copied straight out of the
- * pgBackRest repository, so that step 2 of a restore (DESIGN.md §4) costs what the restored tenant
+ * pgBackRest repository, so that step 2 of a restore
+ * (docs/architecture.md#snapshots-and-restore) costs what the restored tenant
  * weighs instead of what the cluster weighs.
  *
  * `pgbackrest restore --db-include` writes every excluded database's files as zero-filled

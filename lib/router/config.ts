@@ -1,5 +1,6 @@
 /**
- * The local router's nginx configuration (DESIGN.md §3), rendered from templates/nginx/: a
+ * The local router's nginx configuration
+ * (docs/architecture.md#erp-and-routing), rendered from templates/nginx/: a
  * `map $host` from every declared tenant host to the database it serves (the tenant's subdomain;
  * `<sub>--preview` for its preview host) and a second one to the tenant's routing class. Active tenants are proxied (`/` to the ERP's HTTP port, `/websocket` to
  * its gevent port); suspended and archived tenants, and tenants under maintenance (a flag file,

@@ -1,5 +1,6 @@
 /**
- * The local target's router (DESIGN.md §3): nginx in front of the ERP, configured from the
+ * The local target's router
+ * (docs/architecture.md#erp-and-routing): nginx in front of the ERP, configured from the
  * declared tenants. config.ts renders, nginx.ts checks, loads and runs it, maintenance.ts
  * switches single tenants to the 503 page without a reload. dynamic-providers/localRouter.ts is
  * the Pulumi lifecycle over these.

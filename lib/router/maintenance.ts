@@ -1,5 +1,6 @@
 /**
- * Per-database maintenance switch of the local router, for a restore in progress (DESIGN.md §4,
+ * Per-database maintenance switch of the local router, for a restore in progress
+ * (docs/architecture.md#snapshots-and-restore,
  * step 5): while `<stateDir>/router/maintenance/<database>` exists, every request for the host
  * serving that database gets the 503 page. A tenant's database is its subdomain, so
  * `setRouterMaintenance(stateDir, "acme", true)` takes `acme.<domain>` offline; its preview host

@@ -1,5 +1,6 @@
 /**
- * Runtime snapshots (DESIGN.md §4): `auto` snapshots taken by a scheduled job, `pre_ai` snapshots
+ * Runtime snapshots
+ * (docs/architecture.md#snapshots-and-restore): `auto` snapshots taken by a scheduled job, `pre_ai` snapshots
  * requested from inside a tenant database before a destructive AI operation, and their retention.
  *
  * `pre_ai` from the tenant database: the tenant database cannot write into the registry database,

@@ -1,5 +1,6 @@
 /**
- * Snapshots of one tenant (DESIGN.md §4): a named PostgreSQL restore point with its LSN and WAL
+ * Snapshots of one tenant
+ * (docs/architecture.md#snapshots-and-restore): a named PostgreSQL restore point with its LSN and WAL
  * file, the time, the tenant's size, the backup set a restore to it starts from, and a hard-link
  * copy of the tenant's filestore. Recorded in the registry table `snapshots` (loomworks_mgmt).
  *

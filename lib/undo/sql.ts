@@ -1,5 +1,5 @@
 /**
- * The undo API inside each tenant database (DESIGN.md §5, CONFIG.md "SQL API"): schema
+ * The undo API inside each tenant database (docs/architecture.md#undo, docs/configuration.md#sql-api): schema
  * `loomworks_undo`, installed by lib/guards/install.ts.
  *
  * Capture: an AFTER ROW trigger `loomworks_undo_capture` on every user table, with

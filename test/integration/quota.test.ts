@@ -355,7 +355,7 @@ describe("installation and privileges", () => {
 });
 
 describe("status()", () => {
-  it("reports users, storage and AI operations as CONFIG.md describes", async () => {
+  it("reports users, storage and AI operations as docs/configuration.md describes", async () => {
     const t = await newTenant({ maxUsers: 4, maxStorageGb: 5, maxAiOperationsDaily: 100 });
     const before = await asTenant(t, readQuotaStatus);
     const resetsAt = aiResetTime(new Date()).toISOString().replace(".000Z", "Z");

@@ -62,7 +62,7 @@ describe("docs/configuration.md", () => {
       .filter((f) => /\.(ts|sql)$/.test(f))
       .map((f) => readFileSync(f, "utf8"))
       .join("\n");
-    const functions = tableAfter(configurationMd, "## SQL API inside each tenant database");
+    const functions = tableAfter(configurationMd, "## SQL API");
     expect(functions.length).toBeGreaterThan(5);
     for (const signature of functions) {
       const local = signature.slice(signature.indexOf(".") + 1);

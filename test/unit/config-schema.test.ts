@@ -88,7 +88,7 @@ describe("parseStackConfig: defaults", () => {
     expect("dbServer" in acme).toBe(false);
   });
 
-  it("parses the CONFIG.md example", () => {
+  it("parses the docs/configuration.md example", () => {
     const config = parseStackConfig({
       platform: {
         target: "local",
