@@ -1,7 +1,9 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import * as path from "node:path";
+import { load as loadYaml } from "js-yaml";
 import { describe, expect, it } from "vitest";
 import { CONFIG_DESCRIPTIONS } from "../../infra/config/descriptions";
+import { parseStackConfig } from "../../infra/config/load";
 import { configKeys, withConfigReference } from "../../infra/config/reference";
 import { repoRoot } from "../helpers/repo";
 
@@ -49,6 +51,17 @@ describe("docs/configuration.md", () => {
       described.filter((k) => !keys.includes(k)),
       "descriptions of keys the schemas do not have",
     ).toEqual([]);
+  });
+
+  it("shows an example stack file that the schemas accept", () => {
+    const example = /\n## Stack configuration\n[\s\S]*?```yaml\n([\s\S]*?)```/.exec(configurationMd)?.[1];
+    const { config } = loadYaml(example ?? "") as { config: Record<string, unknown> };
+    const parsed = parseStackConfig({
+      platform: config["loomworks:platform"],
+      tiers: config["loomworks:tiers"],
+      tenants: config["loomworks:tenants"],
+    });
+    expect(parsed.tenants.map((t) => t.subdomain)).toEqual(["acme"]);
   });
 
   it("lists every stack output the program exports", () => {
