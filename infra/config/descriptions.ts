@@ -14,7 +14,8 @@ const LIMITS = {
   maxUsers: "Active internal ERP users (`res_users`: active and not share); a trigger refuses one more.",
   maxStorageGb: "Database size plus filestore; warning at 80 %, read-only at 100 % (scheduled check).",
   maxAiOperationsDaily: "AI operations (`begin_operation` calls) per UTC day.",
-  maxSnapshots: "Snapshots kept: declared ones (checked at preview) and runtime ones (retention).",
+  maxSnapshots:
+    "Declared snapshots allowed (checked at preview); runtime snapshots beyond it are pruned, oldest first.",
 };
 
 const SECRET_REF = {

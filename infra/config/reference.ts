@@ -7,6 +7,7 @@
 import { z } from "zod";
 import {
   DEFAULT_TEMPLATE,
+  LIMIT_KEYS,
   RULES,
   TIERS,
   limitOverridesSchema,
@@ -149,8 +150,8 @@ function walk(schema: z.ZodTypeAny, prefix: string, rows: KeyReference[], isRoot
       false,
     );
   } else if (prefix.endsWith(".tls.dns01")) {
-    const provider = `${prefix}.provider`;
-    rows.push({ path: provider, default: "required", rule: CODED_RULES[provider] });
+    const providerKey = `${prefix}.provider`;
+    rows.push({ path: providerKey, default: "required", rule: CODED_RULES[providerKey] });
     for (const provider of DNS01_PROVIDERS) {
       const providerRows: KeyReference[] = [];
       walk(DNS01_SCHEMAS[provider], `${prefix}[${provider}]`, providerRows, true);
@@ -183,28 +184,29 @@ function table(keys: readonly KeyReference[], prefix: string): string {
 }
 
 function tierTable(): string {
-  const limits = Object.keys(DEFAULT_TIER_LIMITS.basic);
-  const lines = [`| tier | ${limits.join(" | ")} |`, `| --- |${limits.map(() => " --- |").join("")}`];
+  const lines = [`| tier | ${LIMIT_KEYS.join(" | ")} |`, `| --- |${LIMIT_KEYS.map(() => " --- |").join("")}`];
   for (const tier of TIERS) {
-    const values = DEFAULT_TIER_LIMITS[tier] as unknown as Record<string, number>;
-    lines.push(`| \`${tier}\` | ${limits.map((k) => String(values[k])).join(" | ")} |`);
+    lines.push(
+      `| \`${tier}\` | ${LIMIT_KEYS.map((k) => String(DEFAULT_TIER_LIMITS[tier][k])).join(" | ")} |`,
+    );
   }
   return lines.join("\n");
 }
 
 function subdomainRules(): string {
-  const rules = Object.values(SUBDOMAIN_RULES).map((r) => `- ${r}`);
+  const { notString: _notString, reserved: _reserved, ...rules } = SUBDOMAIN_RULES;
   const reserved = [...RESERVED_SUBDOMAINS].map((n) => `\`${n}\``).join(", ");
-  return [...rules, `- reserved names: ${reserved}`, "- unique (a YAML map has each key once)"].join("\n");
+  return [
+    ...Object.values(rules).map((r) => `- ${r}`),
+    `- must not be a reserved name: ${reserved}`,
+    "- is unique (a YAML map has each key once)",
+  ].join("\n");
 }
 
 /** The generated part of docs/configuration.md (between the markers). */
 export function renderConfigReference(): string {
-  const tierKeys = Object.keys(
-    unwrap(tierOverridesSchema).base instanceof z.ZodObject
-      ? (unwrap(tierOverridesSchema).base as z.AnyZodObject).shape
-      : {},
-  );
+  const tiersMap = unwrap(tierOverridesSchema).base;
+  const tierKeys = tiersMap instanceof z.ZodObject ? Object.keys(tiersMap.shape as z.ZodRawShape) : [];
   if (tierKeys.join() !== TIERS.join())
     throw new Error(`loomworks:tiers keys ${tierKeys.join()} are not the tiers ${TIERS.join()}`);
   const parts: string[] = [];
