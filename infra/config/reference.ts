@@ -34,7 +34,7 @@ export interface KeyReference {
 
 /** A table of the reference: the keys under one stack section. */
 interface Section {
-  /** Heading and key prefix, e.g. `platform.kubernetes`. */
+  /** The heading, e.g. `platform.kubernetes` (GitHub's anchor: `#platformkubernetes`). */
   title: string;
   /** Prefix of the rows' paths. */
   prefix: string;
