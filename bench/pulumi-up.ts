@@ -50,7 +50,7 @@ import {
 } from "./common";
 
 const FIXTURE_DUMP = path.join(REPO_ROOT, "test", "fixtures", "odoo-shaped", "template.sql");
-/** What components/LoomworksPlatform.ts names the `default` template's database. */
+/** What components/platform/templates.ts names the `default` template's database. */
 const TEMPLATE_DB = "loomworks_template_default";
 const CONCURRENCY = 10;
 

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { Limits, TenantConfig } from "../infra/config/schema";
+import type { Limits, RestoreTarget, TenantConfig } from "../infra/config/schema";
 import { RandomSecret, rotationKeepers } from "../dynamic-providers/randomSecret";
 import { PitrRestore } from "../dynamic-providers/pitrRestore";
 import { Snapshot, type SnapshotSummary } from "../dynamic-providers/snapshot";
@@ -8,6 +8,7 @@ export type { SnapshotSummary };
 import { TenantDatabase } from "../dynamic-providers/tenantDatabase";
 import { TenantGuards } from "../dynamic-providers/tenantGuards";
 import { GUARDS_VERSION } from "../lib/guards/install";
+import { EXTERNAL_FILESTORE } from "../lib/tenant/provision";
 
 export interface TenantArgs {
   config: TenantConfig;
@@ -16,14 +17,6 @@ export interface TenantArgs {
   port: pulumi.Input<number>;
   /** Name of the template database the tenant is copied from. */
   templateDatabase: pulumi.Input<string>;
-  filestoreRoot: string;
-  /** Where snapshots keep their hard-link copies of the filestore (same filesystem as filestoreRoot). */
-  snapshotRoot: string;
-  /** The local target's state directory (pgBackRest configuration, restore scratch space). */
-  stateDir: string;
-  /** pgBackRest configuration file and stanza of the cluster (backup-set lookup for snapshots). */
-  pgbackrestConfig: string;
-  stanza: string;
   url: string;
   /** Stack table patterns never captured for undo (platform.undo.excludeTables). */
   undoExcludeTables: readonly string[];
@@ -31,11 +24,38 @@ export interface TenantArgs {
   erpRole?: pulumi.Input<string>;
   /** platform.credentialRotation: rotates this tenant's role password too (with every other tenant's). */
   platformCredentialRotation?: string;
-  /**
-   * The kubernetes target: the filestore is the ERP's own volume (filestoreRoot ""), and a declared
-   * restore runs as a Job the platform declares (`restoreJob`), not through PitrRestore.
-   */
-  restoreJob?: (db: TenantDatabase) => pulumi.Resource;
+  /** Where the tenant's files live and how its snapshots and restores run: the target's. */
+  site: TenantSite;
+}
+
+/** The local target: filestore, snapshots and restores on this machine, next to the cluster. */
+export interface LocalTenantSite {
+  kind: "local";
+  filestoreRoot: string;
+  /** Where snapshots keep their hard-link copies of the filestore (same filesystem as filestoreRoot). */
+  snapshotRoot: string;
+  /** The state directory (pgBackRest configuration, restore scratch space). */
+  stateDir: string;
+  /** pgBackRest configuration file and stanza of the cluster (backup-set lookup for snapshots). */
+  pgbackrestConfig: string;
+  stanza: string;
+}
+
+/**
+ * The kubernetes target: the filestore is the ERP's own volume, there are no declared snapshots,
+ * and a declared restore runs as a Job the platform declares (after the tenant's database).
+ */
+export interface KubernetesTenantSite {
+  kind: "kubernetes";
+  restoreJob: (db: TenantDatabase) => DeclaredRestoreJob;
+}
+
+export type TenantSite = LocalTenantSite | KubernetesTenantSite;
+
+/** A restore declared outside the Tenant (a Job): the resource, and its entry of the `restores` output. */
+export interface DeclaredRestoreJob {
+  job: pulumi.Resource;
+  summary: pulumi.Output<RestoreSummary>;
 }
 
 /** An entry of the `restores` stack output (docs/configuration.md#stack-outputs). */
@@ -83,6 +103,7 @@ export class Tenant extends pulumi.ComponentResource {
     const cfg = args.config;
     this.config = cfg;
     const { database, roleName } = tenantNames(cfg.subdomain);
+    const site = args.site;
     const rolePassword = new RandomSecret(
       `${name}-role-password`,
       {
@@ -112,7 +133,7 @@ export class Tenant extends pulumi.ComponentResource {
         tier: cfg.tier,
         state: cfg.state,
         limits: { ...cfg.limits },
-        filestoreRoot: args.filestoreRoot,
+        filestoreRoot: site.kind === "local" ? site.filestoreRoot : EXTERNAL_FILESTORE,
         retentionDays: cfg.retentionDays,
         forceDestroy: cfg.forceDestroy,
         ...(args.erpRole ? { erpRole: args.erpRole } : {}),
@@ -120,62 +141,15 @@ export class Tenant extends pulumi.ComponentResource {
       { parent: this, customTimeouts: { create: "10m", update: "10m", delete: "10m" } },
     );
 
-    const snapshotResources: Record<string, Snapshot> = {};
-    for (const snapshotName of Object.keys(cfg.snapshots)) {
-      const snapshot = new Snapshot(
-        `${name}-snapshot-${snapshotName}`,
-        {
-          adminDsn: args.adminDsn,
-          subdomain: cfg.subdomain,
-          database,
-          name: snapshotName,
-          filestoreRoot: args.filestoreRoot,
-          snapshotRoot: args.snapshotRoot,
-          pgbackrestConfig: args.pgbackrestConfig,
-          pgbackrestStanza: args.stanza,
-        },
-        { parent: this, dependsOn: [db] },
+    if (site.kind !== "local" && Object.keys(cfg.snapshots).length > 0) {
+      // The config schema already refuses this; kept as a guard for programmatic callers.
+      throw new pulumi.RunError(
+        `tenant "${cfg.subdomain}": key "snapshots": declared snapshots are taken on the local target only`,
       );
-      snapshotResources[snapshotName] = snapshot;
-      this.snapshots[snapshotName] = snapshot.summary();
     }
-
-    let restoreResource: PitrRestore | undefined;
-    const restoreJob = cfg.restore && args.restoreJob ? args.restoreJob(db) : undefined;
-    if (cfg.restore && !restoreJob) {
-      const fromSnapshot = "snapshot" in cfg.restore ? snapshotResources[cfg.restore.snapshot] : undefined;
-      const restore = new PitrRestore(
-        `${name}-restore`,
-        {
-          adminDsn: args.adminDsn,
-          stateDir: args.stateDir,
-          stanza: args.stanza,
-          subdomain: cfg.subdomain,
-          database,
-          roleName,
-          tenantState: cfg.state,
-          target: { ...cfg.restore },
-          snapshotLsn: fromSnapshot?.lsn,
-          snapshotFilestore: fromSnapshot?.filestorePath,
-          filestoreRoot: args.filestoreRoot,
-        },
-        {
-          parent: this,
-          dependsOn: fromSnapshot ? [db, fromSnapshot] : [db],
-          customTimeouts: { create: "60m", update: "60m" },
-        },
-      );
-      restoreResource = restore;
-      this.restore = pulumi
-        .all([restore.restoreId, restore.target, restore.state, restore.preRestoreDatabase, restore.timings])
-        .apply(([id, target, state, preRestoreDatabase, timings]): RestoreSummary => ({
-          id,
-          target: { ...target } as Record<string, string>,
-          state,
-          preRestoreDatabase,
-          timings: timings as Record<string, number>,
-        }));
-    }
+    const snapshots = site.kind === "local" ? this.declareSnapshots(name, args, site, db) : {};
+    const restore = cfg.restore ? this.declareRestore(name, args, cfg.restore, db, snapshots) : undefined;
+    this.restore = restore?.summary;
 
     this.guards = new TenantGuards(
       `${name}-guards`,
@@ -187,12 +161,11 @@ export class Tenant extends pulumi.ComponentResource {
         limits: { ...cfg.limits },
         excludeTables: [...args.undoExcludeTables],
         version: GUARDS_VERSION,
-        ...(restoreResource ? { generation: restoreResource.restoreId } : {}),
-        ...(restoreJob ? { generation: restoreJob.urn } : {}),
+        ...(restore ? { generation: restore.generation } : {}),
       },
       {
         parent: this,
-        dependsOn: restoreResource ? [db, restoreResource] : restoreJob ? [db, restoreJob] : [db],
+        dependsOn: restore ? [db, restore.resource] : [db],
         customTimeouts: { create: "10m", update: "10m", delete: "10m" },
       },
     );
@@ -211,4 +184,94 @@ export class Tenant extends pulumi.ComponentResource {
     };
     this.registerOutputs({ state: db.state });
   }
+
+  /**
+   * The declared point-in-time restore: PitrRestore on the local target, the target's Job on
+   * kubernetes. The guards are reinstalled after it (its generation).
+   */
+  private declareRestore(
+    name: string,
+    args: TenantArgs,
+    target: RestoreTarget,
+    db: TenantDatabase,
+    snapshots: Record<string, Snapshot>,
+  ): {
+    resource: pulumi.Resource;
+    generation: pulumi.Output<string>;
+    summary: pulumi.Output<RestoreSummary>;
+  } {
+    const site = args.site;
+    if (site.kind === "kubernetes") {
+      const { job, summary } = site.restoreJob(db);
+      return { resource: job, generation: job.urn, summary };
+    }
+    const cfg = args.config;
+    const { database, roleName } = tenantNames(cfg.subdomain);
+    const fromSnapshot = "snapshot" in target ? snapshots[target.snapshot] : undefined;
+    const restore = new PitrRestore(
+      `${name}-restore`,
+      {
+        adminDsn: args.adminDsn,
+        stateDir: site.stateDir,
+        stanza: site.stanza,
+        subdomain: cfg.subdomain,
+        database,
+        roleName,
+        tenantState: cfg.state,
+        target: { ...target },
+        snapshotLsn: fromSnapshot?.lsn,
+        snapshotFilestore: fromSnapshot?.filestorePath,
+        filestoreRoot: site.filestoreRoot,
+      },
+      {
+        parent: this,
+        dependsOn: fromSnapshot ? [db, fromSnapshot] : [db],
+        customTimeouts: { create: "60m", update: "60m" },
+      },
+    );
+    return { resource: restore, generation: restore.restoreId, summary: restoreSummary(restore) };
+  }
+
+  /** The declared snapshots (local target): a restore point and a hard-link copy of the filestore each. */
+  private declareSnapshots(
+    name: string,
+    args: TenantArgs,
+    site: LocalTenantSite,
+    db: TenantDatabase,
+  ): Record<string, Snapshot> {
+    const cfg = args.config;
+    const declared: Record<string, Snapshot> = {};
+    for (const snapshotName of Object.keys(cfg.snapshots)) {
+      const snapshot = new Snapshot(
+        `${name}-snapshot-${snapshotName}`,
+        {
+          adminDsn: args.adminDsn,
+          subdomain: cfg.subdomain,
+          database: tenantNames(cfg.subdomain).database,
+          name: snapshotName,
+          filestoreRoot: site.filestoreRoot,
+          snapshotRoot: site.snapshotRoot,
+          pgbackrestConfig: site.pgbackrestConfig,
+          pgbackrestStanza: site.stanza,
+        },
+        { parent: this, dependsOn: [db] },
+      );
+      declared[snapshotName] = snapshot;
+      this.snapshots[snapshotName] = snapshot.summary();
+    }
+    return declared;
+  }
+}
+
+/** A PitrRestore's entry of the `restores` stack output. */
+function restoreSummary(restore: PitrRestore): pulumi.Output<RestoreSummary> {
+  return pulumi
+    .all([restore.restoreId, restore.target, restore.state, restore.preRestoreDatabase, restore.timings])
+    .apply(([id, target, state, preRestoreDatabase, timings]): RestoreSummary => ({
+      id,
+      target: { ...target } as Record<string, string>,
+      state,
+      preRestoreDatabase,
+      timings: timings as Record<string, number>,
+    }));
 }

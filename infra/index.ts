@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { LoomworksPlatform } from "../components/LoomworksPlatform";
 import { ConfigError, loadStackConfig } from "./config/load";
+import { declarePlatform } from "./platform";
 
 function readConfig() {
   try {
@@ -14,11 +14,14 @@ function readConfig() {
 
 // Relative paths in the stack file are relative to Pulumi.yaml's directory (the program runs in bin/).
 const projectDir = pulumi.runtime.getRootDirectory();
-const platform = new LoomworksPlatform("loomworks", { config: readConfig(), projectDir });
+const platform = declarePlatform("loomworks", { config: readConfig(), projectDir });
 
-export const postgres = platform.postgres;
+// The outputs keep every key on every target (CONFIG.md): what a target lacks is "".
+const { host, port, adminDsn } = platform.postgres;
+export const postgres = { host, port, adminDsn: adminDsn ?? pulumi.secret("") };
 export const tenants = platform.tenants;
 export const adminPasswords = platform.adminPasswords;
 export const snapshots = platform.snapshots;
 export const restores = platform.restores;
-export const router = platform.router;
+const { url, nginxConfig, odooConfig } = platform.router;
+export const router = { url, nginxConfig: nginxConfig ?? pulumi.output(""), odooConfig };

@@ -20,6 +20,7 @@ import {
   renderDockerPgBackRestConf,
   renderDockerPostgresqlConf,
   renderDockerTenantFiles,
+  redisSessionCommand,
   volumeName,
   type DockerVolumeName,
 } from "./config";
@@ -296,18 +297,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
         image: redisImage.imageId,
         hostname: DOCKER_HOSTS.redis,
         networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.redis] }],
-        // Sessions only: no persistence, bounded memory, least recently used sessions evicted first.
-        command: [
-          "redis-server",
-          "--save",
-          "",
-          "--appendonly",
-          "no",
-          "--maxmemory",
-          "256mb",
-          "--maxmemory-policy",
-          "volatile-lru",
-        ],
+        command: redisSessionCommand(),
         healthcheck: {
           tests: ["CMD", "redis-cli", "ping"],
           interval: "10s",

@@ -81,6 +81,24 @@ export function renderDockerPostgresqlConf(o: DockerPostgresConfOptions): string
   });
 }
 
+/** The Redis container's memory bound and what goes when it is reached (sessions only). */
+export const REDIS_SESSIONS = { maxMemory: "256mb", maxMemoryPolicy: "volatile-lru" } as const;
+
+/** redis-server's command line: no persistence (sessions only), bounded memory, LRU eviction. */
+export function redisSessionCommand(): string[] {
+  return [
+    "redis-server",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--maxmemory",
+    REDIS_SESSIONS.maxMemory,
+    "--maxmemory-policy",
+    REDIS_SESSIONS.maxMemoryPolicy,
+  ];
+}
+
 /** pgbackrest.conf of the PostgreSQL container (holds the repository passphrase when encrypted). */
 export function renderDockerPgBackRestConf(o: {
   stanza: string;

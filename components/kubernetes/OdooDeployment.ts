@@ -2,8 +2,9 @@
  * The ERP on the Kubernetes target
  * (docs/architecture.md#kubernetes-and-docker): the Loomworks image as a Deployment behind
  * two ClusterIP Services (HTTP 8069, WebSocket/gevent 8072), its `odoo.conf`, its Secret, the
- * ReadWriteMany filestore, Redis for sessions (so any replica serves any user), a module-update
- * Job per image, autoscaling, a disruption budget and NetworkPolicies.
+ * ReadWriteMany filestore, Redis for sessions (erpRedis.ts), a module-update Job per image
+ * (erpModuleUpdate.ts), autoscaling, a disruption budget and the namespace's NetworkPolicies
+ * (erpNetworkPolicies.ts).
  *
  * Secrets never land in a ConfigMap: the ConfigMap's odoo.conf (lib/odoo/config.ts, the template
  * every target uses) holds `${LOOMWORKS_...}` references that the image's entrypoint fills in from
@@ -35,54 +36,43 @@ import {
   ODOO_GEVENT_PORT,
   ODOO_HTTP_PORT,
   POSTGRES_PORT,
-  REDIS_LABELS,
   REDIS_PORT,
-  UPDATE_LABELS,
   contentHash,
   objectLabels,
-  proxyPeer,
-  restrictedContainerSecurity,
+  type ProxyPods,
 } from "./common";
-import {
-  CONFIG_DIR,
-  CONFIG_FILE,
-  REDIS_PASSWORD_KEY,
-  RUN_VOLUME_DIR,
-  SECRETS_DIR,
-  SECRET_FILES,
-  entrypointEnv,
-  renderKubernetesOdooConfig,
-} from "./odooConfig";
+import { declareModuleUpdate, moduleUpdateName } from "./erpModuleUpdate";
+import { declareErpNetworkPolicies, type PostgresPeer } from "./erpNetworkPolicies";
+import { ERP_DATA_DIR, erpContainerBase, erpEnv, erpPodSpec, type ErpPodSettings } from "./erpPod";
+import { declareSessionRedis } from "./erpRedis";
+import { CONFIG_FILE, REDIS_PASSWORD_KEY, SECRET_FILES, renderKubernetesOdooConfig } from "./odooConfig";
 
-type NetworkPolicyPeer = k8s.types.input.networking.v1.NetworkPolicyPeer;
-type PodSpec = k8s.types.input.core.v1.PodSpec;
-
-/** The module-update Job's list of databases (a ConfigMap mounted as a directory). */
-export const UPDATE_DIR = "/etc/loomworks-update";
-export const UPDATE_DATABASES_FILE = "databases";
-
-/** Where the ERP keeps its filestore (`data_dir`): the ReadWriteMany volume. */
-export const ERP_DATA_DIR = "/var/lib/odoo";
-
-/** Address ranges the ERP's internet egress excludes: cluster-internal, private and link-local (cloud metadata). */
-export const NON_INTERNET_V4 = [
-  "10.0.0.0/8",
-  "100.64.0.0/10",
-  "169.254.0.0/16",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-];
-export const NON_INTERNET_V6 = ["fc00::/7", "fe80::/10"];
-
-/** How the ERP's PostgreSQL is reached through the NetworkPolicies. */
-export type PostgresPeer =
-  /** Pods (of the PostgreSQL StatefulSet) selected by labels, in `namespace` (default: the platform's). */
-  | { podLabels: Record<string, string>; namespace?: string }
-  /** A server outside the cluster (managed PostgreSQL). */
-  | { cidr: string };
+export type { PostgresPeer };
 
 export interface OdooDeploymentArgs {
-  config: KubernetesConfig;
+  /** The platform's namespace; `create`: declare it, labelled to enforce the `podSecurity` standard. */
+  namespace: { name: string; create: boolean; podSecurity: KubernetesConfig["podSecurity"] };
+  /** The Loomworks ERP image (Odoo 18 + Loomworks addons) and how it is pulled. */
+  image: string;
+  imagePullPolicy?: KubernetesConfig["imagePullPolicy"];
+  imagePullSecrets: readonly string[];
+  /** `addons_path` inside the image. */
+  addonsPath: string;
+  /** Numeric user and group the ERP runs as (the image's non-root user); also the filestore's fsGroup. */
+  user: { uid: number; gid: number };
+  /** Requests and limits of each ERP pod; the limits size odoo.conf's workers and memory limits. */
+  resources: KubernetesConfig["resources"];
+  /** The autoscaler's bounds (the Deployment starts at `min`) and its targets. */
+  replicas: KubernetesConfig["replicas"];
+  autoscaling: KubernetesConfig["autoscaling"];
+  /** The ReadWriteMany filestore claim (kept when the stack is destroyed). */
+  filestore: KubernetesConfig["filestore"];
+  /** Redis for sessions: its image and `maxmemory`. */
+  redis: KubernetesConfig["redis"];
+  /** Where the Gateway's or ingress controller's proxy pods run: the only source allowed to reach the ERP. */
+  proxy: ProxyPods;
+  /** TCP ports the ERP may reach on the internet (AI APIs: 443). */
+  internetEgressPorts: readonly number[];
   database: {
     host: pulumi.Input<string>;
     /** Default 5432. */
@@ -128,78 +118,16 @@ export class OdooDeployment extends pulumi.ComponentResource {
 
   constructor(name: string, args: OdooDeploymentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:kubernetes:OdooDeployment", name, {}, opts);
-    const { config, database } = args;
+    const { database } = args;
     const parent = { parent: this };
     const dbPort = database.port ?? POSTGRES_PORT;
 
-    // --- namespace ---------------------------------------------------------------------------
-    if (config.createNamespace) {
-      const level = config.podSecurity;
-      const ns = new k8s.core.v1.Namespace(
-        `${name}-namespace`,
-        {
-          metadata: {
-            name: config.namespace,
-            labels: {
-              ...objectLabels(),
-              "pod-security.kubernetes.io/enforce": level,
-              "pod-security.kubernetes.io/audit": level,
-              "pod-security.kubernetes.io/warn": level,
-            },
-          },
-        },
-        parent,
-      );
-      this.namespace = ns.metadata.name;
-    } else {
-      this.namespace = pulumi.output(config.namespace);
-    }
+    this.namespace = this.declareNamespace(name, args.namespace);
     const namespace = this.namespace;
-
-    // --- secret ------------------------------------------------------------------------------
-    const redisPassword = new RandomSecret(`${name}-redis-password`, { length: 32 }, parent);
-    const values: Record<string, pulumi.Input<string>> = {
-      [SECRET_FILES[ODOO_SECRET_ENV.adminPasswd]]: args.adminPasswd,
-      [SECRET_FILES[ODOO_SECRET_ENV.dbPassword]]: database.password,
-      // The RandomSecret alphabet is URL-safe: the password needs no escaping in the URL.
-      [SECRET_FILES[ODOO_SECRET_ENV.redisUrl]]:
-        pulumi.interpolate`redis://:${redisPassword.result}@${NAMES.redis}:${REDIS_PORT}/0`,
-      [REDIS_PASSWORD_KEY]: redisPassword.result,
-    };
-    const stringData: Record<string, pulumi.Output<string>> = {};
-    for (const [key, value] of Object.entries(values)) stringData[key] = pulumi.secret(value);
-    // The pods read it once at start: a rotated password must be in the Secret before they roll.
-    const erpSecret = new k8s.core.v1.Secret(
-      `${name}-secrets`,
-      {
-        metadata: { name: NAMES.erpSecrets, namespace, labels: objectLabels(ERP_LABELS) },
-        type: "Opaque",
-        stringData,
-      },
-      parent,
-    );
-
-    // --- tenant map and credentials (read by the loomworks_tenants addon) ---------------------
-    // Referenced by name only: its content is in no pod template, so no change of it rolls a pod.
-    const tenantFiles = pulumi.output(args.tenants).apply((tenants) => ({
-      map: renderTenantMap(tenants),
-      credentials: renderTenantCredentials(tenants),
-    }));
-    const tenantsSecret = new k8s.core.v1.Secret(
-      `${name}-tenants`,
-      {
-        metadata: { name: NAMES.erpTenants, namespace, labels: objectLabels(ERP_LABELS) },
-        type: "Opaque",
-        stringData: {
-          [TENANT_MAP_FILE]: pulumi.secret(tenantFiles.map),
-          [TENANT_CREDENTIALS_FILE]: pulumi.secret(tenantFiles.credentials),
-        },
-      },
-      parent,
-    );
+    const { erpSecret, tenantsSecret } = this.declareSecrets(name, args, namespace);
 
     // --- odoo.conf ---------------------------------------------------------------------------
-    const limits = config.resources.limits;
+    const limits = args.resources.limits;
     this.odooConfig = pulumi.output(database.host).apply((dbHost) =>
       renderKubernetesOdooConfig({
         dbHost,
@@ -207,7 +135,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
         dbUser: database.user,
         dbSslmode: database.sslmode ?? "prefer",
         dataDir: ERP_DATA_DIR,
-        addonsPath: config.addonsPath,
+        addonsPath: args.addonsPath,
         cpu: cpuCores(limits.cpu),
         memoryMb: memoryMiB(limits.memory),
         redisPrefix: "loomworks",
@@ -232,201 +160,41 @@ export class OdooDeployment extends pulumi.ComponentResource {
         metadata: { name: NAMES.filestore, namespace, labels: objectLabels(ERP_LABELS) },
         spec: {
           accessModes: ["ReadWriteMany"],
-          storageClassName: config.filestore.storageClass,
-          resources: { requests: { storage: config.filestore.size } },
+          storageClassName: args.filestore.storageClass,
+          resources: { requests: { storage: args.filestore.size } },
         },
       },
       // Tenants' files outlive the workload: `pulumi destroy` leaves the claim (and its volume).
       { parent: this, retainOnDelete: true },
     );
 
-    // --- Redis (sessions) --------------------------------------------------------------------
-    this.redis(name, config, namespace);
-
-    // --- pods of the ERP image (server and module update) ------------------------------------
-    const { uid, gid } = config.erpUser;
-    const erpContainerBase = {
-      image: config.image,
-      ...(config.imagePullPolicy ? { imagePullPolicy: config.imagePullPolicy } : {}),
-      securityContext: restrictedContainerSecurity(),
-      volumeMounts: [
-        { name: "config", mountPath: CONFIG_DIR, readOnly: true },
-        { name: "secrets", mountPath: SECRETS_DIR, readOnly: true },
-        // A directory, never subPath: kubelet updates a Secret volume in place only without subPath.
-        { name: "tenants", mountPath: ERP_IMAGE.tenantsDir, readOnly: true },
-        { name: "run", mountPath: RUN_VOLUME_DIR },
-        { name: "filestore", mountPath: ERP_DATA_DIR },
-        { name: "tmp", mountPath: "/tmp" },
-      ],
-    };
-    const erpEnv = (skipUpdates: boolean) => [
-      ...entrypointEnv(),
-      ...(skipUpdates ? [{ name: "LOOMWORKS_SKIP_UPDATES", value: "1" }] : []),
-      { name: "PYTHONDONTWRITEBYTECODE", value: "1" },
-      { name: "XDG_CACHE_HOME", value: "/tmp/.cache" },
-    ];
-    const erpPodSpec: Omit<PodSpec, "containers"> = {
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      ...(config.imagePullSecrets.length > 0
-        ? { imagePullSecrets: config.imagePullSecrets.map((s) => ({ name: s })) }
-        : {}),
-      securityContext: {
-        runAsNonRoot: true,
-        runAsUser: uid,
-        runAsGroup: gid,
-        fsGroup: gid,
-        // The filestore can hold millions of files: never chown it recursively on start.
-        fsGroupChangePolicy: "OnRootMismatch",
-        seccompProfile: { type: "RuntimeDefault" },
-      },
-      volumes: [
-        { name: "config", configMap: { name: this.configMapName } },
-        {
-          name: "secrets",
-          secret: {
-            secretName: NAMES.erpSecrets,
-            // Only the ERP's own keys (not Redis' requirepass), readable by the pod's group.
-            items: Object.values(SECRET_FILES).map((key) => ({ key, path: key })),
-            defaultMode: 0o440,
-          },
-        },
-        { name: "tenants", secret: { secretName: NAMES.erpTenants, defaultMode: 0o440 } },
-        { name: "run", emptyDir: { medium: "Memory", sizeLimit: "16Mi" } },
-        { name: "filestore", persistentVolumeClaim: { claimName: NAMES.filestore } },
-        { name: "tmp", emptyDir: { sizeLimit: "2Gi" } },
-      ],
-    };
+    declareSessionRedis(this, name, { namespace, ...args.redis });
 
     // --- module updates: once per image, before the Deployment rolls to it --------------------
+    const pod: ErpPodSettings = {
+      image: args.image,
+      ...(args.imagePullPolicy ? { imagePullPolicy: args.imagePullPolicy } : {}),
+      imagePullSecrets: args.imagePullSecrets,
+      user: args.user,
+      configMapName: this.configMapName,
+    };
     let updateJob: k8s.batch.v1.Job | undefined;
     if (args.databases.length > 0) {
-      this.updateJobName = `${NAMES.erpUpdatePrefix}-${contentHash(config.image)}`;
-      // The list as a file (one name a line): thousands of tenants would pass the kernel's limit
-      // on one environment variable (128 KiB).
-      const databasesList = new k8s.core.v1.ConfigMap(
-        `${name}-update-databases`,
-        {
-          metadata: { name: this.updateJobName, namespace, labels: objectLabels(UPDATE_LABELS) },
-          data: { [UPDATE_DATABASES_FILE]: [...args.databases].sort().join("\n") + "\n" },
-        },
-        // Read once by the Job of this image: a later tenant list neither replaces it nor reruns the Job.
-        { parent: this, ignoreChanges: ["data"] },
-      );
-      updateJob = new k8s.batch.v1.Job(
-        `${name}-update`,
-        {
-          metadata: { name: this.updateJobName, namespace, labels: objectLabels(UPDATE_LABELS) },
-          spec: {
-            backoffLimit: 1,
-            template: {
-              metadata: { labels: objectLabels(UPDATE_LABELS) },
-              spec: {
-                ...erpPodSpec,
-                restartPolicy: "Never",
-                volumes: [
-                  ...(erpPodSpec.volumes as k8s.types.input.core.v1.Volume[]),
-                  { name: "databases", configMap: { name: this.updateJobName } },
-                ],
-                containers: [
-                  {
-                    ...erpContainerBase,
-                    name: "update",
-                    args: ["update"],
-                    env: [
-                      ...erpEnv(false),
-                      { name: "LOOMWORKS_DATABASES_FILE", value: `${UPDATE_DIR}/${UPDATE_DATABASES_FILE}` },
-                    ],
-                    volumeMounts: [
-                      ...erpContainerBase.volumeMounts,
-                      { name: "databases", mountPath: UPDATE_DIR, readOnly: true },
-                    ],
-                    resources: {
-                      requests: { ...config.resources.requests },
-                      limits: { ...config.resources.limits },
-                    },
-                  },
-                ],
-              },
-            },
-          },
-        },
-        {
-          parent: this,
-          dependsOn: [configMap, databasesList, erpSecret, tenantsSecret],
-          // One Job per image (its name): a later tenant list does not rerun it; the next image does.
-          // A failed update fails `pulumi up` before the Deployment moves to the new image.
-          ignoreChanges: ["spec"],
-          customTimeouts: { create: "4h", update: "4h" },
-        },
-      );
+      this.updateJobName = moduleUpdateName(args.image);
+      updateJob = declareModuleUpdate(this, name, {
+        namespace,
+        pod,
+        resources: args.resources,
+        databases: args.databases,
+        dependsOn: [configMap, erpSecret, tenantsSecret],
+      });
     }
 
-    // --- the ERP -----------------------------------------------------------------------------
-    const healthProbe = { httpGet: { path: "/web/health", port: ODOO_HTTP_PORT }, timeoutSeconds: 5 };
-    const deployment = new k8s.apps.v1.Deployment(
-      `${name}-erp`,
-      {
-        metadata: { name: NAMES.erp, namespace, labels: objectLabels(ERP_LABELS) },
-        spec: {
-          // The HPA owns the replica count after creation (see ignoreChanges below).
-          replicas: config.replicas.min,
-          revisionHistoryLimit: 5,
-          selector: { matchLabels: ERP_LABELS },
-          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-          template: {
-            metadata: {
-              labels: objectLabels(ERP_LABELS),
-              // A new database password (credential rotation) rolls the pods: each reads its Secret at start.
-              ...(args.credentialRotation
-                ? { annotations: { [CREDENTIAL_ROTATION_ANNOTATION]: args.credentialRotation } }
-                : {}),
-            },
-            spec: {
-              ...erpPodSpec,
-              terminationGracePeriodSeconds: 60,
-              topologySpreadConstraints: [
-                {
-                  maxSkew: 1,
-                  topologyKey: "kubernetes.io/hostname",
-                  whenUnsatisfiable: "ScheduleAnyway",
-                  labelSelector: { matchLabels: ERP_LABELS },
-                },
-              ],
-              containers: [
-                {
-                  ...erpContainerBase,
-                  name: "erp",
-                  ports: [
-                    { name: "http", containerPort: ODOO_HTTP_PORT, protocol: "TCP" },
-                    { name: "websocket", containerPort: ODOO_GEVENT_PORT, protocol: "TCP" },
-                  ],
-                  env: erpEnv(true),
-                  resources: {
-                    requests: { ...config.resources.requests },
-                    limits: { ...config.resources.limits },
-                  },
-                  // Up to 5 minutes to start (waiting for PostgreSQL and Redis, loading the
-                  // registry), then the readiness and liveness probes take over.
-                  // Up to 10 minutes: the entrypoint may wait DB_WAIT_SECONDS for PostgreSQL first.
-                  startupProbe: { ...healthProbe, periodSeconds: 10, failureThreshold: 60 },
-                  readinessProbe: { ...healthProbe, periodSeconds: 10, failureThreshold: 3 },
-                  livenessProbe: { ...healthProbe, periodSeconds: 20, failureThreshold: 3 },
-                  // Let the Service endpoints and the proxies drop the pod before it stops accepting.
-                  lifecycle: { preStop: { exec: { command: ["sleep", "5"] } } },
-                },
-              ],
-            },
-          },
-        },
-      },
-      {
-        parent: this,
-        ignoreChanges: ["spec.replicas"],
-        dependsOn: updateJob ? [updateJob, erpSecret, tenantsSecret] : [erpSecret, tenantsSecret],
-      },
-    );
-
+    const deployment = this.declareServer(name, args, namespace, pod, [
+      ...(updateJob ? [updateJob] : []),
+      erpSecret,
+      tenantsSecret,
+    ]);
     const service = (resourceName: string, serviceName: string, port: number, portName: string) =>
       new k8s.core.v1.Service(
         resourceName,
@@ -449,28 +217,192 @@ export class OdooDeployment extends pulumi.ComponentResource {
       ODOO_GEVENT_PORT,
       "websocket",
     ).metadata.apply((m) => m.name);
+    this.declareScaling(name, args, namespace, deployment);
 
+    declareErpNetworkPolicies(this, name, {
+      namespaceName: args.namespace.name,
+      namespace,
+      proxy: args.proxy,
+      postgres: database.peer,
+      postgresPort: dbPort,
+      internetEgressPorts: args.internetEgressPorts,
+    });
+    this.registerOutputs({});
+  }
+
+  /** The namespace, declared (with Pod Security labels) or taken as it is. */
+  private declareNamespace(name: string, ns: OdooDeploymentArgs["namespace"]): pulumi.Output<string> {
+    if (!ns.create) return pulumi.output(ns.name);
+    const level = ns.podSecurity;
+    return new k8s.core.v1.Namespace(
+      `${name}-namespace`,
+      {
+        metadata: {
+          name: ns.name,
+          labels: {
+            ...objectLabels(),
+            "pod-security.kubernetes.io/enforce": level,
+            "pod-security.kubernetes.io/audit": level,
+            "pod-security.kubernetes.io/warn": level,
+          },
+        },
+      },
+      { parent: this },
+    ).metadata.name;
+  }
+
+  /** The ERP's Secret (passwords, Redis URL) and the tenants Secret (tenant map and credentials). */
+  private declareSecrets(
+    name: string,
+    args: OdooDeploymentArgs,
+    namespace: pulumi.Output<string>,
+  ): { erpSecret: k8s.core.v1.Secret; tenantsSecret: k8s.core.v1.Secret } {
+    const parent = { parent: this };
+    const redisPassword = new RandomSecret(`${name}-redis-password`, { length: 32 }, parent);
+    const values: Record<string, pulumi.Input<string>> = {
+      [SECRET_FILES[ODOO_SECRET_ENV.adminPasswd]]: args.adminPasswd,
+      [SECRET_FILES[ODOO_SECRET_ENV.dbPassword]]: args.database.password,
+      // The RandomSecret alphabet is URL-safe: the password needs no escaping in the URL.
+      [SECRET_FILES[ODOO_SECRET_ENV.redisUrl]]:
+        pulumi.interpolate`redis://:${redisPassword.result}@${NAMES.redis}:${REDIS_PORT}/0`,
+      [REDIS_PASSWORD_KEY]: redisPassword.result,
+    };
+    const stringData: Record<string, pulumi.Output<string>> = {};
+    for (const [key, value] of Object.entries(values)) stringData[key] = pulumi.secret(value);
+    // The pods read it once at start: a rotated password must be in the Secret before they roll.
+    const erpSecret = new k8s.core.v1.Secret(
+      `${name}-secrets`,
+      {
+        metadata: { name: NAMES.erpSecrets, namespace, labels: objectLabels(ERP_LABELS) },
+        type: "Opaque",
+        stringData,
+      },
+      parent,
+    );
+
+    // Read by the loomworks_tenants addon. Referenced by name only: its content is in no pod
+    // template, so no change of it rolls a pod.
+    const tenantFiles = pulumi.output(args.tenants).apply((tenants) => ({
+      map: renderTenantMap(tenants),
+      credentials: renderTenantCredentials(tenants),
+    }));
+    const tenantsSecret = new k8s.core.v1.Secret(
+      `${name}-tenants`,
+      {
+        metadata: { name: NAMES.erpTenants, namespace, labels: objectLabels(ERP_LABELS) },
+        type: "Opaque",
+        stringData: {
+          [TENANT_MAP_FILE]: pulumi.secret(tenantFiles.map),
+          [TENANT_CREDENTIALS_FILE]: pulumi.secret(tenantFiles.credentials),
+        },
+      },
+      parent,
+    );
+    return { erpSecret, tenantsSecret };
+  }
+
+  /** The ERP server's Deployment. */
+  private declareServer(
+    name: string,
+    args: OdooDeploymentArgs,
+    namespace: pulumi.Output<string>,
+    pod: ErpPodSettings,
+    dependsOn: pulumi.Resource[],
+  ): k8s.apps.v1.Deployment {
+    const healthProbe = { httpGet: { path: "/web/health", port: ODOO_HTTP_PORT }, timeoutSeconds: 5 };
+    return new k8s.apps.v1.Deployment(
+      `${name}-erp`,
+      {
+        metadata: { name: NAMES.erp, namespace, labels: objectLabels(ERP_LABELS) },
+        spec: {
+          // The HPA owns the replica count after creation (see ignoreChanges below).
+          replicas: args.replicas.min,
+          revisionHistoryLimit: 5,
+          selector: { matchLabels: ERP_LABELS },
+          strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+          template: {
+            metadata: {
+              labels: objectLabels(ERP_LABELS),
+              // A new database password (credential rotation) rolls the pods: each reads its Secret at start.
+              ...(args.credentialRotation
+                ? { annotations: { [CREDENTIAL_ROTATION_ANNOTATION]: args.credentialRotation } }
+                : {}),
+            },
+            spec: {
+              ...erpPodSpec(pod),
+              terminationGracePeriodSeconds: 60,
+              topologySpreadConstraints: [
+                {
+                  maxSkew: 1,
+                  topologyKey: "kubernetes.io/hostname",
+                  whenUnsatisfiable: "ScheduleAnyway",
+                  labelSelector: { matchLabels: ERP_LABELS },
+                },
+              ],
+              containers: [
+                {
+                  ...erpContainerBase(pod),
+                  name: "erp",
+                  ports: [
+                    { name: "http", containerPort: ODOO_HTTP_PORT, protocol: "TCP" },
+                    { name: "websocket", containerPort: ODOO_GEVENT_PORT, protocol: "TCP" },
+                  ],
+                  env: erpEnv(true),
+                  resources: {
+                    requests: { ...args.resources.requests },
+                    limits: { ...args.resources.limits },
+                  },
+                  // Up to 5 minutes to start (waiting for PostgreSQL and Redis, loading the
+                  // registry), then the readiness and liveness probes take over.
+                  // Up to 10 minutes: the entrypoint may wait DB_WAIT_SECONDS for PostgreSQL first.
+                  startupProbe: { ...healthProbe, periodSeconds: 10, failureThreshold: 60 },
+                  readinessProbe: { ...healthProbe, periodSeconds: 10, failureThreshold: 3 },
+                  livenessProbe: { ...healthProbe, periodSeconds: 20, failureThreshold: 3 },
+                  // Let the Service endpoints and the proxies drop the pod before it stops accepting.
+                  lifecycle: { preStop: { exec: { command: ["sleep", "5"] } } },
+                },
+              ],
+            },
+          },
+        },
+      },
+      {
+        parent: this,
+        ignoreChanges: ["spec.replicas"],
+        dependsOn,
+      },
+    );
+  }
+
+  /** The autoscaler and the disruption budget of the ERP's Deployment. */
+  private declareScaling(
+    name: string,
+    args: OdooDeploymentArgs,
+    namespace: pulumi.Output<string>,
+    deployment: k8s.apps.v1.Deployment,
+  ): void {
+    const parent = { parent: this };
     new k8s.autoscaling.v2.HorizontalPodAutoscaler(
       `${name}-hpa`,
       {
         metadata: { name: NAMES.erp, namespace, labels: objectLabels(ERP_LABELS) },
         spec: {
           scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: NAMES.erp },
-          minReplicas: config.replicas.min,
-          maxReplicas: config.replicas.max,
+          minReplicas: args.replicas.min,
+          maxReplicas: args.replicas.max,
           metrics: [
             {
               type: "Resource",
               resource: {
                 name: "cpu",
-                target: { type: "Utilization", averageUtilization: config.autoscaling.cpuPercent },
+                target: { type: "Utilization", averageUtilization: args.autoscaling.cpuPercent },
               },
             },
             {
               type: "Resource",
               resource: {
                 name: "memory",
-                target: { type: "Utilization", averageUtilization: config.autoscaling.memoryPercent },
+                target: { type: "Utilization", averageUtilization: args.autoscaling.memoryPercent },
               },
             },
           ],
@@ -480,7 +412,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
               policies: [{ type: "Pods", value: 2, periodSeconds: 60 }],
             },
             scaleDown: {
-              stabilizationWindowSeconds: config.autoscaling.scaleDownStabilizationSeconds,
+              stabilizationWindowSeconds: args.autoscaling.scaleDownStabilizationSeconds,
               policies: [{ type: "Pods", value: 1, periodSeconds: 120 }],
             },
           },
@@ -502,196 +434,5 @@ export class OdooDeployment extends pulumi.ComponentResource {
       },
       parent,
     );
-
-    this.networkPolicies(name, config, namespace, database.peer, dbPort);
-    this.registerOutputs({});
   }
-
-  private redis(name: string, config: KubernetesConfig, namespace: pulumi.Output<string>): void {
-    const parent = { parent: this };
-    const passwordEnv = {
-      name: "REDIS_PASSWORD",
-      valueFrom: { secretKeyRef: { name: NAMES.erpSecrets, key: REDIS_PASSWORD_KEY } },
-    };
-    const maxMemoryMiB = redisMemoryMiB(config.redis.maxMemory);
-    const memoryLimit = `${Math.ceil(maxMemoryMiB * 1.5) + 32}Mi`;
-    const script = redisStartScript(config.redis.maxMemory);
-    const probe = { tcpSocket: { port: REDIS_PORT }, periodSeconds: 10, timeoutSeconds: 3 };
-    new k8s.apps.v1.Deployment(
-      `${name}-redis`,
-      {
-        metadata: { name: NAMES.redis, namespace, labels: objectLabels(REDIS_LABELS) },
-        spec: {
-          replicas: 1,
-          selector: { matchLabels: REDIS_LABELS },
-          // One instance at a time: sessions live in memory only (a restart logs users out, nothing else).
-          strategy: { type: "Recreate" },
-          template: {
-            metadata: { labels: objectLabels(REDIS_LABELS) },
-            spec: {
-              automountServiceAccountToken: false,
-              enableServiceLinks: false,
-              securityContext: {
-                runAsNonRoot: true,
-                runAsUser: 999,
-                runAsGroup: 999,
-                seccompProfile: { type: "RuntimeDefault" },
-              },
-              containers: [
-                {
-                  name: "redis",
-                  image: config.redis.image,
-                  command: ["/bin/sh", "-c", script],
-                  env: [passwordEnv],
-                  ports: [{ name: "redis", containerPort: REDIS_PORT, protocol: "TCP" }],
-                  readinessProbe: probe,
-                  livenessProbe: { ...probe, periodSeconds: 20 },
-                  resources: {
-                    requests: { cpu: "50m", memory: memoryLimit },
-                    limits: { cpu: "500m", memory: memoryLimit },
-                  },
-                  securityContext: restrictedContainerSecurity(),
-                  volumeMounts: [{ name: "data", mountPath: "/data" }],
-                },
-              ],
-              volumes: [{ name: "data", emptyDir: { sizeLimit: "64Mi" } }],
-            },
-          },
-        },
-      },
-      parent,
-    );
-    new k8s.core.v1.Service(
-      `${name}-redis-service`,
-      {
-        metadata: { name: NAMES.redis, namespace, labels: objectLabels(REDIS_LABELS) },
-        spec: {
-          type: "ClusterIP",
-          selector: REDIS_LABELS,
-          ports: [{ name: "redis", port: REDIS_PORT, targetPort: "redis", protocol: "TCP" }],
-        },
-      },
-      parent,
-    );
-  }
-
-  private networkPolicies(
-    name: string,
-    config: KubernetesConfig,
-    namespace: pulumi.Output<string>,
-    postgres: PostgresPeer,
-    dbPort: number,
-  ): void {
-    const parent = { parent: this };
-    const policy = (suffix: string, spec: k8s.types.input.networking.v1.NetworkPolicySpec) =>
-      new k8s.networking.v1.NetworkPolicy(
-        `${name}-netpol-${suffix}`,
-        { metadata: { name: suffix, namespace, labels: objectLabels() }, spec },
-        parent,
-      );
-    const erpPods = { matchLabels: ERP_LABELS };
-    const updatePods = { matchLabels: UPDATE_LABELS };
-    const tcp = (port: number) => ({ protocol: "TCP", port });
-
-    // Nothing in the namespace talks to anything unless a policy below allows it.
-    policy("default-deny-all", { podSelector: {}, policyTypes: ["Ingress", "Egress"] });
-    policy("allow-dns", {
-      podSelector: {},
-      policyTypes: ["Egress"],
-      egress: [
-        {
-          to: [
-            {
-              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
-              podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
-            },
-          ],
-          ports: [
-            { protocol: "UDP", port: 53 },
-            { protocol: "TCP", port: 53 },
-          ],
-        },
-      ],
-    });
-    policy("erp-from-proxy", {
-      podSelector: erpPods,
-      policyTypes: ["Ingress"],
-      ingress: [{ from: [proxyPeer(config)], ports: [tcp(ODOO_HTTP_PORT), tcp(ODOO_GEVENT_PORT)] }],
-    });
-
-    const postgresPeer: NetworkPolicyPeer =
-      "cidr" in postgres
-        ? { ipBlock: { cidr: postgres.cidr } }
-        : {
-            podSelector: { matchLabels: postgres.podLabels },
-            ...(postgres.namespace !== undefined
-              ? { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": postgres.namespace } } }
-              : {}),
-          };
-    policy("erp-egress", {
-      podSelector: erpPods,
-      policyTypes: ["Egress"],
-      egress: [
-        { to: [postgresPeer], ports: [tcp(dbPort)] },
-        { to: [{ podSelector: { matchLabels: REDIS_LABELS } }], ports: [tcp(REDIS_PORT)] },
-        // The internet (AI APIs over HTTPS), not the cluster, private networks or cloud metadata.
-        {
-          to: [
-            { ipBlock: { cidr: "0.0.0.0/0", except: NON_INTERNET_V4 } },
-            { ipBlock: { cidr: "::/0", except: NON_INTERNET_V6 } },
-          ],
-          ports: config.internetEgressPorts.map(tcp),
-        },
-      ],
-    });
-    policy("redis-from-erp", {
-      podSelector: { matchLabels: REDIS_LABELS },
-      policyTypes: ["Ingress"],
-      ingress: [{ from: [{ podSelector: erpPods }, { podSelector: updatePods }], ports: [tcp(REDIS_PORT)] }],
-    });
-    // The module-update Job: PostgreSQL and Redis (the entrypoint waits for both), nothing else.
-    policy("erp-update-egress", {
-      podSelector: updatePods,
-      policyTypes: ["Egress"],
-      egress: [
-        { to: [postgresPeer], ports: [tcp(dbPort)] },
-        { to: [{ podSelector: { matchLabels: REDIS_LABELS } }], ports: [tcp(REDIS_PORT)] },
-      ],
-    });
-    // PostgreSQL pods in this namespace are under its default deny too: let the ERP in.
-    if (
-      !("cidr" in postgres) &&
-      (postgres.namespace === undefined || postgres.namespace === config.namespace)
-    ) {
-      policy("postgres-from-erp", {
-        podSelector: { matchLabels: postgres.podLabels },
-        policyTypes: ["Ingress"],
-        ingress: [{ from: [{ podSelector: erpPods }, { podSelector: updatePods }], ports: [tcp(dbPort)] }],
-      });
-    }
-  }
-}
-
-/** MiB of a Redis memory size ("256mb", "1gb", "512kb": Redis units are powers of 1024). */
-export function redisMemoryMiB(size: string): number {
-  const m = /^([0-9]+)(kb|mb|gb)$/.exec(size);
-  if (!m) throw new Error(`not a Redis memory size: ${size}`);
-  const n = Number(m[1]);
-  return m[2] === "gb" ? n * 1024 : m[2] === "mb" ? n : Math.ceil(n / 1024);
-}
-
-/**
- * The Redis container's `sh -c` script: the password (`$REDIS_PASSWORD`, from the Secret) reaches
- * redis-server on stdin as a one-line config file, never on its command line; no persistence
- * (sessions only); at `maxMemory` the least recently used sessions go first.
- */
-export function redisStartScript(maxMemory: string): string {
-  redisMemoryMiB(maxMemory); // refuses anything but a Redis size
-  return [
-    "set -eu",
-    `exec redis-server - --save '' --appendonly no --maxmemory ${maxMemory} --maxmemory-policy allkeys-lru <<EOF`,
-    "requirepass $REDIS_PASSWORD",
-    "EOF",
-    "",
-  ].join("\n");
 }

@@ -37,7 +37,7 @@ import {
   objectLabels,
   restrictedContainerSecurity,
 } from "./common";
-import { ERP_DATA_DIR } from "./OdooDeployment";
+import { ERP_DATA_DIR } from "./erpPod";
 
 type Container = k8s.types.input.core.v1.Container;
 type EnvVar = k8s.types.input.core.v1.EnvVar;

@@ -24,7 +24,7 @@ import {
   contentHash,
   objectLabels,
 } from "./common";
-import { ERP_DATA_DIR } from "./OdooDeployment";
+import { ERP_DATA_DIR } from "./erpPod";
 import {
   OPS_FILESTORE_ROOT,
   OPS_IMAGE,

@@ -42,6 +42,7 @@ import {
   objectLabels,
   proxyPeer,
   restrictedContainerSecurity,
+  type ProxyPods,
 } from "./common";
 import {
   CERT_MANAGER_API_VERSION,
@@ -72,8 +73,28 @@ export const LISTENERS = {
 /** Tenant hosts per Ingress object: ~400 bytes a host keeps an object far below etcd's 1.5 MiB. */
 export const DEFAULT_HOSTS_PER_INGRESS = 1000;
 
+/** Routes through the Gateway API: a Gateway of the installed implementation's GatewayClass. */
+export interface GatewayRouting {
+  mode: "gateway";
+  gatewayClassName: string;
+}
+
+/** Routes through Ingress objects of the installed controller's IngressClass. */
+export interface IngressRouting {
+  mode: "ingress";
+  ingressClassName: string;
+  /** Controller-specific annotations (HTTPS redirect, timeouts, header handling). */
+  annotations: Record<string, string>;
+}
+
 export interface KubernetesRouterArgs {
-  config: KubernetesConfig;
+  routing: GatewayRouting | IngressRouting;
+  /** The wildcard certificate's ClusterIssuer (created with the DNS-01 solver when `createIssuer`). */
+  tls: KubernetesConfig["tls"];
+  /** nginx (unprivileged, listening on 8080+) serving the 404 and 503 pages. */
+  errorPagesImage: string;
+  /** Where the Gateway's or ingress controller's proxy pods run: the only source allowed to reach the error pages. */
+  proxy: ProxyPods;
   /** Tenants live at `<subdomain>.<domain>`. */
   domain: string;
   /** The platform's namespace (OdooDeployment.namespace). */
@@ -155,25 +176,25 @@ export class KubernetesRouter extends pulumi.ComponentResource {
 
   constructor(name: string, args: KubernetesRouterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:kubernetes:Router", name, {}, opts);
-    const { config, domain, namespace } = args;
+    const { tls, domain, namespace } = args;
     const parent = { parent: this };
     this.routes = routingTable(domain, args.tenants);
     const wildcard = `*.${domain}`;
 
     // --- certificate -----------------------------------------------------------------------
-    this.issuerName = config.tls.issuerName;
-    if (config.tls.createIssuer) {
-      const dns01 = config.tls.dns01;
+    this.issuerName = tls.issuerName;
+    if (tls.createIssuer) {
+      const dns01 = tls.dns01;
       if (!dns01) throw new Error("kubernetes.tls.dns01 is required to create the ClusterIssuer");
       const spec: ClusterIssuerSpec = {
         acme: {
-          email: config.tls.acmeEmail,
-          server: config.tls.acmeServer,
-          privateKeySecretRef: { name: `${config.tls.issuerName}-account-key` },
+          email: tls.acmeEmail,
+          server: tls.acmeServer,
+          privateKeySecretRef: { name: `${tls.issuerName}-account-key` },
           solvers: [{ selector: { dnsZones: [domain] }, dns01: dns01Solver(dns01) }],
         },
       };
-      const metadata: ObjectMeta = { name: config.tls.issuerName, labels: objectLabels() };
+      const metadata: ObjectMeta = { name: tls.issuerName, labels: objectLabels() };
       new k8s.apiextensions.CustomResource(
         `${name}-issuer`,
         { apiVersion: CERT_MANAGER_API_VERSION, kind: "ClusterIssuer", metadata, spec },
@@ -183,7 +204,7 @@ export class KubernetesRouter extends pulumi.ComponentResource {
     const certificateSpec: CertificateSpec = {
       secretName: NAMES.certificateSecret,
       dnsNames: [wildcard, domain],
-      issuerRef: { name: config.tls.issuerName, kind: "ClusterIssuer", group: "cert-manager.io" },
+      issuerRef: { name: tls.issuerName, kind: "ClusterIssuer", group: "cert-manager.io" },
       privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
       secretTemplate: { labels: objectLabels() },
     };
@@ -200,19 +221,23 @@ export class KubernetesRouter extends pulumi.ComponentResource {
     );
 
     // --- error pages -------------------------------------------------------------------------
-    this.errorPages(name, config, namespace);
+    this.errorPages(name, args, namespace);
 
     // --- routes ------------------------------------------------------------------------------
-    if (config.routing === "gateway") {
+    if (args.routing.mode === "gateway") {
       this.gatewayName = NAMES.gateway;
-      this.gateway(name, args, wildcard);
+      this.gateway(name, args, args.routing, wildcard);
     } else {
-      this.ingress(name, args, wildcard);
+      this.ingress(name, args, args.routing, wildcard);
     }
     this.registerOutputs({});
   }
 
-  private errorPages(name: string, config: KubernetesConfig, namespace: pulumi.Input<string>): void {
+  private errorPages(
+    name: string,
+    args: Pick<KubernetesRouterArgs, "errorPagesImage" | "proxy">,
+    namespace: pulumi.Input<string>,
+  ): void {
     const parent = { parent: this };
     const files = errorPagesFiles();
     const configMapName = `${NAMES.errorPagesConfigPrefix}-${contentHash(JSON.stringify(files))}`;
@@ -244,7 +269,7 @@ export class KubernetesRouter extends pulumi.ComponentResource {
               containers: [
                 {
                   name: "nginx",
-                  image: config.errorPagesImage,
+                  image: args.errorPagesImage,
                   // nginx itself, without the image's entrypoint scripts (they edit files under /etc).
                   command: ["nginx", "-g", "daemon off;"],
                   ports: [
@@ -321,7 +346,7 @@ export class KubernetesRouter extends pulumi.ComponentResource {
           policyTypes: ["Ingress"],
           ingress: [
             {
-              from: [proxyPeer(config)],
+              from: [proxyPeer(args.proxy)],
               ports: [
                 { protocol: "TCP", port: NOT_FOUND_PORT },
                 { protocol: "TCP", port: UNAVAILABLE_PORT },
@@ -334,11 +359,10 @@ export class KubernetesRouter extends pulumi.ComponentResource {
     );
   }
 
-  private gateway(name: string, args: KubernetesRouterArgs, wildcard: string): void {
-    const { config, domain, namespace, erp } = args;
+  private gateway(name: string, args: KubernetesRouterArgs, routing: GatewayRouting, wildcard: string): void {
+    const { domain, namespace, erp } = args;
     const parent = { parent: this };
-    const className = config.gatewayClassName;
-    if (!className) throw new Error("kubernetes.gatewayClassName is required with routing: gateway");
+    const className = routing.gatewayClassName;
     const allowedRoutes = { namespaces: { from: "Same" as const }, kinds: [{ kind: "HTTPRoute" }] };
     const tls = {
       mode: "Terminate" as const,
@@ -435,10 +459,9 @@ export class KubernetesRouter extends pulumi.ComponentResource {
     );
   }
 
-  private ingress(name: string, args: KubernetesRouterArgs, wildcard: string): void {
-    const { config, domain, namespace, erp } = args;
-    const className = config.ingressClassName;
-    if (!className) throw new Error("kubernetes.ingressClassName is required with routing: ingress");
+  private ingress(name: string, args: KubernetesRouterArgs, routing: IngressRouting, wildcard: string): void {
+    const { domain, namespace, erp } = args;
+    const className = routing.ingressClassName;
     const perObject = args.hostsPerIngress ?? DEFAULT_HOSTS_PER_INGRESS;
     if (!(Number.isInteger(perObject) && perObject > 0))
       throw new Error("hostsPerIngress must be a positive integer");
@@ -469,7 +492,7 @@ export class KubernetesRouter extends pulumi.ComponentResource {
       http: { paths: [{ path: "/", pathType: "Prefix", backend: notFound }] },
     });
     const tls = [{ hosts: [wildcard, domain], secretName: NAMES.certificateSecret }];
-    const annotations = config.ingressAnnotations;
+    const annotations = routing.annotations;
 
     const groups = chunks(this.routes, perObject);
     if (groups.length === 0) groups.push([]);

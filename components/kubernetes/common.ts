@@ -5,7 +5,6 @@
  */
 import * as crypto from "node:crypto";
 import type * as k8s from "@pulumi/kubernetes";
-import type { KubernetesConfig } from "../../infra/config/kubernetes";
 import { ODOO_GEVENT_PORT, ODOO_HTTP_PORT } from "../../lib/odoo/config";
 
 export { ODOO_GEVENT_PORT, ODOO_HTTP_PORT };
@@ -112,11 +111,18 @@ export function restrictedContainerSecurity(readOnlyRootFilesystem = true) {
   };
 }
 
+/** Where the Gateway's or ingress controller's proxy pods run (`kubernetes.proxy`). */
+export interface ProxyPods {
+  namespace: string;
+  /** Default: every pod of the namespace. */
+  podLabels?: Record<string, string>;
+}
+
 /** The NetworkPolicy peer of the Gateway's or ingress controller's proxy pods. */
-export function proxyPeer(config: KubernetesConfig): k8s.types.input.networking.v1.NetworkPolicyPeer {
+export function proxyPeer(proxy: ProxyPods): k8s.types.input.networking.v1.NetworkPolicyPeer {
   return {
-    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": config.proxy.namespace } },
-    ...(config.proxy.podLabels ? { podSelector: { matchLabels: config.proxy.podLabels } } : {}),
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": proxy.namespace } },
+    ...(proxy.podLabels ? { podSelector: { matchLabels: proxy.podLabels } } : {}),
   };
 }
 

@@ -136,7 +136,7 @@ function hashFileInto(hash: ReturnType<typeof createHash>, file: string): void {
 
 /**
  * SHA-256 (hex) of a template source: the dump's bytes (a directory archive: every file's name
- * and bytes, sorted), or the command text (the same value components/LoomworksPlatform.ts passes
+ * and bytes, sorted), or the command text (the same value components/platform/templates.ts passes
  * as `dumpHash`). Synchronous so a Pulumi program can compute it at
  * program time and pass it as the TenantTemplate's `dumpHash`.
  */

@@ -1,7 +1,7 @@
 /**
  * Unit tests of the program's wiring under Pulumi mocks (test/unit/pulumi-mocks.ts): which
- * resources LoomworksPlatform declares, with which inputs, under which parents, and which
- * outputs are secret. The providers themselves are exercised by the integration and e2e suites.
+ * resources each target's platform component (components/platform) declares, with which inputs,
+ * under which parents, and which outputs are secret. The providers themselves are exercised by the integration and e2e suites.
  */
 import { templatesHash } from "../../lib/templates/render";
 import * as crypto from "node:crypto";
@@ -23,7 +23,9 @@ import {
 // The mocks must be in place before any resource is constructed (the imports below declare none).
 const registrations = installMocks();
 
-import { LoomworksPlatform, templateDatabaseName } from "../../components/LoomworksPlatform";
+import { templateDatabaseName } from "../../components/platform/templates";
+import type { PlatformComponent } from "../../components/platform/platform";
+import { declarePlatform } from "../../infra/platform";
 import { tenantNames } from "../../components/Tenant";
 import { parseStackConfig } from "../../infra/config/load";
 import { GUARDS_VERSION } from "../../lib/guards/install";
@@ -55,9 +57,9 @@ const ACME_LIMITS = { maxUsers: 25, maxStorageGb: 50, maxAiOperationsDaily: 1000
 const GLOBEX_LIMITS = { maxUsers: 10, maxStorageGb: 5, maxAiOperationsDaily: 100, maxSnapshots: 7 };
 
 /** Constructs a platform and waits until every resource it declares is registered. */
-async function build(name: string, stackConfig: StackConfig): Promise<[LoomworksPlatform, Registration[]]> {
+async function build(name: string, stackConfig: StackConfig): Promise<[PlatformComponent, Registration[]]> {
   const first = registrations.length;
-  const platform = new LoomworksPlatform(name, { config: stackConfig, projectDir });
+  const platform = declarePlatform(name, { config: stackConfig, projectDir });
   await registered(platform);
   return [platform, registrations.slice(first)];
 }
@@ -68,8 +70,8 @@ function only(regs: Registration[], type: string, name: string): Registration {
   return found[0];
 }
 
-describe("LoomworksPlatform (local target, two tenants)", () => {
-  let platform: LoomworksPlatform;
+describe("LocalPlatform (two tenants)", () => {
+  let platform: PlatformComponent;
   let regs: Registration[];
   beforeAll(async () => {
     [platform, regs] = await build("loomworks", config);
@@ -333,6 +335,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
 
   it("exports the cluster's endpoint; only adminDsn is secret", async () => {
     const { host, port, adminDsn } = platform.postgres;
+    if (!adminDsn) throw new Error("the local target exports no adminDsn");
     expect(await promiseOf(host)).toBe("127.0.0.1");
     expect(await promiseOf(port)).toBe(25432);
     expect(await promiseOf(adminDsn)).toBe(
@@ -346,7 +349,7 @@ describe("LoomworksPlatform (local target, two tenants)", () => {
   });
 });
 
-describe("LoomworksPlatform: other configurations", () => {
+describe("the platform of each target: other configurations", () => {
   it("keeps an absolute stateDir, omits an unset passphrase, hashes a fromCommand template", async () => {
     const command = "odoo -d {db} -i base --stop-after-init";
     const [platform, regs] = await build(
@@ -466,7 +469,7 @@ describe("LoomworksPlatform: other configurations", () => {
 
   it("refuses a tenant naming an undeclared template (programmatic callers)", () => {
     const broken: StackConfig = { ...config, tenants: [{ ...config.tenants[0], template: "missing" }] };
-    expect(() => new LoomworksPlatform("broken", { config: broken, projectDir })).toThrow(
+    expect(() => declarePlatform("broken", { config: broken, projectDir })).toThrow(
       /tenant "acme": key "template": names no declared template \("missing"\)/,
     );
   });

@@ -11,7 +11,7 @@ import { DYNAMIC, installMocks, registered, type Registration } from "./pulumi-m
 
 const registrations = installMocks();
 
-import { LoomworksPlatform } from "../../components/LoomworksPlatform";
+import { declarePlatform } from "../../infra/platform";
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { RULES, type StackConfig } from "../../infra/config/schema";
 
@@ -86,7 +86,7 @@ function escape(s: string): string {
 /** The `keepers` of every RandomSecret the platform declares, by resource name. */
 async function keepersOf(config: StackConfig): Promise<Record<string, unknown>> {
   const first = registrations.length;
-  const platform = new LoomworksPlatform(`p${first}`, {
+  const platform = declarePlatform(`p${first}`, {
     config,
     projectDir: path.resolve(__dirname, "../.."),
   });

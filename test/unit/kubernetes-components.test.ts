@@ -26,6 +26,7 @@ const registrations = installMocks();
 
 import { OdooDeployment } from "../../components/kubernetes/OdooDeployment";
 import { KubernetesRouter } from "../../components/kubernetes/Router";
+import { erpSettings, routerSettings } from "../../components/platform/kubernetesSettings";
 import { kubernetesConfigSchema, type KubernetesConfig } from "../../infra/config/kubernetes";
 import { parseOdooConfig, secretReferences } from "../../lib/odoo/config";
 import { STRIPPED_CLIENT_HEADERS } from "../../lib/router/forwarding";
@@ -196,7 +197,7 @@ function newOdoo(
   extra: Partial<ConstructorParameters<typeof OdooDeployment>[1]> = {},
 ) {
   return new OdooDeployment(name, {
-    config: cfg,
+    ...erpSettings(cfg),
     database: {
       host: pulumi.output("loomworks-postgres.loomworks-prod.svc"),
       user: "loomworks_erp",
@@ -221,7 +222,7 @@ function newOdoo(
 
 function newRouter(name: string, cfg: KubernetesConfig, hostsPerIngress?: number) {
   return new KubernetesRouter(name, {
-    config: cfg,
+    ...routerSettings(cfg),
     domain: DOMAIN,
     namespace: pulumi.output(NS),
     tenants: TENANTS,
@@ -1004,7 +1005,7 @@ describe("KubernetesRouter: refusals", () => {
   it("refuses a tenant subdomain no host rule can carry, and duplicates", () => {
     const make = (tenants: { subdomain: string; state: "active" }[]) =>
       new KubernetesRouter("bad", {
-        config: config(),
+        ...routerSettings(config()),
         domain: DOMAIN,
         namespace: NS,
         tenants,

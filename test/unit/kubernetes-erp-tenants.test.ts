@@ -22,6 +22,7 @@ import { installMocks, isSecretInput, plain, registered, type Registration } fro
 const registrations = installMocks();
 
 import { OdooDeployment } from "../../components/kubernetes/OdooDeployment";
+import { erpSettings } from "../../components/platform/kubernetesSettings";
 import { kubernetesConfigSchema } from "../../infra/config/kubernetes";
 import { parseOdooConfig } from "../../lib/odoo/config";
 import { renderTenantCredentials, renderTenantMap, type ErpTenant } from "../../lib/odoo/tenantMap";
@@ -56,10 +57,12 @@ type PodSpec = { containers: Container[]; initContainers?: Container[]; volumes?
 async function build(name: string, tenants: ErpTenant[], namespace = NS): Promise<Registration[]> {
   const first = registrations.length;
   const erp = new OdooDeployment(name, {
-    config: kubernetesConfigSchema.parse({
-      ...minimalKubernetesSettings(namespace, ERP_IMAGE_REF),
-      createNamespace: false,
-    }),
+    ...erpSettings(
+      kubernetesConfigSchema.parse({
+        ...minimalKubernetesSettings(namespace, ERP_IMAGE_REF),
+        createNamespace: false,
+      }),
+    ),
     database: {
       host: "postgres",
       user: "loomworks_erp",

@@ -31,6 +31,7 @@ import {
   type MonitoringArgs,
 } from "../../components/kubernetes/Monitoring";
 import { OdooDeployment } from "../../components/kubernetes/OdooDeployment";
+import { erpSettings } from "../../components/platform/kubernetesSettings";
 import { PostgresServer } from "../../components/kubernetes/PostgresServer";
 import { kubernetesConfigSchema } from "../../infra/config/kubernetes";
 import { DEFAULT_VOLUME_CLAIMS, alertRuleGroups } from "../../lib/monitoring/rules";
@@ -169,7 +170,7 @@ describe("Monitoring with ERP metrics, own labels and thresholds", () => {
     const [, erpObjs] = await build(
       () =>
         new OdooDeployment("erp-for-monitoring", {
-          config,
+          ...erpSettings(config),
           database: {
             host: "postgres",
             user: "loomworks_erp",

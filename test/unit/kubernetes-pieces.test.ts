@@ -17,7 +17,7 @@ import {
   ERROR_PAGES_HEALTH_PORT,
 } from "../../components/kubernetes/common";
 import { ERROR_PAGES_ROOT, errorPagesFiles } from "../../components/kubernetes/errorPages";
-import { redisMemoryMiB, redisStartScript } from "../../components/kubernetes/OdooDeployment";
+import { redisMemoryMiB, redisStartScript } from "../../components/kubernetes/erpRedis";
 import { previewHost, routingTable, tenantHost } from "../../components/kubernetes/routes";
 import { builderSecretName, kubectlRunArgs, templatePodOverrides } from "../../lib/tenant/templatePod";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";

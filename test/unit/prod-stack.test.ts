@@ -17,7 +17,8 @@ import { installMocks, isSecretInput, plain, promiseOf, registered, type Registr
 
 const registrations = installMocks();
 
-import { LoomworksPlatform } from "../../components/LoomworksPlatform";
+import type { PlatformComponent } from "../../components/platform/platform";
+import { declarePlatform } from "../../infra/platform";
 import { parseStackConfig } from "../../infra/config/load";
 import { kubectlRunArgs, type KubernetesCommandRunner } from "../../lib/tenant/templatePod";
 
@@ -63,9 +64,9 @@ async function sourcesOf(output: unknown): Promise<string[]> {
 async function build(
   name: string,
   raw: ReturnType<typeof prodConfig>,
-): Promise<[LoomworksPlatform, Registration[]]> {
+): Promise<[PlatformComponent, Registration[]]> {
   const first = registrations.length;
-  const platform = new LoomworksPlatform(
+  const platform = declarePlatform(
     name,
     { config: parseStackConfig(raw), projectDir: repoRoot },
     { transformations: [recordInputs] },
@@ -186,7 +187,7 @@ describe("the prod stack as declared in Pulumi.prod.yaml", () => {
 });
 
 describe("the prod stack with tenants (provisioned through the admin endpoint)", () => {
-  let platform: LoomworksPlatform;
+  let platform: PlatformComponent;
   let regs: Registration[] = [];
   beforeAll(async () => {
     const raw = prodConfig();

@@ -1,0 +1,292 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import type { KubernetesConfig } from "../../infra/config/kubernetes";
+import type { RestoreTarget, StackConfig, TenantConfig } from "../../infra/config/schema";
+import { PostgresLogin } from "../../dynamic-providers/postgresLogin";
+import { RandomSecret, rotationKeepers } from "../../dynamic-providers/randomSecret";
+import type { ErpTenant } from "../../lib/odoo/tenantMap";
+import { NAMES, POSTGRES_LABELS, POSTGRES_PORT, UPDATE_LABELS, objectLabels } from "../kubernetes/common";
+import { Monitoring } from "../kubernetes/Monitoring";
+import { OdooDeployment } from "../kubernetes/OdooDeployment";
+import { OpsJobs } from "../kubernetes/OpsJobs";
+import { PGBACKREST_CONFIG_KEY, POSTGRES_STANZA } from "../kubernetes/postgresConfig";
+import { PostgresServer } from "../kubernetes/PostgresServer";
+import { restoreJob, restoreJobName } from "../kubernetes/RestoreJob";
+import { KubernetesRouter } from "../kubernetes/Router";
+import { templateBuilderSecret } from "../kubernetes/templateBuilder";
+import { tenantNames, type DeclaredRestoreJob, type RestoreSummary, type Tenant } from "../Tenant";
+import type { TenantDatabase } from "../../dynamic-providers/tenantDatabase";
+import { erpSettings, routerSettings } from "./kubernetesSettings";
+import { PlatformComponent, type PlatformArgs } from "./platform";
+import { declareTemplates, type TemplatePodBuild } from "./templates";
+import { declareTenants } from "./tenants";
+
+/**
+ * The kubernetes target (DESIGN.md §7): PostgreSQL as a StatefulSet, the ERP workload, routing
+ * (Gateway API or Ingress, wildcard certificate through DNS-01), the scheduled jobs, monitoring,
+ * and the tenant databases — provisioned by the same providers as on the local target, through
+ * `kubernetes.postgres.adminEndpoint` (where this `pulumi up` reaches the server, e.g. a
+ * `kubectl port-forward`); restores run as Jobs in the cluster.
+ */
+export class KubernetesPlatform extends PlatformComponent {
+  constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(name, opts);
+    const { platform, tenants } = args.config;
+    const k8sCfg = platform.kubernetes;
+    if (!k8sCfg)
+      throw new pulumi.RunError('platform: key "kubernetes": is required when target is kubernetes');
+    const rotation = platform.credentialRotation;
+    const rolePassword = new RandomSecret(
+      "erp-role-password",
+      { length: 32, keepers: rotationKeepers({ platform: rotation }) },
+      { parent: this },
+    );
+    const adminPasswd = new RandomSecret("erp-admin-passwd", { length: 32 }, { parent: this });
+    const serviceHost = `${NAMES.postgres}.${k8sCfg.namespace}.svc`;
+    // The ERP's tenant map and credentials: known once the tenants below are declared, written
+    // after their databases (a tenant is never served before it exists).
+    const [erpTenants, serveTenants] = pulumi.deferredOutput<ErpTenant[]>();
+    const erp = new OdooDeployment(
+      "erp",
+      {
+        ...erpSettings(k8sCfg),
+        database: {
+          host: serviceHost,
+          user: platform.odoo.dbUser,
+          password: rolePassword.result,
+          peer: { podLabels: POSTGRES_LABELS },
+        },
+        adminPasswd: adminPasswd.result,
+        databases: tenants.filter((t) => t.state === "active").map((t) => t.subdomain),
+        tenants: erpTenants,
+        ...(rotation !== undefined ? { credentialRotation: rotation } : {}),
+      },
+      { parent: this },
+    );
+    const pg = this.declarePostgres(args.config, k8sCfg, erp, rolePassword.result);
+
+    // Tenant databases: the config refuses tenants without an admin endpoint (infra/config/load.ts).
+    const adminDsn = adminDsnOf(k8sCfg, pg);
+    const declared = adminDsn ? this.declareTenantDatabases(args, k8sCfg, erp, pg, adminDsn) : undefined;
+    if (declared) this.exportTenants(declared.outputs);
+    serveTenants(pulumi.secret(pulumi.all((declared?.declared ?? []).map(erpTenantOf))));
+
+    new KubernetesRouter(
+      "router",
+      {
+        ...routerSettings(k8sCfg),
+        domain: platform.domain,
+        namespace: erp.namespace,
+        tenants: tenants.map((t) => ({ subdomain: t.subdomain, state: t.state, preview: t.preview })),
+        erp: { httpService: erp.httpService, websocketService: erp.websocketService },
+      },
+      { parent: this },
+    );
+    this.postgres = {
+      host: pg.serviceHost,
+      port: pg.port,
+      ...(adminDsn ? { adminDsn: pulumi.secret(adminDsn) } : {}),
+    };
+    this.router = { url: pulumi.output(`https://${platform.domain}/`), odooConfig: erp.odooConfig };
+    this.registerOutputs({});
+  }
+
+  /** PostgreSQL (StatefulSet), its scheduled jobs and, when enabled, its monitoring. */
+  private declarePostgres(
+    config: StackConfig,
+    k8sCfg: KubernetesConfig,
+    erp: OdooDeployment,
+    erpRolePassword: pulumi.Output<string>,
+  ): PostgresServer {
+    const { platform } = config;
+    const rotation = platform.credentialRotation;
+    const monitoring = k8sCfg.monitoring;
+    const pg = new PostgresServer(
+      "postgres",
+      {
+        namespace: erp.namespace,
+        image: k8sCfg.postgres.image,
+        storage: {
+          ...(k8sCfg.postgres.storageClass !== undefined
+            ? { storageClass: k8sCfg.postgres.storageClass }
+            : {}),
+          dataSize: k8sCfg.postgres.dataSize,
+          walSize: k8sCfg.postgres.walArchiveSize,
+          backupsSize: k8sCfg.postgres.backupsSize,
+        },
+        resources: k8sCfg.postgres.resources,
+        ...(rotation !== undefined ? { rotation } : {}),
+        ...(platform.backups.encryptionPassphrase !== undefined
+          ? { encryptionPassphrase: pulumi.secret(platform.backups.encryptionPassphrase) }
+          : {}),
+        archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
+        retentionFull: platform.backups.retentionFull,
+        ...(k8sCfg.postgres.exporterImage !== undefined
+          ? { exporterImage: k8sCfg.postgres.exporterImage }
+          : {}),
+        ...(monitoring.enabled ? { monitoringNamespace: monitoring.namespace } : {}),
+        imagePullSecrets: k8sCfg.imagePullSecrets,
+        erpRole: { name: platform.odoo.dbUser, password: erpRolePassword },
+      },
+      { parent: this },
+    );
+    new OpsJobs(
+      "ops",
+      {
+        namespace: k8sCfg.namespace,
+        image: k8sCfg.ops.image,
+        ...(k8sCfg.imagePullPolicy !== undefined ? { imagePullPolicy: k8sCfg.imagePullPolicy } : {}),
+        imagePullSecrets: k8sCfg.imagePullSecrets,
+        postgres: opsPostgres(platform),
+        ...(platform.backups.schedule ? { schedule: platform.backups.schedule } : {}),
+        ...(platform.quotas.checkSchedule ? { quotaCheckSchedule: platform.quotas.checkSchedule } : {}),
+        undoRetentionDays: platform.undo.retentionDays,
+        filestoreOwner: k8sCfg.erpUser,
+      },
+      { parent: this, dependsOn: [pg] },
+    );
+    if (monitoring.enabled) {
+      new Monitoring(
+        "monitoring",
+        {
+          namespace: k8sCfg.namespace,
+          labels: monitoring.labels,
+          prometheus: { namespace: monitoring.namespace },
+          archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
+        },
+        { parent: this, dependsOn: [pg] },
+      );
+    }
+    return pg;
+  }
+
+  /**
+   * The templates and tenants, through the admin endpoint once the server accepts the superuser's
+   * password (it applies a rotated one a minute or two after this update wrote it).
+   */
+  private declareTenantDatabases(
+    args: PlatformArgs,
+    k8sCfg: KubernetesConfig,
+    erp: OdooDeployment,
+    pg: PostgresServer,
+    adminDsn: pulumi.Output<string>,
+  ): ReturnType<typeof declareTenants> {
+    const { platform } = args.config;
+    const rotation = platform.credentialRotation;
+    const serviceHost = `${NAMES.postgres}.${k8sCfg.namespace}.svc`;
+    const stateDir = path.resolve(args.projectDir, platform.stateDir);
+    const login = new PostgresLogin(
+      "postgres-login",
+      { dsn: pulumi.secret(adminDsn) },
+      { parent: this, dependsOn: [pg] },
+    );
+    // A template's initializer command runs in a pod of the ERP image, next to PostgreSQL, as
+    // the template's builder role (its password in a Secret of its own).
+    const podBuild = (templateName: string): TemplatePodBuild => {
+      const builder = templateBuilderSecret(templateName, erp.namespace, rotation, { parent: this });
+      return {
+        commandRunner: {
+          namespace: k8sCfg.namespace,
+          image: k8sCfg.image,
+          host: serviceHost,
+          port: POSTGRES_PORT,
+          passwordSecret: builder.ref,
+          labels: objectLabels(UPDATE_LABELS),
+          user: k8sCfg.erpUser,
+          imagePullSecrets: k8sCfg.imagePullSecrets,
+        },
+        builderPassword: builder.password,
+        secret: builder.secret,
+      };
+    };
+    const templates = declareTemplates(this, {
+      platform,
+      projectDir: args.projectDir,
+      adminDsn: pulumi.secret(adminDsn),
+      stateDir,
+      dependsOn: [login],
+      podBuild,
+    });
+    return declareTenants(this, args.config, {
+      adminDsn: pulumi.secret(adminDsn),
+      host: serviceHost,
+      port: POSTGRES_PORT,
+      erpRole: platform.odoo.dbUser,
+      templates,
+      dependsOn: [login],
+      url: (subdomain) => `https://${subdomain}.${platform.domain}/`,
+      site: (tenant) => ({
+        kind: "kubernetes",
+        restoreJob: (db) => this.declareRestoreJob(platform, k8sCfg, tenant, pg, db),
+      }),
+    });
+  }
+
+  /** A tenant's declared restore as a Job in the cluster, after its database. */
+  private declareRestoreJob(
+    platform: StackConfig["platform"],
+    k8sCfg: KubernetesConfig,
+    tenant: TenantConfig,
+    pg: PostgresServer,
+    db: TenantDatabase,
+  ): DeclaredRestoreJob {
+    const target = tenant.restore as RestoreTarget;
+    const jobName = restoreJobName(tenant.subdomain, target);
+    const job = restoreJob(
+      jobName,
+      {
+        namespace: k8sCfg.namespace,
+        image: k8sCfg.ops.image,
+        ...(k8sCfg.imagePullPolicy !== undefined ? { imagePullPolicy: k8sCfg.imagePullPolicy } : {}),
+        imagePullSecrets: k8sCfg.imagePullSecrets,
+        postgres: opsPostgres(platform),
+        pgbackrestConfigSecret: { name: NAMES.postgresSecrets, key: PGBACKREST_CONFIG_KEY },
+        tenant: { ...tenantNames(tenant.subdomain), subdomain: tenant.subdomain, state: tenant.state },
+        target,
+        filestoreOwner: k8sCfg.erpUser,
+        scratchSizeLimit: k8sCfg.ops.restoreScratchSize,
+      },
+      { parent: this, dependsOn: [pg, db] },
+    );
+    // The Job has no outputs of its own: the entry is known from the declaration.
+    const summary: RestoreSummary = {
+      id: jobName,
+      target: { ...target } as Record<string, string>,
+      state: "job",
+      preRestoreDatabase: "",
+      timings: {},
+    };
+    return { job, summary: pulumi.output(summary) };
+  }
+}
+
+/** What the scheduled jobs and restores know of PostgreSQL. */
+function opsPostgres(platform: StackConfig["platform"]) {
+  return { stanza: POSTGRES_STANZA, retentionFull: platform.backups.retentionFull };
+}
+
+/** The superuser's DSN at `kubernetes.postgres.adminEndpoint`; absent without an endpoint. */
+function adminDsnOf(k8sCfg: KubernetesConfig, pg: PostgresServer): pulumi.Output<string> | undefined {
+  const endpoint = k8sCfg.postgres.adminEndpoint;
+  if (!endpoint) return undefined;
+  const host = endpoint.host.includes(":") ? `[${endpoint.host}]` : endpoint.host;
+  return pg
+    .adminDsn(`${host}:${endpoint.port}`)
+    .apply((dsn) =>
+      k8sCfg.postgres.adminSslMode === "disable" ? dsn : `${dsn}?sslmode=${k8sCfg.postgres.adminSslMode}`,
+    );
+}
+
+/** A tenant as the ERP's tenant files name it, resolved once its database exists (secret: the password). */
+function erpTenantOf(t: Tenant): pulumi.Output<ErpTenant> {
+  const { database, roleName } = tenantNames(t.config.subdomain);
+  return pulumi.secret(
+    pulumi.all([t.rolePassword, t.database.id]).apply(([password]) => ({
+      subdomain: t.config.subdomain,
+      database,
+      roleName,
+      password,
+      state: t.config.state,
+    })),
+  );
+}

@@ -1,0 +1,94 @@
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { LocalErp } from "../local/Erp";
+import { LocalPostgresCluster } from "../local/PostgresCluster";
+import { tenantNames } from "../Tenant";
+import { PlatformComponent, type PlatformArgs } from "./platform";
+import { declareTemplates } from "./templates";
+import { declareTenants } from "./tenants";
+
+/**
+ * The local target: a PostgreSQL 15 cluster with its pgBackRest repository and scheduler under the
+ * state directory, the ERP's role and odoo.conf, the templates, the tenants (filestores and
+ * snapshots on this machine) and nginx routing them to an ERP run on this machine.
+ */
+export class LocalPlatform extends PlatformComponent {
+  constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(name, opts);
+    const { platform } = args.config;
+    const stateDir = path.resolve(args.projectDir, platform.stateDir);
+    const cluster = new LocalPostgresCluster(
+      "postgres",
+      {
+        stateDir,
+        port: platform.postgresPort,
+        archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
+        retentionFull: platform.backups.retentionFull,
+        schedule: platform.backups.schedule,
+        ...(platform.quotas.checkSchedule ? { quotaCheck: platform.quotas.checkSchedule } : {}),
+        undoRetentionDays: platform.undo.retentionDays,
+        credentialRotation: platform.credentialRotation,
+        encryptionPassphrase:
+          platform.backups.encryptionPassphrase === undefined
+            ? undefined
+            : pulumi.secret(platform.backups.encryptionPassphrase),
+      },
+      { parent: this },
+    );
+
+    // The ERP's own role and odoo.conf: the tenants are granted to the role as they are made.
+    const erp = new LocalErp(
+      "erp",
+      {
+        adminDsn: cluster.adminDsn,
+        host: cluster.host,
+        port: cluster.port,
+        stateDir,
+        odoo: platform.odoo,
+        odooHttp: platform.odooHttp,
+        odooWebsocket: platform.odooWebsocket,
+        credentialRotation: platform.credentialRotation,
+      },
+      { parent: this, dependsOn: [cluster] },
+    );
+
+    const templates = declareTemplates(this, {
+      platform,
+      projectDir: args.projectDir,
+      adminDsn: cluster.adminDsn,
+      stateDir,
+      dependsOn: [cluster],
+    });
+    const { declared, outputs } = declareTenants(this, args.config, {
+      adminDsn: cluster.adminDsn,
+      host: cluster.host,
+      port: cluster.port,
+      erpRole: erp.role.roleName,
+      templates,
+      dependsOn: [erp.role],
+      url: (subdomain) => `http://${subdomain}.${platform.domain}:${platform.routerPort}/`,
+      site: () => ({
+        kind: "local",
+        filestoreRoot: path.join(stateDir, "filestore"),
+        snapshotRoot: path.join(stateDir, "snapshots"),
+        stateDir,
+        pgbackrestConfig: cluster.pgbackrestConfig,
+        stanza: cluster.stanza,
+      }),
+    });
+    this.exportTenants(outputs);
+
+    const router = erp.serveTenants(
+      declared.map((t) => ({
+        config: t.config,
+        ...tenantNames(t.config.subdomain),
+        password: t.rolePassword,
+      })),
+      platform,
+      declared,
+    );
+    this.router = { url: router.url, nginxConfig: router.nginxConfig, odooConfig: erp.odooConfig };
+    this.postgres = { host: cluster.host, port: cluster.port, adminDsn: pulumi.secret(cluster.adminDsn) };
+    this.registerOutputs({});
+  }
+}
