@@ -104,6 +104,12 @@ export class Tenant extends pulumi.ComponentResource {
     this.config = cfg;
     const { database, roleName } = tenantNames(cfg.subdomain);
     const site = args.site;
+    if (site.kind !== "local" && Object.keys(cfg.snapshots).length > 0) {
+      // The config schema already refuses this; kept as a guard for programmatic callers.
+      throw new pulumi.RunError(
+        `tenant "${cfg.subdomain}": key "snapshots": declared snapshots are taken on the local target only`,
+      );
+    }
     const rolePassword = new RandomSecret(
       `${name}-role-password`,
       {
@@ -141,12 +147,6 @@ export class Tenant extends pulumi.ComponentResource {
       { parent: this, customTimeouts: { create: "10m", update: "10m", delete: "10m" } },
     );
 
-    if (site.kind !== "local" && Object.keys(cfg.snapshots).length > 0) {
-      // The config schema already refuses this; kept as a guard for programmatic callers.
-      throw new pulumi.RunError(
-        `tenant "${cfg.subdomain}": key "snapshots": declared snapshots are taken on the local target only`,
-      );
-    }
     const snapshots = site.kind === "local" ? this.declareSnapshots(name, args, site, db) : {};
     const restore = cfg.restore ? this.declareRestore(name, args, cfg.restore, db, snapshots) : undefined;
     this.restore = restore?.summary;

@@ -68,6 +68,7 @@ export interface MonitoringArgs {
   labels?: Record<string, string>;
   /** Where Prometheus runs: allowed in by the NetworkPolicies to the scraped ports. */
   prometheus?: { namespace: string; podLabels?: Record<string, string> };
+  /** Default DEFAULT_SCRAPE_INTERVAL. */
   scrapeInterval?: string;
   /** PostgreSQL's archive_timeout (loomworks:platform.archiveTimeoutSeconds). */
   archiveTimeoutSeconds: number;

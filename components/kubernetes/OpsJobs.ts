@@ -88,11 +88,13 @@ export interface FilestoreOwner {
 }
 
 export interface OpsJobsArgs {
+  /** The platform's namespace (PostgreSQL's and the ERP's). */
   namespace: string;
-  /** The ops image (docker/ops/Dockerfile). */
+  /** The ops image (docker/ops/Dockerfile), how it is pulled and with which registry Secrets. */
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   imagePullSecrets?: readonly string[];
+  /** The server the jobs back up, expire, verify and check. */
   postgres: OpsPostgres;
   /** `platform.backups.schedule` (cron, UTC); unset keys take DEFAULT_BACKUP_SCHEDULE's. */
   schedule?: Partial<BackupSchedule>;
@@ -102,7 +104,9 @@ export interface OpsJobsArgs {
   undoRetentionDays: number;
   /** Records the repository's backups in the registry (default hourly at :30). */
   syncSchedule?: string;
+  /** The ERP's user and group: the jobs that touch the filestore run as them. */
   filestoreOwner: FilestoreOwner;
+  /** Of each job's container (default DEFAULT_OPS_RESOURCES). */
   resources?: ResourceRequirements;
   /** Suspends every CronJob (e.g. during a migration). */
   suspend?: boolean;

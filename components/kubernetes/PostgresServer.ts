@@ -68,24 +68,31 @@ export interface PostgresStorage {
 }
 
 export interface PostgresServerArgs {
+  /** The platform's namespace (OdooDeployment.namespace). */
   namespace: pulumi.Input<string>;
   /** The image built from docker/postgres. */
   image: string;
+  /** The data, WAL-archive and backup volumes (default POSTGRES_DEFAULTS.storage). */
   storage?: PostgresStorage;
+  /** Of the PostgreSQL container (default POSTGRES_DEFAULTS.resources); the memory settings follow the limit. */
   resources?: PostgresResources;
   /** platform.credentialRotation: changing it makes new superuser, replication and monitoring passwords. */
   rotation?: string;
   /** The backup repository's passphrase (secret); generated once when absent. */
   encryptionPassphrase?: pulumi.Input<string>;
+  /** archive_timeout (loomworks:platform.archiveTimeoutSeconds). */
   archiveTimeoutSeconds: number;
+  /** Full backups kept by pgBackRest (loomworks:platform.backups.retentionFull). */
   retentionFull: number;
   /** Default DEFAULT_EXPORTER_IMAGE. */
   exporterImage?: string;
   /** Namespace of the Prometheus that scrapes the exporter (port 9187); none: no scraping allowed. */
   monitoringNamespace?: string;
   imagePullSecrets?: string[];
+  /** Where the pod may be scheduled. */
   nodeSelector?: Record<string, string>;
   tolerations?: k8s.types.input.core.v1.Toleration[];
+  /** max_connections (default 100). */
   maxConnections?: number;
   /**
    * The ERP's own login role, kept by the role-sync sidecar (created at initdb, password applied on

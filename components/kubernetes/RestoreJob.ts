@@ -41,7 +41,9 @@ export const RESTORE_SCRATCH_DIR = "/var/lib/loomworks-restore";
 const MAX_NAME = 63;
 
 export interface RestoreJobArgs {
+  /** The platform's namespace. */
   namespace: string;
+  /** The ops image (docker/ops/Dockerfile), how it is pulled and with which registry Secrets. */
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   imagePullSecrets?: readonly string[];
@@ -49,13 +51,17 @@ export interface RestoreJobArgs {
   postgres: OpsPostgres;
   /** The Secret key holding the PostgreSQL pod's pgbackrest.conf (it may hold the passphrase). */
   pgbackrestConfigSecret: { name: string; key: string };
+  /** The tenant restored: its names and the state it is left in. */
   tenant: { subdomain: string; database: string; roleName: string; state?: TenantLifecycleState };
+  /** `loomworks:tenants.<sub>.restore`: a snapshot, a time or an LSN. */
   target: RestoreTarget;
   /** The Snapshot resource's `lsn` output (snapshot targets); looked up in the registry when absent. */
   snapshotLsn?: pulumi.Input<string>;
+  /** The ERP's user and group: the restored filestore is theirs. */
   filestoreOwner: FilestoreOwner;
   /** Size limit of the scratch cluster's emptyDir (holds the tenant's database, restored). */
   scratchSizeLimit: string;
+  /** Of the restore's container. */
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** Default 12 hours. */
   activeDeadlineSeconds?: number;

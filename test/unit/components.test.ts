@@ -26,7 +26,7 @@ const registrations = installMocks();
 import { templateDatabaseName } from "../../components/platform/templates";
 import type { PlatformComponent } from "../../components/platform/platform";
 import { declarePlatform } from "../../infra/platform";
-import { tenantNames } from "../../components/Tenant";
+import { Tenant, tenantNames } from "../../components/Tenant";
 import { parseStackConfig } from "../../infra/config/load";
 import { GUARDS_VERSION } from "../../lib/guards/install";
 import type { StackConfig } from "../../infra/config/schema";
@@ -472,6 +472,31 @@ describe("the platform of each target: other configurations", () => {
     expect(() => declarePlatform("broken", { config: broken, projectDir })).toThrow(
       /tenant "acme": key "template": names no declared template \("missing"\)/,
     );
+  });
+});
+
+describe("Tenant", () => {
+  it("refuses declared snapshots where the target takes none (programmatic callers)", () => {
+    const acme = { ...config.tenants[0], snapshots: { nightly: {} } };
+    expect(acme.subdomain).toBe("acme");
+    expect(
+      () =>
+        new Tenant("acme-on-kubernetes", {
+          config: acme,
+          adminDsn: "postgres://postgres:pw@127.0.0.1:15432/postgres",
+          host: "postgres.loomworks.svc",
+          port: 5432,
+          templateDatabase: templateDatabaseName("default"),
+          url: "https://acme.loom.test/",
+          undoExcludeTables: [],
+          site: {
+            kind: "kubernetes",
+            restoreJob: () => {
+              throw new Error("no restore is declared");
+            },
+          },
+        }),
+    ).toThrow(/tenant "acme": key "snapshots": declared snapshots are taken on the local target only/);
   });
 });
 
