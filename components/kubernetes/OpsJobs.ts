@@ -87,13 +87,17 @@ export interface FilestoreOwner {
   gid: number;
 }
 
-export interface OpsJobsArgs {
+/** Where the ops pods (scheduled jobs, restores) run and from which image. */
+export interface OpsPods {
   /** The platform's namespace (PostgreSQL's and the ERP's). */
   namespace: string;
   /** The ops image (docker/ops/Dockerfile), how it is pulled and with which registry Secrets. */
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
   imagePullSecrets?: readonly string[];
+}
+
+export interface OpsJobsArgs extends OpsPods {
   /** The server the jobs back up, expire, verify and check. */
   postgres: OpsPostgres;
   /** `platform.backups.schedule` (cron, UTC); unset keys take DEFAULT_BACKUP_SCHEDULE's. */

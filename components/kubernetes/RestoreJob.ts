@@ -33,6 +33,7 @@ import {
   opsSecretEnv,
   opsSettings,
   type FilestoreOwner,
+  type OpsPods,
   type OpsPostgres,
 } from "./OpsJobs";
 
@@ -40,13 +41,7 @@ import {
 export const RESTORE_SCRATCH_DIR = "/var/lib/loomworks-restore";
 const MAX_NAME = 63;
 
-export interface RestoreJobArgs {
-  /** The platform's namespace. */
-  namespace: string;
-  /** The ops image (docker/ops/Dockerfile), how it is pulled and with which registry Secrets. */
-  image: string;
-  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
-  imagePullSecrets?: readonly string[];
+export interface RestoreJobArgs extends OpsPods {
   /** `podLabels` (default POSTGRES_LABELS) select the pod the Job must share a node with. */
   postgres: OpsPostgres;
   /** The Secret key holding the PostgreSQL pod's pgbackrest.conf (it may hold the passphrase). */

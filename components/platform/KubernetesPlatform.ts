@@ -8,7 +8,7 @@ import type { ErpTenant } from "../../lib/odoo/tenantMap";
 import { NAMES, POSTGRES_LABELS, POSTGRES_PORT, UPDATE_LABELS, objectLabels } from "../kubernetes/common";
 import { Monitoring } from "../kubernetes/Monitoring";
 import { OdooDeployment } from "../kubernetes/OdooDeployment";
-import { OpsJobs } from "../kubernetes/OpsJobs";
+import { OpsJobs, type OpsPods } from "../kubernetes/OpsJobs";
 import { PGBACKREST_CONFIG_KEY, POSTGRES_STANZA } from "../kubernetes/postgresConfig";
 import { PostgresServer } from "../kubernetes/PostgresServer";
 import { restoreJob, restoreJobName } from "../kubernetes/RestoreJob";
@@ -133,10 +133,7 @@ export class KubernetesPlatform extends PlatformComponent {
     new OpsJobs(
       "ops",
       {
-        namespace: k8sCfg.namespace,
-        image: k8sCfg.ops.image,
-        ...(k8sCfg.imagePullPolicy !== undefined ? { imagePullPolicy: k8sCfg.imagePullPolicy } : {}),
-        imagePullSecrets: k8sCfg.imagePullSecrets,
+        ...opsPods(k8sCfg),
         postgres: opsPostgres(platform),
         ...(platform.backups.schedule ? { schedule: platform.backups.schedule } : {}),
         ...(platform.quotas.checkSchedule ? { quotaCheckSchedule: platform.quotas.checkSchedule } : {}),
@@ -235,10 +232,7 @@ export class KubernetesPlatform extends PlatformComponent {
     const job = restoreJob(
       jobName,
       {
-        namespace: k8sCfg.namespace,
-        image: k8sCfg.ops.image,
-        ...(k8sCfg.imagePullPolicy !== undefined ? { imagePullPolicy: k8sCfg.imagePullPolicy } : {}),
-        imagePullSecrets: k8sCfg.imagePullSecrets,
+        ...opsPods(k8sCfg),
         postgres: opsPostgres(platform),
         pgbackrestConfigSecret: { name: NAMES.postgresSecrets, key: PGBACKREST_CONFIG_KEY },
         tenant: { ...tenantNames(tenant.subdomain), subdomain: tenant.subdomain, state: tenant.state },
@@ -258,6 +252,16 @@ export class KubernetesPlatform extends PlatformComponent {
     };
     return { job, summary: pulumi.output(summary) };
   }
+}
+
+/** Where the scheduled jobs and restores run. */
+function opsPods(k8sCfg: KubernetesConfig): OpsPods {
+  return {
+    namespace: k8sCfg.namespace,
+    image: k8sCfg.ops.image,
+    ...(k8sCfg.imagePullPolicy !== undefined ? { imagePullPolicy: k8sCfg.imagePullPolicy } : {}),
+    imagePullSecrets: k8sCfg.imagePullSecrets,
+  };
 }
 
 /** What the scheduled jobs and restores know of PostgreSQL. */
