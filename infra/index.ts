@@ -16,7 +16,8 @@ function readConfig() {
 const projectDir = pulumi.runtime.getRootDirectory();
 const platform = declarePlatform("loomworks", { config: readConfig(), projectDir });
 
-// The outputs keep every key on every target (CONFIG.md): what a target lacks is "".
+// The outputs keep every key on every target (docs/configuration.md#stack-outputs): what a target
+// lacks is "".
 const { host, port, adminDsn } = platform.postgres;
 export const postgres = { host, port, adminDsn: adminDsn ?? pulumi.secret("") };
 export const tenants = platform.tenants;

@@ -22,9 +22,9 @@ import { declareTemplates, type TemplatePodBuild } from "./templates";
 import { declareTenants } from "./tenants";
 
 /**
- * The kubernetes target (DESIGN.md §7): PostgreSQL as a StatefulSet, the ERP workload, routing
- * (Gateway API or Ingress, wildcard certificate through DNS-01), the scheduled jobs, monitoring,
- * and the tenant databases — provisioned by the same providers as on the local target, through
+ * The kubernetes target (docs/architecture.md#kubernetes-and-docker): PostgreSQL as a StatefulSet,
+ * the ERP workload, routing (Gateway API or Ingress, wildcard certificate through DNS-01), the
+ * scheduled jobs, monitoring, and the tenant databases — provisioned by the same providers as on the local target, through
  * `kubernetes.postgres.adminEndpoint` (where this `pulumi up` reaches the server, e.g. a
  * `kubectl port-forward`); restores run as Jobs in the cluster.
  */

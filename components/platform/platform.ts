@@ -16,8 +16,8 @@ export interface PlatformArgs {
 }
 
 /**
- * What a platform gives the stack outputs (CONFIG.md). Plain objects of outputs, so that only the
- * secret fields (adminDsn, dsn, the admin passwords) are secret in the stack outputs.
+ * What a platform gives the stack outputs (docs/configuration.md#stack-outputs). Plain objects of
+ * outputs, so that only the secret fields (adminDsn, dsn, the admin passwords) are secret there.
  */
 export interface PlatformOutputs {
   readonly postgres: {
