@@ -1,5 +1,8 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type * as Unreachable from "../lib/pg/unreachable";
+import { libModule } from "../lib/pulumi/lazyModule";
+import type * as ErpRoleLib from "../lib/tenant/erpRole";
+import type * as TenantProvider from "../lib/tenant/provider";
 
 /**
  * The ERP's own database role (lib/tenant/erpRole.ts): LOGIN, not a superuser, a member of no
@@ -23,24 +26,18 @@ export interface ErpRoleOutputs extends ErpRoleInputs {
   superuser: boolean;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/tenant/erpRole.js. Only these strings are captured. */
-const ERP_MODULE = path.join(__dirname, "..", "lib", "tenant", "erpRole");
-const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable");
-type ErpModule = typeof import("../lib/tenant/erpRole");
+const erpRoles = libModule<typeof ErpRoleLib>("tenant/erpRole");
+const support = libModule<typeof TenantProvider>("tenant/provider");
+const unreachable = libModule<typeof Unreachable>("pg/unreachable");
 
 async function converge(inputs: ErpRoleInputs): Promise<ErpRoleOutputs> {
-  const m: ErpModule = require(ERP_MODULE);
-  const st = await m.ensureErpRole(inputs.adminDsn, inputs.roleName, inputs.password);
+  const st = await erpRoles().ensureErpRole(inputs.adminDsn, inputs.roleName, inputs.password);
   return { ...inputs, tenantMemberships: st.tenantMemberships, superuser: st.superuser };
 }
 
 export const erpRoleProvider: pulumi.dynamic.ResourceProvider<ErpRoleInputs, ErpRoleOutputs> = {
   async diff(_id, olds, news) {
-    const replaces = olds.roleName !== news.roleName ? ["roleName"] : [];
-    const drift = (olds.tenantMemberships ?? []).length > 0 || olds.superuser === true;
-    const changes =
-      replaces.length > 0 || drift || olds.password !== news.password || olds.adminDsn !== news.adminDsn;
-    return { changes, replaces, deleteBeforeReplace: false };
+    return support().diffErpRole({ ...olds }, { ...news });
   },
   async create(inputs) {
     return { id: `loomworks-erp-role:${inputs.roleName}`, outs: await converge(inputs) };
@@ -50,23 +47,18 @@ export const erpRoleProvider: pulumi.dynamic.ResourceProvider<ErpRoleInputs, Erp
   },
   async read(id, props) {
     if (!props) return { id, props };
-    const m: ErpModule = require(ERP_MODULE);
-    let st: Awaited<ReturnType<ErpModule["readErpRole"]>>;
+    let st: Awaited<ReturnType<typeof ErpRoleLib.readErpRole>>;
     try {
-      st = await m.readErpRole(props.adminDsn, props.roleName);
+      st = await erpRoles().readErpRole(props.adminDsn, props.roleName);
     } catch (err) {
-      const code = (require(UNREACHABLE_MODULE) as typeof import("../lib/pg/unreachable")).unreachableCode(
-        err,
-      );
-      if (!code) throw err;
+      if (!unreachable().unreachableCode(err)) throw err;
       return { id, props };
     }
     if (!st.exists) return { id: "" };
     return { id, props: { ...props, tenantMemberships: st.tenantMemberships, superuser: st.superuser } };
   },
   async delete(_id, props) {
-    const m: ErpModule = require(ERP_MODULE);
-    await m.dropErpRole(props.adminDsn, props.roleName);
+    await erpRoles().dropErpRole(props.adminDsn, props.roleName);
   },
 };
 

@@ -1,7 +1,9 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { ErpTenant } from "../lib/odoo/tenantMap";
+import type * as TenantFiles from "../lib/odoo/localTenantFiles";
 import type { LocalErpTenantsInputs, LocalErpTenantsOutputs } from "../lib/odoo/localTenantFiles";
+import type * as OdooProvider from "../lib/odoo/provider";
+import type { ErpTenant } from "../lib/odoo/tenantMap";
+import { libModule } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's tenant map and tenant credentials for the ERP (`<stateDir>/odoo/tenants.json`
@@ -14,17 +16,15 @@ export interface LocalErpTenantsArgs {
   tenants: pulumi.Input<pulumi.Input<ErpTenant>[]>;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/odoo/localTenantFiles.js. Only this string is captured. */
-const FILES_MODULE = path.join(__dirname, "..", "lib", "odoo", "localTenantFiles");
-type FilesModule = typeof import("../lib/odoo/localTenantFiles");
-const load = (): FilesModule => require(FILES_MODULE) as FilesModule;
+const load = libModule<typeof TenantFiles>("odoo/localTenantFiles");
+const support = libModule<typeof OdooProvider>("odoo/provider");
 
-const provider: pulumi.dynamic.ResourceProvider<LocalErpTenantsInputs, LocalErpTenantsOutputs> = {
+export const localErpTenantsProvider: pulumi.dynamic.ResourceProvider<
+  LocalErpTenantsInputs,
+  LocalErpTenantsOutputs
+> = {
   async check(_olds, news) {
-    const problem = load().checkLocalErpTenants(news);
-    return problem === undefined
-      ? { inputs: news }
-      : { inputs: news, failures: [{ property: "tenants", reason: problem }] };
+    return { inputs: news, failures: support().checkLocalErpTenants(news) };
   },
   async create(inputs) {
     return load().createLocalErpTenants(inputs);
@@ -35,7 +35,7 @@ const provider: pulumi.dynamic.ResourceProvider<LocalErpTenantsInputs, LocalErpT
     return current ? { id, props: current } : { id: "", props: {} as LocalErpTenantsOutputs };
   },
   async diff(_id, olds, news) {
-    return load().diffLocalErpTenants(olds, news);
+    return support().diffLocalErpTenants(olds, news);
   },
   async update(_id, _olds, news) {
     return { outs: await load().writeLocalErpTenants(news) };
@@ -51,7 +51,7 @@ export class LocalErpTenants extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: LocalErpTenantsArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      provider,
+      localErpTenantsProvider,
       name,
       {
         ...args,

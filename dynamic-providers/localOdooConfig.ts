@@ -1,6 +1,8 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type * as LocalConfig from "../lib/odoo/localConfig";
 import type { LocalOdooConfigInputs, LocalOdooConfigOutputs } from "../lib/odoo/localConfig";
+import type * as OdooProvider from "../lib/odoo/provider";
+import { libModule } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's odoo.conf at `<stateDir>/odoo/odoo.conf` (mode 0600, its directory 0700),
@@ -39,42 +41,32 @@ export interface LocalOdooConfigArgs {
 
 export type { LocalOdooConfigInputs, LocalOdooConfigOutputs };
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/odoo/localConfig.js. Only this string is captured. */
-const CONFIG_MODULE = path.join(__dirname, "..", "lib", "odoo", "localConfig");
-type ConfigModule = typeof import("../lib/odoo/localConfig");
+const configs = libModule<typeof LocalConfig>("odoo/localConfig");
+const support = libModule<typeof OdooProvider>("odoo/provider");
 
-const localOdooConfigProvider: pulumi.dynamic.ResourceProvider<
+export const localOdooConfigProvider: pulumi.dynamic.ResourceProvider<
   LocalOdooConfigInputs,
   LocalOdooConfigOutputs
 > = {
   async check(_olds, news) {
-    const m: ConfigModule = require(CONFIG_MODULE);
-    const problem = m.checkLocalOdooConfig(news);
-    return problem === undefined
-      ? { inputs: news }
-      : { inputs: news, failures: [{ property: "adminPasswd", reason: problem }] };
+    return { inputs: news, failures: support().checkLocalOdooConfig(news) };
   },
   async create(inputs) {
-    const m: ConfigModule = require(CONFIG_MODULE);
-    return m.createLocalOdooConfig(inputs);
+    return configs().createLocalOdooConfig(inputs);
   },
   async read(id, props) {
     if (!props) return { id, props };
-    const m: ConfigModule = require(CONFIG_MODULE);
-    const current = await m.readLocalOdooConfig(props);
+    const current = await configs().readLocalOdooConfig(props);
     return current ? { id, props: current } : { id: "", props: {} as LocalOdooConfigOutputs };
   },
   async diff(_id, olds, news) {
-    const m: ConfigModule = require(CONFIG_MODULE);
-    return m.diffLocalOdooConfig(olds, news);
+    return support().diffLocalOdooConfig(olds, news);
   },
   async update(_id, _olds, news) {
-    const m: ConfigModule = require(CONFIG_MODULE);
-    return { outs: await m.updateLocalOdooConfig(news) };
+    return { outs: await configs().updateLocalOdooConfig(news) };
   },
   async delete(_id, props) {
-    const m: ConfigModule = require(CONFIG_MODULE);
-    await m.deleteLocalOdooConfig(props);
+    await configs().deleteLocalOdooConfig(props);
   },
 };
 

@@ -1,6 +1,9 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type * as BackupsLib from "../lib/backup/backups";
+import type * as ClusterLib from "../lib/pg/cluster";
 import type { LocalClusterSpec } from "../lib/pg/cluster";
+import type * as PgProvider from "../lib/pg/provider";
+import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's PostgreSQL 15 cluster with its pgBackRest repository (lib/pg/cluster.ts does
@@ -34,21 +37,20 @@ export interface LocalPostgresOutputs extends LocalPostgresInputs {
   repoPath: string;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/pg/cluster.js. Only these strings are captured. */
-const CLUSTER_MODULE = path.join(__dirname, "..", "lib", "pg", "cluster");
-/** ensureCluster + recording the repository's backups in the registry (lib/backup/backups.ts). */
-const BACKUPS_MODULE = path.join(__dirname, "..", "lib", "backup", "backups");
+const clusters = libModule<typeof ClusterLib>("pg/cluster");
+/** ensureCluster + recording the repository's backups in the registry. */
+const backups = libModule<typeof BackupsLib>("backup/backups");
+const support = libModule<typeof PgProvider>("pg/provider");
 
 export const localPostgresProvider: pulumi.dynamic.ResourceProvider<
   LocalPostgresInputs,
   LocalPostgresOutputs
 > = {
   async create(inputs) {
-    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
-    const backups: typeof import("../lib/backup/backups") = require(BACKUPS_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const cluster = clusters();
+    const log = pulumiLog();
     const spec = cluster.localClusterSpec(inputs);
-    await backups.ensureClusterWithBackups(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
+    await backups().ensureClusterWithBackups(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
     const { paths } = cluster.localClusterLayout(spec);
     return {
       id: `local-postgres:${paths.stateDir}`,
@@ -57,7 +59,7 @@ export const localPostgresProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async read(id, props) {
-    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
+    const cluster = clusters();
     if (!props) return { id, props };
     const spec = cluster.localClusterSpec(props);
     const status = await cluster.clusterStatus(spec);
@@ -70,42 +72,21 @@ export const localPostgresProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async diff(_id, olds, news) {
-    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
-    const replaces =
-      cluster.resolveStateDir(olds.stateDir) !== cluster.resolveStateDir(news.stateDir) ? ["stateDir"] : [];
-    const keys = [
-      "port",
-      "archiveTimeoutSeconds",
-      "superuserPassword",
-      "stanza",
-      "retentionFull",
-      "configHash",
-    ] as const;
-    const inPlace: string[] = keys.filter((key) => olds[key] !== news[key]);
-    if ((olds.encryptionPassphrase ?? "") !== (news.encryptionPassphrase ?? ""))
-      inPlace.push("encryptionPassphrase");
-    const stopped = olds.running === false;
-    return {
-      changes: replaces.length > 0 || inPlace.length > 0 || stopped,
-      replaces,
-      deleteBeforeReplace: true,
-    };
+    return support().diffLocalPostgres({ ...olds }, { ...news });
   },
 
   async update(_id, _olds, news) {
-    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
-    const backups: typeof import("../lib/backup/backups") = require(BACKUPS_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const cluster = clusters();
+    const log = pulumiLog();
     const spec = cluster.localClusterSpec(news);
-    await backups.ensureClusterWithBackups(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
+    await backups().ensureClusterWithBackups(spec, (msg) => void log.info(`LocalPostgres: ${msg}`));
     return { outs: cluster.runningClusterOutputs(spec, news.configHash) };
   },
 
   async delete(_id, props) {
-    const cluster: typeof import("../lib/pg/cluster") = require(CLUSTER_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const cluster = clusters();
     const spec = cluster.localClusterSpec(props);
-    void log.info(`LocalPostgres: destroying the cluster in ${spec.stateDir}`);
+    void pulumiLog().info(`LocalPostgres: destroying the cluster in ${spec.stateDir}`);
     await cluster.destroyCluster(spec);
   },
 };

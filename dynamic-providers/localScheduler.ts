@@ -1,6 +1,11 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type * as BackupProvider from "../lib/backup/provider";
+import type * as DaemonLib from "../lib/backup/daemon";
+import type * as ScheduleDefaults from "../lib/backup/schedule-defaults";
 import type { BackupSchedule } from "../lib/backup/schedule-defaults";
+import type * as PgPaths from "../lib/pg/paths";
+import { libModule } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's scheduler daemon (lib/backup/daemon.ts does the work): scheduled full and
@@ -42,18 +47,18 @@ export interface LocalSchedulerOutputs extends LocalSchedulerInputs {
   jobsLog: string;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/backup/*.js and bin/infra/ops/jobs.js. Only strings are captured. */
-const DAEMON_MODULE = path.join(__dirname, "..", "lib", "backup", "daemon");
-const DEFAULTS_MODULE = path.join(__dirname, "..", "lib", "backup", "schedule-defaults");
-const PATHS_MODULE = path.join(__dirname, "..", "lib", "pg", "paths");
-const CRON_MODULE = path.join(__dirname, "..", "lib", "backup", "cron");
+const daemons = libModule<typeof DaemonLib>("backup/daemon");
+const scheduleDefaults = libModule<typeof ScheduleDefaults>("backup/schedule-defaults");
+const pgPaths = libModule<typeof PgPaths>("pg/paths");
+const support = libModule<typeof BackupProvider>("backup/provider");
+/** Compiled program: bin/dynamic-providers -> bin/infra/ops/jobs.js (only the path is captured). */
 const JOBS_SCRIPT = path.join(__dirname, "..", "infra", "ops", "jobs.js");
 
 async function apply(inputs: LocalSchedulerInputs): Promise<LocalSchedulerOutputs> {
-  const daemon: typeof import("../lib/backup/daemon") = require(DAEMON_MODULE);
-  const defaults: typeof import("../lib/backup/schedule-defaults") = require(DEFAULTS_MODULE);
-  const pgPaths: typeof import("../lib/pg/paths") = require(PATHS_MODULE);
-  const stateDir = pgPaths.clusterPaths(inputs.stateDir).stateDir;
+  const daemon = daemons();
+  const defaults = scheduleDefaults();
+  const { clusterPaths } = pgPaths();
+  const stateDir = clusterPaths(inputs.stateDir).stateDir;
   const jobs = defaults.platformJobs({
     stateDir,
     schedule: defaults.effectiveSchedule(inputs.schedule),
@@ -67,7 +72,7 @@ async function apply(inputs: LocalSchedulerInputs): Promise<LocalSchedulerOutput
     stanza: inputs.stanza,
     archiveTimeoutSeconds: inputs.archiveTimeoutSeconds,
     retentionFull: inputs.retentionFull,
-    socketDir: pgPaths.clusterPaths(stateDir).socketDir,
+    socketDir: clusterPaths(stateDir).socketDir,
   });
   const status = await daemon.startDaemon(stateDir, { jobsScript: JOBS_SCRIPT });
   return {
@@ -79,15 +84,12 @@ async function apply(inputs: LocalSchedulerInputs): Promise<LocalSchedulerOutput
   };
 }
 
-const localSchedulerProvider: pulumi.dynamic.ResourceProvider<LocalSchedulerInputs, LocalSchedulerOutputs> = {
+export const localSchedulerProvider: pulumi.dynamic.ResourceProvider<
+  LocalSchedulerInputs,
+  LocalSchedulerOutputs
+> = {
   async check(_olds, news) {
-    const cron: typeof import("../lib/backup/cron") = require(CRON_MODULE);
-    const failures: pulumi.dynamic.CheckFailure[] = [];
-    for (const [key, expr] of Object.entries(news.schedule ?? {})) {
-      const problem = cron.cronProblem(String(expr));
-      if (problem) failures.push({ property: `schedule.${key}`, reason: problem });
-    }
-    return { inputs: news, failures };
+    return { inputs: news, failures: support().checkLocalScheduler(news) };
   },
 
   async create(inputs) {
@@ -96,25 +98,13 @@ const localSchedulerProvider: pulumi.dynamic.ResourceProvider<LocalSchedulerInpu
   },
 
   async read(id, props) {
-    const daemon: typeof import("../lib/backup/daemon") = require(DAEMON_MODULE);
     if (!props) return { id, props };
-    const status = await daemon.daemonStatus(props.stateDir);
+    const status = await daemons().daemonStatus(props.stateDir);
     return { id, props: { ...props, running: status.running, pid: status.pid ?? 0 } };
   },
 
   async diff(_id, olds, news) {
-    const pgPaths: typeof import("../lib/pg/paths") = require(PATHS_MODULE);
-    const moved =
-      pgPaths.clusterPaths(olds.stateDir).stateDir !== pgPaths.clusterPaths(news.stateDir).stateDir;
-    const changed =
-      moved ||
-      olds.port !== news.port ||
-      olds.stanza !== news.stanza ||
-      olds.archiveTimeoutSeconds !== news.archiveTimeoutSeconds ||
-      olds.retentionFull !== news.retentionFull ||
-      JSON.stringify(olds.schedule) !== JSON.stringify(news.schedule);
-    const replaces = moved ? ["stateDir"] : [];
-    return { changes: changed || olds.running === false, replaces, deleteBeforeReplace: true };
+    return support().diffLocalScheduler({ ...olds }, { ...news });
   },
 
   async update(_id, _olds, news) {
@@ -122,8 +112,7 @@ const localSchedulerProvider: pulumi.dynamic.ResourceProvider<LocalSchedulerInpu
   },
 
   async delete(_id, props) {
-    const daemon: typeof import("../lib/backup/daemon") = require(DAEMON_MODULE);
-    await daemon.removeScheduler(props.stateDir);
+    await daemons().removeScheduler(props.stateDir);
   },
 };
 

@@ -1,5 +1,7 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import type * as RestoreLib from "../lib/restore/index";
+import type * as RestoreProvider from "../lib/restore/provider";
 
 /**
  * A tenant's `restore: { snapshot | time | lsn }` entry: point-in-time restore of that ONE tenant
@@ -68,54 +70,37 @@ export interface PitrRestoreOutputs extends PitrRestoreInputs {
   timings: Record<string, unknown>;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/restore/index.js. Only this string is captured. */
-const RESTORE_MODULE = path.join(__dirname, "..", "lib", "restore", "index");
-
-type RestoreModule = typeof import("../lib/restore/index");
+const restores = libModule<typeof RestoreLib>("restore/index");
+const support = libModule<typeof RestoreProvider>("restore/provider");
 
 export const pitrRestoreProvider: pulumi.dynamic.ResourceProvider<PitrRestoreInputs, PitrRestoreOutputs> = {
   async check(olds, news) {
-    const m: RestoreModule = require(RESTORE_MODULE);
-    const r = await m.checkPitrRestore(
-      olds as unknown as Record<string, unknown> | undefined,
-      news as unknown as Record<string, unknown>,
-    );
-    if (r.warning) {
-      const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-      void log.warn(`PitrRestore ${news.subdomain}: ${r.warning}`);
-    }
-    return r.failures.length > 0 ? { inputs: news, failures: r.failures } : { inputs: news };
+    const r = await support().checkPitrRestore(olds ? { ...olds } : undefined, { ...news });
+    if (r.warning) void pulumiLog().warn(`PitrRestore ${news.subdomain}: ${r.warning}`);
+    return { inputs: news, failures: r.failures };
   },
 
   async diff(_id, olds, news) {
-    const m: RestoreModule = require(RESTORE_MODULE);
-    const o = olds as unknown as Record<string, unknown>;
-    const n = news as unknown as Record<string, unknown>;
-    const replaces = m.pitrRestoreReplaceKeys(o, n);
-    const changes = replaces.length > 0 || m.pitrRestoreChangedKeys(o, n).length > 0;
-    return { changes, replaces, deleteBeforeReplace: false };
+    return support().diffPitrRestore({ ...olds }, { ...news });
   },
 
   async create(inputs) {
-    const m: RestoreModule = require(RESTORE_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-    const r = await m.restoreTenant({
+    const log = pulumiLog();
+    const r = await restores().restoreTenant({
       ...inputs,
       log: (msg) => void log.info(`PitrRestore: ${msg}`),
     });
-    return { id: r.id, outs: m.pitrRestoreOutputs(inputs, r) as PitrRestoreOutputs };
+    return { id: r.id, outs: support().pitrRestoreOutputs(inputs, r) };
   },
 
   async read(id, props) {
-    const m: RestoreModule = require(RESTORE_MODULE);
     if (!props) return { id, props };
     try {
-      const rec = await m.readRestore(props.adminDsn, id);
+      const rec = await restores().readRestore(props.adminDsn, id);
       if (!rec) return { id, props };
       return { id, props: { ...props, state: rec.state, timings: rec.timings as Record<string, unknown> } };
     } catch (err) {
-      const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-      void log.warn(
+      void pulumiLog().warn(
         `PitrRestore ${props.subdomain}: registry unreachable (${(err as Error).message}); state left unchanged`,
       );
       return { id, props };

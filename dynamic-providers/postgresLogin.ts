@@ -1,5 +1,7 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type * as WaitForLogin from "../lib/pg/waitForLogin";
+import type * as Diff from "../lib/pulumi/diff";
+import { libModule } from "../lib/pulumi/lazyModule";
 
 /**
  * A gate in front of everything that connects with a freshly generated password: create and update
@@ -19,12 +21,11 @@ interface PostgresLoginInputs {
   timeoutSeconds: number;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/pg/waitForLogin.js. Only this string is captured. */
-const WAIT_MODULE = path.join(__dirname, "..", "lib", "pg", "waitForLogin");
-type WaitModule = typeof import("../lib/pg/waitForLogin");
+const waits = libModule<typeof WaitForLogin>("pg/waitForLogin");
+const kit = libModule<typeof Diff>("pulumi/diff");
 
 async function wait(inputs: PostgresLoginInputs): Promise<PostgresLoginInputs> {
-  const m: WaitModule = require(WAIT_MODULE);
+  const m = waits();
   const attempts = await m.waitForLogin(inputs.dsn, {
     timeoutMs: inputs.timeoutSeconds * 1000,
     onRetry: (reason) => pulumi.log.info(`${m.describeDsn(inputs.dsn)}: ${reason}; retrying`),
@@ -38,7 +39,12 @@ export const postgresLoginProvider: pulumi.dynamic.ResourceProvider<PostgresLogi
     return { id: "postgres-login", outs: await wait(inputs) };
   },
   async diff(_id, olds, news) {
-    return { changes: olds.dsn !== news.dsn || olds.timeoutSeconds !== news.timeoutSeconds };
+    const d = kit().diffKeys(
+      { ...olds },
+      { ...news },
+      { replaceKeys: [], updateKeys: ["dsn", "timeoutSeconds"] },
+    );
+    return { changes: d.changed.length > 0 };
   },
   async update(_id, _olds, news) {
     return { outs: await wait(news) };

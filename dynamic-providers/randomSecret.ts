@@ -1,4 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
+import type * as Diff from "../lib/pulumi/diff";
+import { libModule } from "../lib/pulumi/lazyModule";
 
 /**
  * A random password kept as a secret in the stack state. It stands in for `@pulumi/random`'s
@@ -15,7 +17,9 @@ interface RandomSecretInputs {
   keepers: Record<string, string>;
 }
 
-const randomSecretProvider: pulumi.dynamic.ResourceProvider<RandomSecretInputs> = {
+const kit = libModule<typeof Diff>("pulumi/diff");
+
+export const randomSecretProvider: pulumi.dynamic.ResourceProvider<RandomSecretInputs> = {
   async create(inputs) {
     const crypto = require("node:crypto") as typeof import("node:crypto");
     const alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
@@ -24,10 +28,17 @@ const randomSecretProvider: pulumi.dynamic.ResourceProvider<RandomSecretInputs> 
     return { id: crypto.randomUUID(), outs: { ...inputs, result } };
   },
   async diff(_id, olds: RandomSecretInputs, news: RandomSecretInputs) {
-    const replaces: string[] = [];
-    if (olds.length !== news.length) replaces.push("length");
-    if (JSON.stringify(olds.keepers ?? {}) !== JSON.stringify(news.keepers ?? {})) replaces.push("keepers");
-    return { changes: replaces.length > 0, replaces, deleteBeforeReplace: false };
+    const { diffKeys, diffResult } = kit();
+    const d = diffKeys(
+      { ...olds },
+      { ...news },
+      {
+        replaceKeys: ["length", "keepers"],
+        updateKeys: [],
+        normalize: (v, key) => (key === "keepers" ? (v ?? {}) : v),
+      },
+    );
+    return diffResult(d, { deleteBeforeReplace: false });
   },
 };
 

@@ -1,8 +1,8 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-
-/** Compiled: bin/lib/pg/unreachable.js (only the path string is captured). */
-const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable");
+import type * as Unreachable from "../lib/pg/unreachable";
+import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import type * as SnapshotLib from "../lib/snapshot/snapshot";
+import type * as SnapshotProvider from "../lib/snapshot/provider";
 
 /**
  * One manual snapshot of a tenant: an entry under `loomworks:tenants.<subdomain>.snapshots`
@@ -62,15 +62,11 @@ export interface SnapshotOutputs extends SnapshotInputs {
   state: string;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/snapshot/snapshot.js. Only this string is captured. */
-const SNAPSHOT_MODULE = path.join(__dirname, "..", "lib", "snapshot", "snapshot");
+const snapshots = libModule<typeof SnapshotLib>("snapshot/snapshot");
+const support = libModule<typeof SnapshotProvider>("snapshot/provider");
+const unreachable = libModule<typeof Unreachable>("pg/unreachable");
 
-type SnapshotModule = typeof import("../lib/snapshot/snapshot");
-
-function outputsOf(
-  inputs: SnapshotInputs,
-  s: import("../lib/snapshot/snapshot").SnapshotInfo,
-): SnapshotOutputs {
+function outputsOf(inputs: SnapshotInputs, s: SnapshotLib.SnapshotInfo): SnapshotOutputs {
   return {
     ...inputs,
     snapshotId: s.id,
@@ -88,23 +84,16 @@ function outputsOf(
 
 export const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, SnapshotOutputs> = {
   async check(_olds, news) {
-    const m: SnapshotModule = require(SNAPSHOT_MODULE);
-    const failures = m.checkSnapshotInputs(news as unknown as Record<string, unknown>);
-    return failures.length > 0 ? { inputs: news, failures } : { inputs: news };
+    return { inputs: news, failures: support().checkSnapshotInputs({ ...news }) };
   },
 
   async diff(_id, olds, news) {
-    const m: SnapshotModule = require(SNAPSHOT_MODULE);
-    const d = m.diffSnapshot(
-      olds as unknown as Record<string, unknown>,
-      news as unknown as Record<string, unknown>,
-    );
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+    return support().diffSnapshot({ ...olds }, { ...news });
   },
 
   async create(inputs) {
-    const m: SnapshotModule = require(SNAPSHOT_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const m = snapshots();
+    const log = pulumiLog();
     const s = await m.createSnapshot(
       inputs.adminDsn,
       {
@@ -125,17 +114,15 @@ export const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, S
   },
 
   async read(id, props) {
-    const m: SnapshotModule = require(SNAPSHOT_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const m = snapshots();
+    const log = pulumiLog();
     if (!props) return { id, props };
-    let st: Awaited<ReturnType<SnapshotModule["snapshotStatus"]>>;
+    let st: Awaited<ReturnType<typeof SnapshotLib.snapshotStatus>>;
     try {
       st = await m.snapshotStatus(props.adminDsn, id);
     } catch (err) {
       // A stopped server is the cluster resource's drift to report; keep this state unchanged.
-      const code = (require(UNREACHABLE_MODULE) as typeof import("../lib/pg/unreachable")).unreachableCode(
-        err,
-      );
+      const code = unreachable().unreachableCode(err);
       if (code) {
         void log.warn(
           `Snapshot ${props.subdomain}/${props.name}: cluster unreachable (${code}); state left unchanged`,
@@ -160,8 +147,8 @@ export const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, S
   },
 
   async delete(id, props) {
-    const m: SnapshotModule = require(SNAPSHOT_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const m = snapshots();
+    const log = pulumiLog();
     const existed = await m.forgetSnapshot(props.adminDsn, id);
     void log.info(
       `Snapshot ${props.subdomain}/${props.name}: ${existed ? "forgotten" : "already gone from the registry"}`,

@@ -1,8 +1,8 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-
-/** Compiled: bin/lib/pg/unreachable.js (only the path string is captured). */
-const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable");
+import type * as Unreachable from "../lib/pg/unreachable";
+import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import type * as Provision from "../lib/tenant/provision";
+import type * as TenantProvider from "../lib/tenant/provider";
 
 /**
  * A tenant's database, login role, ERP admin user, filestore directory and registry row
@@ -78,31 +78,25 @@ export interface TenantDatabaseOutputs extends TenantDatabaseInputs {
   registryExists: boolean;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/tenant/provision.js. Only this string is captured. */
-const PROVISION_MODULE = path.join(__dirname, "..", "lib", "tenant", "provision");
+const provision = libModule<typeof Provision>("tenant/provision");
+const support = libModule<typeof TenantProvider>("tenant/provider");
+const unreachable = libModule<typeof Unreachable>("pg/unreachable");
 
 export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
   TenantDatabaseInputs,
   TenantDatabaseOutputs
 > = {
   async check(_olds, news) {
-    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
-    const failures = m.checkTenantInputs(news as unknown as Record<string, unknown>);
-    return failures.length > 0 ? { inputs: news, failures } : { inputs: news };
+    return { inputs: news, failures: support().checkTenantInputs({ ...news }) };
   },
 
   async diff(_id, olds, news) {
-    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
-    const d = m.diffTenant(
-      olds as unknown as Record<string, unknown>,
-      news as unknown as Record<string, unknown>,
-    );
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: true };
+    return support().diffTenant({ ...olds }, { ...news });
   },
 
   async create(inputs) {
-    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const m = provision();
+    const log = pulumiLog();
     const info = await m.createTenant(inputs.adminDsn, m.tenantSpecFrom({ ...inputs }), (msg) => {
       void log.info(`TenantDatabase: ${msg}`);
     });
@@ -113,8 +107,8 @@ export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async read(id, props) {
-    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const m = provision();
+    const log = pulumiLog();
     if (!props) return { id, props };
     let st: Awaited<ReturnType<typeof m.readTenant>>;
     try {
@@ -127,9 +121,7 @@ export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
       );
     } catch (err) {
       // A stopped server is the cluster resource's drift to report; keep this state unchanged.
-      const code = (require(UNREACHABLE_MODULE) as typeof import("../lib/pg/unreachable")).unreachableCode(
-        err,
-      );
+      const code = unreachable().unreachableCode(err);
       if (code) {
         void log.warn(
           `TenantDatabase ${props.subdomain}: cluster unreachable (${code}); state left unchanged`,
@@ -180,11 +172,11 @@ export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async update(_id, olds, news) {
-    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const m = provision();
+    const log = pulumiLog();
     const say = (msg: string): void => void log.info(`TenantDatabase: ${msg}`);
     const spec = m.tenantSpecFrom({ ...news });
-    const info = m.diffTenant({ ...olds }, { ...news }).drift
+    const info = support().diffTenant({ ...olds }, { ...news }).drift
       ? await m.createTenant(news.adminDsn, spec, say)
       : await m.updateTenant(news.adminDsn, m.tenantSpecFrom({ ...olds }), spec, say);
     const { retentionUntil: _previous, ...rest } = olds;
@@ -192,8 +184,8 @@ export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async delete(_id, props) {
-    const m: typeof import("../lib/tenant/provision") = require(PROVISION_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
+    const m = provision();
+    const log = pulumiLog();
     await m.deleteTenant(
       props.adminDsn,
       {

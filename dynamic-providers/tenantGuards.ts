@@ -1,5 +1,8 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
+import type * as GuardsProvider from "../lib/guards/provider";
+import type * as GuardsLib from "../lib/guards/tenant";
+import type * as Unreachable from "../lib/pg/unreachable";
+import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
 
 /**
  * The guards inside one tenant database
@@ -46,25 +49,23 @@ export interface TenantGuardsOutputs extends TenantGuardsInputs {
   userLimitTrigger: boolean | null;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/guards/tenant.js. Only this string is captured. */
-const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable");
-const GUARDS_MODULE = path.join(__dirname, "..", "lib", "guards", "tenant");
-type GuardsModule = typeof import("../lib/guards/tenant");
+const guards = libModule<typeof GuardsLib>("guards/tenant");
+const support = libModule<typeof GuardsProvider>("guards/provider");
+const unreachable = libModule<typeof Unreachable>("pg/unreachable");
 
-function specOf(p: TenantGuardsInputs): import("../lib/guards/tenant").TenantGuardsSpec {
+function specOf(p: TenantGuardsInputs): GuardsLib.TenantGuardsSpec {
   return {
     subdomain: p.subdomain,
     database: p.database,
     tier: p.tier,
-    limits: p.limits as import("../lib/guards/tenant").TenantGuardsSpec["limits"],
+    limits: p.limits as GuardsLib.TenantGuardsSpec["limits"],
     excludeTables: p.excludeTables ?? [],
   };
 }
 
 async function converge(inputs: TenantGuardsInputs): Promise<TenantGuardsOutputs> {
-  const m: GuardsModule = require(GUARDS_MODULE);
-  const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-  const st = await m.ensureTenantGuards(
+  const log = pulumiLog();
+  const st = await guards().ensureTenantGuards(
     inputs.adminDsn,
     specOf(inputs),
     (msg) => void log.info(`TenantGuards: ${msg}`),
@@ -79,11 +80,7 @@ async function converge(inputs: TenantGuardsInputs): Promise<TenantGuardsOutputs
 
 const tenantGuardsProvider: pulumi.dynamic.ResourceProvider<TenantGuardsInputs, TenantGuardsOutputs> = {
   async diff(_id, olds, news) {
-    const m: GuardsModule = require(GUARDS_MODULE);
-    const d = m.diffGuards({ ...olds }, { ...news });
-    // A rotated superuser password: an update that only records the new DSN (read and delete use it).
-    const changes = d.changes || olds.adminDsn !== news.adminDsn;
-    return { changes, replaces: d.replaces, deleteBeforeReplace: true };
+    return support().diffTenantGuards({ ...olds }, { ...news });
   },
 
   async create(inputs) {
@@ -91,25 +88,23 @@ const tenantGuardsProvider: pulumi.dynamic.ResourceProvider<TenantGuardsInputs, 
   },
 
   async update(_id, olds, news) {
-    const m: GuardsModule = require(GUARDS_MODULE);
-    if (!m.diffGuards({ ...olds }, { ...news }).changes)
+    // Only a rotated superuser password: record the new DSN (read and delete use it).
+    if (!support().diffGuards({ ...olds }, { ...news }).changes)
       return { outs: { ...olds, adminDsn: news.adminDsn } };
     return { outs: await converge(news) };
   },
 
   async read(id, props) {
     if (!props) return { id, props };
-    const m: GuardsModule = require(GUARDS_MODULE);
-    let st: Awaited<ReturnType<GuardsModule["readTenantGuards"]>>;
+    let st: Awaited<ReturnType<typeof GuardsLib.readTenantGuards>>;
     try {
-      st = await m.readTenantGuards(props.adminDsn, props.database);
+      st = await guards().readTenantGuards(props.adminDsn, props.database);
     } catch (err) {
-      const code = (require(UNREACHABLE_MODULE) as typeof import("../lib/pg/unreachable")).unreachableCode(
-        err,
-      );
+      const code = unreachable().unreachableCode(err);
       if (!code) throw err;
-      const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-      void log.warn(`TenantGuards ${props.subdomain}: cluster unreachable (${code}); state left unchanged`);
+      void pulumiLog().warn(
+        `TenantGuards ${props.subdomain}: cluster unreachable (${code}); state left unchanged`,
+      );
       return { id, props };
     }
     if (!st.databaseExists) return { id: "" };
@@ -128,9 +123,8 @@ const tenantGuardsProvider: pulumi.dynamic.ResourceProvider<TenantGuardsInputs, 
   },
 
   async delete(_id, props) {
-    const m: GuardsModule = require(GUARDS_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-    await m.removeTenantGuards(
+    const log = pulumiLog();
+    await guards().removeTenantGuards(
       props.adminDsn,
       props.database,
       (msg) => void log.info(`TenantGuards: ${msg}`),

@@ -1,8 +1,9 @@
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-
-/** Compiled: bin/lib/pg/unreachable.js (only the path string is captured). */
-const UNREACHABLE_MODULE = path.join(__dirname, "..", "lib", "pg", "unreachable");
+import type * as Unreachable from "../lib/pg/unreachable";
+import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import type * as TenantProvider from "../lib/tenant/provider";
+import type * as TemplateLib from "../lib/tenant/template";
+import type { KubernetesCommandRunner } from "../lib/tenant/templatePod";
 
 /**
  * A template database tenants are copied from, built from a dump or by the ERP initializer
@@ -40,7 +41,7 @@ export interface TenantTemplateArgs {
   /** The guards version (lib/guards/install.ts GUARDS_VERSION): a new one upgrades the template in place. */
   guardsVersion?: pulumi.Input<string>;
   /** kubernetes target: `fromCommand` runs in a pod of the ERP image (lib/tenant/templatePod.ts); not part of the diff. */
-  commandRunner?: pulumi.Input<import("../lib/tenant/templatePod").KubernetesCommandRunner>;
+  commandRunner?: pulumi.Input<KubernetesCommandRunner>;
   /**
    * kubernetes target: the builder role's password, the value of the Secret the pod reads
    * (`commandRunner.passwordSecret`). Secret; not part of the diff (a rotated one rebuilds nothing:
@@ -60,7 +61,7 @@ export interface TenantTemplateInputs {
   dumpHash: string;
   excludeTables?: string[];
   guardsVersion?: string;
-  commandRunner?: import("../lib/tenant/templatePod").KubernetesCommandRunner;
+  commandRunner?: KubernetesCommandRunner;
   builderPassword?: string;
 }
 
@@ -68,11 +69,12 @@ export interface TenantTemplateOutputs extends TenantTemplateInputs {
   builtAt: string;
 }
 
-/** Compiled program: bin/dynamic-providers -> bin/lib/tenant/template.js. Only this string is captured. */
-const TEMPLATE_MODULE = path.join(__dirname, "..", "lib", "tenant", "template");
+const templates = libModule<typeof TemplateLib>("tenant/template");
+const support = libModule<typeof TenantProvider>("tenant/provider");
+const unreachable = libModule<typeof Unreachable>("pg/unreachable");
 
 /** The build spec: guards are installed whenever the program passes a guards version. */
-function templateSpec(p: TenantTemplateInputs): import("../lib/tenant/template").TemplateSpec {
+function templateSpec(p: TenantTemplateInputs): TemplateLib.TemplateSpec {
   return {
     ...p,
     ...(p.guardsVersion ? { guards: { excludeTables: p.excludeTables ?? [] } } : {}),
@@ -84,26 +86,16 @@ export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
   TenantTemplateOutputs
 > = {
   async check(_olds, news) {
-    const failures: pulumi.dynamic.CheckFailure[] = [];
-    if (Boolean(news.fromDump) === Boolean(news.fromCommand)) {
-      failures.push({
-        property: "fromDump",
-        reason: "a template needs exactly one of fromDump or fromCommand",
-      });
-    }
-    return { inputs: news, failures };
+    return { inputs: news, failures: support().checkTemplateInputs({ ...news }) };
   },
 
   async diff(_id, olds, news) {
-    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
-    const d = m.diffTemplate({ ...olds }, { ...news });
-    return { changes: d.changes, replaces: d.replaces, deleteBeforeReplace: false };
+    return support().diffTemplate({ ...olds }, { ...news });
   },
 
   async create(inputs) {
-    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-    await m.ensureTemplate(
+    const log = pulumiLog();
+    await templates().ensureTemplate(
       inputs.adminDsn,
       templateSpec(inputs),
       (msg) => void log.info(`TenantTemplate: ${msg}`),
@@ -115,18 +107,16 @@ export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async read(id, props) {
-    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
     if (!props) return { id, props };
-    let st: Awaited<ReturnType<typeof m.templateStatus>>;
+    let st: Awaited<ReturnType<typeof TemplateLib.templateStatus>>;
     try {
-      st = await m.templateStatus(props.adminDsn, props.database);
+      st = await templates().templateStatus(props.adminDsn, props.database);
     } catch (err) {
-      const code = (require(UNREACHABLE_MODULE) as typeof import("../lib/pg/unreachable")).unreachableCode(
-        err,
-      );
+      const code = unreachable().unreachableCode(err);
       if (!code) throw err;
-      const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-      void log.warn(`TenantTemplate ${props.name}: cluster unreachable (${code}); state left unchanged`);
+      void pulumiLog().warn(
+        `TenantTemplate ${props.name}: cluster unreachable (${code}); state left unchanged`,
+      );
       return { id, props };
     }
     if (!st.exists) return { id: "" };
@@ -134,15 +124,14 @@ export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async update(_id, olds, news) {
-    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
     // Only a password rotated: record it, leave the template alone.
-    if (!m.diffTemplate({ ...olds, adminDsn: news.adminDsn }, { ...news }).changes) {
+    if (!support().diffTemplate({ ...olds, adminDsn: news.adminDsn }, { ...news }).changes) {
       // No `builderPassword: undefined` key: the engine refuses an undefined secret output.
       const { builderPassword } = news;
       return { outs: { ...olds, adminDsn: news.adminDsn, ...(builderPassword ? { builderPassword } : {}) } };
     }
-    const log: typeof import("@pulumi/pulumi").log = require("@pulumi/pulumi").log;
-    const r = await m.ensureTemplate(
+    const log = pulumiLog();
+    const r = await templates().ensureTemplate(
       news.adminDsn,
       templateSpec(news),
       (msg) => void log.info(`TenantTemplate: ${msg}`),
@@ -153,8 +142,7 @@ export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
   },
 
   async delete(_id, props) {
-    const m: typeof import("../lib/tenant/template") = require(TEMPLATE_MODULE);
-    await m.dropTemplate(props.adminDsn, props.database, {
+    await templates().dropTemplate(props.adminDsn, props.database, {
       onlyIfHash: props.dumpHash,
       ...(props.filestoreRoot ? { filestoreRoot: props.filestoreRoot } : {}),
     });

@@ -140,31 +140,6 @@ export async function removeTenantGuards(
   });
 }
 
-/** Inputs whose change re-runs ensureTenantGuards (a new database means a new resource). */
-export const GUARDS_UPDATE_KEYS = ["version", "tier", "limits", "excludeTables", "generation"] as const;
-
-function canonical(v: unknown): string {
-  return JSON.stringify(v, (_k, x: unknown) =>
-    x && typeof x === "object" && !Array.isArray(x)
-      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : x,
-  );
-}
-
-/**
- * Pure diff for the provider: `database`/`subdomain` replace; version, tier, limits, exclusions and
- * the restore generation update; capture missing on some table (found by read) is drift → update.
- */
-export function diffGuards(
-  olds: Record<string, unknown>,
-  news: Record<string, unknown>,
-): { changes: boolean; replaces: string[]; changed: string[] } {
-  const replaces = ["subdomain", "database"].filter((k) => olds[k] !== news[k]);
-  const changed = GUARDS_UPDATE_KEYS.filter((k) => canonical(olds[k] ?? null) !== canonical(news[k] ?? null));
-  const drift = Number(olds.uncapturedTables ?? 0) > 0 || olds.userLimitTrigger === false;
-  return { changes: replaces.length + changed.length > 0 || drift, replaces, changed: [...changed] };
-}
-
 export { GUARDS_VERSION };
 
 /**

@@ -111,7 +111,8 @@ export type LocalOdooConfigInputs = LocalOdooConfigSpec;
 /** Its outputs: the inputs and the state of the file. */
 export type LocalOdooConfigOutputs = LocalOdooConfigInputs & LocalOdooConfigState;
 
-const INPUT_KEYS = [
+/** The resource's inputs (diffed by lib/odoo/provider.ts). */
+export const LOCAL_ODOO_CONFIG_INPUT_KEYS = [
   "stateDir",
   "adminPasswd",
   "dbHost",
@@ -153,16 +154,6 @@ export function localOdooConfigSpec(o: LocalOdooConfigInputs): LocalOdooConfigSp
   return spec;
 }
 
-/** check: the rendering problem of the inputs, if any. */
-export function checkLocalOdooConfig(inputs: LocalOdooConfigInputs): string | undefined {
-  try {
-    renderLocalOdooConfig(localOdooConfigSpec(inputs));
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
 export async function createLocalOdooConfig(
   inputs: LocalOdooConfigInputs,
 ): Promise<{ id: string; outs: LocalOdooConfigOutputs }> {
@@ -177,32 +168,6 @@ export async function readLocalOdooConfig(
 ): Promise<LocalOdooConfigOutputs | undefined> {
   const onDisk = await inspectLocalOdooConfig(props.path);
   return onDisk && { ...props, sha256: onDisk.sha256, mode: onDisk.mode };
-}
-
-/**
- * diff: a new stateDir replaces (new file first, then the old one removed); any other input, or a
- * file that is not what the inputs render (edited by hand, other permissions, a new template), is
- * an update in place.
- */
-export function diffLocalOdooConfig(
-  olds: LocalOdooConfigOutputs,
-  news: LocalOdooConfigInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
-  const replaces =
-    localOdooConfigPath(olds.stateDir) !== localOdooConfigPath(news.stateDir) ? ["stateDir"] : [];
-  const changed = INPUT_KEYS.filter((k) => (olds[k] ?? "") !== (news[k] ?? ""));
-  let expected: LocalOdooConfigState | undefined;
-  try {
-    expected = expectedLocalOdooConfig(localOdooConfigSpec(news));
-  } catch {
-    expected = undefined; // check reports it
-  }
-  const drift = expected === undefined || olds.sha256 !== expected.sha256 || olds.mode !== expected.mode;
-  return {
-    changes: replaces.length > 0 || changed.length > 0 || drift,
-    replaces,
-    deleteBeforeReplace: false,
-  };
 }
 
 export async function updateLocalOdooConfig(news: LocalOdooConfigInputs): Promise<LocalOdooConfigOutputs> {

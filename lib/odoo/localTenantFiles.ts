@@ -6,7 +6,6 @@
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { PRIVATE_FILE_MODE, inspectFile, octalMode, sha256, writePrivateFile } from "../fs/privateFile";
-import { UNKNOWN_INPUT } from "../tenant/provision";
 import { renderTenantCredentials, renderTenantMap, tenantFilePaths, type ErpTenant } from "./tenantMap";
 
 export interface LocalErpTenantsInputs {
@@ -35,16 +34,18 @@ export function localMaintenanceDir(stateDir: string): string {
   return path.join(path.resolve(stateDir), "router", "maintenance");
 }
 
-function render(inputs: LocalErpTenantsInputs): { map: string; credentials: string } {
+/** The two files' text (throws on inputs it cannot render). */
+export function renderLocalErpTenants(inputs: LocalErpTenantsInputs): { map: string; credentials: string } {
   return {
     map: renderTenantMap(inputs.tenants, localMaintenanceDir(inputs.stateDir)),
     credentials: renderTenantCredentials(inputs.tenants),
   };
 }
 
-function expected(inputs: LocalErpTenantsInputs): LocalErpTenantsOutputs {
+/** The outputs the inputs should produce. */
+export function expectedLocalErpTenants(inputs: LocalErpTenantsInputs): LocalErpTenantsOutputs {
   const paths = tenantFilePaths(localErpDir(inputs.stateDir));
-  const text = render(inputs);
+  const text = renderLocalErpTenants(inputs);
   const mode = octalMode(PRIVATE_FILE_MODE);
   return {
     ...inputs,
@@ -57,21 +58,10 @@ function expected(inputs: LocalErpTenantsInputs): LocalErpTenantsOutputs {
   };
 }
 
-export function checkLocalErpTenants(inputs: LocalErpTenantsInputs): string | undefined {
-  // A preview with a password (or anything) not known yet: nothing to check before the update.
-  if (JSON.stringify(inputs).includes(UNKNOWN_INPUT)) return undefined;
-  try {
-    render(inputs);
-    return undefined;
-  } catch (err) {
-    return (err as Error).message;
-  }
-}
-
 /** Writes both files (credentials first: a tenant is never served before the ERP can reach it). */
 export async function writeLocalErpTenants(inputs: LocalErpTenantsInputs): Promise<LocalErpTenantsOutputs> {
-  const out = expected(inputs);
-  const text = render(inputs);
+  const out = expectedLocalErpTenants(inputs);
+  const text = renderLocalErpTenants(inputs);
   await writePrivateFile(out.credentialsPath, text.credentials);
   await writePrivateFile(out.mapPath, text.map);
   return out;
@@ -100,26 +90,6 @@ export async function readLocalErpTenants(
     credentialsSha256: credentials?.sha256 ?? "",
     credentialsMode: credentials?.mode ?? "",
   };
-}
-
-/** Any input change or a file that is not what the inputs render: rewrite in place; a new stateDir replaces. */
-export function diffLocalErpTenants(
-  olds: LocalErpTenantsOutputs,
-  news: LocalErpTenantsInputs,
-): { changes: boolean; replaces: string[]; deleteBeforeReplace: boolean } {
-  const replaces = localErpDir(olds.stateDir) !== localErpDir(news.stateDir) ? ["stateDir"] : [];
-  let want: LocalErpTenantsOutputs | undefined;
-  try {
-    want = expected(news);
-  } catch {
-    want = undefined; // check reports it
-  }
-  const drift =
-    want === undefined ||
-    (["mapSha256", "credentialsSha256", "mapMode", "credentialsMode"] as const).some(
-      (k) => olds[k] !== want[k],
-    );
-  return { changes: replaces.length > 0 || drift, replaces, deleteBeforeReplace: false };
 }
 
 export async function deleteLocalErpTenants(props: LocalErpTenantsOutputs): Promise<void> {

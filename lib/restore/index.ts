@@ -4,4 +4,3 @@ export * from "./target";
 export * from "./restore";
 export { databaseAclSummary, splitByLoader, splitGucList, setClause, type FilestoreSources } from "./copy";
 export { scratchProcesses, selectiveRestoreOptions, scratchSettings } from "./scratch";
-export * from "./provider";

@@ -3,6 +3,10 @@
  * test/unit/restore.test.ts ("PitrRestore provider helpers").
  */
 import * as path from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import { diffKeys, diffResult, type KeyDiff, type KeyDiffResult } from "../pulumi/diff";
+import { CheckFailures } from "../pulumi/failures";
+import { containsUnknown, isKnown } from "../pulumi/unknown";
 import type { RestoreResult } from "./restore";
 import {
   RESTORE_KINDS,
@@ -12,9 +16,6 @@ import {
   validateRestoreTarget,
   type RestoreTarget,
 } from "./target";
-
-/** The value Pulumi passes for inputs not known yet during a preview. */
-export const UNKNOWN_INPUT = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 /** Inputs whose change means a new restore. */
 export const PITR_REPLACE_KEYS = ["target", "snapshotLsn"] as const;
@@ -31,21 +32,13 @@ export const PITR_UPDATE_KEYS = [
   "filestoreRoot",
 ] as const;
 
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === "object") {
-    return Object.fromEntries(
-      Object.keys(v as Record<string, unknown>)
-        .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
-        .sort()
-        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
-    );
-  }
-  return v;
+function pitrDiff(olds: Record<string, unknown>, news: Record<string, unknown>): KeyDiff {
+  return diffKeys(olds, news, {
+    replaceKeys: PITR_REPLACE_KEYS,
+    updateKeys: PITR_UPDATE_KEYS,
+    unknownReplaceIsChange: true,
+  });
 }
-
-const same = (a: unknown, b: unknown): boolean =>
-  JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
 
 /**
  * True when the change from `olds` to `news` needs a new restore. A value not known yet in a
@@ -61,7 +54,7 @@ export function pitrRestoreReplaceKeys(
   olds: Record<string, unknown>,
   news: Record<string, unknown>,
 ): string[] {
-  return PITR_REPLACE_KEYS.filter((k) => news[k] !== UNKNOWN_INPUT && !same(olds[k], news[k]));
+  return pitrDiff(olds, news).replaces;
 }
 
 /** The inputs that changed (or may have: unknown in a preview) without needing a new restore. */
@@ -69,18 +62,20 @@ export function pitrRestoreChangedKeys(
   olds: Record<string, unknown>,
   news: Record<string, unknown>,
 ): string[] {
-  const maybe = PITR_REPLACE_KEYS.filter((k) => news[k] === UNKNOWN_INPUT && olds[k] !== UNKNOWN_INPUT);
-  return [...maybe, ...PITR_UPDATE_KEYS.filter((k) => !same(olds[k], news[k]))];
+  const d = pitrDiff(olds, news);
+  return d.changed.filter((k) => !d.replaces.includes(k));
+}
+
+/** The provider's diff: `target` or `snapshotLsn` changed → a new restore (the old one is kept); anything else → an update that changes nothing. */
+export function diffPitrRestore(olds: Record<string, unknown>, news: Record<string, unknown>): KeyDiffResult {
+  return diffResult(pitrDiff(olds, news), { deleteBeforeReplace: false });
 }
 
 /** Cheap checks of the inputs (names and shapes), skipping values not known yet. */
-export function checkPitrRestoreInputs(
-  p: Record<string, unknown>,
-): Array<{ property: string; reason: string }> {
-  const failures: Array<{ property: string; reason: string }> = [];
-  const known = (v: unknown): boolean => v !== undefined && v !== UNKNOWN_INPUT;
+export function checkPitrRestoreInputs(p: Record<string, unknown>): pulumi.dynamic.CheckFailure[] {
+  const failures = new CheckFailures();
   const sub = typeof p.subdomain === "string" ? p.subdomain : "?";
-  for (const key of [
+  failures.requireKeys(p, [
     "adminDsn",
     "stateDir",
     "stanza",
@@ -88,58 +83,47 @@ export function checkPitrRestoreInputs(
     "database",
     "roleName",
     "filestoreRoot",
-  ]) {
-    if (p[key] === undefined || p[key] === "") failures.push({ property: key, reason: `${key} is required` });
-  }
+  ]);
   const root = p.filestoreRoot;
-  if (known(root) && typeof root === "string" && root !== "" && !path.isAbsolute(root)) {
-    failures.push({ property: "filestoreRoot", reason: "filestoreRoot must be an absolute path" });
+  if (isKnown(root) && typeof root === "string" && root !== "" && !path.isAbsolute(root)) {
+    failures.add("filestoreRoot", "filestoreRoot must be an absolute path");
   }
-  if (known(p.tenantState) && !["active", "suspended", "archived"].includes(String(p.tenantState))) {
-    failures.push({
-      property: "tenantState",
-      reason: "tenantState must be one of active, suspended, archived",
-    });
+  if (isKnown(p.tenantState) && !["active", "suspended", "archived"].includes(String(p.tenantState))) {
+    failures.add("tenantState", "tenantState must be one of active, suspended, archived");
   }
   const t = p.target as RestoreTarget | undefined;
-  if (known(t)) {
+  if (isKnown(t)) {
     const set =
       t && typeof t === "object" ? RESTORE_KINDS.filter((k) => t[k] !== undefined && t[k] !== null) : [];
     if (set.length !== 1) {
-      failures.push({
-        property: "target",
-        reason: `tenant "${sub}": key "restore": must name exactly one of ${RESTORE_KINDS.join(", ")}`,
-      });
+      failures.add(
+        "target",
+        `tenant "${sub}": key "restore": must name exactly one of ${RESTORE_KINDS.join(", ")}`,
+      );
     } else {
       const kind = set[0];
       const v = (t as RestoreTarget)[kind];
-      if (known(v)) {
+      if (isKnown(v)) {
         if (typeof v !== "string" || v.trim() === "") {
-          failures.push({
-            property: "target",
-            reason: `tenant "${sub}": key "restore.${kind}": must be a non-empty string`,
-          });
+          failures.add("target", `tenant "${sub}": key "restore.${kind}": must be a non-empty string`);
         } else if (kind === "time" && parseTargetTime(v) === undefined) {
-          failures.push({
-            property: "target",
-            reason: `tenant "${sub}": key "restore.time": "${v}" is not an ISO 8601 timestamp with a time zone`,
-          });
+          failures.add(
+            "target",
+            `tenant "${sub}": key "restore.time": "${v}" is not an ISO 8601 timestamp with a time zone`,
+          );
         } else if (kind === "lsn" && !isLsn(v)) {
-          failures.push({
-            property: "target",
-            reason: `tenant "${sub}": key "restore.lsn": "${v}" is not an LSN (expected X/Y in hexadecimal)`,
-          });
+          failures.add(
+            "target",
+            `tenant "${sub}": key "restore.lsn": "${v}" is not an LSN (expected X/Y in hexadecimal)`,
+          );
         }
       }
     }
   }
-  if (known(p.snapshotLsn) && p.snapshotLsn !== undefined && !isLsn(String(p.snapshotLsn))) {
-    failures.push({
-      property: "snapshotLsn",
-      reason: `snapshotLsn "${String(p.snapshotLsn)}" is not an LSN`,
-    });
+  if (isKnown(p.snapshotLsn) && !isLsn(String(p.snapshotLsn))) {
+    failures.add("snapshotLsn", `snapshotLsn "${String(p.snapshotLsn)}" is not an LSN`);
   }
-  return failures;
+  return failures.list;
 }
 
 /** The provider's outputs: its inputs plus the restore's result. */
@@ -166,7 +150,7 @@ export function pitrRestoreOutputs<I extends object>(
 }
 
 export interface PitrRestoreCheck {
-  failures: Array<{ property: string; reason: string }>;
+  failures: pulumi.dynamic.CheckFailure[];
   /** Set when the target could not be validated now (the cluster is unreachable or not created yet). */
   warning?: string;
   /** Whether the target was validated against the repository and the live cluster. */
@@ -186,7 +170,7 @@ export async function checkPitrRestore(
 ): Promise<PitrRestoreCheck> {
   const failures = checkPitrRestoreInputs(news);
   if (failures.length > 0) return { failures, validated: false };
-  const known = (v: unknown): boolean => v !== undefined && !JSON.stringify(v).includes(UNKNOWN_INPUT);
+  const known = (v: unknown): boolean => v !== undefined && !containsUnknown(v);
   if (olds && olds.target !== undefined && !pitrRestoreReplaces(olds, news))
     return { failures, validated: false };
   if (![news.adminDsn, news.stateDir, news.stanza, news.subdomain, news.target].every(known)) {

@@ -828,78 +828,13 @@ export async function deleteTenant(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Diff planning for the TenantDatabase dynamic provider (pure)
+// The TenantDatabase provider's inputs (its check and diff: lib/tenant/provider.ts)
 // ---------------------------------------------------------------------------------------------
-
-/** Inputs whose change means a new tenant (the old one is deleted first). */
-export const TENANT_REPLACE_KEYS = ["subdomain", "database", "roleName", "filestoreRoot"] as const;
-/** Inputs changed in place by updateTenant. */
-export const TENANT_UPDATE_KEYS = [
-  "state",
-  "tier",
-  "limits",
-  "adminEmail",
-  "rolePassword",
-  "forceDestroy",
-  "retentionDays",
-  "host",
-  "port",
-  "adminDsn",
-  "erpRole",
-] as const;
-
-export interface TenantDiff {
-  changes: boolean;
-  replaces: string[];
-  /** Keys that changed (informational). */
-  changed: string[];
-  /** The live tenant is incomplete (drift found by read): the update will recreate what is missing. */
-  drift: boolean;
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
-}
-
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === "object") {
-    return Object.fromEntries(
-      Object.keys(v as Record<string, unknown>)
-        .sort()
-        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
-    );
-  }
-  return v;
-}
 
 /**
- * Plans a TenantDatabase diff. `template` is deliberately neither a replace nor an update key: the
- * template only matters when the database is created, and replacing a tenant because its template
- * (or tier → template mapping) changed would destroy its data. `adminPassword` is the initial
- * password only (the ERP admin may change it); changing it later has no effect.
+ * The TenantSpec inside a TenantDatabase's inputs or outputs. Stays here: providers serialized into
+ * existing stack states call it from this module in their delete.
  */
-export function diffTenant(olds: Record<string, unknown>, news: Record<string, unknown>): TenantDiff {
-  const replaces = TENANT_REPLACE_KEYS.filter((k) => !sameValue(olds[k], news[k]));
-  const changed = [...replaces, ...TENANT_UPDATE_KEYS.filter((k) => !sameValue(olds[k], news[k]))];
-  const drift =
-    olds.databaseExists === false ||
-    olds.roleExists === false ||
-    olds.initialized === false ||
-    olds.registryExists === false ||
-    // A tenant provisioned when it owned its database (read finds it): ensureOwnership converts it.
-    olds.tenantOwnsDatabase === true;
-  return { changes: changed.length > 0 || drift, replaces: [...replaces], changed, drift };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Input handling for the TenantDatabase dynamic provider (pure)
-// ---------------------------------------------------------------------------------------------
-
-/** The value Pulumi passes for inputs not known yet during a preview. */
-export const UNKNOWN_INPUT = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-
-/** The TenantSpec inside a TenantDatabase's inputs or outputs. */
 export function tenantSpecFrom(p: Record<string, unknown>): TenantSpec {
   return {
     subdomain: String(p.subdomain),
@@ -916,40 +851,4 @@ export function tenantSpecFrom(p: Record<string, unknown>): TenantSpec {
     retentionDays: Number(p.retentionDays ?? 30),
     ...(typeof p.erpRole === "string" && p.erpRole ? { erpRole: p.erpRole } : {}),
   };
-}
-
-/** Cheap validation for the provider's `check`: names and enums only, skipping unknown values. */
-export function checkTenantInputs(p: Record<string, unknown>): Array<{ property: string; reason: string }> {
-  const failures: Array<{ property: string; reason: string }> = [];
-  const known = (v: unknown): boolean => v !== undefined && v !== UNKNOWN_INPUT;
-  const attempt = (property: string, fn: () => void): void => {
-    try {
-      fn();
-    } catch (err) {
-      failures.push({ property, reason: (err as Error).message });
-    }
-  };
-  for (const key of ["subdomain", "database", "roleName", "state", "adminEmail", "filestoreRoot"]) {
-    if (p[key] === undefined || p[key] === "") failures.push({ property: key, reason: `${key} is required` });
-  }
-  if (known(p.database)) attempt("database", () => checkDatabaseName(String(p.database)));
-  if (known(p.roleName)) attempt("roleName", () => checkRoleName(String(p.roleName)));
-  if (known(p.template) && p.template !== undefined) {
-    attempt("template", () => checkDatabaseName(String(p.template), "template database"));
-  }
-  if (known(p.state) && !TENANT_STATES.includes(p.state as TenantState)) {
-    failures.push({ property: "state", reason: `state must be one of ${TENANT_STATES.join(", ")}` });
-  }
-  if (known(p.retentionDays) && (!Number.isInteger(p.retentionDays) || (p.retentionDays as number) < 0)) {
-    failures.push({ property: "retentionDays", reason: "retentionDays must be a non-negative integer" });
-  }
-  if (
-    known(p.filestoreRoot) &&
-    typeof p.filestoreRoot === "string" &&
-    p.filestoreRoot !== EXTERNAL_FILESTORE &&
-    !path.isAbsolute(p.filestoreRoot)
-  ) {
-    failures.push({ property: "filestoreRoot", reason: "filestoreRoot must be an absolute path" });
-  }
-  return failures;
 }

@@ -445,24 +445,3 @@ export async function dropTemplate(
     }),
   );
 }
-
-/** Pure diff plan for the TenantTemplate dynamic provider: a new database or source hash replaces it. */
-export function diffTemplate(
-  olds: Record<string, unknown>,
-  news: Record<string, unknown>,
-): { changes: boolean; replaces: string[] } {
-  const replaces = ["database", "dumpHash"].filter((k) => olds[k] !== news[k]);
-  const updates = [
-    "name",
-    "fromDump",
-    "fromCommand",
-    "adminDsn",
-    "stateDir",
-    "filestoreRoot",
-    "guardsVersion",
-  ].filter((k) => olds[k] !== news[k]);
-  if (JSON.stringify(olds.excludeTables ?? []) !== JSON.stringify(news.excludeTables ?? [])) {
-    updates.push("excludeTables");
-  }
-  return { changes: replaces.length + updates.length > 0, replaces };
-}

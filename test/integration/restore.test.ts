@@ -17,9 +17,9 @@ import { localClusterSpec, runBackup, type LocalClusterSpec } from "../../lib/pg
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
+import { UNKNOWN as UNKNOWN_INPUT } from "../../lib/pulumi/unknown";
+import { checkPitrRestore } from "../../lib/restore/provider";
 import {
-  UNKNOWN_INPUT,
-  checkPitrRestore,
   databaseAclSummary,
   listRestores,
   readRestore,

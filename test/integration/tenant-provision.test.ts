@@ -17,12 +17,12 @@ import { verifyPbkdf2Sha512 } from "../../lib/tenant/passlib";
 import {
   createTenant,
   deleteTenant,
-  diffTenant,
   readTenant,
   tenantDsn,
   updateTenant,
   type TenantSpec,
 } from "../../lib/tenant/provision";
+import { diffTenant } from "../../lib/tenant/provider";
 import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/tenant/registry";
 import { dsnWithDatabase } from "../../lib/tenant/sql";
 import { dropTemplate, ensureTemplate, templateSourceHash, templateStatus } from "../../lib/tenant/template";

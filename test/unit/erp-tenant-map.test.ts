@@ -7,12 +7,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseOdooConfig, renderOdooConfig, type OdooConfigOptions } from "../../lib/odoo/config";
-import {
-  checkLocalErpTenants,
-  diffLocalErpTenants,
-  readLocalErpTenants,
-  writeLocalErpTenants,
-} from "../../lib/odoo/localTenantFiles";
+import { readLocalErpTenants, writeLocalErpTenants } from "../../lib/odoo/localTenantFiles";
+import { checkLocalErpTenants, diffLocalErpTenants } from "../../lib/odoo/provider";
 import {
   renderTenantCredentials,
   renderTenantMap,
@@ -141,12 +137,14 @@ describe("the local files", () => {
 describe("the local files' check", () => {
   it("passes a preview whose passwords are not known yet, and names a bad tenant otherwise", () => {
     const unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
-    expect(checkLocalErpTenants({ stateDir: "/srv/state", tenants: unknown as unknown as ErpTenant[] })).toBe(
-      undefined,
-    );
-    expect(checkLocalErpTenants({ stateDir: "/srv/state", tenants })).toBeUndefined();
     expect(
-      checkLocalErpTenants({ stateDir: "/srv/state", tenants: [{ ...tenants[0], password: "" }] }),
-    ).toMatch(/has no password/);
+      checkLocalErpTenants({ stateDir: "/srv/state", tenants: unknown as unknown as ErpTenant[] }),
+    ).toEqual([]);
+    expect(checkLocalErpTenants({ stateDir: "/srv/state", tenants })).toEqual([]);
+    const failures = checkLocalErpTenants({
+      stateDir: "/srv/state",
+      tenants: [{ ...tenants[0], password: "" }],
+    });
+    expect(failures).toEqual([{ property: "tenants", reason: expect.stringMatching(/has no password/) }]);
   });
 });

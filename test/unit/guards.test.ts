@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { effectiveExclusions, GUARDS_VERSION } from "../../lib/guards/install";
-import { diffGuards } from "../../lib/guards/tenant";
+import { diffGuards } from "../../lib/guards/provider";
 import { DEFAULT_EXCLUDED_TABLES } from "../../lib/undo/sql";
 
 const base = {

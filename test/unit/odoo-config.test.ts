@@ -19,11 +19,10 @@ import {
   secretReferences,
   type OdooConfigOptions,
 } from "../../lib/odoo/config";
+import { checkLocalOdooConfig, diffLocalOdooConfig } from "../../lib/odoo/provider";
 import {
-  checkLocalOdooConfig,
   createLocalOdooConfig,
   deleteLocalOdooConfig,
-  diffLocalOdooConfig,
   expectedLocalOdooConfig,
   localOdooConfigPath,
   readLocalOdooConfig,
@@ -398,10 +397,10 @@ describe("LocalOdooConfig (lib/odoo/localConfig.ts and its provider)", () => {
   });
 
   it("lifecycle: check names the rule of inputs that cannot render", () => {
-    expect(checkLocalOdooConfig(spec(dir, { adminPasswd: "short" }))).toBe(
-      "odoo.conf: admin_passwd must be at least 16 characters",
-    );
-    expect(checkLocalOdooConfig(spec(dir))).toBeUndefined();
+    expect(checkLocalOdooConfig(spec(dir, { adminPasswd: "short" }))).toEqual([
+      { property: "adminPasswd", reason: "odoo.conf: admin_passwd must be at least 16 characters" },
+    ]);
+    expect(checkLocalOdooConfig(spec(dir))).toEqual([]);
   });
 
   it("the resource: type loomworks:LocalOdooConfig, its inputs, the passwords sent as secrets", async () => {

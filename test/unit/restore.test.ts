@@ -4,11 +4,16 @@
  */
 import { describe, expect, it } from "vitest";
 import type { PgBackRestBackup } from "../../lib/pg/pgbackrest";
+import { UNKNOWN as UNKNOWN_INPUT } from "../../lib/pulumi/unknown";
 import {
-  RestoreTargetError,
-  UNKNOWN_INPUT,
   checkPitrRestore,
   checkPitrRestoreInputs,
+  pitrRestoreChangedKeys,
+  pitrRestoreOutputs,
+  pitrRestoreReplaces,
+} from "../../lib/restore/provider";
+import {
+  RestoreTargetError,
   compareLsn,
   formatLsn,
   isRestoreLeftoverOf,
@@ -16,9 +21,6 @@ import {
   parseLsn,
   parseTargetTime,
   pgTimestamp,
-  pitrRestoreChangedKeys,
-  pitrRestoreOutputs,
-  pitrRestoreReplaces,
   planRestoreTarget,
   preRestoreDatabaseName,
   restoreDatabaseName,

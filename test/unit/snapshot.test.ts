@@ -5,11 +5,10 @@ import * as path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PgBackRestBackup, PgBackRestStanzaInfo } from "../../lib/pg/pgbackrest";
+import { checkSnapshotInputs, diffSnapshot } from "../../lib/snapshot/provider";
 import {
   MAX_RESTORE_POINT_BYTES,
   backupForLsn,
-  checkSnapshotInputs,
-  diffSnapshot,
   linkCopyTree,
   liveFilestorePath,
   parseLsn,
@@ -284,10 +283,15 @@ describe("Snapshot provider inputs", () => {
   });
 
   it("replaces on subdomain or name; anything else is an update without effect", () => {
-    expect(diffSnapshot(inputs, { ...inputs })).toEqual({ changes: false, replaces: [], changed: [] });
+    expect(diffSnapshot(inputs, { ...inputs })).toEqual({
+      changes: false,
+      replaces: [],
+      changed: [],
+      deleteBeforeReplace: false,
+    });
     expect(diffSnapshot(inputs, { ...inputs, name: "other" }).replaces).toEqual(["name"]);
     expect(diffSnapshot(inputs, { ...inputs, subdomain: "b" }).replaces).toEqual(["subdomain"]);
     const d = diffSnapshot(inputs, { ...inputs, adminDsn: "postgres://y", snapshotRoot: "/elsewhere" });
-    expect(d).toEqual({ changes: true, replaces: [], changed: ["adminDsn", "snapshotRoot"] });
+    expect(d).toMatchObject({ changes: true, replaces: [], changed: ["adminDsn", "snapshotRoot"] });
   });
 });

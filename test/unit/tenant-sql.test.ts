@@ -3,12 +3,11 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { TEMPLATE_DEFAULTS, fixtureSql, paddingTableName, parseArgs } from "../fixtures/odoo-shaped/generate";
+import { UNKNOWN as UNKNOWN_INPUT } from "../../lib/pulumi/unknown";
+import { checkTenantInputs, diffTemplate, diffTenant } from "../../lib/tenant/provider";
 import {
-  UNKNOWN_INPUT,
   checkDeletionAllowed,
-  checkTenantInputs,
   checkTenantSpec,
-  diffTenant,
   filestorePath,
   tenantDsn,
   tenantSpecFrom,
@@ -30,7 +29,7 @@ import {
   templateComment,
   tenantInitializedComment,
 } from "../../lib/tenant/sql";
-import { diffTemplate, templateSourceHash } from "../../lib/tenant/template";
+import { templateSourceHash } from "../../lib/tenant/template";
 
 const spec: TenantSpec = {
   subdomain: "acme",
@@ -260,13 +259,29 @@ describe("TenantTemplate diff and source hash", () => {
       adminDsn: "d",
       stateDir: "/s",
     };
-    expect(diffTemplate(o, { ...o })).toEqual({ changes: false, replaces: [] });
-    expect(diffTemplate(o, { ...o, dumpHash: "h2" })).toEqual({ changes: true, replaces: ["dumpHash"] });
-    expect(diffTemplate(o, { ...o, database: "t2" })).toEqual({ changes: true, replaces: ["database"] });
-    expect(diffTemplate(o, { ...o, fromDump: "/b.sql" })).toEqual({ changes: true, replaces: [] });
+    expect(diffTemplate(o, { ...o })).toEqual({ changes: false, replaces: [], deleteBeforeReplace: false });
+    expect(diffTemplate(o, { ...o, dumpHash: "h2" })).toEqual({
+      changes: true,
+      replaces: ["dumpHash"],
+      deleteBeforeReplace: false,
+    });
+    expect(diffTemplate(o, { ...o, database: "t2" })).toEqual({
+      changes: true,
+      replaces: ["database"],
+      deleteBeforeReplace: false,
+    });
+    expect(diffTemplate(o, { ...o, fromDump: "/b.sql" })).toEqual({
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
     // A rotated builder password (kubernetes) rebuilds nothing: the next build sets it on the role.
     const pod = { ...o, builderPassword: "old" };
-    expect(diffTemplate(pod, { ...pod, builderPassword: "new" })).toEqual({ changes: false, replaces: [] });
+    expect(diffTemplate(pod, { ...pod, builderPassword: "new" })).toEqual({
+      changes: false,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
   });
 
   it("hashes like the program does (sha256 of the file, or of the command text)", () => {

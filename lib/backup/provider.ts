@@ -1,0 +1,33 @@
+/** Check and diff of the LocalScheduler dynamic provider (dynamic-providers/localScheduler.ts); the lifecycle is in daemon.ts. */
+import type * as pulumi from "@pulumi/pulumi";
+import { clusterPaths } from "../pg/paths";
+import { diffKeys, diffResult, type KeyDiffResult } from "../pulumi/diff";
+import { CheckFailures } from "../pulumi/failures";
+import { cronProblem } from "./cron";
+
+/** check: every schedule entry a valid cron expression. */
+export function checkLocalScheduler(news: { schedule?: object }): pulumi.dynamic.CheckFailure[] {
+  const failures = new CheckFailures();
+  for (const [key, expr] of Object.entries(news.schedule ?? {})) {
+    const problem = cronProblem(String(expr));
+    if (problem) failures.add(`schedule.${key}`, problem);
+  }
+  return failures.list;
+}
+
+/**
+ * diff: a new stateDir replaces the daemon (the old one is stopped first); the cluster settings and
+ * the schedule, or a daemon found stopped by read, update it. quotaCheck and undoRetentionDays are
+ * not part of it: they reach the daemon with the next update for another reason.
+ */
+export function diffLocalScheduler(
+  olds: Record<string, unknown>,
+  news: Record<string, unknown>,
+): KeyDiffResult {
+  const d = diffKeys(olds, news, {
+    replaceKeys: ["stateDir"],
+    updateKeys: ["port", "stanza", "archiveTimeoutSeconds", "retentionFull", "schedule"],
+    normalize: (v, key) => (key === "stateDir" ? clusterPaths(String(v)).stateDir : v),
+  });
+  return diffResult(d, { deleteBeforeReplace: true, drift: olds.running === false });
+}

@@ -1,0 +1,110 @@
+/**
+ * Every dynamic provider as Pulumi keeps it in the stack state: the compiled provider
+ * (bin/dynamic-providers, built by the integration global setup) through the SDK's
+ * serializeFunction, then loaded the way the provider host loads it (require-from-string). The
+ * serialized text captures loaders holding module paths (lib/pulumi/lazyModule.ts), not lib code,
+ * and the loaded copy runs.
+ */
+import { createRequire } from "node:module";
+import * as path from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
+import { describe, expect, it } from "vitest";
+import { UNKNOWN } from "../../lib/pulumi/unknown";
+import { repoRoot } from "../helpers/repo";
+
+const load = createRequire(__filename);
+const sdk = load(path.join(repoRoot, "node_modules", "@pulumi", "pulumi")) as typeof pulumi;
+const requireFromString = load("require-from-string") as (code: string) => { handler: () => unknown };
+
+const PROVIDERS: Array<[file: string, exported: string]> = [
+  ["erpRole", "erpRoleProvider"],
+  ["localErpTenants", "localErpTenantsProvider"],
+  ["localOdooConfig", "localOdooConfigProvider"],
+  ["localPostgres", "localPostgresProvider"],
+  ["localRouter", "localRouterProvider"],
+  ["localScheduler", "localSchedulerProvider"],
+  ["pitrRestore", "pitrRestoreProvider"],
+  ["postgresLogin", "postgresLoginProvider"],
+  ["randomSecret", "randomSecretProvider"],
+  ["snapshot", "snapshotProvider"],
+  ["tenantDatabase", "tenantDatabaseProvider"],
+  ["tenantGuards", "tenantGuardsProvider"],
+  ["tenantTemplate", "tenantTemplateProvider"],
+];
+
+type Provider = Required<pulumi.dynamic.ResourceProvider>;
+
+async function serialized(file: string): Promise<string> {
+  const exported = PROVIDERS.find(([f]) => f === file)?.[1] ?? "";
+  const compiled = load(path.join(repoRoot, "bin", "dynamic-providers", `${file}.js`)) as Record<
+    string,
+    Provider
+  >;
+  const provider = compiled[exported];
+  expect(provider, `${file}.js exports ${exported}`).toBeDefined();
+  return (await sdk.runtime.serializeFunction(() => provider, { allowSecrets: true })).text;
+}
+
+/** The provider as the host runs it: from its serialized text alone. */
+async function deserialized(file: string): Promise<Provider> {
+  return requireFromString(await serialized(file)).handler() as Provider;
+}
+
+describe("serialized providers", () => {
+  it.each(PROVIDERS)("%s captures module paths under bin/lib, not lib code", async (file) => {
+    const text = await serialized(file);
+    const captured = [...text.matchAll(/\bfile: "([^"]+)"/g)].map((m) => m[1]);
+    expect(captured.length).toBeGreaterThan(0);
+    for (const modulePath of captured) {
+      expect(path.relative(path.join(repoRoot, "bin", "lib"), modulePath)).not.toMatch(/^\.\./);
+      expect(() => load.resolve(modulePath)).not.toThrow();
+    }
+    expect(text).not.toMatch(/require\("pg"\)|withClient|quoteIdent/);
+    expect(text.length).toBeLessThan(12_000);
+  });
+
+  it("a deserialized TenantDatabase checks and diffs, unknown values included", async () => {
+    const provider = await deserialized("tenantDatabase");
+    const olds = {
+      subdomain: "acme",
+      database: "acme",
+      roleName: "acme",
+      filestoreRoot: "/srv/fs",
+      limits: { a: 1, b: 2 },
+    };
+    expect(await provider.diff("id", olds, { ...olds, limits: { b: 2, a: 1 } })).toMatchObject({
+      changes: false,
+    });
+    expect(await provider.diff("id", olds, { ...olds, database: UNKNOWN })).toMatchObject({
+      changes: true,
+      replaces: ["database"],
+      deleteBeforeReplace: true,
+    });
+    const checked = await provider.check(
+      {},
+      { ...olds, state: "active", adminEmail: "a@b.c", template: UNKNOWN },
+    );
+    expect(checked.failures).toEqual([]);
+    const bad = await provider.check({}, { ...olds, state: "paused", adminEmail: "a@b.c" });
+    expect(bad.failures?.map((f) => f.property)).toEqual(["state"]);
+  });
+
+  it("a deserialized PitrRestore defers an unknown snapshot LSN to `up`", async () => {
+    const provider = await deserialized("pitrRestore");
+    const olds = { target: { snapshot: "s" }, snapshotLsn: "0/1", subdomain: "acme" };
+    expect(await provider.diff("id", olds, { ...olds, snapshotLsn: UNKNOWN })).toEqual({
+      changes: true,
+      replaces: [],
+      deleteBeforeReplace: false,
+    });
+  });
+
+  it("a deserialized RandomSecret replaces on new keepers, whatever their key order", async () => {
+    const provider = await deserialized("randomSecret");
+    const olds = { length: 8, keepers: { a: "1", b: "2" } };
+    expect((await provider.diff("id", olds, { length: 8, keepers: { b: "2", a: "1" } })).changes).toBe(false);
+    expect(await provider.diff("id", olds, { length: 8, keepers: { a: "1", b: "3" } })).toMatchObject({
+      replaces: ["keepers"],
+    });
+  });
+});
