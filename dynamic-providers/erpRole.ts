@@ -47,13 +47,9 @@ export const erpRoleProvider: pulumi.dynamic.ResourceProvider<ErpRoleInputs, Erp
   },
   async read(id, props) {
     if (!props) return { id, props };
-    let st: Awaited<ReturnType<typeof ErpRoleLib.readErpRole>>;
-    try {
-      st = await erpRoles().readErpRole(props.adminDsn, props.roleName);
-    } catch (err) {
-      if (!unreachable().unreachableCode(err)) throw err;
-      return { id, props };
-    }
+    const r = await unreachable().readReachable(() => erpRoles().readErpRole(props.adminDsn, props.roleName));
+    if ("unreachable" in r) return { id, props };
+    const st = r.found;
     if (!st.exists) return { id: "" };
     return { id, props: { ...props, tenantMemberships: st.tenantMemberships, superuser: st.superuser } };
   },

@@ -117,20 +117,14 @@ export const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, S
     const m = snapshots();
     const log = pulumiLog();
     if (!props) return { id, props };
-    let st: Awaited<ReturnType<typeof SnapshotLib.snapshotStatus>>;
-    try {
-      st = await m.snapshotStatus(props.adminDsn, id);
-    } catch (err) {
-      // A stopped server is the cluster resource's drift to report; keep this state unchanged.
-      const code = unreachable().unreachableCode(err);
-      if (code) {
-        void log.warn(
-          `Snapshot ${props.subdomain}/${props.name}: cluster unreachable (${code}); state left unchanged`,
-        );
-        return { id, props };
-      }
-      throw err;
+    const r = await unreachable().readReachable(() => m.snapshotStatus(props.adminDsn, id));
+    if ("unreachable" in r) {
+      void log.warn(
+        `Snapshot ${props.subdomain}/${props.name}: cluster unreachable (${r.unreachable}); state left unchanged`,
+      );
+      return { id, props };
     }
+    const st = r.found;
     if (!st) return { id: "" };
     if (!st.filestorePresent) {
       void log.warn(

@@ -110,26 +110,16 @@ export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
     const m = provision();
     const log = pulumiLog();
     if (!props) return { id, props };
-    let st: Awaited<ReturnType<typeof m.readTenant>>;
-    try {
-      st = await m.readTenant(
-        props.adminDsn,
-        props.subdomain,
-        props.database,
-        props.roleName,
-        props.filestoreRoot,
+    const r = await unreachable().readReachable(() =>
+      m.readTenant(props.adminDsn, props.subdomain, props.database, props.roleName, props.filestoreRoot),
+    );
+    if ("unreachable" in r) {
+      void log.warn(
+        `TenantDatabase ${props.subdomain}: cluster unreachable (${r.unreachable}); state left unchanged`,
       );
-    } catch (err) {
-      // A stopped server is the cluster resource's drift to report; keep this state unchanged.
-      const code = unreachable().unreachableCode(err);
-      if (code) {
-        void log.warn(
-          `TenantDatabase ${props.subdomain}: cluster unreachable (${code}); state left unchanged`,
-        );
-        return { id, props };
-      }
-      throw err;
+      return { id, props };
     }
+    const st = r.found;
     if (!st.databaseExists && !st.roleExists && !st.registry) return { id: "" };
     const reg = st.registry;
     const missing = [

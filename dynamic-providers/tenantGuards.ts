@@ -96,17 +96,16 @@ const tenantGuardsProvider: pulumi.dynamic.ResourceProvider<TenantGuardsInputs, 
 
   async read(id, props) {
     if (!props) return { id, props };
-    let st: Awaited<ReturnType<typeof GuardsLib.readTenantGuards>>;
-    try {
-      st = await guards().readTenantGuards(props.adminDsn, props.database);
-    } catch (err) {
-      const code = unreachable().unreachableCode(err);
-      if (!code) throw err;
+    const r = await unreachable().readReachable(() =>
+      guards().readTenantGuards(props.adminDsn, props.database),
+    );
+    if ("unreachable" in r) {
       void pulumiLog().warn(
-        `TenantGuards ${props.subdomain}: cluster unreachable (${code}); state left unchanged`,
+        `TenantGuards ${props.subdomain}: cluster unreachable (${r.unreachable}); state left unchanged`,
       );
       return { id, props };
     }
+    const st = r.found;
     if (!st.databaseExists) return { id: "" };
     return {
       id,

@@ -108,17 +108,16 @@ export const tenantTemplateProvider: pulumi.dynamic.ResourceProvider<
 
   async read(id, props) {
     if (!props) return { id, props };
-    let st: Awaited<ReturnType<typeof TemplateLib.templateStatus>>;
-    try {
-      st = await templates().templateStatus(props.adminDsn, props.database);
-    } catch (err) {
-      const code = unreachable().unreachableCode(err);
-      if (!code) throw err;
+    const r = await unreachable().readReachable(() =>
+      templates().templateStatus(props.adminDsn, props.database),
+    );
+    if ("unreachable" in r) {
       void pulumiLog().warn(
-        `TenantTemplate ${props.name}: cluster unreachable (${code}); state left unchanged`,
+        `TenantTemplate ${props.name}: cluster unreachable (${r.unreachable}); state left unchanged`,
       );
       return { id, props };
     }
+    const st = r.found;
     if (!st.exists) return { id: "" };
     return { id, props: { ...props, dumpHash: st.hash ?? "" } };
   },

@@ -1,7 +1,7 @@
 /** Check and diff of the LocalScheduler dynamic provider (dynamic-providers/localScheduler.ts); the lifecycle is in daemon.ts. */
 import type * as pulumi from "@pulumi/pulumi";
-import { clusterPaths } from "../pg/paths";
-import { diffKeys, diffResult, type KeyDiffResult } from "../pulumi/diff";
+import { diffLocalService } from "../pg/provider";
+import type { KeyDiffResult } from "../pulumi/diff";
 import { CheckFailures } from "../pulumi/failures";
 import { cronProblem } from "./cron";
 
@@ -17,17 +17,18 @@ export function checkLocalScheduler(news: { schedule?: object }): pulumi.dynamic
 
 /**
  * diff: a new stateDir replaces the daemon (the old one is stopped first); the cluster settings and
- * the schedule, or a daemon found stopped by read, update it. quotaCheck and undoRetentionDays are
+ * the schedule, or a daemon found stopped by read, update it (diffLocalService). quotaCheck and undoRetentionDays are
  * not part of it: they reach the daemon with the next update for another reason.
  */
 export function diffLocalScheduler(
   olds: Record<string, unknown>,
   news: Record<string, unknown>,
 ): KeyDiffResult {
-  const d = diffKeys(olds, news, {
-    replaceKeys: ["stateDir"],
-    updateKeys: ["port", "stanza", "archiveTimeoutSeconds", "retentionFull", "schedule"],
-    normalize: (v, key) => (key === "stateDir" ? clusterPaths(String(v)).stateDir : v),
-  });
-  return diffResult(d, { deleteBeforeReplace: true, drift: olds.running === false });
+  return diffLocalService(olds, news, [
+    "port",
+    "stanza",
+    "archiveTimeoutSeconds",
+    "retentionFull",
+    "schedule",
+  ]);
 }

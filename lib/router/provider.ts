@@ -56,17 +56,7 @@ const INPUT_KEYS = [
 ] as const;
 
 function routerOptions(inputs: LocalRouterInputs): RouterOptions {
-  return {
-    stateDir: inputs.stateDir,
-    domain: inputs.domain,
-    port: inputs.port,
-    odooHttp: inputs.odooHttp,
-    odooWebsocket: inputs.odooWebsocket,
-    tenants: inputs.tenants ?? [],
-    ...(inputs.previews !== undefined ? { previews: inputs.previews } : {}),
-    ...(inputs.listenAddress !== undefined ? { listenAddress: inputs.listenAddress } : {}),
-    ...(inputs.publicPort !== undefined ? { publicPort: inputs.publicPort } : {}),
-  };
+  return { ...inputsOf(inputs), tenants: inputs.tenants ?? [] };
 }
 
 /** The inputs as given, without outputs a refresh may have merged in. */
