@@ -119,46 +119,10 @@ export const tenantDatabaseProvider: pulumi.dynamic.ResourceProvider<
       );
       return { id, props };
     }
-    const st = r.found;
-    if (!st.databaseExists && !st.roleExists && !st.registry) return { id: "" };
-    const reg = st.registry;
-    const missing = [
-      st.databaseExists ? "" : `database ${props.database}`,
-      st.roleExists ? "" : `role ${props.roleName}`,
-      !st.databaseExists || st.initialized ? "" : "initialization",
-      reg && reg.state !== "provisioning" ? "" : "registry row",
-    ].filter(Boolean);
-    if (missing.length > 0) {
-      void log.warn(
-        `TenantDatabase ${props.subdomain}: drift, missing ${missing.join(", ")}; the next up repairs it`,
-      );
-    }
-    const tenantOwnsDatabase = st.databaseOwner === props.roleName;
-    if (tenantOwnsDatabase) {
-      void log.warn(
-        `TenantDatabase ${props.subdomain}: the tenant role owns its database; the next up gives it to the platform`,
-      );
-    }
-    return {
-      id,
-      props: {
-        ...props,
-        state: st.observedState ?? props.state,
-        ...(reg
-          ? {
-              tier: reg.tier,
-              limits: reg.limits,
-              adminEmail: reg.adminEmail,
-              ...(reg.retentionUntil ? { retentionUntil: reg.retentionUntil.toISOString() } : {}),
-            }
-          : {}),
-        databaseExists: st.databaseExists,
-        roleExists: st.roleExists,
-        initialized: st.initialized,
-        registryExists: reg !== undefined && reg.state !== "provisioning",
-        tenantOwnsDatabase,
-      },
-    };
+    const found = support().tenantRead(props, r.found);
+    if (!found) return { id: "" };
+    for (const warning of found.warnings) void log.warn(`TenantDatabase ${props.subdomain}: ${warning}`);
+    return { id, props: found.props };
   },
 
   async update(_id, olds, news) {

@@ -22,11 +22,3 @@ export class CheckFailures {
     }
   }
 }
-
-/** check's result: the inputs as given, with the failures found. */
-export function checkResult<T>(
-  inputs: T,
-  failures: pulumi.dynamic.CheckFailure[],
-): pulumi.dynamic.CheckResult<T> {
-  return { inputs, failures };
-}

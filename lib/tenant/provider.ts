@@ -8,7 +8,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { diffKeys, diffResult, type KeyDiffResult } from "../pulumi/diff";
 import { CheckFailures } from "../pulumi/failures";
 import { isKnown } from "../pulumi/unknown";
-import { EXTERNAL_FILESTORE, TENANT_STATES, type TenantState } from "./provision";
+import { EXTERNAL_FILESTORE, TENANT_STATES, type TenantState, type TenantStatus } from "./provision";
 import { checkDatabaseName, checkRoleName } from "./sql";
 
 /** Inputs whose change means a new tenant (the old one is deleted first). */
@@ -51,6 +51,62 @@ export function diffTenant(olds: Record<string, unknown>, news: Record<string, u
     // A tenant provisioned when it owned its database (read finds it): ensureOwnership converts it.
     olds.tenantOwnsDatabase === true;
   return { ...diffResult(d, { deleteBeforeReplace: true, drift }), changed: d.changed, drift };
+}
+
+/** What TenantDatabase's read records for diffTenant: false (or tenantOwnsDatabase true) is drift an update repairs. */
+export interface TenantDriftMarkers {
+  databaseExists: boolean;
+  roleExists: boolean;
+  initialized: boolean;
+  registryExists: boolean;
+  tenantOwnsDatabase: boolean;
+}
+
+/**
+ * TenantDatabase's read: the state as found (the registry's tier, limits, e-mail and retention;
+ * the observed lifecycle state; the drift markers) and the drift to warn about. Undefined when
+ * nothing of the tenant is left (the resource is gone).
+ */
+export function tenantRead<P extends { database: string; roleName: string; state: string }>(
+  props: P,
+  st: TenantStatus,
+): { props: P & TenantDriftMarkers; warnings: string[] } | undefined {
+  if (!st.databaseExists && !st.roleExists && !st.registry) return undefined;
+  const reg = st.registry;
+  const registryExists = reg !== undefined && reg.state !== "provisioning";
+  const missing = [
+    st.databaseExists ? "" : `database ${props.database}`,
+    st.roleExists ? "" : `role ${props.roleName}`,
+    !st.databaseExists || st.initialized ? "" : "initialization",
+    registryExists ? "" : "registry row",
+  ].filter(Boolean);
+  const tenantOwnsDatabase = st.databaseOwner === props.roleName;
+  const warnings = [
+    ...(missing.length > 0 ? [`drift, missing ${missing.join(", ")}; the next up repairs it`] : []),
+    ...(tenantOwnsDatabase
+      ? ["the tenant role owns its database; the next up gives it to the platform"]
+      : []),
+  ];
+  return {
+    warnings,
+    props: {
+      ...props,
+      state: st.observedState ?? props.state,
+      ...(reg
+        ? {
+            tier: reg.tier,
+            limits: reg.limits,
+            adminEmail: reg.adminEmail,
+            ...(reg.retentionUntil ? { retentionUntil: reg.retentionUntil.toISOString() } : {}),
+          }
+        : {}),
+      databaseExists: st.databaseExists,
+      roleExists: st.roleExists,
+      initialized: st.initialized,
+      registryExists,
+      tenantOwnsDatabase,
+    },
+  };
 }
 
 /** TenantDatabase's check: names and enums only, skipping values not known yet. */

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { TEMPLATE_DEFAULTS, fixtureSql, paddingTableName, parseArgs } from "../fixtures/odoo-shaped/generate";
 import { UNKNOWN as UNKNOWN_INPUT } from "../../lib/pulumi/unknown";
-import { checkTenantInputs, diffTemplate, diffTenant } from "../../lib/tenant/provider";
+import { checkTenantInputs, diffTemplate, diffTenant, tenantRead } from "../../lib/tenant/provider";
 import {
   checkDeletionAllowed,
   checkTenantSpec,
@@ -12,6 +12,7 @@ import {
   tenantDsn,
   tenantSpecFrom,
   type TenantSpec,
+  type TenantStatus,
 } from "../../lib/tenant/provision";
 import {
   checkDatabaseName,
@@ -169,6 +170,80 @@ describe("lifecycle rules", () => {
     ).not.toThrow();
     expect(() => checkDeletionAllowed("acme", "active", later, false, now)).not.toThrow();
     expect(() => checkDeletionAllowed("acme", "suspended", undefined, false, now)).not.toThrow();
+  });
+});
+
+describe("TenantDatabase read", () => {
+  const props = { subdomain: "acme", database: "acme", roleName: "acme", state: "active", tier: "basic" };
+  const row = {
+    subdomain: "acme",
+    databaseName: "acme",
+    roleName: "acme",
+    tier: "pro",
+    state: "suspended",
+    adminEmail: "boss@acme.example",
+    limits: { maxUsers: 9 },
+    template: null,
+    provisioningStep: null,
+    createdAt: new Date(0),
+    updatedAt: new Date(0),
+    suspendedAt: null,
+    archivedAt: null,
+    retentionUntil: null,
+  } as const;
+  const live: TenantStatus = {
+    databaseExists: true,
+    roleExists: true,
+    roleCanLogin: false,
+    allowConnections: false,
+    databaseOwner: "loomworks_owner",
+    initialized: true,
+    isTemplate: false,
+    filestoreExists: true,
+    registry: { ...row },
+    observedState: "suspended",
+  };
+
+  it.each<[string, Partial<TenantStatus>, Record<string, unknown> | undefined, string[]]>([
+    [
+      "a complete tenant: the registry's values and the observed state",
+      {},
+      {
+        state: "suspended",
+        tier: "pro",
+        limits: { maxUsers: 9 },
+        databaseExists: true,
+        registryExists: true,
+      },
+      [],
+    ],
+    [
+      "a database dropped by hand",
+      { databaseExists: false, initialized: false },
+      { databaseExists: false, initialized: false },
+      ["drift, missing database acme; the next up repairs it"],
+    ],
+    [
+      "a registry row still provisioning, not initialized",
+      { initialized: false, registry: { ...row, state: "provisioning" } },
+      { registryExists: false, initialized: false },
+      ["drift, missing initialization, registry row; the next up repairs it"],
+    ],
+    [
+      "a database the tenant role owns",
+      { databaseOwner: "acme" },
+      { tenantOwnsDatabase: true },
+      ["the tenant role owns its database; the next up gives it to the platform"],
+    ],
+    ["nothing left", { databaseExists: false, roleExists: false, registry: undefined }, undefined, []],
+  ])("%s", (_name, change, expectedProps, warnings) => {
+    const found = tenantRead(props, { ...live, ...change });
+    if (expectedProps === undefined) {
+      expect(found).toBeUndefined();
+      return;
+    }
+    expect(found?.props).toMatchObject(expectedProps);
+    expect(found?.warnings).toEqual(warnings);
   });
 });
 
