@@ -1,6 +1,6 @@
 /**
  * Deep equality of the JSON-like values a dynamic provider receives: object key order does not
- * matter (the engine does not keep it), and a key holding `undefined` counts as absent (as it
+ * matter (a JSON object has none), and a key holding `undefined` counts as absent (as it
  * would once written to the state).
  */
 export function sameValue(a: unknown, b: unknown): boolean {
