@@ -16,9 +16,9 @@ export function checkLocalScheduler(news: { schedule?: object }): pulumi.dynamic
 }
 
 /**
- * diff: a new stateDir replaces the daemon (the old one is stopped first); the cluster settings and
- * the schedule, or a daemon found stopped by read, update it (diffLocalService). quotaCheck and undoRetentionDays are
- * not part of it: they reach the daemon with the next update for another reason.
+ * diff: a new stateDir replaces the daemon (the old one is stopped first); the cluster settings, the
+ * schedule, the quota-check schedule and the undo retention, or a daemon found stopped by read, update
+ * it (diffLocalService).
  */
 export function diffLocalScheduler(
   olds: Record<string, unknown>,
@@ -30,5 +30,7 @@ export function diffLocalScheduler(
     "archiveTimeoutSeconds",
     "retentionFull",
     "schedule",
+    "quotaCheck",
+    "undoRetentionDays",
   ]);
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseVerifyOutput } from "../../lib/backup/backups";
+import { diffLocalScheduler } from "../../lib/backup/provider";
 import { dueJobs } from "../../lib/backup/scheduler";
 import {
   DEFAULT_BACKUP_SCHEDULE,
@@ -103,5 +104,29 @@ describe("parseVerifyOutput", () => {
         },
       ],
     });
+  });
+});
+
+describe("diffLocalScheduler", () => {
+  const olds = {
+    stateDir: "/s",
+    port: 5432,
+    stanza: "main",
+    schedule: { full: "0 1 * * 0" },
+    quotaCheck: "*/5 * * * *",
+    undoRetentionDays: 30,
+    running: true,
+  };
+
+  it.each<[string, Record<string, unknown>, boolean]>([
+    ["nothing changed", {}, false],
+    ["the quota-check schedule changed", { quotaCheck: "*/10 * * * *" }, true],
+    ["the undo retention changed", { undoRetentionDays: 7 }, true],
+    ["a backup schedule changed", { schedule: { full: "0 2 * * 0" } }, true],
+  ])("in place when %s", (_name, change, updates) => {
+    const { running: _running, ...news } = { ...olds, ...change };
+    const diff = diffLocalScheduler(olds, news);
+    expect(diff.changes).toBe(updates);
+    expect(diff.replaces).toEqual([]);
   });
 });
