@@ -1,24 +1,24 @@
 /**
  * The platform's guards inside a tenant (or template) database: the snapshot API
  * (lib/snapshot/runtime.ts), the quota API (lib/quota/sql.ts) and the undo API (lib/undo/sql.ts),
- * installed, upgraded and removed together, in one transaction each, by a superuser connection.
+ * SQL modules (sql/, lib/sql/modules.ts) installed, upgraded and removed together, in one
+ * transaction each, by a superuser connection.
  *
  * Versions: each API records its version in its schema's COMMENT. Installing over an older version
  * upgrades it in place (the scripts are idempotent and version-gated); a database carrying a newer
  * version than this program is refused (a downgrade could drop what the newer one relies on).
  */
 import type { Client } from "pg";
-import { GUARD_OWNER_ROLE, inertOwnerRoleSql } from "../pg/ownerRole";
-import { QUOTA_API_VERSION, QUOTA_SCHEMA, USERS_TRIGGER, quotaApiSql } from "../quota/sql";
-import { SNAPSHOT_API_SCHEMA, SNAPSHOT_API_SQL, SNAPSHOT_API_VERSION } from "../snapshot/runtime";
+import { QUOTA_API, QUOTA_API_VERSION, QUOTA_SCHEMA, USERS_TRIGGER } from "../quota/sql";
+import { SNAPSHOT_API, SNAPSHOT_API_SCHEMA, SNAPSHOT_API_VERSION } from "../snapshot/runtime";
+import { inInstallTransaction, type SqlModuleInstaller } from "../sql/modules";
 import {
   CAPTURE_TRIGGER,
   DEFAULT_EXCLUDED_TABLES,
   HSTORE_SCHEMA_SQL,
   UNDO_API_VERSION,
   UNDO_SCHEMA,
-  removeUndoApiSql,
-  undoApiSql,
+  undoApiModule,
 } from "../undo/sql";
 
 /** One string naming every API version: a change of it is a change of the guards (provider diffs). */
@@ -68,19 +68,9 @@ export function effectiveExclusions(stack: readonly string[] = []): { pattern: s
   return [...out.entries()].map(([pattern, source]) => ({ pattern, source }));
 }
 
-async function inTransaction<T>(db: Client, fn: () => Promise<T>): Promise<T> {
-  // READ WRITE: the database may be read-only by default (storage quota reached).
-  await db.query("BEGIN READ WRITE");
-  try {
-    await db.query("SET LOCAL client_min_messages = warning");
-    await db.query("SELECT pg_catalog.pg_advisory_xact_lock($1)", [GUARDS_LOCK_KEY]);
-    const result = await fn();
-    await db.query("COMMIT");
-    return result;
-  } catch (err) {
-    await db.query("ROLLBACK").catch(() => undefined);
-    throw err;
-  }
+/** One transaction holding the guards' lock: installs and removals of one database run one at a time. */
+function inGuardsTransaction<T>(db: Client, body: (modules: SqlModuleInstaller) => Promise<T>): Promise<T> {
+  return inInstallTransaction(db, { lockKey: GUARDS_LOCK_KEY }, body);
 }
 
 /**
@@ -88,7 +78,7 @@ async function inTransaction<T>(db: Client, fn: () => Promise<T>): Promise<T> {
  * exclusion list and attaches capture to every user table. Idempotent and cheap when current.
  */
 export async function installGuards(db: Client, opts: GuardsOptions = {}): Promise<GuardsStatus> {
-  await inTransaction(db, async () => {
+  await inGuardsTransaction(db, async (modules) => {
     const have = await installedVersions(db);
     const newer = (
       [
@@ -104,12 +94,11 @@ export async function installGuards(db: Client, opts: GuardsOptions = {}): Promi
           `program's (${GUARDS_VERSION}); refusing to downgrade: run a newer version of the platform`,
       );
     }
-    await db.query(SNAPSHOT_API_SQL);
-    await db.query(inertOwnerRoleSql(GUARD_OWNER_ROLE, "undo and quota APIs"));
-    await db.query(quotaApiSql());
+    await modules.install(SNAPSHOT_API);
+    await modules.install(QUOTA_API);
     // hstore (contrib) holds the captured rows; an installation the database already has is used.
     const hstore = await db.query<{ schema: string }>(HSTORE_SCHEMA_SQL);
-    await db.query(undoApiSql(hstore.rows[0]?.schema ?? UNDO_SCHEMA));
+    await modules.install(undoApiModule(hstore.rows[0]?.schema ?? UNDO_SCHEMA));
     const exclusions = effectiveExclusions(opts.excludeTables);
     await db.query(`DELETE FROM ${UNDO_SCHEMA}.excluded_tables`);
     // Multi-argument UNNEST is FROM-clause syntax, not a function: it cannot be qualified.
@@ -176,18 +165,9 @@ export async function readGuards(db: Client): Promise<GuardsStatus> {
  * snapshots rely on it.
  */
 export async function removeGuards(db: Client): Promise<void> {
-  await inTransaction(db, async () => {
-    await db.query(removeUndoApiSql());
-    await db.query(
-      `DO $remove$
-       BEGIN
-           IF to_regclass('public.res_users') IS NOT NULL THEN
-               EXECUTE format('DROP TRIGGER IF EXISTS %I ON public.res_users', '${USERS_TRIGGER}');
-           END IF;
-       END
-       $remove$`,
-    );
-    await db.query(`DROP SCHEMA IF EXISTS ${QUOTA_SCHEMA} CASCADE`);
+  await inGuardsTransaction(db, async (modules) => {
+    await modules.remove(undoApiModule());
+    await modules.remove(QUOTA_API);
   });
 }
 

@@ -28,9 +28,10 @@
  * The scheduled job `node bin/infra/ops/jobs.js snapshot-auto --state-dir D` runs it.
  */
 import type { Client } from "pg";
-import { quoteIdent, withClient } from "../pg/client";
-import { SNAPSHOT_OWNER_ROLE, TENANT_ROLE_SQL, inertOwnerRoleSql } from "../pg/ownerRole";
+import { withClient } from "../pg/client";
+import { SNAPSHOT_OWNER_ROLE } from "../pg/ownerRole";
 import type { PgBackRestTarget } from "../pg/pgbackrest";
+import { installSqlModules, renderSqlModule, type SqlModule } from "../sql/modules";
 import { ensureRegistry, registryDsn, servedTenants } from "../tenant/registry";
 import { dsnWithDatabase } from "../tenant/sql";
 import {
@@ -67,107 +68,32 @@ const noLog: Log = () => undefined;
 // The SQL API inside each tenant database
 // ---------------------------------------------------------------------------------------------
 
-const owner = quoteIdent(SNAPSHOT_OWNER_ROLE);
-const schema = quoteIdent(SNAPSHOT_API_SCHEMA);
-
 /**
- * The installation script (one transaction, run by a superuser connected to the tenant database).
- * The restore point name is `lw:<database>:<12 hex digits of the id>`, as restorePointName().
+ * The snapshot API as an SQL module (sql/snapshot/; one transaction, run by a superuser connected to
+ * the tenant database).
  */
-export const SNAPSHOT_API_SQL = `
-SELECT pg_advisory_xact_lock(${INSTALL_LOCK_KEY});
+export const SNAPSHOT_API: SqlModule = {
+  name: "snapshot",
+  schema: SNAPSHOT_API_SCHEMA,
+  version: SNAPSHOT_API_VERSION,
+  owner: SNAPSHOT_OWNER_ROLE,
+  lockKey: INSTALL_LOCK_KEY,
+  definitions: ["api.sql"],
+  grants: ["grants.sql"],
+  values: { max_note_length: MAX_NOTE_LENGTH, max_pending_requests: MAX_PENDING_REQUESTS },
+};
 
-${inertOwnerRoleSql(SNAPSHOT_OWNER_ROLE, "snapshot API")}
-CREATE SCHEMA IF NOT EXISTS ${schema} AUTHORIZATION ${owner};
-ALTER SCHEMA ${schema} OWNER TO ${owner};
-REVOKE ALL ON SCHEMA ${schema} FROM PUBLIC;
-
-CREATE TABLE IF NOT EXISTS ${schema}.requested (
-    id uuid PRIMARY KEY,
-    kind text NOT NULL CHECK (kind IN ('pre_ai')),
-    note text CHECK (length(note) <= ${MAX_NOTE_LENGTH}),
-    lsn pg_lsn NOT NULL,
-    restore_point text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    requested_by text NOT NULL DEFAULT session_user
-);
-ALTER TABLE ${schema}.requested OWNER TO ${owner};
-REVOKE ALL ON TABLE ${schema}.requested FROM PUBLIC;
-
-GRANT EXECUTE ON FUNCTION pg_catalog.pg_create_restore_point(text) TO ${owner};
-
-CREATE OR REPLACE FUNCTION ${schema}.request(kind text, note text DEFAULT NULL)
-RETURNS uuid
-LANGUAGE plpgsql
-VOLATILE
-SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-#variable_conflict use_variable
-DECLARE
-    rid uuid := gen_random_uuid();
-    point text;
-    at_lsn pg_lsn;
-BEGIN
-    IF kind IS DISTINCT FROM 'pre_ai' THEN
-        RAISE EXCEPTION 'loomworks_snapshot.request: kind must be ''pre_ai'', got %', coalesce(quote_literal(kind), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF length(note) > ${MAX_NOTE_LENGTH} THEN
-        RAISE EXCEPTION 'loomworks_snapshot.request: note longer than ${MAX_NOTE_LENGTH} characters'
-            USING ERRCODE = 'string_data_right_truncation';
-    END IF;
-    -- Counted per UTC day against the tenant's limit (SQLSTATE LWS01 over it); no quota API: no limit.
-    IF to_regprocedure('loomworks_quota.take_pre_ai_snapshot()') IS NOT NULL THEN
-        PERFORM loomworks_quota.take_pre_ai_snapshot();
-    END IF;
-    IF (SELECT count(*) FROM ${schema}.requested) >= ${MAX_PENDING_REQUESTS} THEN
-        RAISE EXCEPTION 'loomworks_snapshot.request: ${MAX_PENDING_REQUESTS} snapshot requests are waiting to be synced'
-            USING ERRCODE = 'program_limit_exceeded',
-                  HINT = 'the platform moves requests into the registry with its scheduled snapshots';
-    END IF;
-    point := 'lw:' || left(current_database()::text, 47) || ':' || left(replace(rid::text, '-', ''), 12);
-    at_lsn := pg_create_restore_point(point);
-    INSERT INTO ${schema}.requested (id, kind, note, lsn, restore_point)
-    VALUES (rid, kind, note, at_lsn, point);
-    RETURN rid;
-END
-$fn$;
-ALTER FUNCTION ${schema}.request(text, text) OWNER TO ${owner};
-REVOKE ALL ON FUNCTION ${schema}.request(text, text) FROM PUBLIC;
-COMMENT ON FUNCTION ${schema}.request(text, text) IS
-    'Creates a restore point (kind pre_ai) and queues it for the platform registry; returns the snapshot id.';
-
--- The tenant role: the owner of schema public (TENANT_ROLE_SQL).
-DO $install$
-DECLARE
-    tenant name := ${TENANT_ROLE_SQL};
-BEGIN
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = tenant) THEN
-        EXECUTE format('GRANT USAGE ON SCHEMA ${SNAPSHOT_API_SCHEMA} TO %I', tenant);
-        EXECUTE format('GRANT EXECUTE ON FUNCTION ${SNAPSHOT_API_SCHEMA}.request(text, text) TO %I', tenant);
-        EXECUTE format('GRANT SELECT ON TABLE ${SNAPSHOT_API_SCHEMA}.requested TO %I', tenant);
-    END IF;
-END
-$install$;
-
-COMMENT ON SCHEMA ${schema} IS 'loomworks snapshot api v${SNAPSHOT_API_VERSION}';
-`;
+/** The installation script of {@link SNAPSHOT_API} (without its advisory lock, which the installer takes). */
+export function snapshotApiSql(): string {
+  return renderSqlModule(SNAPSHOT_API);
+}
 
 /**
  * Installs (or repairs) the snapshot API in the database `client` is connected to, as a superuser.
  * Idempotent; safe to run concurrently in one or many tenant databases.
  */
 export async function installSnapshotApi(client: Client): Promise<void> {
-  await client.query("BEGIN");
-  try {
-    await client.query("SET LOCAL client_min_messages = warning");
-    await client.query(SNAPSHOT_API_SQL);
-    await client.query("COMMIT");
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw err;
-  }
+  await installSqlModules(client, [SNAPSHOT_API], { readWrite: false });
 }
 
 // ---------------------------------------------------------------------------------------------

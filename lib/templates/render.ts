@@ -38,19 +38,38 @@ export function templatePlaceholders(text: string): string[] {
 }
 
 /**
- * The repository's `templates/` directory. Works from the TypeScript sources (lib/templates) and
- * from the compiled program (bin/lib/templates), which tsc does not copy the templates into.
+ * The directories of files the program reads at run time, under the repository root, each with a
+ * file that must be in it. Wherever the compiled program runs they must be next to its bin/ (the ops
+ * image copies each: docker/ops/Dockerfile, checked by test/unit/ops-image-lint.test.ts).
  */
-export function templatesDir(): string {
+export const RUNTIME_FILE_DIRS = {
+  /** Configuration templates (`*.tmpl`). */
+  templates: "postgresql.conf.tmpl",
+  /** The SQL installed in tenant databases (lib/sql/modules.ts). */
+  sql: "common/schema.sql",
+} as const;
+export type RuntimeFileDir = keyof typeof RUNTIME_FILE_DIRS;
+
+/**
+ * The repository's `templates/` or `sql/` directory (LOOMWORKS_TEMPLATES_DIR, LOOMWORKS_SQL_DIR when
+ * set). Works from the TypeScript sources (lib/templates) and from the compiled program
+ * (bin/lib/templates), which tsc does not copy these files into.
+ */
+export function runtimeFileDir(name: RuntimeFileDir): string {
   const candidates = [
-    process.env.LOOMWORKS_TEMPLATES_DIR,
-    path.resolve(__dirname, "..", "..", "templates"),
-    path.resolve(__dirname, "..", "..", "..", "templates"),
+    process.env[`LOOMWORKS_${name.toUpperCase()}_DIR`],
+    path.resolve(__dirname, "..", "..", name),
+    path.resolve(__dirname, "..", "..", "..", name),
   ];
   for (const dir of candidates) {
-    if (dir && existsSync(path.join(dir, "postgresql.conf.tmpl"))) return dir;
+    if (dir && existsSync(path.join(dir, RUNTIME_FILE_DIRS[name]))) return dir;
   }
-  throw new Error(`templates directory not found (looked in ${candidates.filter(Boolean).join(", ")})`);
+  throw new Error(`${name} directory not found (looked in ${candidates.filter(Boolean).join(", ")})`);
+}
+
+/** The repository's `templates/` directory. */
+export function templatesDir(): string {
+  return runtimeFileDir("templates");
 }
 
 /** Reads `templates/<name>` (e.g. `postgresql.conf.tmpl`). */
@@ -60,8 +79,17 @@ export function loadTemplate(name: string): string {
 
 /** Reads `templates/<name>` and renders it. */
 export function renderTemplateFile(name: string, values: TemplateValues): string {
+  return renderNamed(name, loadTemplate(name), values);
+}
+
+/** Reads `sql/<name>` (e.g. `undo/capture.sql`) and renders it. */
+export function renderSqlFile(name: string, values: TemplateValues): string {
+  return renderNamed(`sql/${name}`, readFileSync(path.join(runtimeFileDir("sql"), name), "utf8"), values);
+}
+
+function renderNamed(name: string, text: string, values: TemplateValues): string {
   try {
-    return renderTemplate(loadTemplate(name), values);
+    return renderTemplate(text, values);
   } catch (err) {
     throw new Error(`${name}: ${(err as Error).message}`);
   }

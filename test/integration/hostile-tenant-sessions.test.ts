@@ -78,10 +78,16 @@ async function sqlState(p: Promise<unknown>): Promise<string> {
   return "succeeded";
 }
 
+/** The SQL files installed in tenant databases (sql/). */
+async function sqlFiles(): Promise<string[]> {
+  const files = (await fsp.readdir(path.join(repoRoot, "sql"), { recursive: true })) as string[];
+  return files.filter((f) => f.endsWith(".sql")).map((f) => path.join("sql", f));
+}
+
 /** Every identifier written as a call (`name(`) in the platform's SQL sources. */
 async function calledNames(): Promise<string[]> {
   const names = new Set<string>();
-  for (const file of PLATFORM_SQL_SOURCES) {
+  for (const file of [...PLATFORM_SQL_SOURCES, ...(await sqlFiles())]) {
     const text = await fsp.readFile(path.join(repoRoot, file), "utf8");
     for (const m of text.matchAll(/\b([a-z_][a-z0-9_]*)\s*\(/g)) names.add(m[1]);
   }

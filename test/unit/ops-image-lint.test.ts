@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { OPS_IMAGE } from "../../components/kubernetes/OpsJobs";
+import { RUNTIME_FILE_DIRS } from "../../lib/templates/render";
 import {
   lastOf,
   lintProblems,
@@ -48,10 +49,19 @@ describe("ops image Dockerfile", () => {
       .map((i) => i.args);
     expect(copies).toContain("--from=production-modules /src/node_modules ./node_modules");
     expect(copies).toContain("--from=build /src/bin ./bin");
-    expect(copies).toContain("templates/ ./templates/");
     expect(copies).toContain(
       `--chmod=0755 docker/ops/pgbackrest-in-postgres-pod.sh ${OPS_IMAGE.pgbackrestWrapper}`,
     );
+  });
+
+  it("copies every directory the program reads at run time next to its bin/ (templates, SQL)", () => {
+    const copies = stage("runtime")
+      .instructions.filter((i) => i.keyword === "COPY")
+      .map((i) => i.args);
+    const dirs = Object.keys(RUNTIME_FILE_DIRS);
+    expect(dirs).toEqual(expect.arrayContaining(["templates", "sql"]));
+    // next to ./bin: the compiled lib/templates/render.js finds them at bin/lib/templates/../../../<dir>
+    for (const dir of dirs) expect(copies, dir).toContain(`${dir}/ ./${dir}/`);
   });
 
   it("runs as the non-root postgres user under tini, in OPS_IMAGE's working directory", () => {

@@ -18,7 +18,6 @@ import {
   aiResetTime,
   decodeAiCounter,
   encodeAiCounter,
-  migrationSql,
   quotaApiSql,
   quotaLimitsRow,
   storageGbToBytes,
@@ -199,9 +198,9 @@ describe("storage states", () => {
 describe("installation SQL", () => {
   const sql = quotaApiSql();
 
-  it("every function has a safe search_path and belongs to the guard role; SECURITY DEFINER unless it runs as the DDL's or the check's role", () => {
+  it("every function has a safe search_path; SECURITY DEFINER unless it runs as the DDL's or the check's role; then every function is the guard role's", () => {
     const fns = [
-      ...sql.matchAll(/CREATE OR REPLACE FUNCTION "loomworks_quota"\.(\w+)\(([^)]*)\)\n([\s\S]*?)AS \$fn\$/g),
+      ...sql.matchAll(/CREATE OR REPLACE FUNCTION "loomworks_quota"\.(\w+)\(([^)]*)\) ([\s\S]*?)AS \$fn\$/g),
     ];
     expect(fns.map((m) => m[1]).sort()).toEqual([
       "active_internal_users",
@@ -220,20 +219,18 @@ describe("installation SQL", () => {
       "take_pre_ai_snapshot",
     ]);
     const invoker = new Set(["apply_read_only", "on_ddl_end"]);
-    for (const [, name, args, header] of fns) {
+    for (const [, name, , header] of fns) {
       if (invoker.has(name)) expect(header, name).not.toContain("SECURITY DEFINER");
       else expect(header, name).toContain("SECURITY DEFINER");
       expect(header, name).toContain("SET search_path = pg_catalog, pg_temp");
-      const types = args
-        .split(",")
-        .map((a) => a.trim().split(" ").slice(1).join(" "))
-        .filter(Boolean)
-        .join(", ");
-      expect(sql).toContain(
-        `ALTER FUNCTION "loomworks_quota".${name}(${types}) OWNER TO "loomworks_guard_owner";`,
-      );
-      expect(sql).toContain(`REVOKE ALL ON FUNCTION "loomworks_quota".${name}(${types}) FROM PUBLIC;`);
     }
+    // after the last function, before the grants: every function of the schema the owner's, none PUBLIC's
+    const own = sql.slice(sql.indexOf("DO $own$"), sql.indexOf("$own$;"));
+    expect(own).toContain("p.pronamespace = 'loomworks_quota'::regnamespace");
+    expect(own).toContain(`'ALTER FUNCTION %s OWNER TO "loomworks_guard_owner"'`);
+    expect(own).toContain("'REVOKE ALL ON FUNCTION %s FROM PUBLIC'");
+    expect(sql.indexOf("DO $own$")).toBeGreaterThan(fns.at(-1)?.index ?? Infinity);
+    expect(sql.indexOf("DO $grants$")).toBeGreaterThan(sql.indexOf("DO $own$"));
     expect(sql).not.toMatch(/TO PUBLIC/i);
     // the tenant may call the read functions only
     expect(sql).toContain(
@@ -258,14 +255,10 @@ describe("installation SQL", () => {
   });
 
   it("migrations run only on databases installed before their version", () => {
-    const m = migrationSql({
-      version: 2,
-      statements: ["ALTER TABLE loomworks_quota.limits ADD COLUMN x int", "SELECT '$q$'"],
-    });
-    expect(m).toContain(`IF ${INSTALLED_VERSION_SQL} < 2 THEN`);
-    expect(m).toContain("EXECUTE $q$ALTER TABLE loomworks_quota.limits ADD COLUMN x int$q$;");
-    expect(m).toContain("EXECUTE $q0$SELECT '$q$'$q0$;");
-    expect(() => migrationSql({ version: 1, statements: [] })).toThrow("< 2");
+    const migrations = [...sql.matchAll(/DO \$migrate\$\nBEGIN\n {4}IF (.*) < (\d+) THEN\n/g)];
+    expect(migrations.map((m) => Number(m[2]))).toEqual([2]);
+    for (const m of migrations) expect(m[1]).toBe(INSTALLED_VERSION_SQL);
+    expect(Math.max(...migrations.map((m) => Number(m[2])))).toBeLessThanOrEqual(QUOTA_API_VERSION);
   });
 });
 

@@ -17,7 +17,7 @@ import {
 } from "../../lib/snapshot/snapshot";
 import {
   DEFAULT_MAX_SNAPSHOTS,
-  SNAPSHOT_API_SQL,
+  snapshotApiSql,
   autoSnapshotName,
   maxSnapshotsFrom,
   preAiSnapshotName,
@@ -49,7 +49,7 @@ describe("restorePointName", () => {
   });
 
   it("matches the SQL API's naming rule (lw:<left(database, 47)>:<12 hex>)", () => {
-    expect(SNAPSHOT_API_SQL).toContain(
+    expect(snapshotApiSql()).toContain(
       "'lw:' || left(current_database()::text, 47) || ':' || left(replace(rid::text, '-', ''), 12)",
     );
   });
