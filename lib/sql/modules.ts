@@ -81,25 +81,25 @@ function render(m: SqlModule, files: readonly string[]): string {
   return files.map((f) => renderSqlFile(f, values)).join("\n");
 }
 
+/** The module's own files, by their paths under sql/. */
+const ownFiles = (m: SqlModule, files: readonly string[] = []): string[] =>
+  files.map((f) => `${m.name}/${f}`);
+
 /** The module's installation script (idempotent; one transaction, as a superuser). */
 export function renderSqlModule(m: SqlModule): string {
-  const own = (files: readonly string[]) => files.map((f) => `${m.name}/${f}`);
   return render(m, [
     "common/owner-role.sql",
     "common/schema.sql",
-    ...own(m.definitions),
+    ...ownFiles(m, m.definitions),
     "common/functions.sql",
-    ...own(m.grants),
+    ...ownFiles(m, m.grants),
     "common/version.sql",
   ]);
 }
 
 /** The module's removal script. */
 export function renderSqlModuleRemoval(m: SqlModule): string {
-  return render(
-    m,
-    (m.removal ?? []).map((f) => `${m.name}/${f}`),
-  );
+  return render(m, ownFiles(m, m.removal));
 }
 
 /** What an installation transaction offers its body. */
