@@ -1,5 +1,5 @@
--- The tenant's view of its quotas (docs/configuration.md#sql-api). storage.bytes is the last check's measure; max_bytes
--- and percent use the current limit; read_only is the database's actual setting.
+-- The tenant's view of its quotas (docs/configuration.md#sql-api). storage.bytes is the last check's
+-- measure; max_bytes and percent use the current limit; read_only is the database's actual setting.
 CREATE OR REPLACE FUNCTION {{schema}}.status() RETURNS jsonb
 LANGUAGE plpgsql VOLATILE {{definer}} AS $fn$
 DECLARE

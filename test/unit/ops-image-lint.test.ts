@@ -60,7 +60,7 @@ describe("ops image Dockerfile", () => {
       .map((i) => i.args);
     const dirs = Object.keys(RUNTIME_FILE_DIRS);
     expect(dirs).toEqual(expect.arrayContaining(["templates", "sql"]));
-    // next to ./bin: the compiled lib/templates/render.js finds them at bin/lib/templates/../../../<dir>
+    // next to ./bin: compiled, lib/templates/render.ts runs from bin/lib/templates and looks three folders up
     for (const dir of dirs) expect(copies, dir).toContain(`${dir}/ ./${dir}/`);
   });
 
