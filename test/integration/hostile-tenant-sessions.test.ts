@@ -291,9 +291,26 @@ describe("a tenant with only its DSN", () => {
       pinned,
     );
     expect((await withClient(tenantUrl(t), (c) => c.query(show))).rows[0]).toEqual(pinned);
-    // The tenant's own sessions do get them: the settings are real.
-    const own = (await asTenant(t, (c) => c.query(show))).rows[0] as Record<string, string>;
-    expect(own).toMatchObject({ search_path: "public, pg_catalog", statement_timeout: "1ms" });
+    // The settings are real: stored for the tenant's role and database, so the tenant's own sessions
+    // get them (read from the catalog: a 1 ms statement_timeout cancels a query of the tenant's own on a
+    // loaded machine).
+    const stored = await adminPlain(t, (c) =>
+      c.query<{ settings: string[] }>(
+        `SELECT array_agg(s ORDER BY s) AS settings
+           FROM pg_db_role_setting d, unnest(d.setconfig) AS s
+          WHERE (d.setrole = (SELECT oid FROM pg_roles WHERE rolname = $1) AND d.setdatabase = 0)
+             OR (d.setdatabase = (SELECT oid FROM pg_database WHERE datname = $2) AND d.setrole = 0)`,
+        [t.roleName, t.database],
+      ),
+    );
+    expect(stored.rows[0]?.settings).toEqual(
+      expect.arrayContaining([
+        "search_path=public, pg_catalog",
+        "statement_timeout=1ms",
+        "default_transaction_read_only=on",
+        "lock_timeout=1ms",
+      ]),
+    );
   });
 
   it("the platform's code paths run, succeed, and never run a shadow with the platform's rights", async () => {
