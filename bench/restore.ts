@@ -57,7 +57,7 @@ import {
 } from "../lib/restore/scratch";
 import { closeSnapshotConnections, createSnapshot, type CreatedSnapshot } from "../lib/snapshot/snapshot";
 import { createTenant, type TenantSpec } from "../lib/tenant/provision";
-import { dsnWithDatabase } from "../lib/tenant/sql";
+import { dsnWithDatabase } from "../lib/pg/dsn";
 import { ensureTemplate } from "../lib/tenant/template";
 import { fixtureSql, type FixtureOptions } from "../test/fixtures/odoo-shaped/generate";
 import {

@@ -29,7 +29,8 @@ import { ensureCluster, localAdminDsn, localClusterLayout, type LocalClusterSpec
 import { quoteIdent, withPlainClient as withClient } from "../lib/pg/client";
 import { hashPbkdf2Sha512, ODOO_PBKDF2_ROUNDS } from "../lib/tenant/passlib";
 import { createTenant, deleteTenant, type TenantSpec } from "../lib/tenant/provision";
-import { dsnWithDatabase, reassignPublicObjectsSql } from "../lib/tenant/sql";
+import { dsnWithDatabase } from "../lib/pg/dsn";
+import { reassignPublicObjectsSql } from "../lib/tenant/sql";
 import { ensureTemplate } from "../lib/tenant/template";
 import { fixtureSql, type FixtureOptions } from "../test/fixtures/odoo-shaped/generate";
 import {

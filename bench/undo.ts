@@ -70,7 +70,8 @@ import {
 import { adminDsn, quoteIdent, withPlainClient as withClient } from "../lib/pg/client";
 import { runCommand } from "../lib/process/run";
 import { writeQuotaLimits } from "../lib/quota/sql";
-import { dsnToPgEnv, dsnWithDatabase, passwordClause } from "../lib/tenant/sql";
+import { dsnToPgEnv, dsnWithDatabase } from "../lib/pg/dsn";
+import { passwordClause } from "../lib/pg/scram";
 import {
   CAPTURE_TRIGGER,
   OPERATION_SETTING,

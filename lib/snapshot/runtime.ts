@@ -31,8 +31,8 @@ import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
 import { SNAPSHOT_OWNER_ROLE, TENANT_ROLE_SQL, inertOwnerRoleSql } from "../pg/ownerRole";
 import type { PgBackRestTarget } from "../pg/pgbackrest";
-import { ensureRegistry, registryDsn, servedTenants } from "../tenant/registry";
-import { dsnWithDatabase } from "../tenant/sql";
+import { ensureRegistry, registryDsn, servedTenants } from "../registry/registry";
+import { dsnWithDatabase } from "../pg/dsn";
 import {
   RUNTIME_KINDS,
   createSnapshot,

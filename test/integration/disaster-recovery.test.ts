@@ -20,8 +20,8 @@ import {
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
 import { recoverCluster } from "../../lib/pg/disaster";
-import { ensureRegistry, forgetRegistryCache, registryDsn } from "../../lib/tenant/registry";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { ensureRegistry, forgetRegistryCache, registryDsn } from "../../lib/registry/registry";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { throwawayClusterSpec } from "../helpers/cluster";
 
 let spec: LocalClusterSpec;

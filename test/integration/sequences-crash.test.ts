@@ -24,7 +24,7 @@ import {
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
 import { createTenant, tenantDsn, updateTenant, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { ensureTemplate } from "../../lib/tenant/template";
 import { throwawayClusterSpec } from "../helpers/cluster";
 import {
