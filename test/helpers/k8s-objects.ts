@@ -4,7 +4,7 @@
  * Shared by the tests of the Kubernetes components.
  */
 import { expect } from "vitest";
-import { plain, type Registration } from "../unit/pulumi-mocks";
+import { plain, type Registration } from "./pulumi-mocks";
 
 export interface K8sObject {
   apiVersion: string;

@@ -7,7 +7,7 @@
  */
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DYNAMIC, installMocks, registered, type Registration } from "./pulumi-mocks";
+import { DYNAMIC, installMocks, registered, type Registration } from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 

@@ -19,7 +19,7 @@ import {
   registered,
   resourceTree,
   type Registration,
-} from "./pulumi-mocks";
+} from "../helpers/pulumi-mocks";
 
 // The mocks must be in place before any resource is constructed (the imports below declare none).
 const registrations = installMocks();

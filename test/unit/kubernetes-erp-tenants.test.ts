@@ -17,7 +17,7 @@ import {
   one,
 } from "../helpers/k8s-objects";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
-import { installMocks, isSecretInput, plain, registered, type Registration } from "./pulumi-mocks";
+import { installMocks, isSecretInput, plain, registered, type Registration } from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 

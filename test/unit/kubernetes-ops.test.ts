@@ -11,7 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type K8sObject, isK8s, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject } from "../helpers/k8s-validate";
-import { installMocks, plain, registered, type Registration } from "./pulumi-mocks";
+import { installMocks, plain, registered, type Registration } from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 
