@@ -23,7 +23,8 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { ensureCluster, localAdminDsn, localClusterLayout, type LocalClusterSpec } from "../lib/pg/cluster";
+import { ensureCluster } from "../lib/pg/ensureCluster";
+import { localAdminDsn, localClusterLayout, type LocalClusterSpec } from "../lib/pg/cluster";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, withPlainClient as withClient } from "../lib/pg/client";

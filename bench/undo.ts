@@ -57,8 +57,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { installGuards, readGuards } from "../lib/guards/install";
+import { ensureCluster } from "../lib/pg/ensureCluster";
 import {
-  ensureCluster,
   LOCAL_HOST,
   localAdminDsn,
   localClusterLayout,

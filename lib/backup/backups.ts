@@ -7,8 +7,8 @@
  * `runPgBackRest`, which redacts the spec's secrets.
  */
 import type { Client } from "pg";
+import { ensureCluster } from "../pg/ensureCluster";
 import {
-  ensureCluster,
   localAdminDsn,
   localClusterLayout,
   runBackup,

@@ -14,11 +14,11 @@ import { withPlainClient as withClient } from "../../lib/pg/client";
 import {
   clusterStatus,
   destroyCluster,
-  ensureCluster,
   localAdminDsn,
   localClusterLayout,
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
+import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { recoverCluster } from "../../lib/pg/disaster";
 import { ensureRegistry, forgetRegistryCache, registryDsn } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
