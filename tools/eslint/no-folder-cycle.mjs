@@ -24,14 +24,15 @@ import ts from "typescript";
  * @param {string} text
  * @param {string} root
  * @param {ts.CompilerOptions} options
+ * @param {ts.ModuleResolutionCache} [cache]
  * @returns {ImportEdge[]}
  */
-export function importEdges(file, text, root, options) {
+export function importEdges(file, text, root, options, cache) {
   const { importedFiles } = ts.preProcessFile(text, true, true);
   /** @type {ImportEdge[]} */
   const edges = [];
   for (const ref of importedFiles) {
-    const resolved = ts.resolveModuleName(ref.fileName, file, options, ts.sys).resolvedModule;
+    const resolved = ts.resolveModuleName(ref.fileName, file, options, ts.sys, cache).resolvedModule;
     if (!resolved || resolved.isExternalLibraryImport) continue;
     const target = path.relative(root, resolved.resolvedFileName);
     if (target.startsWith("..") || target.split(path.sep).includes("node_modules")) continue;
@@ -134,7 +135,10 @@ export function pathBetween(graph, from, to) {
   return undefined;
 }
 
-/** @type {Map<string, { options: ts.CompilerOptions, files: Map<string, string[]> }>} */
+/**
+ * @typedef {{ options: ts.CompilerOptions, cache: ts.ModuleResolutionCache, files: Map<string, string[]>, graph: Graph, cycles: string[][] }} Program
+ * @type {Map<string, Program>}
+ */
 const programs = new Map();
 
 /**
@@ -149,17 +153,19 @@ function programImports(root, project) {
   const config = ts.readConfigFile(key, ts.sys.readFile);
   if (config.error) throw new Error(`no-folder-cycle: cannot read ${key}`);
   const parsed = ts.parseJsonConfigFileContent(config.config, ts.sys, path.dirname(key));
+  const cache = ts.createModuleResolutionCache(root, (name) => name, parsed.options);
   /** @type {Map<string, string[]>} */
   const files = new Map();
   for (const file of parsed.fileNames) {
     const text = ts.sys.readFile(file) ?? "";
-    const edges = importEdges(file, text, root, parsed.options);
+    const edges = importEdges(file, text, root, parsed.options, cache);
     files.set(
       path.relative(root, file),
       edges.map((e) => e.target),
     );
   }
-  const program = { options: parsed.options, files };
+  const graph = folderGraph(files);
+  const program = { options: parsed.options, cache, files, graph, cycles: folderCycles(graph) };
   programs.set(key, program);
   return program;
 }
@@ -189,15 +195,16 @@ export const noFolderCycle = {
       Program() {
         const program = programImports(root, project);
         const text = context.sourceCode.text;
-        const edges = importEdges(context.filename, text, root, program.options);
-        const files = new Map(program.files);
-        files.set(
-          file,
-          edges.map((e) => e.target),
-        );
-        const graph = folderGraph(files);
+        const edges = importEdges(context.filename, text, root, program.options, program.cache);
+        const targets = edges.map((e) => e.target);
+        let { graph, cycles } = program;
+        if (String(program.files.get(file)) !== String(targets)) {
+          // The buffer differs from the file on disk (an editor): the graph with the buffer's imports.
+          graph = folderGraph(new Map(program.files).set(file, targets));
+          cycles = folderCycles(graph);
+        }
         const from = folderOf(file);
-        const cycle = folderCycles(graph).find((c) => c.includes(from));
+        const cycle = cycles.find((c) => c.includes(from));
         if (!cycle) return;
         for (const edge of edges) {
           const to = folderOf(edge.target);
