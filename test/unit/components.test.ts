@@ -1,5 +1,5 @@
 /**
- * Unit tests of the program's wiring under Pulumi mocks (test/unit/pulumi-mocks.ts): which
+ * Unit tests of the program's wiring under Pulumi mocks (test/helpers/pulumi-mocks.ts): which
  * resources each target's platform component (components/platform) declares, with which inputs,
  * under which parents, and which outputs are secret. The providers themselves are exercised by the integration and e2e suites.
  */

@@ -1,6 +1,6 @@
 /**
  * `credentialRotation` on the platform and on a tenant: the configuration rule, and which random
- * secrets it keys (Pulumi mocks, test/unit/pulumi-mocks.ts): the platform trigger rotates the
+ * secrets it keys (Pulumi mocks, test/helpers/pulumi-mocks.ts): the platform trigger rotates the
  * superuser's, the ERP role's and every tenant role's password, a tenant trigger only that
  * tenant's; the ERP admin's and the tenants' initial admin passwords are never keyed, and without
  * any trigger no secret has a keeper (existing stacks see no diff).

@@ -1,5 +1,5 @@
 /**
- * The Monitoring component under Pulumi mocks (test/unit/pulumi-mocks.ts): the Prometheus
+ * The Monitoring component under Pulumi mocks (test/helpers/pulumi-mocks.ts): the Prometheus
  * operator objects and NetworkPolicies as they would be sent to the cluster — kinds, names,
  * selectors against the labels of the Services and pods they must find (common.ts, and
  * PostgresServer's Service and StatefulSet and OdooDeployment's ERP Deployment as those components
