@@ -32,7 +32,8 @@ import * as path from "node:path";
 import { withPlainClient as withClient } from "../lib/pg/client";
 import { clearStaleLocks } from "../lib/pulumi/staleLocks";
 import { createTenant, deleteTenant, readTenant, type TenantSpec } from "../lib/tenant/provision";
-import { dsnWithDatabase, reassignPublicObjectsSql } from "../lib/tenant/sql";
+import { dsnWithDatabase } from "../lib/pg/dsn";
+import { reassignPublicObjectsSql } from "../lib/tenant/sql";
 import * as localStack from "../test/e2e/local-stack";
 import type { TenantEntry } from "../test/e2e/local-stack";
 import {

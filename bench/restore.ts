@@ -37,13 +37,8 @@ import { takeBackup } from "../lib/backup/backups";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, withPlainClient as withClient } from "../lib/pg/client";
-import {
-  ensureCluster,
-  localAdminDsn,
-  localClusterLayout,
-  pgBin,
-  type LocalClusterSpec,
-} from "../lib/pg/cluster";
+import { ensureCluster } from "../lib/pg/ensureCluster";
+import { localAdminDsn, localClusterLayout, pgBin, type LocalClusterSpec } from "../lib/pg/cluster";
 import { POSTGRES_USER, cleanChildEnv, runPgBackRest, stanzaInfo } from "../lib/pg/pgbackrest";
 import { asUserCommand, runCommand } from "../lib/process/run";
 import { restoreFilestorePath, restoreTenant, validateRestoreTarget, waitForArchive } from "../lib/restore";
@@ -57,7 +52,7 @@ import {
 } from "../lib/restore/scratch";
 import { closeSnapshotConnections, createSnapshot, type CreatedSnapshot } from "../lib/snapshot/snapshot";
 import { createTenant, type TenantSpec } from "../lib/tenant/provision";
-import { dsnWithDatabase } from "../lib/tenant/sql";
+import { dsnWithDatabase } from "../lib/pg/dsn";
 import { ensureTemplate } from "../lib/tenant/template";
 import { fixtureSql, type FixtureOptions } from "../test/fixtures/odoo-shaped/generate";
 import {

@@ -23,13 +23,15 @@ import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { ensureCluster, localAdminDsn, localClusterLayout, type LocalClusterSpec } from "../lib/pg/cluster";
+import { ensureCluster } from "../lib/pg/ensureCluster";
+import { localAdminDsn, localClusterLayout, type LocalClusterSpec } from "../lib/pg/cluster";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, withPlainClient as withClient } from "../lib/pg/client";
 import { hashPbkdf2Sha512, ODOO_PBKDF2_ROUNDS } from "../lib/tenant/passlib";
 import { createTenant, deleteTenant, type TenantSpec } from "../lib/tenant/provision";
-import { dsnWithDatabase, reassignPublicObjectsSql } from "../lib/tenant/sql";
+import { dsnWithDatabase } from "../lib/pg/dsn";
+import { reassignPublicObjectsSql } from "../lib/tenant/sql";
 import { ensureTemplate } from "../lib/tenant/template";
 import { fixtureSql, type FixtureOptions } from "../test/fixtures/odoo-shaped/generate";
 import {

@@ -57,8 +57,8 @@ import { createHash, randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { installGuards, readGuards } from "../lib/guards/install";
+import { ensureCluster } from "../lib/pg/ensureCluster";
 import {
-  ensureCluster,
   LOCAL_HOST,
   localAdminDsn,
   localClusterLayout,
@@ -70,7 +70,8 @@ import {
 import { adminDsn, quoteIdent, withPlainClient as withClient } from "../lib/pg/client";
 import { runCommand } from "../lib/process/run";
 import { writeQuotaLimits } from "../lib/quota/sql";
-import { dsnToPgEnv, dsnWithDatabase, passwordClause } from "../lib/tenant/sql";
+import { dsnToPgEnv, dsnWithDatabase } from "../lib/pg/dsn";
+import { passwordClause } from "../lib/pg/scram";
 import {
   CAPTURE_TRIGGER,
   OPERATION_SETTING,

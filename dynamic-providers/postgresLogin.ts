@@ -26,11 +26,13 @@ const kit = libModule<typeof Diff>("pulumi/diff");
 
 async function wait(inputs: PostgresLoginInputs): Promise<PostgresLoginInputs> {
   const m = waits();
+  // pulumi.log's promise only tells that the engine has the message: nothing waits for it.
   const attempts = await m.waitForLogin(inputs.dsn, {
     timeoutMs: inputs.timeoutSeconds * 1000,
-    onRetry: (reason) => pulumi.log.info(`${m.describeDsn(inputs.dsn)}: ${reason}; retrying`),
+    onRetry: (reason) => void pulumi.log.info(`${m.describeDsn(inputs.dsn)}: ${reason}; retrying`),
   });
-  if (attempts > 1) pulumi.log.info(`${m.describeDsn(inputs.dsn)}: logged in after ${attempts} attempts`);
+  if (attempts > 1)
+    void pulumi.log.info(`${m.describeDsn(inputs.dsn)}: logged in after ${attempts} attempts`);
   return inputs;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs and is missing: Debian packages (PostgreSQL 15, pgBackRest, nginx,
 # test tools), npm packages, the Pulumi CLI and plugins (scripts/ensure-pulumi.sh), and the compiled
-# program in bin/. Safe to run again; each step is skipped when already done.
+# program in bin/. Safe to run again; each step is skipped when already done, so a second run takes
+# well under a second.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -55,12 +56,27 @@ fi
 id postgres >/dev/null 2>&1 || { log "the postgres system user is missing (it comes with postgresql-15)"; exit 1; }
 
 command -v node >/dev/null || { log "Node.js 20 or later is required"; exit 1; }
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+# node_modules is what `npm ci` made of this package-lock.json with this Node.js: the stamp says so.
+npm_stamp=node_modules/.loomworks-installed
+npm_wanted="$(sha256sum package-lock.json | cut -d' ' -f1) node $(node --version)"
+if [[ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_wanted" ]]; then
+  # A node_modules linked to another checkout's stays theirs: npm ci would empty it through the link.
+  [[ ! -L node_modules ]] || { log "node_modules is a link to $(readlink node_modules): installing our own instead"; rm node_modules; }
   log "installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
+  printf '%s\n' "$npm_wanted" >"$npm_stamp"
 fi
 
 "$repo/scripts/ensure-pulumi.sh"
 
-log "compiling the program (tsc -> bin/)"
-npx tsc -p tsconfig.json
+# bin/ is rebuilt when anything under tsconfig.json's include (or tsconfig.json, package-lock.json)
+# is newer than the last build's start; a file added, renamed or removed makes its folder newer.
+compile_stamp=bin/.compiled
+read -ra sources < <(node -p 'require("./tsconfig.json").include.map((p) => p.split("/*")[0]).join(" ")')
+if [[ ! -f "$compile_stamp" || -n "$(find tsconfig.json package-lock.json "${sources[@]}" -newer "$compile_stamp" -print -quit 2>/dev/null)" ]]; then
+  log "compiling the program (tsc -> bin/)"
+  mkdir -p bin
+  touch bin/.compiling
+  npx tsc -p tsconfig.json
+  mv bin/.compiling "$compile_stamp"
+fi

@@ -7,8 +7,8 @@
  * `runPgBackRest`, which redacts the spec's secrets.
  */
 import type { Client } from "pg";
+import { ensureCluster } from "../pg/ensureCluster";
 import {
-  ensureCluster,
   localAdminDsn,
   localClusterLayout,
   runBackup,
@@ -27,7 +27,7 @@ import {
   type PgBackRestStanzaInfo,
 } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
-import { withRegistry } from "../tenant/registry";
+import { withRegistry } from "../registry/registry";
 
 export interface BackupRecord {
   /** pgBackRest label, e.g. `20261126-010000F` or `20261126-010000F_20261127-010000D`. */

@@ -7,10 +7,10 @@
 import type { Client } from "pg";
 import { withClient } from "../pg/client";
 import { writeQuotaLimits } from "../quota/sql";
-import { withDatabase } from "../tenant/provision";
+import { withDatabase } from "../pg/database";
 import { DEFAULT_EXCLUDED_TABLES } from "../undo/sql";
-import { servedTenants } from "../tenant/registry";
-import { dsnWithDatabase } from "../tenant/sql";
+import { servedTenants } from "../registry/registry";
+import { dsnWithDatabase } from "../pg/dsn";
 import {
   GUARDS_VERSION,
   installGuards,

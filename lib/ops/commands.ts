@@ -17,8 +17,8 @@
 import { Client } from "pg";
 import { withClient } from "../pg/client";
 import { readQuotaStatus } from "../quota/sql";
-import { registryDsn } from "../tenant/registry";
-import { dsnWithDatabase } from "../tenant/sql";
+import { registryDsn } from "../registry/registry";
+import { dsnWithDatabase } from "../pg/dsn";
 import {
   describePlan,
   listOperations,

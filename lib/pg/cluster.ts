@@ -4,7 +4,6 @@ import * as path from "node:path";
 import { CommandError, mustRun, runCommand, type RunResult } from "../process/run";
 import { renderTemplateFile } from "../templates/render";
 import { adminDsn, quoteLiteral, withClient } from "./client";
-import { hasRestorableBackup, recoverCluster } from "./disaster";
 import { clusterPaths, type ClusterPaths } from "./paths";
 import {
   POSTGRES_USER,
@@ -502,26 +501,18 @@ async function ensureStanzaAndBackup(spec: LocalClusterSpec, paths: ClusterPaths
 // ---------------------------------------------------------------------------------------------
 // public API
 
+/** The first step of ensureCluster (lib/pg/ensureCluster.ts): the spec checked, the directory layout made. */
+export async function ensureClusterLayout(spec: LocalClusterSpec): Promise<void> {
+  await ensureLayout(validateSpec(spec));
+}
+
 /**
- * Brings the cluster to the spec: directory layout, initdb when missing (or, when the repository
- * holds backups, a restore from it: see lib/pg/disaster.ts), both configuration files,
- * running server (reloaded or restarted for changed settings), superuser password, pgBackRest
- * stanza and check, a first full backup when the repository has none. Idempotent; safe to rerun
- * after a crash at any point.
+ * The rest of ensureCluster once a lost data directory has been restored: initdb when missing,
+ * both configuration files, running server (reloaded or restarted for changed settings),
+ * superuser password, pgBackRest stanza and check, a first full backup when the repository has none.
  */
-export async function ensureCluster(
-  spec: LocalClusterSpec,
-  log: ClusterLog = () => undefined,
-): Promise<void> {
+export async function ensureClusterStarted(spec: LocalClusterSpec, log: ClusterLog): Promise<void> {
   const paths = validateSpec(spec);
-  await ensureLayout(paths);
-  // Never initdb over a repository holding backups: that would orphan every tenant's history.
-  if (!(await isInitialized(paths)) && (await hasRestorableBackup(spec))) {
-    log(
-      "restoring the cluster from the repository: the data directory is missing and the repository holds backups",
-    );
-    await recoverCluster(spec, log);
-  }
   const created = await initdbIfMissing(spec, paths, log);
   await retireRepoIfCipherChanged(spec, paths, log);
   await writeConfigs(spec, paths);

@@ -28,9 +28,9 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
-import { filestorePath } from "../tenant/provision";
-import { servedTenants } from "../tenant/registry";
-import { dsnWithDatabase } from "../tenant/sql";
+import { filestorePath } from "../pg/names";
+import { servedTenants } from "../registry/registry";
+import { dsnWithDatabase } from "../pg/dsn";
 import { QUOTA_SCHEMA } from "./sql";
 
 export type Log = (message: string) => void;

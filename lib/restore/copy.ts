@@ -12,7 +12,7 @@ import { PLATFORM_SESSION_OPTIONS, quoteIdent, quoteLiteral } from "../pg/client
 import { cleanChildEnv } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
 import { linkTree } from "../fs/linkTree";
-import { dsnToPgEnv, dsnWithDatabase } from "../tenant/sql";
+import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
 import type { LoadRole } from "./loadRole";
 
 export interface DatabaseFacts {

@@ -10,7 +10,9 @@
 import { randomBytes } from "node:crypto";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
-import { TERMINATE_ROLE_SESSIONS_SQL, dsnWithDatabase, scramSha256Verifier } from "../tenant/sql";
+import { TERMINATE_ROLE_SESSIONS_SQL } from "../pg/sessions";
+import { dsnWithDatabase } from "../pg/dsn";
+import { scramSha256Verifier } from "../pg/scram";
 
 export interface LoadRole {
   name: string;

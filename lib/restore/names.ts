@@ -11,8 +11,8 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import * as path from "node:path";
+import { MAX_IDENTIFIER_BYTES } from "../pg/names";
 
-export const MAX_IDENTIFIER_BYTES = 63;
 export const RESTORE_SUFFIX = "__restore_";
 export const PRE_RESTORE_SUFFIX = "__pre_";
 /** Length of a restore id (hex digits), which is also the id part of the names. */
@@ -61,7 +61,7 @@ export function isRestoreLeftoverOf(database: string, name: string): boolean {
 
 /**
  * `<filestoreRoot>/<name>` for a restore database name (these may be longer than tenant database
- * names, so provision.ts's filestorePath does not accept them), refusing anything that escapes.
+ * names, so lib/pg/names.ts filestorePath does not accept them), refusing anything that escapes.
  */
 export function restoreFilestorePath(filestoreRoot: string, name: string): string {
   if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) throw new Error(`invalid filestore directory name "${name}"`);

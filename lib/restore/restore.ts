@@ -30,8 +30,9 @@ import { quoteIdent, withClient } from "../pg/client";
 import { describeRelog, relogSequences } from "../pg/sequences";
 import { setRouterMaintenance } from "../router/maintenance";
 import { crashPoint } from "../process/crashPoint";
-import { beginStep, ensureRegistry, finishStep, registryDsn } from "../tenant/registry";
-import { TERMINATE_DATABASE_SESSIONS_SQL, dsnWithDatabase } from "../tenant/sql";
+import { beginStep, ensureRegistry, finishStep, registryDsn } from "../registry/registry";
+import { TERMINATE_DATABASE_SESSIONS_SQL } from "../pg/sessions";
+import { dsnWithDatabase } from "../pg/dsn";
 import {
   buildFilestore,
   copyDatabaseAcl,

@@ -17,7 +17,7 @@ import type { Client } from "pg";
 import { withClient } from "../pg/client";
 import { clusterPaths } from "../pg/paths";
 import { stanzaInfo, type PgBackRestBackup, type PgBackRestTarget } from "../pg/pgbackrest";
-import { REGISTRY_DATABASE, registryDsn } from "../tenant/registry";
+import { REGISTRY_DATABASE, registryDsn } from "../registry/registry";
 
 export const RESTORE_KINDS = ["snapshot", "time", "lsn"] as const;
 export type RestoreKind = (typeof RESTORE_KINDS)[number];

@@ -7,7 +7,7 @@ import type * as pulumi from "@pulumi/pulumi";
 import { diffKeys, diffResult, type KeyDiffResult } from "../pulumi/diff";
 import { CheckFailures } from "../pulumi/failures";
 import { isKnown } from "../pulumi/unknown";
-import { checkDatabaseName } from "../tenant/sql";
+import { checkDatabaseName } from "../pg/names";
 
 /** Manual snapshot names, as infra/config/schema.ts `SNAPSHOT_NAME`. */
 export const MANUAL_SNAPSHOT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -32,8 +32,8 @@ import { withClient } from "../pg/client";
 import { SNAPSHOT_OWNER_ROLE } from "../pg/ownerRole";
 import type { PgBackRestTarget } from "../pg/pgbackrest";
 import { installSqlModules, renderSqlModule, type SqlModule } from "../sql/modules";
-import { ensureRegistry, registryDsn, servedTenants } from "../tenant/registry";
-import { dsnWithDatabase } from "../tenant/sql";
+import { ensureRegistry, registryDsn, servedTenants } from "../registry/registry";
+import { dsnWithDatabase } from "../pg/dsn";
 import {
   RUNTIME_KINDS,
   createSnapshot,

@@ -37,8 +37,8 @@ import * as path from "node:path";
 import { Pool, type Client, type PoolClient } from "pg";
 import { platformClientConfig } from "../pg/client";
 import { stanzaInfo, type PgBackRestStanzaInfo, type PgBackRestTarget } from "../pg/pgbackrest";
-import { ensureRegistry, registryDsn, withRegistry } from "../tenant/registry";
-import { checkDatabaseName } from "../tenant/sql";
+import { ensureRegistry, registryDsn, withRegistry } from "../registry/registry";
+import { checkDatabaseName, filestorePath } from "../pg/names";
 import { PRIVATE_DIR } from "../fs/stateModes";
 
 export type SnapshotKind = "manual" | "auto" | "pre_ai";
@@ -165,19 +165,6 @@ export function backupForLsn(info: PgBackRestStanzaInfo, lsn: string, walFile?: 
     b.lsn?.stop ? parseLsn(b.lsn.stop) : BigInt(b.timestamp.stop);
   usable.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.timestamp.stop - b.timestamp.stop));
   return usable.at(-1)?.label ?? null;
-}
-
-/**
- * `<filestoreRoot>/<database>`, the tenant's live filestore (the same rule as
- * lib/tenant/provision.ts `filestorePath`; kept here so this module does not import provisioning,
- * which imports the snapshot API).
- */
-export function liveFilestorePath(filestoreRoot: string, database: string): string {
-  checkDatabaseName(database);
-  const root = path.resolve(filestoreRoot);
-  const dir = path.resolve(root, database);
-  if (path.dirname(dir) !== root) throw new Error(`filestore path ${dir} is not directly under ${root}`);
-  return dir;
 }
 
 /** `<snapshotRoot>/<subdomain>/<id>/filestore`. */
@@ -367,7 +354,7 @@ export async function recordSnapshot(
 ): Promise<SnapshotInfo> {
   const copyPath = snapshotFilestorePath(s.snapshotRoot, s.subdomain, s.id);
   fs.rmSync(path.dirname(copyPath), { recursive: true, force: true });
-  const copy = linkCopyTree(liveFilestorePath(s.filestoreRoot, s.database), copyPath);
+  const copy = linkCopyTree(filestorePath(s.filestoreRoot, s.database), copyPath);
   const r = await reg.query<SnapshotRow>(
     `INSERT INTO snapshots (id, subdomain, name, kind, database_name, lsn, wal_file, restore_point,
                             created_at, size_bytes, backup_label, filestore_path, state)
@@ -471,7 +458,7 @@ export async function createSnapshot(
 ): Promise<CreatedSnapshot> {
   checkCreateOptions(opts);
   const t0 = process.hrtime.bigint();
-  const live = liveFilestorePath(opts.filestoreRoot, opts.database);
+  const live = filestorePath(opts.filestoreRoot, opts.database);
   return withPooledRegistry(adminDsn, async (reg) => {
     const tStart = process.hrtime.bigint();
     // 1. The row (pending), or the existing manual one.

@@ -9,8 +9,9 @@
  */
 import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
-import { TENANT_GROUP_ROLE } from "./registry";
-import { checkRoleName, passwordClause } from "./sql";
+import { TENANT_GROUP_ROLE } from "../registry/registry";
+import { checkRoleName } from "../pg/names";
+import { passwordClause } from "../pg/scram";
 
 /** Where Odoo's server-wide LISTEN/NOTIFY happens (`db_connect('postgres')`). */
 export const ERP_NOTIFY_DATABASE = "postgres";

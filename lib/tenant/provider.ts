@@ -9,7 +9,7 @@ import { diffKeys, diffResult, type KeyDiffResult } from "../pulumi/diff";
 import { CheckFailures } from "../pulumi/failures";
 import { isKnown } from "../pulumi/unknown";
 import { EXTERNAL_FILESTORE, TENANT_STATES, type TenantState, type TenantStatus } from "./provision";
-import { checkDatabaseName, checkRoleName } from "./sql";
+import { checkDatabaseName, checkRoleName } from "../pg/names";
 
 /** Inputs whose change means a new tenant (the old one is deleted first). */
 export const TENANT_REPLACE_KEYS = ["subdomain", "database", "roleName", "filestoreRoot"] as const;

@@ -44,19 +44,17 @@ import {
   upsertTenantRow,
   type TenantRow,
   type TenantRowState,
-} from "./registry";
+} from "../registry/registry";
+import { TERMINATE_DATABASE_SESSIONS_SQL, TERMINATE_ROLE_SESSIONS_SQL } from "../pg/sessions";
 import {
-  TERMINATE_DATABASE_SESSIONS_SQL,
-  TERMINATE_ROLE_SESSIONS_SQL,
   alterTenantRoleSql,
-  checkDatabaseName,
-  checkRoleName,
   createDatabaseFromTemplateSql,
   createTenantRoleSql,
-  dsnWithDatabase,
   reassignPublicObjectsSql,
   tenantInitializedComment,
 } from "./sql";
+import { checkDatabaseName, checkRoleName, filestorePath } from "../pg/names";
+import { databaseCatalog, withDatabase } from "../pg/database";
 
 export type TenantState = "active" | "suspended" | "archived";
 export const TENANT_STATES: readonly TenantState[] = ["active", "suspended", "archived"];
@@ -166,48 +164,9 @@ export function tenantDsn(
   return buildDsn({ host, port, user: roleName, password, database });
 }
 
-/** `<filestoreRoot>/<database>`, refusing anything that would escape the root. */
-export function filestorePath(filestoreRoot: string, database: string): string {
-  checkDatabaseName(database);
-  const root = path.resolve(filestoreRoot);
-  const dir = path.resolve(root, database);
-  if (path.dirname(dir) !== root) throw new Error(`filestore path ${dir} is not directly under ${root}`);
-  return dir;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Catalog helpers (admin connection)
 // ---------------------------------------------------------------------------------------------
-
-interface DbCatalog {
-  allowConnections: boolean;
-  isTemplate: boolean;
-  owner: string;
-  comment: string | null;
-}
-
-async function databaseCatalog(admin: Client, database: string): Promise<DbCatalog | undefined> {
-  const r = await admin.query<{
-    datallowconn: boolean;
-    datistemplate: boolean;
-    owner: string;
-    comment: string | null;
-  }>(
-    `SELECT datallowconn, datistemplate, pg_get_userbyid(datdba)::text AS owner,
-            shobj_description(oid, 'pg_database') AS comment
-     FROM pg_database WHERE datname = $1`,
-    [database],
-  );
-  const row = r.rows[0];
-  return row
-    ? {
-        allowConnections: row.datallowconn,
-        isTemplate: row.datistemplate,
-        owner: row.owner,
-        comment: row.comment,
-      }
-    : undefined;
-}
 
 async function roleCatalog(admin: Client, role: string): Promise<{ canLogin: boolean } | undefined> {
   const r = await admin.query<{ rolcanlogin: boolean }>(
@@ -220,30 +179,6 @@ async function roleCatalog(admin: Client, role: string): Promise<{ canLogin: boo
 async function terminateDatabaseSessions(admin: Client, database: string): Promise<number> {
   const r = await admin.query<{ n: string }>(TERMINATE_DATABASE_SESSIONS_SQL, [database]);
   return Number(r.rows[0]?.n ?? 0);
-}
-
-/**
- * Runs `fn` connected to `database` as the admin. A database that refuses connections
- * (suspended, archived) is opened for the duration and closed again; its tenant role is NOLOGIN
- * in those states, so nobody else gets in meanwhile.
- */
-export async function withDatabase<T>(
-  admin: Client,
-  adminDsn: string,
-  database: string,
-  fn: (db: Client) => Promise<T>,
-): Promise<T> {
-  const cat = await databaseCatalog(admin, database);
-  if (!cat) throw new Error(`database "${database}" does not exist`);
-  if (!cat.allowConnections)
-    await admin.query(`ALTER DATABASE ${quoteIdent(database)} ALLOW_CONNECTIONS true`);
-  try {
-    return await withClient(dsnWithDatabase(adminDsn, database), fn);
-  } finally {
-    if (!cat.allowConnections) {
-      await admin.query(`ALTER DATABASE ${quoteIdent(database)} ALLOW_CONNECTIONS false`);
-    }
-  }
 }
 
 async function tableExists(db: Client, table: string): Promise<boolean> {

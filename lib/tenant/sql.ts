@@ -1,140 +1,9 @@
 /**
- * Pure helpers for tenant provisioning: name rules, DSN manipulation, SCRAM verifiers and the
- * SQL text builders that do not need a connection. Unit-tested in test/unit/tenant-sql.test.ts.
+ * The SQL text builders of tenant provisioning that do not need a connection (roles, databases,
+ * ownership, markers). Unit-tested in test/unit/tenant-sql.test.ts.
  */
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { quoteIdent, quoteLiteral } from "../pg/client";
-
-/** PostgreSQL truncates identifiers at 63 bytes (NAMEDATALEN - 1). */
-export const MAX_IDENTIFIER_BYTES = 63;
-/** Suffix of a template database while it is being built. */
-export const BUILDING_SUFFIX = "__building";
-
-const DB_NAME = /^[a-z0-9][a-z0-9_-]*$/;
-const ROLE_NAME = /^[a-z_][a-z0-9_-]*$/;
-/** Names the platform itself uses; no tenant may take them. */
-export const RESERVED_NAMES = new Set([
-  "postgres",
-  "template0",
-  "template1",
-  "loomworks_mgmt",
-  "loomworks_hosting_admin",
-  "loomworks_tenant",
-  "public",
-  "pg_database_owner",
-]);
-
-/** Throws unless `name` is a database name the platform may create for a tenant or template. */
-export function checkDatabaseName(name: string, what = "database"): void {
-  if (!DB_NAME.test(name)) {
-    throw new Error(
-      `${what} name "${name}" is invalid: use lowercase letters, digits, "_" and "-", starting alphanumeric`,
-    );
-  }
-  const limit = MAX_IDENTIFIER_BYTES - BUILDING_SUFFIX.length;
-  if (Buffer.byteLength(name) > limit) {
-    throw new Error(
-      `${what} name "${name}" is too long (max ${limit} characters, leaving room for suffixes)`,
-    );
-  }
-  if (RESERVED_NAMES.has(name) || name.startsWith("pg_")) {
-    throw new Error(`${what} name "${name}" is reserved by PostgreSQL or the platform`);
-  }
-}
-
-/** Throws unless `name` is a role name the platform may create for a tenant. */
-export function checkRoleName(name: string): void {
-  if (!ROLE_NAME.test(name)) {
-    throw new Error(
-      `role name "${name}" is invalid: use lowercase letters, digits, "_" and "-", not starting with a digit`,
-    );
-  }
-  if (Buffer.byteLength(name) > MAX_IDENTIFIER_BYTES) {
-    throw new Error(`role name "${name}" is too long (max ${MAX_IDENTIFIER_BYTES} characters)`);
-  }
-  if (RESERVED_NAMES.has(name) || name.startsWith("pg_")) {
-    throw new Error(`role name "${name}" is reserved by PostgreSQL or the platform`);
-  }
-}
-
-function parseDsn(dsn: string): URL {
-  if (!/^postgres(ql)?:\/\//.test(dsn)) {
-    throw new Error("expected a postgres:// connection URL (as built by lib/pg/client.ts adminDsn)");
-  }
-  return new URL(dsn);
-}
-
-/** The same connection URL pointed at another database. */
-export function dsnWithDatabase(dsn: string, database: string): string {
-  const url = parseDsn(dsn);
-  url.pathname = "/" + encodeURIComponent(database);
-  return url.toString();
-}
-
-/** The database a connection URL names (`postgres` when none). */
-export function dsnDatabase(dsn: string): string {
-  const url = parseDsn(dsn);
-  const db = decodeURIComponent(url.pathname.replace(/^\//, ""));
-  return db || "postgres";
-}
-
-/**
- * libpq environment variables for a connection URL, so that client programs (psql, pg_restore,
- * an initializer command) connect without the password appearing on a command line.
- */
-export function dsnToPgEnv(dsn: string): Record<string, string> {
-  const url = parseDsn(dsn);
-  const env: Record<string, string> = {};
-  const socketHost = url.searchParams.get("host");
-  env.PGHOST = socketHost ?? url.hostname.replace(/^\[(.*)\]$/, "$1");
-  env.PGPORT = url.port || "5432";
-  if (url.username) env.PGUSER = decodeURIComponent(url.username);
-  if (url.password) env.PGPASSWORD = decodeURIComponent(url.password);
-  env.PGDATABASE = dsnDatabase(dsn);
-  const sslmode = url.searchParams.get("sslmode");
-  if (sslmode) env.PGSSLMODE = sslmode;
-  return env;
-}
-
-/** A DSN with its password replaced by `***`, for log and error messages. */
-export function redactDsn(dsn: string): string {
-  try {
-    const url = parseDsn(dsn);
-    if (url.password) url.password = "***";
-    return url.toString();
-  } catch {
-    return "<unparseable dsn>";
-  }
-}
-
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
-
-/**
- * A SCRAM-SHA-256 verifier in PostgreSQL's `pg_authid.rolpassword` format. Passing the verifier
- * instead of the plain password to CREATE/ALTER ROLE keeps the password out of the server log and
- * `pg_stat_activity`. Only printable-ASCII passwords are pre-hashed (SASLprep is the identity for
- * them); for anything else the caller falls back to letting the server hash it.
- */
-export function scramSha256Verifier(
-  password: string,
-  opts: { salt?: Buffer; iterations?: number } = {},
-): string {
-  if (!PRINTABLE_ASCII.test(password)) throw new Error("scramSha256Verifier: only printable ASCII passwords");
-  const salt = opts.salt ?? randomBytes(16);
-  const iterations = opts.iterations ?? 4096;
-  const salted = pbkdf2Sync(Buffer.from(password, "utf8"), salt, iterations, 32, "sha256");
-  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
-  const storedKey = createHash("sha256").update(clientKey).digest();
-  const serverKey = createHmac("sha256", salted).update("Server Key").digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
-}
-
-/** The `PASSWORD '...'` clause for CREATE/ALTER ROLE: a SCRAM verifier when possible. */
-export function passwordClause(password: string): string {
-  if (password.length === 0) throw new Error("role password must not be empty");
-  const value = PRINTABLE_ASCII.test(password) ? scramSha256Verifier(password) : password;
-  return `PASSWORD ${quoteLiteral(value)}`;
-}
+import { passwordClause } from "../pg/scram";
 
 /** CREATE ROLE for a tenant: LOGIN, nothing else, member of the tenants' group role. */
 export function createTenantRoleSql(role: string, password: string, group: string): string {
@@ -222,14 +91,6 @@ BEGIN
 END
 $loomworks$`;
 }
-
-/** Parameterized statement terminating every other session on a database (waits up to 5 s each). */
-export const TERMINATE_DATABASE_SESSIONS_SQL =
-  "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
-
-/** Parameterized statement terminating every session of a role. */
-export const TERMINATE_ROLE_SESSIONS_SQL =
-  "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()";
 
 /** The comment that marks a tenant database whose first-boot initialization has completed. */
 export function tenantInitializedComment(subdomain: string): string {

@@ -32,15 +32,10 @@ import {
   type BuilderRole,
   type TemplateBuilder,
 } from "./templateBuilder";
-import {
-  BUILDING_SUFFIX,
-  TERMINATE_DATABASE_SESSIONS_SQL,
-  checkDatabaseName,
-  dsnToPgEnv,
-  dsnWithDatabase,
-  parseTemplateComment,
-  templateComment,
-} from "./sql";
+import { BUILDING_SUFFIX, checkDatabaseName } from "../pg/names";
+import { TERMINATE_DATABASE_SESSIONS_SQL } from "../pg/sessions";
+import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
+import { parseTemplateComment, templateComment } from "./sql";
 import { PRIVATE_DIR, PRIVATE_FILE, ensureDirMode } from "../fs/stateModes";
 
 export interface TemplateSource {

@@ -23,7 +23,9 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
 import { writePrivateFile } from "../fs/privateFile";
-import { checkRoleName, dsnToPgEnv, dsnWithDatabase, passwordClause } from "./sql";
+import { checkRoleName } from "../pg/names";
+import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
+import { passwordClause } from "../pg/scram";
 
 const NOTIFY_DATABASE = "postgres";
 

@@ -1,10 +1,10 @@
 /**
- * The Kubernetes objects a component registers under the Pulumi mocks (test/unit/pulumi-mocks.ts),
+ * The Kubernetes objects a component registers under the Pulumi mocks (test/helpers/pulumi-mocks.ts),
  * as they would be sent to the cluster: the registration's inputs with the secret envelopes removed.
  * Shared by the tests of the Kubernetes components.
  */
 import { expect } from "vitest";
-import { plain, type Registration } from "../unit/pulumi-mocks";
+import { plain, type Registration } from "./pulumi-mocks";
 
 export interface K8sObject {
   apiVersion: string;

@@ -14,12 +14,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { withPlainClient as withClient } from "../../lib/pg/client";
 import {
   destroyCluster,
-  ensureCluster,
   localAdminDsn,
   localClusterLayout,
   runBackup,
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
+import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
 import { findFreePort, makeStateDir } from "./global-setup";
 

@@ -30,7 +30,7 @@ import { platformJobs, DEFAULT_BACKUP_SCHEDULE, type ScheduledJob } from "../../
 import { withPlainClient as withClient } from "../../lib/pg/client";
 import { localClusterLayout, localClusterSpec, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
-import { registryDsn } from "../../lib/tenant/registry";
+import { registryDsn } from "../../lib/registry/registry";
 import { makeStateDir } from "./global-setup";
 
 const pg = inject("pg");

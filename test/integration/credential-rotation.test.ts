@@ -14,7 +14,8 @@ import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ensureCluster, localAdminDsn, type LocalClusterSpec } from "../../lib/pg/cluster";
+import { ensureCluster } from "../../lib/pg/ensureCluster";
+import { localAdminDsn, type LocalClusterSpec } from "../../lib/pg/cluster";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";

@@ -14,14 +14,14 @@ import { withPlainClient as withClient } from "../../lib/pg/client";
 import {
   clusterStatus,
   destroyCluster,
-  ensureCluster,
   localAdminDsn,
   localClusterLayout,
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
+import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { recoverCluster } from "../../lib/pg/disaster";
-import { ensureRegistry, forgetRegistryCache, registryDsn } from "../../lib/tenant/registry";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { ensureRegistry, forgetRegistryCache, registryDsn } from "../../lib/registry/registry";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { throwawayClusterSpec } from "../helpers/cluster";
 
 let spec: LocalClusterSpec;

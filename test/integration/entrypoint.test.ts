@@ -21,7 +21,7 @@ import {
   tenantFilePaths,
   type ErpTenant,
 } from "../../lib/odoo/tenantMap";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { freePort } from "../helpers/ports";
 import { repoRoot } from "../helpers/repo";
 

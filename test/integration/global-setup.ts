@@ -3,13 +3,8 @@ import { compileProgram } from "../helpers/compile";
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import type { TestProject } from "vitest/node";
-import {
-  destroyCluster,
-  ensureCluster,
-  localAdminDsn,
-  LOCAL_HOST,
-  type LocalClusterSpec,
-} from "../../lib/pg/cluster";
+import { destroyCluster, localAdminDsn, LOCAL_HOST, type LocalClusterSpec } from "../../lib/pg/cluster";
+import { ensureCluster } from "../../lib/pg/ensureCluster";
 import type { ProvidedPg } from "./context";
 
 export { findFreePort, makeStateDir };

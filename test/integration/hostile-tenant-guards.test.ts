@@ -21,8 +21,9 @@ import {
   writeQuotaLimits,
 } from "../../lib/quota/sql";
 import { checkTenantStorage, type StorageCheckResult } from "../../lib/quota/storage";
-import { createTenant, filestorePath, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { createTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
+import { filestorePath } from "../../lib/pg/names";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { CAPTURE_TRIGGER, UNDO_ERRORS } from "../../lib/undo/sql";
 import { beginOperation, endOperation, listOperations } from "../../lib/undo/undo";
 import { failure } from "../helpers/pg-error";

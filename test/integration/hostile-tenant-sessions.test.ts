@@ -22,14 +22,14 @@ import { syncRequestedSnapshots } from "../../lib/snapshot/runtime";
 import {
   createTenant,
   deleteTenant,
-  filestorePath,
   readTenant,
   tenantDsn,
   updateTenant,
   type TenantSpec,
 } from "../../lib/tenant/provision";
-import { registryDsn } from "../../lib/tenant/registry";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { filestorePath } from "../../lib/pg/names";
+import { registryDsn } from "../../lib/registry/registry";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { repoRoot } from "../helpers/repo";
 import { randomTenantSpec } from "./tenant-specs";
@@ -59,6 +59,8 @@ const PLATFORM_SQL_SOURCES = [
   "lib/restore/restore.ts",
   "lib/restore/copy.ts",
   "lib/restore/loadRole.ts",
+  "lib/pg/database.ts",
+  "lib/pg/sessions.ts",
 ];
 
 const tenantUrl = (s: TenantSpec): string =>

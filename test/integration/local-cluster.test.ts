@@ -8,7 +8,6 @@ import { adminDsn, quoteIdent, quoteLiteral, withPlainClient as withClient } fro
 import {
   clusterStatus,
   destroyCluster,
-  ensureCluster,
   localAdminDsn,
   localClusterLayout,
   localClusterSpec,
@@ -16,6 +15,7 @@ import {
   stopCluster,
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
+import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
 import { findFreePort, makeStateDir } from "./global-setup";
 

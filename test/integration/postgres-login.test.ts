@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { waitForLogin } from "../../lib/pg/waitForLogin";
-import { ensureRegistry } from "../../lib/tenant/registry";
+import { ensureRegistry } from "../../lib/registry/registry";
 import { freePort } from "../helpers/ports";
 import { repoRoot } from "../helpers/repo";
 

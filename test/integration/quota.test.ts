@@ -27,14 +27,9 @@ import {
   writeQuotaLimits,
 } from "../../lib/quota/sql";
 import { checkStorage, checkTenantStorage, type StorageCheckResult } from "../../lib/quota/storage";
-import {
-  createTenant,
-  deleteTenant,
-  filestorePath,
-  tenantDsn,
-  type TenantSpec,
-} from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
+import { filestorePath } from "../../lib/pg/names";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { repoRoot } from "../helpers/repo";
 import { randomTenantSpec } from "./tenant-specs";

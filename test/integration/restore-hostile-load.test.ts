@@ -24,7 +24,7 @@ import { createRestoreDatabase, databaseFacts, restoreDump } from "../../lib/res
 import { createLoadRole, dropLoadRole } from "../../lib/restore/loadRole";
 import type { ScratchMethod } from "../../lib/restore/scratch";
 import { createTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnToPgEnv, dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnToPgEnv, dsnWithDatabase } from "../../lib/pg/dsn";
 import { fixtureTemplate, randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
 
 const pg = inject("pg");

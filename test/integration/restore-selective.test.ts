@@ -43,7 +43,7 @@ import {
 } from "../../lib/restore/scratch";
 import { pgbackrestTargetFor } from "../../lib/restore/target";
 import { createTenant, deleteTenant, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
 

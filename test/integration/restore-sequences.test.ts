@@ -23,7 +23,7 @@ import { clusterPaths } from "../../lib/pg/paths";
 import { restoreTenant, type RestoreResult } from "../../lib/restore";
 import type { ScratchMethod } from "../../lib/restore/scratch";
 import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import {
   RESERVED_SEQUENCES_SQL,

@@ -38,8 +38,8 @@ import {
   updateTenant,
   type TenantSpec,
 } from "../../lib/tenant/provision";
-import { registryDsn, tenantJournal } from "../../lib/tenant/registry";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { registryDsn, tenantJournal } from "../../lib/registry/registry";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
 

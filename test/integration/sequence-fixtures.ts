@@ -8,8 +8,9 @@ import type { Client } from "pg";
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, quoteLiteral, withPlainClient as withClient } from "../../lib/pg/client";
 import { createTenant, type TenantSpec } from "../../lib/tenant/provision";
-import { registryDsn } from "../../lib/tenant/registry";
-import { dsnWithDatabase, reassignPublicObjectsSql, tenantInitializedComment } from "../../lib/tenant/sql";
+import { registryDsn } from "../../lib/registry/registry";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
+import { reassignPublicObjectsSql, tenantInitializedComment } from "../../lib/tenant/sql";
 
 /**
  * Odoo's shapes: a serial key (ir_attachment), a bigint identity (bus_bus), an unowned sequence

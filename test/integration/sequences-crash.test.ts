@@ -17,14 +17,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import {
   destroyCluster,
-  ensureCluster,
   localAdminDsn,
   localClusterLayout,
   startCluster,
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
+import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { createTenant, tenantDsn, updateTenant, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { ensureTemplate } from "../../lib/tenant/template";
 import { throwawayClusterSpec } from "../helpers/cluster";
 import {

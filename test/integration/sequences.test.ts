@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { adminDsn as buildDsn, quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { relogSequences, type RelogSummary } from "../../lib/pg/sequences";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;

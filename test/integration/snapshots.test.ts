@@ -33,8 +33,8 @@ import {
   type SnapshotKind,
 } from "../../lib/snapshot/snapshot";
 import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
-import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/tenant/registry";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/registry/registry";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { randomTenantSpec } from "./tenant-specs";
 

@@ -23,8 +23,8 @@ import {
   type TenantSpec,
 } from "../../lib/tenant/provision";
 import { diffTenant } from "../../lib/tenant/provider";
-import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/tenant/registry";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/registry/registry";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate, templateSourceHash, templateStatus } from "../../lib/tenant/template";
 import { randomTenantSpec } from "./tenant-specs";
 

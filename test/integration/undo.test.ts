@@ -21,7 +21,7 @@ import { quoteLiteral, withPlainClient as withClient } from "../../lib/pg/client
 import { clusterPaths } from "../../lib/pg/paths";
 import { readQuotaStatus, writeQuotaLimits } from "../../lib/quota/sql";
 import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { CAPTURE_TRIGGER, UNDO_ERRORS } from "../../lib/undo/sql";
 import {

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { withPlainClient as withClient } from "../../lib/pg/client";
-import { dsnWithDatabase } from "../../lib/tenant/sql";
+import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { LocalTestStack } from "../e2e/local-stack";
 import { freePort } from "../helpers/ports";
 import { RunningErp, callKw, login, request, runOdoo } from "./erp";

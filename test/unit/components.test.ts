@@ -1,5 +1,5 @@
 /**
- * Unit tests of the program's wiring under Pulumi mocks (test/unit/pulumi-mocks.ts): which
+ * Unit tests of the program's wiring under Pulumi mocks (test/helpers/pulumi-mocks.ts): which
  * resources each target's platform component (components/platform) declares, with which inputs,
  * under which parents, and which outputs are secret. The providers themselves are exercised by the integration and e2e suites.
  */
@@ -18,7 +18,7 @@ import {
   registered,
   resourceTree,
   type Registration,
-} from "./pulumi-mocks";
+} from "../helpers/pulumi-mocks";
 
 // The mocks must be in place before any resource is constructed (the imports below declare none).
 const registrations = installMocks();

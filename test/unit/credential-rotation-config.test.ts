@@ -1,13 +1,13 @@
 /**
  * `credentialRotation` on the platform and on a tenant: the configuration rule, and which random
- * secrets it keys (Pulumi mocks, test/unit/pulumi-mocks.ts): the platform trigger rotates the
+ * secrets it keys (Pulumi mocks, test/helpers/pulumi-mocks.ts): the platform trigger rotates the
  * superuser's, the ERP role's and every tenant role's password, a tenant trigger only that
  * tenant's; the ERP admin's and the tenants' initial admin passwords are never keyed, and without
  * any trigger no secret has a keeper (existing stacks see no diff).
  */
 import * as path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { DYNAMIC, installMocks, registered, type Registration } from "./pulumi-mocks";
+import { DYNAMIC, installMocks, registered, type Registration } from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 

@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DYNAMIC, isSecretInput, plain, promiseOf, registered, resourceTree } from "./pulumi-mocks";
+import { DYNAMIC, isSecretInput, plain, promiseOf, registered, resourceTree } from "../helpers/pulumi-mocks";
 
 interface Registration {
   type: string;

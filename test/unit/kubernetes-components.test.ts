@@ -1,5 +1,5 @@
 /**
- * The Kubernetes target's components under Pulumi mocks (test/unit/pulumi-mocks.ts: every
+ * The Kubernetes target's components under Pulumi mocks (test/helpers/pulumi-mocks.ts: every
  * registration recorded, custom resources echo their inputs): KubernetesRouter in both routing
  * variants and OdooDeployment, for three tenants — acme (active), globex (suspended) and initech
  * (active, with a preview host). Each test checks the objects as they would be sent to the
@@ -19,7 +19,7 @@ import {
   registered,
   resourceTree,
   type Registration,
-} from "./pulumi-mocks";
+} from "../helpers/pulumi-mocks";
 
 // The mocks must be in place before any resource is constructed (the imports below declare none).
 const registrations = installMocks();

@@ -1,6 +1,6 @@
 /**
  * The ERP's tenant map and tenant credentials on the kubernetes target (OdooDeployment under the
- * Pulumi mocks of test/unit/pulumi-mocks.ts): one Secret with both files, rendered by
+ * Pulumi mocks of test/helpers/pulumi-mocks.ts): one Secret with both files, rendered by
  * lib/odoo/tenantMap.ts as on every target, its values sent as secrets and in no other object,
  * mounted as a directory (never subPath, so kubelet swaps the files in place) in every pod of the
  * ERP image, named by odoo.conf together with the loomworks_tenants addon, and absent from the pod
@@ -17,7 +17,7 @@ import {
   one,
 } from "../helpers/k8s-objects";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
-import { installMocks, isSecretInput, plain, registered, type Registration } from "./pulumi-mocks";
+import { installMocks, isSecretInput, plain, registered, type Registration } from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 

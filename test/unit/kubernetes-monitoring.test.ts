@@ -1,5 +1,5 @@
 /**
- * The Monitoring component under Pulumi mocks (test/unit/pulumi-mocks.ts): the Prometheus
+ * The Monitoring component under Pulumi mocks (test/helpers/pulumi-mocks.ts): the Prometheus
  * operator objects and NetworkPolicies as they would be sent to the cluster — kinds, names,
  * selectors against the labels of the Services and pods they must find (common.ts, and
  * PostgresServer's Service and StatefulSet and OdooDeployment's ERP Deployment as those components
@@ -11,7 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type K8sObject, isK8s, kindName, minimalKubernetesSettings, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject, k8sSchemaErrors } from "../helpers/k8s-validate";
-import { installMocks, plain, registered, resourceTree } from "./pulumi-mocks";
+import { installMocks, plain, registered, resourceTree } from "../helpers/pulumi-mocks";
 
 // The mocks must be in place before any resource is constructed (the imports below declare none).
 const registrations = installMocks();

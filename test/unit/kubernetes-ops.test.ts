@@ -1,6 +1,6 @@
 /**
  * The Kubernetes target's scheduled jobs (OpsJobs) and restore Jobs (RestoreJob) under Pulumi
- * mocks (test/unit/pulumi-mocks.ts): CronJob names, schedules (the stack's and the local target's
+ * mocks (test/helpers/pulumi-mocks.ts): CronJob names, schedules (the stack's and the local target's
  * defaults), commands, bounds, RBAC limited to exec into the PostgreSQL pod, the restore Job's
  * mounts, affinity and name, secret handling (the password only by reference: every reference
  * resolved against a Secret holding it, the whole rendered tree scanned for it), and the schema of
@@ -11,7 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type K8sObject, isK8s, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject } from "../helpers/k8s-validate";
-import { installMocks, plain, registered, type Registration } from "./pulumi-mocks";
+import { installMocks, plain, registered, type Registration } from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 

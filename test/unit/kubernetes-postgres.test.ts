@@ -1,5 +1,5 @@
 /**
- * PostgresServer (the Kubernetes target's PostgreSQL) under Pulumi mocks (test/unit/pulumi-mocks.ts:
+ * PostgresServer (the Kubernetes target's PostgreSQL) under Pulumi mocks (test/helpers/pulumi-mocks.ts:
  * every registration recorded, custom resources echo their inputs; a RandomSecret's mocked result
  * is `pw-<resource name>`). Checked on the objects as they would be sent to the cluster: kinds and
  * names, volumes and their sizes, the configuration files against the shared templates' renderers,
@@ -21,7 +21,7 @@ import {
   promiseOf,
   registered,
   type Registration,
-} from "./pulumi-mocks";
+} from "../helpers/pulumi-mocks";
 
 // The mocks must be in place before any resource is constructed (the imports below declare none).
 const registrations = installMocks();

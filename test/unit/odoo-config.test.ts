@@ -34,7 +34,7 @@ import {
 } from "../../lib/odoo/localConfig";
 import { loadTemplate, templatePlaceholders } from "../../lib/templates/render";
 import * as pulumi from "@pulumi/pulumi";
-import { DYNAMIC, installMocks, isSecretInput, plain, promiseOf, registered } from "./pulumi-mocks";
+import { DYNAMIC, installMocks, isSecretInput, plain, promiseOf, registered } from "../helpers/pulumi-mocks";
 
 // Pulumi mocks for the LocalOdooConfig resource test; the imports below declare no resource.
 const registrations = installMocks();

@@ -5,7 +5,7 @@ import {
   platformClientConfig,
   startupOptions,
 } from "../../lib/pg/client";
-import { REGISTRY_SEARCH_PATH, registryDsn } from "../../lib/tenant/registry";
+import { REGISTRY_SEARCH_PATH, registryDsn } from "../../lib/registry/registry";
 
 describe("platform session settings (startup options)", () => {
   it("escapes spaces and backslashes as the server's option parser expects", () => {

@@ -13,7 +13,14 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { type K8sObject, isK8s, objectOf } from "../helpers/k8s-objects";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
 import { repoRoot } from "../helpers/repo";
-import { installMocks, isSecretInput, plain, promiseOf, registered, type Registration } from "./pulumi-mocks";
+import {
+  installMocks,
+  isSecretInput,
+  plain,
+  promiseOf,
+  registered,
+  type Registration,
+} from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 

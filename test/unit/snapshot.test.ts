@@ -10,7 +10,6 @@ import {
   MAX_RESTORE_POINT_BYTES,
   backupForLsn,
   linkCopyTree,
-  liveFilestorePath,
   parseLsn,
   restorePointName,
   snapshotFilestorePath,
@@ -24,7 +23,6 @@ import {
   selectSnapshotsToPrune,
   type PruneCandidate,
 } from "../../lib/snapshot/runtime";
-import { filestorePath } from "../../lib/tenant/provision";
 
 const ID = "0f1e2d3c-4b5a-4978-8877-665544332211";
 
@@ -112,11 +110,6 @@ describe("LSNs and the backup set", () => {
 });
 
 describe("paths", () => {
-  it("finds the live filestore exactly as provisioning does", () => {
-    expect(liveFilestorePath("/srv/fs", "acme")).toBe(filestorePath("/srv/fs", "acme"));
-    expect(() => liveFilestorePath("/srv/fs", "../etc")).toThrow();
-  });
-
   it("puts copies at <snapshotRoot>/<subdomain>/<id>/filestore", () => {
     expect(snapshotFilestorePath("/srv/snap", "acme", ID)).toBe(`/srv/snap/acme/${ID}/filestore`);
     expect(() => snapshotFilestorePath("/srv/snap", "../x", ID)).toThrow(/invalid/);

@@ -8,28 +8,22 @@ import { checkTenantInputs, diffTemplate, diffTenant, tenantRead } from "../../l
 import {
   checkDeletionAllowed,
   checkTenantSpec,
-  filestorePath,
   tenantDsn,
   tenantSpecFrom,
   type TenantSpec,
   type TenantStatus,
 } from "../../lib/tenant/provision";
+import { checkDatabaseName, checkRoleName, filestorePath } from "../../lib/pg/names";
 import {
-  checkDatabaseName,
-  checkRoleName,
   createDatabaseFromTemplateSql,
   createTenantRoleSql,
-  dsnDatabase,
-  dsnToPgEnv,
-  dsnWithDatabase,
   parseTemplateComment,
-  passwordClause,
   reassignPublicObjectsSql,
-  redactDsn,
-  scramSha256Verifier,
   templateComment,
   tenantInitializedComment,
 } from "../../lib/tenant/sql";
+import { dsnDatabase, dsnToPgEnv, dsnWithDatabase, redactDsn } from "../../lib/pg/dsn";
+import { passwordClause, scramSha256Verifier } from "../../lib/pg/scram";
 import { templateSourceHash } from "../../lib/tenant/template";
 
 const spec: TenantSpec = {

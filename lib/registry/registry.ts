@@ -13,7 +13,7 @@
  */
 import type { Client } from "pg";
 import { quoteIdent, startupOptions, withClient } from "../pg/client";
-import { dsnWithDatabase } from "./sql";
+import { dsnWithDatabase } from "../pg/dsn";
 
 export const REGISTRY_DATABASE = "loomworks_mgmt";
 export const HOSTING_ADMIN_ROLE = "loomworks_hosting_admin";
