@@ -112,11 +112,12 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     image: "The Loomworks ERP image (Odoo 18 + Loomworks addons).",
     imagePullPolicy: "Pull policy of the platform's containers; default: Kubernetes' own.",
     imagePullSecrets: "Secrets (in the namespace) to pull the images with.",
-    addonsPath: "`addons_path` inside the image.",
+    addonsPath:
+      "`addons_path` inside the image; the default is the image's layout: its Loomworks addons, the platform's server-wide addons (keep `/opt/loomworks/platform-addons`: without it the ERP serves no tenant), Odoo's own.",
     erpUser:
-      "Numeric user and group the ERP runs as (the image's non-root user); also the filestore's fsGroup.",
-    "erpUser.uid": "User id.",
-    "erpUser.gid": "Group id.",
+      "Numeric user and group the ERP runs as (the image's non-root user); also the filestore's fsGroup, and the user of the template builds and the filestore jobs.",
+    "erpUser.uid": "User id; the default is the image's `odoo` user (101).",
+    "erpUser.gid": "Group id; the default is the image's `odoo` group (101).",
     routing: "Gateway API `HTTPRoute`s or an `Ingress`.",
     gatewayClassName:
       "The GatewayClass of the installed Gateway API implementation; required with `routing: gateway`.",
@@ -230,11 +231,12 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     dbServer:
       "Accepted for a later multi-cluster placement; every tenant is on the platform's one cluster today.",
     snapshots:
-      "Declared snapshots, one Snapshot resource each, at most `maxSnapshots`; local target only (kubernetes refuses them).",
+      "Declared snapshots, one Snapshot resource each, at most `maxSnapshots`; local target only: kubernetes refuses them ([why, and runtime snapshots instead](operations/kubernetes.md#snapshots)).",
     "snapshots.<name>": "A snapshot taken on the next `pulumi up`.",
     restore:
       "Bring this tenant alone back to a point in time: exactly one of `snapshot`, `time`, `lsn`. A new target is a new restore.",
-    "restore.snapshot": "A snapshot declared in this tenant's `snapshots`.",
+    "restore.snapshot":
+      "A snapshot declared in this tenant's `snapshots` (not on kubernetes: restore to a runtime snapshot's `lsn` there).",
     "restore.time": "Every transaction committed at or before this time.",
     "restore.lsn": "Every WAL record before this LSN.",
     forceDestroy: "Allow removing an archived tenant's entry before its retention ends.",

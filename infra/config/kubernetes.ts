@@ -21,7 +21,7 @@
  * ```
  */
 import { z } from "zod";
-import { imageAddonsPath } from "../../lib/odoo/image";
+import { ERP_IMAGE, imageAddonsPath } from "../../lib/odoo/image";
 import {
   booleanSchema,
   dropNullValues,
@@ -447,7 +447,8 @@ export const DEFAULT_KUBERNETES = {
   namespace: "loomworks",
   /** The ERP image's own layout (docker/Dockerfile): its addons, the platform's server-wide addons, Odoo's. */
   addonsPath: imageAddonsPath(),
-  erpUser: { uid: 1000, gid: 1000 },
+  /** The image's `odoo` user (docker/Dockerfile's useradd), which owns its /var/lib/odoo. */
+  erpUser: { uid: ERP_IMAGE.uid, gid: ERP_IMAGE.gid },
   replicas: { min: 2, max: 10 },
   resources: { requests: { cpu: "500m", memory: "1Gi" }, limits: { cpu: "2", memory: "4Gi" } },
   autoscaling: { cpuPercent: 70, memoryPercent: 80, scaleDownStabilizationSeconds: 300 },
@@ -728,6 +729,28 @@ export const kubernetesConfigSchema = strictMap(
   ops: { image: k.ops.image ?? siblingImage(k.image, "ops"), restoreScratchSize: k.ops.restoreScratchSize },
   monitoring: k.monitoring,
 }));
+
+/**
+ * Why the kubernetes target refuses snapshots declared in the stack file, and what to do instead
+ * (docs/operations/kubernetes.md#snapshots). The CronJob named here is OpsJobs' `snapshot-auto`
+ * (test/unit/prod-stack.test.ts holds the name to the rendered objects).
+ */
+export function kubernetesSnapshotRefusal(namespace: string): { snapshots: string; restoreSnapshot: string } {
+  const runtime =
+    "runtime snapshots are taken by " +
+    `\`kubectl -n ${namespace} create job --from=cronjob/loomworks-snapshot-auto snapshot-now\` (every tenant, now) ` +
+    "or by `SELECT loomworks_snapshot.request('pre_ai', '<note>')` in the tenant's database (recorded at that " +
+    "job's next run), and their lsn is in the registry's snapshots table (docs/operations/kubernetes.md#snapshots)";
+  return {
+    snapshots:
+      "cannot be declared on the kubernetes target: a declared snapshot copies the tenant's filestore on the " +
+      "machine running `pulumi up`, and here the filestore is the ERP's volume inside the cluster. Remove them; " +
+      `${runtime}; restore to one with restore: { lsn: ... }`,
+    restoreSnapshot:
+      "cannot name a snapshot on the kubernetes target (it takes no declared snapshots): restore to a runtime " +
+      `snapshot's lsn with restore: { lsn: ... }, or to a time with restore: { time: ... }; ${runtime}`,
+  };
+}
 
 /**
  * The default reference of an image built from this repository: pushed next to the ERP image

@@ -34,6 +34,7 @@ import {
   type StackConfig,
   type TenantConfig,
 } from "./schema";
+import { DEFAULT_KUBERNETES, kubernetesSnapshotRefusal } from "./kubernetes";
 import { mergeTierLimits } from "./tiers";
 
 /** The Pulumi configuration namespace. */
@@ -157,6 +158,14 @@ function collect(raw: { platform?: unknown; tiers?: unknown; tenants?: unknown }
   // platform section has other problems (reported above); undefined skips the check.
   const templates = platform ? Object.keys(platform.templates) : rawTemplateNames(raw.platform);
   const domain = platform?.domain;
+  const snapshotRule =
+    platform?.target === "kubernetes"
+      ? {
+          snapshotsRefused: kubernetesSnapshotRefusal(
+            platform.kubernetes?.namespace ?? DEFAULT_KUBERNETES.namespace,
+          ),
+        }
+      : {};
 
   const tenants: TenantConfig[] = [];
   const rawTenants = raw.tenants ?? {};
@@ -173,7 +182,7 @@ function collect(raw: { platform?: unknown; tiers?: unknown; tenants?: unknown }
     const subdomains = Object.keys(rawTenants).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
     for (const subdomain of subdomains) {
       const entry = rawTenants[subdomain];
-      const result = tenantSchema(subdomain, { templates, tiers, domain }).safeParse(entry);
+      const result = tenantSchema(subdomain, { templates, tiers, domain, ...snapshotRule }).safeParse(entry);
       if (result.success) tenants.push(result.data);
       else
         problems.push(
@@ -193,18 +202,6 @@ function collect(raw: { platform?: unknown; tiers?: unknown; tenants?: unknown }
           `tenant ${JSON.stringify(tenant.subdomain)}`,
           [],
           'needs platform.kubernetes.postgres.adminEndpoint ("host:port" where `pulumi up` reaches the cluster\'s PostgreSQL, e.g. through kubectl port-forward; docs/operations/kubernetes.md) to be provisioned on the kubernetes target',
-        ),
-      );
-    }
-  }
-
-  if (platform?.target === "kubernetes") {
-    for (const tenant of tenants.filter((t) => Object.keys(t.snapshots).length > 0)) {
-      problems.push(
-        formatProblem(
-          `tenant ${JSON.stringify(tenant.subdomain)}`,
-          ["snapshots"],
-          "declared snapshots are taken on the local target only; on kubernetes the ERP requests snapshots at run time (loomworks_snapshot.request, recorded by the snapshot-auto CronJob) and restores name a time or an lsn",
         ),
       );
     }

@@ -432,6 +432,11 @@ export interface TenantContext {
   tiers: Record<Tier, Limits>;
   /** The platform domain; undefined skips the host-length check. */
   domain?: string;
+  /**
+   * Set on a target that takes no declared snapshots (kubernetes): the messages refusing
+   * `snapshots` and `restore.snapshot`, each saying why and what to do instead.
+   */
+  snapshotsRefused?: { snapshots: string; restoreSnapshot: string };
 }
 
 /** Keys a tenant entry may have. */
@@ -492,7 +497,25 @@ export function tenantSchema(subdomain: string, context: TenantContext) {
 
     const restore = v.restore;
     const snapshots = v.snapshots === undefined ? {} : v.snapshots;
-    if (isPlainObject(restore) && isPlainObject(snapshots)) {
+    const refused = context.snapshotsRefused;
+    if (refused !== undefined) {
+      if (isPlainObject(snapshots) && Object.keys(snapshots).length > 0) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["snapshots"],
+          message: refused.snapshots,
+          params: { noGot: true } satisfies IssueParams,
+        });
+      }
+      if (isPlainObject(restore) && restore.snapshot !== undefined) {
+        ctx.addIssue({
+          code: z.ZodIssueCode.custom,
+          path: ["restore", "snapshot"],
+          message: refused.restoreSnapshot,
+          params: { got: restore.snapshot } satisfies IssueParams,
+        });
+      }
+    } else if (isPlainObject(restore) && isPlainObject(snapshots)) {
       const name = restore.snapshot;
       if (typeof name === "string" && SNAPSHOT_NAME.test(name) && !Object.hasOwn(snapshots, name)) {
         const declared = Object.keys(snapshots);

@@ -165,21 +165,26 @@ export const pipefail: Rule = (text) => {
 export const lastOf = (s: Stage, keyword: string) =>
   [...s.instructions].reverse().find((i) => i.keyword === keyword);
 
-/** The runnable stages end as a non-root numeric user, with exec-form ENTRYPOINT under tini and a HEALTHCHECK. */
-export function runnableStageProblems(stages: Stage[], names: string[]): string[] {
-  const problems: string[] = [];
+/** Stage `name` with the instructions of the stages it is built FROM prepended; undefined when there is none. */
+export function mergedStage(stages: Stage[], name: string): Stage | undefined {
   const byName = new Map(stages.filter((s) => s.name).map((s) => [s.name as string, s]));
   const chain = (s: Stage): Stage[] => {
     const parent = byName.get(s.from);
     return parent ? [...chain(parent), s] : [s];
   };
+  const stage = byName.get(name);
+  return stage && { from: stage.from, name, instructions: chain(stage).flatMap((s) => s.instructions) };
+}
+
+/** The runnable stages end as a non-root numeric user, with exec-form ENTRYPOINT under tini and a HEALTHCHECK. */
+export function runnableStageProblems(stages: Stage[], names: string[]): string[] {
+  const problems: string[] = [];
   for (const name of names) {
-    const stage = byName.get(name);
-    if (!stage) {
+    const merged = mergedStage(stages, name);
+    if (!merged) {
       problems.push(`no stage ${name}`);
       continue;
     }
-    const merged: Stage = { from: stage.from, instructions: chain(stage).flatMap((s) => s.instructions) };
     const user = lastOf(merged, "USER")?.args;
     if (!user || /^(root|0)(:|$)/.test(user) || !/^\d+(:\d+)?$/.test(user))
       problems.push(`${name}: last USER must be a numeric non-root user (got ${user ?? "none"})`);
@@ -189,6 +194,23 @@ export function runnableStageProblems(stages: Stage[], names: string[]): string[
     if (!lastOf(merged, "HEALTHCHECK")) problems.push(`${name}: no HEALTHCHECK`);
   }
   return problems;
+}
+
+/**
+ * The numeric `uid:gid` stage `name` runs as (its last USER), checked against the `useradd --uid` and
+ * `groupadd --gid` lines that create that user in the image; throws when they disagree or are missing.
+ */
+export function imageUser(text: string, name: string): { uid: number; gid: number } {
+  const merged = mergedStage(parseDockerfile(text).stages, name);
+  const user = merged && /^(\d+):(\d+)$/.exec(lastOf(merged, "USER")?.args ?? "");
+  if (!merged || !user) throw new Error(`stage ${name}: no numeric USER uid:gid`);
+  const [uid, gid] = [Number(user[1]), Number(user[2])];
+  const runs = merged.instructions.filter((i) => i.keyword === "RUN").map((i) => i.args);
+  if (!runs.some((r) => new RegExp(`useradd\\b[^;&|]*--uid ${uid}\\b`).test(r)))
+    throw new Error(`stage ${name}: USER ${uid} is created by no useradd --uid ${uid}`);
+  if (!runs.some((r) => new RegExp(`groupadd\\b[^;&|]*--gid ${gid}\\b`).test(r)))
+    throw new Error(`stage ${name}: group ${gid} is created by no groupadd --gid ${gid}`);
+  return { uid, gid };
 }
 
 /** COPY sources from the main build context exist in the repository. */

@@ -19,6 +19,7 @@ import {
   BAD_SAMPLES,
   PROJECT_RULES,
   imagePaths,
+  imageUser,
   lastOf,
   lintProblems,
   missingCopySources,
@@ -86,6 +87,17 @@ describe("Dockerfile lint", () => {
     const development = stages.find((s) => s.name === "development") as Stage;
     expect(lastOf(development, "EXPOSE")?.args).toBe(String(ERP_IMAGE.debugpyPort));
     expect(lastOf(development, "CMD")?.args).toBe('["odoo", "--dev=all"]');
+  });
+
+  it("reads the image's user from its USER line, which useradd and groupadd must create", () => {
+    const text = readFileSync(ERP_DOCKERFILE, "utf8");
+    expect(imageUser(text, "production")).toEqual({ uid: ERP_IMAGE.uid, gid: ERP_IMAGE.gid });
+    expect(() => imageUser(`${text}\nFROM runtime AS other\nUSER 1000:1000\n`, "other")).toThrow(
+      "stage other: USER 1000 is created by no useradd --uid 1000",
+    );
+    expect(() => imageUser(text.replace("--gid 101 odoo", "--gid 102 odoo"), "production")).toThrow(
+      "stage production: group 101 is created by no groupadd --gid 101",
+    );
   });
 
   it("pins Odoo and wkhtmltopdf with checksums and takes the addons from the `addons` build context", () => {

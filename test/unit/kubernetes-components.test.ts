@@ -406,9 +406,9 @@ describe("OdooDeployment", () => {
     expect(d.spec.template.metadata.labels).toMatchObject(ERP_POD);
     expect(pod.securityContext).toEqual({
       runAsNonRoot: true,
-      runAsUser: 1000,
-      runAsGroup: 1000,
-      fsGroup: 1000,
+      runAsUser: 101,
+      runAsGroup: 101,
+      fsGroup: 101,
       fsGroupChangePolicy: "OnRootMismatch",
       seccompProfile: { type: "RuntimeDefault" },
     });

@@ -52,7 +52,8 @@ describe("kubernetesConfigSchema: defaults", () => {
       imagePullSecrets: [],
       addonsPath:
         "/opt/loomworks/addons,/opt/loomworks/platform-addons,/usr/lib/python3/dist-packages/odoo/addons",
-      erpUser: { uid: 1000, gid: 1000 },
+      // The image's `odoo` user (docker/Dockerfile: useradd --uid 101).
+      erpUser: { uid: 101, gid: 101 },
       routing: "gateway",
       gatewayClassName: "eg",
       ingressAnnotations: {},

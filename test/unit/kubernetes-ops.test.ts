@@ -38,7 +38,7 @@ const NS = "loomworks-prod";
 const IMAGE = "registry.example.com/loomworks/ops:1.4.0";
 const SUPERUSER_PASSWORD = "superuser-Pa55word-0123456789";
 const CIPHER_PASS = "cipher-passphrase-9876543210";
-const ERP_USER = { uid: 1000, gid: 1000 };
+const ERP_USER = { uid: 101, gid: 101 }; // the ERP image's user (lib/odoo/image.ts)
 
 interface EnvVar {
   name: string;

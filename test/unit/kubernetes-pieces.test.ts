@@ -73,7 +73,7 @@ describe("a template build's pod", () => {
     port: 5432,
     passwordSecret: { name: builderSecretName("pro_eu"), key: "password" },
     labels: { "app.kubernetes.io/component": "module-update" },
-    user: { uid: 1000, gid: 1000 },
+    user: { uid: 101, gid: 101 },
   };
   const run = {
     database: "loomworks_template_pro_eu__building",
@@ -99,7 +99,7 @@ describe("a template build's pod", () => {
       valueFrom: { secretKeyRef: runner.passwordSecret },
     });
     expect(env.some((e) => e.name !== "PGUSER" && "value" in e && e.value === "postgres")).toBe(false);
-    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 101 });
     const args = kubectlRunArgs(runner, run);
     const pod = {
       ...JSON.parse(args.find((a) => a.startsWith("--overrides="))!.slice("--overrides=".length)),

@@ -10,7 +10,9 @@ import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { load as loadYaml } from "js-yaml";
 import { beforeAll, describe, expect, it } from "vitest";
+import { imagePaths, imageUser } from "../helpers/dockerfile-lint";
 import { type K8sObject, isK8s, objectOf } from "../helpers/k8s-objects";
+import { odooConfPaths, unprovidedConfPaths } from "../helpers/odoo-conf-paths";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
 import { repoRoot } from "../helpers/repo";
 import {
@@ -26,8 +28,12 @@ const registrations = installMocks();
 
 import type { PlatformComponent } from "../../components/platform/platform";
 import { declarePlatform } from "../../infra/platform";
-import { parseStackConfig } from "../../infra/config/load";
+import { kubernetesSnapshotRefusal } from "../../infra/config/kubernetes";
+import { ConfigError, parseStackConfig } from "../../infra/config/load";
+import { parseOdooConfig } from "../../lib/odoo/config";
 import { kubectlRunArgs, type KubernetesCommandRunner } from "../../lib/tenant/templatePod";
+
+const ERP_DOCKERFILE = path.join(repoRoot, "docker", "Dockerfile");
 
 /** The `loomworks:*` values of Pulumi.prod.yaml, as `pulumi config` hands them to the program. */
 function prodConfig(): { platform: Record<string, unknown>; tenants?: unknown; tiers?: unknown } {
@@ -367,18 +373,123 @@ describe("the prod stack with tenants (provisioned through the admin endpoint)",
     expect((await promiseOf(restores.acme)).id).toBe(restore?.metadata.name);
   });
 
-  it("refuses snapshots declared on the kubernetes target, naming tenant and key", () => {
+  it("runs every pod of the ERP image, and the filestore's jobs, as the image's own user (the default erpUser)", async () => {
+    const image = imageUser(readFileSync(ERP_DOCKERFILE, "utf8"), "production");
+    expect(image).toEqual({ uid: 101, gid: 101 });
+    const objects = regs.filter(isK8s).map(objectOf);
+    const podOf = (o: K8sObject) =>
+      (o.kind === "CronJob" ? o.spec.jobTemplate.spec : o.spec).template.spec as {
+        securityContext: Record<string, unknown>;
+      };
+    const runAs = { runAsUser: image.uid, runAsGroup: image.gid };
+    const erp = objects.find((o) => o.kind === "Deployment" && o.metadata.name === "loomworks-erp");
+    const update = objects.find(
+      (o) => o.kind === "Job" && o.metadata.name.startsWith("loomworks-erp-update-"),
+    );
+    for (const o of [erp, update]) {
+      expect(o, "ERP Deployment and update Job").toBeDefined();
+      expect(podOf(o as K8sObject).securityContext).toMatchObject({ ...runAs, fsGroup: image.gid });
+    }
+    // The jobs writing or reading the ERP's files run as their owner.
+    const filestoreJobs = objects.filter(
+      (o) =>
+        ["loomworks-snapshot-auto", "loomworks-quota-check"].includes(o.metadata.name) ||
+        o.metadata.name.startsWith("loomworks-restore-acme-"),
+    );
+    expect(filestoreJobs).toHaveLength(3);
+    for (const o of filestoreJobs) expect(podOf(o).securityContext, o.metadata.name).toMatchObject(runAs);
+    // The template's initializer runs in the ERP image as its user too.
+    const runner = (
+      plain(regs.find((r) => r.type.endsWith(":TenantTemplate"))?.inputs) as {
+        commandRunner: KubernetesCommandRunner;
+      }
+    ).commandRunner;
+    const overrides = kubectlRunArgs(runner, { database: "d", role: "r", command: "odoo" })
+      .find((a) => a.startsWith("--overrides="))
+      ?.slice("--overrides=".length);
+    expect(JSON.parse(overrides ?? "{}").spec.securityContext).toMatchObject(runAs);
+  });
+
+  it("names in odoo.conf the image's addons directories and only paths the image or the ERP's pods provide", () => {
+    const objects = regs.filter(isK8s).map(objectOf);
+    const conf = objects.find(
+      (o) => o.kind === "ConfigMap" && o.metadata.name.startsWith("loomworks-erp-config-"),
+    )?.data?.["odoo.conf"] as string;
+    const dockerfile = readFileSync(ERP_DOCKERFILE, "utf8");
+    const image = imagePaths(dockerfile, repoRoot, "production");
+    expect(parseOdooConfig(conf).addons_path.split(",")).toEqual([
+      "/opt/loomworks/addons", // the Loomworks addons (the `addons` build context)
+      "/opt/loomworks/platform-addons", // docker/addons: the tenant map and JSON logs addons
+      "/usr/lib/python3/dist-packages/odoo/addons", // Odoo's own, from its Debian package
+    ]);
+    expect(odooConfPaths(conf).map((p) => p.option)).toEqual(
+      expect.arrayContaining([
+        "addons_path",
+        "data_dir",
+        "loomworks_tenant_map",
+        "loomworks_tenant_credentials",
+      ]),
+    );
+    const pods = objects
+      .filter(
+        (o) => o.metadata.name === "loomworks-erp" || o.metadata.name.startsWith("loomworks-erp-update-"),
+      )
+      .filter((o) => o.kind === "Deployment" || o.kind === "Job");
+    expect(pods).toHaveLength(2);
+    for (const pod of pods)
+      expect(unprovidedConfPaths(conf, pod.spec.template.spec, image, objects), pod.kind).toEqual([]);
+    // The check is live: a path nobody creates is named, also one the image has but a mount hides.
+    const broken = conf
+      .replace(/^logfile = .*$/m, "logfile = /var/log/odoo/odoo.log")
+      .replace(/^addons_path = /m, "addons_path = /mnt/extra-addons,")
+      .replace(/^loomworks_tenant_map = .*$/m, "loomworks_tenant_map = /etc/loomworks-tenants/map.json")
+      .replace(/^data_dir = .*$/m, "data_dir = /etc/loomworks/data");
+    expect(unprovidedConfPaths(broken, pods[0].spec.template.spec, image, objects)).toEqual([
+      "loomworks_tenant_map = /etc/loomworks-tenants/map.json",
+      "data_dir = /etc/loomworks/data",
+      "addons_path = /mnt/extra-addons",
+      "logfile = /var/log/odoo/odoo.log",
+    ]);
+  });
+
+  it("refuses snapshots declared on the kubernetes target (or a restore naming one), saying why and what instead", () => {
     const raw = prodConfig();
     const kubernetes = raw.platform.kubernetes as Record<string, unknown>;
-    expect(() =>
-      parseStackConfig({
-        ...raw,
-        platform: {
-          ...raw.platform,
-          kubernetes: { ...kubernetes, postgres: { adminEndpoint: "127.0.0.1:15432" } },
-        },
-        tenants: { acme: { tier: "pro", adminEmail: "boss@acme.example", snapshots: { nightly: {} } } },
-      }),
-    ).toThrow(/tenant "acme": key "snapshots": declared snapshots are taken on the local target only/);
+    const problems = (tenants: Record<string, unknown>): readonly string[] => {
+      try {
+        parseStackConfig({
+          ...raw,
+          platform: {
+            ...raw.platform,
+            kubernetes: { ...kubernetes, postgres: { adminEndpoint: "127.0.0.1:15432" } },
+          },
+          tenants,
+        });
+      } catch (e) {
+        if (e instanceof ConfigError) return e.problems;
+        throw e;
+      }
+      return [];
+    };
+    const refusal = kubernetesSnapshotRefusal("loomworks");
+    const acme = { tier: "pro", adminEmail: "boss@acme.example" };
+    expect(problems({ acme: { ...acme, snapshots: { nightly: {} } } })).toEqual([
+      `tenant "acme": key "snapshots": ${refusal.snapshots}`,
+    ]);
+    expect(refusal.snapshots).toMatch(/filestore is the ERP's volume inside the cluster/);
+    expect(refusal.snapshots).toMatch(/restore to one with restore: \{ lsn: \.\.\. \}$/);
+    // Not "declare it first": a restore naming a snapshot is refused with the same advice.
+    expect(problems({ acme: { ...acme, restore: { snapshot: "nightly" } } })).toEqual([
+      `tenant "acme": key "restore.snapshot": ${refusal.restoreSnapshot} (got "nightly")`,
+    ]);
+    expect(problems({ acme: { ...acme, restore: { time: "2026-11-20T10:00:00Z" } } })).toEqual([]);
+    // The job the advice names is one the stack declares, in its namespace.
+    const named = /create job --from=cronjob\/(\S+) /.exec(refusal.snapshots)?.[1];
+    const cronJobs = regs
+      .filter(isK8s)
+      .map(objectOf)
+      .filter((o) => o.kind === "CronJob");
+    expect(cronJobs.map((o) => o.metadata.name)).toContain(named);
+    expect(refusal.snapshots).toContain("kubectl -n loomworks ");
   });
 });
