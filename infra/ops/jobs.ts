@@ -393,6 +393,8 @@ async function restore(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Prom
     ...(r.snapshotLsn ? { snapshotLsn: r.snapshotLsn } : {}),
     ...(r.tenantState ? { tenantState: r.tenantState } : {}),
     filestoreRoot: args.filestoreRoot as string,
+    // The declared restore's Job: Kubernetes re-runs it when its pod template changes.
+    oncePerTarget: true,
     log,
   });
   log(`restore ${result.id} of ${result.subdomain}: ${result.state}`, {

@@ -171,6 +171,12 @@ export interface RestoreTenantOptions {
   recoveryTimeoutMs?: number;
   /** pg_dump / pg_restore / pg_amcheck parallelism (default 2). */
   jobs?: number;
+  /**
+   * A declared restore runs once: when the tenant's latest restore is done and had this target, its
+   * result is returned. The Kubernetes restore Job sets it, since Kubernetes re-runs a Job whose pod
+   * template changed (a new ops image) and a re-run would roll the tenant back again.
+   */
+  oncePerTarget?: boolean;
 }
 
 export interface RestoreResult {
@@ -821,10 +827,26 @@ export async function restoreTenant(opts: RestoreTenantOptions): Promise<Restore
           log(`restore ${last.id} of ${opts.subdomain} to the same target was finished`);
           return toResult(last.record);
         }
+        const latest = opts.oncePerTarget ? await latestRestore(reg, opts.subdomain) : undefined;
+        if (
+          latest?.state === "done" &&
+          sameTarget(latest.target, opts.target, latest.targetLsn, opts.snapshotLsn)
+        ) {
+          log(`restore ${latest.id} of ${opts.subdomain} to this target is done; not restoring again`);
+          return toResult(latest);
+        }
         return runRestore(admin, reg, opts, log);
       }),
     ),
   );
+}
+
+async function latestRestore(reg: Client, subdomain: string): Promise<RestoreRecord | undefined> {
+  const r = await reg.query<RestoreRow>(
+    `SELECT ${ROW_COLUMNS} FROM restores WHERE subdomain = $1 ORDER BY started_at DESC, id DESC LIMIT 1`,
+    [subdomain],
+  );
+  return r.rows[0] ? toRecord(r.rows[0]) : undefined;
 }
 
 async function runRestore(

@@ -445,6 +445,15 @@ describe("time and LSN targets", () => {
     expect(canLogin).toBe(false);
     expect(await inClosedDb(t.database, digests)).toEqual(atLsn);
     await expectNoLeftovers(t);
+
+    // The Kubernetes Job re-run (a replaced Job) with the same target: done already, nothing rolled back.
+    await inClosedDb(t.database, (c) =>
+      c.query("UPDATE res_partner SET name = 'after the restore' WHERE id = 1"),
+    );
+    const later = await inClosedDb(t.database, digests);
+    const again = await restoreTenant({ ...restoreOpts(t, { lsn }), oncePerTarget: true });
+    expect(again).toMatchObject({ id: r.id, state: "done" });
+    expect(await inClosedDb(t.database, digests)).toEqual(later);
   });
 });
 
