@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
-import type { RouterTenant } from "../lib/router/config";
+import type { RouterTenant, RouterTls } from "../lib/router/config";
 import type * as RouterLib from "../lib/router";
 import type * as RouterProvider from "../lib/router/provider";
 import type { LocalRouterInputs, LocalRouterOutputs } from "../lib/router/provider";
@@ -31,6 +31,8 @@ export interface LocalRouterArgs {
   listenAddress?: pulumi.Input<string>;
   /** The port clients reach the router at, when it differs from `port` (a port mapping). */
   publicPort?: pulumi.Input<number>;
+  /** HTTPS on `tls.port` with this certificate; the HTTP port then redirects tenants there. */
+  tls?: pulumi.Input<RouterTls>;
 }
 
 export type { LocalRouterInputs, LocalRouterOutputs };

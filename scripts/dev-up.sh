@@ -7,6 +7,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=env.sh
 source "$repo/scripts/env.sh"
 cd "$repo"
+# The router's self-signed certificate (platform.routerTls in Pulumi.dev.yaml): made once, then reused.
+node bin/infra/automation/dev-certificate.js --stack dev
 node bin/infra/automation/run.js up --stack dev --refresh
 echo
 echo "Tenants of the dev stack (their dsn: pulumi stack output --stack dev --show-secrets tenants):"

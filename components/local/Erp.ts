@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { OdooConfig } from "../../infra/config/odoo";
-import type { TenantConfig } from "../../infra/config/schema";
+import type { PlatformConfig, TenantConfig } from "../../infra/config/schema";
 import { ErpRole } from "../../dynamic-providers/erpRole";
 import { LocalOdooConfig } from "../../dynamic-providers/localOdooConfig";
 import { LocalRouter } from "../../dynamic-providers/localRouter";
@@ -91,7 +91,7 @@ export class LocalErp extends pulumi.ComponentResource {
       roleName: string;
       password: pulumi.Output<string>;
     }[],
-    platform: { domain: string; routerPort: number; odooHttp: string; odooWebsocket: string },
+    platform: RoutedPlatform,
     dependsOn: pulumi.Resource[],
   ): LocalRouter {
     const entries: pulumi.Output<ErpTenant>[] = tenants.map((t) =>
@@ -117,7 +117,7 @@ export class LocalErp extends pulumi.ComponentResource {
 
   private routeTenants(
     tenants: readonly TenantConfig[],
-    platform: { domain: string; routerPort: number; odooHttp: string; odooWebsocket: string },
+    platform: RoutedPlatform,
     dependsOn: pulumi.Resource[],
   ): LocalRouter {
     return new LocalRouter(
@@ -129,11 +129,18 @@ export class LocalErp extends pulumi.ComponentResource {
         odooHttp: platform.odooHttp,
         odooWebsocket: platform.odooWebsocket,
         tenants: tenants.map((t) => ({ subdomain: t.subdomain, state: t.state, preview: t.preview })),
+        ...(platform.routerTls ? { tls: platform.routerTls } : {}),
       },
       { parent: this, dependsOn },
     );
   }
 }
+
+/** The platform settings the router is made from (`routerTls` files absolute). */
+type RoutedPlatform = Pick<
+  PlatformConfig,
+  "domain" | "routerPort" | "odooHttp" | "odooWebsocket" | "routerTls"
+>;
 
 /** The port of a "host:port" setting. */
 function portOf(hostPort: string): number {

@@ -6,6 +6,8 @@ import { tenantNames } from "../Tenant";
 import { PlatformComponent, type PlatformArgs } from "./platform";
 import { declareTemplates } from "./templates";
 import { declareTenants } from "./tenants";
+import { routerUrl } from "../../lib/router/config";
+import type { PlatformConfig } from "../../infra/config/schema";
 
 /**
  * The local target: a PostgreSQL 15 cluster with its pgBackRest repository and scheduler under the
@@ -66,7 +68,7 @@ export class LocalPlatform extends PlatformComponent {
       erpRole: erp.role.roleName,
       templates,
       dependsOn: [erp.role],
-      url: (subdomain) => `http://${subdomain}.${platform.domain}:${platform.routerPort}/`,
+      url: (subdomain) => tenantUrl(subdomain, platform),
       site: () => ({
         kind: "local",
         filestoreRoot: path.join(stateDir, "filestore"),
@@ -84,11 +86,26 @@ export class LocalPlatform extends PlatformComponent {
         ...tenantNames(t.config.subdomain),
         password: t.rolePassword,
       })),
-      platform,
+      {
+        ...platform,
+        routerTls: platform.routerTls && {
+          ...platform.routerTls,
+          certFile: path.resolve(args.projectDir, platform.routerTls.certFile),
+          keyFile: path.resolve(args.projectDir, platform.routerTls.keyFile),
+        },
+      },
       declared,
     );
     this.router = { url: router.url, nginxConfig: router.nginxConfig, odooConfig: erp.odooConfig };
     this.postgres = { host: cluster.host, port: cluster.port, adminDsn: pulumi.secret(cluster.adminDsn) };
     this.registerOutputs({});
   }
+}
+
+/** A tenant's URL on the local router: https on the TLS port when the router has TLS. */
+function tenantUrl(subdomain: string, platform: PlatformConfig): string {
+  const host = `${subdomain}.${platform.domain}`;
+  return platform.routerTls
+    ? routerUrl(host, platform.routerTls.port, "https")
+    : routerUrl(host, platform.routerPort);
 }

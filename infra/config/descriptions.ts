@@ -38,6 +38,16 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
       "local: directory of the cluster, backup repository, router, scheduler and filestores; relative to the project directory.",
     postgresPort: "local: the cluster's TCP port.",
     routerPort: "local: nginx's port (tenant URLs). Must differ from `postgresPort`.",
+    routerTls:
+      "local: HTTPS on the router with a wildcard certificate; the HTTP port then redirects tenants' hosts to HTTPS. Absent: plain HTTP.",
+    "routerTls.certFile":
+      "PEM certificate (chain) naming every tenant host (`*.<domain>`); relative to the project directory. Checked at preview.",
+    "routerTls.keyFile":
+      "PEM private key of `certFile`, unencrypted; checked against the certificate at preview.",
+    "routerTls.port":
+      "nginx's HTTPS port (tenant URLs become `https://<sub>.<domain>:<port>/`; 443 drops it).",
+    "routerTls.hstsMaxAgeSeconds":
+      "`Strict-Transport-Security: max-age` (with `includeSubDomains`) on every HTTPS answer; 0 tells browsers to forget it.",
     odooHttp: "Where the router sends a tenant's requests (the ERP's HTTP port).",
     odooWebsocket: "Where the router sends `/websocket` (the ERP's gevent port).",
     archiveTimeoutSeconds:

@@ -66,6 +66,13 @@ export interface BackupScheduleConfig {
 }
 export type RestoreTarget = { snapshot: string } | { time: string } | { lsn: string };
 
+export interface RouterTlsConfig {
+  certFile: string;
+  keyFile: string;
+  port: number;
+  hstsMaxAgeSeconds: number;
+}
+
 export interface PlatformConfig {
   target: Target;
   domain: string;
@@ -73,6 +80,8 @@ export interface PlatformConfig {
   stateDir: string;
   postgresPort: number;
   routerPort: number;
+  /** local: HTTPS on the router (absent: plain HTTP). Relative files are relative to the working directory. */
+  routerTls?: RouterTlsConfig;
   /** `host:port` of Odoo's HTTP port. */
   odooHttp: string;
   /** `host:port` of Odoo's gevent (websocket) port. */
@@ -171,6 +180,7 @@ export const RULES = {
   undoRetentionDays: "must be an integer from 1 to 3650 (days)",
   port: "must be an integer from 1 to 65535",
   archiveTimeout: "must be an integer from 1 to 3600 (seconds)",
+  hstsMaxAge: "must be an integer from 0 to 2147483647 (seconds)",
   retentionFull: "must be an integer from 1 to 9999999 (full backups kept)",
   retentionDays: "must be an integer from 0 to 36500 (days)",
   boolean: BOOLEAN_RULE,
@@ -311,6 +321,7 @@ export const PLATFORM_KEYS = [
   "stateDir",
   "postgresPort",
   "routerPort",
+  "routerTls",
   "odooHttp",
   "odooWebsocket",
   "archiveTimeoutSeconds",
@@ -331,6 +342,15 @@ export const platformSchema = strictMap(
     stateDir: text().default(".loomworks"),
     postgresPort: portSchema.default(15432),
     routerPort: portSchema.default(8080),
+    routerTls: strictMap(
+      {
+        certFile: text(),
+        keyFile: text(),
+        port: portSchema.default(8443),
+        hstsMaxAgeSeconds: integer(0, 2_147_483_647, RULES.hstsMaxAge).default(31_536_000),
+      },
+      "must be a map of router TLS settings (certFile, keyFile, port, hstsMaxAgeSeconds)",
+    ).optional(),
     odooHttp: hostPortSchema.default("127.0.0.1:8069"),
     odooWebsocket: hostPortSchema.default("127.0.0.1:8072"),
     archiveTimeoutSeconds: integer(1, 3600, RULES.archiveTimeout).default(60),
@@ -382,6 +402,17 @@ export const platformSchema = strictMap(
         path: ["kubernetes"],
         message: "is required when target is kubernetes (image, proxy, tls, filestore, ...)",
         params: { noGot: true } satisfies IssueParams,
+      });
+    }
+    const httpsPort = isPlainObject(v.routerTls)
+      ? peek(portSchema.default(8443), v.routerTls.port)
+      : undefined;
+    if (httpsPort !== undefined && (httpsPort === routerPort || httpsPort === postgresPort)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["routerTls", "port"],
+        message: `must differ from routerPort and postgresPort (${routerPort}, ${postgresPort})`,
+        params: { got: httpsPort } satisfies IssueParams,
       });
     }
     if (postgresPort !== undefined && postgresPort === routerPort) {

@@ -48,6 +48,8 @@ export const ROUTER_TENANT_STATES = ["active", "suspended", "archived", "restori
 export type RouterTenantState = (typeof ROUTER_TENANT_STATES)[number];
 export const DEFAULT_LISTEN_ADDRESS = "127.0.0.1";
 export const DEFAULT_CLIENT_MAX_BODY_SIZE = "128m";
+/** One year: what HSTS preload lists ask for. */
+export const DEFAULT_HSTS_MAX_AGE = 31_536_000;
 
 export interface RouterTenant {
   /** The tenant's subdomain = its database name. */
@@ -85,6 +87,22 @@ export interface RouterOptions {
   workerProcesses?: number | "auto";
   /** `client_max_body_size` (default 128m: attachment uploads). */
   clientMaxBodySize?: string;
+  /** HTTPS on `tls.port`; the HTTP port then redirects tenants' hosts there. Absent: plain HTTP only. */
+  tls?: RouterTls;
+}
+
+/** The router's HTTPS listener (a wildcard certificate for `*.<domain>`). */
+export interface RouterTls {
+  /** PEM certificate (chain) file, absolute. */
+  certFile: string;
+  /** PEM private key file of that certificate, absolute. */
+  keyFile: string;
+  /** TCP port nginx listens on for HTTPS. */
+  port: number;
+  /** The port clients use for HTTPS (default: `port`); the redirects point there. */
+  publicPort?: number;
+  /** `Strict-Transport-Security` max-age in seconds (default DEFAULT_HSTS_MAX_AGE; 0 tells browsers to forget). */
+  hstsMaxAgeSeconds?: number;
 }
 
 /** Where the router keeps its files. All absolute. */
@@ -129,9 +147,13 @@ export function routerPaths(stateDir: string): RouterPaths {
   };
 }
 
-/** The router's base URL: `http://<domain>:<port>/` (tenants: `http://<sub>.<domain>:<port>/`). */
-export function routerUrl(domain: string, port: number): string {
-  return port === 80 ? `http://${domain}/` : `http://${domain}:${port}/`;
+/**
+ * The router's base URL: `http://<domain>:<port>/` (tenants: `http://<sub>.<domain>:<port>/`), or
+ * `https://...` with the default port 443 when `scheme` is https.
+ */
+export function routerUrl(domain: string, port: number, scheme: "http" | "https" = "http"): string {
+  const defaultPort = scheme === "https" ? 443 : 80;
+  return port === defaultPort ? `${scheme}://${domain}/` : `${scheme}://${domain}:${port}/`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,6 +171,8 @@ const LABEL_ANY_CASE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const MAX_HOST_LENGTH = 253;
 /** Characters a path may have in the configuration (quoted there): no `"`, `$`, `\`, `;`, braces, `#`. */
 const SAFE_PATH = /^\/[A-Za-z0-9 _./@+,:=~%-]*$/;
+const SAFE_PATH_RULE =
+  'may contain only letters, digits, spaces and _ . / @ + , : = ~ % - (no " $ \\ ; { } #)';
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const BODY_SIZE = /^[1-9][0-9]{0,5}[kKmMgG]?$/;
 
@@ -199,7 +223,7 @@ export function routerOptionsProblems(o: RouterOptions): RouterProblem[] {
   if (typeof o.stateDir !== "string" || !path.isAbsolute(o.stateDir)) {
     add("stateDir", "must be an absolute path");
   } else if (!SAFE_PATH.test(path.resolve(o.stateDir))) {
-    add("stateDir", 'may contain only letters, digits, spaces and _ . / @ + , : = ~ % - (no " $ \\ ; { } #)');
+    add("stateDir", SAFE_PATH_RULE);
   }
   const domainOk = typeof o.domain === "string" && isDnsName(o.domain, false);
   if (!domainOk) {
@@ -234,6 +258,7 @@ export function routerOptionsProblems(o: RouterOptions): RouterProblem[] {
     add("clientMaxBodySize", "must be a size such as 128m");
   }
   if (o.previews !== undefined && typeof o.previews !== "boolean") add("previews", "must be true or false");
+  if (o.tls !== undefined) problems.push(...tlsOptionProblems(o.tls, o.port));
   if (!Array.isArray(o.tenants)) {
     add("tenants", "must be a list");
     return problems;
@@ -275,6 +300,29 @@ export function routerOptionsProblems(o: RouterOptions): RouterProblem[] {
       }
     }
   });
+  return problems;
+}
+
+function tlsOptionProblems(tls: RouterTls, httpPort: number): RouterProblem[] {
+  const problems: RouterProblem[] = [];
+  const add = (property: string, reason: string): void => {
+    problems.push({ property: `tls.${property}`, reason });
+  };
+  for (const key of ["certFile", "keyFile"] as const) {
+    const file = tls[key];
+    if (typeof file !== "string" || !path.isAbsolute(file)) add(key, "must be an absolute path");
+    else if (!SAFE_PATH.test(file)) {
+      add(key, SAFE_PATH_RULE);
+    }
+  }
+  if (!isPort(tls.port)) add("port", "must be an integer 1-65535");
+  else if (tls.port === httpPort) add("port", `must differ from the HTTP port (both are ${httpPort})`);
+  if (tls.publicPort !== undefined && !isPort(tls.publicPort))
+    add("publicPort", "must be an integer 1-65535");
+  const maxAge = tls.hstsMaxAgeSeconds;
+  if (maxAge !== undefined && !(Number.isInteger(maxAge) && maxAge >= 0 && maxAge <= 2 ** 31 - 1)) {
+    add("hstsMaxAgeSeconds", "must be an integer 0-2147483647");
+  }
   return problems;
 }
 
@@ -368,9 +416,33 @@ export function routerConfigHash(text: string, pages?: Record<string, string>): 
   return h.digest("hex");
 }
 
-/** `$host` or `$host:<port>`: the host the ERP is told it was reached at (never the client's header). */
-function forwardedHost(publicPort: number): string {
-  return publicPort === 80 ? "$host" : `$host:${publicPort}`;
+/**
+ * `$host` or `$host:<port>`: the host the ERP is told it was reached at (never the client's header),
+ * and the host HTTP requests are redirected to. The port is left out when it is the scheme's default.
+ */
+function forwardedHost(publicPort: number, defaultPort = 80): string {
+  return publicPort === defaultPort ? "$host" : `$host:${publicPort}`;
+}
+
+/** The configuration lines of the HTTPS listener. */
+function tlsLines(
+  tls: RouterTls,
+  address: string,
+  domain: string,
+): { listen: string; hsts: string; settings: string } {
+  const listen = `${address}:${tls.port} ssl`;
+  const maxAge = tls.hstsMaxAgeSeconds ?? DEFAULT_HSTS_MAX_AGE;
+  return {
+    listen,
+    // A wildcard certificate covers every tenant's subdomain: so does the policy.
+    hsts: `add_header Strict-Transport-Security "max-age=${maxAge}; includeSubDomains" always;`,
+    settings: renderTemplate(loadTemplate("nginx/tls-settings.conf.tmpl"), {
+      tlsListen: `${address}:${tls.port}`,
+      domain,
+      certFile: tls.certFile,
+      keyFile: tls.keyFile,
+    }).trimEnd(),
+  };
 }
 
 /** The nginx configuration for these options. Throws (naming each bad input) when they are invalid. */
@@ -394,24 +466,35 @@ export function renderRouterConfig(o: RouterOptions): RenderedRouterConfig {
     }
     serverNames.push(`        server_name ${routes.map((r) => r.host).join(" ")};`);
   }
-  const listen = `${o.listenAddress ?? DEFAULT_LISTEN_ADDRESS}:${o.port}`;
-  const publicPort = o.publicPort ?? o.port;
+  const address = o.listenAddress ?? DEFAULT_LISTEN_ADDRESS;
+  const listen = `${address}:${o.port}`;
+  const tls = o.tls && tlsLines(o.tls, address, o.domain);
+  const publicPort = o.tls ? (o.tls.publicPort ?? o.tls.port) : (o.publicPort ?? o.port);
   const mapHash = hashSizing(hosts);
   const serverNamesHash = hashSizing([...hosts, "_"]);
   const tenantServer =
     tenants.length === 0
       ? "\n    # No tenants declared: every host gets the 404 page.\n"
       : renderTemplate(loadTemplate("nginx/tenant-server.conf.tmpl"), {
-          listen,
+          tenantListen: tls ? tls.listen : listen,
+          hstsHeader: tls ? `\n        ${tls.hsts}` : "",
+          hstsHeaderInLocation: tls ? `\n            ${tls.hsts}` : "",
           serverNames: serverNames.join("\n"),
           odooHttp: o.odooHttp,
           odooWebsocket: o.odooWebsocket,
           maintenanceDir: paths.maintenanceDir,
           htmlDir: paths.htmlDir,
-          forwardedHost: forwardedHost(publicPort),
+          forwardedHost: forwardedHost(publicPort, o.tls ? 443 : 80),
           publicPort,
           strippedHeaders: nginxStripLines("            "),
-        });
+        }) +
+        (tls
+          ? renderTemplate(loadTemplate("nginx/tenant-redirect.conf.tmpl"), {
+              listen,
+              serverNames: serverNames.join("\n"),
+              redirectHost: forwardedHost(publicPort, 443),
+            })
+          : "");
   const text = renderTemplate(loadTemplate("nginx/nginx.conf.tmpl"), {
     tenantCount: tenants.length,
     hostCount: hosts.length,
@@ -433,6 +516,8 @@ export function renderRouterConfig(o: RouterOptions): RenderedRouterConfig {
     databaseMap: databaseMap.join("\n"),
     classMap: classMap.join("\n"),
     listen,
+    defaultTlsListen: tls ? `\n        listen ${tls.listen} default_server;` : "",
+    tlsSettings: tls ? tls.settings : "",
     tenantServer,
   });
   const pages = {

@@ -6,14 +6,17 @@
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { diffKeys } from "../pulumi/diff";
-import { isKnown } from "../pulumi/unknown";
+import { containsUnknown, isKnown } from "../pulumi/unknown";
 import {
   routerUrl,
   renderRouterConfig,
   routerOptionsProblems,
+  tenantRoutes,
   type RouterOptions,
   type RouterTenant,
+  type RouterTls,
 } from "./config";
+import { routerTlsFileProblems } from "./tlsFiles";
 import { applyConfig, configGeneration, liveConfigHash, routerStatus, withDefaultUser } from "./nginx";
 
 export interface LocalRouterInputs {
@@ -26,10 +29,12 @@ export interface LocalRouterInputs {
   previews?: boolean;
   listenAddress?: string;
   publicPort?: number;
+  /** HTTPS (certificate, key, port, HSTS); absent: plain HTTP. */
+  tls?: RouterTls;
 }
 
 export interface LocalRouterOutputs extends LocalRouterInputs {
-  /** `http://<domain>:<port>/`: tenants are at `http://<sub>.<domain>:<port>/`. */
+  /** `http(s)://<domain>:<port>/`: tenants are at `http(s)://<sub>.<domain>:<port>/`. */
   url: string;
   /** Path of the nginx configuration that runs. */
   nginxConfig: string;
@@ -53,6 +58,7 @@ const INPUT_KEYS = [
   "previews",
   "listenAddress",
   "publicPort",
+  "tls",
 ] as const;
 
 function routerOptions(inputs: LocalRouterInputs): RouterOptions {
@@ -77,8 +83,16 @@ export function checkLocalRouter(news: LocalRouterInputs): pulumi.dynamic.CheckF
     [news.stateDir, news.port, news.domain, news.odooHttp, news.odooWebsocket].every(isKnown) &&
     Array.isArray(news.tenants) &&
     news.tenants.every((t) => isKnown(t?.subdomain) && isKnown(t?.state));
-  if (!allKnown) return [];
-  return routerOptionsProblems(routerOptions(news)).map((p) => ({
+  if (!allKnown || containsUnknown(news.tls)) return [];
+  const options = routerOptions(news);
+  const problems = routerOptionsProblems(options);
+  if (problems.length === 0 && options.tls) {
+    const hosts = options.tenants.flatMap((t) =>
+      tenantRoutes(t, options.domain, options.previews).map((r) => r.host),
+    );
+    problems.push(...routerTlsFileProblems(options.tls, hosts));
+  }
+  return problems.map((p) => ({
     property: p.property.replace(/\[\d+\].*$/, ""),
     reason: `${p.property}: ${p.reason}`,
   }));
@@ -130,7 +144,9 @@ export async function applyLocalRouter(
   );
   return {
     ...inputsOf(inputs),
-    url: routerUrl(inputs.domain, inputs.publicPort ?? inputs.port),
+    url: inputs.tls
+      ? routerUrl(inputs.domain, inputs.tls.publicPort ?? inputs.tls.port, "https")
+      : routerUrl(inputs.domain, inputs.publicPort ?? inputs.port),
     nginxConfig: result.configFile,
     running: true,
     pid: result.pid,

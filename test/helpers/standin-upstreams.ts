@@ -14,6 +14,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import * as http from "node:http";
 import * as net from "node:net";
+import * as tls from "node:tls";
 
 export interface RecordedRequest {
   /** Which stand-in received it: "http" or "websocket". */
@@ -291,9 +292,16 @@ export interface WebsocketExchange {
   body: string;
 }
 
+/** TLS for websocketExchange: the CA to verify the server with and the name to ask for (SNI). */
+export interface ClientTls {
+  ca: string;
+  servername: string;
+}
+
 /**
  * Minimal WebSocket client: handshake on `pathname` with `Host: host`, one masked text frame,
- * one frame back, then a close frame.
+ * one frame back, then a close frame. Over TLS when `clientTls` is given (the server's
+ * certificate must verify against its CA).
  */
 export function websocketExchange(
   port: number,
@@ -302,6 +310,7 @@ export function websocketExchange(
   message: string,
   extraHeaders: string[] = [],
   timeoutMs = 10_000,
+  clientTls?: ClientTls,
 ): Promise<WebsocketExchange> {
   const key = randomBytes(16).toString("base64");
   const request = [
@@ -316,7 +325,10 @@ export function websocketExchange(
     "",
   ].join("\r\n");
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1", () => socket.write(request));
+    const onConnect = (): void => void socket.write(request);
+    const socket = clientTls
+      ? tls.connect({ port, host: "127.0.0.1", ...clientTls }, onConnect)
+      : net.connect(port, "127.0.0.1", onConnect);
     let buf: Buffer = Buffer.alloc(0);
     let head: { status: number; headers: Record<string, string> } | undefined;
     let settled = false;

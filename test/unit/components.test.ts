@@ -222,6 +222,7 @@ describe("LocalPlatform (two tenants)", () => {
         { subdomain: "globex", state: "suspended", preview: false },
       ],
     });
+    expect(plain(inputs)).not.toHaveProperty("tls");
   });
 
   it("schedules the quota check with the undo log retention", () => {
@@ -375,6 +376,30 @@ describe("the platform of each target: other configurations", () => {
     expect(regs.some((r) => r.name.includes("builder"))).toBe(false);
     expect(regs.filter((r) => r.type === `${DYNAMIC}TenantDatabase`)).toEqual([]);
     expect(platform.tenants).toEqual({});
+  });
+
+  it("gives the local router routerTls with absolute files, and the tenants https URLs", async () => {
+    const [platform, regs] = await build(
+      "tls",
+      parseStackConfig({
+        platform: {
+          domain: "loom.test",
+          routerTls: { certFile: "var/tls/router.crt", keyFile: "/etc/tls/router.key", port: 9443 },
+          templates: { default: { fromDump: "test/fixtures/odoo-shaped/template.sql" } },
+        },
+        tenants: { acme: { tier: "pro", adminEmail: "boss@acme.example" } },
+      }),
+    );
+    expect(plain(only(regs, `${DYNAMIC}LocalRouter`, "router").inputs)).toMatchObject({
+      port: 8080,
+      tls: {
+        certFile: path.join(projectDir, "var/tls/router.crt"),
+        keyFile: "/etc/tls/router.key",
+        port: 9443,
+        hstsMaxAgeSeconds: 31_536_000,
+      },
+    });
+    expect(platform.tenants.acme.url).toBe("https://acme.loom.test:9443/");
   });
 
   it("builds the kubernetes target: the ERP workload and its routing, no local cluster", async () => {

@@ -1,0 +1,264 @@
+/**
+ * The local router with TLS in a real nginx, asked by curl: a throw-away CA signs a wildcard
+ * certificate for *.loomworks.test (curl --cacert verifies it; --resolve sends the names to
+ * 127.0.0.1), the ERP is the recording stand-in of test/helpers/standin-upstreams.ts. Also the
+ * dev stack's self-signed certificate (lib/router/devCertificate.ts) served and verified the same way.
+ */
+import { promises as fs, statSync } from "node:fs";
+import * as path from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { runCommand } from "../../lib/process/run";
+import {
+  applyRouter,
+  setRouterMaintenance,
+  stopRouter,
+  type RouterOptions,
+  type RouterTenant,
+} from "../../lib/router";
+import { ensureDevCertificate } from "../../lib/router/devCertificate";
+import { makeStateDir } from "../helpers/cluster";
+import { freePort } from "../helpers/ports";
+import {
+  headerValues,
+  startStandinHttp,
+  startStandinWebsocket,
+  websocketExchange,
+  type Standin,
+} from "../helpers/standin-upstreams";
+import { makeTestCertificates, type TestCertificates } from "../helpers/test-certificates";
+
+const DOMAIN = "loomworks.test";
+const HSTS_MAX_AGE = 600;
+const TENANTS: RouterTenant[] = [
+  { subdomain: "t1", state: "active" },
+  { subdomain: "t2", state: "active" },
+  { subdomain: "paused", state: "suspended" },
+];
+
+let stateDir: string;
+let httpPort: number;
+let httpsPort: number;
+let certs: TestCertificates;
+let erpHttp: Standin;
+let erpWs: Standin;
+const stateDirs: string[] = [];
+
+interface CurlResult {
+  /** curl's exit code: 0, or e.g. 60 when the certificate does not verify. */
+  code: number;
+  status: number;
+  /** Header names lowercased. */
+  headers: Record<string, string>;
+  body: string;
+  stderr: string;
+}
+
+/** One request with curl (HTTP/1.1, redirects not followed); every host resolves to 127.0.0.1. */
+async function curl(url: string, opts: { cacert?: string; port?: number } = {}): Promise<CurlResult> {
+  const { hostname, port } = new URL(url);
+  const args = ["-sS", "-i", "--http1.1", "--max-time", "10", "--resolve", `${hostname}:${port}:127.0.0.1`];
+  if (opts.cacert) args.push("--cacert", opts.cacert);
+  const r = await runCommand("curl", [...args, url]).catch((err: Error) => {
+    throw new Error(`curl is not installed (${err.message}): apt-get install curl`);
+  });
+  const split = r.stdout.indexOf("\r\n\r\n");
+  const head = split >= 0 ? r.stdout.slice(0, split) : r.stdout;
+  const lines = head.split("\r\n");
+  const headers: Record<string, string> = {};
+  for (const line of lines.slice(1)) {
+    const i = line.indexOf(":");
+    if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
+  }
+  return {
+    code: r.code,
+    status: Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0])?.[1] ?? NaN),
+    headers,
+    body: split >= 0 ? r.stdout.slice(split + 4) : "",
+    stderr: r.stderr,
+  };
+}
+
+const httpsUrl = (sub: string, pathname = "/"): string => `https://${sub}.${DOMAIN}:${httpsPort}${pathname}`;
+const httpUrl = (sub: string, pathname = "/"): string => `http://${sub}.${DOMAIN}:${httpPort}${pathname}`;
+
+function options(overrides: Partial<RouterOptions> = {}): RouterOptions {
+  return {
+    stateDir,
+    domain: DOMAIN,
+    port: httpPort,
+    odooHttp: `127.0.0.1:${erpHttp.port}`,
+    odooWebsocket: `127.0.0.1:${erpWs.port}`,
+    tenants: TENANTS,
+    workerProcesses: 1,
+    tls: {
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
+      port: httpsPort,
+      hstsMaxAgeSeconds: HSTS_MAX_AGE,
+    },
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  erpHttp = await startStandinHttp();
+  erpWs = await startStandinWebsocket();
+  stateDir = await makeStateDir("loomworks-router-tls-it-");
+  stateDirs.push(stateDir);
+  certs = await makeTestCertificates(path.join(stateDir, "certs"), [`*.${DOMAIN}`]);
+  httpPort = await freePort();
+  httpsPort = await freePort();
+  expect((await applyRouter(options())).action).toBe("started");
+});
+
+afterAll(async () => {
+  for (const dir of stateDirs) {
+    await stopRouter(dir).catch(() => undefined);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  await erpHttp?.close();
+  await erpWs?.close();
+});
+
+beforeEach(() => {
+  erpHttp.reset();
+  erpWs.reset();
+});
+
+describe("HTTPS with the wildcard certificate", () => {
+  it("serves a tenant over HTTPS with a certificate curl verifies against the CA, and HSTS", async () => {
+    const res = await curl(httpsUrl("t1", "/web/login?db=x"), { cacert: certs.caFile });
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ standin: "erp-http" });
+    expect(res.headers["strict-transport-security"]).toBe(`max-age=${HSTS_MAX_AGE}; includeSubDomains`);
+  });
+
+  it("is refused by curl without the CA (the certificate really is checked)", async () => {
+    const res = await curl(httpsUrl("t1"));
+    expect(res.code).toBe(60); // CURLE_PEER_FAILED_VERIFICATION
+    expect(erpHttp.requests).toHaveLength(0);
+  });
+
+  it("tells the ERP the request came over https on the HTTPS port", async () => {
+    const res = await curl(httpsUrl("t2", "/odoo"), { cacert: certs.caFile });
+    expect(res.status).toBe(200);
+    expect(erpHttp.requests).toHaveLength(1);
+    const req = erpHttp.requests[0];
+    expect(headerValues(req, "x-forwarded-proto")).toEqual(["https"]);
+    expect(headerValues(req, "x-forwarded-port")).toEqual([String(httpsPort)]);
+    expect(headerValues(req, "x-forwarded-host")).toEqual([`t2.${DOMAIN}:${httpsPort}`]);
+    expect(headerValues(req, "host")).toEqual([`t2.${DOMAIN}:${httpsPort}`]);
+    expect(headerValues(req, "x-odoo-dbfilter")).toEqual(["^t2$"]);
+  });
+
+  it("upgrades /websocket over TLS to the ERP's WebSocket port, forwarded proto https", async () => {
+    const ex = await websocketExchange(
+      httpsPort,
+      `t1.${DOMAIN}:${httpsPort}`,
+      "/websocket?version=18.0",
+      "over tls",
+      [],
+      10_000,
+      { ca: await fs.readFile(certs.caFile, "utf8"), servername: `t1.${DOMAIN}` },
+    );
+    expect(ex.status).toBe(101);
+    expect(ex.acceptValid).toBe(true);
+    expect(ex.reply).toBe("echo:over tls");
+    expect(erpWs.requests).toHaveLength(1);
+    expect(headerValues(erpWs.requests[0], "x-forwarded-proto")).toEqual(["https"]);
+  });
+
+  it("answers a suspended tenant and a tenant under maintenance 503 over HTTPS, with HSTS", async () => {
+    const suspended = await curl(httpsUrl("paused"), { cacert: certs.caFile });
+    expect(suspended.status).toBe(503);
+    expect(suspended.headers["strict-transport-security"]).toBe(`max-age=${HSTS_MAX_AGE}; includeSubDomains`);
+    await setRouterMaintenance(stateDir, "t1", true);
+    try {
+      const res = await curl(httpsUrl("t1"), { cacert: certs.caFile });
+      expect(res.status).toBe(503);
+      expect(res.body).toContain("loomworks-router: 503 tenant unavailable");
+      expect(res.headers["strict-transport-security"]).toBe(`max-age=${HSTS_MAX_AGE}; includeSubDomains`);
+      expect(res.headers["retry-after"]).toBe("120");
+    } finally {
+      await setRouterMaintenance(stateDir, "t1", false);
+    }
+    expect(erpHttp.requests).toHaveLength(0);
+  });
+
+  it("answers an unknown host 404 over HTTPS without proxying", async () => {
+    const res = await curl(httpsUrl("nobody"), { cacert: certs.caFile });
+    expect(res.status).toBe(404);
+    expect(res.body).toContain("loomworks-router: 404 unknown host");
+    expect(erpHttp.requests).toHaveLength(0);
+  });
+});
+
+describe("plain HTTP when TLS is on", () => {
+  it("redirects a tenant's host to the same host and URI over HTTPS (308), without HSTS", async () => {
+    const res = await curl(httpUrl("t1", "/web/login?redirect=%2Fodoo&x=1"));
+    expect(res.status).toBe(308);
+    expect(res.headers.location).toBe(`https://t1.${DOMAIN}:${httpsPort}/web/login?redirect=%2Fodoo&x=1`);
+    expect(res.headers["strict-transport-security"]).toBeUndefined();
+    expect(erpHttp.requests).toHaveLength(0);
+  });
+
+  it("still answers an unknown host 404, never a redirect", async () => {
+    const res = await curl(httpUrl("nobody", "/x"));
+    expect(res.status).toBe(404);
+    expect(res.headers.location).toBeUndefined();
+    expect(res.body).toContain("loomworks-router: 404 unknown host");
+  });
+
+  it("leaves the port out of the redirect when the public HTTPS port is 443", async () => {
+    const dir = await makeStateDir("loomworks-router-tls-443-");
+    stateDirs.push(dir);
+    const port = await freePort();
+    const tls = { ...options().tls!, port: await freePort(), publicPort: 443 };
+    await applyRouter(options({ stateDir: dir, port, tls }));
+    const res = await curl(`http://t2.${DOMAIN}:${port}/a?b=c`);
+    expect(res.status).toBe(308);
+    expect(res.headers.location).toBe(`https://t2.${DOMAIN}/a?b=c`);
+  });
+});
+
+describe("the dev stack's self-signed certificate", () => {
+  it("is made once (key 0600), reused, served by nginx and verified by curl against itself", async () => {
+    const dir = await makeStateDir("loomworks-router-devcert-");
+    stateDirs.push(dir);
+    const certFile = path.join(dir, "tls", "router.crt");
+    const keyFile = path.join(dir, "tls", "router.key");
+    const hosts = [`t1.${DOMAIN}`, `t2.${DOMAIN}`];
+    const first = await ensureDevCertificate({ certFile, keyFile, domain: DOMAIN, hosts });
+    expect(first.action).toBe("created");
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+    const pem = await fs.readFile(certFile, "utf8");
+    expect((await ensureDevCertificate({ certFile, keyFile, domain: DOMAIN, hosts })).action).toBe("reused");
+    expect(await fs.readFile(certFile, "utf8")).toBe(pem);
+
+    const port = await freePort();
+    const tls = { certFile, keyFile, port: await freePort() };
+    await applyRouter(options({ stateDir: dir, port, tls }));
+    const res = await curl(`https://t1.${DOMAIN}:${tls.port}/`, { cacert: certFile });
+    expect(res.stderr).toBe("");
+    expect(res.status).toBe(200);
+    expect(res.headers["strict-transport-security"]).toBe("max-age=31536000; includeSubDomains");
+  });
+
+  it("is made again when a host it does not name is asked for", async () => {
+    const dir = await makeStateDir("loomworks-router-devcert2-");
+    stateDirs.push(dir);
+    const certFile = path.join(dir, "router.crt");
+    const keyFile = path.join(dir, "router.key");
+    await ensureDevCertificate({ certFile, keyFile, domain: "localhost", hosts: ["acme.localhost"] });
+    const again = await ensureDevCertificate({
+      certFile,
+      keyFile,
+      domain: "localhost",
+      hosts: ["acme.localhost", "globex.localhost"],
+    });
+    expect(again.action).toBe("created");
+    expect(again.reason).toContain("globex.localhost");
+  });
+});
