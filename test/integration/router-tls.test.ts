@@ -8,23 +8,11 @@ import { promises as fs, statSync } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runCommand } from "../../lib/process/run";
-import {
-  applyRouter,
-  setRouterMaintenance,
-  stopRouter,
-  type RouterOptions,
-  type RouterTenant,
-} from "../../lib/router";
+import { applyRouter, setRouterMaintenance, type RouterOptions, type RouterTenant } from "../../lib/router";
 import { ensureDevCertificate } from "../../lib/router/devCertificate";
-import { makeStateDir } from "../helpers/cluster";
 import { freePort } from "../helpers/ports";
-import {
-  headerValues,
-  startStandinHttp,
-  startStandinWebsocket,
-  websocketExchange,
-  type Standin,
-} from "../helpers/standin-upstreams";
+import { startRouterBed, type RouterBed } from "../helpers/router-bed";
+import { headerValues, websocketExchange, type Standin } from "../helpers/standin-upstreams";
 import { makeTestCertificates, type TestCertificates } from "../helpers/test-certificates";
 
 const DOMAIN = "loomworks.test";
@@ -39,9 +27,9 @@ let stateDir: string;
 let httpPort: number;
 let httpsPort: number;
 let certs: TestCertificates;
+let bed: RouterBed;
 let erpHttp: Standin;
 let erpWs: Standin;
-const stateDirs: string[] = [];
 
 interface CurlResult {
   /** curl's exit code: 0, or e.g. 60 when the certificate does not verify. */
@@ -101,10 +89,9 @@ function options(overrides: Partial<RouterOptions> = {}): RouterOptions {
 }
 
 beforeAll(async () => {
-  erpHttp = await startStandinHttp();
-  erpWs = await startStandinWebsocket();
-  stateDir = await makeStateDir("loomworks-router-tls-it-");
-  stateDirs.push(stateDir);
+  bed = await startRouterBed();
+  ({ erpHttp, erpWs } = bed);
+  stateDir = await bed.newStateDir("loomworks-router-tls-it-");
   certs = await makeTestCertificates(path.join(stateDir, "certs"), [`*.${DOMAIN}`]);
   httpPort = await freePort();
   httpsPort = await freePort();
@@ -112,17 +99,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const dir of stateDirs) {
-    await stopRouter(dir).catch(() => undefined);
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-  await erpHttp?.close();
-  await erpWs?.close();
+  await bed?.close();
 });
 
 beforeEach(() => {
-  erpHttp.reset();
-  erpWs.reset();
+  bed.reset();
 });
 
 describe("HTTPS with the wildcard certificate", () => {
@@ -212,8 +193,7 @@ describe("plain HTTP when TLS is on", () => {
   });
 
   it("leaves the port out of the redirect when the public HTTPS port is 443", async () => {
-    const dir = await makeStateDir("loomworks-router-tls-443-");
-    stateDirs.push(dir);
+    const dir = await bed.newStateDir("loomworks-router-tls-443-");
     const port = await freePort();
     const tls = { ...options().tls!, port: await freePort(), publicPort: 443 };
     await applyRouter(options({ stateDir: dir, port, tls }));
@@ -225,8 +205,7 @@ describe("plain HTTP when TLS is on", () => {
 
 describe("the dev stack's self-signed certificate", () => {
   it("is made once (key 0600), reused, served by nginx and verified by curl against itself", async () => {
-    const dir = await makeStateDir("loomworks-router-devcert-");
-    stateDirs.push(dir);
+    const dir = await bed.newStateDir("loomworks-router-devcert-");
     const certFile = path.join(dir, "tls", "router.crt");
     const keyFile = path.join(dir, "tls", "router.key");
     const hosts = [`t1.${DOMAIN}`, `t2.${DOMAIN}`];
@@ -247,8 +226,7 @@ describe("the dev stack's self-signed certificate", () => {
   });
 
   it("is made again when a host it does not name is asked for", async () => {
-    const dir = await makeStateDir("loomworks-router-devcert2-");
-    stateDirs.push(dir);
+    const dir = await bed.newStateDir("loomworks-router-devcert2-");
     const certFile = path.join(dir, "router.crt");
     const keyFile = path.join(dir, "router.key");
     await ensureDevCertificate({ certFile, keyFile, domain: "localhost", hosts: ["acme.localhost"] });

@@ -25,14 +25,12 @@ import {
   type RouterTenant,
 } from "../../lib/router";
 import { STRIPPED_CLIENT_HEADERS } from "../../lib/router/forwarding";
-import { makeStateDir } from "../helpers/cluster";
 import { freePort } from "../helpers/ports";
+import { startRouterBed, type RouterBed } from "../helpers/router-bed";
 import {
   getWithHost,
   headerValues,
   rawRequest,
-  startStandinHttp,
-  startStandinWebsocket,
   websocketExchange,
   type RecordedRequest,
   type Standin,
@@ -50,7 +48,7 @@ let stateDir: string;
 let port: number;
 let erpHttp: Standin;
 let erpWs: Standin;
-const stateDirs: string[] = [];
+let bed: RouterBed;
 
 function options(overrides: Partial<RouterOptions> = {}): RouterOptions {
   return {
@@ -87,15 +85,13 @@ function expectRouterHeaders(req: RecordedRequest, db: string, reqHost = `${db}.
 }
 
 async function newStateDir(): Promise<string> {
-  const dir = await makeStateDir("loomworks-router-it-");
-  stateDirs.push(dir);
-  return dir;
+  return bed.newStateDir("loomworks-router-it-");
 }
 
 beforeAll(async () => {
   expect(await nginxVersion()).toMatch(/nginx\/\d+\.\d+/);
-  erpHttp = await startStandinHttp();
-  erpWs = await startStandinWebsocket();
+  bed = await startRouterBed();
+  ({ erpHttp, erpWs } = bed);
   stateDir = await newStateDir();
   port = await freePort();
   const result = await applyRouter(options());
@@ -103,17 +99,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const dir of stateDirs) {
-    await stopRouter(dir).catch(() => undefined);
-    await fs.rm(dir, { recursive: true, force: true });
-  }
-  await erpHttp?.close();
-  await erpWs?.close();
+  await bed?.close();
 });
 
 beforeEach(() => {
-  erpHttp.reset();
-  erpWs.reset();
+  bed.reset();
 });
 
 describe("active tenants", () => {

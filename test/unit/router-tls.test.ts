@@ -25,11 +25,11 @@ const TLS = {
   port: 8443,
 };
 const base: RouterOptions = {
-  stateDir: "/var/lib/loomworks",
+  stateDir: "/srv/loomworks",
   domain: "loom.test",
   port: 8080,
-  odooHttp: "127.0.0.1:8069",
-  odooWebsocket: "127.0.0.1:8072",
+  odooHttp: "erp.internal:8069",
+  odooWebsocket: "erp.internal:8072",
   tenants: [
     { subdomain: "acme", state: "active", preview: true },
     { subdomain: "globex", state: "suspended" },
