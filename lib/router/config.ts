@@ -103,6 +103,11 @@ export interface RouterTls {
   publicPort?: number;
   /** `Strict-Transport-Security` max-age in seconds (default DEFAULT_HSTS_MAX_AGE; 0 tells browsers to forget). */
   hstsMaxAgeSeconds?: number;
+  /**
+   * sha256 (hex) of the certificate and key files, written into the configuration as a comment so
+   * that a renewed certificate changes the configuration and `pulumi up` reloads nginx.
+   */
+  filesHash?: string;
 }
 
 /** Where the router keeps its files. All absolute. */
@@ -319,6 +324,9 @@ function tlsOptionProblems(tls: RouterTls, httpPort: number): RouterProblem[] {
   else if (tls.port === httpPort) add("port", `must differ from the HTTP port (both are ${httpPort})`);
   if (tls.publicPort !== undefined && !isPort(tls.publicPort))
     add("publicPort", "must be an integer 1-65535");
+  if (tls.filesHash !== undefined && !/^[0-9a-f]{64}$/.test(tls.filesHash)) {
+    add("filesHash", "must be a sha256 in hex");
+  }
   const maxAge = tls.hstsMaxAgeSeconds;
   if (maxAge !== undefined && !(Number.isInteger(maxAge) && maxAge >= 0 && maxAge <= 2 ** 31 - 1)) {
     add("hstsMaxAgeSeconds", "must be an integer 0-2147483647");
@@ -441,6 +449,7 @@ function tlsLines(
       domain,
       certFile: tls.certFile,
       keyFile: tls.keyFile,
+      filesHash: tls.filesHash ?? "not given",
     }).trimEnd(),
   };
 }

@@ -16,7 +16,7 @@ import {
   type RouterTenant,
   type RouterTls,
 } from "./config";
-import { routerTlsFileProblems } from "./tlsFiles";
+import { routerTlsFileProblems, routerTlsFilesHash } from "./tlsFiles";
 import { applyConfig, configGeneration, liveConfigHash, routerStatus, withDefaultUser } from "./nginx";
 
 export interface LocalRouterInputs {
@@ -61,8 +61,11 @@ const INPUT_KEYS = [
   "tls",
 ] as const;
 
+/** The router options of the inputs; with TLS, the hash of the certificate and key as they are now. */
 function routerOptions(inputs: LocalRouterInputs): RouterOptions {
-  return { ...inputsOf(inputs), tenants: inputs.tenants ?? [] };
+  const options: RouterOptions = { ...inputsOf(inputs), tenants: inputs.tenants ?? [] };
+  const filesHash = options.tls && routerTlsFilesHash(options.tls);
+  return filesHash ? { ...options, tls: { ...options.tls!, filesHash } } : options;
 }
 
 /** The inputs as given, without outputs a refresh may have merged in. */

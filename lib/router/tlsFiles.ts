@@ -5,7 +5,7 @@
  * one: TLS clients refuse a wildcard directly under a single-label domain such as `*.localhost`).
  * nginx itself would only say "cannot load certificate" at start or reload.
  */
-import { X509Certificate, createPrivateKey, type KeyObject } from "node:crypto";
+import { X509Certificate, createHash, createPrivateKey, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { RouterProblem, RouterTls } from "./config";
 
@@ -69,4 +69,15 @@ export function routerTlsFileProblems(
     }
   }
   return problems;
+}
+
+/** sha256 of the certificate and key files (RouterTls.filesHash), undefined when one cannot be read. */
+export function routerTlsFilesHash(tls: Pick<RouterTls, "certFile" | "keyFile">): string | undefined {
+  try {
+    const h = createHash("sha256");
+    for (const file of [tls.certFile, tls.keyFile]) h.update(readFileSync(file)).update("\0");
+    return h.digest("hex");
+  } catch {
+    return undefined;
+  }
 }

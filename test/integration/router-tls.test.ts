@@ -10,6 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runCommand } from "../../lib/process/run";
 import { applyRouter, setRouterMaintenance, type RouterOptions, type RouterTenant } from "../../lib/router";
 import { ensureDevCertificate } from "../../lib/router/devCertificate";
+import { applyLocalRouter, diffLocalRouter, type LocalRouterInputs } from "../../lib/router/provider";
 import { freePort } from "../helpers/ports";
 import { startRouterBed, type RouterBed } from "../helpers/router-bed";
 import { headerValues, websocketExchange, type Standin } from "../helpers/standin-upstreams";
@@ -200,6 +201,42 @@ describe("plain HTTP when TLS is on", () => {
     const res = await curl(`http://t2.${DOMAIN}:${port}/a?b=c`);
     expect(res.status).toBe(308);
     expect(res.headers.location).toBe(`https://t2.${DOMAIN}/a?b=c`);
+  });
+});
+
+describe("a renewed certificate", () => {
+  it("changes the provider's diff, and the update reloads nginx with it", async () => {
+    const dir = await bed.newStateDir("loomworks-router-renew-");
+    const first = await makeTestCertificates(path.join(dir, "first"), [`*.${DOMAIN}`]);
+    const renewed = await makeTestCertificates(path.join(dir, "renewed"), [`*.${DOMAIN}`]);
+    const tls = {
+      certFile: path.join(dir, "live.crt"),
+      keyFile: path.join(dir, "live.key"),
+      port: await freePort(),
+    };
+    await fs.copyFile(first.certFile, tls.certFile);
+    await fs.copyFile(first.keyFile, tls.keyFile);
+    const inputs: LocalRouterInputs = {
+      stateDir: dir,
+      port: await freePort(),
+      domain: DOMAIN,
+      odooHttp: `127.0.0.1:${erpHttp.port}`,
+      odooWebsocket: `127.0.0.1:${erpWs.port}`,
+      tenants: TENANTS,
+      tls,
+    };
+    const outs = await applyLocalRouter(inputs, () => undefined);
+    expect(outs.url).toBe(`https://${DOMAIN}:${tls.port}/`);
+    expect(diffLocalRouter(outs, inputs).changes).toBe(false);
+    const url = `https://t1.${DOMAIN}:${tls.port}/`;
+    expect((await curl(url, { cacert: first.caFile })).status).toBe(200);
+
+    await fs.copyFile(renewed.certFile, tls.certFile);
+    await fs.copyFile(renewed.keyFile, tls.keyFile);
+    expect(diffLocalRouter(outs, inputs).changes).toBe(true);
+    await applyLocalRouter(inputs, () => undefined);
+    expect((await curl(url, { cacert: renewed.caFile })).status).toBe(200);
+    expect((await curl(url, { cacert: first.caFile })).code).toBe(60);
   });
 });
 
