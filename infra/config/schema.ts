@@ -404,6 +404,17 @@ export const platformSchema = strictMap(
         params: { noGot: true } satisfies IssueParams,
       });
     }
+    if (v.routerTls !== undefined && v.target !== undefined && v.target !== "local") {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["routerTls"],
+        message:
+          v.target === "kubernetes"
+            ? "is for the local router; on kubernetes TLS is kubernetes.tls"
+            : "is for the local router; the docker target serves plain HTTP for now",
+        params: { noGot: true } satisfies IssueParams,
+      });
+    }
     const httpsPort = isPlainObject(v.routerTls)
       ? peek(portSchema.default(8443), v.routerTls.port)
       : undefined;

@@ -96,7 +96,7 @@ export function checkLocalRouter(news: LocalRouterInputs): pulumi.dynamic.CheckF
     problems.push(...routerTlsFileProblems(options.tls, hosts));
   }
   return problems.map((p) => ({
-    property: p.property.replace(/\[\d+\].*$/, ""),
+    property: p.property.replace(/[.[].*$/, ""),
     reason: `${p.property}: ${p.reason}`,
   }));
 }

@@ -182,7 +182,7 @@ describe("the certificate and key files", () => {
     });
     expect(failures).toEqual([
       {
-        property: "tls.keyFile",
+        property: "tls",
         reason: `tls.keyFile: ${other.keyFile} is not the private key of the certificate ${good.certFile}`,
       },
     ]);
@@ -209,10 +209,11 @@ describe("platform.routerTls in the stack configuration", () => {
       'platform: key "routerTls.hstsMaxAgeSeconds": must be an integer from 0',
     ],
     [{ ...tls, ca: "x" }, 'platform: key "routerTls.ca"'],
-  ])("refuses %j", (routerTls, message) => {
+    [{ ...tls, target: "docker" }, "is for the local router; the docker target serves plain HTTP for now"],
+  ])("refuses %j", ({ target, ...routerTls }: Record<string, unknown>, message) => {
     let problems: readonly string[] = [];
     try {
-      parseStackConfig({ platform: { routerTls } });
+      parseStackConfig({ platform: { routerTls, ...(target ? { target } : {}) } });
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);
       problems = (e as ConfigError).problems;
