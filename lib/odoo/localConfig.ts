@@ -8,6 +8,8 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { PRIVATE_FILE_MODE, inspectFile, octalMode, sha256, writePrivateFile } from "../fs/privateFile";
 import { odooSizing, renderOdooConfig } from "./config";
+import { forwardTo } from "../pulumi/forward";
+import type * as OdooProvider from "./provider";
 
 export { sha256 };
 export const LOCAL_ODOO_CONF_MODE = PRIVATE_FILE_MODE;
@@ -177,4 +179,12 @@ export async function updateLocalOdooConfig(news: LocalOdooConfigInputs): Promis
 
 export async function deleteLocalOdooConfig(props: LocalOdooConfigOutputs): Promise<void> {
   await removeLocalOdooConfig(props.path);
+}
+
+// ---- Kept for the providers in existing stacks' state (lib/pulumi/forward.ts); the code is in ./provider.
+const odooProvider = (): typeof OdooProvider => require("./provider") as typeof OdooProvider;
+export const diffLocalOdooConfig = forwardTo(odooProvider, "diffLocalOdooConfig");
+/** The first problem, or undefined (the old providers report it on `adminPasswd`). */
+export function checkLocalOdooConfig(inputs: LocalOdooConfigInputs): string | undefined {
+  return odooProvider().checkLocalOdooConfig(inputs)[0]?.reason;
 }

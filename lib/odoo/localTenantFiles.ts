@@ -7,6 +7,8 @@ import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { PRIVATE_FILE_MODE, inspectFile, octalMode, sha256, writePrivateFile } from "../fs/privateFile";
 import { renderTenantCredentials, renderTenantMap, tenantFilePaths, type ErpTenant } from "./tenantMap";
+import { forwardTo } from "../pulumi/forward";
+import type * as OdooProvider from "./provider";
 
 export interface LocalErpTenantsInputs {
   stateDir: string;
@@ -95,4 +97,12 @@ export async function readLocalErpTenants(
 export async function deleteLocalErpTenants(props: LocalErpTenantsOutputs): Promise<void> {
   await fsp.rm(props.mapPath, { force: true });
   await fsp.rm(props.credentialsPath, { force: true });
+}
+
+// ---- Kept for the providers in existing stacks' state (lib/pulumi/forward.ts); the code is in ./provider.
+const odooProvider = (): typeof OdooProvider => require("./provider") as typeof OdooProvider;
+export const diffLocalErpTenants = forwardTo(odooProvider, "diffLocalErpTenants");
+/** The first problem, or undefined (the old providers report it on `tenants`). */
+export function checkLocalErpTenants(inputs: LocalErpTenantsInputs): string | undefined {
+  return odooProvider().checkLocalErpTenants(inputs)[0]?.reason;
 }

@@ -40,6 +40,8 @@ import { stanzaInfo, type PgBackRestStanzaInfo, type PgBackRestTarget } from "..
 import { ensureRegistry, registryDsn, withRegistry } from "../registry/registry";
 import { checkDatabaseName, filestorePath } from "../pg/names";
 import { PRIVATE_DIR } from "../fs/stateModes";
+import { forwardTo } from "../pulumi/forward";
+import type * as SnapshotProvider from "./provider";
 
 export type SnapshotKind = "manual" | "auto" | "pre_ai";
 export const SNAPSHOT_KINDS: readonly SnapshotKind[] = ["manual", "auto", "pre_ai"];
@@ -636,3 +638,8 @@ export async function snapshotStatus(adminDsn: string, id: string): Promise<Snap
     return { ...info, filestorePresent };
   });
 }
+
+// ---- Kept for the providers in existing stacks' state (lib/pulumi/forward.ts); the code is in ./provider.
+const snapshotProvider = (): typeof SnapshotProvider => require("./provider") as typeof SnapshotProvider;
+export const diffSnapshot = forwardTo(snapshotProvider, "diffSnapshot");
+export const checkSnapshotInputs = forwardTo(snapshotProvider, "checkSnapshotInputs");

@@ -55,6 +55,8 @@ import {
 } from "./sql";
 import { checkDatabaseName, checkRoleName, filestorePath } from "../pg/names";
 import { databaseCatalog, withDatabase } from "../pg/database";
+import { forwardTo } from "../pulumi/forward";
+import type * as TenantProvider from "./provider";
 
 export type TenantState = "active" | "suspended" | "archived";
 export const TENANT_STATES: readonly TenantState[] = ["active", "suspended", "archived"];
@@ -787,3 +789,8 @@ export function tenantSpecFrom(p: Record<string, unknown>): TenantSpec {
     ...(typeof p.erpRole === "string" && p.erpRole ? { erpRole: p.erpRole } : {}),
   };
 }
+
+// ---- Kept for the providers in existing stacks' state (lib/pulumi/forward.ts); the code is in ./provider.
+const tenantProvider = (): typeof TenantProvider => require("./provider") as typeof TenantProvider;
+export const diffTenant = forwardTo(tenantProvider, "diffTenant");
+export const checkTenantInputs = forwardTo(tenantProvider, "checkTenantInputs");

@@ -37,6 +37,8 @@ import { TERMINATE_DATABASE_SESSIONS_SQL } from "../pg/sessions";
 import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
 import { parseTemplateComment, templateComment } from "./sql";
 import { PRIVATE_DIR, PRIVATE_FILE, ensureDirMode } from "../fs/stateModes";
+import { forwardTo } from "../pulumi/forward";
+import type * as TenantProvider from "./provider";
 
 export interface TemplateSource {
   /** A plain SQL dump (loaded with psql) or a pg_dump custom/directory archive (pg_restore). */
@@ -440,3 +442,7 @@ export async function dropTemplate(
     }),
   );
 }
+
+// ---- Kept for the providers in existing stacks' state (lib/pulumi/forward.ts); the code is in ./provider.
+const tenantProvider = (): typeof TenantProvider => require("./provider") as typeof TenantProvider;
+export const diffTemplate = forwardTo(tenantProvider, "diffTemplate");
