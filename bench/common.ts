@@ -13,8 +13,8 @@ import { performance } from "node:perf_hooks";
 import type { Client } from "pg";
 import { destroyCluster, type LocalClusterSpec } from "../lib/pg/cluster";
 
-import { findFreePort as findPort, makeStateDir } from "../test/helpers/cluster";
-import { repoRoot } from "../test/helpers/repo";
+import { findFreePort as findPort, makeStateDir } from "../testkit/cluster";
+import { repoRoot } from "../testkit/repo";
 
 /** The checkout's root (from bench/ or bin/bench/). */
 export const REPO_ROOT = repoRoot;

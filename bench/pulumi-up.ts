@@ -1,7 +1,7 @@
 /**
  * Benchmark: `pulumi up` wall time for new tenants, against the same work done straight from lib.
  *
- * One throw-away stack through the Automation API (test/e2e/local-stack.ts: own project directory,
+ * One throw-away stack through the Automation API (testkit/local-stack.ts: own project directory,
  * file:// backend, state directory and port), first brought up with the cluster and the small
  * committed fixture template (test/fixtures/odoo-shaped/template.sql, an Odoo-shaped FIXTURE, not
  * Odoo) and no tenants. Then, each on top of that base:
@@ -34,8 +34,9 @@ import { clearStaleLocks } from "../lib/pulumi/staleLocks";
 import { createTenant, deleteTenant, readTenant, type TenantSpec } from "../lib/tenant/provision";
 import { dsnWithDatabase } from "../lib/pg/dsn";
 import { reassignPublicObjectsSql } from "../lib/tenant/sql";
-import * as localStack from "../test/e2e/local-stack";
-import type { TenantEntry } from "../test/e2e/local-stack";
+import * as localStack from "../testkit/local-stack";
+import type { TenantEntry } from "../testkit/local-stack";
+import { FIXTURE_TEMPLATE_DUMP } from "../testkit/odoo-shaped-fixture";
 import {
   REPO_ROOT,
   loadNow,
@@ -50,7 +51,6 @@ import {
   runBenchmark,
 } from "./common";
 
-const FIXTURE_DUMP = path.join(REPO_ROOT, "test", "fixtures", "odoo-shaped", "template.sql");
 /** What components/platform/templates.ts names the `default` template's database. */
 const TEMPLATE_DB = "loomworks_template_default";
 const CONCURRENCY = 10;
@@ -131,13 +131,14 @@ async function main(): Promise<void> {
   const flags = intFlags(process.argv.slice(2), { "budget-seconds": 600, repeats: 3, "repeats-50": 1 });
   const budgetMs = flags["budget-seconds"] * 1000;
   const { repeats, "repeats-50": repeats50 } = flags;
-  if (!fs.existsSync(FIXTURE_DUMP)) throw new Error(`fixture dump ${FIXTURE_DUMP} not found`);
+  if (!fs.existsSync(FIXTURE_TEMPLATE_DUMP))
+    throw new Error(`fixture dump ${FIXTURE_TEMPLATE_DUMP} not found`);
   const machine = machineInfo();
   const started = now();
   log(`load ${machine.load.join(" ")} on ${machine.nproc} cores; budget ${budgetMs / 1000} s`);
 
   const stack = await localStack.LocalTestStack.create("bench-up");
-  const platform = { templates: { default: { fromDump: FIXTURE_DUMP } } };
+  const platform = { templates: { default: { fromDump: FIXTURE_TEMPLATE_DUMP } } };
   const filestoreRoot = path.join(stack.stateDir, "filestore");
   const configure = (tenants: Record<string, TenantEntry>): Promise<void> =>
     stack.configure(tenants, platform);
@@ -363,7 +364,7 @@ async function main(): Promise<void> {
       parallelism: "Pulumi's default (up() without `parallel`)",
       libConcurrency: CONCURRENCY,
       lockTable,
-      template: { fromDump: path.relative(REPO_ROOT, FIXTURE_DUMP), database: TEMPLATE_DB },
+      template: { fromDump: path.relative(REPO_ROOT, FIXTURE_TEMPLATE_DUMP), database: TEMPLATE_DB },
       baseUpMs: base.ms,
       totalMs: now() - started,
       scenarios: [...scenarios, noChange].map((sc) => ({

@@ -356,7 +356,7 @@ function pulumiSection(r: PulumiUpResult): string[] {
   const out = [
     "## `pulumi up` vs the same work straight from lib (`bench/pulumi-up.ts`)",
     "",
-    `A throw-away stack (test/e2e/local-stack.ts, Automation API, file:// backend) already up with its ` +
+    `A throw-away stack (testkit/local-stack.ts, Automation API, file:// backend) already up with its ` +
       `cluster and the small committed fixture template (\`${r.template.fromDump}\`; base up took ` +
       `${sec(r.baseUpMs)}); each scenario adds new tenants on top of it and removes them afterwards. ` +
       `Pulumi parallelism: ${r.parallelism}. Baselines run in the same process against the same cluster ` +

@@ -54,7 +54,7 @@ import { closeSnapshotConnections, createSnapshot, type CreatedSnapshot } from "
 import { createTenant, type TenantSpec } from "../lib/tenant/provision";
 import { dsnWithDatabase } from "../lib/pg/dsn";
 import { ensureTemplate } from "../lib/tenant/template";
-import { fixtureSql, type FixtureOptions } from "../test/fixtures/odoo-shaped/generate";
+import { FIXTURE_TEMPLATE_DUMP, fixtureSql, type FixtureOptions } from "../testkit/odoo-shaped-fixture";
 import {
   REPO_ROOT,
   findFreePort,
@@ -85,7 +85,6 @@ import type {
 
 /** The same fixture options as bench/tenant-create.ts (≈100 MB pg_database_size on PostgreSQL 15). */
 const BENCH_FIXTURE: FixtureOptions = { extraTables: 380, rowsPerTable: 115, payloadBytes: 1000 };
-const SMALL_DUMP = path.join(REPO_ROOT, "test", "fixtures", "odoo-shaped", "template.sql");
 const TEMPLATE_DB = "bench_tmpl";
 const SMALL_TEMPLATE_DB = "bench_tmpl_small";
 const SMALL_TENANT = "bench_small";
@@ -309,7 +308,7 @@ async function main(): Promise<void> {
       name: "bench-small",
       database: SMALL_TEMPLATE_DB,
       stateDir,
-      fromDump: SMALL_DUMP,
+      fromDump: FIXTURE_TEMPLATE_DUMP,
     });
     const dbSize = (db: string): Promise<number> =>
       admin(async (c) =>
@@ -771,7 +770,7 @@ async function main(): Promise<void> {
         filestoreFiles: LARGE_FILESTORE_FILES,
       },
       small: {
-        fromDump: path.relative(REPO_ROOT, SMALL_DUMP),
+        fromDump: path.relative(REPO_ROOT, FIXTURE_TEMPLATE_DUMP),
         databaseBytes: smallBytes,
         tables: smallTables,
         filestoreFiles: SMALL_FILESTORE_FILES,

@@ -1,6 +1,6 @@
 /**
  * Benchmark: credential rotation and pull-request preview summaries, on one throw-away local stack
- * (test/e2e/local-stack.ts: own project, file:// backend, cluster and port; two tenants copied from the
+ * (testkit/local-stack.ts: own project, file:// backend, cluster and port; two tenants copied from the
  * committed Odoo-shaped FIXTURE template, not Odoo). Each scenario runs next to its baseline, in
  * alternating order, in the same run:
  *
@@ -22,7 +22,7 @@ import { Client } from "pg";
 import { clearStaleLocks } from "../lib/pulumi/staleLocks";
 import { renderPreviewMarkdown, summarizePreview } from "../lib/pulumi/previewSummary";
 import { parseOdooConfig } from "../lib/odoo/config";
-import { LocalTestStack, type TenantEntry } from "../test/e2e/local-stack";
+import { LocalTestStack, type TenantEntry } from "../testkit/local-stack";
 import {
   loadNow,
   machineInfo,

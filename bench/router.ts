@@ -1,7 +1,7 @@
 /**
  * Benchmark: the local router (lib/router) with a 10,000-tenant map against the same nginx
  * without it (a one-tenant configuration), in front of one STAND-IN for the ERP's HTTP port
- * (test/helpers/standin-upstreams.ts: answers 200 with a small JSON body; Odoo is not
+ * (testkit/standin-upstreams.ts: answers 200 with a small JSON body; Odoo is not
  * installable here).
  *
  *   1. Throughput and latency with wrk: two routers run side by side (same binary, same template,
@@ -37,7 +37,7 @@ import {
   type RouterOptions,
   type RouterTenant,
 } from "../lib/router";
-import { getWithHost, startStandinHttp, type Standin } from "../test/helpers/standin-upstreams";
+import { getWithHost, startStandinHttp, type Standin } from "../testkit/standin-upstreams";
 import {
   findFreePort,
   loadNow,

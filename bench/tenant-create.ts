@@ -2,7 +2,7 @@
  * Benchmark: tenant creation against a raw CREATE DATABASE from the same template.
  *
  * In a throw-away cluster (own state directory in /tmp, own port; destroyed at the end) it builds a
- * ~100 MB, ~400-table Odoo-shaped FIXTURE template (test/fixtures/odoo-shaped/generate.ts, not Odoo)
+ * ~100 MB, ~400-table Odoo-shaped FIXTURE template (testkit/odoo-shaped-fixture.ts, not Odoo)
  * with ensureTemplate, then runs N interleaved rounds of
  *   (a) baseline: `CREATE DATABASE x TEMPLATE tmpl STRATEGY WAL_LOG` on an open superuser
  *       connection (the strategy createTenant uses, lib/tenant/sql.ts), then DROP (not timed);
@@ -33,7 +33,7 @@ import { createTenant, deleteTenant, type TenantSpec } from "../lib/tenant/provi
 import { dsnWithDatabase } from "../lib/pg/dsn";
 import { reassignPublicObjectsSql } from "../lib/tenant/sql";
 import { ensureTemplate } from "../lib/tenant/template";
-import { fixtureSql, type FixtureOptions } from "../test/fixtures/odoo-shaped/generate";
+import { fixtureSql, type FixtureOptions } from "../testkit/odoo-shaped-fixture";
 import {
   findFreePort,
   loadNow,

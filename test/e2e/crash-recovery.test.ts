@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killPulumiSession } from "../../lib/process/crashPoint";
-import { LocalTestStack, type TenantEntry } from "./local-stack";
+import { LocalTestStack, type TenantEntry } from "../../testkit/local-stack";
 
 async function query<T = Record<string, unknown>>(
   dsn: string,

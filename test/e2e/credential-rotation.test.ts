@@ -14,7 +14,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clearStaleLocks } from "../../lib/pulumi/staleLocks";
 import { operatorAdminDsn } from "../../lib/ops/connect";
-import { LocalTestStack } from "./local-stack";
+import { LocalTestStack } from "../../testkit/local-stack";
 
 interface Outputs {
   adminDsn: string;

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalTestStack, repoRoot } from "./local-stack";
+import { LocalTestStack, repoRoot } from "../../testkit/local-stack";
 
 const run = promisify(execFile);
 const cli = path.join(repoRoot, "bin", "infra", "ops", "cli.js");

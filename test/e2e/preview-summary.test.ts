@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalTestStack, repoRoot, type TenantEntry } from "./local-stack";
+import { LocalTestStack, repoRoot, type TenantEntry } from "../../testkit/local-stack";
 
 const cli = path.join(repoRoot, "bin", "infra", "automation", "preview-summary.js");
 

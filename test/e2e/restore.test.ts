@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalTestStack, type TenantEntry } from "./local-stack";
+import { LocalTestStack, type TenantEntry } from "../../testkit/local-stack";
 
 async function query<T = Record<string, unknown>>(dsn: string, sql: string): Promise<T[]> {
   const client = new Client({ connectionString: dsn });

@@ -2,7 +2,7 @@
  * Issue 5's "done when" on a local stack: the router nginx the stack runs sends a tenant's host to
  * the configured ERP upstream with the right headers, answers an unknown subdomain with 404 by
  * itself, a suspended tenant with 503, and upgrades `/websocket` through to the WebSocket upstream.
- * The ERP upstreams are stand-ins started by the test (test/helpers/standin-upstreams.ts), since the
+ * The ERP upstreams are stand-ins started by the test (testkit/standin-upstreams.ts), since the
  * ERP cannot run on this machine; the stack's odoo.conf is rendered for a real one.
  */
 import * as fs from "node:fs";
@@ -14,9 +14,9 @@ import {
   startStandinWebsocket,
   websocketExchange,
   type Standin,
-} from "../helpers/standin-upstreams";
-import { freePort } from "../helpers/ports";
-import { LocalTestStack } from "./local-stack";
+} from "../../testkit/standin-upstreams";
+import { freePort } from "../../testkit/ports";
+import { LocalTestStack } from "../../testkit/local-stack";
 
 describe("the local stack's router", () => {
   let s: LocalTestStack;

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalTestStack } from "./local-stack";
+import { LocalTestStack } from "../../testkit/local-stack";
 
 interface TenantOutput {
   database: string;

@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
-import { repoRoot } from "./repo";
+import { repoRoot } from "../../testkit/repo";
 
 export { repoRoot };
 

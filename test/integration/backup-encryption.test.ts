@@ -21,7 +21,7 @@ import {
 } from "../../lib/pg/cluster";
 import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
-import { findFreePort, makeStateDir } from "./global-setup";
+import { findFreePort, makeStateDir } from "../../testkit/cluster";
 
 const token = randomBytes(16).toString("hex");
 const passphrase = `pass-${randomBytes(24).toString("base64url")}`;

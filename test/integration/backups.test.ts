@@ -31,7 +31,7 @@ import { withPlainClient as withClient } from "../../lib/pg/client";
 import { localClusterLayout, localClusterSpec, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
 import { registryDsn } from "../../lib/registry/registry";
-import { makeStateDir } from "./global-setup";
+import { makeStateDir } from "../../testkit/cluster";
 
 const pg = inject("pg");
 const spec: LocalClusterSpec = localClusterSpec(pg);

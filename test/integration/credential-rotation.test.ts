@@ -29,7 +29,7 @@ import {
   type TenantSpec,
 } from "../../lib/tenant/provision";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 import { randomTenantSpec } from "./tenant-specs";
 
 const pg = inject("pg");

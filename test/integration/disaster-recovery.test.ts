@@ -22,7 +22,7 @@ import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { recoverCluster } from "../../lib/pg/disaster";
 import { ensureRegistry, forgetRegistryCache, registryDsn } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
-import { throwawayClusterSpec } from "../helpers/cluster";
+import { throwawayClusterSpec } from "../../testkit/cluster";
 
 let spec: LocalClusterSpec;
 let dsn: string;

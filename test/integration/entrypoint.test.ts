@@ -22,8 +22,8 @@ import {
   type ErpTenant,
 } from "../../lib/odoo/tenantMap";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
-import { freePort } from "../helpers/ports";
-import { repoRoot } from "../helpers/repo";
+import { freePort } from "../../testkit/ports";
+import { repoRoot } from "../../testkit/repo";
 
 const pg = inject("pg");
 const ENTRYPOINT = path.join(repoRoot, "docker", "entrypoint.sh");

@@ -1,4 +1,4 @@
-import { findFreePort, makeStateDir } from "../helpers/cluster";
+import { findFreePort, makeStateDir } from "../../testkit/cluster";
 import { compileProgram } from "../helpers/compile";
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
@@ -6,8 +6,6 @@ import type { TestProject } from "vitest/node";
 import { destroyCluster, localAdminDsn, LOCAL_HOST, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { ensureCluster } from "../../lib/pg/ensureCluster";
 import type { ProvidedPg } from "./context";
-
-export { findFreePort, makeStateDir };
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   compileProgram();

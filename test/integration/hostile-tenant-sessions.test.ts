@@ -31,7 +31,7 @@ import { filestorePath } from "../../lib/pg/names";
 import { registryDsn } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 import { randomTenantSpec } from "./tenant-specs";
 
 const pg = inject("pg");

@@ -17,7 +17,7 @@ import {
 } from "../../lib/pg/cluster";
 import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
-import { findFreePort, makeStateDir } from "./global-setup";
+import { findFreePort, makeStateDir } from "../../testkit/cluster";
 
 const pg = inject("pg");
 const spec: LocalClusterSpec = localClusterSpec(pg);

@@ -15,7 +15,7 @@ import { adminDsn } from "../../lib/pg/client";
 import { localClusterLayout, localClusterSpec } from "../../lib/pg/cluster";
 import { pgbackrestBin } from "../../lib/pg/pgbackrest";
 import { repoRoot } from "../helpers/compile";
-import { makeStateDir } from "./global-setup";
+import { makeStateDir } from "../../testkit/cluster";
 
 const pg = inject("pg");
 const { paths } = localClusterLayout(localClusterSpec(pg));

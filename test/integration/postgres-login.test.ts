@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { waitForLogin } from "../../lib/pg/waitForLogin";
 import { ensureRegistry } from "../../lib/registry/registry";
-import { freePort } from "../helpers/ports";
-import { repoRoot } from "../helpers/repo";
+import { freePort } from "../../testkit/ports";
+import { repoRoot } from "../../testkit/repo";
 
 /** The compiled provider (global setup compiles bin/), as the engine loads it. */
 const postgresLoginProvider = (

@@ -14,8 +14,8 @@ import { pgBin } from "../../lib/pg/cluster";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { withPlainClient as withClient } from "../../lib/pg/client";
-import { findFreePort, makeStateDir } from "../helpers/cluster";
-import { repoRoot } from "../helpers/repo";
+import { findFreePort, makeStateDir } from "../../testkit/cluster";
+import { repoRoot } from "../../testkit/repo";
 
 const SCRIPT = path.join(repoRoot, "docker", "postgres", "scripts", "loomworks-sync-roles");
 type SecretFile = "superuser-password" | "replication-password" | "monitor-password" | "erp-password";

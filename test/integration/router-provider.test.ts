@@ -9,10 +9,10 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalRouterInputs, LocalRouterOutputs } from "../../dynamic-providers/localRouter";
 import { routerPaths, routerStatus, stopRouter } from "../../lib/router";
-import { makeStateDir } from "../helpers/cluster";
-import { freePort } from "../helpers/ports";
-import { repoRoot } from "../helpers/repo";
-import { getWithHost, startStandinHttp, type Standin } from "../helpers/standin-upstreams";
+import { makeStateDir } from "../../testkit/cluster";
+import { freePort } from "../../testkit/ports";
+import { repoRoot } from "../../testkit/repo";
+import { getWithHost, startStandinHttp, type Standin } from "../../testkit/standin-upstreams";
 
 const compiled = createRequire(__filename)(
   path.join(repoRoot, "bin", "dynamic-providers", "localRouter.js"),

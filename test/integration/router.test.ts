@@ -1,5 +1,5 @@
 /**
- * The local router in a real nginx, in front of STAND-INS for the ERP (test/helpers/
+ * The local router in a real nginx, in front of STAND-INS for the ERP (testkit/
  * standin-upstreams.ts: an HTTP server for Odoo's port 8069, an RFC 6455 WebSocket server for its
  * gevent port 8072) that record every request they receive. Requests are sent byte for byte over
  * net.Socket where Node's http client would not send them (absolute request lines, duplicate
@@ -25,7 +25,7 @@ import {
   type RouterTenant,
 } from "../../lib/router";
 import { STRIPPED_CLIENT_HEADERS } from "../../lib/router/forwarding";
-import { freePort } from "../helpers/ports";
+import { freePort } from "../../testkit/ports";
 import { startRouterBed, type RouterBed } from "../helpers/router-bed";
 import {
   getWithHost,
@@ -34,7 +34,7 @@ import {
   websocketExchange,
   type RecordedRequest,
   type Standin,
-} from "../helpers/standin-upstreams";
+} from "../../testkit/standin-upstreams";
 
 const DOMAIN = "localhost";
 const TENANTS: RouterTenant[] = [

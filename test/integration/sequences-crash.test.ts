@@ -26,7 +26,7 @@ import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { createTenant, tenantDsn, updateTenant, type TenantSpec } from "../../lib/tenant/provision";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { ensureTemplate } from "../../lib/tenant/template";
-import { throwawayClusterSpec } from "../helpers/cluster";
+import { throwawayClusterSpec } from "../../testkit/cluster";
 import {
   RESERVED_SEQUENCES_SQL,
   createLegacyTenant,

@@ -19,7 +19,7 @@ import { routerPaths } from "../../lib/router/config";
 import { setRouterMaintenance } from "../../lib/router/maintenance";
 import { applyRouter, stopRouter } from "../../lib/router/nginx";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { freePort } from "../helpers/ports";
+import { freePort } from "../../testkit/ports";
 
 const pg = inject("pg");
 const paths = clusterPaths(pg.stateDir);

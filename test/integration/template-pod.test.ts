@@ -19,7 +19,7 @@ import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate, templateStatus, type TemplateSpec } from "../../lib/tenant/template";
 import { builderSecretName, type KubernetesCommandRunner } from "../../lib/tenant/templatePod";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 const pg = inject("pg");
 const run = randomBytes(3).toString("hex");

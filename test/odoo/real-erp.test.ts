@@ -11,8 +11,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { withPlainClient as withClient } from "../../lib/pg/client";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
-import { LocalTestStack } from "../e2e/local-stack";
-import { freePort } from "../helpers/ports";
+import { LocalTestStack } from "../../testkit/local-stack";
+import { freePort } from "../../testkit/ports";
 import { RunningErp, callKw, login, request, runOdoo } from "./erp";
 
 const odoo = inject("odoo");

@@ -28,7 +28,7 @@ import {
   type Stage,
 } from "../helpers/dockerfile-lint";
 import { minimalKubernetesSettings } from "../helpers/k8s-objects";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 const ERP_DOCKERFILE = path.join(repoRoot, "docker", "Dockerfile");
 const PG_DOCKERFILE = path.join(repoRoot, "docker", "postgres", "Dockerfile");

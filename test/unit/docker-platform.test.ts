@@ -75,7 +75,7 @@ import { dockerConfigSchema } from "../../infra/config/docker";
 import { odooConfigSchema } from "../../infra/config/odoo";
 import { parseOdooConfig, secretReferences } from "../../lib/odoo/config";
 import { renderTenantMap } from "../../lib/odoo/tenantMap";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 const CONTAINER = "docker:index/container:Container";
 const IMAGE = "docker:index/remoteImage:RemoteImage";

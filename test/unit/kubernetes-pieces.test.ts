@@ -21,7 +21,7 @@ import { redisMemoryMiB, redisStartScript } from "../../components/kubernetes/er
 import { previewHost, routingTable, tenantHost } from "../../components/kubernetes/routes";
 import { builderSecretName, kubectlRunArgs, templatePodOverrides } from "../../lib/tenant/templatePod";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
-import { freePort } from "../helpers/ports";
+import { freePort } from "../../testkit/ports";
 
 describe("routingTable", () => {
   it("sends active tenants to the ERP and every other state to the 503 page, previews alike", () => {

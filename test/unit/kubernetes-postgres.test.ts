@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type K8sObject, isK8s, kindName, objectOf, one } from "../helpers/k8s-objects";
 import { assertValidK8sObject } from "../helpers/k8s-validate";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 import {
   DYNAMIC,
   installMocks,

@@ -20,7 +20,7 @@ import {
   verifiedDownloads,
   type Stage,
 } from "../helpers/dockerfile-lint";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 const DOCKERFILE = path.join(repoRoot, "docker", "ops", "Dockerfile");
 const WRAPPER = path.join(repoRoot, "docker", "ops", "pgbackrest-in-postgres-pod.sh");

@@ -11,8 +11,8 @@ import * as net from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { findFreePort } from "../helpers/cluster";
-import { repoRoot } from "../helpers/repo";
+import { findFreePort } from "../../testkit/cluster";
+import { repoRoot } from "../../testkit/repo";
 
 const SCRIPT = path.join(repoRoot, "scripts", "postgres-port-forward.sh");
 const work = mkdtempSync(path.join(tmpdir(), "lw-port-forward-"));

@@ -6,7 +6,7 @@ import { renderPreviewMarkdown, summarizePreview } from "../../lib/pulumi/previe
 import { MAX_MESSAGE_CHARS, collectSecrets, redactMessage } from "../../lib/pulumi/redact";
 import { LABEL_OPS_JOB, LABEL_TENANT, NAMES } from "../../components/kubernetes/common";
 import { restoreJobName } from "../../components/kubernetes/RestoreJob";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 interface K8sJobInputs {
   metadata: { name: string; labels: Record<string, string> };

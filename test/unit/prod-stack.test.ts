@@ -14,7 +14,7 @@ import { imagePaths, imageUser } from "../helpers/dockerfile-lint";
 import { type K8sObject, isK8s, objectOf } from "../helpers/k8s-objects";
 import { odooConfPaths, unprovidedConfPaths } from "../helpers/odoo-conf-paths";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 import {
   installMocks,
   isSecretInput,

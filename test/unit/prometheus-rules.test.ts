@@ -18,7 +18,7 @@ import {
   walLateThresholdSeconds,
   type AlertRuleOptions,
 } from "../../lib/monitoring/rules";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 const TESTS_DIR = path.join(repoRoot, "test", "monitoring");
 const RULES_FILE = "loomworks-rules.json";

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { TEMPLATE_DEFAULTS, fixtureSql, paddingTableName, parseArgs } from "../fixtures/odoo-shaped/generate";
+import { TEMPLATE_DEFAULTS, fixtureSql, paddingTableName, parseArgs } from "../../testkit/odoo-shaped-fixture";
 import { UNKNOWN as UNKNOWN_INPUT } from "../../lib/pulumi/unknown";
 import { checkTenantInputs, diffTemplate, diffTenant, tenantRead } from "../../lib/tenant/provider";
 import {

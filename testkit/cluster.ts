@@ -3,7 +3,7 @@ import { promises as fs } from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import type { LocalClusterSpec } from "../../lib/pg/cluster";
+import type { LocalClusterSpec } from "../lib/pg/cluster";
 
 /** True when `port` can be bound on 127.0.0.1 right now. */
 function portFree(port: number): Promise<boolean> {

@@ -3,12 +3,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
-import { clearStaleLocks } from "../../lib/pulumi/staleLocks";
-import { freePort } from "../helpers/ports";
-import { repoRoot } from "../helpers/repo";
+import { clearStaleLocks } from "../lib/pulumi/staleLocks";
+import { FIXTURE_TEMPLATE_DUMP } from "./odoo-shaped-fixture";
+import { freePort } from "./ports";
+import { repoRoot } from "./repo";
 
 export { repoRoot };
-export const fixtureDump = path.join(repoRoot, "test", "fixtures", "odoo-shaped", "template.sql");
+export const fixtureDump = FIXTURE_TEMPLATE_DUMP;
 
 export interface TenantEntry {
   tier?: string;
