@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
 import type * as RestoreLib from "../lib/restore/index";
 import type * as RestoreProvider from "../lib/restore/provider";
+import type { TenantState } from "../lib/tenant/state";
 
 /**
  * A tenant's `restore: { snapshot | time | lsn }` entry: point-in-time restore of that ONE tenant
@@ -35,7 +36,7 @@ export interface PitrRestoreArgs {
   subdomain: pulumi.Input<string>;
   database: pulumi.Input<string>;
   roleName: pulumi.Input<string>;
-  tenantState: pulumi.Input<"active" | "suspended" | "archived">;
+  tenantState: pulumi.Input<TenantState>;
   target: pulumi.Input<PitrRestoreTargetInput>;
   /** The Snapshot resource's `lsn` output (snapshot targets). */
   snapshotLsn?: pulumi.Input<string>;
@@ -52,7 +53,7 @@ export interface PitrRestoreInputs {
   subdomain: string;
   database: string;
   roleName: string;
-  tenantState: "active" | "suspended" | "archived";
+  tenantState: TenantState;
   target: PitrRestoreTargetInput;
   snapshotLsn?: string;
   snapshotFilestore?: string;

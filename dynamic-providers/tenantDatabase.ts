@@ -3,6 +3,7 @@ import type * as Unreachable from "../lib/pg/unreachable";
 import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
 import type * as Provision from "../lib/tenant/provision";
 import type * as TenantProvider from "../lib/tenant/provider";
+import type { TenantState } from "../lib/tenant/state";
 
 /**
  * A tenant's database, login role, ERP admin user, filestore directory and registry row
@@ -35,7 +36,7 @@ export interface TenantDatabaseArgs {
   /** Template database name. */
   template: pulumi.Input<string>;
   tier: pulumi.Input<string>;
-  state: pulumi.Input<"active" | "suspended" | "archived">;
+  state: pulumi.Input<TenantState>;
   limits: pulumi.Input<Record<string, number>>;
   /** Absolute directory holding one filestore directory per tenant database. */
   filestoreRoot: pulumi.Input<string>;
@@ -57,7 +58,7 @@ export interface TenantDatabaseInputs {
   adminPassword: string;
   template: string;
   tier: string;
-  state: "active" | "suspended" | "archived";
+  state: TenantState;
   limits: Record<string, number>;
   filestoreRoot: string;
   retentionDays: number;
@@ -158,7 +159,7 @@ export class TenantDatabase extends pulumi.dynamic.Resource {
   declare readonly roleName: pulumi.Output<string>;
   declare readonly template: pulumi.Output<string>;
   declare readonly tier: pulumi.Output<string>;
-  declare readonly state: pulumi.Output<"active" | "suspended" | "archived">;
+  declare readonly state: pulumi.Output<TenantState>;
   declare readonly adminEmail: pulumi.Output<string>;
   declare readonly limits: pulumi.Output<Record<string, number>>;
   declare readonly retentionDays: pulumi.Output<number>;

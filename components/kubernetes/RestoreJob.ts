@@ -12,7 +12,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { TenantLifecycleState } from "../../lib/restore/restore";
+import type { TenantState } from "../../lib/tenant/state";
 import { targetKind, type RestoreTarget } from "../../lib/restore/target";
 import { POSTGRES_CONTAINER } from "../docker/config";
 import {
@@ -47,7 +47,7 @@ export interface RestoreJobArgs extends OpsPods {
   /** The Secret key holding the PostgreSQL pod's pgbackrest.conf (it may hold the passphrase). */
   pgbackrestConfigSecret: { name: string; key: string };
   /** The tenant restored: its names and the state it is left in. */
-  tenant: { subdomain: string; database: string; roleName: string; state?: TenantLifecycleState };
+  tenant: { subdomain: string; database: string; roleName: string; state?: TenantState };
   /** `loomworks:tenants.<sub>.restore`: a snapshot, a time or an LSN. */
   target: RestoreTarget;
   /** The Snapshot resource's `lsn` output (snapshot targets); looked up in the registry when absent. */

@@ -17,6 +17,7 @@
  */
 import { z } from "zod";
 import { cronProblem } from "../../lib/backup/cron";
+import { TENANT_STATES, type TenantState } from "../../lib/tenant/state";
 import { checkSubdomain } from "./subdomain";
 import { dockerConfigSchema, type DockerConfig } from "./docker";
 import { kubernetesConfigSchema, type KubernetesConfig } from "./kubernetes";
@@ -39,13 +40,11 @@ import {
 export { isPlainObject, suggestKey, unknownKeyMessage, type IssueParams } from "./helpers";
 
 export const TARGETS = ["local", "kubernetes", "docker"] as const;
-export const TENANT_STATES = ["active", "suspended", "archived"] as const;
 export const TIERS = ["basic", "pro", "enterprise"] as const;
 export const LIMIT_KEYS = ["maxUsers", "maxStorageGb", "maxAiOperationsDaily", "maxSnapshots"] as const;
 export const RESTORE_KINDS = ["snapshot", "time", "lsn"] as const;
 
 export type Target = (typeof TARGETS)[number];
-export type TenantState = (typeof TENANT_STATES)[number];
 export type Tier = (typeof TIERS)[number];
 export type LimitKey = (typeof LIMIT_KEYS)[number];
 

@@ -48,7 +48,8 @@ import {
 } from "../../lib/pg/pgbackrest";
 import { mustRun } from "../../lib/process/run";
 import { checkStorage } from "../../lib/quota/storage";
-import { restoreTenant, type RestoreTarget, type TenantLifecycleState } from "../../lib/restore";
+import { restoreTenant, type RestoreTarget } from "../../lib/restore";
+import type { TenantState } from "../../lib/tenant/state";
 import { takeAutoSnapshots } from "../../lib/snapshot/runtime";
 
 const COMMANDS = [
@@ -109,7 +110,7 @@ interface Args {
     snapshotLsn?: string;
     pgbackrestConfig?: string;
     scratchDir?: string;
-    tenantState?: TenantLifecycleState;
+    tenantState?: TenantState;
   };
 }
 

@@ -1,10 +1,10 @@
-import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { CommandError, mustRun, runCommand, type RunResult } from "../process/run";
 import { renderTemplateFile } from "../templates/render";
 import { adminDsn, quoteLiteral, withClient } from "./client";
 import { clusterPaths, type ClusterPaths } from "./paths";
+import { roleSecret } from "./scram";
 import {
   POSTGRES_USER,
   checkStanza,
@@ -253,17 +253,6 @@ async function mustPsql(paths: ClusterPaths, port: number, sql: string): Promise
   return result.stdout.trim();
 }
 
-/** A SCRAM-SHA-256 verifier, so the clear-text password never reaches the server (or its logs). */
-function scramVerifier(password: string): string {
-  const salt = randomBytes(16);
-  const iterations = 4096;
-  const salted = pbkdf2Sync(password, salt, iterations, 32, "sha256");
-  const clientKey = createHmac("sha256", salted).update("Client Key").digest();
-  const storedKey = createHash("sha256").update(clientKey).digest();
-  const serverKey = createHmac("sha256", salted).update("Server Key").digest();
-  return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
-}
-
 // ---------------------------------------------------------------------------------------------
 // lifecycle steps
 
@@ -470,8 +459,8 @@ async function ensureSuperuserPassword(spec: LocalClusterSpec, paths: ClusterPat
   };
   if (await works()) return;
   log("updating the superuser password");
-  const printable = /^[\x20-\x7e]+$/.test(spec.superuserPassword);
-  const secret = printable ? scramVerifier(spec.superuserPassword) : spec.superuserPassword;
+  // A verifier, so the clear-text password never reaches the server (or its logs).
+  const secret = roleSecret(spec.superuserPassword);
   const sql =
     "SET log_statement = 'none';\nSET log_min_error_statement = 'panic';\n" +
     `ALTER ROLE postgres PASSWORD ${quoteLiteral(secret)};\n`;

@@ -5,10 +5,9 @@ import { quoteLiteral } from "./client";
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
 /**
- * A SCRAM-SHA-256 verifier in PostgreSQL's `pg_authid.rolpassword` format. Passing the verifier
- * instead of the plain password to CREATE/ALTER ROLE keeps the password out of the server log and
- * `pg_stat_activity`. Only printable-ASCII passwords are pre-hashed (SASLprep is the identity for
- * them); for anything else the caller falls back to letting the server hash it.
+ * A SCRAM-SHA-256 verifier in PostgreSQL's `pg_authid.rolpassword` format. Only printable-ASCII
+ * passwords can be hashed here: the server runs SASLprep on the password first, which is the
+ * identity for them only.
  */
 export function scramSha256Verifier(
   password: string,
@@ -24,9 +23,16 @@ export function scramSha256Verifier(
   return `SCRAM-SHA-256$${iterations}:${salt.toString("base64")}$${storedKey.toString("base64")}:${serverKey.toString("base64")}`;
 }
 
+/**
+ * What to put into `PASSWORD '...'`: the verifier when it can be computed here (a non-empty
+ * printable-ASCII password), else the password itself for the server to hash.
+ */
+export function roleSecret(password: string): string {
+  return password.length > 0 && PRINTABLE_ASCII.test(password) ? scramSha256Verifier(password) : password;
+}
+
 /** The `PASSWORD '...'` clause for CREATE/ALTER ROLE: a SCRAM verifier when possible. */
 export function passwordClause(password: string): string {
   if (password.length === 0) throw new Error("role password must not be empty");
-  const value = PRINTABLE_ASCII.test(password) ? scramSha256Verifier(password) : password;
-  return `PASSWORD ${quoteLiteral(value)}`;
+  return `PASSWORD ${quoteLiteral(roleSecret(password))}`;
 }

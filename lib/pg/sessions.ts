@@ -1,9 +1,25 @@
 /** Ending the sessions of a database or a role, as the platform does before it changes or drops them. */
+import type { Client } from "pg";
 
-/** Parameterized statement terminating every other session on a database (waits up to 5 s each). */
-export const TERMINATE_DATABASE_SESSIONS_SQL =
-  "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()";
+/**
+ * Which sessions {@link terminateSessions} ends: those connected to a database or those logged in as
+ * a role; never the calling session itself.
+ */
+export type SessionFilter = ({ database: string } | { role: string }) & {
+  /** Only ordinary client connections (background workers and walsenders are left alone). */
+  clientBackendsOnly?: boolean;
+  /** How long to wait for each session to exit, in ms (pg_terminate_backend's timeout); 0 = do not wait. */
+  waitMs: number;
+};
 
-/** Parameterized statement terminating every session of a role. */
-export const TERMINATE_ROLE_SESSIONS_SQL =
-  "SELECT count(pg_terminate_backend(pid, 5000)) AS n FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()";
+/** Terminates the sessions `filter` selects; returns how many were signalled. */
+export async function terminateSessions(client: Client, filter: SessionFilter): Promise<number> {
+  const [column, name] = "database" in filter ? ["datname", filter.database] : ["usename", filter.role];
+  const clientOnly = filter.clientBackendsOnly ? " AND backend_type = 'client backend'" : "";
+  const r = await client.query<{ n: string }>(
+    `SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid, $2)) AS n FROM pg_catalog.pg_stat_activity
+     WHERE ${column} = $1 AND pid <> pg_catalog.pg_backend_pid()${clientOnly}`,
+    [name, filter.waitMs],
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}

@@ -31,6 +31,7 @@ import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { filestorePath } from "../pg/names";
 import { servedTenants } from "../registry/registry";
 import { dsnWithDatabase } from "../pg/dsn";
+import { terminateSessions } from "../pg/sessions";
 import { QUOTA_SCHEMA } from "./sql";
 
 export type Log = (message: string) => void;
@@ -213,14 +214,8 @@ async function databaseSettings(db: Client, database: string): Promise<DbSetting
 }
 
 /** Terminates the database's other client sessions (they reconnect with the new defaults). */
-async function terminateSessions(db: Client, database: string): Promise<number> {
-  const r = await db.query<{ n: string }>(
-    `SELECT pg_catalog.count(pg_catalog.pg_terminate_backend(pid, 5000)) AS n FROM pg_catalog.pg_stat_activity
-     WHERE datname = $1 AND pid <> pg_catalog.pg_backend_pid() AND backend_type = 'client backend'`,
-    [database],
-  );
-  return Number(r.rows[0]?.n ?? 0);
-}
+const terminateClientSessions = (db: Client, database: string): Promise<number> =>
+  terminateSessions(db, { database, clientBackendsOnly: true, waitMs: 5000 });
 
 /** How often applyReadOnlyTriggers tries before giving up (sessions terminated between tries). */
 const READ_ONLY_ATTEMPTS = 3;
@@ -246,7 +241,7 @@ async function applyReadOnlyTriggers(db: Client, database: string, readOnly: boo
     } catch (err) {
       await db.query("ROLLBACK").catch(() => undefined);
       if ((err as { code?: string }).code !== "55P03" || attempt >= READ_ONLY_ATTEMPTS) throw err;
-      await terminateSessions(db, database);
+      await terminateClientSessions(db, database);
     }
   }
 }
@@ -388,7 +383,7 @@ export async function checkTenantStorage(
     }
     result.readOnlyTriggersChanged = await applyReadOnlyTriggers(db, database, result.state === "read_only");
     if (settingsChanged) {
-      result.terminatedSessions = await terminateSessions(db, database);
+      result.terminatedSessions = await terminateClientSessions(db, database);
       log(
         `${subdomain}: storage ${result.state === "read_only" ? "read-only" : "writable again"} ` +
           `(${formatBytes(result.bytes ?? 0)}${result.maxBytes ? ` of ${formatBytes(result.maxBytes)}` : ""}); ` +

@@ -14,6 +14,7 @@
 import type { Client } from "pg";
 import { quoteIdent, startupOptions, withClient } from "../pg/client";
 import { dsnWithDatabase } from "../pg/dsn";
+import type { TenantState } from "../tenant/state";
 
 export const REGISTRY_DATABASE = "loomworks_mgmt";
 export const HOSTING_ADMIN_ROLE = "loomworks_hosting_admin";
@@ -24,7 +25,7 @@ const REGISTRY_COMMENT = `loomworks registry v${REGISTRY_VERSION}`;
 /** Advisory lock key (in the admin DSN's database) serializing cluster-level registry setup. */
 const REGISTRY_LOCK_KEY = 7_314_205_001;
 
-export type TenantRowState = "provisioning" | "active" | "suspended" | "archived";
+export type TenantRowState = "provisioning" | TenantState;
 
 export interface TenantRow {
   subdomain: string;
@@ -400,7 +401,7 @@ export async function updateTenantRowAttributes(
 export async function setTenantState(
   reg: Client,
   subdomain: string,
-  state: "active" | "suspended" | "archived",
+  state: TenantState,
   retentionDays: number,
 ): Promise<TenantRow> {
   const r = await reg.query<TenantDbRow>(

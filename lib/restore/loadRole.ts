@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
-import { TERMINATE_ROLE_SESSIONS_SQL } from "../pg/sessions";
+import { terminateSessions } from "../pg/sessions";
 import { dsnWithDatabase } from "../pg/dsn";
 import { scramSha256Verifier } from "../pg/scram";
 
@@ -51,7 +51,7 @@ export async function dropLoadRole(admin: Client, adminDsn: string, restoreId: s
   const name = loadRoleName(restoreId);
   const exists = await admin.query("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", [name]);
   if (!exists.rowCount) return;
-  await admin.query(TERMINATE_ROLE_SESSIONS_SQL, [name]);
+  await terminateSessions(admin, { role: name, waitMs: 5000 });
   const deps = await admin.query<{ datname: string | null }>(
     `SELECT DISTINCT d.datname::text AS datname
      FROM pg_catalog.pg_shdepend s LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dbid

@@ -31,8 +31,9 @@ import { describeRelog, relogSequences } from "../pg/sequences";
 import { setRouterMaintenance } from "../router/maintenance";
 import { crashPoint } from "../process/crashPoint";
 import { beginStep, ensureRegistry, finishStep, registryDsn } from "../registry/registry";
-import { TERMINATE_DATABASE_SESSIONS_SQL } from "../pg/sessions";
+import { terminateSessions } from "../pg/sessions";
 import { dsnWithDatabase } from "../pg/dsn";
+import type { TenantState } from "../tenant/state";
 import {
   buildFilestore,
   copyDatabaseAcl,
@@ -80,7 +81,6 @@ import {
 export const RESTORE_STEPS = ["validate", "scratch-restore", "verify", "copy", "swap", "cleanup"] as const;
 export type RestoreStep = (typeof RESTORE_STEPS)[number];
 export type RestoreState = "running" | "done" | "rolled_back" | "failed";
-export type TenantLifecycleState = "active" | "suspended" | "archived";
 
 /** Tables whose row counts are recorded (when they exist): the ERP's core. */
 export const KEY_TABLES = [
@@ -157,7 +157,7 @@ export interface RestoreTenantOptions {
   database: string;
   roleName: string;
   /** The tenant's lifecycle state (ALLOW_CONNECTIONS after the swap); the registry's when absent. */
-  tenantState?: TenantLifecycleState;
+  tenantState?: TenantState;
   target: RestoreTarget;
   /** The Snapshot resource's outputs (snapshot targets); looked up in the registry when absent. */
   snapshotLsn?: string;
@@ -196,7 +196,7 @@ export interface ResumeOptions {
   subdomain: string;
   database: string;
   filestoreRoot: string;
-  tenantState?: TenantLifecycleState;
+  tenantState?: TenantState;
   log?: (message: string) => void;
 }
 
@@ -357,7 +357,7 @@ async function withTenantLock<T>(reg: Client, subdomain: string, fn: () => Promi
 async function tenantAllowsConnections(
   reg: Client,
   subdomain: string,
-  state: TenantLifecycleState | undefined,
+  state: TenantState | undefined,
 ): Promise<boolean> {
   if (state) return state === "active";
   const r = await reg.query<{ state: string }>("SELECT state FROM tenants WHERE subdomain = $1", [subdomain]);
@@ -367,11 +367,6 @@ async function tenantAllowsConnections(
 
 // ---------------------------------------------------------------------------------------------
 // helpers on the live cluster
-
-async function terminateSessions(admin: Client, database: string): Promise<number> {
-  const r = await admin.query<{ n: string }>(TERMINATE_DATABASE_SESSIONS_SQL, [database]);
-  return Number(r.rows[0]?.n ?? 0);
-}
 
 const WAL_NAME = /^[0-9A-F]{24}/;
 
@@ -456,8 +451,8 @@ function swapNames(database: string, filestoreRoot: string, rec: RestoreRecord):
  */
 async function renameInOneTransaction(admin: Client, n: SwapNames, allowConnections: boolean): Promise<void> {
   for (let attempt = 1; ; attempt++) {
-    await terminateSessions(admin, n.database);
-    await terminateSessions(admin, n.restoreDb);
+    await terminateSessions(admin, { database: n.database, waitMs: 5000 });
+    await terminateSessions(admin, { database: n.restoreDb, waitMs: 5000 });
     await admin.query("BEGIN");
     try {
       await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} RENAME TO ${quoteIdent(n.preDb)}`);

@@ -14,6 +14,7 @@
 import { createHash } from "node:crypto";
 import * as path from "node:path";
 import { loadTemplate, renderTemplate, renderTemplateFile } from "../templates/render";
+import { TENANT_STATES } from "../tenant/state";
 import { nginxStripLines } from "./forwarding";
 
 /** The router's own pages: one template, the words of each (the marker lets tests tell them apart). */
@@ -44,7 +45,7 @@ const ERROR_PAGES = {
  */
 export const PREVIEW_SUFFIX = "--preview";
 /** `restoring` routes like suspended (a static 503); a restore in progress uses maintenance.ts instead. */
-export const ROUTER_TENANT_STATES = ["active", "suspended", "archived", "restoring"] as const;
+export const ROUTER_TENANT_STATES = [...TENANT_STATES, "restoring"] as const;
 export type RouterTenantState = (typeof ROUTER_TENANT_STATES)[number];
 export const DEFAULT_LISTEN_ADDRESS = "127.0.0.1";
 export const DEFAULT_CLIENT_MAX_BODY_SIZE = "128m";

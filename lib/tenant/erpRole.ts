@@ -12,6 +12,7 @@ import { quoteIdent, withClient } from "../pg/client";
 import { TENANT_GROUP_ROLE } from "../registry/registry";
 import { checkRoleName } from "../pg/names";
 import { passwordClause } from "../pg/scram";
+import { terminateSessions } from "../pg/sessions";
 
 /** Where Odoo's server-wide LISTEN/NOTIFY happens (`db_connect('postgres')`). */
 export const ERP_NOTIFY_DATABASE = "postgres";
@@ -94,10 +95,7 @@ export async function readErpRole(adminDsn: string, role: string): Promise<ErpRo
 export async function dropErpRole(adminDsn: string, role: string): Promise<void> {
   checkRoleName(role);
   await withClient(adminDsn, async (admin) => {
-    await admin.query(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1 AND pid <> pg_backend_pid()",
-      [role],
-    );
+    await terminateSessions(admin, { role, waitMs: 0 });
     await admin.query(`DROP OWNED BY ${quoteIdent(role)}`).catch(() => undefined);
     await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(role)}`);
   });

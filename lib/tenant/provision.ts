@@ -22,6 +22,7 @@ import * as path from "node:path";
 import type { Client } from "pg";
 import { adminDsn as buildDsn, quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { describeRelog, relogSequences } from "../pg/sequences";
+import { terminateSessions } from "../pg/sessions";
 import { isRestoreLeftoverOf } from "../restore/names";
 import { installSnapshotApi } from "../snapshot/runtime";
 import { revokeTenantFromErp } from "./erpRole";
@@ -45,7 +46,6 @@ import {
   type TenantRow,
   type TenantRowState,
 } from "../registry/registry";
-import { TERMINATE_DATABASE_SESSIONS_SQL, TERMINATE_ROLE_SESSIONS_SQL } from "../pg/sessions";
 import {
   alterTenantRoleSql,
   createDatabaseFromTemplateSql,
@@ -57,9 +57,7 @@ import { checkDatabaseName, checkRoleName, filestorePath } from "../pg/names";
 import { databaseCatalog, withDatabase } from "../pg/database";
 import { forwardTo } from "../pulumi/forward";
 import type * as TenantProvider from "./provider";
-
-export type TenantState = "active" | "suspended" | "archived";
-export const TENANT_STATES: readonly TenantState[] = ["active", "suspended", "archived"];
+import { TENANT_STATES, type TenantState } from "./state";
 
 export interface TenantSpec {
   subdomain: string;
@@ -178,11 +176,6 @@ async function roleCatalog(admin: Client, role: string): Promise<{ canLogin: boo
   return r.rows[0] ? { canLogin: r.rows[0].rolcanlogin } : undefined;
 }
 
-async function terminateDatabaseSessions(admin: Client, database: string): Promise<number> {
-  const r = await admin.query<{ n: string }>(TERMINATE_DATABASE_SESSIONS_SQL, [database]);
-  return Number(r.rows[0]?.n ?? 0);
-}
-
 async function tableExists(db: Client, table: string): Promise<boolean> {
   const r = await db.query<{ t: string | null }>("SELECT pg_catalog.to_regclass($1)::text AS t", [
     `public.${table}`,
@@ -242,7 +235,7 @@ async function ensureDatabase(admin: Client, spec: TenantSpec, log: Log): Promis
   }
   for (let attempt = 1; ; attempt++) {
     // Templates refuse connections anyway; end any session that got in (or lingers from a build).
-    await terminateDatabaseSessions(admin, spec.template);
+    await terminateSessions(admin, { database: spec.template, waitMs: 5000 });
     try {
       await admin.query(createDatabaseFromTemplateSql(spec.database, spec.template));
       // Nobody but its own role may connect, from the first moment (connect-grants converges it too).
@@ -403,9 +396,9 @@ async function applyLiveState(admin: Client, spec: TenantSpec, state: TenantStat
   }
   await admin.query(`ALTER DATABASE ${db} ALLOW_CONNECTIONS false`);
   await admin.query(`ALTER ROLE ${role} NOLOGIN`);
-  const n = await terminateDatabaseSessions(admin, spec.database);
-  const m = await admin.query<{ n: string }>(TERMINATE_ROLE_SESSIONS_SQL, [spec.roleName]);
-  const total = n + Number(m.rows[0]?.n ?? 0);
+  const total =
+    (await terminateSessions(admin, { database: spec.database, waitMs: 5000 })) +
+    (await terminateSessions(admin, { role: spec.roleName, waitMs: 5000 }));
   if (total > 0) log(`${state}: terminated ${total} session(s) of ${spec.subdomain}`);
 }
 
@@ -731,7 +724,7 @@ export async function deleteTenant(
         const role = await roleCatalog(admin, spec.roleName);
         if (!role) return;
         await admin.query(`ALTER ROLE ${quoteIdent(spec.roleName)} NOLOGIN`);
-        await admin.query(TERMINATE_ROLE_SESSIONS_SQL, [spec.roleName]);
+        await terminateSessions(admin, { role: spec.roleName, waitMs: 5000 });
         // Privileges and objects the role holds in other databases (the registry, at least).
         const dbs = await admin.query<{ datname: string; datallowconn: boolean }>(
           `SELECT DISTINCT d.datname, d.datallowconn

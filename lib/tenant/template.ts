@@ -16,6 +16,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
+import { terminateSessions } from "../pg/sessions";
 import { CommandError, runCommand } from "../process/run";
 import { POD_DATA_DIR, kubectlRunArgs, type KubernetesCommandRunner } from "./templatePod";
 import { installGuards, readGuards, type GuardsOptions } from "../guards/install";
@@ -33,7 +34,6 @@ import {
   type TemplateBuilder,
 } from "./templateBuilder";
 import { BUILDING_SUFFIX, checkDatabaseName } from "../pg/names";
-import { TERMINATE_DATABASE_SESSIONS_SQL } from "../pg/sessions";
 import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
 import { parseTemplateComment, templateComment } from "./sql";
 import { PRIVATE_DIR, PRIVATE_FILE, ensureDirMode } from "../fs/stateModes";
@@ -328,7 +328,7 @@ export async function ensureTemplate(
         if (final)
           log(`template ${spec.name}: replacing ${spec.database} (source changed or not built by us)`);
         await dropDatabase(admin, spec.database);
-        await admin.query(TERMINATE_DATABASE_SESSIONS_SQL, [building]);
+        await terminateSessions(admin, { database: building, waitMs: 5000 });
         await admin.query(`ALTER DATABASE ${quoteIdent(building)} RENAME TO ${db}`);
         if (spec.filestoreRoot) await dropDir(templateFilestore(spec.filestoreRoot, spec.database));
         rebuilt = true;
@@ -339,7 +339,7 @@ export async function ensureTemplate(
       await admin.query(`ALTER DATABASE ${db} IS_TEMPLATE true ALLOW_CONNECTIONS false`);
       await admin.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
       await admin.query(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(comment)}`);
-      await admin.query(TERMINATE_DATABASE_SESSIONS_SQL, [spec.database]);
+      await terminateSessions(admin, { database: spec.database, waitMs: 5000 });
       return { database: spec.database, hash, rebuilt };
     }),
   );

@@ -22,6 +22,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { quoteIdent, withClient } from "../pg/client";
+import { terminateSessions } from "../pg/sessions";
 import { writePrivateFile } from "../fs/privateFile";
 import { checkRoleName } from "../pg/names";
 import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
@@ -138,10 +139,7 @@ export async function finishBuilder(
 export async function retireBuilder(admin: Client, role: string): Promise<void> {
   await admin.query(`ALTER ROLE ${quoteIdent(role)} NOLOGIN PASSWORD NULL`);
   await admin.query(`REVOKE CONNECT ON DATABASE ${quoteIdent(NOTIFY_DATABASE)} FROM ${quoteIdent(role)}`);
-  await admin.query(
-    "SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity WHERE usename = $1",
-    [role],
-  );
+  await terminateSessions(admin, { role, waitMs: 0 });
 }
 
 /** Retires a template's builder role if it exists (under the template's build lock: no build runs). */
