@@ -203,8 +203,6 @@ interface UndoBenchResult {
 const CACHE_ROOT =
   process.env.LOOMWORKS_TOOLS_CACHE ??
   path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "loomworks-hosting");
-/** The lead's cold-build figure, used when this run did not measure one. */
-const LEAD_COLD_BUILD = { seconds: 242, note: "measured 2026-11-26 by the lead while other builds ran" };
 
 function readJson<T>(name: string): T | undefined {
   const file = path.join(RESULTS_DIR, `${name}.json`);
@@ -1173,14 +1171,13 @@ function buildSection(cold?: ColdBuildResult): string[] {
       `Cold build (empty GOCACHE, module cache warm, no network): **${cold.seconds} s** ` +
         `(${(cold.seconds / 60).toFixed(1)} min) for the CLI alone, measured ${cold.date} with load ` +
         `${loads(cold.load)} (\`GOCACHE=$(mktemp -d) go build -trimpath -o /tmp/pulumi-cold ` +
-        "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi` in tools/pulumi). For comparison, the lead measured " +
-        `${LEAD_COLD_BUILD.seconds} s (${LEAD_COLD_BUILD.note}).`,
+        "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi` in tools/pulumi).",
       "",
     );
   } else {
     out.push(
-      `Cold build (empty GOCACHE): **${LEAD_COLD_BUILD.seconds} s** (4 min 2 s) for the CLI, ` +
-        `${LEAD_COLD_BUILD.note}; not re-measured in this run${cold?.note ? ` (${cold.note})` : ""}.`,
+      `Cold build (empty GOCACHE): not measured${cold?.note ? ` (${cold.note})` : ""}; ` +
+        "`bench/run.sh --cold-build` measures it.",
       "",
     );
   }
