@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { validate } from "dockerfile-utils";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { renderDockerOdooConf } from "../../components/docker/config";
 import { renderKubernetesOdooConfig } from "../../components/kubernetes/odooConfig";
 import { kubernetesConfigSchema } from "../../infra/config/kubernetes";
@@ -29,6 +29,7 @@ import {
 } from "../helpers/dockerfile-lint";
 import { minimalKubernetesSettings } from "../helpers/k8s-objects";
 import { repoRoot } from "../../testkit/repo";
+import { requireTool } from "../helpers/tools";
 
 const ERP_DOCKERFILE = path.join(repoRoot, "docker", "Dockerfile");
 const PG_DOCKERFILE = path.join(repoRoot, "docker", "postgres", "Dockerfile");
@@ -174,11 +175,7 @@ describe("the ERP image's addons, as the targets' odoo.conf names them", () => {
 });
 
 describe("shell scripts", () => {
-  const shellcheck = spawnSync("shellcheck", ["--version"], { encoding: "utf8" });
-
-  it("shellcheck is installed (scripts/setup.sh installs it)", () => {
-    expect(shellcheck.error, "shellcheck not found: apt-get install shellcheck").toBeUndefined();
-  });
+  beforeAll(() => requireTool("shellcheck"));
 
   it.each(SCRIPTS)("%s is POSIX sh and shellcheck-clean", (script) => {
     const file = path.join(repoRoot, script);

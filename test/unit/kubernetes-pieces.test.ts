@@ -22,6 +22,7 @@ import { previewHost, routingTable, tenantHost } from "../../components/kubernet
 import { builderSecretName, kubectlRunArgs, templatePodOverrides } from "../../lib/tenant/templatePod";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
 import { freePort } from "../../testkit/ports";
+import { requireTool } from "../helpers/tools";
 
 describe("routingTable", () => {
   it("sends active tenants to the ERP and every other state to the 503 page, previews alike", () => {
@@ -164,8 +165,6 @@ describe("Redis start script", () => {
   });
 });
 
-const nginxAvailable = spawnSync("nginx", ["-v"]).status === 0;
-
 function get(port: number, urlPath: string, host = "unknown.loom.example") {
   return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }>(
     (resolve, reject) => {
@@ -197,13 +196,14 @@ async function waitForPort(port: number, deadline: number): Promise<void> {
   throw new Error(`port ${port} did not open`);
 }
 
-describe.skipIf(!nginxAvailable)("error pages, served by nginx", () => {
+describe("error pages, served by nginx", () => {
   let dir: string;
   let nginx: ChildProcess | undefined;
   let stderr = "";
   const ports = { notFound: 0, unavailable: 0, health: 0 };
 
   beforeAll(async () => {
+    requireTool("nginx");
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "lw-error-pages-"));
     fs.chmodSync(dir, 0o755);
     ports.notFound = await freePort();
@@ -256,7 +256,7 @@ describe.skipIf(!nginxAvailable)("error pages, served by nginx", () => {
       nginx.kill("SIGTERM");
       await exited;
     }
-    fs.rmSync(dir, { recursive: true, force: true });
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it("answers 404 with the page for any host and path on the not-found port", async () => {

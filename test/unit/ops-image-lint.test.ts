@@ -21,6 +21,7 @@ import {
   type Stage,
 } from "../helpers/dockerfile-lint";
 import { repoRoot } from "../../testkit/repo";
+import { requireTool } from "../helpers/tools";
 
 const DOCKERFILE = path.join(repoRoot, "docker", "ops", "Dockerfile");
 const WRAPPER = path.join(repoRoot, "docker", "ops", "pgbackrest-in-postgres-pod.sh");
@@ -127,6 +128,7 @@ describe("pgbackrest-in-postgres-pod.sh", () => {
   afterAll(() => rmSync(work, { recursive: true, force: true }));
 
   it("is POSIX sh and shellcheck-clean", () => {
+    requireTool("shellcheck");
     expect(readFileSync(WRAPPER, "utf8").split("\n")[0]).toBe("#!/bin/sh");
     const r = spawnSync("shellcheck", ["--shell=sh", "--severity=style", WRAPPER], { encoding: "utf8" });
     expect(r.error).toBeUndefined();

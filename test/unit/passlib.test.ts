@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import {
   ODOO_PBKDF2_ROUNDS,
   ab64Decode,
@@ -8,6 +8,7 @@ import {
   parsePbkdf2Sha512,
   verifyPbkdf2Sha512,
 } from "../../lib/tenant/passlib";
+import { requireTool } from "../helpers/tools";
 
 // Debian's python3-passlib (not a pyenv interpreter, which would not have it).
 const PYTHON = "/usr/bin/python3";
@@ -18,14 +19,6 @@ function passlib(script: string, input: unknown): unknown {
   const r = spawnSync(PYTHON, ["-c", program], { input: JSON.stringify(input), encoding: "utf8" });
   if (r.status !== 0) throw new Error(`python passlib failed: ${r.stderr || r.error?.message}`);
   return JSON.parse(r.stdout);
-}
-
-const probe = spawnSync(PYTHON, ["-c", "import passlib.hash"], { encoding: "utf8" });
-const havePasslib = probe.status === 0;
-if (!havePasslib) {
-  console.warn(
-    `passlib cross-checks skipped: ${PYTHON} cannot import passlib (install Debian's python3-passlib)`,
-  );
 }
 
 // Computed once with python3-passlib 1.7.4:
@@ -80,7 +73,9 @@ describe("passlib pbkdf2_sha512", () => {
     expect(await verifyPbkdf2Sha512("admin", hash)).toBe(true);
   });
 
-  describe.skipIf(!havePasslib)("cross-checked live against python3-passlib", () => {
+  describe("cross-checked live against python3-passlib", () => {
+    beforeAll(() => requireTool("passlib"));
+
     it("passlib verifies our hashes", async () => {
       const cases = await Promise.all(
         PASSWORDS.map(async (pw) => ({ pw, hash: await hashPbkdf2Sha512(pw, { rounds: 1000 + pw.length }) })),

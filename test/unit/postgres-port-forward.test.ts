@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { findFreePort } from "../../testkit/cluster";
 import { repoRoot } from "../../testkit/repo";
+import { requireTool } from "../helpers/tools";
 
 const SCRIPT = path.join(repoRoot, "scripts", "postgres-port-forward.sh");
 const work = mkdtempSync(path.join(tmpdir(), "lw-port-forward-"));
@@ -63,6 +64,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe("postgres-port-forward.sh", () => {
   it("is shellcheck-clean", () => {
+    requireTool("shellcheck");
     const r = spawnSync("shellcheck", [SCRIPT], { encoding: "utf8" });
     expect(r.stdout + r.stderr).toBe("");
     expect(r.status).toBe(0);
