@@ -7,49 +7,37 @@
  * superuser's adminDsn: a password-only DSN change is an update, never a replacement.
  */
 import { randomBytes } from "node:crypto";
-import { promises as fs } from "node:fs";
 import { createRequire } from "node:module";
-import * as os from "node:os";
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { Client } from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ensureCluster } from "../../lib/pg/ensureCluster";
-import { localAdminDsn, type LocalClusterSpec } from "../../lib/pg/cluster";
+import { localAdminDsn } from "../../lib/pg/cluster";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
-import { clusterPaths } from "../../lib/pg/paths";
 import { dropErpRole, ensureErpRole } from "../../lib/tenant/erpRole";
-import {
-  createTenant,
-  deleteTenant,
-  tenantDsn,
-  updateTenant,
-  type TenantSpec,
-} from "../../lib/tenant/provision";
-import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
+import { tenantDsn, updateTenant } from "../../lib/tenant/provision";
 import { repoRoot } from "../../testkit/repo";
-import { randomTenantSpec } from "./tenant-specs";
+import { clusterSpecOf, useFixtureTenants } from "../helpers/tenants";
 
-const pg = inject("pg");
-const ADMIN = pg.adminDsn;
 const run = randomBytes(3).toString("hex");
-const TEMPLATE_DB = `loomworks_template_rot_${run}`;
 const ERP_ROLE = `loomworks_erp_rot_${run}`;
 const ERP_DB = `lw_rot_erp_${run}`;
-const filestoreRoot = clusterPaths(pg.stateDir).filestoreDir;
-const clusterSpec: LocalClusterSpec = {
-  stateDir: pg.stateDir,
-  port: pg.port,
-  archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-  superuserPassword: pg.superuserPassword,
-  stanza: pg.stanza,
-  retentionFull: pg.retentionFull,
-};
+const tenants = useFixtureTenants("rot", {
+  setUpTimeoutMs: 180_000,
+  afterTenants: async () => {
+    await withClient(ADMIN, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(ERP_DB)}`)).catch(
+      () => undefined,
+    );
+    await dropErpRole(ADMIN, ERP_ROLE).catch(() => undefined);
+  },
+});
+const pg = tenants.pg;
+const ADMIN = pg.adminDsn;
+const clusterSpec = clusterSpecOf(pg);
 const newPassword = (): string => randomBytes(24).toString("base64url");
-let workDir: string;
-let tenant: TenantSpec | undefined;
 
 /** "ok", or the SQLSTATE (28P01: password authentication failed) of a fresh connection's query. */
 async function connectCode(dsn: string): Promise<string> {
@@ -110,26 +98,6 @@ async function expectSeamlessRotation(
   }
 }
 
-beforeAll(async () => {
-  workDir = await fs.mkdtemp(path.join(os.tmpdir(), "loomworks-rotation-it-"));
-  await ensureTemplate(ADMIN, {
-    name: "rot",
-    database: TEMPLATE_DB,
-    fromDump: path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql"),
-    stateDir: workDir,
-  });
-}, 180_000);
-
-afterAll(async () => {
-  if (tenant) await deleteTenant(ADMIN, { ...tenant, forceDestroy: true }).catch(() => undefined);
-  await withClient(ADMIN, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(ERP_DB)}`)).catch(
-    () => undefined,
-  );
-  await dropErpRole(ADMIN, ERP_ROLE).catch(() => undefined);
-  await dropTemplate(ADMIN, TEMPLATE_DB).catch(() => undefined);
-  await fs.rm(workDir, { recursive: true, force: true });
-}, 120_000);
-
 describe("password rotation at the library level", () => {
   it("the cluster hashes passwords as SCRAM-SHA-256", async () => {
     const r = await withClient(ADMIN, (c) =>
@@ -166,14 +134,13 @@ describe("password rotation at the library level", () => {
   });
 
   it("tenant role: updateTenant with a new role password", async () => {
-    tenant = randomTenantSpec("rot", TEMPLATE_DB, filestoreRoot);
-    await createTenant(ADMIN, tenant);
-    const rotated = { ...tenant, rolePassword: newPassword() };
-    const dsn = (s: TenantSpec): string =>
-      tenantDsn(pg.host, pg.port, s.roleName, s.rolePassword, s.database);
-    const t = tenant;
-    await expectSeamlessRotation(dsn(t), dsn(rotated), t.roleName, () => updateTenant(ADMIN, t, rotated));
-    tenant = rotated;
+    const t = await tenants.create("rot");
+    const rotated = { ...t, rolePassword: newPassword() };
+    await expectSeamlessRotation(tenants.tenantUrl(t), tenants.tenantUrl(rotated), t.roleName, () =>
+      updateTenant(ADMIN, t, rotated),
+    );
+    // Deleted in afterAll with the password it has now.
+    t.rolePassword = rotated.rolePassword;
   }, 120_000);
 });
 

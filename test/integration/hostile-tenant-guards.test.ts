@@ -27,7 +27,7 @@ import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { CAPTURE_TRIGGER, UNDO_ERRORS } from "../../lib/undo/sql";
 import { beginOperation, endOperation, listOperations } from "../../lib/undo/undo";
 import { failure } from "../helpers/pg-error";
-import { fixtureTemplate, randomTenantSpec } from "./tenant-specs";
+import { fixtureTemplate, randomTenantSpec } from "../helpers/tenants";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;

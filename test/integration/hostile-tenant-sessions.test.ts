@@ -8,42 +8,29 @@
  */
 import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureTenantGuards, pruneUndoLogs, readTenantGuards } from "../../lib/guards/tenant";
 import { PLATFORM_SESSION_SETTINGS, withClient, withPlainClient } from "../../lib/pg/client";
-import { clusterPaths } from "../../lib/pg/paths";
 import { checkTenantStorage } from "../../lib/quota/storage";
 import { restoreTenant } from "../../lib/restore/restore";
 import { createSnapshot, closeSnapshotConnections } from "../../lib/snapshot/snapshot";
 import { syncRequestedSnapshots } from "../../lib/snapshot/runtime";
-import {
-  createTenant,
-  deleteTenant,
-  readTenant,
-  tenantDsn,
-  updateTenant,
-  type TenantSpec,
-} from "../../lib/tenant/provision";
+import { readTenant, updateTenant, type TenantSpec } from "../../lib/tenant/provision";
 import { filestorePath } from "../../lib/pg/names";
 import { registryDsn } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
-import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { repoRoot } from "../../testkit/repo";
-import { randomTenantSpec } from "./tenant-specs";
+import { useFixtureTenants } from "../helpers/tenants";
 
-const pg = inject("pg");
+const tenants = useFixtureTenants("hostile");
+const pg = tenants.pg;
 const ADMIN = pg.adminDsn;
-const TEMPLATE_DUMP = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql");
 const run = randomBytes(3).toString("hex");
-const TEMPLATE_DB = `loomworks_template_hostile_${run}`;
-const filestoreRoot = clusterPaths(pg.stateDir).filestoreDir;
+const filestoreRoot = tenants.filestoreRoot;
 const snapshotRoot = path.join(pg.stateDir, `snapshots-hostile-${run}`);
 const LIMITS = { maxUsers: 10, maxStorageGb: 5, maxAiOperationsDaily: 100 };
-const created: TenantSpec[] = [];
-let workDir: string;
 
 /** Source files whose SQL platform sessions run in tenant databases. */
 const PLATFORM_SQL_SOURCES = [
@@ -63,13 +50,8 @@ const PLATFORM_SQL_SOURCES = [
   "lib/pg/sessions.ts",
 ];
 
-const tenantUrl = (s: TenantSpec): string =>
-  tenantDsn(pg.host, pg.port, s.roleName, s.rolePassword, s.database);
 /** The tenant: a plain session with its own DSN, nothing else. */
-const asTenant = <T>(s: TenantSpec, fn: (c: Client) => Promise<T>): Promise<T> =>
-  withPlainClient(tenantUrl(s), fn);
-const adminPlain = <T>(s: TenantSpec, fn: (c: Client) => Promise<T>): Promise<T> =>
-  withPlainClient(dsnWithDatabase(ADMIN, s.database), fn);
+const { tenantUrl, asTenant, asAdmin: adminPlain } = tenants;
 
 async function sqlState(p: Promise<unknown>): Promise<string> {
   try {
@@ -184,28 +166,13 @@ async function hits(s: TenantSpec): Promise<{ count: number; calls: string[] }> 
   });
 }
 
-beforeAll(async () => {
-  workDir = await fsp.mkdtemp(path.join(os.tmpdir(), "loomworks-hostile-it-"));
-  await ensureTemplate(ADMIN, {
-    name: "hostile",
-    database: TEMPLATE_DB,
-    fromDump: TEMPLATE_DUMP,
-    stateDir: workDir,
-  });
-}, 300_000);
-
 afterAll(async () => {
   await closeSnapshotConnections();
-  for (const s of created) await deleteTenant(ADMIN, { ...s, forceDestroy: true }).catch(() => undefined);
-  await dropTemplate(ADMIN, TEMPLATE_DB).catch(() => undefined);
-  await fsp.rm(workDir, { recursive: true, force: true });
   await fsp.rm(snapshotRoot, { recursive: true, force: true });
 }, 120_000);
 
 async function newTenant(prefix: string): Promise<TenantSpec> {
-  const spec = randomTenantSpec(prefix, TEMPLATE_DB, filestoreRoot);
-  created.push(spec);
-  await createTenant(ADMIN, spec);
+  const spec = await tenants.create(prefix);
   await ensureTenantGuards(ADMIN, guardsSpec(spec));
   return spec;
 }

@@ -4,12 +4,10 @@
  * not Odoo), with the quota API installed by installQuotaApi.
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { writeSchedulerFiles } from "../../lib/backup/daemon";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
@@ -27,23 +25,18 @@ import {
   writeQuotaLimits,
 } from "../../lib/quota/sql";
 import { checkStorage, checkTenantStorage, type StorageCheckResult } from "../../lib/quota/storage";
-import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
+import { type TenantSpec } from "../../lib/tenant/provision";
 import { filestorePath } from "../../lib/pg/names";
-import { dsnWithDatabase } from "../../lib/pg/dsn";
-import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { repoRoot } from "../../testkit/repo";
-import { randomTenantSpec } from "./tenant-specs";
+import { failure, type PgError } from "../helpers/pg-error";
+import { openSession, useFixtureTenants, waitUntilBlocked } from "../helpers/tenants";
 
-const pg = inject("pg");
+const tenants = useFixtureTenants("quota");
+const pg = tenants.pg;
 const ADMIN = pg.adminDsn;
-const TEMPLATE_DUMP = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql");
-const run = randomBytes(3).toString("hex");
-const TEMPLATE_DB = `loomworks_template_quota_${run}`;
 const paths = clusterPaths(pg.stateDir);
-const filestoreRoot = paths.filestoreDir;
-const created: TenantSpec[] = [];
+const filestoreRoot = tenants.filestoreRoot;
 const GIB = 1024 ** 3;
-let workDir: string;
 
 interface Limits {
   maxUsers: number;
@@ -52,42 +45,11 @@ interface Limits {
 }
 const DEFAULT_LIMITS: Limits = { maxUsers: 10, maxStorageGb: 5, maxAiOperationsDaily: 100 };
 
-interface PgError {
-  code?: string;
-  message: string;
-  detail?: string;
-  hint?: string;
-}
-
-const tenantUrl = (s: TenantSpec): string =>
-  tenantDsn(pg.host, pg.port, s.roleName, s.rolePassword, s.database);
-const adminUrl = (s: TenantSpec): string => dsnWithDatabase(ADMIN, s.database);
-const asAdmin = <T>(s: TenantSpec, fn: (c: Client) => Promise<T>): Promise<T> => withClient(adminUrl(s), fn);
-const asTenant = <T>(s: TenantSpec, fn: (c: Client) => Promise<T>): Promise<T> =>
-  withClient(tenantUrl(s), fn);
-
-/** The error `p` fails with; fails the test when it succeeds. */
-async function failure(p: Promise<unknown>): Promise<PgError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as PgError;
-  }
-  throw new Error("expected the statement to fail, but it succeeded");
-}
-
-/** A connection left open (closed by the caller). */
-async function connect(dsn: string): Promise<Client> {
-  const c = new Client({ connectionString: dsn, application_name: "quota-it" });
-  c.on("error", () => undefined);
-  await c.connect();
-  return c;
-}
+const { tenantUrl, adminUrl, asAdmin, asTenant } = tenants;
+const connect = (dsn: string): Promise<Client> => openSession(dsn, "quota-it");
 
 async function newTenant(limits: Limits | null = DEFAULT_LIMITS, prefix = "q"): Promise<TenantSpec> {
-  const spec = randomTenantSpec(prefix, TEMPLATE_DB, filestoreRoot);
-  created.push(spec);
-  await createTenant(ADMIN, spec);
+  const spec = await tenants.create(prefix);
   await asAdmin(spec, async (db) => {
     await installQuotaApi(db);
     await installQuotaApi(db); // idempotent: provisioning installs it again later
@@ -134,21 +96,6 @@ async function events(
   });
 }
 
-/** Waits until the session `pid` waits for a lock. */
-async function waitUntilBlocked(pid: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const r = await withClient(ADMIN, (c) =>
-      c.query<{ w: string | null }>("SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = $1", [
-        pid,
-      ]),
-    );
-    if (r.rows[0]?.w === "Lock") return;
-    if (Date.now() > deadline) throw new Error(`session ${pid} never waited for a lock`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 const take = (c: Client): Promise<number> =>
   c.query<{ n: number }>(`SELECT ${QUOTA_SCHEMA}.take_ai_operation() AS n`).then((r) => r.rows[0].n);
 
@@ -169,22 +116,6 @@ function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: n
     child.on("close", (code) => resolve({ code: code ?? 1, out }));
   });
 }
-
-beforeAll(async () => {
-  workDir = await fsp.mkdtemp(path.join(os.tmpdir(), "loomworks-quota-it-"));
-  await ensureTemplate(ADMIN, {
-    name: "quota",
-    database: TEMPLATE_DB,
-    fromDump: TEMPLATE_DUMP,
-    stateDir: workDir,
-  });
-}, 300_000);
-
-afterAll(async () => {
-  for (const s of created) await deleteTenant(ADMIN, { ...s, forceDestroy: true }).catch(() => undefined);
-  await dropTemplate(ADMIN, TEMPLATE_DB).catch(() => undefined);
-  await fsp.rm(workDir, { recursive: true, force: true });
-}, 120_000);
 
 describe("installation and privileges", () => {
   let t: TenantSpec;
@@ -544,7 +475,7 @@ describe("user limit", () => {
         () => "inserted",
         (e: PgError) => e,
       );
-      await waitUntilBlocked(pid2);
+      await waitUntilBlocked(ADMIN, pid2);
       await c1.query("COMMIT");
       const outcome = await second;
       expect(outcome).toMatchObject({ code: "LWU01", message: message(t, 2, 2) });
@@ -571,7 +502,7 @@ describe("user limit", () => {
         () => "inserted",
         (e: PgError) => e,
       );
-      await waitUntilBlocked(pid2);
+      await waitUntilBlocked(ADMIN, pid2);
       await c1.query("COMMIT");
       expect(await second).toMatchObject({ code: "40001" });
       await c2.query("ROLLBACK");

@@ -25,7 +25,7 @@ import { createLoadRole, dropLoadRole } from "../../lib/restore/loadRole";
 import type { ScratchMethod } from "../../lib/restore/scratch";
 import { createTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
 import { dsnToPgEnv, dsnWithDatabase } from "../../lib/pg/dsn";
-import { fixtureTemplate, randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
+import { fixtureTemplate, randomTenantSpec, restoreOptionsFor } from "../helpers/tenants";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;

@@ -8,8 +8,7 @@
  *   WAL_LOG and FILE_COPY).
  * - What PostgreSQL needs of the left-out databases: their directories, empty.
  * - Fallback to pgBackRest; the method switch.
- * - Cost with 2 and 8 other tenants, both methods (printed, not asserted; see
- *   docs/operations/backup-and-restore.md, "Where the time goes").
+ * The cost with more tenants in the cluster, both methods, is measured by bench/restore.ts.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
@@ -22,7 +21,7 @@ import { localClusterSpec, runBackup, type LocalClusterSpec } from "../../lib/pg
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { quoteIdent, withPlainClient as withClient } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
-import { restoreTenant, waitForArchive, type RestoreTimings } from "../../lib/restore";
+import { waitForArchive } from "../../lib/restore";
 import { newRestoreId, scratchDirectory } from "../../lib/restore/names";
 import {
   amcheckScratch,
@@ -45,7 +44,7 @@ import { pgbackrestTargetFor } from "../../lib/restore/target";
 import { createTenant, deleteTenant, type TenantSpec } from "../../lib/tenant/provision";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
+import { randomTenantSpec } from "../helpers/tenants";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
@@ -56,14 +55,6 @@ const run = randomBytes(3).toString("hex");
 const FIXTURE_TEMPLATE = `loomworks_template_sel_${run}`;
 const filestoreRoot = clusterPaths(pg.stateDir).filestoreDir;
 const restoreRoot = path.join(pg.stateDir, "restore");
-/** Other-tenant counts of the optional cost comparison (LOOMWORKS_RESTORE_BENCH_TENANTS="2,8"; unset: skipped, bench/restore.ts measures it). */
-const BENCH_TENANTS = (process.env.LOOMWORKS_RESTORE_BENCH_TENANTS ?? "")
-  .split(",")
-  .map((x) => Number(x.trim()))
-  .filter((n) => Number.isInteger(n) && n > 0);
-
-/** Repetitions of each scratch restore in the cost comparison (the median is printed). */
-const BENCH_REPEAT = Math.max(1, Number(process.env.LOOMWORKS_RESTORE_BENCH_REPEAT ?? "3") || 3);
 
 const created: TenantSpec[] = [];
 let workDir: string;
@@ -249,13 +240,6 @@ describe("selective scratch restore against pgBackRest --db-include, same target
     for (const method of ["pgbackrest", "selective"] as const) {
       outcomes[method] = await scratchRestore(a.database, { ...target, method });
     }
-    for (const [method, o] of Object.entries(outcomes)) {
-      console.log(
-        `[selective] ${method}: restore ${o.restoreMs} ms, recovery ${o.recoveryMs} ms, ` +
-          `${o.dataFiles} files in the data directory` +
-          (o.result.selective ? `; ${JSON.stringify({ ...o.result.selective, databases: undefined })}` : ""),
-      );
-    }
   }, 600_000);
 
   it("restores the tenant exactly as pgBackRest does: md5 of every table, pg_amcheck clean", () => {
@@ -374,98 +358,3 @@ describe("selective scratch restore against pgBackRest --db-include, same target
     }
   });
 });
-
-describe.runIf(BENCH_TENANTS.length > 0)(
-  "cost with more tenants in the cluster (printed, not asserted)",
-  () => {
-    afterAll(deleteCreatedTenants, 300_000);
-
-    const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-
-    it(`restores one tenant with ${BENCH_TENANTS.join(" and ")} other tenants, both methods`, async () => {
-      const t = await newTenant();
-      const others: TenantSpec[] = [];
-      const scratchRows: string[] = [];
-      const endToEndRows: string[] = [];
-      const methodBefore = process.env.LOOMWORKS_RESTORE_METHOD;
-      try {
-        for (const n of BENCH_TENANTS) {
-          while (others.length < n) others.push(await newTenant());
-          await inDb(t.database, (cl) =>
-            cl.query("UPDATE res_partner SET name = $1 WHERE id = 1", [`n=${n}`]),
-          );
-          const want = await inDb(t.database, digests);
-          const { label: backupLabel } = await runBackup(CLUSTER, "incr");
-          const lsn = await lsnNow();
-          await inDb(t.database, (cl) => cl.query("UPDATE res_partner SET name = 'later' WHERE id = 1"));
-          await admin((cl) => waitForArchive(cl, 60_000));
-          const files = (await filesUnder(path.join(clusterPaths(pg.stateDir).dataDir, "base"))).length;
-          const cluster = `${n} other tenants (${files} files in base/)`;
-
-          // The scratch step alone, BENCH_REPEAT times per method, interleaved (the machine is shared).
-          const samples: Record<ScratchMethod, Array<{ restore: number; recovery: number }>> = {
-            pgbackrest: [],
-            selective: [],
-          };
-          for (let i = 0; i < BENCH_REPEAT; i++) {
-            for (const method of ["pgbackrest", "selective"] as const) {
-              const o = await scratchRestore(t.database, {
-                backupLabel,
-                type: "lsn",
-                value: lsn,
-                exclusive: false,
-                method,
-              });
-              expect(o.result.method).toBe(method);
-              expect(o.digests).toEqual(want);
-              samples[method].push({ restore: o.restoreMs, recovery: o.recoveryMs });
-            }
-          }
-          for (const method of ["pgbackrest", "selective"] as const) {
-            const r = samples[method].map((x) => x.restore);
-            const rec = samples[method].map((x) => x.recovery);
-            scratchRows.push(
-              `| ${cluster} | ${method} | ${median(r)} (${Math.min(...r)}–${Math.max(...r)}) | ${median(rec)} | ` +
-                `${median(samples[method].map((x) => x.restore + x.recovery))} |`,
-            );
-          }
-
-          // End to end, once per method (the second restores the same target again).
-          for (const method of ["pgbackrest", "selective"] as const) {
-            process.env.LOOMWORKS_RESTORE_METHOD = method;
-            const r = await restoreTenant(restoreOptionsFor(pg, t, { lsn }));
-            expect(await inDb(t.database, digests)).toEqual(want);
-            const tm: RestoreTimings = r.timings;
-            endToEndRows.push(
-              `| ${cluster} | ${method} | ${tm.pgbackrestMs} | ${tm.recoveryMs} | ${tm.scratchRestoreMs} | ` +
-                `${tm.verifyMs} | ${tm.copyMs} | ${tm.swapMs} | ${tm.cleanupMs} | ${tm.totalMs} |`,
-            );
-            // keep the cluster at n other tenants: drop the pre-restore copy
-            await admin((cl) => cl.query(`DROP DATABASE ${quoteIdent(r.preRestoreDatabase)} WITH (FORCE)`));
-            await fs.rm(path.join(filestoreRoot, r.preRestoreDatabase), { recursive: true, force: true });
-          }
-        }
-      } finally {
-        if (methodBefore === undefined) delete process.env.LOOMWORKS_RESTORE_METHOD;
-        else process.env.LOOMWORKS_RESTORE_METHOD = methodBefore;
-      }
-      const load = os
-        .loadavg()
-        .map((x) => x.toFixed(1))
-        .join(" ");
-      console.log(
-        [
-          `[selective] scratch step of one fixture tenant, median of ${BENCH_REPEAT} (ms; ${os.cpus().length} CPUs, load ${load}):`,
-          "| cluster | method | restore (min–max) | recovery | restore + recovery |",
-          "| --- | --- | --- | --- | --- |",
-          ...scratchRows,
-          "",
-          "[selective] the same tenant restored end to end, restoreTenant (ms):",
-          "| cluster | method | restore | recovery | scratch-restore | verify | copy | swap | cleanup | total |",
-          "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-          ...endToEndRows,
-        ].join("\n"),
-      );
-    }, 1_800_000);
-  },
-);

@@ -32,7 +32,7 @@ import {
   sequenceStates,
   type SequenceState,
 } from "./sequence-fixtures";
-import { randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
+import { randomTenantSpec, restoreOptionsFor } from "../helpers/tenants";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;

@@ -41,7 +41,7 @@ import {
 import { registryDsn, tenantJournal } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { randomTenantSpec, restoreOptionsFor } from "./tenant-specs";
+import { randomTenantSpec, restoreOptionsFor } from "../helpers/tenants";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;

@@ -35,7 +35,7 @@ import {
   sequenceSteps,
   type SequenceState,
 } from "./sequence-fixtures";
-import { randomTenantSpec } from "./tenant-specs";
+import { randomTenantSpec } from "../helpers/tenants";
 
 const TEMPLATE = "loomworks_template_seqcrash";
 const CONTROL = "seqcrash_plain_copy";

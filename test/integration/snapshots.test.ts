@@ -5,10 +5,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { withPlainClient as withClient } from "../../lib/pg/client";
@@ -29,49 +28,29 @@ import {
   parseLsn,
   restorePointName,
   snapshotStatus,
-  type CreatedSnapshot,
   type SnapshotKind,
 } from "../../lib/snapshot/snapshot";
-import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
+import { type TenantSpec } from "../../lib/tenant/provision";
 import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
-import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { randomTenantSpec } from "./tenant-specs";
+import { sqlStateOf as codeOf, useFixtureTenants } from "../helpers/tenants";
 
-const pg = inject("pg");
+// Every test makes the tenants it needs: any one of them runs alone (`-t`).
+const tenants = useFixtureTenants("snap", { deleteAfterEach: true });
+const pg = tenants.pg;
 const ADMIN = pg.adminDsn;
-const TEMPLATE_DUMP = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql");
 const run = randomBytes(3).toString("hex");
-const TEMPLATE_DB = `loomworks_template_snap_${run}`;
 const paths = clusterPaths(pg.stateDir);
-const filestoreRoot = paths.filestoreDir;
+const filestoreRoot = tenants.filestoreRoot;
 const snapshotRoot = path.join(pg.stateDir, `snapshots-it-${run}`);
 const pgbackrest: PgBackRestTarget = { config: paths.pgbackrestConf, stanza: pg.stanza };
 const FAKE_BACKUP = `it-snap-${run}`;
-const created: TenantSpec[] = [];
-let workDir: string;
 
-function specFor(): TenantSpec {
-  const spec = randomTenantSpec("s", TEMPLATE_DB, filestoreRoot, {
-    limits: { maxUsers: 10 },
-    retentionDays: 30,
-  });
-  created.push(spec);
-  return spec;
-}
-
-const dsnOf = (s: TenantSpec, database = s.database): string =>
-  tenantDsn(pg.host, pg.port, s.roleName, s.rolePassword, database);
+const newTenant = (): Promise<TenantSpec> =>
+  tenants.create("s", { limits: { maxUsers: 10 }, retentionDays: 30 });
+const dsnOf = tenants.tenantUrl;
 const reg = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(registryDsn(ADMIN), fn);
 const admin = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(ADMIN, fn);
-
-/** Error code of a statement run as `dsn` ("ok" when it succeeds). */
-async function codeOf(dsn: string, sql: string): Promise<string> {
-  return withClient(dsn, (c) => c.query(sql)).then(
-    () => "ok",
-    (e: { code?: string; message: string }) => e.code ?? e.message,
-  );
-}
 
 /** Odoo-style content-addressed files: `<sha1[0:2]>/<sha1>`. Returns their relative paths. */
 async function addFiles(database: string, n: number, bytes = 64, salt = ""): Promise<string[]> {
@@ -98,44 +77,18 @@ const snap = (s: TenantSpec, name: string, kind: SnapshotKind = "manual", withFa
     ...(withFallback ? { pgbackrest } : {}),
   });
 
-function pct(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-let a: TenantSpec;
-let b: TenantSpec;
-let files: string[];
-
-beforeAll(async () => {
-  workDir = await fsp.mkdtemp(path.join(os.tmpdir(), "loomworks-snap-it-"));
-  await ensureTemplate(ADMIN, {
-    name: "snap",
-    database: TEMPLATE_DB,
-    fromDump: TEMPLATE_DUMP,
-    stateDir: workDir,
-  });
-  a = specFor();
-  b = specFor();
-  await Promise.all([createTenant(ADMIN, a), createTenant(ADMIN, b)]);
-  files = await addFiles(a.database, 50);
-}, 300_000);
-
 afterAll(async () => {
   await closeSnapshotConnections();
-  for (const s of created) await deleteTenant(ADMIN, { ...s, forceDestroy: true }).catch(() => undefined);
-  await dropTemplate(ADMIN, TEMPLATE_DB).catch(() => undefined);
   await reg((c) => c.query("DELETE FROM backups WHERE label = $1", [FAKE_BACKUP])).catch(() => undefined);
   await fsp.rm(snapshotRoot, { recursive: true, force: true });
-  await fsp.rm(workDir, { recursive: true, force: true });
 }, 120_000);
 
 describe("manual snapshots", () => {
-  let first: CreatedSnapshot;
-
   it("records a restore point with its LSN, WAL file, time, size, backup set and a hard-linked filestore", async () => {
+    const a = await newTenant();
+    const files = await addFiles(a.database, 50);
     const before = Date.now();
-    first = await snap(a, "before-upgrade");
+    const first = await snap(a, "before-upgrade");
     expect(first).toMatchObject({
       created: true,
       subdomain: a.subdomain,
@@ -177,7 +130,9 @@ describe("manual snapshots", () => {
   });
 
   it("keeps the snapshot's copy when a file is deleted from the live filestore", async () => {
-    const victim = files[1];
+    const a = await newTenant();
+    const [victim] = await addFiles(a.database, 2);
+    const first = await snap(a, "before-upgrade");
     const content = await fsp.readFile(path.join(filestoreRoot, a.database, victim), "utf8");
     await fsp.rm(path.join(filestoreRoot, a.database, victim));
     expect(await fsp.readFile(path.join(first.filestorePath, victim), "utf8")).toBe(content);
@@ -185,6 +140,8 @@ describe("manual snapshots", () => {
   });
 
   it("moves forward: a later snapshot has a larger LSN; the registry backup set is used when recorded", async () => {
+    const a = await newTenant();
+    const first = await snap(a, "before-upgrade");
     await withClient(dsnOf(a), (c) =>
       c.query("INSERT INTO res_partner (name) VALUES ('after the first snapshot')"),
     );
@@ -207,6 +164,8 @@ describe("manual snapshots", () => {
   });
 
   it("is idempotent: a ready manual snapshot is returned as is; a pending one left by a crash is finished", async () => {
+    const a = await newTenant();
+    const first = await snap(a, "before-upgrade");
     const again = await snap(a, "before-upgrade");
     expect(again.created).toBe(false);
     expect(again).toMatchObject({ id: first.id, lsn: first.lsn, createdAt: first.createdAt, state: "ready" });
@@ -228,11 +187,15 @@ describe("manual snapshots", () => {
     expect(finished.lsn).not.toBe("");
     expect(fs.existsSync(partial)).toBe(false);
     const names = (await listSnapshots(ADMIN, a.subdomain)).map((s) => s.name);
-    expect(names).toEqual(["before-upgrade", "second", "crashed"]);
+    expect(names).toEqual(["before-upgrade", "crashed"]);
   });
 
   it("forgets a snapshot: row and copy gone; forgetting again is a no-op", async () => {
-    const s = (await listSnapshots(ADMIN, a.subdomain)).find((x) => x.name === "crashed");
+    const a = await newTenant();
+    await addFiles(a.database, 2);
+    const first = await snap(a, "kept");
+    await snap(a, "forgotten");
+    const s = (await listSnapshots(ADMIN, a.subdomain)).find((x) => x.name === "forgotten");
     expect(s).toBeDefined();
     expect(await snapshotStatus(ADMIN, s!.id)).toMatchObject({ state: "ready", filestorePresent: true });
     expect(await forgetSnapshot(ADMIN, s!.id)).toBe(true);
@@ -244,6 +207,7 @@ describe("manual snapshots", () => {
   });
 
   it("refuses a database that does not exist (no row left behind)", async () => {
+    const a = await newTenant();
     await expect(
       createSnapshot(ADMIN, {
         subdomain: a.subdomain,
@@ -265,9 +229,15 @@ describe("manual snapshots", () => {
 });
 
 describe("pre_ai snapshots requested from the tenant database", () => {
-  let requestId: string;
+  const request = async (s: TenantSpec, note: string): Promise<string> =>
+    withClient(
+      dsnOf(s),
+      async (c) =>
+        (await c.query("SELECT loomworks_snapshot.request('pre_ai', $1) AS id", [note])).rows[0].id,
+    );
 
   it("installs the API at provisioning (journaled step snapshot-api), owned by an inert role", async () => {
+    const a = await newTenant();
     const journal = await reg((c) => tenantJournal(c, a.subdomain));
     const steps = journal.map((j) => j.step);
     expect(steps.indexOf("snapshot-api")).toBe(steps.indexOf("database-identity") + 1);
@@ -294,10 +264,8 @@ describe("pre_ai snapshots requested from the tenant database", () => {
   });
 
   it("lets the tenant role request one, and nothing else", async () => {
-    requestId = await withClient(
-      dsnOf(a),
-      async (c) => (await c.query("SELECT loomworks_snapshot.request('pre_ai', 'x') AS id")).rows[0].id,
-    );
+    const [a, b] = await Promise.all([newTenant(), newTenant()]);
+    const requestId = await request(a, "x");
     expect(requestId).toMatch(/^[0-9a-f-]{36}$/);
     const mine = await withClient(
       dsnOf(a),
@@ -341,6 +309,9 @@ describe("pre_ai snapshots requested from the tenant database", () => {
   });
 
   it("syncs requests into the registry (same id and restore point) and deletes them locally", async () => {
+    const a = await newTenant();
+    await addFiles(a.database, 2);
+    const requestId = await request(a, "x");
     const synced = await syncRequestedSnapshots(ADMIN, a.subdomain, a.database, {
       filestoreRoot,
       snapshotRoot,
@@ -369,6 +340,8 @@ describe("pre_ai snapshots requested from the tenant database", () => {
   });
 
   it("shows each tenant only its own snapshots in the registry", async () => {
+    const [a, b] = await Promise.all([newTenant(), newTenant()]);
+    await snap(a, "a-only");
     await snap(b, "b-only");
     const seen = async (s: TenantSpec) =>
       withClient(dsnOf(s, REGISTRY_DATABASE), async (c) =>
@@ -386,6 +359,8 @@ describe("auto snapshots and retention", () => {
     (await listSnapshots(ADMIN, s.subdomain)).filter((x) => x.kind !== "manual");
 
   it("takes one auto snapshot per active tenant (syncing requests first), then prunes to maxSnapshots", async () => {
+    const [a, b] = await Promise.all([newTenant(), newTenant()]);
+    await snap(a, "manual");
     await reg((c) =>
       c.query(`UPDATE tenants SET limits = limits || '{"maxSnapshots": 3}'::jsonb WHERE subdomain = $1`, [
         a.subdomain,
@@ -412,7 +387,7 @@ describe("auto snapshots and retention", () => {
     }
     const left = await runtime(a);
     expect(left).toHaveLength(3);
-    expect(left.every((x) => x.kind === "auto")).toBe(true); // the two pre_ai ones were the oldest
+    expect(left.every((x) => x.kind === "auto")).toBe(true); // the pre_ai one was the oldest
     // B keeps its four (default limit 20); manual snapshots are untouched.
     expect((await runtime(b)).filter((x) => x.kind === "auto")).toHaveLength(4);
     expect((await listSnapshots(ADMIN, a.subdomain)).filter((x) => x.kind === "manual")).toEqual(
@@ -424,6 +399,8 @@ describe("auto snapshots and retention", () => {
   });
 
   it("prunes runtime snapshots older than maxAgeDays (default 30)", async () => {
+    const a = await newTenant();
+    for (let i = 0; i < 3; i++) await snap(a, `auto-${i}`, "auto");
     const [oldest, , newest] = await runtime(a);
     await reg((c) =>
       c.query("UPDATE snapshots SET created_at = now() - interval '40 days' WHERE id = $1", [oldest.id]),
@@ -435,45 +412,5 @@ describe("auto snapshots and retention", () => {
     expect(await pruneSnapshots(ADMIN, a.subdomain, { maxAgeDays: 7 })).toEqual([newest.id]);
     expect(await runtime(a)).toHaveLength(1);
     expect(fs.existsSync(path.dirname(oldest.filestorePath))).toBe(false);
-  });
-});
-
-describe("create timing (measured and printed, not asserted)", () => {
-  async function measure(s: TenantSpec, label: string, n: number): Promise<void> {
-    const totals: number[] = [];
-    const steps: Record<string, number[]> = { restorePoint: [], filestore: [], register: [], record: [] };
-    const ids: string[] = [];
-    await snap(s, `warm-${label}`, "auto"); // first use in the process: registry check, pgbackrest cache
-    for (let i = 0; i < n; i++) {
-      const r = await snap(s, `timing-${i}`, "auto");
-      ids.push(r.id);
-      totals.push(r.timings!.total);
-      for (const k of Object.keys(steps)) steps[k].push(r.timings![k as keyof typeof r.timings] as number);
-    }
-    const size = (await snapshotStatus(ADMIN, ids[0]))!.sizeBytes;
-    const detail = Object.entries(steps)
-      .map(([k, v]) => `${k} p50 ${pct(v, 50).toFixed(1)}`)
-      .join(", ");
-    console.log(
-      `[snapshot timing] ${label}: ${(size / 1e6).toFixed(1)} MB, ${n} creates: ` +
-        `p50 ${pct(totals, 50).toFixed(1)} ms, p95 ${pct(totals, 95).toFixed(1)} ms, max ${Math.max(...totals).toFixed(1)} ms (${detail})`,
-    );
-    for (const id of ids) await forgetSnapshot(ADMIN, id);
-  }
-
-  it("tiny tenant (fixture template, 49 files)", async () => {
-    await measure(a, "tiny", 40);
-  });
-
-  it("20 MB tenant (20 MB of rows, 2,000 files)", async () => {
-    const big = specFor();
-    await createTenant(ADMIN, big);
-    await withClient(dsnOf(big), (c) =>
-      c.query(
-        "CREATE TABLE x_bulk AS SELECT g AS id, repeat(md5(g::text), 30) AS payload FROM generate_series(1, 20000) g",
-      ),
-    );
-    await addFiles(big.database, 2000, 256, "big");
-    await measure(big, "20MB", 40);
   });
 });

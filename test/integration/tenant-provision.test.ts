@@ -26,7 +26,7 @@ import { diffTenant } from "../../lib/tenant/provider";
 import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate, templateSourceHash, templateStatus } from "../../lib/tenant/template";
-import { randomTenantSpec } from "./tenant-specs";
+import { randomTenantSpec } from "../helpers/tenants";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;

@@ -9,20 +9,14 @@
  * (`row::text` of every row, ids included), not on a few columns.
  */
 import { randomBytes } from "node:crypto";
-import { promises as fsp } from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { Client } from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { installGuards, readGuards, type GuardsOptions } from "../../lib/guards/install";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
-import { quoteLiteral, withPlainClient as withClient } from "../../lib/pg/client";
-import { clusterPaths } from "../../lib/pg/paths";
+import { quoteLiteral } from "../../lib/pg/client";
 import { readQuotaStatus, writeQuotaLimits } from "../../lib/quota/sql";
-import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
-import { dsnWithDatabase } from "../../lib/pg/dsn";
-import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
+import { type TenantSpec } from "../../lib/tenant/provision";
 import { CAPTURE_TRIGGER, UNDO_ERRORS } from "../../lib/undo/sql";
 import {
   beginOperation,
@@ -37,54 +31,17 @@ import {
   type OperationSummary,
   type UndoResult,
 } from "../../lib/undo/undo";
-import { randomTenantSpec } from "./tenant-specs";
+import { failure } from "../helpers/pg-error";
+import { openSession, useFixtureTenants, waitUntilBlocked } from "../helpers/tenants";
 
-const pg = inject("pg");
-const ADMIN = pg.adminDsn;
-const TEMPLATE_DUMP = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql");
-const run = randomBytes(3).toString("hex");
-const TEMPLATE_DB = `loomworks_template_undo_${run}`;
-const filestoreRoot = clusterPaths(pg.stateDir).filestoreDir;
-const created: TenantSpec[] = [];
-let workDir: string;
+const tenants = useFixtureTenants("undo", { tearDownTimeoutMs: 300_000 });
 
-interface PgError {
-  code?: string;
-  message: string;
-  detail?: string;
-  hint?: string;
-}
-
-const tenantUrl = (s: TenantSpec): string =>
-  tenantDsn(pg.host, pg.port, s.roleName, s.rolePassword, s.database);
-const adminUrl = (s: TenantSpec): string => dsnWithDatabase(ADMIN, s.database);
-const asTenant = <T>(s: TenantSpec, fn: (c: Client) => Promise<T>): Promise<T> =>
-  withClient(tenantUrl(s), fn);
-const asAdmin = <T>(s: TenantSpec, fn: (c: Client) => Promise<T>): Promise<T> => withClient(adminUrl(s), fn);
-
-/** A connection left open (closed by the caller). */
-async function connect(dsn: string): Promise<Client> {
-  const c = new Client({ connectionString: dsn, application_name: "undo-it" });
-  c.on("error", () => undefined);
-  await c.connect();
-  return c;
-}
-
-/** The error `p` fails with; fails the test when it succeeds. */
-async function failure(p: Promise<unknown>): Promise<PgError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as PgError;
-  }
-  throw new Error("expected the statement to fail, but it succeeded");
-}
+const { tenantUrl, adminUrl, asAdmin, asTenant } = tenants;
+const connect = (dsn: string): Promise<Client> => openSession(dsn, "undo-it");
 
 /** A fresh tenant from the fixture template, guards installed and limits written (as provisioning will). */
 async function newTenant(opts: GuardsOptions = {}): Promise<TenantSpec> {
-  const spec = randomTenantSpec("u", TEMPLATE_DB, filestoreRoot);
-  created.push(spec);
-  await createTenant(ADMIN, spec);
+  const spec = await tenants.create("u");
   await asAdmin(spec, async (db) => {
     await installGuards(db, opts);
     await writeQuotaLimits(db, {
@@ -258,92 +215,62 @@ async function settledWithin(p: Promise<unknown>, ms: number): Promise<"settled"
 }
 
 /** Waits until backend `pid` waits for a lock (checked from a separate connection). */
-async function waitForLockWait(s: TenantSpec, pid: number): Promise<void> {
-  await asAdmin(s, async (db) => {
-    const deadline = Date.now() + 20_000;
-    for (;;) {
-      const r = await db.query<{ w: string | null }>(
-        "SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = $1",
-        [pid],
-      );
-      if (r.rows[0]?.w === "Lock") return;
-      if (Date.now() > deadline) throw new Error(`backend ${pid} never waited for a lock`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  });
-}
+const waitForLockWait = (s: TenantSpec, pid: number): Promise<void> =>
+  waitUntilBlocked(adminUrl(s), pid, 20_000);
 
 const backendPid = async (c: Client): Promise<number> =>
   (await c.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0].pid;
 
 // ---------------------------------------------------------------------------------------------
 
-beforeAll(async () => {
-  workDir = await fsp.mkdtemp(path.join(os.tmpdir(), "loomworks-undo-it-"));
-  await ensureTemplate(ADMIN, {
-    name: "undo",
-    database: TEMPLATE_DB,
-    fromDump: TEMPLATE_DUMP,
-    stateDir: workDir,
-  });
-}, 300_000);
-
-afterAll(async () => {
-  for (const s of created) await deleteTenant(ADMIN, { ...s, forceDestroy: true }).catch(() => undefined);
-  await dropTemplate(ADMIN, TEMPLATE_DB).catch(() => undefined);
-  await fsp.rm(workDir, { recursive: true, force: true });
-}, 300_000);
-
 describe("undo of AI operations", () => {
-  it("undoes single- and multi-row creates, updates and deletes exactly; nothing is captured outside an operation", async () => {
+  it.each<[string, string, Record<string, ReturnType<typeof counts>>]>([
+    [
+      "single create",
+      "INSERT INTO res_partner (name, email, company_id) VALUES ('AI single', 'ai@it.example', 1)",
+      { res_partner: counts(1, 0, 0) },
+    ],
+    [
+      "multi create",
+      `INSERT INTO product_category (name, complete_name, parent_id, parent_path)
+       SELECT 'AI cat ' || g, 'All / AI cat ' || g, 1, '1/' FROM generate_series(1, 3) g`,
+      { product_category: counts(3, 0, 0) },
+    ],
+    [
+      "single update",
+      "UPDATE res_partner SET name = 'renamed by AI', phone = '+1 555 0100' WHERE id = 4",
+      { res_partner: counts(0, 1, 0) },
+    ],
+    [
+      "multi update",
+      `UPDATE product_template SET list_price = list_price * 1.1, description = '{"en_US": "by AI"}'
+       WHERE id IN (1, 2, 3)`,
+      { product_template: counts(0, 3, 0) },
+    ],
+    [
+      "single delete",
+      "DELETE FROM ir_config_parameter WHERE key = 'web.base.url'",
+      { ir_config_parameter: counts(0, 0, 1) },
+    ],
+    ["multi delete", "DELETE FROM ir_model_data WHERE module = 'base'", { ir_model_data: counts(0, 0, 8) }],
+  ])("undoes a %s exactly", async (what, sql, tables) => {
     const t = await newTenant();
     await asTenant(t, async (c) => {
-      const steps: Array<[string, string, Record<string, ReturnType<typeof counts>>]> = [
-        [
-          "single create",
-          "INSERT INTO res_partner (name, email, company_id) VALUES ('AI single', 'ai@it.example', 1)",
-          { res_partner: counts(1, 0, 0) },
-        ],
-        [
-          "multi create",
-          `INSERT INTO product_category (name, complete_name, parent_id, parent_path)
-           SELECT 'AI cat ' || g, 'All / AI cat ' || g, 1, '1/' FROM generate_series(1, 3) g`,
-          { product_category: counts(3, 0, 0) },
-        ],
-        [
-          "single update",
-          "UPDATE res_partner SET name = 'renamed by AI', phone = '+1 555 0100' WHERE id = 4",
-          { res_partner: counts(0, 1, 0) },
-        ],
-        [
-          "multi update",
-          `UPDATE product_template SET list_price = list_price * 1.1, description = '{"en_US": "by AI"}'
-           WHERE id IN (1, 2, 3)`,
-          { product_template: counts(0, 3, 0) },
-        ],
-        [
-          "single delete",
-          "DELETE FROM ir_config_parameter WHERE key = 'web.base.url'",
-          { ir_config_parameter: counts(0, 0, 1) },
-        ],
-        [
-          "multi delete",
-          "DELETE FROM ir_model_data WHERE module = 'base'",
-          { ir_model_data: counts(0, 0, 8) },
-        ],
-      ];
-      for (const [what, sql, tables] of steps) {
-        const before = await dumpDb(c);
-        const { id, summary } = await sqlOp(c, [sql], { description: what });
-        expect(summary.tables, what).toEqual(tables);
-        const changed = await dumpDb(c);
-        expect(Object.keys(diffDump(before, changed)).sort(), what).toEqual(Object.keys(tables).sort());
-        const r = await undo(c, id);
-        expect(r.applied, what).toBe(true);
-        expect(r.conflicts, what).toEqual([]);
-        expect(diffDump(before, await dumpDb(c)), what).toEqual({});
-      }
+      const before = await dumpDb(c);
+      const { id, summary } = await sqlOp(c, [sql], { description: what });
+      expect(summary.tables).toEqual(tables);
+      const changed = await dumpDb(c);
+      expect(Object.keys(diffDump(before, changed)).sort()).toEqual(Object.keys(tables).sort());
+      const r = await undo(c, id);
+      expect(r.applied).toBe(true);
+      expect(r.conflicts).toEqual([]);
+      expect(diffDump(before, await dumpDb(c))).toEqual({});
+    });
+  });
 
+  it("captures nothing outside an operation, nor after end_operation", async () => {
+    const t = await newTenant();
+    await asTenant(t, async (c) => {
       // Outside any operation: the writes happen and nothing is captured.
       const logged = await changeLogCount(c);
       const ops = await operationLogCount(c);
@@ -1431,18 +1358,13 @@ describe("operations", () => {
     await asTenant(t, async (c) => {
       const table = "x_fixture_module_002";
       const before = await dumpDb(c, [table]);
-      const t0 = Date.now();
       const { id, summary } = await sqlOp(c, [
         `INSERT INTO ${table} (name, code, partner_id, company_id, amount, quantity, event_date, payload, create_uid)
          SELECT 'bulk ' || g, 'B' || g, 1 + g % 3, 1, g * 1.5, g, DATE '2025-01-01' + g % 365, md5(g::text), 2
          FROM generate_series(1, 10000) g`,
       ]);
-      const opMs = Date.now() - t0;
       expect(summary.tables).toEqual({ [table]: counts(10000, 0, 0) });
-      const t1 = Date.now();
       const r = await undo(c, id);
-      const undoMs = Date.now() - t1;
-      console.log(`10,000-row operation on ${table}: operation ${opMs} ms, undo ${undoMs} ms`);
       expect(r).toMatchObject({ applied: true, rows: 10000, restored: counts(0, 0, 10000) });
       expect(diffDump(before, await dumpDb(c, [table]))).toEqual({});
     });

@@ -1,8 +1,14 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { TEMPLATE_DEFAULTS, fixtureSql, paddingTableName, parseArgs } from "../../testkit/odoo-shaped-fixture";
+import {
+  FIXTURE_SCHEMA_SQL,
+  FIXTURE_TEMPLATE_DUMP,
+  TEMPLATE_DEFAULTS,
+  fixtureSql,
+  paddingTableName,
+  parseArgs,
+} from "../../testkit/odoo-shaped-fixture";
 import { UNKNOWN as UNKNOWN_INPUT } from "../../lib/pulumi/unknown";
 import { checkTenantInputs, diffTemplate, diffTenant, tenantRead } from "../../lib/tenant/provider";
 import {
@@ -346,7 +352,7 @@ describe("TenantTemplate diff and source hash", () => {
   });
 
   it("hashes like the program does (sha256 of the file, or of the command text)", () => {
-    const dump = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "schema.sql");
+    const dump = FIXTURE_SCHEMA_SQL;
     expect(templateSourceHash({ fromDump: dump })).toBe(
       createHash("sha256").update(readFileSync(dump)).digest("hex"),
     );
@@ -385,10 +391,7 @@ describe("Odoo-shaped fixture generator (a test fixture, not Odoo)", () => {
   });
 
   it("matches the committed template.sql (regenerate it after changing schema.sql or generate.ts)", () => {
-    const committed = readFileSync(
-      path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql"),
-      "utf8",
-    );
+    const committed = readFileSync(FIXTURE_TEMPLATE_DUMP, "utf8");
     expect(committed === fixtureSql(TEMPLATE_DEFAULTS)).toBe(true);
     expect(Buffer.byteLength(committed)).toBeLessThan(2 * 1024 * 1024);
   });
