@@ -3,7 +3,6 @@
  * recovery window; the scheduler loop (fast clock) and the daemon's lifecycle; and the jobs CLI
  * compiled into bin/, reaching PostgreSQL by peer authentication over the socket.
  */
-import { spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -32,10 +31,11 @@ import { localClusterLayout, localClusterSpec, type LocalClusterSpec } from "../
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
 import { registryDsn } from "../../lib/registry/registry";
 import { makeStateDir } from "../../testkit/cluster";
+import { runNode, writeClusterSchedulerFiles } from "../helpers/jobs";
 
 const pg = inject("pg");
 const spec: LocalClusterSpec = localClusterSpec(pg);
-const { paths, pgbackrest } = localClusterLayout(spec);
+const { pgbackrest } = localClusterLayout(spec);
 
 let work: string;
 let jobsBundle: string;
@@ -45,17 +45,6 @@ const lsn = (text: string): bigint => {
   const [hi, lo] = text.split("/");
   return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 };
-
-function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, cwd: "/" });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, out }));
-  });
-}
 
 async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -158,14 +147,7 @@ describe("backups in the registry (shared cluster)", () => {
   });
 
   it("jobs.js backup runs as postgres (peer auth, no password), records the backup and expires", async () => {
-    await writeSchedulerFiles(pg.stateDir, [], {
-      stateDir: pg.stateDir,
-      port: pg.port,
-      stanza: pg.stanza,
-      archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-      retentionFull: pg.retentionFull,
-      socketDir: paths.socketDir,
-    });
+    await writeClusterSchedulerFiles(pg);
     const clusterFile = await fs.readFile(schedulerPaths(pg.stateDir).clusterFile, "utf8");
     expect(clusterFile).not.toContain(pg.superuserPassword);
     expect((await fs.stat(schedulerPaths(pg.stateDir).clusterFile)).mode & 0o777).toBe(0o600);

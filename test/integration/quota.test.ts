@@ -3,17 +3,14 @@
  * fresh tenants made by createTenant from the Odoo-shaped FIXTURE template (test/fixtures/odoo-shaped;
  * not Odoo), with the quota API installed by installQuotaApi.
  */
-import { spawn } from "node:child_process";
 import { promises as fsp } from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
-import { writeSchedulerFiles } from "../../lib/backup/daemon";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
 import { withPlainClient as withClient } from "../../lib/pg/client";
 import { GUARD_OWNER_ROLE } from "../../lib/pg/ownerRole";
-import { clusterPaths } from "../../lib/pg/paths";
 import {
   QUOTA_API_VERSION,
   QUOTA_SCHEMA,
@@ -27,14 +24,13 @@ import {
 import { checkStorage, checkTenantStorage, type StorageCheckResult } from "../../lib/quota/storage";
 import { type TenantSpec } from "../../lib/tenant/provision";
 import { filestorePath } from "../../lib/pg/names";
-import { repoRoot } from "../../testkit/repo";
 import { failure, type PgError } from "../helpers/pg-error";
 import { openSession, useFixtureTenants, waitUntilBlocked } from "../helpers/tenants";
+import { JOBS_SCRIPT, runNode, writeClusterSchedulerFiles } from "../helpers/jobs";
 
 const tenants = useFixtureTenants("quota");
 const pg = tenants.pg;
 const ADMIN = pg.adminDsn;
-const paths = clusterPaths(pg.stateDir);
 const filestoreRoot = tenants.filestoreRoot;
 const GIB = 1024 ** 3;
 
@@ -105,17 +101,6 @@ const checkOf = (s: TenantSpec): Promise<StorageCheckResult> =>
     database: s.database,
     filestoreDir: filestorePath(filestoreRoot, s.database),
   });
-
-function runNode(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, cwd: "/" });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, out }));
-  });
-}
 
 describe("installation and privileges", () => {
   let t: TenantSpec;
@@ -842,15 +827,8 @@ describe("storage", () => {
       expect(bySub.get(t.subdomain)).toMatchObject({ state: "ok" });
       expect(bySub.get(t.subdomain)?.error).toBeUndefined();
 
-      await writeSchedulerFiles(pg.stateDir, [], {
-        stateDir: pg.stateDir,
-        port: pg.port,
-        stanza: pg.stanza,
-        archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-        retentionFull: pg.retentionFull,
-        socketDir: paths.socketDir,
-      });
-      const jobs = path.join(repoRoot, "bin", "infra", "ops", "jobs.js");
+      await writeClusterSchedulerFiles(pg);
+      const jobs = JOBS_SCRIPT;
       const ok = await runNode([jobs, "quota-check", "--state-dir", pg.stateDir, "--tenant", t.subdomain]);
       expect(ok.code, ok.out).toBe(0);
       expect(ok.out).toContain(`${t.subdomain}: `);

@@ -11,7 +11,7 @@ import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { takeBackup } from "../../lib/backup/backups";
-import { removeScheduler, writeSchedulerFiles } from "../../lib/backup/daemon";
+import { removeScheduler } from "../../lib/backup/daemon";
 import { PRIVATE_DIR, PRIVATE_FILE, TRAVERSED_DIR } from "../../lib/fs/stateModes";
 import { localClusterSpec } from "../../lib/pg/cluster";
 import { clusterPaths } from "../../lib/pg/paths";
@@ -20,6 +20,7 @@ import { setRouterMaintenance } from "../../lib/router/maintenance";
 import { applyRouter, stopRouter } from "../../lib/router/nginx";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { freePort } from "../../testkit/ports";
+import { writeClusterSchedulerFiles } from "../helpers/jobs";
 
 const pg = inject("pg");
 const paths = clusterPaths(pg.stateDir);
@@ -68,14 +69,7 @@ async function modeOf(p: string): Promise<number> {
 
 beforeAll(async () => {
   await takeBackup(localClusterSpec(pg), pg.adminDsn, "incr");
-  await writeSchedulerFiles(pg.stateDir, [], {
-    stateDir: pg.stateDir,
-    port: pg.port,
-    stanza: pg.stanza,
-    archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-    retentionFull: pg.retentionFull,
-    socketDir: paths.socketDir,
-  });
+  await writeClusterSchedulerFiles(pg);
   await ensureTemplate(pg.adminDsn, {
     name: "modes",
     database: TEMPLATE_DB,
