@@ -15,7 +15,7 @@ import { existsSync, promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localClusterSpec, runBackup, type LocalClusterSpec } from "../../lib/pg/cluster";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
 // search_path (lib/pg/client.ts withClient) is for the code under test.
@@ -41,35 +41,22 @@ import {
   type ScratchRestoreResult,
 } from "../../lib/restore/scratch";
 import { pgbackrestTargetFor } from "../../lib/restore/target";
-import { createTenant, deleteTenant, type TenantSpec } from "../../lib/tenant/provision";
+import { type TenantSpec } from "../../lib/tenant/provision";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
-import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { randomTenantSpec } from "../helpers/tenants";
+import { useFixtureTenants } from "../helpers/tenants";
 
-const pg = inject("pg");
+const tenants = useFixtureTenants("sel", { setUpTimeoutMs: 180_000, tearDownTimeoutMs: 180_000 });
+const pg = tenants.pg;
 const ADMIN = pg.adminDsn;
 const CLUSTER: LocalClusterSpec = localClusterSpec(pg);
 const PGBR = pgbackrestTargetFor(pg.stateDir, pg.stanza);
-const FIXTURE_DUMP = path.resolve(__dirname, "..", "fixtures", "odoo-shaped", "template.sql");
+const FIXTURE_TEMPLATE = tenants.template;
 const run = randomBytes(3).toString("hex");
-const FIXTURE_TEMPLATE = `loomworks_template_sel_${run}`;
-const filestoreRoot = clusterPaths(pg.stateDir).filestoreDir;
 const restoreRoot = path.join(pg.stateDir, "restore");
 
-const created: TenantSpec[] = [];
-let workDir: string;
-
-function specFor(): TenantSpec {
-  const spec = randomTenantSpec("s", FIXTURE_TEMPLATE, filestoreRoot);
-  created.push(spec);
-  return spec;
-}
-
-async function newTenant(): Promise<TenantSpec> {
-  const spec = specFor();
-  await createTenant(ADMIN, spec);
-  return spec;
-}
+const newTenant = (): Promise<TenantSpec> => tenants.create("s");
+/** Deletes the tenants made so far, keeping later backups small. */
+const deleteCreatedTenants = tenants.deleteCreated;
 
 const admin = <T>(fn: (c: Client) => Promise<T>): Promise<T> => withClient(ADMIN, fn);
 const inDb = <T>(db: string, fn: (c: Client) => Promise<T>): Promise<T> =>
@@ -156,25 +143,8 @@ async function scratchRestore(
   }
 }
 
-beforeAll(async () => {
-  workDir = await fs.mkdtemp(path.join(os.tmpdir(), "loomworks-selective-it-"));
-  await ensureTemplate(ADMIN, {
-    name: "default",
-    database: FIXTURE_TEMPLATE,
-    fromDump: FIXTURE_DUMP,
-    stateDir: workDir,
-  });
-}, 180_000);
-
-async function deleteCreatedTenants(): Promise<void> {
-  for (const s of created.splice(0))
-    await deleteTenant(ADMIN, { ...s, forceDestroy: true }).catch(() => undefined);
-}
-
 afterAll(async () => {
   await deleteCreatedTenants();
-  await dropTemplate(ADMIN, FIXTURE_TEMPLATE).catch(() => undefined);
-  await fs.rm(workDir, { recursive: true, force: true });
   expect(existsSync(restoreRoot) ? await fs.readdir(restoreRoot) : []).toEqual([]);
 }, 180_000);
 
