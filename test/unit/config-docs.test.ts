@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { CONFIG_DESCRIPTIONS } from "../../infra/config/descriptions";
 import { parseStackConfig } from "../../infra/config/load";
 import { configKeys, withConfigReference } from "../../infra/config/reference";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 const configurationMd = readFileSync(path.join(repoRoot, "docs/configuration.md"), "utf8");
 
