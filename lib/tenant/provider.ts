@@ -8,7 +8,8 @@ import type * as pulumi from "@pulumi/pulumi";
 import { diffKeys, diffResult, type KeyDiffResult } from "../pulumi/diff";
 import { CheckFailures } from "../pulumi/failures";
 import { isKnown } from "../pulumi/unknown";
-import { EXTERNAL_FILESTORE, TENANT_STATES, type TenantState, type TenantStatus } from "./provision";
+import { EXTERNAL_FILESTORE, type TenantStatus } from "./provision";
+import { TENANT_STATES, type TenantState } from "./state";
 import { checkDatabaseName, checkRoleName } from "../pg/names";
 
 /** Inputs whose change means a new tenant (the old one is deleted first). */

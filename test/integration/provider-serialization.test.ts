@@ -10,7 +10,7 @@ import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { UNKNOWN } from "../../lib/pulumi/unknown";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 const load = createRequire(__filename);
 const sdk = load(path.join(repoRoot, "node_modules", "@pulumi", "pulumi")) as typeof pulumi;
