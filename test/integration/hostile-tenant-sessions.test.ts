@@ -22,7 +22,7 @@ import { filestorePath } from "../../lib/pg/names";
 import { registryDsn } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { repoRoot } from "../../testkit/repo";
-import { useFixtureTenants } from "../helpers/tenants";
+import { restoreOptionsFor, useFixtureTenants } from "../helpers/tenants";
 
 const tenants = useFixtureTenants("hostile");
 const pg = tenants.pg;
@@ -330,17 +330,7 @@ describe("a tenant with only its DSN", () => {
       ADMIN,
       async (c) => (await c.query<{ l: string }>("SELECT pg_current_wal_lsn()::text AS l")).rows[0].l,
     );
-    const r = await restoreTenant({
-      adminDsn: ADMIN,
-      stateDir: pg.stateDir,
-      stanza: pg.stanza,
-      subdomain: t.subdomain,
-      database: t.database,
-      roleName: t.roleName,
-      tenantState: t.state,
-      target: { lsn },
-      filestoreRoot,
-    });
+    const r = await restoreTenant(restoreOptionsFor(pg, t, { lsn }));
     expect(r).toMatchObject({ state: "done" });
     // The restored database carries whatever the shadows did in the scratch (the dump copies the
     // sequence and the log), and whatever they did in the live cluster since.
