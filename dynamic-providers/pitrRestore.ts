@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
 import type * as RestoreLib from "../lib/restore/index";
 import type * as RestoreProvider from "../lib/restore/provider";
-import type { TenantState } from "../lib/tenant/state";
+import type { TenantState } from "../lib/registry/tenantState";
 
 /**
  * A tenant's `restore: { snapshot | time | lsn }` entry: point-in-time restore of that ONE tenant

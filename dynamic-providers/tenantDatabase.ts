@@ -3,7 +3,7 @@ import type * as Unreachable from "../lib/pg/unreachable";
 import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
 import type * as Provision from "../lib/tenant/provision";
 import type * as TenantProvider from "../lib/tenant/provider";
-import type { TenantState } from "../lib/tenant/state";
+import type { TenantState } from "../lib/registry/tenantState";
 
 /**
  * A tenant's database, login role, ERP admin user, filestore directory and registry row

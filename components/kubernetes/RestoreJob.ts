@@ -12,7 +12,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import type { TenantState } from "../../lib/tenant/state";
+import type { TenantState } from "../../lib/registry/tenantState";
 import { targetKind, type RestoreTarget } from "../../lib/restore/target";
 import { POSTGRES_CONTAINER } from "../docker/config";
 import {

@@ -5,7 +5,7 @@
  * is suspended, archived or being restored. Hosts not in the table go to the 404 page. Pure: the
  * Gateway API and Ingress variants of KubernetesRouter both render from it.
  */
-import type { TenantState } from "../../lib/tenant/state";
+import type { TenantState } from "../../lib/registry/tenantState";
 
 export type RouterTenantState = TenantState | "restoring";
 

@@ -17,7 +17,7 @@
  */
 import { z } from "zod";
 import { cronProblem } from "../../lib/backup/cron";
-import { TENANT_STATES, type TenantState } from "../../lib/tenant/state";
+import { TENANT_STATES, type TenantState } from "../../lib/registry/tenantState";
 import { checkSubdomain } from "./subdomain";
 import { dockerConfigSchema, type DockerConfig } from "./docker";
 import { kubernetesConfigSchema, type KubernetesConfig } from "./kubernetes";

@@ -49,7 +49,7 @@ import {
 import { mustRun } from "../../lib/process/run";
 import { checkStorage } from "../../lib/quota/storage";
 import { restoreTenant, type RestoreTarget } from "../../lib/restore";
-import type { TenantState } from "../../lib/tenant/state";
+import type { TenantState } from "../../lib/registry/tenantState";
 import { takeAutoSnapshots } from "../../lib/snapshot/runtime";
 
 const COMMANDS = [

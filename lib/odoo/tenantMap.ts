@@ -6,7 +6,7 @@
  * provisioning, suspension, rotation and restores need no ERP restart.
  */
 import * as path from "node:path";
-import type { TenantState } from "../tenant/state";
+import type { TenantState } from "../registry/tenantState";
 
 export const TENANT_FILES_VERSION = 1;
 export const TENANT_MAP_FILE = "tenants.json";

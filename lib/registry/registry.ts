@@ -14,7 +14,7 @@
 import type { Client } from "pg";
 import { quoteIdent, startupOptions, withClient } from "../pg/client";
 import { dsnWithDatabase } from "../pg/dsn";
-import type { TenantState } from "../tenant/state";
+import type { TenantState } from "./tenantState";
 
 export const REGISTRY_DATABASE = "loomworks_mgmt";
 export const HOSTING_ADMIN_ROLE = "loomworks_hosting_admin";

@@ -14,7 +14,7 @@
 import { createHash } from "node:crypto";
 import * as path from "node:path";
 import { loadTemplate, renderTemplate, renderTemplateFile } from "../templates/render";
-import { TENANT_STATES } from "../tenant/state";
+import { TENANT_STATES } from "../registry/tenantState";
 import { nginxStripLines } from "./forwarding";
 
 /** The router's own pages: one template, the words of each (the marker lets tests tell them apart). */

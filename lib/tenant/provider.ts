@@ -9,7 +9,7 @@ import { diffKeys, diffResult, type KeyDiffResult } from "../pulumi/diff";
 import { CheckFailures } from "../pulumi/failures";
 import { isKnown } from "../pulumi/unknown";
 import { EXTERNAL_FILESTORE, type TenantStatus } from "./provision";
-import { TENANT_STATES, type TenantState } from "./state";
+import { TENANT_STATES, type TenantState } from "../registry/tenantState";
 import { checkDatabaseName, checkRoleName } from "../pg/names";
 
 /** Inputs whose change means a new tenant (the old one is deleted first). */

@@ -57,7 +57,7 @@ import { checkDatabaseName, checkRoleName, filestorePath } from "../pg/names";
 import { databaseCatalog, withDatabase } from "../pg/database";
 import { forwardTo } from "../pulumi/forward";
 import type * as TenantProvider from "./provider";
-import { TENANT_STATES, type TenantState } from "./state";
+import { TENANT_STATES, type TenantState } from "../registry/tenantState";
 
 export interface TenantSpec {
   subdomain: string;

@@ -5,7 +5,7 @@ import { writeSchedulerFiles } from "../../lib/backup/daemon";
 import type { SchedulerPaths } from "../../lib/backup/scheduler";
 import { clusterPaths } from "../../lib/pg/paths";
 import { repoRoot } from "../../testkit/repo";
-import type { ProvidedPg } from "../integration/context";
+import type { ProvidedPg } from "./pg-context";
 
 /** bin/infra/ops/jobs.js (the integration global set-up compiles the program). */
 export const JOBS_SCRIPT = path.join(repoRoot, "bin", "infra", "ops", "jobs.js");

@@ -17,7 +17,7 @@ import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../li
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { FIXTURE_TEMPLATE_DUMP } from "../../testkit/odoo-shaped-fixture";
-import type { ProvidedPg } from "../integration/context";
+import type { ProvidedPg } from "./pg-context";
 
 /** A fresh tenant spec with a random `<prefix>-<hex>` subdomain (also its database and role name). */
 export function randomTenantSpec(

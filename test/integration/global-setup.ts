@@ -5,7 +5,7 @@ import { promises as fs } from "node:fs";
 import type { TestProject } from "vitest/node";
 import { destroyCluster, localAdminDsn, LOCAL_HOST, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { ensureCluster } from "../../lib/pg/ensureCluster";
-import type { ProvidedPg } from "./context";
+import type { ProvidedPg } from "../helpers/pg-context";
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   compileProgram();

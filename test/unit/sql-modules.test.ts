@@ -19,7 +19,7 @@ import {
 import { GUARD_SQLSTATES } from "../../lib/sql/sqlstates";
 import { runtimeFileDir, templatePlaceholders } from "../../lib/templates/render";
 import { undoApiModule } from "../../lib/undo/sql";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 
 const MODULES: readonly SqlModule[] = [SNAPSHOT_API, QUOTA_API, undoApiModule()];
 const COMMON = ["common/owner-role.sql", "common/schema.sql", "common/functions.sql", "common/version.sql"];
