@@ -1,12 +1,12 @@
 /**
  * What a router test file runs its nginx instances against: the ERP's stand-ins (HTTP and
- * WebSocket, test/helpers/standin-upstreams.ts) and the state directories of its routers, each
+ * WebSocket, testkit/standin-upstreams.ts) and the state directories of its routers, each
  * router stopped and its directory removed at the end.
  */
 import { promises as fs } from "node:fs";
 import { stopRouter } from "../../lib/router";
-import { makeStateDir } from "./cluster";
-import { startStandinHttp, startStandinWebsocket, type Standin } from "./standin-upstreams";
+import { makeStateDir } from "../../testkit/cluster";
+import { startStandinHttp, startStandinWebsocket, type Standin } from "../../testkit/standin-upstreams";
 
 export interface RouterBed {
   erpHttp: Standin;

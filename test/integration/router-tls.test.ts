@@ -1,7 +1,7 @@
 /**
  * The local router with TLS in a real nginx, asked by curl: a throw-away CA signs a wildcard
  * certificate for *.loomworks.test (curl --cacert verifies it; --resolve sends the names to
- * 127.0.0.1), the ERP is the recording stand-in of test/helpers/standin-upstreams.ts. Also the
+ * 127.0.0.1), the ERP is the recording stand-in of testkit/standin-upstreams.ts. Also the
  * dev stack's self-signed certificate (lib/router/devCertificate.ts) served and verified the same way.
  */
 import { promises as fs, statSync } from "node:fs";
@@ -11,9 +11,9 @@ import { runCommand } from "../../lib/process/run";
 import { applyRouter, setRouterMaintenance, type RouterOptions, type RouterTenant } from "../../lib/router";
 import { ensureDevCertificate } from "../../lib/router/devCertificate";
 import { applyLocalRouter, diffLocalRouter, type LocalRouterInputs } from "../../lib/router/provider";
-import { freePort } from "../helpers/ports";
+import { freePort } from "../../testkit/ports";
 import { startRouterBed, type RouterBed } from "../helpers/router-bed";
-import { headerValues, websocketExchange, type Standin } from "../helpers/standin-upstreams";
+import { headerValues, websocketExchange, type Standin } from "../../testkit/standin-upstreams";
 import { makeTestCertificates, type TestCertificates } from "../helpers/test-certificates";
 
 const DOMAIN = "loomworks.test";
