@@ -8,7 +8,7 @@
 import { createRequire } from "node:module";
 import * as path from "node:path";
 import { describe, expect, it } from "vitest";
-import { repoRoot } from "../helpers/repo";
+import { repoRoot } from "../../testkit/repo";
 import stored from "../fixtures/provider-state-calls.json";
 
 const load = createRequire(__filename);
