@@ -7,6 +7,7 @@ import { ErpRole } from "../../dynamic-providers/erpRole";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
 import type { DockerConfig } from "../../infra/config/docker";
 import type { OdooConfig } from "../../infra/config/odoo";
+import { aiKeyNames } from "../../lib/odoo/aiKeys";
 import { ERP_IMAGE, ENTRYPOINT_ENV, LOG_FORMAT_ENV } from "../../lib/odoo/image";
 import { routerUrl, type RouterTenant } from "../../lib/router/config";
 import {
@@ -58,6 +59,11 @@ export interface DockerPlatformArgs {
   };
   /** The checkout (docker/Dockerfile, docker/postgres); relative addonsBuildContext/addonsPath resolve against it. */
   projectDir: string;
+  /**
+   * platform.ai.keys: environment variable name → API key (secrets), set in the ERP container's
+   * environment. A changed key replaces the container, like any change of its environment.
+   */
+  aiKeys?: Record<string, pulumi.Input<string>>;
 }
 
 /** What every container gets: restart policy, health-gated creation, graceful stop. */
@@ -326,7 +332,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
     const databases =
       args.databases ?? args.tenants.filter((t) => t.state === "active").map((t) => t.subdomain);
     const debugpy = dev && cfg.development.debugpy;
-    const erpEnvs = pulumi
+    const baseEnvs = pulumi
       .output(databases)
       .apply((dbs) => [
         `${ENTRYPOINT_ENV.adminPasswd}_FILE=${ERP_CONTAINER.adminPasswdFile}`,
@@ -338,6 +344,16 @@ export class DockerPlatform extends pulumi.ComponentResource {
           ? [`${ENTRYPOINT_ENV.debugpy}=1`, `${ENTRYPOINT_ENV.debugpyPort}=${ERP_IMAGE.debugpyPort}`]
           : []),
       ]);
+    // With AI keys the whole list is a secret: the engine keeps it encrypted and previews hide it.
+    const aiKeys = args.aiKeys ?? {};
+    const erpEnvs =
+      Object.keys(aiKeys).length === 0
+        ? baseEnvs
+        : pulumi.secret(
+            pulumi
+              .all([baseEnvs, pulumi.all(aiKeys)])
+              .apply(([base, keys]) => [...base, ...aiKeyNames(keys).map((n) => `${n}=${keys[n] ?? ""}`)]),
+          );
     const erp = new docker.Container(
       "erp",
       {

@@ -21,6 +21,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
 import { cpuCores, memoryMiB, type KubernetesConfig } from "../../infra/config/kubernetes";
 import { ODOO_SECRET_ENV } from "../../lib/odoo/config";
+import { aiKeysHash } from "../../lib/odoo/aiKeys";
 import { ERP_IMAGE } from "../../lib/odoo/image";
 import {
   TENANT_CREDENTIALS_FILE,
@@ -97,9 +98,16 @@ export interface OdooDeploymentArgs {
   tenants: pulumi.Input<ErpTenant[]>;
   /** platform.credentialRotation: a pod template annotation, so a rotation rolls the ERP onto the new password. */
   credentialRotation?: string;
+  /**
+   * platform.ai.keys: environment variable name → API key (each a Pulumi secret). Absent or empty:
+   * no AI keys Secret.
+   */
+  aiKeys?: Record<string, pulumi.Input<string>>;
 }
 
 export const CREDENTIAL_ROTATION_ANNOTATION = "loomworks/credential-rotation";
+/** The AI keys' content hash on the pod template: a changed key rolls the ERP (the value is never there). */
+export const AI_KEYS_ANNOTATION = "loomworks/ai-keys-hash";
 
 /** The ERP workload: Deployment, Services, config, Secret, filestore, Redis, update Job, HPA, PDB, NetworkPolicies. */
 export class OdooDeployment extends pulumi.ComponentResource {
@@ -125,6 +133,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
     this.namespace = this.declareNamespace(name, args.namespace);
     const namespace = this.namespace;
     const { erpSecret, tenantsSecret } = this.declareSecrets(name, args, namespace);
+    const aiKeys = this.declareAiKeys(name, args.aiKeys ?? {}, namespace);
 
     // --- odoo.conf ---------------------------------------------------------------------------
     const limits = args.resources.limits;
@@ -190,10 +199,11 @@ export class OdooDeployment extends pulumi.ComponentResource {
       });
     }
 
-    const deployment = this.declareServer(name, args, namespace, pod, [
+    const deployment = this.declareServer(name, args, namespace, pod, aiKeys?.hash, [
       ...(updateJob ? [updateJob] : []),
       erpSecret,
       tenantsSecret,
+      ...(aiKeys ? [aiKeys.secret] : []),
     ]);
     const service = (resourceName: string, serviceName: string, port: number, portName: string) =>
       new k8s.core.v1.Service(
@@ -301,14 +311,47 @@ export class OdooDeployment extends pulumi.ComponentResource {
     return { erpSecret, tenantsSecret };
   }
 
+  /**
+   * The AI keys Secret (`loomworks-ai-keys`, one key per environment variable) and the hash of its
+   * content for the pod template; undefined without keys. The hash is taken out of the secret
+   * wrapper on purpose: it shows in `pulumi preview` that the ERP rolls, and says nothing of the keys.
+   */
+  private declareAiKeys(
+    name: string,
+    keys: Record<string, pulumi.Input<string>>,
+    namespace: pulumi.Output<string>,
+  ): { secret: k8s.core.v1.Secret; hash: pulumi.Output<string> } | undefined {
+    if (Object.keys(keys).length === 0) return undefined;
+    const stringData: Record<string, pulumi.Output<string>> = {};
+    for (const [key, value] of Object.entries(keys)) stringData[key] = pulumi.secret(value);
+    const secret = new k8s.core.v1.Secret(
+      `${name}-ai-keys`,
+      {
+        metadata: { name: NAMES.erpAiKeys, namespace, labels: objectLabels(ERP_LABELS) },
+        type: "Opaque",
+        stringData,
+      },
+      { parent: this },
+    );
+    const hash = pulumi.unsecret(pulumi.all(stringData).apply((plain) => aiKeysHash(plain)));
+    return { secret, hash };
+  }
+
   /** The ERP server's Deployment. */
   private declareServer(
     name: string,
     args: OdooDeploymentArgs,
     namespace: pulumi.Output<string>,
     pod: ErpPodSettings,
+    aiKeysHash: pulumi.Output<string> | undefined,
     dependsOn: pulumi.Resource[],
   ): k8s.apps.v1.Deployment {
+    const annotations: Record<string, pulumi.Input<string>> = {
+      // A new database password (credential rotation) rolls the pods: each reads its Secret at start.
+      ...(args.credentialRotation ? { [CREDENTIAL_ROTATION_ANNOTATION]: args.credentialRotation } : {}),
+      // Environment is read at start too: a changed AI key rolls them the same way.
+      ...(aiKeysHash ? { [AI_KEYS_ANNOTATION]: aiKeysHash } : {}),
+    };
     const healthProbe = { httpGet: { path: "/web/health", port: ODOO_HTTP_PORT }, timeoutSeconds: 5 };
     return new k8s.apps.v1.Deployment(
       `${name}-erp`,
@@ -323,10 +366,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
           template: {
             metadata: {
               labels: objectLabels(ERP_LABELS),
-              // A new database password (credential rotation) rolls the pods: each reads its Secret at start.
-              ...(args.credentialRotation
-                ? { annotations: { [CREDENTIAL_ROTATION_ANNOTATION]: args.credentialRotation } }
-                : {}),
+              ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
             },
             spec: {
               ...erpPodSpec(pod),
@@ -348,6 +388,7 @@ export class OdooDeployment extends pulumi.ComponentResource {
                     { name: "websocket", containerPort: ODOO_GEVENT_PORT, protocol: "TCP" },
                   ],
                   env: erpEnv(true),
+                  ...(aiKeysHash ? { envFrom: [{ secretRef: { name: NAMES.erpAiKeys } }] } : {}),
                   resources: {
                     requests: { ...args.resources.requests },
                     limits: { ...args.resources.limits },

@@ -26,6 +26,8 @@ export const NAMES = {
   erpSecrets: "loomworks-erp-secrets",
   /** The tenant map and tenant credentials the loomworks_tenants addon reads (changes roll no pod). */
   erpTenants: "loomworks-erp-tenants",
+  /** The AI providers' keys (platform.ai.keys), the ERP's environment through `envFrom`. */
+  erpAiKeys: "loomworks-ai-keys",
   erpConfigPrefix: "loomworks-erp-config",
   erpUpdatePrefix: "loomworks-erp-update",
   filestore: "loomworks-filestore",

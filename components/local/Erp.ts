@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { OdooConfig } from "../../infra/config/odoo";
 import type { PlatformConfig, TenantConfig } from "../../infra/config/schema";
 import { ErpRole } from "../../dynamic-providers/erpRole";
+import { LocalAiKeys } from "../../dynamic-providers/localAiKeys";
 import { LocalOdooConfig } from "../../dynamic-providers/localOdooConfig";
 import { LocalRouter } from "../../dynamic-providers/localRouter";
 import { RandomSecret, rotationKeepers } from "../../dynamic-providers/randomSecret";
@@ -21,12 +22,15 @@ export interface LocalErpArgs {
   odooWebsocket: string;
   /** platform.credentialRotation: a new value rotates the ERP role's password (not the admin's). */
   credentialRotation?: string;
+  /** platform.ai.keys (secrets): written to `<stateDir>/odoo/ai.env` for the ERP's start command. */
+  aiKeys?: Record<string, pulumi.Input<string>>;
 }
 
 /**
  * The ERP's side of the local target, before the tenants: its own database role (it reaches no
  * tenant: the loomworks_tenants addon opens each tenant database as that tenant's role) and the
- * rendered odoo.conf (`<stateDir>/odoo/odoo.conf`) for an ERP server run on this machine. The tenant
+ * rendered odoo.conf (`<stateDir>/odoo/odoo.conf`) for an ERP server run on this machine, and the
+ * AI provider keys beside it (`ai.env`, when `platform.ai.keys` has any). The tenant
  * map, the tenants' credentials and the router come after the tenants (serveTenants).
  */
 export class LocalErp extends pulumi.ComponentResource {
@@ -75,6 +79,12 @@ export class LocalErp extends pulumi.ComponentResource {
       },
       { parent: this, dependsOn: [this.role] },
     );
+    if (Object.keys(args.aiKeys ?? {}).length > 0)
+      new LocalAiKeys(
+        `${name}-ai-keys`,
+        { stateDir: args.stateDir, keys: args.aiKeys ?? {} },
+        { parent: this },
+      );
     this.odooConfig = conf.path;
     this.workers = conf.workers;
     this.registerOutputs({ odooConfig: this.odooConfig });

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { DockerPlatform } from "../docker/DockerPlatform";
-import { PlatformComponent, type PlatformArgs } from "./platform";
+import { PlatformComponent, secretValues, type PlatformArgs } from "./platform";
 
 /**
  * The docker target: PostgreSQL, Redis, the ERP and nginx containers on one Docker host
@@ -28,6 +28,7 @@ export class DockerHostPlatform extends PlatformComponent {
             : { encryptionPassphrase: pulumi.secret(platform.backups.encryptionPassphrase) }),
         },
         projectDir: args.projectDir,
+        aiKeys: secretValues(platform.ai.keys),
       },
       { parent: this },
     );

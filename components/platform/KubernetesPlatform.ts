@@ -17,7 +17,7 @@ import { templateBuilderSecret } from "../kubernetes/templateBuilder";
 import { tenantNames, type DeclaredRestoreJob, type RestoreSummary, type Tenant } from "../Tenant";
 import type { TenantDatabase } from "../../dynamic-providers/tenantDatabase";
 import { erpSettings, routerSettings } from "./kubernetesSettings";
-import { PlatformComponent, type PlatformArgs } from "./platform";
+import { PlatformComponent, secretValues, type PlatformArgs } from "./platform";
 import { declareTemplates, type TemplatePodBuild } from "./templates";
 import { declareTenants } from "./tenants";
 
@@ -60,6 +60,7 @@ export class KubernetesPlatform extends PlatformComponent {
         databases: tenants.filter((t) => t.state === "active").map((t) => t.subdomain),
         tenants: erpTenants,
         ...(rotation !== undefined ? { credentialRotation: rotation } : {}),
+        aiKeys: secretValues(platform.ai.keys),
       },
       { parent: this },
     );

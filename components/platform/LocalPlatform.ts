@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { LocalErp } from "../local/Erp";
 import { LocalPostgresCluster } from "../local/PostgresCluster";
 import { tenantNames } from "../Tenant";
-import { PlatformComponent, type PlatformArgs } from "./platform";
+import { PlatformComponent, secretValues, type PlatformArgs } from "./platform";
 import { declareTemplates } from "./templates";
 import { declareTenants } from "./tenants";
 import { routerUrl } from "../../lib/router/config";
@@ -50,6 +50,7 @@ export class LocalPlatform extends PlatformComponent {
         odooHttp: platform.odooHttp,
         odooWebsocket: platform.odooWebsocket,
         credentialRotation: platform.credentialRotation,
+        aiKeys: secretValues(platform.ai.keys),
       },
       { parent: this, dependsOn: [cluster] },
     );

@@ -9,6 +9,11 @@ import type { RestoreSummary, SnapshotSummary, TenantSummary } from "../Tenant";
  */
 export const PLATFORM_TYPE = "loomworks:platform:LoomworksPlatform";
 
+/** `platform.ai.keys` (plain text once loaded) as secrets, each name to its value. */
+export function secretValues(plain: Readonly<Record<string, string>>): Record<string, pulumi.Output<string>> {
+  return Object.fromEntries(Object.entries(plain).map(([name, value]) => [name, pulumi.secret(value)]));
+}
+
 export interface PlatformArgs {
   config: StackConfig;
   /** Directory relative paths in the stack config (stateDir, template dumps) are resolved against. */

@@ -74,6 +74,9 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     docker: "The docker target: [platform.docker](#platformdocker).",
     kubernetes:
       "The kubernetes target: [platform.kubernetes](#platformkubernetes); required when `target` is `kubernetes`.",
+    ai: "The AI providers' API keys the ERP reads from its environment ([AI provider keys](operations/erp.md#ai-provider-keys)).",
+    "ai.keys":
+      "Environment variable name → API key, e.g. `OPENAI_API_KEY`. Secrets (`pulumi config set --secret --path`); kubernetes: the Secret `loomworks-ai-keys`, docker: the container's environment, local: the 0600 `<stateDir>/odoo/ai.env`. Names the platform sets (`PATH`, `LOOMWORKS_*`, `PG*`, ...) are refused.",
     credentialRotation:
       "A label whose change rotates the superuser's, the ERP role's and every tenant role's password ([credential rotation](operations/credential-rotation.md)).",
     templates: "Template databases tenants are copied from, by name.",

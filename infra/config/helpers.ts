@@ -120,7 +120,7 @@ export function strictMap<S extends z.ZodRawShape>(
  * values follow `value`.
  */
 export function namedMap<V extends z.ZodTypeAny>(
-  pattern: RegExp,
+  pattern: Pick<RegExp, "test">,
   nameRule: string,
   value: V,
   message: string,

@@ -34,6 +34,7 @@ import {
   type StackConfig,
   type TenantConfig,
 } from "./schema";
+import { isAiKeyValuePath } from "./ai";
 import { DEFAULT_KUBERNETES, kubernetesSnapshotRefusal } from "./kubernetes";
 import { mergeTierLimits } from "./tiers";
 
@@ -66,6 +67,7 @@ const SECRET_KEYS = new Set(["encryptionPassphrase"]);
 function describeValue(value: unknown, path: readonly PropertyKey[]): string {
   const last = path[path.length - 1];
   if (typeof last === "string" && SECRET_KEYS.has(last)) return "a secret value";
+  if (isAiKeyValuePath(path)) return "a secret value";
   if (Array.isArray(value)) return "a list";
   if (isPlainObject(value)) return "a map";
   if (typeof value === "string") {

@@ -19,6 +19,7 @@ import { z } from "zod";
 import { cronProblem } from "../../lib/backup/cron";
 import { TENANT_STATES, type TenantState } from "../../lib/registry/tenantState";
 import { checkSubdomain } from "./subdomain";
+import { aiConfigSchema, type AiConfig } from "./ai";
 import { dockerConfigSchema, type DockerConfig } from "./docker";
 import { kubernetesConfigSchema, type KubernetesConfig } from "./kubernetes";
 import { odooConfigSchema, type OdooConfig } from "./odoo";
@@ -116,6 +117,8 @@ export interface PlatformConfig {
   docker: DockerConfig;
   /** The kubernetes target (required there): infra/config/kubernetes.ts. */
   kubernetes?: KubernetesConfig;
+  /** The AI providers' keys the ERP gets as environment: infra/config/ai.ts. */
+  ai: AiConfig;
   /**
    * Rotation trigger: a new value rotates the superuser's, the ERP role's and every tenant role's
    * password (docs/operations/credential-rotation.md). Absent: no rotation keeper at all.
@@ -331,6 +334,7 @@ export const PLATFORM_KEYS = [
   "odoo",
   "docker",
   "kubernetes",
+  "ai",
   "credentialRotation",
 ] as const;
 
@@ -383,6 +387,7 @@ export const platformSchema = strictMap(
     odoo: odooConfigSchema.default({}),
     docker: dockerConfigSchema.default({}),
     kubernetes: kubernetesConfigSchema.optional(),
+    ai: aiConfigSchema.default({}),
     credentialRotation: credentialRotationSchema.optional(),
     templates: namedMap(
       TEMPLATE_NAME,

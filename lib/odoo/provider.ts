@@ -1,6 +1,7 @@
 /**
- * Check and diff of the local target's ERP file resources: LocalOdooConfig (localConfig.ts) and
- * LocalErpTenants (localTenantFiles.ts), whose lifecycles those modules hold. Unit-tested in
+ * Check and diff of the local target's ERP file resources: LocalOdooConfig (localConfig.ts),
+ * LocalErpTenants (localTenantFiles.ts) and LocalAiKeys (localAiKeys.ts), whose lifecycles those
+ * modules hold. Unit-tested in
  * test/unit/odoo-config.test.ts and test/unit/erp-tenant-map.test.ts.
  */
 import type * as pulumi from "@pulumi/pulumi";
@@ -17,6 +18,7 @@ import {
   type LocalOdooConfigOutputs,
   type LocalOdooConfigState,
 } from "./localConfig";
+import { expectedLocalAiKeys, type LocalAiKeysInputs, type LocalAiKeysOutputs } from "./localAiKeys";
 import {
   expectedLocalErpTenants,
   localErpDir,
@@ -94,5 +96,25 @@ export function diffLocalErpTenants(
     (["mapSha256", "credentialsSha256", "mapMode", "credentialsMode"] as const).some(
       (k) => olds[k] !== want[k],
     );
+  return diffResult(d, { deleteBeforeReplace: false, drift });
+}
+
+/**
+ * LocalAiKeys' diff: every change is an update in place (a new stateDir writes the new file and
+ * removes the old one); a file that is not what the inputs render (a key changed, the file edited
+ * by hand, other permissions) is rewritten. The keys themselves are compared through the file's hash.
+ */
+export function diffLocalAiKeys(olds: LocalAiKeysOutputs, news: LocalAiKeysInputs): KeyDiffResult {
+  const d = diffKeys(
+    { ...olds },
+    { ...news },
+    {
+      replaceKeys: [],
+      updateKeys: ["stateDir", "keys"],
+      normalize: (v, k) => (k === "stateDir" ? localErpDir(String(v)) : v),
+    },
+  );
+  const want = expectedLocalAiKeys(news);
+  const drift = olds.sha256 !== want.sha256 || olds.mode !== want.mode || olds.path !== want.path;
   return diffResult(d, { deleteBeforeReplace: false, drift });
 }

@@ -13,7 +13,7 @@ export const MIN_SECRET_CHARS = 4;
 export const MIN_LEAF_CHARS = 8;
 
 const SECRET_KEY = /passphrase|password|secret|token|key/i;
-const SECRET_ENV_SUFFIX = /_(PASSWORD|PASSPHRASE|TOKEN|SECRET)$/;
+const SECRET_ENV_SUFFIX = /_(PASSWORD|PASSPHRASE|TOKEN|SECRET|KEY)$/;
 
 /** A configuration value as the Automation API's `stack.getAllConfig()` returns it. */
 export interface ConfigEntry {
@@ -21,13 +21,23 @@ export interface ConfigEntry {
   secret?: boolean;
 }
 
-function secretLeaves(value: unknown, key: string, found: string[]): void {
+/**
+ * `platform.ai.keys`: a map whose every value is a secret, whatever its name (`COHERE_API`, say).
+ * `path` is the keys from the configuration value's root.
+ */
+function isSecretMap(path: readonly string[]): boolean {
+  return path.length === 2 && path[0] === "ai" && path[1] === "keys";
+}
+
+function secretLeaves(value: unknown, path: readonly string[], found: string[], allSecret = false): void {
+  const key = path[path.length - 1] ?? "";
   if (typeof value === "string") {
-    if (SECRET_KEY.test(key) && value.length >= MIN_LEAF_CHARS) found.push(value);
+    if ((allSecret || SECRET_KEY.test(key)) && value.length >= MIN_LEAF_CHARS) found.push(value);
   } else if (Array.isArray(value)) {
-    for (const item of value) secretLeaves(item, key, found);
+    for (const item of value) secretLeaves(item, path, found, allSecret);
   } else if (value && typeof value === "object") {
-    for (const [k, v] of Object.entries(value)) secretLeaves(v, k, found);
+    const inner = allSecret || isSecretMap(path);
+    for (const [k, v] of Object.entries(value)) secretLeaves(v, [...path, k], found, inner);
   }
 }
 
@@ -42,8 +52,9 @@ function parseJson(text: string): unknown {
 /**
  * The values to redact: every secret configuration value, and for a structured one (such as
  * `loomworks:platform`, wholly secret once one of its paths is) the string leaves at keys named like
- * a password, passphrase, secret, token or key; then PULUMI_CONFIG_PASSPHRASE and every environment
- * variable named `*_PASSWORD`, `*_PASSPHRASE`, `*_TOKEN` or `*_SECRET`.
+ * a password, passphrase, secret, token or key, and every value of `platform.ai.keys`; then
+ * PULUMI_CONFIG_PASSPHRASE and every environment variable named `*_PASSWORD`, `*_PASSPHRASE`,
+ * `*_TOKEN`, `*_SECRET` or `*_KEY` (an AI provider's key in CI's environment).
  */
 export function collectSecrets(
   config: Readonly<Record<string, ConfigEntry>>,
@@ -54,7 +65,7 @@ export function collectSecrets(
     if (!entry.secret) continue;
     found.push(entry.value);
     const structured = parseJson(entry.value);
-    if (structured && typeof structured === "object") secretLeaves(structured, "", found);
+    if (structured && typeof structured === "object") secretLeaves(structured, [], found);
   }
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined && (name === "PULUMI_CONFIG_PASSPHRASE" || SECRET_ENV_SUFFIX.test(name))) {

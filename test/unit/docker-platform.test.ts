@@ -129,6 +129,10 @@ const tenants = [
 ];
 
 const postgres = { hostPort: 15432, archiveTimeoutSeconds: 60, retentionFull: 2 };
+const AI_KEYS = {
+  OPENAI_API_KEY: "sk-openai-docker-0123456789",
+  ANTHROPIC_API_KEY: "sk-ant-docker-0123456789",
+};
 
 describe("DockerPlatform (production variant)", () => {
   let platform: DockerPlatform;
@@ -502,6 +506,10 @@ describe("DockerPlatform (development variant, remote host, image built from the
       databases: ["acme", "loomworks_template_default"],
       postgres: { ...postgres, encryptionPassphrase: pulumi.secret("correct horse battery") },
       projectDir: repoRoot,
+      aiKeys: {
+        OPENAI_API_KEY: pulumi.secret(AI_KEYS.OPENAI_API_KEY),
+        ANTHROPIC_API_KEY: pulumi.secret(AI_KEYS.ANTHROPIC_API_KEY),
+      },
     });
   });
 
@@ -558,6 +566,8 @@ describe("DockerPlatform (development variant, remote host, image built from the
         "LOOMWORKS_LOG_FORMAT=json",
         "LOOMWORKS_DEBUGPY=1",
         "LOOMWORKS_DEBUGPY_PORT=5678",
+        `ANTHROPIC_API_KEY=${AI_KEYS.ANTHROPIC_API_KEY}`,
+        `OPENAI_API_KEY=${AI_KEYS.OPENAI_API_KEY}`,
       ],
       volumes: [
         { volumeName: "lwdev_odoo_data", containerPath: "/var/lib/odoo" },
@@ -570,6 +580,15 @@ describe("DockerPlatform (development variant, remote host, image built from the
     expect(parseOdooConfig(upload(erp, "/etc/odoo/odoo.conf").content as string)).toMatchObject({
       workers: "0",
     });
+  });
+
+  it("AI keys: in the ERP's environment, the list sent as a secret, in no other container or file", () => {
+    const erp = only(regs, CONTAINER, "erp");
+    expect(isSecretInput(erp.inputs.envs)).toBe(true);
+    const elsewhere = JSON.stringify(
+      regs.map((r) => (r.type === CONTAINER && r.name === "erp" ? { ...r.inputs, envs: [] } : r.inputs)),
+    );
+    for (const [name, value] of Object.entries(AI_KEYS)) expect(elsewhere, name).not.toContain(value);
   });
 
   it("nginx sends WebSockets to the threaded ERP's HTTP port and publishes on the bind address", () => {

@@ -411,6 +411,49 @@ describe("redaction of error messages", () => {
     }
   });
 
+  it("AI provider keys: every value of platform.ai.keys, whatever its name, and *_KEY variables", () => {
+    const aiConfig = {
+      "loomworks:platform": {
+        value: JSON.stringify({
+          target: "docker",
+          ai: { keys: { OPENAI_API_KEY: "sk-openai-abcdef0123", COHERE_API: "cohere-value-4567" } },
+        }),
+        secret: true,
+      },
+    };
+    const secrets = collectSecrets(aiConfig, { MISTRAL_API_KEY: "mistral-value-89ab", HOME: "/root" });
+    expect(secrets).toEqual(
+      expect.arrayContaining(["sk-openai-abcdef0123", "cohere-value-4567", "mistral-value-89ab"]),
+    );
+    expect(secrets).not.toContain("docker");
+    expect(secrets).not.toContain("/root");
+    const message =
+      "error: docker:index/container:Container resource 'erp': env OPENAI_API_KEY=sk-openai-abcdef0123 " +
+      "COHERE_API=cohere-value-4567 MISTRAL_API_KEY=mistral-value-89ab";
+    const events: EngineEvent[] = [
+      { sequence: 1, timestamp: 0, diagnosticEvent: { message, color: "never", severity: "error" } },
+    ];
+    const markdown = renderPreviewMarkdown(summarizePreview(events, { secrets }), ctx);
+    expect(markdown).toContain("OPENAI_API_KEY=[secret] COHERE_API=[secret] MISTRAL_API_KEY=[secret]");
+    for (const value of ["sk-openai-abcdef0123", "cohere-value-4567", "mistral-value-89ab"])
+      expect(markdown).not.toContain(value);
+  });
+
+  it("an AI keys Secret changed in a preview shows its key names only", () => {
+    const step = stepOf(captured("tenant-changes"), "LocalRouter::router");
+    const meta = step.resourcePreEvent!.metadata;
+    meta.op = "update" as never;
+    meta.type = "kubernetes:core/v1:Secret";
+    meta.urn = meta.urn.replace(/LocalRouter::router$/, "kubernetes:core/v1:Secret::erp-ai-keys");
+    meta.old!.inputs = { stringData: { OPENAI_API_KEY: "sk-old-value-0123456789" } };
+    meta.new!.inputs = { stringData: { OPENAI_API_KEY: "sk-new-value-9876543210" } };
+    meta.detailedDiff = { "stringData.OPENAI_API_KEY": { diffKind: "update" as never, inputDiff: true } };
+    const markdown = render([step]);
+    expect(markdown).toContain("`stringData.OPENAI_API_KEY`");
+    expect(markdown).not.toContain("sk-old-value");
+    expect(markdown).not.toContain("sk-new-value");
+  });
+
   it("a diagnostic with a configured secret and a DSN password reaches the comment redacted", () => {
     const secrets = collectSecrets(config, env);
     const message =

@@ -199,6 +199,39 @@ describe("the prod stack as declared in Pulumi.prod.yaml", () => {
   });
 });
 
+describe("the prod stack with AI provider keys (platform.ai.keys)", () => {
+  const KEYS = { OPENAI_API_KEY: "sk-prod-openai-0123456789", COHERE_API: "cohere-prod-0123456789" };
+  let regs: Registration[] = [];
+  let objects: K8sObject[] = [];
+  beforeAll(async () => {
+    const raw = prodConfig();
+    [, regs] = await build("prod-ai", { ...raw, platform: { ...raw.platform, ai: { keys: KEYS } } });
+    objects = regs.filter(isK8s).map(objectOf);
+  });
+
+  it("sends the keys as secrets in loomworks-ai-keys only: in no ConfigMap, in no other object", () => {
+    const holders = regs.filter((r) => isK8s(r) && JSON.stringify(plain(r.inputs)).includes(KEYS.COHERE_API));
+    expect(holders.map((r) => `${objectOf(r).kind}/${objectOf(r).metadata.name}`)).toEqual([
+      "Secret/loomworks-ai-keys",
+    ]);
+    const raw = holders[0].inputs.stringData as Record<string, unknown>;
+    for (const name of Object.keys(KEYS))
+      expect(isSecretInput(raw) || isSecretInput(raw[name]), name).toBe(true);
+    const configMaps = JSON.stringify(objects.filter((o) => o.kind === "ConfigMap"));
+    for (const value of Object.values(KEYS)) expect(configMaps).not.toContain(value);
+  });
+
+  it("gives the ERP Deployment's container the Secret as environment, and only that Deployment", () => {
+    const withEnvFrom = objects.filter((o) => JSON.stringify(o.spec ?? {}).includes('"loomworks-ai-keys"'));
+    expect(withEnvFrom.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(["Deployment/loomworks-erp"]);
+    const erp = (withEnvFrom[0].spec.template.spec.containers as { name: string; envFrom?: unknown }[]).find(
+      (c) => c.name === "erp",
+    );
+    expect(erp?.envFrom).toEqual([{ secretRef: { name: "loomworks-ai-keys" } }]);
+    expect(objects.flatMap((o) => k8sSchemaErrors(o))).toEqual([]);
+  });
+});
+
 describe("the prod stack with tenants (provisioned through the admin endpoint)", () => {
   let platform: PlatformComponent;
   let regs: Registration[] = [];
