@@ -5,7 +5,7 @@
  * the stack file and the state, delivered to the ERP as environment (docker, kubernetes) or a 0600
  * env file (local), never in a ConfigMap or a message (docs/operations/erp.md#ai-provider-keys).
  */
-import { namedMap, rule, strictMap, text } from "./helpers";
+import { namedMap, strictMap, text } from "./helpers";
 
 /** An environment variable name as the ERP's process sees it: upper case, digits, underscores. */
 export const AI_KEY_NAME = /^[A-Z][A-Z0-9_]{0,127}$/;

@@ -5,7 +5,9 @@
  * serialized text captures loaders holding module paths (lib/pulumi/lazyModule.ts), not lib code,
  * and the loaded copy runs.
  */
+import { promises as fsp } from "node:fs";
 import { createRequire } from "node:module";
+import * as os from "node:os";
 import * as path from "node:path";
 import type * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
@@ -18,6 +20,7 @@ const requireFromString = load("require-from-string") as (code: string) => { han
 
 const PROVIDERS: Array<[file: string, exported: string]> = [
   ["erpRole", "erpRoleProvider"],
+  ["localAiKeys", "localAiKeysProvider"],
   ["localErpTenants", "localErpTenantsProvider"],
   ["localOdooConfig", "localOdooConfigProvider"],
   ["localPostgres", "localPostgresProvider"],
@@ -97,6 +100,31 @@ describe("serialized providers", () => {
       replaces: [],
       deleteBeforeReplace: false,
     });
+  });
+
+  it("a deserialized LocalAiKeys writes ai.env (0600), diffs a rotated key as an update and deletes it", async () => {
+    const provider = await deserialized("localAiKeys");
+    const stateDir = await fsp.mkdtemp(path.join(os.tmpdir(), "lw-ai-serialized-"));
+    try {
+      const keys = { OPENAI_API_KEY: "sk-serialized-0123456789" };
+      const { id, outs } = await provider.create({ stateDir, keys });
+      expect(id).toBe(`local-ai-keys:${path.join(stateDir, "odoo", "ai.env")}`);
+      expect((await fsp.readFile(outs.path, "utf8")).split("\n")).toContain(
+        `OPENAI_API_KEY='${keys.OPENAI_API_KEY}'`,
+      );
+      expect(((await fsp.stat(outs.path)).mode & 0o777).toString(8)).toBe("600");
+      expect((await provider.diff(id, outs, { stateDir, keys })).changes).toBe(false);
+      expect(
+        await provider.diff(id, outs, { stateDir, keys: { OPENAI_API_KEY: "sk-rotated-9876543210" } }),
+      ).toMatchObject({
+        changes: true,
+        replaces: [],
+      });
+      await provider.delete(id, outs);
+      await expect(fsp.access(outs.path)).rejects.toThrow();
+    } finally {
+      await fsp.rm(stateDir, { recursive: true, force: true });
+    }
   });
 
   it("a deserialized RandomSecret replaces on new keepers, whatever their key order", async () => {

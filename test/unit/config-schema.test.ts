@@ -51,6 +51,7 @@ describe("parseStackConfig: defaults", () => {
         backups: { retentionFull: 2 },
         templates: {},
         undo: { retentionDays: 30 },
+        ai: { keys: {} },
         quotas: {},
         odoo: parseStackConfig({}).platform.odoo,
         docker: parseStackConfig({}).platform.docker,

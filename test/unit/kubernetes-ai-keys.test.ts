@@ -115,7 +115,9 @@ describe("OdooDeployment: AI provider keys", () => {
   it("annotates the pod template with a plain hash of the keys, which a rotated key changes", async () => {
     const hash = annotationsOf(objs)[AI_KEYS_ANNOTATION];
     expect(hash).toMatch(/^[0-9a-f]{16}$/);
-    const deployment = regs.find((r) => isK8s(r) && objectOf(r).kind === "Deployment") as Registration;
+    const deployment = regs.find(
+      (r) => isK8s(r) && kindName(objectOf(r)) === "Deployment/loomworks-erp",
+    ) as Registration;
     // Sent in the clear (not a secret envelope, nor inside one): previews show that the ERP rolls.
     const sent = deployment.inputs.spec as {
       template?: { metadata?: { annotations?: Record<string, unknown> } };
