@@ -4,6 +4,7 @@ import type * as BackupProvider from "../lib/backup/provider";
 import type * as DaemonLib from "../lib/backup/daemon";
 import type * as ScheduleDefaults from "../lib/backup/schedule-defaults";
 import type { BackupSchedule } from "../lib/backup/schedule-defaults";
+import type { NotifySettings } from "../lib/notify/settings";
 import type * as PgPaths from "../lib/pg/paths";
 import { libModule } from "../lib/pulumi/lazyModule";
 
@@ -12,7 +13,8 @@ import { libModule } from "../lib/pulumi/lazyModule";
  * diff backups (each followed by `expire`), `verify`, and runtime auto snapshots, run by
  * `node bin/infra/ops/jobs.js scheduler` detached from `pulumi up`. create writes
  * `<stateDir>/scheduler/schedule.json` and `cluster.json` and starts the daemon; update rewrites
- * them (the daemon re-reads the schedule on every tick) and starts it when stopped; `refresh`
+ * them (the daemon re-reads the schedule on every tick) and starts it when stopped; `notify` (the
+ * webhook, a secret in the state) goes to `notify.json`, which each job reads; `refresh`
  * reports `running: false` when its process is gone; delete stops it and removes the directory.
  */
 export interface LocalSchedulerArgs {
@@ -27,6 +29,8 @@ export interface LocalSchedulerArgs {
   quotaCheck?: pulumi.Input<string>;
   /** Days the undo log of ended AI operations is kept (pruned by the quota check). */
   undoRetentionDays?: pulumi.Input<number>;
+  /** `platform.notify` with a webhook (secret: the URL may carry a token). */
+  notify?: pulumi.Input<NotifySettings>;
 }
 
 export interface LocalSchedulerInputs {
@@ -38,6 +42,7 @@ export interface LocalSchedulerInputs {
   schedule: BackupSchedule;
   quotaCheck?: string;
   undoRetentionDays?: number;
+  notify?: NotifySettings;
 }
 
 export interface LocalSchedulerOutputs extends LocalSchedulerInputs {
@@ -74,6 +79,7 @@ async function apply(inputs: LocalSchedulerInputs): Promise<LocalSchedulerOutput
     retentionFull: inputs.retentionFull,
     socketDir: clusterPaths(stateDir).socketDir,
   });
+  await daemon.writeNotifyFile(stateDir, inputs.notify);
   const status = await daemon.startDaemon(stateDir, { jobsScript: JOBS_SCRIPT });
   return {
     ...inputs,
@@ -130,7 +136,7 @@ export class LocalScheduler extends pulumi.dynamic.Resource {
       localSchedulerProvider,
       name,
       { ...args, running: undefined, pid: undefined, scheduleFile: undefined, jobsLog: undefined },
-      opts,
+      { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "notify"] },
       "loomworks",
       "LocalScheduler",
     );

@@ -1,6 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
 import type * as RestoreLib from "../lib/restore/index";
+import type * as NotifyEvents from "../lib/notify/events";
+import type * as NotifySettings from "../lib/notify/settings";
 import type * as RestoreProvider from "../lib/restore/provider";
 import type { TenantState } from "../lib/registry/tenantState";
 
@@ -14,7 +16,8 @@ import type { TenantState } from "../lib/registry/tenantState";
  *    left the window since).
  *  - create: restoreTenant — finishes or rolls back an interrupted restore of the tenant first, then
  *    the six steps of
- * docs/architecture.md#snapshots-and-restore, reported through pulumi.log per step with elapsed times.
+ * docs/architecture.md#snapshots-and-restore, reported through pulumi.log per step with elapsed times;
+ *    its outcome goes to the webhook of `<stateDir>/scheduler/notify.json` when there is one.
  *  - diff: `target` or `snapshotLsn` changed → replace (a new restore); any other input → an
  *    update that changes nothing.
  *  - read (refresh): the registry's `restores` row (its state).
@@ -73,6 +76,8 @@ export interface PitrRestoreOutputs extends PitrRestoreInputs {
 
 const restores = libModule<typeof RestoreLib>("restore/index");
 const support = libModule<typeof RestoreProvider>("restore/provider");
+const notifyEvents = libModule<typeof NotifyEvents>("notify/events");
+const notifySettings = libModule<typeof NotifySettings>("notify/settings");
 
 export const pitrRestoreProvider: pulumi.dynamic.ResourceProvider<PitrRestoreInputs, PitrRestoreOutputs> = {
   async check(olds, news) {
@@ -87,10 +92,14 @@ export const pitrRestoreProvider: pulumi.dynamic.ResourceProvider<PitrRestoreInp
 
   async create(inputs) {
     const log = pulumiLog();
-    const r = await restores().restoreTenant({
-      ...inputs,
-      log: (msg) => void log.info(`PitrRestore: ${msg}`),
+    const settings = notifySettings();
+    const notifier = settings.notifierFor(await settings.localNotifySettings(inputs.stateDir), {
+      info: (msg) => void log.info(`PitrRestore: ${msg}`),
+      warn: (msg) => void log.warn(`PitrRestore: ${msg}`),
     });
+    const r = await notifyEvents().notifyRestore(notifier, inputs, () =>
+      restores().restoreTenant({ ...inputs, log: (msg) => void log.info(`PitrRestore: ${msg}`) }),
+    );
     return { id: r.id, outs: support().pitrRestoreOutputs(inputs, r) };
   },
 

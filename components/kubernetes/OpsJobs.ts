@@ -15,7 +15,8 @@
  * an HTTP GET that API servers before 1.35 authorize as the `get` verb).
  *
  * No secret is in a plain value: the DSN in the ConfigMap has no password; the superuser password
- * (`PGPASSWORD`) and the repository passphrase come from the PostgreSQL Secret by secretKeyRef.
+ * (`PGPASSWORD`) and the repository passphrase come from the PostgreSQL Secret by secretKeyRef, the
+ * notification webhook's URL (`platform.notify`, it may carry a token) from a Secret of its own.
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -24,11 +25,13 @@ import {
   effectiveSchedule,
   type BackupSchedule,
 } from "../../lib/backup/schedule-defaults";
+import { NOTIFY_ENV } from "../../lib/notify/settings";
 import { adminDsn } from "../../lib/pg/client";
 import { POSTGRES_CONTAINER } from "../docker/config";
 import {
   LABEL_OPS_JOB,
   NAMES,
+  NOTIFY_SECRET_KEY,
   OPS_LABELS,
   POSTGRES_LABELS,
   POSTGRES_PORT,
@@ -81,6 +84,22 @@ export interface OpsPostgres {
   retentionFull: number;
 }
 
+/** How the ops pods reach the notification webhook, without the URL (it is in NAMES.opsNotify). */
+export interface OpsNotifySettings {
+  /** The body's `stack`. */
+  stack?: string;
+  timeoutSeconds?: number;
+  attempts?: number;
+}
+
+/** `platform.notify` on Kubernetes. */
+export interface OpsNotify extends OpsNotifySettings {
+  /** Secret: kept in the Secret NAMES.opsNotify only, read by secretKeyRef. */
+  webhookUrl: pulumi.Input<string>;
+  /** The URL's port: the ops pods' egress allows it (to any address, like a webhook's host). */
+  port: number;
+}
+
 /** The non-root user and group of the ERP, owner of the filestore's files. */
 export interface FilestoreOwner {
   uid: number;
@@ -120,6 +139,8 @@ export interface OpsJobsArgs extends OpsPods {
    * 6443; narrow `cidrs` to the control plane's addresses where they are known.
    */
   apiServer?: { cidrs?: readonly string[]; ports?: readonly number[] };
+  /** Operator notifications: absent, none are sent. */
+  notify?: OpsNotify;
 }
 
 /** One scheduled job: its CronJob's name suffix, arguments and bounds. */
@@ -247,6 +268,22 @@ export function opsSecretEnv(postgres: OpsPostgres): EnvVar[] {
   ];
 }
 
+/** The notification settings of an ops container: the URL by secretKeyRef, the rest plain. */
+export function opsNotifyEnv(settings: OpsNotifySettings): EnvVar[] {
+  const plainValues: Array<[string, string | number | undefined]> = [
+    [NOTIFY_ENV.stack, settings.stack],
+    [NOTIFY_ENV.timeoutSeconds, settings.timeoutSeconds],
+    [NOTIFY_ENV.attempts, settings.attempts],
+  ];
+  return [
+    {
+      name: NOTIFY_ENV.webhookUrl,
+      valueFrom: { secretKeyRef: { name: NAMES.opsNotify, key: NOTIFY_SECRET_KEY } },
+    },
+    ...plainValues.flatMap(([name, value]) => (value === undefined ? [] : [{ name, value: String(value) }])),
+  ];
+}
+
 export function opsPodSecurityContext(user: { uid: number; gid: number }, supplementalGroups: number[] = []) {
   return {
     runAsNonRoot: true,
@@ -290,6 +327,8 @@ export class OpsJobs extends pulumi.ComponentResource {
   readonly configMapName: string;
   /** CronJob names by job (`backup-full`, ...). */
   readonly cronJobNames: Record<string, string>;
+  /** The Secret with the notification webhook's URL (restore Jobs read it too). */
+  readonly notifySecret?: k8s.core.v1.Secret;
 
   constructor(name: string, args: OpsJobsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:kubernetes:OpsJobs", name, {}, opts);
@@ -334,6 +373,17 @@ export class OpsJobs extends pulumi.ComponentResource {
 
     // The namespace denies all egress (OdooDeployment's default-deny-all): the ops pods (scheduled
     // jobs and restores) reach PostgreSQL, and the API server for the exec into its pod.
+    const notifySecret = args.notify
+      ? new k8s.core.v1.Secret(
+          `${name}-notify`,
+          {
+            metadata: { name: NAMES.opsNotify, namespace, labels },
+            type: "Opaque",
+            stringData: { [NOTIFY_SECRET_KEY]: pulumi.secret(args.notify.webhookUrl) },
+          },
+          { parent: this },
+        )
+      : undefined;
     const apiServer = args.apiServer ?? {};
     new k8s.networking.v1.NetworkPolicy(
       `${name}-egress`,
@@ -351,6 +401,14 @@ export class OpsJobs extends pulumi.ComponentResource {
               to: (apiServer.cidrs ?? ["0.0.0.0/0", "::/0"]).map((cidr) => ({ ipBlock: { cidr } })),
               ports: (apiServer.ports ?? [443, 6443]).map((port) => ({ protocol: "TCP", port })),
             },
+            ...(args.notify
+              ? [
+                  {
+                    to: [{ ipBlock: { cidr: "0.0.0.0/0" } }, { ipBlock: { cidr: "::/0" } }],
+                    ports: [{ protocol: "TCP", port: args.notify.port }],
+                  },
+                ]
+              : []),
           ],
         },
       },
@@ -358,7 +416,8 @@ export class OpsJobs extends pulumi.ComponentResource {
     );
 
     const resources = args.resources ?? DEFAULT_OPS_RESOURCES;
-    const secretEnv = opsSecretEnv(postgres);
+    const secretEnv = [...opsSecretEnv(postgres), ...(args.notify ? opsNotifyEnv(args.notify) : [])];
+    this.notifySecret = notifySecret;
     this.cronJobNames = {};
     for (const spec of opsJobSpecs(args)) {
       const cronJobName = `loomworks-${spec.job}`;
@@ -440,7 +499,7 @@ export class OpsJobs extends pulumi.ComponentResource {
             },
           },
         },
-        { parent: this, dependsOn: [configMap, binding] },
+        { parent: this, dependsOn: [configMap, binding, ...(notifySecret ? [notifySecret] : [])] },
       );
     }
     this.registerOutputs({ configMapName: this.configMapName, cronJobNames: this.cronJobNames });

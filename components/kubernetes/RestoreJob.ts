@@ -29,10 +29,12 @@ import {
   OPS_FILESTORE_ROOT,
   OPS_IMAGE,
   opsContainer,
+  opsNotifyEnv,
   opsPodSecurityContext,
   opsSecretEnv,
   opsSettings,
   type FilestoreOwner,
+  type OpsNotifySettings,
   type OpsPods,
   type OpsPostgres,
 } from "./OpsJobs";
@@ -60,6 +62,8 @@ export interface RestoreJobArgs extends OpsPods {
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   /** Default 12 hours. */
   activeDeadlineSeconds?: number;
+  /** Operator notifications (the URL from the Secret NAMES.opsNotify): the restore's outcome. */
+  notify?: OpsNotifySettings;
 }
 
 /** `loomworks-restore-<subdomain>-<hash of the target>`, at most 63 characters. */
@@ -112,6 +116,7 @@ export function restoreJob(
         value: settings[n],
       })),
       ...opsSecretEnv(postgres),
+      ...(args.notify ? opsNotifyEnv(args.notify) : []),
     ],
     resources: args.resources ?? { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "4Gi" } },
     volumeMounts: [

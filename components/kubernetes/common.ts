@@ -54,8 +54,13 @@ export const NAMES = {
   /** Scheduled jobs and restores (the ops image). */
   opsServiceAccount: "loomworks-ops",
   opsConfigPrefix: "loomworks-ops-config",
+  /** The webhook of operator notifications (`platform.notify.webhookUrl`, key NOTIFY_SECRET_KEY). */
+  opsNotify: "loomworks-ops-notify",
   restorePrefix: "loomworks-restore",
 } as const;
+
+/** The key of NAMES.opsNotify holding the webhook URL. */
+export const NOTIFY_SECRET_KEY = "webhook-url";
 
 /**
  * Keys of the PostgreSQL Secret (NAMES.postgresSecrets): the superuser's, the replication user's

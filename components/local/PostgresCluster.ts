@@ -7,6 +7,7 @@ import {
   effectiveSchedule,
   type BackupSchedule,
 } from "../../lib/backup/schedule-defaults";
+import type { NotifySettings } from "../../lib/notify/settings";
 import { clusterPaths } from "../../lib/pg/paths";
 import { templatesHash } from "../../lib/templates/render";
 
@@ -24,6 +25,8 @@ export interface LocalPostgresClusterArgs {
   undoRetentionDays?: number;
   /** platform.credentialRotation: a new value rotates the superuser's password (in place). */
   credentialRotation?: string;
+  /** The webhook of operator notifications (secret), for the scheduled jobs and restores. */
+  notify?: pulumi.Input<NotifySettings>;
 }
 
 /** The local target's PostgreSQL 15 cluster with its pgBackRest repository, under the state directory. */
@@ -68,6 +71,7 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
         schedule: effectiveSchedule(args.schedule),
         quotaCheck: args.quotaCheck ?? DEFAULT_QUOTA_CHECK_SCHEDULE,
         ...(args.undoRetentionDays !== undefined ? { undoRetentionDays: args.undoRetentionDays } : {}),
+        ...(args.notify !== undefined ? { notify: args.notify } : {}),
       },
       { parent: this, dependsOn: [server] },
     );

@@ -8,7 +8,7 @@ import type { ErpTenant } from "../../lib/odoo/tenantMap";
 import { NAMES, POSTGRES_LABELS, POSTGRES_PORT, UPDATE_LABELS, objectLabels } from "../kubernetes/common";
 import { Monitoring } from "../kubernetes/Monitoring";
 import { OdooDeployment } from "../kubernetes/OdooDeployment";
-import { OpsJobs, type OpsPods } from "../kubernetes/OpsJobs";
+import { OpsJobs, type OpsNotify, type OpsPods } from "../kubernetes/OpsJobs";
 import { PGBACKREST_CONFIG_KEY, POSTGRES_STANZA } from "../kubernetes/postgresConfig";
 import { PostgresServer } from "../kubernetes/PostgresServer";
 import { restoreJob, restoreJobName } from "../kubernetes/RestoreJob";
@@ -29,6 +29,9 @@ import { declareTenants } from "./tenants";
  * `kubectl port-forward`); restores run as Jobs in the cluster.
  */
 export class KubernetesPlatform extends PlatformComponent {
+  /** The scheduled jobs (declarePostgres); restore Jobs wait for their notification Secret. */
+  private ops?: OpsJobs;
+
   constructor(name: string, args: PlatformArgs, opts?: pulumi.ComponentResourceOptions) {
     super(name, opts);
     const { platform, tenants } = args.config;
@@ -131,7 +134,8 @@ export class KubernetesPlatform extends PlatformComponent {
       },
       { parent: this },
     );
-    new OpsJobs(
+    const notify = opsNotify(platform);
+    this.ops = new OpsJobs(
       "ops",
       {
         ...opsPods(k8sCfg),
@@ -140,6 +144,7 @@ export class KubernetesPlatform extends PlatformComponent {
         ...(platform.quotas.checkSchedule ? { quotaCheckSchedule: platform.quotas.checkSchedule } : {}),
         undoRetentionDays: platform.undo.retentionDays,
         filestoreOwner: k8sCfg.erpUser,
+        ...(notify ? { notify } : {}),
       },
       { parent: this, dependsOn: [pg] },
     );
@@ -240,8 +245,9 @@ export class KubernetesPlatform extends PlatformComponent {
         target,
         filestoreOwner: k8sCfg.erpUser,
         scratchSizeLimit: k8sCfg.ops.restoreScratchSize,
+        ...(this.ops?.notifySecret ? { notify: opsNotify(platform) } : {}),
       },
-      { parent: this, dependsOn: [pg, db] },
+      { parent: this, dependsOn: [pg, db, ...(this.ops?.notifySecret ? [this.ops.notifySecret] : [])] },
     );
     // The Job has no outputs of its own: the entry is known from the declaration.
     const summary: RestoreSummary = {
@@ -268,6 +274,20 @@ function opsPods(k8sCfg: KubernetesConfig): OpsPods {
 /** What the scheduled jobs and restores know of PostgreSQL. */
 function opsPostgres(platform: StackConfig["platform"]) {
   return { stanza: POSTGRES_STANZA, retentionFull: platform.backups.retentionFull };
+}
+
+/** `platform.notify` for the ops pods: the URL (secret) goes into the Secret NAMES.opsNotify. */
+function opsNotify(platform: StackConfig["platform"]): OpsNotify | undefined {
+  const { webhookUrl, timeoutSeconds, attempts } = platform.notify;
+  if (!webhookUrl) return undefined;
+  const url = new URL(webhookUrl);
+  return {
+    webhookUrl: pulumi.secret(webhookUrl),
+    port: Number(url.port || (url.protocol === "https:" ? 443 : 80)),
+    stack: pulumi.getStack(),
+    timeoutSeconds,
+    attempts,
+  };
 }
 
 /** The superuser's DSN at `kubernetes.postgres.adminEndpoint`; absent without an endpoint. */

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { LocalErp } from "../local/Erp";
 import { LocalPostgresCluster } from "../local/PostgresCluster";
 import { tenantNames } from "../Tenant";
-import { PlatformComponent, secretValues, type PlatformArgs } from "./platform";
+import { PlatformComponent, notifySettings, secretValues, type PlatformArgs } from "./platform";
 import { declareTemplates } from "./templates";
 import { declareTenants } from "./tenants";
 import { routerUrl } from "../../lib/router/config";
@@ -19,6 +19,7 @@ export class LocalPlatform extends PlatformComponent {
     super(name, opts);
     const { platform } = args.config;
     const stateDir = path.resolve(args.projectDir, platform.stateDir);
+    const notify = notifySettings(platform);
     const cluster = new LocalPostgresCluster(
       "postgres",
       {
@@ -30,6 +31,7 @@ export class LocalPlatform extends PlatformComponent {
         ...(platform.quotas.checkSchedule ? { quotaCheck: platform.quotas.checkSchedule } : {}),
         undoRetentionDays: platform.undo.retentionDays,
         credentialRotation: platform.credentialRotation,
+        ...(notify ? { notify } : {}),
         encryptionPassphrase:
           platform.backups.encryptionPassphrase === undefined
             ? undefined

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig } from "../../infra/config/schema";
+import type { NotifySettings } from "../../lib/notify/settings";
 import type { RestoreSummary, SnapshotSummary, TenantSummary } from "../Tenant";
 
 /**
@@ -69,4 +70,14 @@ export abstract class PlatformComponent extends pulumi.ComponentResource impleme
     Object.assign(this.snapshots, outputs.snapshots);
     Object.assign(this.restores, outputs.restores);
   }
+}
+
+/**
+ * `platform.notify` as the jobs read it (lib/notify/settings.ts), secret (the URL may carry a
+ * token); undefined without a webhook.
+ */
+export function notifySettings(platform: StackConfig["platform"]): pulumi.Output<NotifySettings> | undefined {
+  const { webhookUrl, timeoutSeconds, attempts } = platform.notify;
+  if (!webhookUrl) return undefined;
+  return pulumi.secret({ webhookUrl, stack: pulumi.getStack(), timeoutSeconds, attempts });
 }

@@ -70,6 +70,13 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     "undo.retentionDays": "Days the change log of ended operations is kept (pruned by the quota-check job).",
     quotas: "The storage quota check.",
     "quotas.checkSchedule": "Cron (UTC) of the storage check (default `*/10 * * * *`).",
+    notify:
+      "Operator notifications: a JSON POST per event (storage warning or read-only, failed backup or verify, restore finished or failed) from the jobs on every target.",
+    "notify.webhookUrl":
+      "Secret (`pulumi config set --secret --path`; it may carry a token): where the notifications go. Absent: none are sent. Never shown in messages or logs.",
+    "notify.timeoutSeconds": "How long one delivery attempt may take.",
+    "notify.attempts":
+      "Delivery attempts in all: network errors, timeouts, 5xx and 429 are retried with backoff (1 s, 2 s, 4 s, ...); any other 4xx is not.",
     odoo: "The ERP server: [platform.odoo](#platformodoo).",
     docker: "The docker target: [platform.docker](#platformdocker).",
     kubernetes:

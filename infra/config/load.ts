@@ -61,7 +61,7 @@ export class ConfigError extends Error {
 
 const TENANT_ISSUE_ORDER: readonly string[] = ["subdomain", ...TENANT_KEYS];
 
-const SECRET_KEYS = new Set(["encryptionPassphrase"]);
+const SECRET_KEYS = new Set(["encryptionPassphrase", "webhookUrl"]);
 
 /** A short, secret-free rendering of an offending value. */
 function describeValue(value: unknown, path: readonly PropertyKey[]): string {

@@ -111,6 +111,18 @@ export interface PlatformConfig {
     /** Cron (UTC) of the storage quota check; default every 10 minutes. */
     checkSchedule?: string;
   };
+  /** Operator notifications (docs/operations/monitoring.md#webhook-notifications). */
+  notify: {
+    /**
+     * Plain text once loaded, and it may carry a token: wrap it with `pulumi.secret()` before it
+     * goes into any resource (see `backups.encryptionPassphrase`). Absent: no webhook.
+     */
+    webhookUrl?: string;
+    /** Per delivery attempt. */
+    timeoutSeconds: number;
+    /** Delivery attempts in all (network errors, 5xx and 429 are retried with backoff). */
+    attempts: number;
+  };
   /** The ERP server (image, sizing, sessions): infra/config/odoo.ts. */
   odoo: OdooConfig;
   /** The docker target: infra/config/docker.ts. */
@@ -198,6 +210,9 @@ export const RULES = {
   lsn: 'must be a PostgreSQL LSN like "0/5A3B2C10" (two hexadecimal numbers of 1 to 8 digits)',
   templateOneOf: "must have exactly one of fromDump, fromCommand",
   cron: "must be a 5-field cron expression (minute hour day-of-month month day-of-week, UTC)",
+  webhookUrl: "must be an http:// or https:// URL",
+  notifyTimeout: "must be an integer from 1 to 120 (seconds)",
+  notifyAttempts: "must be an integer from 1 to 10",
   credentialRotation:
     'must be 1 to 64 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-" (e.g. "2026-11-26"); changing it rotates the passwords',
 } as const;
@@ -277,6 +292,15 @@ export const credentialRotationSchema = z.preprocess(
   (v) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? String(v) : v),
   z.string(rule(RULES.credentialRotation)).regex(CREDENTIAL_ROTATION),
 );
+function isHttpUrl(s: string): boolean {
+  try {
+    const url = new URL(s);
+    return (url.protocol === "http:" || url.protocol === "https:") && url.host !== "";
+  } catch {
+    return false;
+  }
+}
+export const webhookUrlSchema = z.string(rule(RULES.webhookUrl)).refine(isHttpUrl, RULES.webhookUrl);
 export const cronSchema = z.string(rule(RULES.cron)).superRefine((expr, ctx) => {
   const problem = cronProblem(expr);
   if (problem !== undefined) {
@@ -331,6 +355,7 @@ export const PLATFORM_KEYS = [
   "templates",
   "undo",
   "quotas",
+  "notify",
   "odoo",
   "docker",
   "kubernetes",
@@ -383,6 +408,14 @@ export const platformSchema = strictMap(
     quotas: strictMap(
       { checkSchedule: cronSchema.optional() },
       "must be a map of quota settings (checkSchedule)",
+    ).default({}),
+    notify: strictMap(
+      {
+        webhookUrl: webhookUrlSchema.optional(),
+        timeoutSeconds: integer(1, 120, RULES.notifyTimeout).default(10),
+        attempts: integer(1, 10, RULES.notifyAttempts).default(4),
+      },
+      "must be a map of notification settings (webhookUrl, timeoutSeconds, attempts)",
     ).default({}),
     odoo: odooConfigSchema.default({}),
     docker: dockerConfigSchema.default({}),

@@ -26,6 +26,11 @@
  * password, `PGPASSWORD` (from the Secret) is added to it in memory only; pgBackRest runs through
  * `LOOMWORKS_PGBACKREST` (a wrapper that runs it inside the PostgreSQL pod, where the repository is).
  *
+ * Notifications (lib/notify): with a webhook configured (`platform.notify`), quota-check tells a
+ * tenant's crossing of 80 % and of its limit, a failed backup or verify tells its error, a restore
+ * its outcome. Local: `<D>/scheduler/notify.json`; Kubernetes: NOTIFY_ENV (the URL from a Secret).
+ * A notification that cannot be delivered is logged; the job's outcome stays its own.
+ *
  * Logs: plain lines, or one JSON object a line with `LOOMWORKS_LOG_FORMAT=json` (lib/ops/log.ts);
  * secrets are redacted either way. Exit code 0 on success, 1 on failure (the message on stderr).
  */
@@ -37,6 +42,9 @@ import { runScheduler } from "../../lib/backup/scheduler";
 import { pruneUndoLogs } from "../../lib/guards/tenant";
 import { operatorAdminDsn } from "../../lib/ops/connect";
 import { createJobLogger, logFormatFromEnv, type JobLogger } from "../../lib/ops/log";
+import { notifyAll, notifyOnFailure, notifyRestore, storageNotifications } from "../../lib/notify/events";
+import { localNotifySettings, notifierFor, notifySettingsFromEnv } from "../../lib/notify/settings";
+import type { Notifier } from "../../lib/notify/webhook";
 import { localClusterLayout, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { clusterPaths } from "../../lib/pg/paths";
 import {
@@ -48,7 +56,7 @@ import {
 } from "../../lib/pg/pgbackrest";
 import { mustRun } from "../../lib/process/run";
 import { checkStorage } from "../../lib/quota/storage";
-import { restoreTenant, type RestoreTarget } from "../../lib/restore";
+import { restoreTenant, type RestoreResult, type RestoreTarget } from "../../lib/restore";
 import type { TenantState } from "../../lib/registry/tenantState";
 import { takeAutoSnapshots } from "../../lib/snapshot/runtime";
 
@@ -285,7 +293,7 @@ async function snapshotAuto(ctx: JobContext, log: JobLogger): Promise<number> {
   return failed.length > 0 ? 1 : 0;
 }
 
-async function quotaCheck(ctx: JobContext, args: Args, log: JobLogger): Promise<number> {
+async function quotaCheck(ctx: JobContext, args: Args, log: JobLogger, notifier: Notifier): Promise<number> {
   // The undo log first: what it frees counts in the storage measure only once it is gone.
   const pruneFailures =
     args.undoRetentionDays === undefined
@@ -301,6 +309,7 @@ async function quotaCheck(ctx: JobContext, args: Args, log: JobLogger): Promise<
     },
     log,
   );
+  await notifyAll(notifier, storageNotifications(list));
   const failed = list.filter((r) => r.error);
   for (const r of list) {
     if (r.error) continue;
@@ -360,18 +369,14 @@ async function giveToPostgresWhenRoot(dir: string): Promise<void> {
   }
 }
 
-async function restore(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<void> {
+/** The restore Job's work: its pgBackRest configuration in the scratch directory, then restoreTenant. */
+async function restoreInJob(
+  args: Args,
+  env: NodeJS.ProcessEnv,
+  log: JobLogger,
+  subdomain: string,
+): Promise<RestoreResult> {
   const r = args.restore;
-  const subdomain = args.tenants.length === 1 ? args.tenants[0] : undefined;
-  const missing = [
-    subdomain ? "" : "--tenant (exactly one)",
-    r.database ? "" : "--database",
-    r.role ? "" : "--role",
-    r.pgbackrestConfig ? "" : "--pgbackrest-config",
-    r.scratchDir ? "" : "--scratch-dir",
-    args.filestoreRoot ? "" : "--filestore-root",
-  ].filter(Boolean);
-  if (missing.length > 0) throw new Error(`restore needs ${missing.join(", ")}\n${USAGE}`);
   const scratchDir = r.scratchDir as string;
   const source = await fs.readFile(r.pgbackrestConfig as string, "utf8");
   log.addSecrets(cipherPassFromConf(source), env[KUBERNETES_ENV.password] ?? "");
@@ -383,11 +388,11 @@ async function restore(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Prom
   }
   await fs.writeFile(conf, restoreJobPgBackRestConf(source, scratchDir), { mode: 0o600 });
   await giveToPostgresWhenRoot(path.dirname(conf));
-  const result = await restoreTenant({
+  return restoreTenant({
     adminDsn: kubernetesAdminDsn(env),
     stateDir: scratchDir,
     stanza: required(env, KUBERNETES_ENV.stanza),
-    subdomain: subdomain as string,
+    subdomain,
     database: r.database as string,
     roleName: r.role as string,
     target: r.target,
@@ -398,6 +403,31 @@ async function restore(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Prom
     oncePerTarget: true,
     log,
   });
+}
+
+async function restore(
+  args: Args,
+  env: NodeJS.ProcessEnv,
+  log: JobLogger,
+  notifier: Notifier,
+): Promise<void> {
+  const r = args.restore;
+  const subdomain = args.tenants.length === 1 ? args.tenants[0] : undefined;
+  const missing = [
+    subdomain ? "" : "--tenant (exactly one)",
+    r.database ? "" : "--database",
+    r.role ? "" : "--role",
+    r.pgbackrestConfig ? "" : "--pgbackrest-config",
+    r.scratchDir ? "" : "--scratch-dir",
+    args.filestoreRoot ? "" : "--filestore-root",
+  ].filter(Boolean);
+  if (missing.length > 0 || !subdomain) throw new Error(`restore needs ${missing.join(", ")}\n${USAGE}`);
+  const result = await notifyRestore(
+    notifier,
+    { subdomain, target: r.target },
+    () => restoreInJob(args, env, log, subdomain),
+    log.redact,
+  );
   log(`restore ${result.id} of ${result.subdomain}: ${result.state}`, {
     restore: result.id,
     tenant: result.subdomain,
@@ -432,12 +462,47 @@ async function schedulerDaemon(stateDir: string, log: JobLogger): Promise<void> 
   log("scheduler: stopped");
 }
 
+/**
+ * The job's notifier: local, the scheduler's notify.json (`--state-dir`); Kubernetes, the
+ * environment. Its URL joins the logger's secrets (it may carry a token). Unreadable settings
+ * are a warning, never the job's failure.
+ */
+async function jobNotifier(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<Notifier> {
+  try {
+    const settings = args.stateDir ? await localNotifySettings(args.stateDir) : notifySettingsFromEnv(env);
+    if (settings) log.addSecrets(settings.webhookUrl);
+    return notifierFor(settings, log);
+  } catch (err) {
+    log.warn(`notifications off for this run: ${(err as Error).message}`);
+    return notifierFor(undefined);
+  }
+}
+
 async function run(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<number | void> {
+  if (args.command === "scheduler") return schedulerDaemon(args.stateDir as string, log);
+  const notifier = await jobNotifier(args, env, log);
   switch (args.command) {
-    case "scheduler":
-      return schedulerDaemon(args.stateDir as string, log);
     case "restore":
-      return restore(args, env, log);
+      return restore(args, env, log, notifier);
+    case "backup":
+      return notifyOnFailure(
+        notifier,
+        "backup.failed",
+        { type: args.type },
+        async () => backup(await jobContext(args, env, log), args.type, log),
+        log.redact,
+      );
+    case "verify":
+      return notifyOnFailure(
+        notifier,
+        "verify.failed",
+        {},
+        async () => {
+          const summary = await verifyRepository((await jobContext(args, env, log)).spec);
+          log(summary.text, { backups: summary.backups.length, walSegments: summary.walSegments });
+        },
+        log.redact,
+      );
     default:
   }
   const ctx = await jobContext(args, env, log);
@@ -445,17 +510,10 @@ async function run(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<
     case "snapshot-auto":
       return snapshotAuto(ctx, log);
     case "quota-check":
-      return quotaCheck(ctx, args, log);
-    case "backup":
-      return backup(ctx, args.type, log);
+      return quotaCheck(ctx, args, log, notifier);
     case "expire":
       await expireBackups(ctx.spec, ctx.adminDsn, log);
       return;
-    case "verify": {
-      const summary = await verifyRepository(ctx.spec);
-      log(summary.text, { backups: summary.backups.length, walSegments: summary.walSegments });
-      return;
-    }
     case "sync": {
       const sync = await syncBackups(ctx.spec, ctx.adminDsn);
       log(

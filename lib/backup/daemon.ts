@@ -51,13 +51,31 @@ export async function writeSchedulerFiles(
   const schedule: ScheduleFile = validateScheduleFile({ version: 1, jobs });
   await ensureDirMode(paths.dir, TRAVERSED_DIR); // the jobs run as postgres read cluster.json
   await writeAtomic(paths.clusterFile, JSON.stringify(cluster, null, 2) + "\n", 0o600);
-  if (isRoot()) {
-    const uid = Number((await mustRun("id", ["-u", POSTGRES_USER])).stdout.trim());
-    const gid = Number((await mustRun("id", ["-g", POSTGRES_USER])).stdout.trim());
-    await fs.chown(paths.clusterFile, uid, gid);
-  }
+  await giveToPostgresWhenRoot(paths.clusterFile);
   await writeAtomic(paths.scheduleFile, JSON.stringify(schedule, null, 2) + "\n", PRIVATE_FILE);
   return paths;
+}
+
+async function giveToPostgresWhenRoot(file: string): Promise<void> {
+  if (!isRoot()) return;
+  const uid = Number((await mustRun("id", ["-u", POSTGRES_USER])).stdout.trim());
+  const gid = Number((await mustRun("id", ["-g", POSTGRES_USER])).stdout.trim());
+  await fs.chown(file, uid, gid);
+}
+
+/**
+ * Writes notify.json (the webhook settings of lib/notify/settings.ts: a secret, mode 0600, owned
+ * like cluster.json), or removes it when `settings` is undefined (no webhook configured).
+ */
+export async function writeNotifyFile(stateDir: string, settings: object | undefined): Promise<void> {
+  const paths = schedulerPaths(stateDir);
+  if (settings === undefined) {
+    await fs.rm(paths.notifyFile, { force: true });
+    return;
+  }
+  await ensureDirMode(paths.dir, TRAVERSED_DIR);
+  await writeAtomic(paths.notifyFile, JSON.stringify(settings, null, 2) + "\n", PRIVATE_FILE);
+  await giveToPostgresWhenRoot(paths.notifyFile);
 }
 
 /** Reads cluster.json. */

@@ -26,6 +26,8 @@ export interface SchedulerPaths {
   scheduleFile: string;
   /** The cluster the jobs act on, without secrets (mode 0600). */
   clusterFile: string;
+  /** The webhook of operator notifications (mode 0600, a secret; absent without one). */
+  notifyFile: string;
   /** The daemon's pid (written by the daemon itself). */
   pidFile: string;
   /** JSON lines: one `start` and one `end` record per job run, plus the daemon's own events. */
@@ -44,6 +46,7 @@ export function schedulerPaths(stateDir: string): SchedulerPaths {
     dir,
     scheduleFile: path.join(dir, "schedule.json"),
     clusterFile: path.join(dir, "cluster.json"),
+    notifyFile: path.join(dir, "notify.json"),
     pidFile: path.join(dir, "scheduler.pid"),
     jobsLog: path.join(dir, "jobs.log"),
     daemonLog: path.join(dir, "daemon.log"),

@@ -1,0 +1,92 @@
+/**
+ * Where a job finds the webhook (`platform.notify`): on the local target in
+ * `<stateDir>/scheduler/notify.json` (mode 0600, written by the LocalScheduler provider; absent
+ * without a webhook), on Kubernetes in the environment (the URL by secretKeyRef from a Secret).
+ */
+import { promises as fs } from "node:fs";
+import { schedulerPaths } from "../backup/scheduler";
+import { createNotifier, type Notifier, type NotifierOptions } from "./webhook";
+
+export interface NotifySettings {
+  webhookUrl: string;
+  /** The Pulumi stack (the body's `stack`). */
+  stack?: string;
+  timeoutSeconds?: number;
+  attempts?: number;
+}
+
+/** The environment of the Kubernetes ops pods (components/kubernetes/OpsJobs.ts sets it). */
+export const NOTIFY_ENV = {
+  /** secretKeyRef: never in a ConfigMap. */
+  webhookUrl: "LOOMWORKS_NOTIFY_WEBHOOK_URL",
+  stack: "LOOMWORKS_NOTIFY_STACK",
+  timeoutSeconds: "LOOMWORKS_NOTIFY_TIMEOUT_SECONDS",
+  attempts: "LOOMWORKS_NOTIFY_ATTEMPTS",
+} as const;
+
+const positive = (v: unknown): number | undefined => {
+  const n = Number(v);
+  return v !== undefined && v !== "" && Number.isFinite(n) && n > 0 ? n : undefined;
+};
+
+function settingsOf(raw: Record<string, unknown>): NotifySettings | undefined {
+  if (typeof raw.webhookUrl !== "string" || raw.webhookUrl === "") return undefined;
+  const timeoutSeconds = positive(raw.timeoutSeconds);
+  const attempts = positive(raw.attempts);
+  return {
+    webhookUrl: raw.webhookUrl,
+    ...(typeof raw.stack === "string" && raw.stack !== "" ? { stack: raw.stack } : {}),
+    ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+    ...(attempts !== undefined ? { attempts: Math.floor(attempts) } : {}),
+  };
+}
+
+/** The settings in the environment; undefined without a webhook URL. */
+export function notifySettingsFromEnv(env: NodeJS.ProcessEnv): NotifySettings | undefined {
+  return settingsOf({
+    webhookUrl: env[NOTIFY_ENV.webhookUrl],
+    stack: env[NOTIFY_ENV.stack],
+    timeoutSeconds: env[NOTIFY_ENV.timeoutSeconds],
+    attempts: env[NOTIFY_ENV.attempts],
+  });
+}
+
+/** The settings in `file` (notify.json); undefined when it does not exist. */
+export async function readNotifySettings(file: string): Promise<NotifySettings | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    // Not the parser's message: it quotes the text, which holds the URL.
+    throw new Error(`${file}: not JSON`);
+  }
+  if (typeof raw !== "object" || raw === null) throw new Error(`${file}: must hold a JSON object`);
+  return settingsOf(raw as Record<string, unknown>);
+}
+
+/** The local target's settings: `<stateDir>/scheduler/notify.json`. */
+export function localNotifySettings(stateDir: string): Promise<NotifySettings | undefined> {
+  return readNotifySettings(schedulerPaths(stateDir).notifyFile);
+}
+
+/** A notifier for `settings` (a silent one without). */
+export function notifierFor(settings: NotifySettings | undefined, log?: NotifierOptions["log"]): Notifier {
+  return createNotifier({
+    ...(settings
+      ? {
+          url: settings.webhookUrl,
+          ...(settings.stack ? { stack: settings.stack } : {}),
+          ...(settings.timeoutSeconds ? { timeoutMs: settings.timeoutSeconds * 1000 } : {}),
+          ...(settings.attempts ? { attempts: settings.attempts } : {}),
+        }
+      : {}),
+    ...(log ? { log } : {}),
+  });
+}
