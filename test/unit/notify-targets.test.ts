@@ -77,7 +77,12 @@ describe("notifications on the local target", () => {
   it("the LocalScheduler gets the webhook as a secret input, with the stack and the delivery bounds", async () => {
     const inputs = await localScheduler("notify-local", { webhookUrl: WEBHOOK, attempts: 2 });
     expect(isSecretInput(inputs.notify)).toBe(true);
-    expect(plain(inputs.notify)).toEqual({ webhookUrl: WEBHOOK, stack: "unit", timeoutSeconds: 10, attempts: 2 });
+    expect(plain(inputs.notify)).toEqual({
+      webhookUrl: WEBHOOK,
+      stack: "unit",
+      timeoutSeconds: 10,
+      attempts: 2,
+    });
   });
 
   it("without a webhook, no notify input (notify.json is removed)", async () => {
