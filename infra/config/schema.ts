@@ -111,7 +111,7 @@ export interface PlatformConfig {
     /** Cron (UTC) of the storage quota check; default every 10 minutes. */
     checkSchedule?: string;
   };
-  /** Operator notifications (docs/operations/monitoring.md#webhook-notifications). */
+  /** Operator notifications (docs/operations/monitoring.md#webhook-notifications-every-target). */
   notify: {
     /**
      * Plain text once loaded, and it may carry a token: wrap it with `pulumi.secret()` before it

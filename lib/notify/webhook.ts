@@ -30,7 +30,7 @@ export const EVENT_SEVERITY: Readonly<Record<NotifyEvent, Severity>> = {
   "restore.failed": "critical",
 };
 
-/** The JSON body POSTed for one event (docs/operations/monitoring.md#webhook-notifications). */
+/** The JSON body POSTed for one event (docs/operations/monitoring.md#webhook-notifications-every-target). */
 export interface Notification {
   event: NotifyEvent;
   tenant?: string;
