@@ -21,6 +21,7 @@ import { checkTenantStorage } from "../../lib/quota/storage";
 import { installQuotaApi, writeQuotaLimits } from "../../lib/quota/sql";
 import type { TenantSpec } from "../../lib/tenant/provision";
 import { makeStateDir } from "../../testkit/cluster";
+import { repoRoot } from "../../testkit/repo";
 import { JOBS_SCRIPT, runNode } from "../helpers/jobs";
 import { useFixtureTenants } from "../helpers/tenants";
 
@@ -207,5 +208,41 @@ describe("webhook notifications from the jobs", () => {
     ]);
     expect(r.out).not.toContain(TOKEN);
     expect(r.out).not.toContain(pg.superuserPassword);
+  });
+
+  it("the local PitrRestore provider: restore.failed, the URL from the scheduler's notify.json", async () => {
+    const dir = await jobsStateDir("pitr");
+    await fs.mkdir(path.join(dir, "pgbackrest"), { mode: 0o755 });
+    const conf = path.join(dir, "pgbackrest", "pgbackrest.conf");
+    await fs.copyFile(clusterPaths(pg.stateDir).pgbackrestConf, conf);
+    await fs.chmod(conf, 0o644); // pgBackRest reads it as postgres (a throw-away copy)
+    // The compiled provider, as the engine loads it (its lib modules from bin/lib).
+    const { pitrRestoreProvider } = require(
+      path.join(repoRoot, "bin", "dynamic-providers", "pitrRestore.js"),
+    ) as {
+      pitrRestoreProvider: { create(inputs: Record<string, unknown>): Promise<unknown> };
+    };
+    const target = { time: new Date(Date.now() - 1000).toISOString() };
+    await expect(
+      pitrRestoreProvider.create({
+        adminDsn: pg.adminDsn,
+        stateDir: dir,
+        stanza: pg.stanza,
+        subdomain: "phantom",
+        database: "phantom",
+        roleName: "phantom",
+        tenantState: "active",
+        target,
+        filestoreRoot: tenants.filestoreRoot,
+      }),
+    ).rejects.toThrow('database "phantom" does not exist');
+    expect(eventsFor("phantom")).toEqual([
+      expect.objectContaining({
+        event: "restore.failed",
+        severity: "critical",
+        details: { target, error: 'tenant "phantom": database "phantom" does not exist' },
+        stack: "integration",
+      }),
+    ]);
   });
 });
