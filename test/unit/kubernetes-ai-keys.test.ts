@@ -6,22 +6,14 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  type K8sObject,
-  isK8s,
-  kindName,
-  minimalKubernetesSettings,
-  objectOf,
-  one,
-} from "../helpers/k8s-objects";
+import { type K8sObject, isK8s, kindName, objectOf, one } from "../helpers/k8s-objects";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
 import { installMocks, isSecretInput, plain, registered, type Registration } from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 
-import { AI_KEYS_ANNOTATION, OdooDeployment } from "../../components/kubernetes/OdooDeployment";
-import { erpSettings } from "../../components/platform/kubernetesSettings";
-import { kubernetesConfigSchema } from "../../infra/config/kubernetes";
+import { AI_KEYS_ANNOTATION } from "../../components/kubernetes/OdooDeployment";
+import { minimalOdooDeployment } from "../helpers/odoo-deployment";
 
 const ERP_IMAGE_REF = "registry.example.com/loomworks/erp:18.0-7";
 const KEYS = {
@@ -45,20 +37,7 @@ async function build(
   const aiKeys = keys
     ? Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, pulumi.secret(v)]))
     : undefined;
-  const erp = new OdooDeployment(name, {
-    ...erpSettings(
-      kubernetesConfigSchema.parse({
-        ...minimalKubernetesSettings(namespace, ERP_IMAGE_REF),
-        createNamespace: false,
-      }),
-    ),
-    database: {
-      host: "postgres",
-      user: "loomworks_erp",
-      password: pulumi.secret("erp-db-password-0123456789"),
-      peer: { podLabels: { app: "postgres" } },
-    },
-    adminPasswd: pulumi.secret("admin-passwd-0123456789abcdef"),
+  const erp = minimalOdooDeployment(name, namespace, ERP_IMAGE_REF, {
     databases: ["acme"],
     tenants: pulumi.secret([]),
     ...(aiKeys ? { aiKeys } : {}),

@@ -8,22 +8,13 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
-import {
-  type K8sObject,
-  isK8s,
-  kindName,
-  minimalKubernetesSettings,
-  objectOf,
-  one,
-} from "../helpers/k8s-objects";
+import { type K8sObject, isK8s, kindName, objectOf, one } from "../helpers/k8s-objects";
 import { k8sSchemaErrors } from "../helpers/k8s-validate";
 import { installMocks, isSecretInput, plain, registered, type Registration } from "../helpers/pulumi-mocks";
 
 const registrations = installMocks();
 
-import { OdooDeployment } from "../../components/kubernetes/OdooDeployment";
-import { erpSettings } from "../../components/platform/kubernetesSettings";
-import { kubernetesConfigSchema } from "../../infra/config/kubernetes";
+import { minimalOdooDeployment } from "../helpers/odoo-deployment";
 import { parseOdooConfig } from "../../lib/odoo/config";
 import { renderTenantCredentials, renderTenantMap, type ErpTenant } from "../../lib/odoo/tenantMap";
 
@@ -56,20 +47,7 @@ type PodSpec = { containers: Container[]; initContainers?: Container[]; volumes?
 
 async function build(name: string, tenants: ErpTenant[], namespace = NS): Promise<Registration[]> {
   const first = registrations.length;
-  const erp = new OdooDeployment(name, {
-    ...erpSettings(
-      kubernetesConfigSchema.parse({
-        ...minimalKubernetesSettings(namespace, ERP_IMAGE_REF),
-        createNamespace: false,
-      }),
-    ),
-    database: {
-      host: "postgres",
-      user: "loomworks_erp",
-      password: pulumi.secret("erp-db-password-0123456789"),
-      peer: { podLabels: { app: "postgres" } },
-    },
-    adminPasswd: pulumi.secret("admin-passwd-0123456789abcdef"),
+  const erp = minimalOdooDeployment(name, namespace, ERP_IMAGE_REF, {
     databases: tenants.filter((t) => t.state === "active").map((t) => t.database),
     tenants: pulumi.secret(tenants),
   });
