@@ -92,11 +92,13 @@ export const pitrRestoreProvider: pulumi.dynamic.ResourceProvider<PitrRestoreInp
 
   async create(inputs) {
     const log = pulumiLog();
-    const settings = notifySettings();
-    const notifier = settings.notifierFor(await settings.localNotifySettings(inputs.stateDir), {
-      info: (msg) => void log.info(`PitrRestore: ${msg}`),
-      warn: (msg) => void log.warn(`PitrRestore: ${msg}`),
-    });
+    const notifier = await notifySettings().notifierFrom(
+      { stateDir: inputs.stateDir },
+      {
+        info: (msg) => void log.info(`PitrRestore: ${msg}`),
+        warn: (msg) => void log.warn(`PitrRestore: ${msg}`),
+      },
+    );
     const r = await notifyEvents().notifyRestore(notifier, inputs, () =>
       restores().restoreTenant({ ...inputs, log: (msg) => void log.info(`PitrRestore: ${msg}`) }),
     );

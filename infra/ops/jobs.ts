@@ -43,7 +43,7 @@ import { pruneUndoLogs } from "../../lib/guards/tenant";
 import { operatorAdminDsn } from "../../lib/ops/connect";
 import { createJobLogger, logFormatFromEnv, type JobLogger } from "../../lib/ops/log";
 import { notifyAll, notifyOnFailure, notifyRestore, storageNotifications } from "../../lib/notify/events";
-import { localNotifySettings, notifierFor, notifySettingsFromEnv } from "../../lib/notify/settings";
+import { notifierFrom } from "../../lib/notify/settings";
 import type { Notifier } from "../../lib/notify/webhook";
 import { localClusterLayout, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { clusterPaths } from "../../lib/pg/paths";
@@ -462,20 +462,11 @@ async function schedulerDaemon(stateDir: string, log: JobLogger): Promise<void> 
   log("scheduler: stopped");
 }
 
-/**
- * The job's notifier: local, the scheduler's notify.json (`--state-dir`); Kubernetes, the
- * environment. Its URL joins the logger's secrets (it may carry a token). Unreadable settings
- * are a warning, never the job's failure.
- */
-async function jobNotifier(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<Notifier> {
-  try {
-    const settings = args.stateDir ? await localNotifySettings(args.stateDir) : notifySettingsFromEnv(env);
-    if (settings) log.addSecrets(settings.webhookUrl);
-    return notifierFor(settings, log);
-  } catch (err) {
-    log.warn(`notifications off for this run: ${(err as Error).message}`);
-    return notifierFor(undefined);
-  }
+/** The job's notifier: local, the scheduler's notify.json (`--state-dir`); Kubernetes, the environment. */
+function jobNotifier(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<Notifier> {
+  return notifierFrom(args.stateDir ? { stateDir: args.stateDir } : { env }, log, (url) =>
+    log.addSecrets(url),
+  );
 }
 
 async function run(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<number | void> {

@@ -90,3 +90,25 @@ export function notifierFor(settings: NotifySettings | undefined, log?: Notifier
     ...(log ? { log } : {}),
   });
 }
+
+/**
+ * The notifier of a job or a restore: the settings of the local target's notify.json (`stateDir`)
+ * or of the environment (Kubernetes). Settings that cannot be read turn notifications off with a
+ * warning: a notification never fails the work it reports on. `onUrl` gets the URL (it may carry a
+ * token) for the caller's log redaction.
+ */
+export async function notifierFrom(
+  source: { stateDir: string } | { env: NodeJS.ProcessEnv },
+  log: NonNullable<NotifierOptions["log"]>,
+  onUrl?: (url: string) => void,
+): Promise<Notifier> {
+  try {
+    const settings =
+      "stateDir" in source ? await localNotifySettings(source.stateDir) : notifySettingsFromEnv(source.env);
+    if (settings) onUrl?.(settings.webhookUrl);
+    return notifierFor(settings, log);
+  } catch (err) {
+    log.warn(`notifications off for this run: ${(err as Error).message}`);
+    return notifierFor(undefined);
+  }
+}

@@ -11,7 +11,13 @@ import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { notifyOnFailure, notifyRestore, storageNotifications } from "../../lib/notify/events";
-import { notifierFor, notifySettingsFromEnv, readNotifySettings } from "../../lib/notify/settings";
+import { schedulerPaths } from "../../lib/backup/scheduler";
+import {
+  notifierFor,
+  notifierFrom,
+  notifySettingsFromEnv,
+  readNotifySettings,
+} from "../../lib/notify/settings";
 import { createNotifier, sendWebhook, type Notification } from "../../lib/notify/webhook";
 import type { StorageCheckResult } from "../../lib/quota/storage";
 import type { RestoreResult } from "../../lib/restore/restore";
@@ -231,6 +237,30 @@ describe("settings", () => {
     }
     expect(notifierFor(undefined).enabled).toBe(false);
     expect(notifierFor({ webhookUrl: "http://127.0.0.1:9/x" }).enabled).toBe(true);
+  });
+
+  it("notifierFrom: a damaged notify.json turns notifications off with a warning, never fails the caller", async () => {
+    const stateDir = await fs.mkdtemp(path.join(os.tmpdir(), "loomworks-notify-"));
+    const warnings: string[] = [];
+    const urls: string[] = [];
+    const log = { info: () => undefined, warn: (m: string) => void warnings.push(m) };
+    try {
+      const file = schedulerPaths(stateDir).notifyFile;
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, JSON.stringify({ webhookUrl: "http://127.0.0.1:9/t0ken" }));
+      expect((await notifierFrom({ stateDir }, log, (u) => void urls.push(u))).enabled).toBe(true);
+      expect(urls).toEqual(["http://127.0.0.1:9/t0ken"]);
+      await fs.writeFile(file, "http://127.0.0.1:9/t0ken-in-a-broken-file");
+      expect((await notifierFrom({ stateDir }, log)).enabled).toBe(false);
+      expect(warnings).toEqual([`notifications off for this run: ${file}: not JSON`]);
+      const fromEnv = await notifierFrom(
+        { env: { LOOMWORKS_NOTIFY_WEBHOOK_URL: "https://hooks.example.com/x" } },
+        log,
+      );
+      expect(fromEnv.enabled).toBe(true);
+    } finally {
+      await fs.rm(stateDir, { recursive: true, force: true });
+    }
   });
 });
 
