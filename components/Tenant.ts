@@ -50,9 +50,18 @@ export interface KubernetesTenantSite {
   restoreJob: (db: TenantDatabase) => DeclaredRestoreJob;
 }
 
-export type TenantSite = LocalTenantSite | KubernetesTenantSite;
+/**
+ * The docker target: the filestore is the ERP's odoo_data volume, there are no declared snapshots,
+ * and a declared restore runs as a one-shot container the platform declares (after the database).
+ */
+export interface DockerTenantSite {
+  kind: "docker";
+  restoreJob: (db: TenantDatabase) => DeclaredRestoreJob;
+}
 
-/** A restore declared outside the Tenant (a Job): the resource, and its entry of the `restores` output. */
+export type TenantSite = LocalTenantSite | KubernetesTenantSite | DockerTenantSite;
+
+/** A restore declared outside the Tenant (a Job, a container): the resource, and its entry of the `restores` output. */
 export interface DeclaredRestoreJob {
   job: pulumi.Resource;
   summary: pulumi.Output<RestoreSummary>;
@@ -187,7 +196,7 @@ export class Tenant extends pulumi.ComponentResource {
 
   /**
    * The declared point-in-time restore: PitrRestore on the local target, the target's Job on
-   * kubernetes. The guards are reinstalled after it (its generation).
+   * kubernetes, its one-shot container on docker. The guards are reinstalled after it (its generation).
    */
   private declareRestore(
     name: string,
@@ -201,7 +210,7 @@ export class Tenant extends pulumi.ComponentResource {
     summary: pulumi.Output<RestoreSummary>;
   } {
     const site = args.site;
-    if (site.kind === "kubernetes") {
+    if (site.kind !== "local") {
       const { job, summary } = site.restoreJob(db);
       return { resource: job, generation: job.urn, summary };
     }

@@ -7,15 +7,27 @@ import { ErpRole } from "../../dynamic-providers/erpRole";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
 import type { DockerConfig } from "../../infra/config/docker";
 import type { OdooConfig } from "../../infra/config/odoo";
+import { OPS_IMAGE, type OpsScheduleArgs } from "../../lib/backup/opsJobs";
 import { aiKeyNames } from "../../lib/odoo/aiKeys";
 import { ERP_IMAGE, ENTRYPOINT_ENV, LOG_FORMAT_ENV } from "../../lib/odoo/image";
+import type { ErpTenant } from "../../lib/odoo/tenantMap";
+import type { TenantState } from "../../lib/registry/tenantState";
+import type { RestoreTarget } from "../../lib/restore/target";
 import { routerUrl, type RouterTenant } from "../../lib/router/config";
 import {
   DOCKER_HOSTS,
   DOCKER_VOLUMES,
   ERP_CONTAINER,
+  NGINX_TLS,
+  OPS_CONTAINER,
   POSTGRES_CONTAINER,
   containerName,
+  dockerOpsCommand,
+  dockerOpsEnv,
+  dockerOpsShell,
+  dockerRestoreArgs,
+  dockerRestoreContainerName,
+  renderDockerOpsSchedule,
   renderDockerNginxConf,
   renderDockerOdooConf,
   renderDockerPgBackRestConf,
@@ -45,6 +57,12 @@ export interface DockerPlatformArgs {
   domain: string;
   /** Routed by nginx: active → the ERP, suspended/archived → 503, any other host → 404. */
   tenants: readonly RouterTenant[];
+  /**
+   * The ERP's tenant map and credentials (lib/odoo/tenantMap.ts): the provisioned tenants, resolved
+   * once their databases exist, so that the ERP container (created after them) never serves a
+   * tenant without its database. Default: none.
+   */
+  erpTenants?: pulumi.Input<ErpTenant[]>;
   /** Databases the ERP's entrypoint keeps updated at each start; default: the active tenants'. */
   databases?: pulumi.Input<string[]>;
   postgres: {
@@ -57,7 +75,11 @@ export interface DockerPlatformArgs {
     /** Enables pgBackRest repository encryption; secret. */
     encryptionPassphrase?: pulumi.Input<string>;
   };
-  /** The checkout (docker/Dockerfile, docker/postgres); relative addonsBuildContext/addonsPath resolve against it. */
+  /** The scheduled jobs of the ops container (lib/backup/opsJobs.ts) and their notifications. */
+  ops: OpsScheduleArgs & { notify?: DockerOpsNotify };
+  /** `platform.routerTls`: the certificate and key (PEM; the key secret) nginx serves on 443, published on `port`. */
+  routerTls?: DockerRouterTls;
+  /** The checkout (docker/Dockerfile, docker/postgres, docker/ops); relative addonsBuildContext/addonsPath resolve against it. */
   projectDir: string;
   /**
    * platform.ai.keys: environment variable name → API key (secrets), set in the ERP container's
@@ -66,8 +88,39 @@ export interface DockerPlatformArgs {
   aiKeys?: Record<string, pulumi.Input<string>>;
 }
 
+/** `platform.notify` for the ops and restore containers: the URL (secret) becomes a file. */
+export interface DockerOpsNotify {
+  webhookUrl: pulumi.Input<string>;
+  stack?: string;
+  timeoutSeconds?: number;
+  attempts?: number;
+}
+
+export interface DockerRouterTls {
+  certPem: pulumi.Input<string>;
+  /** Secret. */
+  keyPem: pulumi.Input<string>;
+  /** The host port published to the container's 443 (on `docker.bindAddress`). */
+  port: number;
+  hstsMaxAgeSeconds?: number;
+  /** sha256 of the certificate and key: written into nginx.conf, so a renewed pair replaces the container. */
+  filesHash?: string;
+}
+
+/** A declared restore run by DockerPlatform.restoreContainer. */
+export interface DockerRestoreArgs {
+  tenant: { subdomain: string; database: string; roleName: string; state?: TenantState };
+  target: RestoreTarget;
+}
+
 /** What every container gets: restart policy, health-gated creation, graceful stop. */
 const RESTART = "unless-stopped";
+/**
+ * Every long-running container: a refresh that finds it stopped removes it from the state (the
+ * provider deletes the stopped container), so the refresh shows it gone and the next `pulumi up`
+ * creates it again (docs/operations/docker.md#refresh-and-stopped-containers).
+ */
+const MUST_RUN = true;
 const STOP_TIMEOUT_SECONDS = 60;
 
 /** sha256 of a directory's files (paths and contents; .git, caches and bytecode skipped): rebuilds an image when it changes. */
@@ -100,6 +153,17 @@ export class DockerPlatform extends pulumi.ComponentResource {
     redis: docker.Container;
     erp: docker.Container;
     nginx: docker.Container;
+    ops: docker.Container;
+  };
+  /** The ERP's role resource: tenants are provisioned after it (they are granted to it). */
+  readonly erpRoleResource: ErpRole;
+  /** What restoreContainer needs of the constructor's resources. */
+  private readonly restoreEnv: {
+    prefix: string;
+    opsImageId: pulumi.Output<string>;
+    opsUploads: pulumi.Input<docker.types.input.ContainerUpload>[];
+    opsEnvs: string[];
+    on: (o?: pulumi.CustomResourceOptions) => pulumi.CustomResourceOptions;
   };
   /** The cluster as the program's providers reach it (published on the Docker host's 127.0.0.1); adminDsn is secret. */
   readonly postgres: {
@@ -210,6 +274,22 @@ export class DockerPlatform extends pulumi.ComponentResource {
       { name: cfg.nginxImage, keepLocally: true },
       on(),
     );
+    // The ops image: built from the checkout (its build context is the repository) like the PostgreSQL image.
+    const opsSources = ["infra", "components", "dynamic-providers", "lib", "templates", "sql", "docker/ops"];
+    const opsImage = cfg.opsImage
+      ? new docker.RemoteImage("ops-image", { name: cfg.opsImage, keepLocally: true }, on())
+      : new docker.RemoteImage(
+          "ops-image",
+          {
+            name: `${prefix}/ops:local`,
+            keepLocally: true,
+            build: { context: args.projectDir, dockerfile: "docker/ops/Dockerfile", builder: cfg.builder },
+            triggers: Object.fromEntries(
+              opsSources.map((dir) => [dir, directoryDigest(path.join(args.projectDir, dir))]),
+            ),
+          },
+          on(),
+        );
 
     // --- PostgreSQL 15 + pgBackRest -----------------------------------------------------------
     const pgbackrestConf = pulumi.output(args.postgres.encryptionPassphrase).apply((passphrase) =>
@@ -257,6 +337,8 @@ export class DockerPlatform extends pulumi.ComponentResource {
           { volumeName: volumes.postgres_data.name, containerPath: POSTGRES_CONTAINER.volumeDir },
           { volumeName: volumes.backups.name, containerPath: POSTGRES_CONTAINER.repoDir },
           { volumeName: volumes.wal_archive.name, containerPath: POSTGRES_CONTAINER.walArchiveDir },
+          // Shared with the ops container: pgBackRest's backups connect through the socket.
+          { volumeName: volumes.postgres_socket.name, containerPath: POSTGRES_CONTAINER.socketDir },
         ],
         ports: [{ internal: POSTGRES_CONTAINER.port, external: args.postgres.hostPort, ip: "127.0.0.1" }],
         shmSize: 256,
@@ -277,6 +359,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
           retries: 5,
         },
         restart: RESTART,
+        mustRun: MUST_RUN,
         wait: true,
         waitTimeout: 300,
         stopTimeout: STOP_TIMEOUT_SECONDS,
@@ -294,6 +377,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
       { adminDsn, roleName: odoo.dbUser, password: pulumi.secret(erpPassword.result) },
       { parent: this, dependsOn: [postgres] },
     );
+    this.erpRoleResource = erpRole;
 
     // --- Redis (sessions) ---------------------------------------------------------------------
     const redis = new docker.Container(
@@ -312,6 +396,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
           retries: 5,
         },
         restart: RESTART,
+        mustRun: MUST_RUN,
         wait: true,
         waitTimeout: 120,
         stopTimeout: 10,
@@ -375,13 +460,9 @@ export class DockerPlatform extends pulumi.ComponentResource {
             content: pulumi.secret(erpPassword.result),
             permissions: "0444",
           },
-          // This target provisions no tenant database yet (docs/operations/docker.md): the ERP
-          // serves none. Readable by the ERP's user (the uploads belong to root).
-          ...renderDockerTenantFiles([]).map((f) => ({
-            file: f.file,
-            content: f.secret ? pulumi.secret(f.content) : f.content,
-            permissions: "0444",
-          })),
+          // The provisioned tenants (known once their databases exist). Readable by the ERP's user
+          // (the uploads belong to root); the credentials are secret.
+          ...tenantFileUploads(args.erpTenants ?? []),
         ],
         volumes: [
           { volumeName: volumes.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
@@ -416,6 +497,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
           retries: 3,
         },
         restart: RESTART,
+        mustRun: MUST_RUN,
         wait: true,
         waitTimeout: 1800,
         stopSignal: "SIGTERM",
@@ -431,6 +513,17 @@ export class DockerPlatform extends pulumi.ComponentResource {
       publicPort: cfg.httpPort,
       tenants: args.tenants,
       development: dev,
+      ...(args.routerTls
+        ? {
+            tls: {
+              publicPort: args.routerTls.port,
+              ...(args.routerTls.hstsMaxAgeSeconds !== undefined
+                ? { hstsMaxAgeSeconds: args.routerTls.hstsMaxAgeSeconds }
+                : {}),
+              ...(args.routerTls.filesHash ? { filesHash: args.routerTls.filesHash } : {}),
+            },
+          }
+        : {}),
     });
     this.nginxConfig = router.text;
     const nginx = new docker.Container(
@@ -459,8 +552,24 @@ export class DockerPlatform extends pulumi.ComponentResource {
             content: router.pages["503.html"],
             permissions: "0444",
           },
+          ...(args.routerTls
+            ? [
+                { file: NGINX_TLS.certFile, content: args.routerTls.certPem, permissions: "0444" },
+                // Read by the master process (root) only.
+                {
+                  file: NGINX_TLS.keyFile,
+                  content: pulumi.secret(args.routerTls.keyPem),
+                  permissions: "0400",
+                },
+              ]
+            : []),
         ],
-        ports: [{ internal: 80, external: cfg.httpPort, ip: cfg.bindAddress }],
+        ports: [
+          { internal: 80, external: cfg.httpPort, ip: cfg.bindAddress },
+          ...(args.routerTls
+            ? [{ internal: NGINX_TLS.port, external: args.routerTls.port, ip: cfg.bindAddress }]
+            : []),
+        ],
         healthcheck: {
           // Any answer from the default server (404 for an unknown host) shows nginx serving; no curl in the image.
           tests: [
@@ -475,6 +584,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
           retries: 3,
         },
         restart: RESTART,
+        mustRun: MUST_RUN,
         wait: true,
         waitTimeout: 120,
         stopTimeout: 30,
@@ -482,7 +592,93 @@ export class DockerPlatform extends pulumi.ComponentResource {
       on({ dependsOn: [erp] }),
     );
 
-    this.containers = { postgres, redis, erp, nginx };
+    // --- ops: the scheduled jobs -----------------------------------------------------------------
+    const notify = args.ops.notify;
+    const opsEnvs = dockerOpsEnv({
+      stanza,
+      retentionFull: args.postgres.retentionFull,
+      ...(notify
+        ? {
+            notify: { stack: notify.stack, timeoutSeconds: notify.timeoutSeconds, attempts: notify.attempts },
+          }
+        : {}),
+    });
+    // What the ops container and the restore containers share: pgbackrest.conf (secret with a
+    // passphrase), the superuser's password and the webhook's URL as files.
+    const opsUploads: pulumi.Input<docker.types.input.ContainerUpload>[] = [
+      {
+        file: POSTGRES_CONTAINER.pgbackrestConfig,
+        content: args.postgres.encryptionPassphrase ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
+        permissions: "0444",
+      },
+      {
+        file: OPS_CONTAINER.passwordFile,
+        content: pulumi.secret(superuserPassword.result),
+        permissions: "0444",
+      },
+      ...(notify
+        ? [
+            {
+              file: OPS_CONTAINER.notifyUrlFile,
+              content: pulumi.secret(notify.webhookUrl),
+              permissions: "0444",
+            },
+          ]
+        : []),
+    ];
+    const ops = new docker.Container(
+      "ops",
+      {
+        name: containerName(prefix, "ops"),
+        image: opsImage.imageId,
+        hostname: DOCKER_HOSTS.ops,
+        networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.ops] }],
+        // root: jobs.js runs pgBackRest as postgres (runuser) and reads and hard-links the ERP's files.
+        user: "0:0",
+        command: dockerOpsCommand(),
+        envs: opsEnvs,
+        uploads: [
+          ...opsUploads,
+          {
+            file: `${OPS_CONTAINER.stateDir}/scheduler/schedule.json`,
+            content: renderDockerOpsSchedule(args.ops),
+            permissions: "0444",
+          },
+        ],
+        // pgBackRest backs up where the data directory is: the PostgreSQL container's volumes at
+        // its paths (the data directory read-only), and its unix socket.
+        volumes: [
+          {
+            volumeName: volumes.postgres_data.name,
+            containerPath: POSTGRES_CONTAINER.volumeDir,
+            readOnly: true,
+          },
+          { volumeName: volumes.backups.name, containerPath: POSTGRES_CONTAINER.repoDir },
+          { volumeName: volumes.wal_archive.name, containerPath: POSTGRES_CONTAINER.walArchiveDir },
+          { volumeName: volumes.postgres_socket.name, containerPath: POSTGRES_CONTAINER.socketDir },
+          { volumeName: volumes.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
+        ],
+        healthcheck: {
+          // The scheduler daemon holds its pid file while it runs.
+          tests: ["CMD-SHELL", `kill -0 "$(cat ${OPS_CONTAINER.stateDir}/scheduler/scheduler.pid)"`],
+          interval: "30s",
+          timeout: "5s",
+          startPeriod: "30s",
+          retries: 3,
+        },
+        restart: RESTART,
+        mustRun: MUST_RUN,
+        wait: true,
+        waitTimeout: 180,
+        // The daemon terminates a running job on SIGTERM (pgBackRest resumes an interrupted backup).
+        stopTimeout: STOP_TIMEOUT_SECONDS,
+        destroyGraceSeconds: STOP_TIMEOUT_SECONDS,
+      },
+      on({ dependsOn: [postgres] }),
+    );
+    this.restoreEnv = { prefix, opsImageId: opsImage.imageId, opsUploads, opsEnvs, on };
+
+    this.containers = { postgres, redis, erp, nginx, ops };
     this.postgres = {
       host: pulumi.output("127.0.0.1"),
       port: pulumi.output(args.postgres.hostPort),
@@ -490,7 +686,80 @@ export class DockerPlatform extends pulumi.ComponentResource {
     };
     this.erpRole = { name: odoo.dbUser, password: pulumi.secret(erpPassword.result) };
     this.adminPasswd = pulumi.secret(adminPasswd.result);
-    this.url = routerUrl(args.domain, cfg.httpPort);
+    this.url = args.routerTls
+      ? routerUrl(args.domain, args.routerTls.port, "https")
+      : routerUrl(args.domain, cfg.httpPort);
     this.registerOutputs({});
   }
+
+  /**
+   * A tenant's declared restore: a one-shot container of the ops image running `jobs.js restore`
+   * (lib/restore's restoreTenant, once per target), like the Kubernetes restore Job. It reads the
+   * repository volumes read-only, restores into a scratch cluster in its own layer and writes the
+   * filestore as the ERP's user (in postgres' group: the repository's files are postgres' 0640).
+   * Pulumi waits for it to exit; a non-zero exit fails the update. The container's name carries a
+   * hash of the target: the same target keeps the container (nothing reruns), a new one replaces it.
+   */
+  restoreContainer(
+    name: string,
+    args: DockerRestoreArgs,
+    opts: pulumi.CustomResourceOptions = {},
+  ): docker.Container {
+    const r = this.restoreEnv;
+    const container = new docker.Container(
+      name,
+      {
+        name: dockerRestoreContainerName(r.prefix, args.tenant.subdomain, args.target),
+        image: r.opsImageId,
+        networksAdvanced: [{ name: this.network.name }],
+        user: `${ERP_IMAGE.uid}:${ERP_IMAGE.gid}`,
+        groupAdds: [String(OPS_IMAGE.gid)],
+        command: dockerOpsShell(dockerRestoreArgs(args)),
+        envs: r.opsEnvs,
+        uploads: r.opsUploads,
+        volumes: [
+          {
+            volumeName: this.volumes.backups.name,
+            containerPath: POSTGRES_CONTAINER.repoDir,
+            readOnly: true,
+          },
+          {
+            volumeName: this.volumes.wal_archive.name,
+            containerPath: POSTGRES_CONTAINER.walArchiveDir,
+            readOnly: true,
+          },
+          { volumeName: this.volumes.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
+        ],
+        // One shot: runs to its end (attach), is not restarted, and stays as the record of the restore.
+        restart: "no",
+        mustRun: false,
+        attach: true,
+        logs: true,
+      },
+      r.on({ customTimeouts: { create: "13h", update: "13h" }, deleteBeforeReplace: true, ...opts }),
+    );
+    // attach waits for the end but does not judge it: a failed restore fails the update here.
+    container.exitCode.apply((code) => {
+      if (code !== undefined && code !== 0) {
+        throw new pulumi.RunError(
+          `restore container ${args.tenant.subdomain}: exited ${code}; \`docker logs ${dockerRestoreContainerName(r.prefix, args.tenant.subdomain, args.target)}\` has its log. ` +
+            "After fixing the cause, `pulumi up --replace <its URN>` runs it again (it resumes or rolls back the interrupted restore).",
+        );
+      }
+    });
+    return container;
+  }
+}
+
+/** The ERP's tenant map (no secret in it) and credentials (secret) as uploads, at the paths odoo.conf names. */
+function tenantFileUploads(tenants: pulumi.Input<ErpTenant[]>): docker.types.input.ContainerUpload[] {
+  const rendered = pulumi.output(tenants).apply((list) => renderDockerTenantFiles(list));
+  return renderDockerTenantFiles([]).map((f, i) => {
+    const content = rendered.apply((r) => r[i].content);
+    return {
+      file: f.file,
+      content: f.secret ? pulumi.secret(content) : pulumi.unsecret(content),
+      permissions: "0444",
+    };
+  });
 }

@@ -4,6 +4,11 @@
  * (templates/postgresql.conf.tmpl, pgbackrest.conf.tmpl, odoo.conf.tmpl, nginx/). Pure functions,
  * so that the unit tests check the files themselves, not only that they are passed along.
  */
+import { createHash } from "node:crypto";
+import { opsScheduledJobs, OPS_IMAGE, type OpsScheduleArgs } from "../../lib/backup/opsJobs";
+import { validateScheduleFile } from "../../lib/backup/schedule-defaults";
+import { NOTIFY_ENV } from "../../lib/notify/settings";
+import { adminDsn } from "../../lib/pg/client";
 import { renderPostgresqlConf } from "../../lib/pg/cluster";
 import { renderPgBackRestConf } from "../../lib/pg/pgbackrest";
 import { ODOO_GEVENT_PORT, ODOO_HTTP_PORT, ODOO_SECRET_ENV, renderOdooConfig } from "../../lib/odoo/config";
@@ -14,13 +19,31 @@ import {
   tenantFilePaths,
   type ErpTenant,
 } from "../../lib/odoo/tenantMap";
-import { renderRouterConfig, type RouterTenant } from "../../lib/router/config";
+import type { TenantState } from "../../lib/registry/tenantState";
+import { targetKind, type RestoreTarget } from "../../lib/restore/target";
+import { renderRouterConfig, type RouterTenant, type RouterTls } from "../../lib/router/config";
 
 /** Network aliases the containers reach each other by. */
-export const DOCKER_HOSTS = { postgres: "postgres", redis: "redis", erp: "erp", nginx: "nginx" } as const;
+export const DOCKER_HOSTS = {
+  postgres: "postgres",
+  redis: "redis",
+  erp: "erp",
+  nginx: "nginx",
+  ops: "ops",
+} as const;
 
-/** Named volumes (docs/architecture.md#kubernetes-and-docker, issue 5), suffixes of `<prefix>_<name>`. */
-export const DOCKER_VOLUMES = ["odoo_data", "postgres_data", "wal_archive", "backups"] as const;
+/**
+ * Named volumes (docs/architecture.md#kubernetes-and-docker, issue 5), suffixes of `<prefix>_<name>`.
+ * `postgres_socket` is PostgreSQL's unix socket directory, shared with the ops container: pgBackRest
+ * reaches the server only through a socket, and its backups run there (docs/operations/docker.md).
+ */
+export const DOCKER_VOLUMES = [
+  "odoo_data",
+  "postgres_data",
+  "wal_archive",
+  "backups",
+  "postgres_socket",
+] as const;
 export type DockerVolumeName = (typeof DOCKER_VOLUMES)[number];
 
 /** Paths inside the PostgreSQL container (docker/postgres/Dockerfile). */
@@ -49,8 +72,32 @@ export const ERP_CONTAINER = {
   dbPasswordFile: "/run/secrets/odoo-db-password",
 } as const;
 
+/**
+ * The ops container (docker/ops image; components/docker/DockerPlatform.ts): the scheduler daemon's
+ * state directory, the secret files it exports to the jobs' environment, where it mounts the ERP's
+ * data volume (filestore; snapshots beside it, so that their copies are hard links), and the
+ * restore containers' scratch directory.
+ */
+export const OPS_CONTAINER = {
+  stateDir: "/var/lib/loomworks-ops",
+  passwordFile: "/run/secrets/postgres-password",
+  notifyUrlFile: "/run/secrets/notify-webhook-url",
+  filestoreRoot: `${ERP_IMAGE.dataDir}/filestore`,
+  snapshotRoot: `${ERP_IMAGE.dataDir}/snapshots`,
+  /** Writable by the restore's non-root user in any image (the container's own layer). */
+  restoreScratchDir: "/tmp/loomworks-restore",
+} as const;
+
 /** The router's state directory inside the nginx container (lib/router lays out `<dir>/router/...`). */
 export const NGINX_STATE_DIR = "/var/lib/loomworks";
+
+/** TLS files inside the nginx container (under its state directory: test runs map that directory). */
+export const NGINX_TLS = {
+  certFile: `${NGINX_STATE_DIR}/tls/router.crt`,
+  keyFile: `${NGINX_STATE_DIR}/tls/router.key`,
+  /** The container's HTTPS port (published on `platform.routerTls.port`). */
+  port: 443,
+} as const;
 
 export function containerName(prefix: string, role: keyof typeof DOCKER_HOSTS): string {
   return `${prefix}-${role}`;
@@ -176,6 +223,11 @@ export interface DockerNginxConfOptions {
   tenants: readonly RouterTenant[];
   /** Development variant: the threaded ERP serves WebSockets on its HTTP port. */
   development: boolean;
+  /**
+   * `platform.routerTls` on Docker: HTTPS on the container's 443 (NGINX_TLS' files), published on
+   * `publicPort`; HTTP then redirects tenant hosts there. Absent: plain HTTP.
+   */
+  tls?: { publicPort: number; hstsMaxAgeSeconds?: number; filesHash?: string };
 }
 
 export interface DockerNginxConf {
@@ -184,6 +236,17 @@ export interface DockerNginxConf {
   pages: { "404.html": string; "503.html": string };
   /** Absolute paths inside the nginx container. */
   paths: { config: string; htmlDir: string; dirs: string[] };
+}
+
+function dockerRouterTls(tls: NonNullable<DockerNginxConfOptions["tls"]>): RouterTls {
+  return {
+    certFile: NGINX_TLS.certFile,
+    keyFile: NGINX_TLS.keyFile,
+    port: NGINX_TLS.port,
+    publicPort: tls.publicPort,
+    ...(tls.hstsMaxAgeSeconds !== undefined ? { hstsMaxAgeSeconds: tls.hstsMaxAgeSeconds } : {}),
+    ...(tls.filesHash !== undefined ? { filesHash: tls.filesHash } : {}),
+  };
 }
 
 /**
@@ -202,6 +265,7 @@ export function renderDockerNginxConf(o: DockerNginxConfOptions): DockerNginxCon
     odooWebsocket: `${DOCKER_HOSTS.erp}:${o.development ? ODOO_HTTP_PORT : ODOO_GEVENT_PORT}`,
     tenants: o.tenants,
     workerUser: "nginx",
+    ...(o.tls ? { tls: dockerRouterTls(o.tls) } : {}),
   });
   if (!/^daemon on;$/m.test(rendered.text))
     throw new Error("router config: no `daemon on;` line to turn off");
@@ -216,4 +280,112 @@ export function renderDockerNginxConf(o: DockerNginxConfOptions): DockerNginxCon
       dirs: ["logs", "run", "temp", "maintenance", "html"].map((d) => `${dir}/${d}`),
     },
   };
+}
+
+// --- the ops container and restore containers ------------------------------------------------
+
+/** schedule.json of the ops container's scheduler daemon: the Kubernetes CronJobs' jobs (lib/backup/opsJobs.ts). */
+export function renderDockerOpsSchedule(o: OpsScheduleArgs): string {
+  return JSON.stringify(validateScheduleFile({ version: 1, jobs: opsScheduledJobs(o) }), null, 2) + "\n";
+}
+
+export interface DockerOpsSettings {
+  stanza: string;
+  retentionFull: number;
+  /** `platform.notify` without the URL (that is a secret file): the body's stack, timeout, attempts. */
+  notify?: { stack?: string; timeoutSeconds?: number; attempts?: number };
+}
+
+/**
+ * The plain environment of the ops and restore containers: jobs.js' environment mode
+ * (infra/ops/jobs.ts KUBERNETES_ENV) with PostgreSQL at its network alias, a DSN without a password.
+ * pgBackRest runs in the container itself (no LOOMWORKS_PGBACKREST wrapper): the data directory,
+ * repository and socket volumes are mounted at the PostgreSQL container's paths.
+ */
+export function dockerOpsEnv(o: DockerOpsSettings): string[] {
+  const env: Record<string, string | number | undefined> = {
+    LOOMWORKS_ADMIN_DSN: adminDsn({
+      host: DOCKER_HOSTS.postgres,
+      port: POSTGRES_CONTAINER.port,
+      user: "postgres",
+    }),
+    LOOMWORKS_STANZA: o.stanza,
+    LOOMWORKS_RETENTION_FULL: o.retentionFull,
+    LOOMWORKS_PGBACKREST_CONFIG: POSTGRES_CONTAINER.pgbackrestConfig,
+    LOOMWORKS_FILESTORE_ROOT: OPS_CONTAINER.filestoreRoot,
+    LOOMWORKS_SNAPSHOT_ROOT: OPS_CONTAINER.snapshotRoot,
+    LOOMWORKS_LOG_FORMAT: "json",
+    [NOTIFY_ENV.stack]: o.notify?.stack,
+    [NOTIFY_ENV.timeoutSeconds]: o.notify?.timeoutSeconds,
+    [NOTIFY_ENV.attempts]: o.notify?.attempts,
+  };
+  return Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+}
+
+/**
+ * The shell that starts a job in the ops image: the secrets go from the uploaded files into the
+ * process environment only (never the container's configuration, which `docker inspect` shows),
+ * pgBackRest's own directories exist for postgres, then `exec` the command (tini stays PID 1).
+ */
+export function dockerOpsShell(argv: readonly string[]): string[] {
+  const quote = (a: string): string =>
+    /^[A-Za-z0-9_./:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`;
+  const exportFile = (name: string, file: string): string =>
+    `if [ -r ${file} ]; then ${name}="$(cat ${file})"; export ${name}; fi`;
+  const dirs = [POSTGRES_CONTAINER.spoolDir, POSTGRES_CONTAINER.logDir, POSTGRES_CONTAINER.lockDir];
+  return [
+    "/bin/sh",
+    "-c",
+    [
+      "set -eu",
+      `if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres -m 0750 ${dirs.join(" ")}; fi`,
+      exportFile("PGPASSWORD", OPS_CONTAINER.passwordFile),
+      exportFile(NOTIFY_ENV.webhookUrl, OPS_CONTAINER.notifyUrlFile),
+      // Only so that every log line redacts it (pgBackRest reads it from its configuration).
+      `LOOMWORKS_BACKUP_CIPHER_PASS="$(sed -n 's/^repo1-cipher-pass=//p' ${POSTGRES_CONTAINER.pgbackrestConfig} 2>/dev/null || true)"`,
+      "export LOOMWORKS_BACKUP_CIPHER_PASS",
+      `exec ${argv.map(quote).join(" ")}`,
+    ].join("\n"),
+  ];
+}
+
+/** The ops container's main process: the scheduler daemon (lib/backup/scheduler.ts) over renderDockerOpsSchedule's jobs. */
+export function dockerOpsCommand(): string[] {
+  return dockerOpsShell([
+    "node",
+    `${OPS_IMAGE.workdir}/${OPS_IMAGE.jobsScript}`,
+    "scheduler",
+    "--state-dir",
+    OPS_CONTAINER.stateDir,
+  ]);
+}
+
+/** `<prefix>-restore-<subdomain>-<hash of the target>`: a new target is a new container (Docker names: 63 characters here). */
+export function dockerRestoreContainerName(prefix: string, subdomain: string, target: RestoreTarget): string {
+  const { kind, value } = targetKind(subdomain, target);
+  const hash = createHash("sha256")
+    .update(JSON.stringify([subdomain, kind, value]))
+    .digest("hex")
+    .slice(0, 10);
+  const room = 63 - `${prefix}-restore--${hash}`.length;
+  const sub = subdomain.slice(0, Math.max(room, 1)).replace(/-+$/, "");
+  return `${prefix}-restore-${sub}-${hash}`;
+}
+
+/** argv of a declared restore's container: `jobs.js restore` as the Kubernetes restore Job runs it. */
+export function dockerRestoreArgs(o: {
+  tenant: { subdomain: string; database: string; roleName: string; state?: TenantState };
+  target: RestoreTarget;
+}): string[] {
+  const { kind, value } = targetKind(o.tenant.subdomain, o.target);
+  return [
+    "node",
+    `${OPS_IMAGE.workdir}/${OPS_IMAGE.jobsScript}`,
+    "restore",
+    ...["--tenant", o.tenant.subdomain, "--database", o.tenant.database, "--role", o.tenant.roleName],
+    ...[`--${kind}`, value],
+    ...["--pgbackrest-config", POSTGRES_CONTAINER.pgbackrestConfig],
+    ...["--scratch-dir", OPS_CONTAINER.restoreScratchDir, "--filestore-root", OPS_CONTAINER.filestoreRoot],
+    ...(o.tenant.state ? ["--tenant-state", o.tenant.state] : []),
+  ];
 }

@@ -20,11 +20,8 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  DEFAULT_QUOTA_CHECK_SCHEDULE,
-  effectiveSchedule,
-  type BackupSchedule,
-} from "../../lib/backup/schedule-defaults";
+import { OPS_IMAGE, opsJobSpecs } from "../../lib/backup/opsJobs";
+import type { BackupSchedule } from "../../lib/backup/schedule-defaults";
 import { NOTIFY_ENV } from "../../lib/notify/settings";
 import { adminDsn } from "../../lib/pg/client";
 import { POSTGRES_CONTAINER } from "../docker/config";
@@ -46,23 +43,13 @@ type Container = k8s.types.input.core.v1.Container;
 type EnvVar = k8s.types.input.core.v1.EnvVar;
 type ResourceRequirements = { requests?: Record<string, string>; limits?: Record<string, string> };
 
-/** The ops image's layout (docker/ops/Dockerfile; test/unit/ops-image-lint.test.ts checks both agree). */
-export const OPS_IMAGE = {
-  workdir: "/opt/loomworks",
-  jobsScript: "bin/infra/ops/jobs.js",
-  /** LOOMWORKS_PGBACKREST of the scheduled jobs: pgbackrest inside the PostgreSQL pod. */
-  pgbackrestWrapper: "/usr/local/bin/pgbackrest-in-postgres-pod",
-  /** The image's user: postgres of the PostgreSQL image (restores run a scratch PostgreSQL). */
-  uid: 999,
-  gid: 999,
-} as const;
+export { DEFAULT_SYNC_SCHEDULE, OPS_IMAGE, opsJobSpecs, type OpsJobSpec } from "../../lib/backup/opsJobs";
 
 /** Where the ops pods mount the ERP's ReadWriteMany filestore volume (as the ERP does). */
 export const OPS_FILESTORE_ROOT = `${ERP_DATA_DIR}/filestore`;
 /** Filestore copies of snapshots: on the same volume, so that they are hard links. */
 export const OPS_SNAPSHOT_ROOT = `${ERP_DATA_DIR}/snapshots`;
 
-export const DEFAULT_SYNC_SCHEDULE = "30 * * * *";
 export const DEFAULT_OPS_RESOURCES: ResourceRequirements = {
   requests: { cpu: "100m", memory: "256Mi" },
   limits: { memory: "1Gi" },
@@ -143,84 +130,7 @@ export interface OpsJobsArgs extends OpsPods {
   notify?: OpsNotify;
 }
 
-/** One scheduled job: its CronJob's name suffix, arguments and bounds. */
-export interface OpsJobSpec {
-  job: string;
-  schedule: string;
-  args: string[];
-  /** activeDeadlineSeconds: the local scheduler's timeout for the same job. */
-  deadlineSeconds: number;
-  /** How late a missed run may still start (below the job's period, so runs never pile up). */
-  startingDeadlineSeconds: number;
-  backoffLimit: number;
-  /** The job reads or writes the filestore (runs as its owner, the volume mounted). */
-  filestore?: "read" | "write";
-}
-
 const HOUR = 3600;
-
-/**
- * The CronJobs of the platform. `expire` has none of its own: every backup job runs it (as on the
- * local target). Backups may retry once (pgBackRest resumes an interrupted backup); the frequent
- * jobs never retry (the next run is minutes away).
- */
-export function opsJobSpecs(
-  args: Pick<OpsJobsArgs, "schedule" | "quotaCheckSchedule" | "undoRetentionDays" | "syncSchedule">,
-): OpsJobSpec[] {
-  const s = effectiveSchedule(args.schedule);
-  return [
-    {
-      job: "backup-full",
-      schedule: s.full,
-      args: ["backup", "--type", "full"],
-      deadlineSeconds: 6 * HOUR,
-      startingDeadlineSeconds: HOUR,
-      backoffLimit: 1,
-    },
-    {
-      job: "backup-diff",
-      schedule: s.diff,
-      args: ["backup", "--type", "diff"],
-      deadlineSeconds: 6 * HOUR,
-      startingDeadlineSeconds: HOUR,
-      backoffLimit: 1,
-    },
-    {
-      job: "verify",
-      schedule: s.verify,
-      args: ["verify"],
-      deadlineSeconds: 6 * HOUR,
-      startingDeadlineSeconds: HOUR,
-      backoffLimit: 0,
-    },
-    {
-      job: "snapshot-auto",
-      schedule: s.autoSnapshots,
-      args: ["snapshot-auto"],
-      deadlineSeconds: HOUR,
-      startingDeadlineSeconds: 15 * 60,
-      backoffLimit: 0,
-      filestore: "write",
-    },
-    {
-      job: "quota-check",
-      schedule: args.quotaCheckSchedule ?? DEFAULT_QUOTA_CHECK_SCHEDULE,
-      args: ["quota-check", "--undo-retention-days", String(args.undoRetentionDays)],
-      deadlineSeconds: 30 * 60,
-      startingDeadlineSeconds: 5 * 60,
-      backoffLimit: 0,
-      filestore: "read",
-    },
-    {
-      job: "sync",
-      schedule: args.syncSchedule ?? DEFAULT_SYNC_SCHEDULE,
-      args: ["sync"],
-      deadlineSeconds: 30 * 60,
-      startingDeadlineSeconds: 15 * 60,
-      backoffLimit: 0,
-    },
-  ];
-}
 
 /** The superuser DSN the jobs use: no password (PGPASSWORD comes from the Secret). */
 export function opsAdminDsn(namespace: string, postgres: OpsPostgres): string {

@@ -14,12 +14,12 @@ import { PostgresServer } from "../kubernetes/PostgresServer";
 import { restoreJob, restoreJobName } from "../kubernetes/RestoreJob";
 import { KubernetesRouter } from "../kubernetes/Router";
 import { templateBuilderSecret } from "../kubernetes/templateBuilder";
-import { tenantNames, type DeclaredRestoreJob, type RestoreSummary, type Tenant } from "../Tenant";
+import { tenantNames, type DeclaredRestoreJob, type RestoreSummary } from "../Tenant";
 import type { TenantDatabase } from "../../dynamic-providers/tenantDatabase";
 import { erpSettings, routerSettings } from "./kubernetesSettings";
 import { PlatformComponent, secretValues, type PlatformArgs } from "./platform";
 import { declareTemplates, type TemplatePodBuild } from "./templates";
-import { declareTenants } from "./tenants";
+import { declareTenants, erpTenantOf } from "./tenants";
 
 /**
  * The kubernetes target (docs/architecture.md#kubernetes-and-docker): PostgreSQL as a StatefulSet,
@@ -300,18 +300,4 @@ function adminDsnOf(k8sCfg: KubernetesConfig, pg: PostgresServer): pulumi.Output
     .apply((dsn) =>
       k8sCfg.postgres.adminSslMode === "disable" ? dsn : `${dsn}?sslmode=${k8sCfg.postgres.adminSslMode}`,
     );
-}
-
-/** A tenant as the ERP's tenant files name it, resolved once its database exists (secret: the password). */
-function erpTenantOf(t: Tenant): pulumi.Output<ErpTenant> {
-  const { database, roleName } = tenantNames(t.config.subdomain);
-  return pulumi.secret(
-    pulumi.all([t.rolePassword, t.database.id]).apply(([password]) => ({
-      subdomain: t.config.subdomain,
-      database,
-      roleName,
-      password,
-      state: t.config.state,
-    })),
-  );
 }

@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { StackConfig, TenantConfig } from "../../infra/config/schema";
 import type { TenantTemplate } from "../../dynamic-providers/tenantTemplate";
-import { Tenant, type TenantSite } from "../Tenant";
+import type { ErpTenant } from "../../lib/odoo/tenantMap";
+import { Tenant, tenantNames, type TenantSite } from "../Tenant";
 import type { TenantOutputs } from "./platform";
 
 /** What a target provides its tenants: where their PostgreSQL is, their templates, URLs and files. */
@@ -67,4 +68,21 @@ export function declareTenants(
     return t;
   });
   return { declared, outputs };
+}
+
+/**
+ * A tenant as the ERP's tenant files name it (kubernetes and docker), resolved once its database
+ * exists (secret: the password): the ERP is never given a tenant before its database.
+ */
+export function erpTenantOf(t: Tenant): pulumi.Output<ErpTenant> {
+  const { database, roleName } = tenantNames(t.config.subdomain);
+  return pulumi.secret(
+    pulumi.all([t.rolePassword, t.database.id]).apply(([password]) => ({
+      subdomain: t.config.subdomain,
+      database,
+      roleName,
+      password,
+      state: t.config.state,
+    })),
+  );
 }

@@ -39,13 +39,13 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     postgresPort: "local: the cluster's TCP port.",
     routerPort: "local: nginx's port (tenant URLs). Must differ from `postgresPort`.",
     routerTls:
-      "local: HTTPS on the router with a wildcard certificate; the HTTP port then redirects tenants' hosts to HTTPS. Absent: plain HTTP.",
+      "local and docker: HTTPS on the router with a wildcard certificate; the HTTP port then redirects tenants' hosts to HTTPS. Absent: plain HTTP.",
     "routerTls.certFile":
       "PEM certificate (chain) naming every tenant host (`*.<domain>`); relative to the project directory. Checked at preview.",
     "routerTls.keyFile":
       "PEM private key of `certFile`, unencrypted; checked against the certificate at preview.",
     "routerTls.port":
-      "nginx's HTTPS port (tenant URLs become `https://<sub>.<domain>:<port>/`; 443 drops it).",
+      "nginx's HTTPS port (tenant URLs become `https://<sub>.<domain>:<port>/`; 443 drops it); docker: the host port published to the container's 443, on `docker.bindAddress`.",
     "routerTls.hstsMaxAgeSeconds":
       "`Strict-Transport-Security: max-age` (with `includeSubDomains`) on every HTTPS answer; 0 tells browsers to forget it.",
     odooHttp: "Where the router sends a tenant's requests (the ERP's HTTP port).",
@@ -114,6 +114,8 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     bindAddress: "Host address nginx's port is published on.",
     httpPort: "Host port of nginx (the tenants' URLs).",
     postgresImage: "A prebuilt PostgreSQL 15 + pgBackRest image; default: built from docker/postgres.",
+    opsImage:
+      "A prebuilt ops image (the scheduled jobs and restores, docker/ops); default: built from docker/ops on the host.",
     redisImage: "The session store's image.",
     nginxImage: "The router's image.",
     builder: "buildx builder that builds the images on the host.",

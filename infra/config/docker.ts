@@ -77,6 +77,7 @@ export const DOCKER_KEYS = [
   "bindAddress",
   "httpPort",
   "postgresImage",
+  "opsImage",
   "redisImage",
   "nginxImage",
   "builder",
@@ -99,6 +100,8 @@ export const dockerConfigSchema = strictMap(
     httpPort: portSchema.default(80),
     /** A prebuilt PostgreSQL 15 + pgBackRest image; default: built from docker/postgres. */
     postgresImage: imageReferenceSchema.optional(),
+    /** A prebuilt ops image (docker/ops: scheduled jobs, restores); default: built from docker/ops. */
+    opsImage: imageReferenceSchema.optional(),
     redisImage: imageReferenceSchema.default(DEFAULT_REDIS_IMAGE),
     nginxImage: imageReferenceSchema.default(DEFAULT_NGINX_IMAGE),
     /** buildx builder that builds the images on the host (the ERP image's `addons` context needs buildx). */
@@ -128,3 +131,24 @@ export const dockerConfigSchema = strictMap(
 
 export type DockerConfig = z.output<typeof dockerConfigSchema>;
 export type DockerDevelopmentConfig = z.output<typeof dockerDevelopmentSchema>;
+
+/**
+ * Why declared snapshots are refused on the docker target, and what to do instead (the config's
+ * preview error, like kubernetesSnapshotRefusal).
+ */
+export function dockerSnapshotRefusal(namePrefix: string): { snapshots: string; restoreSnapshot: string } {
+  const runtime =
+    "runtime snapshots are taken by " +
+    `\`docker exec ${namePrefix}-ops node /opt/loomworks/bin/infra/ops/jobs.js snapshot-auto\` (every tenant, now) ` +
+    "or by `SELECT loomworks_snapshot.request('pre_ai', '<note>')` in the tenant's database (recorded at that " +
+    "job's next run), and their lsn is in the registry's snapshots table (docs/operations/docker.md#snapshots)";
+  return {
+    snapshots:
+      "cannot be declared on the docker target: a declared snapshot copies the tenant's filestore on the " +
+      "machine running `pulumi up`, and here the filestore is the ERP's odoo_data volume on the Docker host. " +
+      `Remove them; ${runtime}; restore to one with restore: { lsn: ... }`,
+    restoreSnapshot:
+      "cannot name a snapshot on the docker target (it takes no declared snapshots): restore to a runtime " +
+      `snapshot's lsn with restore: { lsn: ... }, or to a time with restore: { time: ... }; ${runtime}`,
+  };
+}

@@ -35,6 +35,7 @@ import {
   type TenantConfig,
 } from "./schema";
 import { isAiKeyValuePath } from "./ai";
+import { dockerSnapshotRefusal } from "./docker";
 import { DEFAULT_KUBERNETES, kubernetesSnapshotRefusal } from "./kubernetes";
 import { mergeTierLimits } from "./tiers";
 
@@ -167,7 +168,9 @@ function collect(raw: { platform?: unknown; tiers?: unknown; tenants?: unknown }
             platform.kubernetes?.namespace ?? DEFAULT_KUBERNETES.namespace,
           ),
         }
-      : {};
+      : platform?.target === "docker"
+        ? { snapshotsRefused: dockerSnapshotRefusal(platform.docker.namePrefix) }
+        : {};
 
   const tenants: TenantConfig[] = [];
   const rawTenants = raw.tenants ?? {};

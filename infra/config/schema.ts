@@ -441,20 +441,29 @@ export const platformSchema = strictMap(
         params: { noGot: true } satisfies IssueParams,
       });
     }
-    if (v.routerTls !== undefined && v.target !== undefined && v.target !== "local") {
+    if (v.routerTls !== undefined && v.target === "kubernetes") {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,
         path: ["routerTls"],
-        message:
-          v.target === "kubernetes"
-            ? "is for the local router; on kubernetes TLS is kubernetes.tls"
-            : "is for the local router; the docker target serves plain HTTP for now",
+        message: "is for the local and docker routers; on kubernetes TLS is kubernetes.tls",
         params: { noGot: true } satisfies IssueParams,
       });
     }
     const httpsPort = isPlainObject(v.routerTls)
       ? peek(portSchema.default(8443), v.routerTls.port)
       : undefined;
+    const dockerHttpPort =
+      v.target === "docker" && isPlainObject(v.docker)
+        ? peek(portSchema.default(80), v.docker.httpPort)
+        : undefined;
+    if (httpsPort !== undefined && dockerHttpPort !== undefined && httpsPort === dockerHttpPort) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        path: ["routerTls", "port"],
+        message: `must differ from docker.httpPort (both are ${httpsPort})`,
+        params: { got: httpsPort } satisfies IssueParams,
+      });
+    }
     if (httpsPort !== undefined && (httpsPort === routerPort || httpsPort === postgresPort)) {
       ctx.addIssue({
         code: z.ZodIssueCode.custom,

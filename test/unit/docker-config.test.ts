@@ -133,6 +133,7 @@ describe("the containers' configuration files", () => {
       "lw_postgres_data",
       "lw_wal_archive",
       "lw_backups",
+      "lw_postgres_socket",
     ]);
   });
 

@@ -152,10 +152,11 @@ describe("DockerPlatform (production variant)", () => {
       tenants,
       postgres,
       projectDir: repoRoot,
+      ops: { undoRetentionDays: 30 },
     });
   });
 
-  it("declares exactly the network, four volumes, four images, four containers, the secrets and the ERP role", () => {
+  it("declares exactly the network, five volumes, five images, five containers, the secrets and the ERP role", () => {
     expect(regs.map((r) => `${r.type}::${r.name}`).sort()).toEqual(
       [
         "loomworks:docker:DockerPlatform::docker",
@@ -168,17 +169,20 @@ describe("DockerPlatform (production variant)", () => {
         `${VOLUME}::postgres-data`,
         `${VOLUME}::wal-archive`,
         `${VOLUME}::backups`,
+        `${VOLUME}::postgres-socket`,
         `${IMAGE}::postgres-image`,
         `${IMAGE}::erp-image`,
         `${IMAGE}::redis-image`,
         `${IMAGE}::nginx-image`,
+        `${IMAGE}::ops-image`,
         `${CONTAINER}::postgres`,
         `${CONTAINER}::redis`,
         `${CONTAINER}::erp`,
         `${CONTAINER}::nginx`,
+        `${CONTAINER}::ops`,
       ].sort(),
     );
-    expect(Object.keys(resourceTree(platform))).toHaveLength(17);
+    expect(Object.keys(resourceTree(platform))).toHaveLength(20);
     // No `host` configured: the default docker provider, no explicit one.
     expect(regs.some((r) => r.type === "pulumi:providers:docker")).toBe(false);
   });
@@ -194,6 +198,7 @@ describe("DockerPlatform (production variant)", () => {
       ["postgres-data", "postgres_data"],
       ["wal-archive", "wal_archive"],
       ["backups", "backups"],
+      ["postgres-socket", "postgres_socket"],
     ]) {
       expect(only(regs, VOLUME, logical).inputs).toEqual({
         name: `loomworks_${volume}`,
@@ -247,6 +252,7 @@ describe("DockerPlatform (production variant)", () => {
         { volumeName: "loomworks_postgres_data", containerPath: "/var/lib/postgresql/data" },
         { volumeName: "loomworks_backups", containerPath: "/var/lib/pgbackrest" },
         { volumeName: "loomworks_wal_archive", containerPath: "/var/lib/pgbackrest/archive" },
+        { volumeName: "loomworks_postgres_socket", containerPath: "/var/run/postgresql" },
       ],
       ports: [{ internal: 5432, external: 15432, ip: "127.0.0.1" }],
       healthcheck: {
@@ -506,6 +512,7 @@ describe("DockerPlatform (development variant, remote host, image built from the
       databases: ["acme", "loomworks_template_default"],
       postgres: { ...postgres, encryptionPassphrase: pulumi.secret("correct horse battery") },
       projectDir: repoRoot,
+      ops: { undoRetentionDays: 30 },
       aiKeys: {
         OPENAI_API_KEY: pulumi.secret(AI_KEYS.OPENAI_API_KEY),
         ANTHROPIC_API_KEY: pulumi.secret(AI_KEYS.ANTHROPIC_API_KEY),
@@ -522,7 +529,7 @@ describe("DockerPlatform (development variant, remote host, image built from the
       host: "ssh://deploy@docker-1.example",
     });
     const dockerResources = regs.filter((r) => r.type.startsWith("docker:"));
-    expect(dockerResources).toHaveLength(13);
+    expect(dockerResources).toHaveLength(16);
     for (const r of dockerResources) {
       expect(r.provider, `${r.type}::${r.name}`).toMatch(/pulumi:providers:docker::docker::/);
     }
@@ -626,6 +633,7 @@ describe("DockerPlatform: refusals", () => {
           tenants: [{ subdomain: "Bad_Name", state: "active" }],
           postgres,
           projectDir: repoRoot,
+          ops: { undoRetentionDays: 30 },
         }),
     ).toThrow(/tenants\[0\]\.subdomain: "Bad_Name" must be a DNS label/);
   });

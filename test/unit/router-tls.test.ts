@@ -209,7 +209,10 @@ describe("platform.routerTls in the stack configuration", () => {
       'platform: key "routerTls.hstsMaxAgeSeconds": must be an integer from 0',
     ],
     [{ ...tls, ca: "x" }, 'platform: key "routerTls.ca"'],
-    [{ ...tls, target: "docker" }, "is for the local router; the docker target serves plain HTTP for now"],
+    [
+      { ...tls, target: "kubernetes" },
+      "is for the local and docker routers; on kubernetes TLS is kubernetes.tls",
+    ],
   ])("refuses %j", ({ target, ...routerTls }: Record<string, unknown>, message) => {
     let problems: readonly string[] = [];
     try {
