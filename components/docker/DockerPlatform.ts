@@ -24,9 +24,9 @@ import {
   containerName,
   dockerOpsCommand,
   dockerOpsEnv,
-  dockerOpsShell,
   dockerRestoreArgs,
   dockerRestoreContainerName,
+  renderDockerJobScript,
   renderDockerOpsSchedule,
   renderDockerNginxConf,
   renderDockerOdooConf,
@@ -606,6 +606,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
     // What the ops container and the restore containers share: pgbackrest.conf (secret with a
     // passphrase), the superuser's password and the webhook's URL as files.
     const opsUploads: pulumi.Input<docker.types.input.ContainerUpload>[] = [
+      { file: OPS_CONTAINER.jobCommand, content: renderDockerJobScript(), permissions: "0755" },
       {
         file: POSTGRES_CONTAINER.pgbackrestConfig,
         content: args.postgres.encryptionPassphrase ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
@@ -714,7 +715,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
         networksAdvanced: [{ name: this.network.name }],
         user: `${ERP_IMAGE.uid}:${ERP_IMAGE.gid}`,
         groupAdds: [String(OPS_IMAGE.gid)],
-        command: dockerOpsShell(dockerRestoreArgs(args)),
+        command: dockerRestoreArgs(args),
         envs: r.opsEnvs,
         uploads: r.opsUploads,
         volumes: [

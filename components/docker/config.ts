@@ -80,6 +80,8 @@ export const ERP_CONTAINER = {
  */
 export const OPS_CONTAINER = {
   stateDir: "/var/lib/loomworks-ops",
+  /** renderDockerJobScript: `loomworks-job <jobs.js arguments>`, on PATH. */
+  jobCommand: "/usr/local/bin/loomworks-job",
   passwordFile: "/run/secrets/postgres-password",
   notifyUrlFile: "/run/secrets/notify-webhook-url",
   filestoreRoot: `${ERP_IMAGE.dataDir}/filestore`,
@@ -323,41 +325,34 @@ export function dockerOpsEnv(o: DockerOpsSettings): string[] {
 }
 
 /**
- * The shell that starts a job in the ops image: the secrets go from the uploaded files into the
- * process environment only (never the container's configuration, which `docker inspect` shows),
- * pgBackRest's own directories exist for postgres, then `exec` the command (tini stays PID 1).
+ * `loomworks-job <jobs.js arguments>` in the ops and restore containers (uploaded at
+ * OPS_CONTAINER.jobCommand): the secrets go from the uploaded files into the process environment
+ * only (never the container's configuration, which `docker inspect` shows), pgBackRest's own
+ * directories exist for postgres, then `exec node jobs.js "$@"`. The operator runs a job the same
+ * way: `docker exec <prefix>-ops loomworks-job snapshot-auto`.
  */
-export function dockerOpsShell(argv: readonly string[]): string[] {
-  const quote = (a: string): string =>
-    /^[A-Za-z0-9_./:=@%+-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`;
+export function renderDockerJobScript(): string {
   const exportFile = (name: string, file: string): string =>
     `if [ -r ${file} ]; then ${name}="$(cat ${file})"; export ${name}; fi`;
   const dirs = [POSTGRES_CONTAINER.spoolDir, POSTGRES_CONTAINER.logDir, POSTGRES_CONTAINER.lockDir];
   return [
-    "/bin/sh",
-    "-c",
-    [
-      "set -eu",
-      `if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres -m 0750 ${dirs.join(" ")}; fi`,
-      exportFile("PGPASSWORD", OPS_CONTAINER.passwordFile),
-      exportFile(NOTIFY_ENV.webhookUrl, OPS_CONTAINER.notifyUrlFile),
-      // Only so that every log line redacts it (pgBackRest reads it from its configuration).
-      `LOOMWORKS_BACKUP_CIPHER_PASS="$(sed -n 's/^repo1-cipher-pass=//p' ${POSTGRES_CONTAINER.pgbackrestConfig} 2>/dev/null || true)"`,
-      "export LOOMWORKS_BACKUP_CIPHER_PASS",
-      `exec ${argv.map(quote).join(" ")}`,
-    ].join("\n"),
-  ];
+    "#!/bin/sh",
+    "# Rendered by components/docker/config.ts (renderDockerJobScript); uploaded by `pulumi up`.",
+    "set -eu",
+    `if [ "$(id -u)" = 0 ]; then install -d -o postgres -g postgres -m 0750 ${dirs.join(" ")}; fi`,
+    exportFile("PGPASSWORD", OPS_CONTAINER.passwordFile),
+    exportFile(NOTIFY_ENV.webhookUrl, OPS_CONTAINER.notifyUrlFile),
+    "# Only so that every log line redacts it (pgBackRest reads it from its configuration).",
+    `LOOMWORKS_BACKUP_CIPHER_PASS="$(sed -n 's/^repo1-cipher-pass=//p' ${POSTGRES_CONTAINER.pgbackrestConfig} 2>/dev/null || true)"`,
+    "export LOOMWORKS_BACKUP_CIPHER_PASS",
+    `exec node ${OPS_IMAGE.workdir}/${OPS_IMAGE.jobsScript} "$@"`,
+    "",
+  ].join("\n");
 }
 
 /** The ops container's main process: the scheduler daemon (lib/backup/scheduler.ts) over renderDockerOpsSchedule's jobs. */
 export function dockerOpsCommand(): string[] {
-  return dockerOpsShell([
-    "node",
-    `${OPS_IMAGE.workdir}/${OPS_IMAGE.jobsScript}`,
-    "scheduler",
-    "--state-dir",
-    OPS_CONTAINER.stateDir,
-  ]);
+  return [OPS_CONTAINER.jobCommand, "scheduler", "--state-dir", OPS_CONTAINER.stateDir];
 }
 
 /** `<prefix>-restore-<subdomain>-<hash of the target>`: a new target is a new container (Docker names: 63 characters here). */
@@ -379,8 +374,7 @@ export function dockerRestoreArgs(o: {
 }): string[] {
   const { kind, value } = targetKind(o.tenant.subdomain, o.target);
   return [
-    "node",
-    `${OPS_IMAGE.workdir}/${OPS_IMAGE.jobsScript}`,
+    OPS_CONTAINER.jobCommand,
     "restore",
     ...["--tenant", o.tenant.subdomain, "--database", o.tenant.database, "--role", o.tenant.roleName],
     ...[`--${kind}`, value],

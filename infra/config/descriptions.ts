@@ -253,7 +253,7 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     dbServer:
       "Accepted for a later multi-cluster placement; every tenant is on the platform's one cluster today.",
     snapshots:
-      "Declared snapshots, one Snapshot resource each, at most `maxSnapshots`; local target only: kubernetes refuses them ([why, and runtime snapshots instead](operations/kubernetes.md#snapshots)).",
+      "Declared snapshots, one Snapshot resource each, at most `maxSnapshots`; local target only: kubernetes and docker refuse them (why, and runtime snapshots instead: [kubernetes](operations/kubernetes.md#snapshots), [docker](operations/docker.md#snapshots)).",
     "snapshots.<name>": "A snapshot taken on the next `pulumi up`.",
     restore:
       "Bring this tenant alone back to a point in time: exactly one of `snapshot`, `time`, `lsn`. A new target is a new restore.",

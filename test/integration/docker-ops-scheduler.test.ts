@@ -1,7 +1,7 @@
 /**
  * The docker target's ops container, run for real on this machine against the shared integration
- * cluster: its main process as rendered (dockerOpsCommand: the shell that exports the superuser's
- * password from its file, then `exec`s the scheduler daemon), its environment (dockerOpsEnv: a DSN
+ * cluster: its main process as rendered (dockerOpsCommand: the uploaded job script, which exports
+ * the superuser's password from its file, then `exec`s the scheduler daemon), its environment (dockerOpsEnv: a DSN
  * without a password, pgBackRest run in place, no wrapper) and its schedule.json
  * (renderDockerOpsSchedule: the Kubernetes CronJobs' jobs). What only exists inside the container is
  * mapped to this machine: the secret file, pgbackrest.conf, pgBackRest's directories, the compiled
@@ -18,6 +18,7 @@ import {
   POSTGRES_CONTAINER,
   dockerOpsCommand,
   dockerOpsEnv,
+  renderDockerJobScript,
   renderDockerOpsSchedule,
 } from "../../components/docker/config";
 import { listBackups } from "../../lib/backup/backups";
@@ -40,6 +41,7 @@ let daemonOutput = "";
 function mapping(): [string, string][] {
   return [
     [`${OPS_IMAGE.workdir}/${OPS_IMAGE.jobsScript}`, path.join(repoRoot, OPS_IMAGE.jobsScript)],
+    [OPS_CONTAINER.jobCommand, path.join(work, "loomworks-job")],
     [OPS_CONTAINER.passwordFile, path.join(work, "secrets", "postgres-password")],
     [OPS_CONTAINER.notifyUrlFile, path.join(work, "secrets", "no-webhook")],
     [POSTGRES_CONTAINER.pgbackrestConfig, paths.pgbackrestConf],
@@ -84,7 +86,9 @@ beforeAll(async () => {
   await fs.mkdir(path.join(work, "ops", "scheduler"), { recursive: true });
   await fs.writeFile(path.join(work, "ops", "scheduler", "schedule.json"), onHost(schedule));
 
-  const [shell, flag, script] = dockerOpsCommand();
+  // The uploaded job script, on this machine.
+  await fs.writeFile(path.join(work, "loomworks-job"), onHost(renderDockerJobScript()), { mode: 0o755 });
+  const [command, ...args] = dockerOpsCommand().map(onHost);
   const base = { ...process.env };
   for (const key of Object.keys(base))
     if (key.startsWith("LOOMWORKS_") || key.startsWith("PG")) delete base[key];
@@ -100,7 +104,7 @@ beforeAll(async () => {
     LOOMWORKS_SCHEDULER_TIME_FACTOR: "600",
   };
   expect(new URL(env.LOOMWORKS_ADMIN_DSN as string).password).toBe("");
-  daemon = spawn(shell, [flag, onHost(script)], { env, cwd: "/", stdio: ["ignore", "pipe", "pipe"] });
+  daemon = spawn(command, args, { env, cwd: "/", stdio: ["ignore", "pipe", "pipe"] });
   daemon.stdout?.on("data", (d: Buffer) => (daemonOutput += d.toString()));
   daemon.stderr?.on("data", (d: Buffer) => (daemonOutput += d.toString()));
 });

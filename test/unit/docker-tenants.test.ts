@@ -26,6 +26,7 @@ const registrations = installMocks();
 import { DockerHostPlatform } from "../../components/platform/DockerHostPlatform";
 import {
   dockerRestoreContainerName,
+  renderDockerJobScript,
   renderDockerOpsSchedule,
   OPS_CONTAINER,
 } from "../../components/docker/config";
@@ -151,11 +152,15 @@ describe("docker target: the ops container", () => {
   it("runs the scheduler daemon over the CronJobs' jobs, with the stack's schedules", () => {
     const ops = container("ops");
     expect(ops).toMatchObject({ name: "lw-ops", user: "0:0", restart: "unless-stopped", mustRun: true });
-    const script = (ops.command as string[])[2];
-    expect(ops.command).toEqual(["/bin/sh", "-c", script]);
-    expect(script).toMatch(
-      /^exec node \/opt\/loomworks\/bin\/infra\/ops\/jobs\.js scheduler --state-dir \/var\/lib\/loomworks-ops$/m,
-    );
+    expect(ops.command).toEqual([
+      "/usr/local/bin/loomworks-job",
+      "scheduler",
+      "--state-dir",
+      "/var/lib/loomworks-ops",
+    ]);
+    const script = uploadOf("ops", OPS_CONTAINER.jobCommand);
+    expect(script).toMatchObject({ content: renderDockerJobScript(), permissions: "0755" });
+    expect(script.content).toMatch(/^exec node \/opt\/loomworks\/bin\/infra\/ops\/jobs\.js "\$@"$/m);
     const schedule = uploadOf("ops", `${OPS_CONTAINER.stateDir}/scheduler/schedule.json`).content;
     expect(schedule).toBe(
       renderDockerOpsSchedule({
@@ -239,9 +244,21 @@ describe("docker target: a declared restore", () => {
     expect(regIndex(`${DYNAMIC}TenantGuards`, "acme-guards")).toBeGreaterThan(regIndex(CONTAINER, name));
     const c = container(name);
     expect(c).toMatchObject({ name, user: "101:101", groupAdds: ["999"] });
-    expect((c.command as string[])[2]).toMatch(
-      /^exec node \/opt\/loomworks\/bin\/infra\/ops\/jobs\.js restore --tenant acme --database acme --role acme --time 2026-12-01T10:00:00Z --pgbackrest-config \/etc\/pgbackrest\/pgbackrest\.conf --scratch-dir \/tmp\/loomworks-restore --filestore-root \/var\/lib\/odoo\/filestore --tenant-state active$/m,
-    );
+    expect(c.command).toEqual([
+      "/usr/local/bin/loomworks-job",
+      "restore",
+      ...["--tenant", "acme", "--database", "acme", "--role", "acme", "--time", "2026-12-01T10:00:00Z"],
+      ...[
+        "--pgbackrest-config",
+        "/etc/pgbackrest/pgbackrest.conf",
+        "--scratch-dir",
+        "/tmp/loomworks-restore",
+      ],
+      ...["--filestore-root", "/var/lib/odoo/filestore", "--tenant-state", "active"],
+    ]);
+    // The same job script, password and configuration files as the ops container.
+    expect(uploadOf(name, OPS_CONTAINER.jobCommand).content).toBe(renderDockerJobScript());
+    expect(uploadOf(name, OPS_CONTAINER.passwordFile).content).toBe("pw-postgres-superuser-password");
     expect(c.volumes).toEqual([
       { volumeName: "lw_backups", containerPath: "/var/lib/pgbackrest", readOnly: true },
       { volumeName: "lw_wal_archive", containerPath: "/var/lib/pgbackrest/archive", readOnly: true },
