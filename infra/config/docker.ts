@@ -139,7 +139,7 @@ export type DockerDevelopmentConfig = z.output<typeof dockerDevelopmentSchema>;
 export function dockerSnapshotRefusal(namePrefix: string): { snapshots: string; restoreSnapshot: string } {
   const runtime =
     "runtime snapshots are taken by " +
-    `\`docker exec ${namePrefix}-ops node /opt/loomworks/bin/infra/ops/jobs.js snapshot-auto\` (every tenant, now) ` +
+    `\`docker exec ${namePrefix}-ops loomworks-job snapshot-auto\` (every tenant, now) ` +
     "or by `SELECT loomworks_snapshot.request('pre_ai', '<note>')` in the tenant's database (recorded at that " +
     "job's next run), and their lsn is in the registry's snapshots table (docs/operations/docker.md#snapshots)";
   return {
