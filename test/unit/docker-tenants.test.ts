@@ -305,9 +305,7 @@ describe("docker target: declared snapshots are refused at preview", () => {
     const text = problems.join("\n");
     expect(text).toMatch(/tenant "acme": key "snapshots": cannot be declared on the docker target/);
     expect(text).toContain("the ERP's odoo_data volume");
-    expect(text).toContain(
-      "docker exec loomworks-ops loomworks-job snapshot-auto",
-    );
+    expect(text).toContain("docker exec loomworks-ops loomworks-job snapshot-auto");
     expect(text).toMatch(
       /tenant "acme": key "restore\.snapshot": cannot name a snapshot on the docker target/,
     );
