@@ -7,27 +7,18 @@ import { ErpRole } from "../../dynamic-providers/erpRole";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
 import type { DockerConfig } from "../../infra/config/docker";
 import type { OdooConfig } from "../../infra/config/odoo";
-import { OPS_IMAGE, type OpsScheduleArgs } from "../../lib/backup/opsJobs";
+import type { OpsScheduleArgs } from "../../lib/backup/opsJobs";
 import { aiKeyNames } from "../../lib/odoo/aiKeys";
 import { ERP_IMAGE, ENTRYPOINT_ENV, LOG_FORMAT_ENV } from "../../lib/odoo/image";
 import type { ErpTenant } from "../../lib/odoo/tenantMap";
-import type { TenantState } from "../../lib/registry/tenantState";
-import type { RestoreTarget } from "../../lib/restore/target";
 import { routerUrl, type RouterTenant } from "../../lib/router/config";
 import {
   DOCKER_HOSTS,
   DOCKER_VOLUMES,
   ERP_CONTAINER,
   NGINX_TLS,
-  OPS_CONTAINER,
   POSTGRES_CONTAINER,
   containerName,
-  dockerOpsCommand,
-  dockerOpsEnv,
-  dockerRestoreArgs,
-  dockerRestoreContainerName,
-  renderDockerJobScript,
-  renderDockerOpsSchedule,
   renderDockerNginxConf,
   renderDockerOdooConf,
   renderDockerPgBackRestConf,
@@ -37,6 +28,15 @@ import {
   volumeName,
   type DockerVolumeName,
 } from "./config";
+import {
+  opsContainer,
+  restoreContainer,
+  type DockerOpsNotify,
+  type DockerRestoreArgs,
+  type OpsContainerSettings,
+} from "./opsContainers";
+
+export type { DockerOpsNotify, DockerRestoreArgs };
 
 /**
  * The Docker target
@@ -88,14 +88,6 @@ export interface DockerPlatformArgs {
   aiKeys?: Record<string, pulumi.Input<string>>;
 }
 
-/** `platform.notify` for the ops and restore containers: the URL (secret) becomes a file. */
-export interface DockerOpsNotify {
-  webhookUrl: pulumi.Input<string>;
-  stack?: string;
-  timeoutSeconds?: number;
-  attempts?: number;
-}
-
 export interface DockerRouterTls {
   certPem: pulumi.Input<string>;
   /** Secret. */
@@ -105,12 +97,6 @@ export interface DockerRouterTls {
   hstsMaxAgeSeconds?: number;
   /** sha256 of the certificate and key: written into nginx.conf, so a renewed pair replaces the container. */
   filesHash?: string;
-}
-
-/** A declared restore run by DockerPlatform.restoreContainer. */
-export interface DockerRestoreArgs {
-  tenant: { subdomain: string; database: string; roleName: string; state?: TenantState };
-  target: RestoreTarget;
 }
 
 /** What every container gets: restart policy, health-gated creation, graceful stop. */
@@ -157,14 +143,10 @@ export class DockerPlatform extends pulumi.ComponentResource {
   };
   /** The ERP's role resource: tenants are provisioned after it (they are granted to it). */
   readonly erpRoleResource: ErpRole;
-  /** What restoreContainer needs of the constructor's resources. */
-  private readonly restoreEnv: {
-    prefix: string;
-    opsImageId: pulumi.Output<string>;
-    opsUploads: pulumi.Input<docker.types.input.ContainerUpload>[];
-    opsEnvs: string[];
-    on: (o?: pulumi.CustomResourceOptions) => pulumi.CustomResourceOptions;
-  };
+  /** What the restore containers share with the ops container. */
+  private readonly opsSettings: OpsContainerSettings;
+  /** Parent and provider of this component's docker resources. */
+  private readonly providerOptions: (o?: pulumi.CustomResourceOptions) => pulumi.CustomResourceOptions;
   /** The cluster as the program's providers reach it (published on the Docker host's 127.0.0.1); adminDsn is secret. */
   readonly postgres: {
     host: pulumi.Output<string>;
@@ -592,92 +574,26 @@ export class DockerPlatform extends pulumi.ComponentResource {
       on({ dependsOn: [erp] }),
     );
 
-    // --- ops: the scheduled jobs -----------------------------------------------------------------
-    const notify = args.ops.notify;
-    const opsEnvs = dockerOpsEnv({
+    // --- ops: the scheduled jobs (and, later, the restore containers) ---------------------------
+    this.opsSettings = {
+      prefix,
+      image: opsImage.imageId,
+      networkName: this.network.name,
+      volumes,
       stanza,
       retentionFull: args.postgres.retentionFull,
-      ...(notify
-        ? {
-            notify: { stack: notify.stack, timeoutSeconds: notify.timeoutSeconds, attempts: notify.attempts },
-          }
-        : {}),
-    });
-    // What the ops container and the restore containers share: pgbackrest.conf (secret with a
-    // passphrase), the superuser's password and the webhook's URL as files.
-    const opsUploads: pulumi.Input<docker.types.input.ContainerUpload>[] = [
-      { file: OPS_CONTAINER.jobCommand, content: renderDockerJobScript(), permissions: "0755" },
-      {
-        file: POSTGRES_CONTAINER.pgbackrestConfig,
-        content: args.postgres.encryptionPassphrase ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
-        permissions: "0444",
-      },
-      {
-        file: OPS_CONTAINER.passwordFile,
-        content: pulumi.secret(superuserPassword.result),
-        permissions: "0444",
-      },
-      ...(notify
-        ? [
-            {
-              file: OPS_CONTAINER.notifyUrlFile,
-              content: pulumi.secret(notify.webhookUrl),
-              permissions: "0444",
-            },
-          ]
-        : []),
-    ];
-    const ops = new docker.Container(
+      // May hold the repository passphrase: secret whenever one is set.
+      pgbackrestConf: args.postgres.encryptionPassphrase ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
+      superuserPassword: superuserPassword.result,
+      ...(args.ops.notify ? { notify: args.ops.notify } : {}),
+      stopTimeoutSeconds: STOP_TIMEOUT_SECONDS,
+    };
+    const ops = opsContainer(
       "ops",
-      {
-        name: containerName(prefix, "ops"),
-        image: opsImage.imageId,
-        hostname: DOCKER_HOSTS.ops,
-        networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.ops] }],
-        // root: jobs.js runs pgBackRest as postgres (runuser) and reads and hard-links the ERP's files.
-        user: "0:0",
-        command: dockerOpsCommand(),
-        envs: opsEnvs,
-        uploads: [
-          ...opsUploads,
-          {
-            file: `${OPS_CONTAINER.stateDir}/scheduler/schedule.json`,
-            content: renderDockerOpsSchedule(args.ops),
-            permissions: "0444",
-          },
-        ],
-        // pgBackRest backs up where the data directory is: the PostgreSQL container's volumes at
-        // its paths (the data directory read-only), and its unix socket.
-        volumes: [
-          {
-            volumeName: volumes.postgres_data.name,
-            containerPath: POSTGRES_CONTAINER.volumeDir,
-            readOnly: true,
-          },
-          { volumeName: volumes.backups.name, containerPath: POSTGRES_CONTAINER.repoDir },
-          { volumeName: volumes.wal_archive.name, containerPath: POSTGRES_CONTAINER.walArchiveDir },
-          { volumeName: volumes.postgres_socket.name, containerPath: POSTGRES_CONTAINER.socketDir },
-          { volumeName: volumes.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
-        ],
-        healthcheck: {
-          // The scheduler daemon holds its pid file while it runs.
-          tests: ["CMD-SHELL", `kill -0 "$(cat ${OPS_CONTAINER.stateDir}/scheduler/scheduler.pid)"`],
-          interval: "30s",
-          timeout: "5s",
-          startPeriod: "30s",
-          retries: 3,
-        },
-        restart: RESTART,
-        mustRun: MUST_RUN,
-        wait: true,
-        waitTimeout: 180,
-        // The daemon terminates a running job on SIGTERM (pgBackRest resumes an interrupted backup).
-        stopTimeout: STOP_TIMEOUT_SECONDS,
-        destroyGraceSeconds: STOP_TIMEOUT_SECONDS,
-      },
+      { ...this.opsSettings, schedule: args.ops },
       on({ dependsOn: [postgres] }),
     );
-    this.restoreEnv = { prefix, opsImageId: opsImage.imageId, opsUploads, opsEnvs, on };
+    this.providerOptions = on;
 
     this.containers = { postgres, redis, erp, nginx, ops };
     this.postgres = {
@@ -693,62 +609,9 @@ export class DockerPlatform extends pulumi.ComponentResource {
     this.registerOutputs({});
   }
 
-  /**
-   * A tenant's declared restore: a one-shot container of the ops image running `jobs.js restore`
-   * (lib/restore's restoreTenant, once per target), like the Kubernetes restore Job. It reads the
-   * repository volumes read-only, restores into a scratch cluster in its own layer and writes the
-   * filestore as the ERP's user (in postgres' group: the repository's files are postgres' 0640).
-   * Pulumi waits for it to exit; a non-zero exit fails the update. The container's name carries a
-   * hash of the target: the same target keeps the container (nothing reruns), a new one replaces it.
-   */
-  restoreContainer(
-    name: string,
-    args: DockerRestoreArgs,
-    opts: pulumi.CustomResourceOptions = {},
-  ): docker.Container {
-    const r = this.restoreEnv;
-    const container = new docker.Container(
-      name,
-      {
-        name: dockerRestoreContainerName(r.prefix, args.tenant.subdomain, args.target),
-        image: r.opsImageId,
-        networksAdvanced: [{ name: this.network.name }],
-        user: `${ERP_IMAGE.uid}:${ERP_IMAGE.gid}`,
-        groupAdds: [String(OPS_IMAGE.gid)],
-        command: dockerRestoreArgs(args),
-        envs: r.opsEnvs,
-        uploads: r.opsUploads,
-        volumes: [
-          {
-            volumeName: this.volumes.backups.name,
-            containerPath: POSTGRES_CONTAINER.repoDir,
-            readOnly: true,
-          },
-          {
-            volumeName: this.volumes.wal_archive.name,
-            containerPath: POSTGRES_CONTAINER.walArchiveDir,
-            readOnly: true,
-          },
-          { volumeName: this.volumes.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
-        ],
-        // One shot: runs to its end (attach), is not restarted, and stays as the record of the restore.
-        restart: "no",
-        mustRun: false,
-        attach: true,
-        logs: true,
-      },
-      r.on({ customTimeouts: { create: "13h", update: "13h" }, deleteBeforeReplace: true, ...opts }),
-    );
-    // attach waits for the end but does not judge it: a failed restore fails the update here.
-    container.exitCode.apply((code) => {
-      if (code !== undefined && code !== 0) {
-        throw new pulumi.RunError(
-          `restore container ${args.tenant.subdomain}: exited ${code}; \`docker logs ${dockerRestoreContainerName(r.prefix, args.tenant.subdomain, args.target)}\` has its log. ` +
-            "After fixing the cause, `pulumi up --replace <its URN>` runs it again (it resumes or rolls back the interrupted restore).",
-        );
-      }
-    });
-    return container;
+  /** A tenant's declared restore as a one-shot container (opsContainers.ts), after `opts.dependsOn`. */
+  restoreContainer(args: DockerRestoreArgs, opts: pulumi.CustomResourceOptions = {}): docker.Container {
+    return restoreContainer(this.opsSettings, args, this.providerOptions(opts));
   }
 }
 

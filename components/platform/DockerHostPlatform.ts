@@ -113,7 +113,6 @@ function declareRestoreContainer(
   const target = tenant.restore as RestoreTarget;
   const containerName = dockerRestoreContainerName(prefix, tenant.subdomain, target);
   const job = docker.restoreContainer(
-    containerName,
     {
       tenant: { ...tenantNames(tenant.subdomain), subdomain: tenant.subdomain, state: tenant.state },
       target,
