@@ -22,7 +22,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { OPS_IMAGE, opsJobSpecs } from "../../lib/backup/opsJobs";
 import type { BackupSchedule } from "../../lib/backup/schedule-defaults";
-import { NOTIFY_ENV } from "../../lib/notify/settings";
+import { NOTIFY_ENV, PUSHGATEWAY_ENV } from "../../lib/notify/settings";
 import { adminDsn } from "../../lib/pg/client";
 import { POSTGRES_CONTAINER } from "../docker/config";
 import {
@@ -128,6 +128,8 @@ export interface OpsJobsArgs extends OpsPods {
   apiServer?: { cidrs?: readonly string[]; ports?: readonly number[] };
   /** Operator notifications: absent, none are sent. */
   notify?: OpsNotify;
+  /** `monitoring.pushgatewayUrl`: the jobs push their outcomes there (the job alerts); absent, nothing. */
+  pushgatewayUrl?: string;
 }
 
 const HOUR = 3600;
@@ -191,6 +193,27 @@ export function opsNotifyEnv(settings: OpsNotifySettings): EnvVar[] {
       valueFrom: { secretKeyRef: { name: NAMES.opsNotify, key: NOTIFY_SECRET_KEY } },
     },
     ...plainValues.flatMap(([name, value]) => (value === undefined ? [] : [{ name, value: String(value) }])),
+  ];
+}
+
+/**
+ * The Pushgateway of an ops container: a plain value (the config refuses user info in it), set on
+ * the container like the rest of the pod-specific env rather than in the shared ConfigMap.
+ */
+export function opsPushgatewayEnv(url: string | undefined): EnvVar[] {
+  return url ? [{ name: PUSHGATEWAY_ENV.url, value: url }] : [];
+}
+
+/** Egress of the ops pods to the Pushgateway's port: in the cluster (any namespace) or outside. */
+export function pushgatewayEgress(url: string | undefined) {
+  if (!url) return [];
+  const u = new URL(url);
+  const port = Number(u.port || (u.protocol === "https:" ? 443 : 80));
+  return [
+    {
+      to: [{ namespaceSelector: {} }, { ipBlock: { cidr: "0.0.0.0/0" } }, { ipBlock: { cidr: "::/0" } }],
+      ports: [{ protocol: "TCP", port }],
+    },
   ];
 }
 
@@ -319,6 +342,7 @@ export class OpsJobs extends pulumi.ComponentResource {
                   },
                 ]
               : []),
+            ...pushgatewayEgress(args.pushgatewayUrl),
           ],
         },
       },
@@ -326,7 +350,11 @@ export class OpsJobs extends pulumi.ComponentResource {
     );
 
     const resources = args.resources ?? DEFAULT_OPS_RESOURCES;
-    const secretEnv = [...opsSecretEnv(postgres), ...(args.notify ? opsNotifyEnv(args.notify) : [])];
+    const secretEnv = [
+      ...opsSecretEnv(postgres),
+      ...(args.notify ? opsNotifyEnv(args.notify) : []),
+      ...opsPushgatewayEnv(args.pushgatewayUrl),
+    ];
     this.notifySecret = notifySecret;
     this.cronJobNames = {};
     for (const spec of opsJobSpecs(args)) {

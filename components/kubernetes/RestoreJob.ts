@@ -31,6 +31,7 @@ import {
   opsContainer,
   opsNotifyEnv,
   opsPodSecurityContext,
+  opsPushgatewayEnv,
   opsSecretEnv,
   opsSettings,
   type FilestoreOwner,
@@ -64,6 +65,8 @@ export interface RestoreJobArgs extends OpsPods {
   activeDeadlineSeconds?: number;
   /** Operator notifications (the URL from the Secret NAMES.opsNotify): the restore's outcome. */
   notify?: OpsNotifySettings;
+  /** `monitoring.pushgatewayUrl`: the restore's outcome is pushed there (OpsJobs' egress policy allows it). */
+  pushgatewayUrl?: string;
 }
 
 /** `loomworks-restore-<subdomain>-<hash of the target>`, at most 63 characters. */
@@ -117,6 +120,7 @@ export function restoreJob(
       })),
       ...opsSecretEnv(postgres),
       ...(args.notify ? opsNotifyEnv(args.notify) : []),
+      ...opsPushgatewayEnv(args.pushgatewayUrl),
     ],
     resources: args.resources ?? { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "4Gi" } },
     volumeMounts: [

@@ -145,6 +145,7 @@ export class KubernetesPlatform extends PlatformComponent {
         undoRetentionDays: platform.undo.retentionDays,
         filestoreOwner: k8sCfg.erpUser,
         ...(notify ? { notify } : {}),
+        ...(monitoring.pushgatewayUrl ? { pushgatewayUrl: monitoring.pushgatewayUrl } : {}),
       },
       { parent: this, dependsOn: [pg] },
     );
@@ -246,6 +247,7 @@ export class KubernetesPlatform extends PlatformComponent {
         filestoreOwner: k8sCfg.erpUser,
         scratchSizeLimit: k8sCfg.ops.restoreScratchSize,
         ...(this.ops?.notifySecret ? { notify: opsNotify(platform) } : {}),
+        ...(k8sCfg.monitoring.pushgatewayUrl ? { pushgatewayUrl: k8sCfg.monitoring.pushgatewayUrl } : {}),
       },
       { parent: this, dependsOn: [pg, db, ...(this.ops?.notifySecret ? [this.ops.notifySecret] : [])] },
     );

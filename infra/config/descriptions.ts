@@ -235,6 +235,8 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     "monitoring.enabled": "Declare them.",
     "monitoring.namespace": "Namespace of Prometheus (allowed to scrape the exporter).",
     "monitoring.labels": "Labels the Prometheus operator selects the objects by.",
+    "monitoring.pushgatewayUrl":
+      "Pushgateway the ops jobs push their outcomes to (a plain env value: no credentials in it); absent, the job alerts never fire.",
   }),
 
   ...under("tiers.<tier>", LIMITS),

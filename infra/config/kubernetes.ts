@@ -441,6 +441,11 @@ export interface KubernetesMonitoringConfig {
   namespace: string;
   /** Labels the Prometheus operator selects ServiceMonitors, PodMonitors and PrometheusRules by. */
   labels: Record<string, string>;
+  /**
+   * The Pushgateway the ops jobs push their outcomes to (lib/notify/job-metrics.ts); absent: the
+   * job alerts (LoomworksBackupFailed, ...) never fire. A plain value in the pods' env: no user info.
+   */
+  pushgatewayUrl?: string;
 }
 
 export const DEFAULT_KUBERNETES = {
@@ -466,6 +471,25 @@ export const DEFAULT_KUBERNETES = {
   restoreScratchSize: "50Gi",
   monitoring: { namespace: "monitoring", labels: { release: "kube-prometheus-stack" } },
 } as const;
+
+const PUSHGATEWAY_RULE =
+  "must be an http:// or https:// URL without user info or query, e.g. http://pushgateway.monitoring.svc:9091";
+function isPushgatewayUrl(s: string): boolean {
+  try {
+    const url = new URL(s);
+    return (
+      (url.protocol === "http:" || url.protocol === "https:") &&
+      url.host !== "" &&
+      url.username === "" &&
+      url.password === "" &&
+      url.search === "" &&
+      url.hash === ""
+    );
+  } catch {
+    return false;
+  }
+}
+const pushgatewayUrlSchema = z.string(rule(PUSHGATEWAY_RULE)).refine(isPushgatewayUrl, PUSHGATEWAY_RULE);
 
 const ENDPOINT = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})$/;
 const endpointRule =
@@ -631,8 +655,9 @@ export const kubernetesConfigSchema = strictMap(
         enabled: booleanSchema.default(true),
         namespace: k8sNameSchema.default(DEFAULT_KUBERNETES.monitoring.namespace),
         labels: labelsSchema.default({ ...DEFAULT_KUBERNETES.monitoring.labels }),
+        pushgatewayUrl: pushgatewayUrlSchema.optional(),
       },
-      "must be a map { enabled, namespace, labels } of the Prometheus operator settings",
+      "must be a map { enabled, namespace, labels, pushgatewayUrl } of the Prometheus operator settings",
     ).default({}),
   } satisfies Record<(typeof KUBERNETES_KEYS)[number], z.ZodTypeAny>,
   "must be a map of Kubernetes settings",
@@ -727,7 +752,12 @@ export const kubernetesConfigSchema = strictMap(
     adminSslMode: k.postgres.adminSslMode,
   },
   ops: { image: k.ops.image ?? siblingImage(k.image, "ops"), restoreScratchSize: k.ops.restoreScratchSize },
-  monitoring: k.monitoring,
+  monitoring: {
+    enabled: k.monitoring.enabled,
+    namespace: k.monitoring.namespace,
+    labels: k.monitoring.labels,
+    ...(k.monitoring.pushgatewayUrl !== undefined ? { pushgatewayUrl: k.monitoring.pushgatewayUrl } : {}),
+  },
 }));
 
 /**

@@ -62,7 +62,8 @@ export class ConfigError extends Error {
 
 const TENANT_ISSUE_ORDER: readonly string[] = ["subdomain", ...TENANT_KEYS];
 
-const SECRET_KEYS = new Set(["encryptionPassphrase", "webhookUrl"]);
+// pushgatewayUrl is no secret, but one refused for its user info may carry a password.
+const SECRET_KEYS = new Set(["encryptionPassphrase", "webhookUrl", "pushgatewayUrl"]);
 
 /** A short, secret-free rendering of an offending value. */
 function describeValue(value: unknown, path: readonly PropertyKey[]): string {

@@ -29,7 +29,9 @@
  * Notifications (lib/notify): with a webhook configured (`platform.notify`), quota-check tells a
  * tenant's crossing of 80 % and of its limit, a failed backup or verify tells its error, a restore
  * its outcome. Local: `<D>/scheduler/notify.json`; Kubernetes: NOTIFY_ENV (the URL from a Secret).
- * A notification that cannot be delivered is logged; the job's outcome stays its own.
+ * Kubernetes with `monitoring.pushgatewayUrl` (PUSHGATEWAY_ENV): the same outcomes as metrics pushed
+ * to the Pushgateway (lib/notify/job-metrics.ts) for the alert rules.
+ * A notification or push that cannot be delivered is logged; the job's outcome stays its own.
  *
  * Logs: plain lines, or one JSON object a line with `LOOMWORKS_LOG_FORMAT=json` (lib/ops/log.ts);
  * secrets are redacted either way. Exit code 0 on success, 1 on failure (the message on stderr).
@@ -43,7 +45,9 @@ import { pruneUndoLogs } from "../../lib/guards/tenant";
 import { operatorAdminDsn } from "../../lib/ops/connect";
 import { createJobLogger, logFormatFromEnv, type JobLogger } from "../../lib/ops/log";
 import { notifyAll, notifyOnFailure, notifyRestore, storageNotifications } from "../../lib/notify/events";
-import { notifierFrom } from "../../lib/notify/settings";
+import { pushStorageMetrics, withOutcomeMetrics } from "../../lib/notify/job-metrics";
+import type { MetricsPusher } from "../../lib/notify/metrics";
+import { metricsPusherFromEnv, notifierFrom } from "../../lib/notify/settings";
 import type { Notifier } from "../../lib/notify/webhook";
 import { localClusterLayout, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { clusterPaths } from "../../lib/pg/paths";
@@ -293,7 +297,13 @@ async function snapshotAuto(ctx: JobContext, log: JobLogger): Promise<number> {
   return failed.length > 0 ? 1 : 0;
 }
 
-async function quotaCheck(ctx: JobContext, args: Args, log: JobLogger, notifier: Notifier): Promise<number> {
+interface Reporters {
+  notifier: Notifier;
+  /** Kubernetes with `monitoring.pushgatewayUrl`: the metrics the alert rules read; else silent. */
+  metrics: MetricsPusher;
+}
+
+async function quotaCheck(ctx: JobContext, args: Args, log: JobLogger, report: Reporters): Promise<number> {
   // The undo log first: what it frees counts in the storage measure only once it is gone.
   const pruneFailures =
     args.undoRetentionDays === undefined
@@ -309,7 +319,9 @@ async function quotaCheck(ctx: JobContext, args: Args, log: JobLogger, notifier:
     },
     log,
   );
-  await notifyAll(notifier, storageNotifications(list));
+  await notifyAll(report.notifier, storageNotifications(list));
+  // The group is replaced as a whole: only a run over every tenant may push it.
+  if (args.tenants.length === 0) await pushStorageMetrics(report.metrics, list);
   const failed = list.filter((r) => r.error);
   for (const r of list) {
     if (r.error) continue;
@@ -405,12 +417,7 @@ async function restoreInJob(
   });
 }
 
-async function restore(
-  args: Args,
-  env: NodeJS.ProcessEnv,
-  log: JobLogger,
-  notifier: Notifier,
-): Promise<void> {
+async function restore(args: Args, env: NodeJS.ProcessEnv, log: JobLogger, report: Reporters): Promise<void> {
   const r = args.restore;
   const subdomain = args.tenants.length === 1 ? args.tenants[0] : undefined;
   const missing = [
@@ -422,22 +429,24 @@ async function restore(
     args.filestoreRoot ? "" : "--filestore-root",
   ].filter(Boolean);
   if (missing.length > 0 || !subdomain) throw new Error(`restore needs ${missing.join(", ")}\n${USAGE}`);
-  const result = await notifyRestore(
-    notifier,
-    { subdomain, target: r.target },
-    () => restoreInJob(args, env, log, subdomain),
-    log.redact,
-  );
-  log(`restore ${result.id} of ${result.subdomain}: ${result.state}`, {
-    restore: result.id,
-    tenant: result.subdomain,
-    state: result.state,
-    targetLsn: result.targetLsn,
-    backup: result.backup,
-    preRestoreDatabase: result.preRestoreDatabase,
-    totalMs: result.timings.totalMs,
+  await withOutcomeMetrics(report.metrics, "restore", { tenant: subdomain }, async () => {
+    const result = await notifyRestore(
+      report.notifier,
+      { subdomain, target: r.target },
+      () => restoreInJob(args, env, log, subdomain),
+      log.redact,
+    );
+    log(`restore ${result.id} of ${result.subdomain}: ${result.state}`, {
+      restore: result.id,
+      tenant: result.subdomain,
+      state: result.state,
+      targetLsn: result.targetLsn,
+      backup: result.backup,
+      preRestoreDatabase: result.preRestoreDatabase,
+      totalMs: result.timings.totalMs,
+    });
+    if (result.state !== "done") throw new Error(`restore ${result.id} ended ${result.state}`);
   });
-  if (result.state !== "done") throw new Error(`restore ${result.id} ended ${result.state}`);
 }
 
 async function schedulerDaemon(stateDir: string, log: JobLogger): Promise<void> {
@@ -472,27 +481,32 @@ function jobNotifier(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promis
 async function run(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<number | void> {
   if (args.command === "scheduler") return schedulerDaemon(args.stateDir as string, log);
   const notifier = await jobNotifier(args, env, log);
+  const report: Reporters = { notifier, metrics: metricsPusherFromEnv(env, log) };
   switch (args.command) {
     case "restore":
-      return restore(args, env, log, notifier);
+      return restore(args, env, log, report);
     case "backup":
-      return notifyOnFailure(
-        notifier,
-        "backup.failed",
-        { type: args.type },
-        async () => backup(await jobContext(args, env, log), args.type, log),
-        log.redact,
+      return withOutcomeMetrics(report.metrics, "backup", { type: args.type }, () =>
+        notifyOnFailure(
+          notifier,
+          "backup.failed",
+          { type: args.type },
+          async () => backup(await jobContext(args, env, log), args.type, log),
+          log.redact,
+        ),
       );
     case "verify":
-      return notifyOnFailure(
-        notifier,
-        "verify.failed",
-        {},
-        async () => {
-          const summary = await verifyRepository((await jobContext(args, env, log)).spec);
-          log(summary.text, { backups: summary.backups.length, walSegments: summary.walSegments });
-        },
-        log.redact,
+      return withOutcomeMetrics(report.metrics, "verify", {}, () =>
+        notifyOnFailure(
+          notifier,
+          "verify.failed",
+          {},
+          async () => {
+            const summary = await verifyRepository((await jobContext(args, env, log)).spec);
+            log(summary.text, { backups: summary.backups.length, walSegments: summary.walSegments });
+          },
+          log.redact,
+        ),
       );
     default:
   }
@@ -501,7 +515,7 @@ async function run(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<
     case "snapshot-auto":
       return snapshotAuto(ctx, log);
     case "quota-check":
-      return quotaCheck(ctx, args, log, notifier);
+      return quotaCheck(ctx, args, log, report);
     case "expire":
       await expireBackups(ctx.spec, ctx.adminDsn, log);
       return;

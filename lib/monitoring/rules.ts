@@ -5,14 +5,25 @@
  *
  * Metric sources: kube-state-metrics (pod restarts, CronJob runs), the kubelet (volume stats) and
  * postgres_exporter v0.15 (`pg_up`, `pg_stat_activity_count`, `pg_settings_max_connections`,
- * `pg_stat_archiver_*`). Every expression is restricted to the platform's namespace.
+ * `pg_stat_archiver_*`) and the ops jobs' own metrics, pushed to a Pushgateway
+ * (lib/notify/job-metrics.ts). Every expression is restricted to the platform's namespace.
  */
+import { DEFAULT_WARNING_PERCENT } from "../quota/storage";
+import {
+  READ_ONLY_METRIC,
+  STORAGE_RATIO_METRIC,
+  outcomeMetricName,
+  type OutcomeSubject,
+} from "../notify/job-metrics";
+
+/** `info`: something the operator should know happened (a restore finished), nothing to repair. */
+export type Severity = "info" | "warning" | "critical";
 
 export interface AlertRule {
   alert: string;
   expr: string;
   for: string;
-  labels: { severity: "warning" | "critical" } & Record<string, string>;
+  labels: { severity: Severity } & Record<string, string>;
   annotations: { summary: string; description: string; runbook_url: string };
 }
 
@@ -46,6 +57,12 @@ export interface AlertRuleOptions {
   };
   backups?: { cronJobs?: BackupCronJob[] };
   volumes?: { claims?: string[]; warningFreeRatio?: number; criticalFreeRatio?: number };
+  jobs?: {
+    /** A tenant's used share of its storage limit that warns (default: the quota check's 80 %). */
+    storageWarningRatio?: number;
+    /** How long LoomworksRestoreFinished stays firing after a restore finished. */
+    restoreFinishedWindowMinutes?: number;
+  };
 }
 
 /**
@@ -70,6 +87,7 @@ export const RULE_DEFAULTS = {
   connections: { warningRatio: 0.8, criticalRatio: 0.95 },
   walArchive: { failureWindowMinutes: 5, failingForMinutes: 10 },
   volumes: { warningFreeRatio: 0.15, criticalFreeRatio: 0.05 },
+  jobs: { storageWarningRatio: DEFAULT_WARNING_PERCENT / 100, restoreFinishedWindowMinutes: 60 },
 } as const;
 
 /** `5 × archive_timeout`, never below 10 minutes (a quiet cluster switches WAL segments only that often). */
@@ -106,7 +124,7 @@ export function alertRuleGroups(opts: AlertRuleOptions): RuleGroup[] {
   const ns = `namespace=${quote(opts.namespace)}`;
   const rule = (
     alert: string,
-    severity: "warning" | "critical",
+    severity: Severity,
     expr: string,
     forDuration: string,
     summary: string,
@@ -151,6 +169,10 @@ export function alertRuleGroups(opts: AlertRuleOptions): RuleGroup[] {
   }
   if (vol.claims.length === 0) throw new Error("volumes.claims must name at least one PersistentVolumeClaim");
 
+  const jobs = { ...RULE_DEFAULTS.jobs, ...opts.jobs };
+  requireRatio("jobs.storageWarningRatio", jobs.storageWarningRatio);
+  requirePositive("jobs.restoreFinishedWindowMinutes", jobs.restoreFinishedWindowMinutes);
+
   const connectionRatio =
     `sum by (namespace, pod) (pg_stat_activity_count{${ns}})` +
     ` / on (namespace, pod) max by (namespace, pod) (pg_settings_max_connections{${ns}})`;
@@ -177,6 +199,18 @@ export function alertRuleGroups(opts: AlertRuleOptions): RuleGroup[] {
   const freeRatio =
     `kubelet_volume_stats_available_bytes{${ns}, ${claims}}` +
     ` / kubelet_volume_stats_capacity_bytes{${ns}, ${claims}}`;
+
+  // The jobs' metrics come through the Pushgateway, whose own target labels (pod, instance, ...)
+  // are aggregated away: only the pushed grouping labels count.
+  const latest = (metric: string, by: string) => `max by (${by}) (${metric}{${ns}})`;
+  const lastRunFailed = (subject: OutcomeSubject, by: string) => {
+    const failure = latest(outcomeMetricName(subject, "failure"), by);
+    const success = latest(outcomeMetricName(subject, "success"), by);
+    return `(${failure} > on (${by}) ${success}) or (${failure} unless on (${by}) ${success})`;
+  };
+  const readOnly = `${latest(READ_ONLY_METRIC, "namespace, tenant")} == 1`;
+  const restoreWindow = jobs.restoreFinishedWindowMinutes * 60;
+  const restoreSuccess = latest(outcomeMetricName("restore", "success"), "namespace, tenant");
 
   return [
     {
@@ -276,6 +310,59 @@ export function alertRuleGroups(opts: AlertRuleOptions): RuleGroup[] {
           "5m",
           "Volume {{ $labels.persistentvolumeclaim }} is almost full",
           `PersistentVolumeClaim {{ $labels.namespace }}/{{ $labels.persistentvolumeclaim }} has {{ $value | humanizePercentage }} free (critical below ${percent(vol.criticalFreeRatio)}).`,
+        ),
+      ],
+    },
+    {
+      name: "loomworks.jobs",
+      rules: [
+        rule(
+          "LoomworksTenantStorageHigh",
+          "warning",
+          `${latest(STORAGE_RATIO_METRIC, "namespace, tenant")} >= ${jobs.storageWarningRatio} unless on (namespace, tenant) (${readOnly})`,
+          "0m",
+          "Tenant {{ $labels.tenant }} uses {{ $value | humanizePercentage }} of its storage limit",
+          `The last quota check measured {{ $labels.tenant }} (database, undo log and filestore) at {{ $value | humanizePercentage }} of its limit (warning from ${percent(jobs.storageWarningRatio)}); at 100 % its database becomes read-only.`,
+        ),
+        rule(
+          "LoomworksTenantReadOnly",
+          "critical",
+          readOnly,
+          "0m",
+          "Tenant {{ $labels.tenant }} is read-only: it reached its storage limit",
+          "The quota check made {{ $labels.tenant }}'s database read-only (writes are refused) because it reached its storage limit; it is writable again once it is below the limit (raise the limit or free space).",
+        ),
+        rule(
+          "LoomworksBackupFailed",
+          "critical",
+          lastRunFailed("backup", "namespace, type"),
+          "0m",
+          "The last {{ $labels.type }} backup failed",
+          "The last {{ $labels.type }} backup job in {{ $labels.namespace }} failed at {{ $value | humanizeTimestamp }} and none has succeeded since; its error is in the failed Job's log.",
+        ),
+        rule(
+          "LoomworksVerifyFailed",
+          "critical",
+          lastRunFailed("verify", "namespace"),
+          "0m",
+          "The repository verify in {{ $labels.namespace }} failed",
+          "The last pgBackRest verify in {{ $labels.namespace }} failed at {{ $value | humanizeTimestamp }} and none has succeeded since: a backup or WAL segment may be damaged or missing.",
+        ),
+        rule(
+          "LoomworksRestoreFailed",
+          "critical",
+          lastRunFailed("restore", "namespace, tenant"),
+          "0m",
+          "The restore of tenant {{ $labels.tenant }} failed",
+          "The last restore Job of {{ $labels.tenant }} in {{ $labels.namespace }} failed at {{ $value | humanizeTimestamp }} and no restore of it has finished since; the next `pulumi up` resumes or rolls it back.",
+        ),
+        rule(
+          "LoomworksRestoreFinished",
+          "info",
+          `(time() - ${restoreSuccess}) < ${restoreWindow} unless on (namespace, tenant) (${lastRunFailed("restore", "namespace, tenant")})`,
+          "0m",
+          "The restore of tenant {{ $labels.tenant }} finished",
+          `A restore of {{ $labels.tenant }} in {{ $labels.namespace }} finished {{ $value | humanizeDuration }} ago (this alert stays for ${jobs.restoreFinishedWindowMinutes} minutes).`,
         ),
       ],
     },

@@ -5,6 +5,7 @@
  */
 import { promises as fs } from "node:fs";
 import { schedulerPaths } from "../backup/scheduler";
+import { createMetricsPusher, type MetricsPusher } from "./metrics";
 import { createNotifier, type Notifier, type NotifierOptions } from "./webhook";
 
 export interface NotifySettings {
@@ -23,6 +24,24 @@ export const NOTIFY_ENV = {
   timeoutSeconds: "LOOMWORKS_NOTIFY_TIMEOUT_SECONDS",
   attempts: "LOOMWORKS_NOTIFY_ATTEMPTS",
 } as const;
+
+/** Where the Kubernetes ops pods push their metrics (components/kubernetes/OpsJobs.ts sets both). */
+export const PUSHGATEWAY_ENV = {
+  /** A plain value (`platform.kubernetes.monitoring.pushgatewayUrl`, no user info: not a secret). */
+  url: "LOOMWORKS_PUSHGATEWAY_URL",
+  /** The pod's namespace (fieldRef): every pushed group's `namespace` label. */
+  namespace: "LOOMWORKS_NAMESPACE",
+} as const;
+
+/** The ops pod's metrics pusher; a silent one without a Pushgateway URL (the local target). */
+export function metricsPusherFromEnv(
+  env: NodeJS.ProcessEnv,
+  log: NonNullable<NotifierOptions["log"]>,
+): MetricsPusher {
+  const url = env[PUSHGATEWAY_ENV.url] || undefined;
+  const namespace = env[PUSHGATEWAY_ENV.namespace] || undefined;
+  return createMetricsPusher({ ...(url ? { url } : {}), ...(namespace ? { namespace } : {}), log });
+}
 
 const positive = (v: unknown): number | undefined => {
   const n = Number(v);

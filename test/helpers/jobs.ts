@@ -10,12 +10,19 @@ import type { ProvidedPg } from "./pg-context";
 /** bin/infra/ops/jobs.js (the integration global set-up compiles the program). */
 export const JOBS_SCRIPT = path.join(repoRoot, "bin", "infra", "ops", "jobs.js");
 
-/** The scheduler's files for the shared cluster, no jobs: what jobs.js reads to reach the cluster. */
-export function writeClusterSchedulerFiles(pg: ProvidedPg): Promise<SchedulerPaths> {
-  return writeSchedulerFiles(pg.stateDir, [], {
+/**
+ * The scheduler's files for the shared cluster, no jobs: what jobs.js reads to reach the cluster.
+ * In `dir` (default the cluster's own state directory), naming `stanza` (default the cluster's).
+ */
+export function writeClusterSchedulerFiles(
+  pg: ProvidedPg,
+  dir: string = pg.stateDir,
+  stanza: string = pg.stanza,
+): Promise<SchedulerPaths> {
+  return writeSchedulerFiles(dir, [], {
     stateDir: pg.stateDir,
     port: pg.port,
-    stanza: pg.stanza,
+    stanza,
     archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
     retentionFull: pg.retentionFull,
     socketDir: clusterPaths(pg.stateDir).socketDir,

@@ -12,7 +12,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeNotifyFile, writeSchedulerFiles } from "../../lib/backup/daemon";
+import { writeNotifyFile } from "../../lib/backup/daemon";
 import type { Notification } from "../../lib/notify/webhook";
 import { adminDsn } from "../../lib/pg/client";
 import { clusterPaths } from "../../lib/pg/paths";
@@ -22,7 +22,7 @@ import { installQuotaApi, writeQuotaLimits } from "../../lib/quota/sql";
 import type { TenantSpec } from "../../lib/tenant/provision";
 import { makeStateDir } from "../../testkit/cluster";
 import { repoRoot } from "../../testkit/repo";
-import { JOBS_SCRIPT, runNode } from "../helpers/jobs";
+import { JOBS_SCRIPT, runNode, writeClusterSchedulerFiles } from "../helpers/jobs";
 import { useFixtureTenants } from "../helpers/tenants";
 
 const tenants = useFixtureTenants("notify");
@@ -39,14 +39,7 @@ let work: string;
 async function jobsStateDir(name: string, stanza = pg.stanza): Promise<string> {
   const dir = path.join(work, name);
   await fs.mkdir(dir, { mode: 0o755 });
-  await writeSchedulerFiles(dir, [], {
-    stateDir: pg.stateDir,
-    port: pg.port,
-    stanza,
-    archiveTimeoutSeconds: pg.archiveTimeoutSeconds,
-    retentionFull: pg.retentionFull,
-    socketDir: clusterPaths(pg.stateDir).socketDir,
-  });
+  await writeClusterSchedulerFiles(pg, dir, stanza);
   await writeNotifyFile(dir, { webhookUrl, stack: "integration", timeoutSeconds: 5, attempts: 2 });
   return dir;
 }

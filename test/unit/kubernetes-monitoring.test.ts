@@ -138,6 +138,7 @@ describe("Monitoring with the defaults", () => {
       "loomworks.postgres",
       "loomworks.backups",
       "loomworks.volumes",
+      "loomworks.jobs",
     ]);
   });
 

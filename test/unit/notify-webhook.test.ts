@@ -4,8 +4,6 @@
  * jobs compute, and `platform.notify` in the stack configuration.
  */
 import { promises as fs } from "node:fs";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -21,6 +19,7 @@ import {
 import { createNotifier, sendWebhook, type Notification } from "../../lib/notify/webhook";
 import type { StorageCheckResult } from "../../lib/quota/storage";
 import type { RestoreResult } from "../../lib/restore/restore";
+import { listenOnLoopback } from "../helpers/loopback-server";
 
 interface Received {
   method: string;
@@ -38,7 +37,7 @@ interface Receiver {
 /** A receiver answering each request with the next of `statuses` (the last one repeats); "hang" never answers. */
 async function receiver(statuses: Array<number | "hang">): Promise<Receiver> {
   const received: Received[] = [];
-  const server = http.createServer((req, res) => {
+  const server = await listenOnLoopback((req, res) => {
     let text = "";
     req.on("data", (d: Buffer) => (text += d.toString()));
     req.on("end", () => {
@@ -53,16 +52,10 @@ async function receiver(statuses: Array<number | "hang">): Promise<Receiver> {
       res.writeHead(status, { "content-type": "text/plain" }).end("thanks");
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}/hooks/loomworks?token=s3cret-T0KEN`,
+    url: `${server.origin}/hooks/loomworks?token=s3cret-T0KEN`,
     received,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: server.close,
   };
 }
 
