@@ -1,0 +1,289 @@
+/**
+ * The services of the Compose project (compose.ts), one function each, from the container facts
+ * DockerPlatform runs (containers.ts) and the project's layout (composeLayout.ts). No secret value
+ * here: secrets are Compose `secrets:` (files under /run/secrets) or `${NAME}` references.
+ */
+import * as path from "node:path";
+import type { StackConfig } from "../../infra/config/schema";
+import { aiKeyNames } from "../../lib/odoo/aiKeys";
+import { ERP_IMAGE } from "../../lib/odoo/image";
+import { NOTIFY_ENV } from "../../lib/notify/settings";
+import {
+  DOCKER_VOLUMES,
+  ERP_CONTAINER,
+  OPS_CONTAINER,
+  POSTGRES_CONTAINER,
+  containerName,
+  dockerOpsCommand,
+  dockerOpsEnv,
+  redisSessionCommand,
+  volumeName,
+  type DockerNginxConf,
+} from "./config";
+import { DATABASES_VARIABLE, FILES, MOUNTED, SECRET_VARIABLES } from "./composeLayout";
+import {
+  HEALTHCHECKS,
+  POSTGRES_SHM_SIZE_MB,
+  RESTART_POLICY,
+  START_AFTER,
+  STOP_TIMEOUT_SECONDS,
+  VOLUME_MOUNTS,
+  erpCommand,
+  erpEnvironment,
+  nginxCommand,
+  postgresCommand,
+  postgresEnvironment,
+  type DockerHealthcheck,
+  type DockerRole,
+} from "./containers";
+
+type Service = Record<string, unknown>;
+
+/** What every service builder needs. */
+export interface ComposeContext {
+  stack: string;
+  config: StackConfig;
+  /** The checkout, relative to the Compose files (build contexts). */
+  checkout: string;
+  stanza: string;
+  /** The repository is encrypted (`backups.encryptionPassphrase`). */
+  encrypted: boolean;
+  /** A webhook is configured (`notify.webhookUrl`). */
+  notify: boolean;
+  /** The production variant's router (its paths are the development one's too). */
+  router: DockerNginxConf;
+}
+
+const seconds = (n: number): string => `${n}s`;
+
+/** A Compose project name (lowercase letters, digits, `-` and `_`) from the containers' name prefix. */
+export function composeProjectName(prefix: string): string {
+  return prefix.toLowerCase().replace(/[^a-z0-9_-]/g, "-");
+}
+
+/** A path of the stack file (relative to the checkout) as the Compose files see it. */
+const fromCheckout = (checkout: string, p: string): string =>
+  path.posix.isAbsolute(p) ? p : path.posix.join(checkout, p);
+
+/** `${NAME:?...}`: Compose refuses to start when the variable is unset or empty. */
+export const requiredVariable = (name: string): string => `\${${name}:?set ${name} in .env}`;
+
+export const bind = (file: string, target: string): string => `./${file}:${target}:ro`;
+
+/** A command's words as Compose must see them: `$` doubled, so that no `$` is read as a variable. */
+const literal = (words: readonly string[]): string[] => words.map((w) => w.replace(/\$/g, "$$$$"));
+
+function healthcheck(h: DockerHealthcheck): Service {
+  return {
+    test: literal(h.test),
+    interval: seconds(h.intervalSeconds),
+    timeout: seconds(h.timeoutSeconds),
+    start_period: seconds(h.startPeriodSeconds),
+    retries: h.retries,
+  };
+}
+
+/** Name, restart policy, graceful stop and health-gated start order: as DockerPlatform's containers. */
+function common(ctx: ComposeContext, role: DockerRole): Service {
+  const after = START_AFTER[role];
+  return {
+    container_name: containerName(ctx.config.platform.docker.namePrefix, role),
+    hostname: role,
+    restart: RESTART_POLICY,
+    stop_grace_period: seconds(STOP_TIMEOUT_SECONDS[role]),
+    ...(after.length > 0
+      ? { depends_on: Object.fromEntries(after.map((r) => [r, { condition: "service_healthy" }])) }
+      : {}),
+  };
+}
+
+function namedVolumes(role: DockerRole): string[] {
+  return VOLUME_MOUNTS[role].map((m) => `${m.volume}:${m.path}${m.readOnly ? ":ro" : ""}`);
+}
+
+const rolesFile = (name: string): string => `${MOUNTED.rolesSecretsDir}/${name}`;
+
+export function postgresService(ctx: ComposeContext): Service {
+  const p = ctx.config.platform;
+  const image = p.docker.postgresImage
+    ? { image: p.docker.postgresImage }
+    : {
+        image: `${p.docker.namePrefix}/postgres:15-pgbackrest`,
+        build: { context: path.posix.join(ctx.checkout, "docker", "postgres"), dockerfile: "Dockerfile" },
+      };
+  return {
+    ...image,
+    ...common(ctx, "postgres"),
+    // pgbackrest.conf first (as root), then the image's own entrypoint (initdb, then postgres as postgres).
+    entrypoint: literal([
+      "/bin/sh",
+      "-c",
+      `sh ${MOUNTED.pgbackrestSetup} && exec docker-entrypoint.sh "$@"`,
+      "postgres-start",
+    ]),
+    command: literal(postgresCommand()),
+    environment: {
+      ...postgresEnvironment({ stanza: ctx.stanza, passwordFile: rolesFile("superuser-password") }),
+      // The image's initdb hook creates the ERP's role (and the replication and monitoring roles) from these files.
+      LOOMWORKS_SECRETS_DIR: MOUNTED.rolesSecretsDir,
+      LOOMWORKS_ERP_ROLE: p.odoo.dbUser,
+    },
+    secrets: [
+      { source: "postgres_password", target: rolesFile("superuser-password") },
+      { source: "replication_password", target: rolesFile("replication-password") },
+      { source: "monitor_password", target: rolesFile("monitor-password") },
+      { source: "erp_db_password", target: rolesFile("erp-password") },
+      ...(ctx.encrypted ? [{ source: "backup_cipher_pass", target: MOUNTED.backupCipherPass }] : []),
+    ],
+    volumes: [
+      ...namedVolumes("postgres"),
+      bind(FILES.postgresqlConf, POSTGRES_CONTAINER.config),
+      bind(FILES.pgbackrestConf, MOUNTED.pgbackrestConf),
+      bind(FILES.pgbackrestSetup, MOUNTED.pgbackrestSetup),
+    ],
+    ports: [`127.0.0.1:${p.postgresPort}:${POSTGRES_CONTAINER.port}`],
+    shm_size: `${POSTGRES_SHM_SIZE_MB}m`,
+    healthcheck: healthcheck(HEALTHCHECKS.postgres),
+  };
+}
+
+export function redisService(ctx: ComposeContext): Service {
+  return {
+    image: ctx.config.platform.docker.redisImage,
+    ...common(ctx, "redis"),
+    command: literal(redisSessionCommand()),
+    healthcheck: healthcheck(HEALTHCHECKS.redis),
+  };
+}
+
+/** The ERP image's build from the checkout, when the stack builds it (`odoo.addonsBuildContext`). */
+export function erpBuild(ctx: ComposeContext, target: "production" | "development"): Service {
+  const context = ctx.config.platform.odoo.addonsBuildContext;
+  if (!context) return {};
+  return {
+    build: {
+      context: ctx.checkout,
+      dockerfile: "docker/Dockerfile",
+      target,
+      additional_contexts: { addons: fromCheckout(ctx.checkout, context) },
+    },
+  };
+}
+
+export function erpService(ctx: ComposeContext): Service {
+  const odoo = ctx.config.platform.odoo;
+  return {
+    image: odoo.image,
+    ...erpBuild(ctx, "production"),
+    ...common(ctx, "erp"),
+    command: literal(erpCommand(false)),
+    environment: {
+      ...erpEnvironment({ databases: [], updateModules: odoo.updateModules, debugpy: false }),
+      [DATABASES_VARIABLE]: `\${${DATABASES_VARIABLE}:-}`,
+      ...Object.fromEntries(
+        aiKeyNames(ctx.config.platform.ai.keys).map((name) => [name, requiredVariable(name)]),
+      ),
+    },
+    secrets: [
+      { source: "odoo_admin_passwd", target: ERP_CONTAINER.adminPasswdFile },
+      { source: "erp_db_password", target: ERP_CONTAINER.dbPasswordFile },
+    ],
+    volumes: [
+      ...namedVolumes("erp"),
+      bind(FILES.odooConf, ERP_IMAGE.confPath),
+      bind(FILES.tenantsDir, ERP_IMAGE.tenantsDir),
+    ],
+    // The limits odoo.conf's workers are sized from.
+    cpus: odoo.cpu,
+    mem_limit: `${odoo.memoryMb}m`,
+    stop_signal: "SIGTERM",
+    healthcheck: healthcheck(HEALTHCHECKS.erp),
+  };
+}
+
+export function nginxService(ctx: ComposeContext): Service {
+  const { docker } = ctx.config.platform;
+  const paths = ctx.router.paths;
+  return {
+    image: docker.nginxImage,
+    ...common(ctx, "nginx"),
+    command: literal(nginxCommand(paths)),
+    volumes: [
+      bind(FILES.nginxConf, paths.config),
+      bind(`${FILES.nginxHtml}/404.html`, `${paths.htmlDir}/404.html`),
+      bind(`${FILES.nginxHtml}/503.html`, `${paths.htmlDir}/503.html`),
+    ],
+    ports: [`${docker.bindAddress}:${docker.httpPort}:80`],
+    healthcheck: healthcheck(HEALTHCHECKS.nginx),
+  };
+}
+
+/**
+ * The ops container as DockerPlatform's (opsContainers.ts): the scheduler daemon over the CronJobs'
+ * jobs through `loomworks-job` (config.ts), as root, on the PostgreSQL container's volumes and socket;
+ * pgbackrest.conf is written at its start (Pulumi uploads it instead).
+ */
+export function opsService(ctx: ComposeContext): Service {
+  const p = ctx.config.platform;
+  return {
+    image: `${p.docker.namePrefix}/ops:local`,
+    build: { context: ctx.checkout, dockerfile: "docker/ops/Dockerfile" },
+    ...common(ctx, "ops"),
+    // Root: the jobs run pgBackRest as postgres themselves (runuser) and link the ERP's files.
+    user: "0:0",
+    entrypoint: literal([
+      "/usr/bin/tini",
+      "--",
+      "/bin/sh",
+      "-c",
+      `sh ${MOUNTED.pgbackrestSetup} && exec "$@"`,
+      "ops-start",
+    ]),
+    command: literal(dockerOpsCommand()),
+    environment: dockerOpsEnv({
+      stanza: ctx.stanza,
+      retentionFull: p.backups.retentionFull,
+      ...(ctx.notify
+        ? {
+            notify: {
+              stack: ctx.stack,
+              timeoutSeconds: p.notify.timeoutSeconds,
+              attempts: p.notify.attempts,
+            },
+          }
+        : {}),
+    }),
+    secrets: [
+      { source: "postgres_password", target: OPS_CONTAINER.passwordFile },
+      ...(ctx.notify ? [{ source: "notify_webhook_url", target: OPS_CONTAINER.notifyUrlFile }] : []),
+      ...(ctx.encrypted ? [{ source: "backup_cipher_pass", target: MOUNTED.backupCipherPass }] : []),
+    ],
+    volumes: [
+      ...namedVolumes("ops"),
+      bind(FILES.pgbackrestConf, MOUNTED.pgbackrestConf),
+      bind(FILES.pgbackrestSetup, MOUNTED.pgbackrestSetup),
+      bind(FILES.schedule, `${OPS_CONTAINER.stateDir}/scheduler/schedule.json`),
+      bind(FILES.jobScript, OPS_CONTAINER.jobCommand),
+    ],
+    healthcheck: healthcheck(HEALTHCHECKS.ops),
+  };
+}
+
+/** The top-level secrets (each from its `.env` variable), named volumes and network. */
+export function projectResources(ctx: ComposeContext): Service {
+  const prefix = ctx.config.platform.docker.namePrefix;
+  return {
+    networks: { default: { name: ctx.config.platform.docker.networkName } },
+    // The names DockerPlatform's volumes have.
+    volumes: Object.fromEntries(DOCKER_VOLUMES.map((v) => [v, { name: volumeName(prefix, v) }])),
+    secrets: {
+      postgres_password: { environment: SECRET_VARIABLES.superuser },
+      replication_password: { environment: SECRET_VARIABLES.replication },
+      monitor_password: { environment: SECRET_VARIABLES.monitor },
+      erp_db_password: { environment: SECRET_VARIABLES.erpDb },
+      odoo_admin_passwd: { environment: SECRET_VARIABLES.odooAdmin },
+      ...(ctx.encrypted ? { backup_cipher_pass: { environment: SECRET_VARIABLES.backupCipher } } : {}),
+      ...(ctx.notify ? { notify_webhook_url: { environment: NOTIFY_ENV.webhookUrl } } : {}),
+    },
+  };
+}

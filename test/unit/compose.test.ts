@@ -1,0 +1,335 @@
+/**
+ * `npm run compose` (components/docker/compose.ts): the Compose project rendered from a dev-like and
+ * a prod-like docker stack file (test/fixtures/compose/) is valid against the Compose
+ * Specification's JSON schema (compose-spec.json as the `dclint` package ships it, the official file
+ * of compose-spec/compose-spec), the development override too; `.env.example` names exactly the
+ * variables the Compose files read; no secret of the stack file reaches any rendered file; a bad
+ * stack file gives the same messages as `pulumi preview`.
+ */
+import { spawnSync } from "node:child_process";
+import { promises as fsp, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import * as os from "node:os";
+import * as path from "node:path";
+import Ajv from "ajv";
+import * as yaml from "js-yaml";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  COMPOSE_DEV_FILE,
+  COMPOSE_FILE,
+  ENV_EXAMPLE_FILE,
+  renderCompose,
+  type ComposeRender,
+} from "../../components/docker/compose";
+import { pgbackrestSetupScript } from "../../components/docker/composeLayout";
+import { HEALTHCHECKS, STOP_TIMEOUT_SECONDS } from "../../components/docker/containers";
+import { ConfigError, parseStackConfig } from "../../infra/config/load";
+import { parseStackFile } from "../../infra/config/stackFile";
+import { repoRoot } from "../../testkit/repo";
+import { requireTool } from "../helpers/tools";
+
+const requireHere = createRequire(__filename);
+const schemaFile = path.join(
+  path.dirname(requireHere.resolve("dclint/package.json")),
+  "schemas",
+  "compose.schema.json",
+);
+const schema = JSON.parse(readFileSync(schemaFile, "utf8")) as Record<string, unknown>;
+// The file names draft-07's meta-schema by its https address; Ajv knows it by the http one.
+const draft07 = requireHere("ajv/dist/refs/json-schema-draft-07.json") as Record<string, unknown>;
+const ajv = new Ajv({ allErrors: true, strict: false });
+ajv.addMetaSchema({ ...draft07, $id: String(schema.$schema) });
+const validate = ajv.compile(schema);
+
+function errorsOf(doc: unknown): string[] {
+  return validate(doc) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ""}`);
+}
+
+const fixture = (name: string) => path.join(repoRoot, "test", "fixtures", "compose", `Pulumi.${name}.yaml`);
+const stackText = (name: string) => readFileSync(fixture(name), "utf8");
+
+function render(name: string): ComposeRender {
+  const config = parseStackFile(stackText(name), path.basename(fixture(name)));
+  return renderCompose({ stack: name, config, checkoutDir: "../.." });
+}
+
+const fileText = (r: ComposeRender, file: string): string => {
+  const found = r.files.find((f) => f.path === file);
+  expect(found, file).toBeDefined();
+  return (found as { content: string }).content;
+};
+
+/** `${NAME}`, `${NAME:-...}`, `${NAME:?...}` (not `$${...}`, Compose's escaped dollar). */
+function interpolated(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const m of text.matchAll(/(\$*)\$\{([A-Za-z_][A-Za-z0-9_]*)/g)) {
+    if (m[1].length % 2 === 0) names.add(m[2]);
+  }
+  return names;
+}
+
+function secretSources(doc: Record<string, unknown>): Set<string> {
+  const secrets = (doc.secrets ?? {}) as Record<string, { environment?: string }>;
+  return new Set(Object.values(secrets).flatMap((s) => (s.environment ? [s.environment] : [])));
+}
+
+const envExampleNames = (text: string): Set<string> =>
+  new Set(
+    text
+      .split("\n")
+      .filter((l) => /^[A-Z_][A-Z0-9_]*=/.test(l))
+      .map((l) => l.slice(0, l.indexOf("="))),
+  );
+
+describe.each(["docker-dev", "docker-prod"])("the Compose project of %s", (stack) => {
+  const r = render(stack);
+  const base = yaml.load(fileText(r, COMPOSE_FILE)) as Record<string, unknown>;
+  const dev = yaml.load(fileText(r, COMPOSE_DEV_FILE)) as Record<string, unknown>;
+
+  it("is valid against the Compose Specification's schema, with its development override", () => {
+    expect(errorsOf(base)).toEqual([]);
+    expect(errorsOf(dev)).toEqual([]);
+    expect(Object.keys(base.services as object).sort()).toEqual(["erp", "nginx", "ops", "postgres", "redis"]);
+  });
+
+  it("names in .env.example every variable the Compose files read, and nothing else", () => {
+    const used = new Set([
+      ...interpolated(fileText(r, COMPOSE_FILE)),
+      ...interpolated(fileText(r, COMPOSE_DEV_FILE)),
+      ...secretSources(base),
+    ]);
+    const listed = envExampleNames(fileText(r, ENV_EXAMPLE_FILE));
+    expect([...listed].sort()).toEqual([...used].sort());
+    expect(used.size).toBeGreaterThan(4);
+  });
+
+  it("carries no secret of the stack file, not even its stand-ins", () => {
+    const secureValues = [...stackText(stack).matchAll(/secure: (\S+)/g)].map((m) => m[1]);
+    for (const f of r.files) {
+      for (const value of secureValues) expect(f.content, f.path).not.toContain(value);
+      expect(f.content, f.path).not.toContain("secret-from-the-stack-file");
+    }
+  });
+
+  it("runs the containers DockerPlatform declares: health checks, stop timeouts, start order", () => {
+    const services = base.services as Record<string, Record<string, unknown>>;
+    expect((services.postgres.healthcheck as { test: string[] }).test).toEqual(HEALTHCHECKS.postgres.test);
+    expect((services.erp.healthcheck as { start_period: string }).start_period).toBe(
+      `${HEALTHCHECKS.erp.startPeriodSeconds}s`,
+    );
+    expect(services.erp.stop_grace_period).toBe(`${STOP_TIMEOUT_SECONDS.erp}s`);
+    expect(services.nginx.depends_on).toEqual({ erp: { condition: "service_healthy" } });
+    const devErp = (dev.services as Record<string, Record<string, unknown>>).erp;
+    expect(devErp.command).toEqual(["odoo", "--dev=all"]);
+    expect(devErp.ports).toEqual(["127.0.0.1:5678:5678"]);
+    expect(devErp.environment).toMatchObject({ LOOMWORKS_DEBUGPY: "1" });
+  });
+});
+
+describe("the prod-like stack's secrets", () => {
+  const r = render("docker-prod");
+  const text = fileText(r, COMPOSE_FILE);
+  const env = fileText(r, ENV_EXAMPLE_FILE);
+
+  it("come from .env: AI keys by name, the repository passphrase through a secret file", () => {
+    for (const name of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LOOMWORKS_BACKUP_CIPHER_PASS"])
+      expect(env).toMatch(new RegExp(`^${name}=change-me-`, "m"));
+    const pgbackrest = fileText(r, "postgres/pgbackrest.conf");
+    expect(pgbackrest).toMatch(/^repo1-cipher-type=aes-256-cbc$/m);
+    expect(pgbackrest).toMatch(/^repo1-cipher-pass=from-secret-file:\/run\/secrets\/backup-cipher-pass$/m);
+    // The ops container's secrets are files: its configuration (docker inspect) holds none.
+    const services = (yaml.load(text) as { services: Record<string, Record<string, unknown>> }).services;
+    expect(services.ops.secrets).toEqual([
+      { source: "postgres_password", target: "/run/secrets/postgres-password" },
+      { source: "notify_webhook_url", target: "/run/secrets/notify-webhook-url" },
+      { source: "backup_cipher_pass", target: "/run/secrets/backup-cipher-pass" },
+    ]);
+    expect(JSON.stringify(services.ops.environment)).not.toMatch(/PASSWORD|WEBHOOK_URL|CIPHER/);
+  });
+
+  it("schedules the ops jobs of the stack's schedule", () => {
+    const schedule = JSON.parse(fileText(r, "ops/schedule.json")) as {
+      jobs: { name: string; cron: string; command: string[] }[];
+    };
+    const byName = Object.fromEntries(schedule.jobs.map((j) => [j.name, j]));
+    expect(byName["backup-full"].cron).toBe("0 2 * * 0");
+    expect(byName["quota-check"].cron).toBe("*/15 * * * *");
+    expect(byName["backup-diff"].command.slice(1)).toEqual([
+      "/opt/loomworks/bin/infra/ops/jobs.js",
+      "backup",
+      "--type",
+      "diff",
+    ]);
+  });
+});
+
+describe("the schema check", () => {
+  it("rejects a broken document (so the check above can fail)", () => {
+    const r = render("docker-dev");
+    const doc = yaml.load(fileText(r, COMPOSE_FILE)) as { services: Record<string, Record<string, unknown>> };
+    doc.services.erp.restart = 5;
+    doc.services.nginx.imagee = "nginx";
+    const errors = errorsOf(doc);
+    expect(errors.some((e) => e.startsWith("/services/erp/restart"))).toBe(true);
+    expect(errors.some((e) => e.includes("must NOT have additional properties"))).toBe(true);
+  });
+});
+
+describe("what the Compose project cannot do", () => {
+  it("refuses routerTls instead of dropping it", () => {
+    const config = parseStackFile(stackText("docker-dev"), "Pulumi.docker-dev.yaml");
+    const routerTls = {
+      certFile: "tls/router.crt",
+      keyFile: "tls/router.key",
+      port: 8443,
+      hstsMaxAgeSeconds: 300,
+    };
+    expect(() =>
+      renderCompose({
+        stack: "docker-dev",
+        config: { ...config, platform: { ...config.platform, routerTls } },
+        checkoutDir: "../..",
+      }),
+    ).toThrow(/platform\.routerTls: the Compose project serves plain HTTP only/);
+  });
+
+  it("refuses a backup setting it does not render (a second repository) instead of dropping it", () => {
+    const config = parseStackFile(stackText("docker-prod"), "Pulumi.docker-prod.yaml");
+    const backups = { ...config.platform.backups, offsite: { path: "/mnt/offsite" } };
+    expect(() =>
+      renderCompose({
+        stack: "docker-prod",
+        config: { ...config, platform: { ...config.platform, backups } },
+        checkoutDir: "../..",
+      }),
+    ).toThrow(/platform\.backups: the Compose project does not render offsite yet/);
+    expect(() => renderCompose({ stack: "docker-prod", config, checkoutDir: "../.." })).not.toThrow();
+  });
+});
+
+describe("a bad stack file", () => {
+  it("fails with the messages pulumi preview gives", () => {
+    const platform = { target: "docker", docker: { httpPort: 70000 } };
+    const tenants = { acme: { teir: "pro", adminEmail: "a@acme.example" } };
+    const text = yaml.dump({
+      config: { "loomworks:platform": platform, "loomworks:tenants": tenants, "loomworks:tenant": {} },
+    });
+    let expected: string[] = [];
+    try {
+      parseStackConfig({ platform, tenants });
+    } catch (err) {
+      expected = (err as ConfigError).problems as string[];
+    }
+    expect(expected.length).toBeGreaterThan(1);
+    expect(() => parseStackFile(text, "Pulumi.bad.yaml")).toThrow(ConfigError);
+    try {
+      parseStackFile(text, "Pulumi.bad.yaml");
+    } catch (err) {
+      expect((err as ConfigError).problems).toEqual([
+        'loomworks: key "tenant": is not a known key (did you mean "tenants"?)',
+        ...expected,
+      ]);
+    }
+  });
+});
+
+describe("pgbackrest-conf.sh (the postgres and ops containers' start)", () => {
+  beforeAll(() => requireTool("shellcheck"));
+  const script = pgbackrestSetupScript();
+
+  it("is POSIX sh and shellcheck-clean", () => {
+    expect(script.split("\n")[0]).toBe("#!/bin/sh");
+    const r = spawnSync("shellcheck", ["--shell=sh", "--severity=style", "-"], {
+      input: script,
+      encoding: "utf8",
+    });
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.status).toBe(0);
+  });
+
+  /** The script with the containers' absolute paths moved under `dir` (it runs as root there too). */
+  async function runIn(dir: string, conf: string, secret?: string) {
+    const local = script
+      .replace(/\/etc\/loomworks\//g, `${dir}/mounted/`)
+      .replace(/\/etc\/pgbackrest\//g, `${dir}/pgbackrest/`)
+      .replace(/\/run\/secrets\//g, `${dir}/secrets/`)
+      .replace(/\/(var\/spool|var\/log|tmp)\/pgbackrest/g, `${dir}/$1/pgbackrest`);
+    expect(local).not.toContain(" /etc/");
+    await fsp.mkdir(`${dir}/mounted`, { recursive: true });
+    await fsp.mkdir(`${dir}/secrets`, { recursive: true });
+    await fsp.writeFile(`${dir}/mounted/pgbackrest.conf`, conf);
+    if (secret !== undefined) await fsp.writeFile(`${dir}/secrets/backup-cipher-pass`, secret);
+    return spawnSync("sh", ["-c", local], { encoding: "utf8" });
+  }
+
+  it("writes pgbackrest.conf for postgres, with the passphrase from the secret file", async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "lw-compose-pgbackrest-"));
+    try {
+      const conf = fileText(render("docker-prod"), "postgres/pgbackrest.conf");
+      const passphrase = String.raw`p&a\ss|wo"rd$1 /x`;
+      const r = await runIn(dir, conf, passphrase);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      const written = `${dir}/pgbackrest/pgbackrest.conf`;
+      const text = await fsp.readFile(written, "utf8");
+      expect(text).toBe(conf.replace(/^repo1-cipher-pass=.*$/m, `repo1-cipher-pass=${passphrase}`));
+      const st = await fsp.stat(written);
+      expect(st.mode & 0o777).toBe(0o600);
+      expect(st.uid).toBe(Number(spawnSync("id", ["-u", "postgres"], { encoding: "utf8" }).stdout.trim()));
+
+      const without = await runIn(await fsp.mkdtemp(path.join(dir, "none-")), conf);
+      expect(without.status).toBe(78);
+      expect(without.stderr).toMatch(/LOOMWORKS_BACKUP_CIPHER_PASS in \.env/);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("npm run compose", () => {
+  const run = (...args: string[]) =>
+    spawnSync(
+      path.join(repoRoot, "node_modules", ".bin", "vite-node"),
+      ["scripts/compose.ts", "--", ...args],
+      {
+        cwd: repoRoot,
+        encoding: "utf8",
+      },
+    );
+
+  it("writes the project into --out", async () => {
+    const out = await fsp.mkdtemp(path.join(os.tmpdir(), "lw-compose-out-"));
+    try {
+      const r = run("--stack", "docker-dev", "--file", fixture("docker-dev"), "--out", out);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      const written = await fsp.readdir(out, { recursive: true });
+      for (const f of render("docker-dev").files) expect(written).toContain(f.path);
+      for (const script of ["postgres/pgbackrest-conf.sh", "ops/loomworks-job"])
+        expect((await fsp.stat(path.join(out, script))).mode & 0o777, script).toBe(0o755);
+      expect((await fsp.stat(path.join(out, COMPOSE_FILE))).mode & 0o777).toBe(0o644);
+    } finally {
+      await fsp.rm(out, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses a stack of another target, and a bad one with the preview's messages", async () => {
+    const out = await fsp.mkdtemp(path.join(os.tmpdir(), "lw-compose-out-"));
+    try {
+      const local = run("--stack", "dev", "--out", out);
+      expect(local.status).toBe(1);
+      expect(local.stderr).toMatch(/platform\.target is local; compose renders the docker target only/);
+      const bad = path.join(out, "Pulumi.bad.yaml");
+      await fsp.writeFile(
+        bad,
+        yaml.dump({ config: { "loomworks:platform": { target: "docker", domain: "A B" } } }),
+      );
+      const invalid = run("--stack", "bad", "--file", bad, "--out", out);
+      expect(invalid.status).toBe(1);
+      expect(invalid.stderr).toContain('platform: key "domain": must be a lowercase DNS name');
+      expect(await fsp.readdir(out)).toEqual(["Pulumi.bad.yaml"]);
+    } finally {
+      await fsp.rm(out, { recursive: true, force: true });
+    }
+  });
+});
