@@ -235,7 +235,7 @@ function developmentOverride(ctx: ComposeContext): Record<string, unknown> {
   const { [DATABASES_VARIABLE]: _databases, ...environment } = erpEnvironment({
     databases: [],
     updateModules: p.odoo.updateModules,
-    debugpy: true,
+    debugpy: dev.debugpy,
   });
   return {
     services: {
@@ -245,7 +245,8 @@ function developmentOverride(ctx: ComposeContext): Record<string, unknown> {
         command: erpCommand(true),
         environment,
         volumes: [bind(FILES.odooDevConf, ERP_IMAGE.confPath), `${addons}:${ERP_IMAGE.addonsDir}:ro`],
-        ports: [`127.0.0.1:${dev.debugpyPort}:${ERP_IMAGE.debugpyPort}`],
+        // debugpy on 127.0.0.1 only, unless development.debugpy is false.
+        ...(dev.debugpy ? { ports: [`127.0.0.1:${dev.debugpyPort}:${ERP_IMAGE.debugpyPort}`] } : {}),
         // No limits in development (0: none).
         cpus: 0,
         mem_limit: 0,

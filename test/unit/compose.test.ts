@@ -175,6 +175,26 @@ describe("the schema check", () => {
   });
 });
 
+describe("the development override", () => {
+  it("leaves debugpy out when development.debugpy is false", () => {
+    const config = parseStackFile(stackText("docker-dev"), "Pulumi.docker-dev.yaml");
+    const development = { ...config.platform.docker.development, debugpy: false };
+    const r = renderCompose({
+      stack: "docker-dev",
+      config: {
+        ...config,
+        platform: { ...config.platform, docker: { ...config.platform.docker, development } },
+      },
+      checkoutDir: "../..",
+    });
+    const erp = (r.devOverride.services as Record<string, Record<string, unknown>>).erp;
+    expect(erp.ports).toBeUndefined();
+    expect(erp.environment).not.toHaveProperty("LOOMWORKS_DEBUGPY");
+    expect(erp.command).toEqual(["odoo", "--dev=all"]);
+    expect(errorsOf(r.devOverride)).toEqual([]);
+  });
+});
+
 describe("what the Compose project cannot do", () => {
   it("refuses routerTls instead of dropping it", () => {
     const config = parseStackFile(stackText("docker-dev"), "Pulumi.docker-dev.yaml");

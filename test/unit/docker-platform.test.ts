@@ -71,6 +71,14 @@ import {
   renderDockerPgBackRestConf,
   renderDockerPostgresqlConf,
 } from "../../components/docker/config";
+import {
+  HEALTHCHECKS,
+  RESTART_POLICY,
+  STOP_TIMEOUT_SECONDS,
+  erpCommand,
+  nginxCommand,
+  postgresCommand,
+} from "../../components/docker/containers";
 import { dockerConfigSchema } from "../../infra/config/docker";
 import { odooConfigSchema } from "../../infra/config/odoo";
 import { parseOdooConfig, secretReferences } from "../../lib/odoo/config";
@@ -468,6 +476,51 @@ describe("DockerPlatform (production variant)", () => {
     expect((i.healthcheck as { tests: string[] }).tests.slice(0, 3)).toEqual(["CMD", "bash", "-c"]);
     expect(isSecretInput(nginx.inputs.uploads)).toBe(false);
     expect(opts(CONTAINER, "nginx").dependsOn).toEqual(["erp"]);
+  });
+
+  // The Compose project (components/docker/compose.ts) runs containers.ts' facts: until DockerPlatform
+  // takes them from there too, this holds the two together.
+  it("runs what containers.ts describes, as the Compose project does: commands, health checks, restart, stop timeouts", () => {
+    const roles = ["postgres", "redis", "erp", "nginx", "ops"] as const;
+    const commands: Record<(typeof roles)[number], string[] | undefined> = {
+      postgres: postgresCommand(),
+      redis: redisSessionCommand(),
+      erp: erpCommand(false),
+      nginx: undefined, // below: from the router's paths
+      ops: undefined, // config.ts' dockerOpsCommand, which the Compose project runs too
+    };
+    for (const role of roles) {
+      const i = plain(only(regs, CONTAINER, role).inputs) as {
+        command: string[];
+        restart: string;
+        stopTimeout: number;
+        healthcheck: {
+          tests: string[];
+          interval: string;
+          timeout: string;
+          startPeriod: string;
+          retries: number;
+        };
+      };
+      const h = HEALTHCHECKS[role];
+      expect(i.healthcheck, role).toEqual({
+        tests: h.test,
+        interval: `${h.intervalSeconds}s`,
+        timeout: `${h.timeoutSeconds}s`,
+        startPeriod: `${h.startPeriodSeconds}s`,
+        retries: h.retries,
+      });
+      expect(i.restart, role).toBe(RESTART_POLICY);
+      expect(i.stopTimeout, role).toBe(STOP_TIMEOUT_SECONDS[role]);
+      if (commands[role]) expect(i.command, role).toEqual(commands[role]);
+    }
+    const router = renderDockerNginxConf({
+      domain: "loom.example",
+      publicPort: 8080,
+      tenants,
+      development: false,
+    });
+    expect(plain(only(regs, CONTAINER, "nginx").inputs.command)).toEqual(nginxCommand(router.paths));
   });
 
   it("outputs: the published cluster (adminDsn secret), the ERP's secrets, the URL", async () => {
