@@ -9,7 +9,7 @@ import type { DockerConfig } from "../../infra/config/docker";
 import type { OdooConfig } from "../../infra/config/odoo";
 import type { OpsScheduleArgs } from "../../lib/backup/opsJobs";
 import { aiKeyNames } from "../../lib/odoo/aiKeys";
-import { ERP_IMAGE, ENTRYPOINT_ENV, LOG_FORMAT_ENV } from "../../lib/odoo/image";
+import { ERP_IMAGE } from "../../lib/odoo/image";
 import type { ErpTenant } from "../../lib/odoo/tenantMap";
 import { routerUrl, type RouterTenant } from "../../lib/router/config";
 import {
@@ -28,6 +28,19 @@ import {
   volumeName,
   type DockerVolumeName,
 } from "./config";
+import { containerEnvs, containerHealthcheck, containerVolumes } from "./containerInputs";
+import {
+  POSTGRES_SHM_SIZE_MB,
+  RESTART_POLICY,
+  START_AFTER,
+  STOP_TIMEOUT_SECONDS,
+  erpCommand,
+  erpEnvironment,
+  nginxCommand,
+  postgresCommand,
+  postgresEnvironment,
+  type DockerRole,
+} from "./containers";
 import {
   opsContainer,
   restoreContainer,
@@ -99,15 +112,12 @@ export interface DockerRouterTls {
   filesHash?: string;
 }
 
-/** What every container gets: restart policy, health-gated creation, graceful stop. */
-const RESTART = "unless-stopped";
 /**
  * Every long-running container: a refresh that finds it stopped removes it from the state (the
  * provider deletes the stopped container), so the refresh shows it gone and the next `pulumi up`
  * creates it again (docs/operations/docker.md#refresh-and-stopped-containers).
  */
 const MUST_RUN = true;
-const STOP_TIMEOUT_SECONDS = 60;
 
 /** sha256 of a directory's files (paths and contents; .git, caches and bytecode skipped): rebuilds an image when it changes. */
 export function directoryDigest(dir: string): string {
@@ -273,6 +283,15 @@ export class DockerPlatform extends pulumi.ComponentResource {
           on(),
         );
 
+    // Health-gated start order (containers.ts' START_AFTER): each container after those it names.
+    const started: Partial<Record<DockerRole, docker.Container>> = {};
+    const startAfter = (role: DockerRole): docker.Container[] =>
+      START_AFTER[role].map((r) => {
+        const c = started[r];
+        if (!c) throw new Error(`docker: ${role} starts after ${r}, which is not declared yet`);
+        return c;
+      });
+
     // --- PostgreSQL 15 + pgBackRest -----------------------------------------------------------
     const pgbackrestConf = pulumi.output(args.postgres.encryptionPassphrase).apply((passphrase) =>
       renderDockerPgBackRestConf({
@@ -288,12 +307,8 @@ export class DockerPlatform extends pulumi.ComponentResource {
         image: postgresImage.imageId,
         hostname: DOCKER_HOSTS.postgres,
         networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.postgres] }],
-        command: ["postgres", "-c", `config_file=${POSTGRES_CONTAINER.config}`],
-        envs: [
-          `POSTGRES_PASSWORD_FILE=${POSTGRES_CONTAINER.passwordFile}`,
-          `PGDATA=${POSTGRES_CONTAINER.dataDir}`,
-          `LOOMWORKS_STANZA=${stanza}`,
-        ],
+        command: postgresCommand(),
+        envs: containerEnvs(postgresEnvironment({ stanza, passwordFile: POSTGRES_CONTAINER.passwordFile })),
         uploads: [
           {
             file: POSTGRES_CONTAINER.config,
@@ -315,40 +330,20 @@ export class DockerPlatform extends pulumi.ComponentResource {
             permissions: "0444",
           },
         ],
-        volumes: [
-          { volumeName: volumes.postgres_data.name, containerPath: POSTGRES_CONTAINER.volumeDir },
-          { volumeName: volumes.backups.name, containerPath: POSTGRES_CONTAINER.repoDir },
-          { volumeName: volumes.wal_archive.name, containerPath: POSTGRES_CONTAINER.walArchiveDir },
-          // Shared with the ops container: pgBackRest's backups connect through the socket.
-          { volumeName: volumes.postgres_socket.name, containerPath: POSTGRES_CONTAINER.socketDir },
-        ],
+        volumes: containerVolumes("postgres", volumes),
         ports: [{ internal: POSTGRES_CONTAINER.port, external: args.postgres.hostPort, ip: "127.0.0.1" }],
-        shmSize: 256,
-        healthcheck: {
-          tests: [
-            "CMD",
-            "pg_isready",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            String(POSTGRES_CONTAINER.port),
-            "-U",
-            "postgres",
-          ],
-          interval: "10s",
-          timeout: "5s",
-          startPeriod: "60s",
-          retries: 5,
-        },
-        restart: RESTART,
+        shmSize: POSTGRES_SHM_SIZE_MB,
+        healthcheck: containerHealthcheck("postgres"),
+        restart: RESTART_POLICY,
         mustRun: MUST_RUN,
         wait: true,
         waitTimeout: 300,
-        stopTimeout: STOP_TIMEOUT_SECONDS,
-        destroyGraceSeconds: STOP_TIMEOUT_SECONDS,
+        stopTimeout: STOP_TIMEOUT_SECONDS.postgres,
+        destroyGraceSeconds: STOP_TIMEOUT_SECONDS.postgres,
       },
-      on(),
+      on({ dependsOn: startAfter("postgres") }),
     );
+    started.postgres = postgres;
     const adminDsn = pulumi.secret(
       pulumi.interpolate`postgres://postgres:${superuserPassword.result}@127.0.0.1:${args.postgres.hostPort}/postgres`,
     );
@@ -370,21 +365,16 @@ export class DockerPlatform extends pulumi.ComponentResource {
         hostname: DOCKER_HOSTS.redis,
         networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.redis] }],
         command: redisSessionCommand(),
-        healthcheck: {
-          tests: ["CMD", "redis-cli", "ping"],
-          interval: "10s",
-          timeout: "3s",
-          startPeriod: "10s",
-          retries: 5,
-        },
-        restart: RESTART,
+        healthcheck: containerHealthcheck("redis"),
+        restart: RESTART_POLICY,
         mustRun: MUST_RUN,
         wait: true,
         waitTimeout: 120,
-        stopTimeout: 10,
+        stopTimeout: STOP_TIMEOUT_SECONDS.redis,
       },
-      on({ dependsOn: [postgres] }),
+      on({ dependsOn: startAfter("redis") }),
     );
+    started.redis = redis;
 
     // --- the ERP ------------------------------------------------------------------------------
     this.odooConfig = renderDockerOdooConf({
@@ -401,16 +391,9 @@ export class DockerPlatform extends pulumi.ComponentResource {
     const debugpy = dev && cfg.development.debugpy;
     const baseEnvs = pulumi
       .output(databases)
-      .apply((dbs) => [
-        `${ENTRYPOINT_ENV.adminPasswd}_FILE=${ERP_CONTAINER.adminPasswdFile}`,
-        `${ENTRYPOINT_ENV.dbPassword}_FILE=${ERP_CONTAINER.dbPasswordFile}`,
-        `${ENTRYPOINT_ENV.databases}=${[...dbs].sort().join(",")}`,
-        `${ENTRYPOINT_ENV.updateModules}=${odoo.updateModules.join(",")}`,
-        `${LOG_FORMAT_ENV.name}=${LOG_FORMAT_ENV.value}`,
-        ...(debugpy
-          ? [`${ENTRYPOINT_ENV.debugpy}=1`, `${ENTRYPOINT_ENV.debugpyPort}=${ERP_IMAGE.debugpyPort}`]
-          : []),
-      ]);
+      .apply((dbs) =>
+        containerEnvs(erpEnvironment({ databases: dbs, updateModules: odoo.updateModules, debugpy })),
+      );
     // With AI keys the whole list is a secret: the engine keeps it encrypted and previews hide it.
     const aiKeys = args.aiKeys ?? {};
     const erpEnvs =
@@ -428,7 +411,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
         image: erpImage.imageId,
         hostname: DOCKER_HOSTS.erp,
         networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.erp] }],
-        command: dev ? ["odoo", "--dev=all"] : ["odoo"],
+        command: erpCommand(dev),
         envs: erpEnvs,
         uploads: [
           { file: ERP_IMAGE.confPath, content: this.odooConfig, permissions: "0444" },
@@ -447,7 +430,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
           ...tenantFileUploads(args.erpTenants ?? []),
         ],
         volumes: [
-          { volumeName: volumes.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
+          ...containerVolumes("erp", volumes),
           ...(dev && cfg.development.addonsPath
             ? [
                 {
@@ -463,31 +446,19 @@ export class DockerPlatform extends pulumi.ComponentResource {
           : [],
         // Relaxed in development; otherwise the limits odoo.conf's workers are sized from.
         ...(dev ? {} : { memory: odoo.memoryMb, cpus: String(odoo.cpu) }),
-        healthcheck: {
-          tests: [
-            "CMD",
-            "curl",
-            "-fsS",
-            "-o",
-            "/dev/null",
-            `http://127.0.0.1:${ERP_IMAGE.httpPort}${ERP_IMAGE.healthPath}`,
-          ],
-          interval: "30s",
-          timeout: "5s",
-          // Module updates of every tenant database run before the server answers.
-          startPeriod: "600s",
-          retries: 3,
-        },
-        restart: RESTART,
+        healthcheck: containerHealthcheck("erp"),
+        restart: RESTART_POLICY,
         mustRun: MUST_RUN,
         wait: true,
         waitTimeout: 1800,
         stopSignal: "SIGTERM",
-        stopTimeout: STOP_TIMEOUT_SECONDS,
-        destroyGraceSeconds: STOP_TIMEOUT_SECONDS,
+        stopTimeout: STOP_TIMEOUT_SECONDS.erp,
+        destroyGraceSeconds: STOP_TIMEOUT_SECONDS.erp,
       },
-      on({ dependsOn: [postgres, erpRole, redis] }),
+      // The ERP connects as its role: created once PostgreSQL is up.
+      on({ dependsOn: [...startAfter("erp"), erpRole] }),
     );
+    started.erp = erp;
 
     // --- nginx --------------------------------------------------------------------------------
     const router = renderDockerNginxConf({
@@ -515,11 +486,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
         image: nginxImage.imageId,
         hostname: DOCKER_HOSTS.nginx,
         networksAdvanced: [{ ...network[0], aliases: [DOCKER_HOSTS.nginx] }],
-        command: [
-          "/bin/sh",
-          "-c",
-          `mkdir -p ${router.paths.dirs.join(" ")} && exec nginx -c ${router.paths.config}`,
-        ],
+        command: nginxCommand(router.paths),
         // nginx resolves the ERP's address when it starts: a new ERP container means a new nginx.
         envs: [pulumi.interpolate`LOOMWORKS_ERP_CONTAINER=${erp.id}`],
         uploads: [
@@ -552,26 +519,14 @@ export class DockerPlatform extends pulumi.ComponentResource {
             ? [{ internal: NGINX_TLS.port, external: args.routerTls.port, ip: cfg.bindAddress }]
             : []),
         ],
-        healthcheck: {
-          // Any answer from the default server (404 for an unknown host) shows nginx serving; no curl in the image.
-          tests: [
-            "CMD",
-            "bash",
-            "-c",
-            "exec 3<>/dev/tcp/127.0.0.1/80 && printf 'GET / HTTP/1.0\\r\\nHost: health.invalid\\r\\n\\r\\n' >&3 && grep -q '^HTTP/1.1 404' <&3",
-          ],
-          interval: "10s",
-          timeout: "3s",
-          startPeriod: "10s",
-          retries: 3,
-        },
-        restart: RESTART,
+        healthcheck: containerHealthcheck("nginx"),
+        restart: RESTART_POLICY,
         mustRun: MUST_RUN,
         wait: true,
         waitTimeout: 120,
-        stopTimeout: 30,
+        stopTimeout: STOP_TIMEOUT_SECONDS.nginx,
       },
-      on({ dependsOn: [erp] }),
+      on({ dependsOn: startAfter("nginx") }),
     );
 
     // --- ops: the scheduled jobs (and, later, the restore containers) ---------------------------
@@ -586,12 +541,11 @@ export class DockerPlatform extends pulumi.ComponentResource {
       pgbackrestConf: args.postgres.encryptionPassphrase ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
       superuserPassword: superuserPassword.result,
       ...(args.ops.notify ? { notify: args.ops.notify } : {}),
-      stopTimeoutSeconds: STOP_TIMEOUT_SECONDS,
     };
     const ops = opsContainer(
       "ops",
       { ...this.opsSettings, schedule: args.ops },
-      on({ dependsOn: [postgres] }),
+      on({ dependsOn: startAfter("ops") }),
     );
     this.providerOptions = on;
 

@@ -25,6 +25,8 @@ import {
   renderDockerOpsSchedule,
   type DockerVolumeName,
 } from "./config";
+import { containerHealthcheck, containerVolumes } from "./containerInputs";
+import { RESTART_POLICY, STOP_TIMEOUT_SECONDS } from "./containers";
 
 /** `platform.notify` for the ops and restore containers: the URL (secret) becomes a file. */
 export interface DockerOpsNotify {
@@ -47,8 +49,6 @@ export interface OpsContainerSettings {
   pgbackrestConf: pulumi.Input<string>;
   superuserPassword: pulumi.Input<string>;
   notify?: DockerOpsNotify;
-  /** Stops a long-running container gracefully (the daemon terminates a running job). */
-  stopTimeoutSeconds: number;
 }
 
 /** A declared restore of one tenant. */
@@ -95,7 +95,6 @@ export function opsContainer(
   s: OpsContainerSettings & { schedule: OpsScheduleArgs },
   opts: pulumi.CustomResourceOptions,
 ): docker.Container {
-  const v = s.volumes;
   return new docker.Container(
     name,
     {
@@ -114,29 +113,15 @@ export function opsContainer(
           permissions: "0444",
         },
       ],
-      volumes: [
-        { volumeName: v.postgres_data.name, containerPath: POSTGRES_CONTAINER.volumeDir, readOnly: true },
-        { volumeName: v.backups.name, containerPath: POSTGRES_CONTAINER.repoDir },
-        { volumeName: v.wal_archive.name, containerPath: POSTGRES_CONTAINER.walArchiveDir },
-        { volumeName: v.postgres_socket.name, containerPath: POSTGRES_CONTAINER.socketDir },
-        { volumeName: v.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
-      ],
-      healthcheck: {
-        // The scheduler daemon holds its pid file while it runs.
-        tests: ["CMD-SHELL", `kill -0 "$(cat ${OPS_CONTAINER.stateDir}/scheduler/scheduler.pid)"`],
-        interval: "30s",
-        timeout: "5s",
-        startPeriod: "30s",
-        retries: 3,
-      },
-      restart: "unless-stopped",
+      volumes: containerVolumes("ops", s.volumes),
+      healthcheck: containerHealthcheck("ops"),
+      restart: RESTART_POLICY,
       // A refresh that finds it stopped drops it from the state: the next `pulumi up` recreates it.
       mustRun: true,
       wait: true,
       waitTimeout: 180,
-      // pgBackRest resumes an interrupted backup next time.
-      stopTimeout: s.stopTimeoutSeconds,
-      destroyGraceSeconds: s.stopTimeoutSeconds,
+      stopTimeout: STOP_TIMEOUT_SECONDS.ops,
+      destroyGraceSeconds: STOP_TIMEOUT_SECONDS.ops,
     },
     opts,
   );

@@ -71,14 +71,6 @@ import {
   renderDockerPgBackRestConf,
   renderDockerPostgresqlConf,
 } from "../../components/docker/config";
-import {
-  HEALTHCHECKS,
-  RESTART_POLICY,
-  STOP_TIMEOUT_SECONDS,
-  erpCommand,
-  nginxCommand,
-  postgresCommand,
-} from "../../components/docker/containers";
 import { dockerConfigSchema } from "../../infra/config/docker";
 import { odooConfigSchema } from "../../infra/config/odoo";
 import { parseOdooConfig, secretReferences } from "../../lib/odoo/config";
@@ -408,7 +400,7 @@ describe("DockerPlatform (production variant)", () => {
     expect(isSecretInput(erp.inputs.uploads)).toBe(true);
     expect(isSecretInput(erp.inputs.envs)).toBe(false);
     expect(JSON.stringify(plain(erp.inputs.envs))).not.toContain("pw-");
-    expect(opts(CONTAINER, "erp").dependsOn).toEqual(["postgres", "erp-role", "redis"]);
+    expect(opts(CONTAINER, "erp").dependsOn).toEqual(["postgres", "redis", "erp-role"]);
   });
 
   it("the ERP reads the tenant map and credentials the other targets render: none served, no tenant database here yet", () => {
@@ -478,49 +470,20 @@ describe("DockerPlatform (production variant)", () => {
     expect(opts(CONTAINER, "nginx").dependsOn).toEqual(["erp"]);
   });
 
-  // The Compose project (components/docker/compose.ts) runs containers.ts' facts: until DockerPlatform
-  // takes them from there too, this holds the two together.
-  it("runs what containers.ts describes, as the Compose project does: commands, health checks, restart, stop timeouts", () => {
-    const roles = ["postgres", "redis", "erp", "nginx", "ops"] as const;
-    const commands: Record<(typeof roles)[number], string[] | undefined> = {
-      postgres: postgresCommand(),
-      redis: redisSessionCommand(),
-      erp: erpCommand(false),
-      nginx: undefined, // below: from the router's paths
-      ops: undefined, // config.ts' dockerOpsCommand, which the Compose project runs too
-    };
-    for (const role of roles) {
-      const i = plain(only(regs, CONTAINER, role).inputs) as {
-        command: string[];
-        restart: string;
-        stopTimeout: number;
-        healthcheck: {
-          tests: string[];
-          interval: string;
-          timeout: string;
-          startPeriod: string;
-          retries: number;
-        };
-      };
-      const h = HEALTHCHECKS[role];
-      expect(i.healthcheck, role).toEqual({
-        tests: h.test,
-        interval: `${h.intervalSeconds}s`,
-        timeout: `${h.timeoutSeconds}s`,
-        startPeriod: `${h.startPeriodSeconds}s`,
-        retries: h.retries,
+  it("every long-running container: restarted unless stopped, health-gated, stopped gracefully", () => {
+    const stopSeconds = { postgres: 60, redis: 10, erp: 60, nginx: 30, ops: 60 };
+    for (const [role, seconds] of Object.entries(stopSeconds)) {
+      const i = plain(only(regs, CONTAINER, role).inputs) as Record<string, unknown>;
+      expect(i, role).toMatchObject({
+        restart: "unless-stopped",
+        mustRun: true,
+        wait: true,
+        stopTimeout: seconds,
       });
-      expect(i.restart, role).toBe(RESTART_POLICY);
-      expect(i.stopTimeout, role).toBe(STOP_TIMEOUT_SECONDS[role]);
-      if (commands[role]) expect(i.command, role).toEqual(commands[role]);
+      expect((i.healthcheck as { tests: string[] }).tests.length, role).toBeGreaterThan(1);
+      // Where data or a running job is at stake, `pulumi destroy` stops the container gracefully too.
+      if (["postgres", "erp", "ops"].includes(role)) expect(i.destroyGraceSeconds, role).toBe(seconds);
     }
-    const router = renderDockerNginxConf({
-      domain: "loom.example",
-      publicPort: 8080,
-      tenants,
-      development: false,
-    });
-    expect(plain(only(regs, CONTAINER, "nginx").inputs.command)).toEqual(nginxCommand(router.paths));
   });
 
   it("outputs: the published cluster (adminDsn secret), the ERP's secrets, the URL", async () => {
