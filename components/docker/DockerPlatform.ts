@@ -19,6 +19,8 @@ import {
   NGINX_TLS,
   POSTGRES_CONTAINER,
   containerName,
+  dockerNginxTls,
+  dockerOdooConfOptions,
   renderDockerNginxConf,
   renderDockerOdooConf,
   renderDockerPgBackRestConf,
@@ -37,6 +39,7 @@ import {
   erpCommand,
   erpEnvironment,
   nginxCommand,
+  nginxPorts,
   postgresCommand,
   postgresEnvironment,
   type DockerRole,
@@ -377,15 +380,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
     started.redis = redis;
 
     // --- the ERP ------------------------------------------------------------------------------
-    this.odooConfig = renderDockerOdooConf({
-      dbUser: odoo.dbUser,
-      cpu: odoo.cpu,
-      memoryMb: odoo.memoryMb,
-      development: dev,
-      ...(odoo.redisUrl ? { redisUrl: odoo.redisUrl } : {}),
-      serverWideModules: odoo.serverWideModules,
-      logLevel: odoo.logLevel,
-    });
+    this.odooConfig = renderDockerOdooConf(dockerOdooConfOptions(odoo, dev));
     const databases =
       args.databases ?? args.tenants.filter((t) => t.state === "active").map((t) => t.subdomain);
     const debugpy = dev && cfg.development.debugpy;
@@ -466,17 +461,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
       publicPort: cfg.httpPort,
       tenants: args.tenants,
       development: dev,
-      ...(args.routerTls
-        ? {
-            tls: {
-              publicPort: args.routerTls.port,
-              ...(args.routerTls.hstsMaxAgeSeconds !== undefined
-                ? { hstsMaxAgeSeconds: args.routerTls.hstsMaxAgeSeconds }
-                : {}),
-              ...(args.routerTls.filesHash ? { filesHash: args.routerTls.filesHash } : {}),
-            },
-          }
-        : {}),
+      ...(args.routerTls ? { tls: dockerNginxTls(args.routerTls) } : {}),
     });
     this.nginxConfig = router.text;
     const nginx = new docker.Container(
@@ -513,12 +498,10 @@ export class DockerPlatform extends pulumi.ComponentResource {
               ]
             : []),
         ],
-        ports: [
-          { internal: 80, external: cfg.httpPort, ip: cfg.bindAddress },
-          ...(args.routerTls
-            ? [{ internal: NGINX_TLS.port, external: args.routerTls.port, ip: cfg.bindAddress }]
-            : []),
-        ],
+        ports: nginxPorts({
+          httpPort: cfg.httpPort,
+          ...(args.routerTls ? { tlsPort: args.routerTls.port } : {}),
+        }).map((p) => ({ ...p, ip: cfg.bindAddress })),
         healthcheck: containerHealthcheck("nginx"),
         restart: RESTART_POLICY,
         mustRun: MUST_RUN,

@@ -7,7 +7,8 @@
  *
  * No secret is rendered: every password, the repository passphrase, the webhook URL and the AI
  * provider keys come from `.env` (compose `secrets:` sourced from environment variables, or `${VAR}`
- * references), and `.env.example` names each one. Pure: returns the files, writes nothing.
+ * references), and `.env.example` names each one. With `routerTls`, the certificate and key are
+ * mounted from host paths (`.env`, default the stack's), never read. Pure: returns the files, writes nothing.
  */
 import * as path from "node:path";
 import * as yaml from "js-yaml";
@@ -16,6 +17,9 @@ import { aiKeyNames } from "../../lib/odoo/aiKeys";
 import { ERP_IMAGE } from "../../lib/odoo/image";
 import { NOTIFY_ENV } from "../../lib/notify/settings";
 import {
+  NGINX_TLS,
+  dockerNginxTls,
+  dockerOdooConfOptions,
   renderDockerNginxConf,
   renderDockerOdooConf,
   renderDockerPgBackRestConf,
@@ -29,6 +33,7 @@ import {
   CIPHER_PASS_STANDIN,
   DATABASES_VARIABLE,
   FILES,
+  ROUTER_TLS_VARIABLES,
   SECRET_VARIABLES,
   pgbackrestSetupScript,
 } from "./composeLayout";
@@ -42,6 +47,7 @@ import {
   postgresService,
   projectResources,
   redisService,
+  tlsFileDefaults,
   type ComposeContext,
 } from "./composeServices";
 import { erpCommand, erpEnvironment } from "./containers";
@@ -81,7 +87,7 @@ export interface ComposeRender {
   files: ComposeFile[];
 }
 
-function variables(config: StackConfig): ComposeVariable[] {
+function variables(config: StackConfig, checkoutDir: string): ComposeVariable[] {
   const p = config.platform;
   const out: ComposeVariable[] = [
     {
@@ -135,6 +141,19 @@ function variables(config: StackConfig): ComposeVariable[] {
       "tenant databases the ERP updates at each start, comma-separated: empty until tenants exist (Compose provisions none)",
     placeholder: "",
   });
+  if (p.routerTls)
+    out.push(
+      {
+        name: ROUTER_TLS_VARIABLES.certFile,
+        comment: `the router's certificate (chain, PEM) on this host, mounted read-only at ${NGINX_TLS.certFile}; default: routerTls.certFile`,
+        placeholder: tlsFileDefaults(config, checkoutDir).certFile,
+      },
+      {
+        name: ROUTER_TLS_VARIABLES.keyFile,
+        comment: `its private key (PEM, keep it 0600), mounted as a Compose secret at ${NGINX_TLS.keyFile}; default: routerTls.keyFile`,
+        placeholder: tlsFileDefaults(config, checkoutDir).keyFile,
+      },
+    );
   if (p.docker.development.addonsPath === undefined)
     out.push({
       name: ADDONS_VARIABLE,
@@ -165,16 +184,7 @@ function composeHeader(stack: string, file: string): string {
 /** The configuration files the services mount (every renderer DockerPlatform uses, or will). */
 function mountedFiles(ctx: ComposeContext): ComposeFile[] {
   const p = ctx.config.platform;
-  const odooConf = (development: boolean) =>
-    renderDockerOdooConf({
-      dbUser: p.odoo.dbUser,
-      cpu: p.odoo.cpu,
-      memoryMb: p.odoo.memoryMb,
-      development,
-      ...(p.odoo.redisUrl ? { redisUrl: p.odoo.redisUrl } : {}),
-      serverWideModules: p.odoo.serverWideModules,
-      logLevel: p.odoo.logLevel,
-    });
+  const odooConf = (development: boolean) => renderDockerOdooConf(dockerOdooConfOptions(p.odoo, development));
   const schedule = renderDockerOpsSchedule({
     schedule: p.backups.schedule,
     ...(p.quotas.checkSchedule ? { quotaCheckSchedule: p.quotas.checkSchedule } : {}),
@@ -221,6 +231,8 @@ function routerOf(config: StackConfig, development: boolean) {
     publicPort: p.docker.httpPort,
     tenants: config.tenants.map((t) => ({ subdomain: t.subdomain, state: t.state, preview: t.preview })),
     development,
+    // No files hash: the certificate and key are mounted from the host, read anew when nginx restarts.
+    ...(p.routerTls ? { tls: dockerNginxTls(p.routerTls) } : {}),
   });
 }
 
@@ -262,11 +274,6 @@ const RENDERED_BACKUP_KEYS: readonly string[] = ["retentionFull", "encryptionPas
 export function renderCompose(input: ComposeInput): ComposeRender {
   const { config, stack } = input;
   const p = config.platform;
-  // Not silently dropped: the Compose project's nginx serves plain HTTP only.
-  if (p.routerTls)
-    throw new Error(
-      "platform.routerTls: the Compose project serves plain HTTP only (nginx on docker.httpPort); remove routerTls to render it",
-    );
   // A backup setting the project does not render (say a second repository) must not be lost quietly.
   const unrendered = Object.keys(p.backups).filter((k) => !RENDERED_BACKUP_KEYS.includes(k));
   if (unrendered.length > 0)
@@ -294,7 +301,7 @@ export function renderCompose(input: ComposeInput): ComposeRender {
     ...projectResources(ctx),
   };
   const devOverride = developmentOverride(ctx);
-  const vars = variables(config);
+  const vars = variables(config, input.checkoutDir);
   const dump = (o: object): string => yaml.dump(o, { lineWidth: -1, noRefs: true, quotingType: '"' });
   const files: ComposeFile[] = [
     { path: COMPOSE_FILE, content: composeHeader(stack, COMPOSE_FILE) + dump(compose) },

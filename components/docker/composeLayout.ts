@@ -40,6 +40,11 @@ export const SECRET_VARIABLES = {
   odooAdmin: "LOOMWORKS_ODOO_ADMIN_PASSWD",
   backupCipher: "LOOMWORKS_BACKUP_CIPHER_PASS",
 } as const;
+/** The router's certificate and key on the host (`platform.routerTls`), when not the stack's paths. */
+export const ROUTER_TLS_VARIABLES = {
+  certFile: "LOOMWORKS_ROUTER_TLS_CERT_FILE",
+  keyFile: "LOOMWORKS_ROUTER_TLS_KEY_FILE",
+} as const;
 /** The tenant databases the ERP updates at each start (none until tenants exist). */
 export const DATABASES_VARIABLE = "LOOMWORKS_DATABASES";
 /** The development override's addons checkout when the stack names none. */

@@ -13,6 +13,7 @@ import {
   ERP_CONTAINER,
   OPS_CONTAINER,
   POSTGRES_CONTAINER,
+  NGINX_TLS,
   containerName,
   dockerOpsCommand,
   dockerOpsEnv,
@@ -20,7 +21,7 @@ import {
   volumeName,
   type DockerNginxConf,
 } from "./config";
-import { DATABASES_VARIABLE, FILES, MOUNTED, SECRET_VARIABLES } from "./composeLayout";
+import { DATABASES_VARIABLE, FILES, MOUNTED, ROUTER_TLS_VARIABLES, SECRET_VARIABLES } from "./composeLayout";
 import {
   HEALTHCHECKS,
   POSTGRES_SHM_SIZE_MB,
@@ -31,6 +32,7 @@ import {
   erpCommand,
   erpEnvironment,
   nginxCommand,
+  nginxPorts,
   postgresCommand,
   postgresEnvironment,
   type DockerHealthcheck,
@@ -67,6 +69,26 @@ const fromCheckout = (checkout: string, p: string): string =>
 
 /** `${NAME:?...}`: Compose refuses to start when the variable is unset or empty. */
 export const requiredVariable = (name: string): string => `\${${name}:?set ${name} in .env}`;
+
+/** The stack's certificate and key paths (`platform.routerTls`) as the Compose files see them. */
+export function tlsFileDefaults(
+  config: StackConfig,
+  checkout: string,
+): { certFile: string; keyFile: string } {
+  const tls = config.platform.routerTls;
+  if (!tls) throw new Error("platform.routerTls is not set");
+  return { certFile: fromCheckout(checkout, tls.certFile), keyFile: fromCheckout(checkout, tls.keyFile) };
+}
+
+/** `${VARIABLE:-the stack's path}`: `.env` may point at the files elsewhere on the host. */
+function routerTlsFiles(ctx: ComposeContext): { certFile: string; keyFile: string } | undefined {
+  if (!ctx.config.platform.routerTls) return undefined;
+  const stack = tlsFileDefaults(ctx.config, ctx.checkout);
+  return {
+    certFile: `\${${ROUTER_TLS_VARIABLES.certFile}:-${stack.certFile}}`,
+    keyFile: `\${${ROUTER_TLS_VARIABLES.keyFile}:-${stack.keyFile}}`,
+  };
+}
 
 export const bind = (file: string, target: string): string => `./${file}:${target}:ro`;
 
@@ -201,9 +223,14 @@ export function erpService(ctx: ComposeContext): Service {
   };
 }
 
+/**
+ * nginx: with `platform.routerTls`, the certificate bind-mounted read-only and the key a Compose
+ * secret (a read-only file mount too), both where DockerPlatform uploads them (NGINX_TLS).
+ */
 export function nginxService(ctx: ComposeContext): Service {
-  const { docker } = ctx.config.platform;
+  const { docker, routerTls } = ctx.config.platform;
   const paths = ctx.router.paths;
+  const tls = routerTlsFiles(ctx);
   return {
     image: docker.nginxImage,
     ...common(ctx, "nginx"),
@@ -212,8 +239,14 @@ export function nginxService(ctx: ComposeContext): Service {
       bind(FILES.nginxConf, paths.config),
       bind(`${FILES.nginxHtml}/404.html`, `${paths.htmlDir}/404.html`),
       bind(`${FILES.nginxHtml}/503.html`, `${paths.htmlDir}/503.html`),
+      // The long syntax: a relative path from .env is a path, never a volume's name.
+      ...(tls ? [{ type: "bind", source: tls.certFile, target: NGINX_TLS.certFile, read_only: true }] : []),
     ],
-    ports: [`${docker.bindAddress}:${docker.httpPort}:80`],
+    ...(tls ? { secrets: [{ source: "router_tls_key", target: NGINX_TLS.keyFile }] } : {}),
+    ports: nginxPorts({
+      httpPort: docker.httpPort,
+      ...(routerTls ? { tlsPort: routerTls.port } : {}),
+    }).map((p) => `${docker.bindAddress}:${p.external}:${p.internal}`),
     healthcheck: healthcheck(HEALTHCHECKS.nginx),
   };
 }
@@ -272,6 +305,7 @@ export function opsService(ctx: ComposeContext): Service {
 /** The top-level secrets (each from its `.env` variable), named volumes and network. */
 export function projectResources(ctx: ComposeContext): Service {
   const prefix = ctx.config.platform.docker.namePrefix;
+  const tls = routerTlsFiles(ctx);
   return {
     networks: { default: { name: ctx.config.platform.docker.networkName } },
     // The names DockerPlatform's volumes have.
@@ -284,6 +318,7 @@ export function projectResources(ctx: ComposeContext): Service {
       odoo_admin_passwd: { environment: SECRET_VARIABLES.odooAdmin },
       ...(ctx.encrypted ? { backup_cipher_pass: { environment: SECRET_VARIABLES.backupCipher } } : {}),
       ...(ctx.notify ? { notify_webhook_url: { environment: NOTIFY_ENV.webhookUrl } } : {}),
+      ...(tls ? { router_tls_key: { file: tls.keyFile } } : {}),
     },
   };
 }

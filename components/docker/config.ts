@@ -5,6 +5,7 @@
  * so that the unit tests check the files themselves, not only that they are passed along.
  */
 import { createHash } from "node:crypto";
+import type { OdooConfig } from "../../infra/config/odoo";
 import { opsScheduledJobs, OPS_IMAGE, type OpsScheduleArgs } from "../../lib/backup/opsJobs";
 import { validateScheduleFile } from "../../lib/backup/schedule-defaults";
 import { NOTIFY_ENV } from "../../lib/notify/settings";
@@ -180,6 +181,19 @@ export interface DockerOdooConfOptions {
   logLevel?: "debug" | "info" | "warn" | "error" | "critical";
 }
 
+/** `platform.odoo` as odoo.conf's options, for the production or the development variant. */
+export function dockerOdooConfOptions(odoo: OdooConfig, development: boolean): DockerOdooConfOptions {
+  return {
+    dbUser: odoo.dbUser,
+    cpu: odoo.cpu,
+    memoryMb: odoo.memoryMb,
+    development,
+    ...(odoo.redisUrl ? { redisUrl: odoo.redisUrl } : {}),
+    serverWideModules: odoo.serverWideModules,
+    logLevel: odoo.logLevel,
+  };
+}
+
 /**
  * odoo.conf of the ERP container: no secret in it (admin_passwd and db_password are references the
  * entrypoint fills in from the secret files), so it is uploaded as a plain file.
@@ -238,6 +252,19 @@ export interface DockerNginxConf {
   pages: { "404.html": string; "503.html": string };
   /** Absolute paths inside the nginx container. */
   paths: { config: string; htmlDir: string; dirs: string[] };
+}
+
+/** `platform.routerTls` (its `port`: the host port published to the container's 443) as the renderer's `tls` option. */
+export function dockerNginxTls(tls: {
+  port: number;
+  hstsMaxAgeSeconds?: number;
+  filesHash?: string;
+}): NonNullable<DockerNginxConfOptions["tls"]> {
+  return {
+    publicPort: tls.port,
+    ...(tls.hstsMaxAgeSeconds !== undefined ? { hstsMaxAgeSeconds: tls.hstsMaxAgeSeconds } : {}),
+    ...(tls.filesHash ? { filesHash: tls.filesHash } : {}),
+  };
 }
 
 function dockerRouterTls(tls: NonNullable<DockerNginxConfOptions["tls"]>): RouterTls {

@@ -5,7 +5,7 @@
  * Pulumi) both take them from here, so the two cannot drift. Pure data, no Pulumi.
  */
 import { ENTRYPOINT_ENV, ERP_IMAGE, LOG_FORMAT_ENV } from "../../lib/odoo/image";
-import { ERP_CONTAINER, OPS_CONTAINER, POSTGRES_CONTAINER, type DockerVolumeName } from "./config";
+import { ERP_CONTAINER, NGINX_TLS, OPS_CONTAINER, POSTGRES_CONTAINER, type DockerVolumeName } from "./config";
 
 export type DockerRole = "postgres" | "redis" | "erp" | "nginx" | "ops";
 
@@ -137,6 +137,17 @@ export function erpEnvironment(o: {
 /** nginx in the foreground, after creating the router's working directories. */
 export function nginxCommand(paths: { config: string; dirs: readonly string[] }): string[] {
   return ["/bin/sh", "-c", `mkdir -p ${paths.dirs.join(" ")} && exec nginx -c ${paths.config}`];
+}
+
+/** nginx's published ports: the container's 80 on `httpPort`, and with `platform.routerTls` its 443 on `tlsPort`. */
+export function nginxPorts(o: {
+  httpPort: number;
+  tlsPort?: number;
+}): { internal: number; external: number }[] {
+  return [
+    { internal: 80, external: o.httpPort },
+    ...(o.tlsPort !== undefined ? [{ internal: NGINX_TLS.port, external: o.tlsPort }] : []),
+  ];
 }
 
 /** Named volumes and where each container mounts them. */

@@ -1,7 +1,8 @@
 /**
  * The docker target's nginx.conf with `platform.routerTls` (components/docker/config.ts, the shared
- * renderer of lib/router) served by the real nginx binary and asked by curl against a throw-away
- * CA. What only exists inside the container is mapped to this machine, as the docker-config unit
+ * renderer of lib/router), as DockerPlatform uploads it and as `npm run compose` writes it
+ * (components/docker/compose.ts), each served by the real nginx binary and asked by curl against a
+ * throw-away CA. What only exists inside the container is mapped to this machine, as the docker-config unit
  * test does for `nginx -t`: the state directory, the container's ports 80 and 443, the ERP's host
  * name on the Docker network (here the recording stand-ins of testkit/standin-upstreams.ts) and the
  * nginx image's user. The certificate and key sit where the container's uploads put them.
@@ -10,7 +11,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { renderCompose } from "../../components/docker/compose";
 import { NGINX_STATE_DIR, NGINX_TLS, renderDockerNginxConf } from "../../components/docker/config";
+import { parseStackConfig } from "../../infra/config/load";
 import { routerTlsFilesHash } from "../../lib/router/tlsFiles";
 import { freePort } from "../../testkit/ports";
 import { headerValues } from "../../testkit/standin-upstreams";
@@ -42,38 +45,73 @@ async function waitForNginx(): Promise<void> {
   throw new Error(`nginx did not start: ${nginxLog}`);
 }
 
-beforeAll(async () => {
-  const version = await new Promise<number | null>((resolve) =>
-    spawn("nginx", ["-v"])
-      .on("error", () => resolve(null))
-      .on("close", resolve),
-  );
-  expect(version, "nginx is not installed (scripts/setup.sh installs nginx-light)").toBe(0);
-  bed = await startRouterBed();
-  dir = await bed.newStateDir("loomworks-docker-router-tls-it-");
-  await fs.chmod(dir, 0o755); // the workers (nobody) read the error pages
-  httpPort = await freePort();
-  httpsPort = await freePort();
-  // The certificate and key where the nginx container's uploads put them.
-  certs = await makeTestCertificates(path.join(dir, "certs"), [`*.${DOMAIN}`]);
-  await fs.mkdir(path.dirname(onHost(NGINX_TLS.certFile)), { recursive: true });
-  await fs.copyFile(certs.certFile, onHost(NGINX_TLS.certFile));
-  await fs.copyFile(certs.keyFile, onHost(NGINX_TLS.keyFile));
+/** What nginx is given: nginx.conf and the error pages, at their paths in the container. */
+interface Rendered {
+  text: string;
+  pages: Record<string, string>;
+  paths: { config: string; htmlDir: string; dirs: string[] };
+}
 
-  const rendered = renderDockerNginxConf({
+const TENANTS = [
+  { subdomain: "acme", state: "active" as const },
+  { subdomain: "globex", state: "suspended" as const },
+];
+
+function platformRendering(): Rendered {
+  return renderDockerNginxConf({
     domain: DOMAIN,
     publicPort: httpPort,
     development: false,
-    tenants: [
-      { subdomain: "acme", state: "active" },
-      { subdomain: "globex", state: "suspended" },
-    ],
+    tenants: TENANTS,
     tls: {
       publicPort: httpsPort,
       hstsMaxAgeSeconds: HSTS_MAX_AGE,
       filesHash: routerTlsFilesHash(certs) as string,
     },
   });
+}
+
+/** The Compose project's files for a docker stack with the same tenants and routerTls. */
+function composeRendering(): Rendered {
+  const config = parseStackConfig({
+    platform: {
+      target: "docker",
+      domain: DOMAIN,
+      templates: { default: { fromCommand: "odoo -d {db} -i base --stop-after-init" } },
+      docker: { httpPort },
+      routerTls: {
+        certFile: certs.certFile,
+        keyFile: certs.keyFile,
+        port: httpsPort,
+        hstsMaxAgeSeconds: HSTS_MAX_AGE,
+      },
+    },
+    tenants: Object.fromEntries(
+      TENANTS.map((t) => [t.subdomain, { tier: "basic", adminEmail: "a@x.example", state: t.state }]),
+    ),
+  });
+  const { files } = renderCompose({ stack: "tls-it", config, checkoutDir: "../.." });
+  const file = (p: string): string => {
+    const f = files.find((x) => x.path === p);
+    expect(f, p).toBeDefined();
+    return (f as { content: string }).content;
+  };
+  // Where the Compose file mounts them is where DockerPlatform uploads them.
+  const paths = platformRendering().paths;
+  return {
+    text: file("nginx/nginx.conf"),
+    pages: { "404.html": file("nginx/html/404.html"), "503.html": file("nginx/html/503.html") },
+    paths,
+  };
+}
+
+async function startNginx(rendered: Rendered): Promise<void> {
+  dir = await bed.newStateDir("loomworks-docker-router-tls-it-");
+  await fs.chmod(dir, 0o755); // the workers (nobody) read the error pages
+  // The certificate and key where the nginx container's uploads (or the Compose mounts) put them.
+  await fs.mkdir(path.dirname(onHost(NGINX_TLS.certFile)), { recursive: true });
+  await fs.copyFile(certs.certFile, onHost(NGINX_TLS.certFile));
+  await fs.copyFile(certs.keyFile, onHost(NGINX_TLS.keyFile));
   const local = onHost(rendered.text)
     .replace(/\*:80\b/g, `127.0.0.1:${httpPort}`)
     .replace(/\*:443\b/g, `127.0.0.1:${httpsPort}`)
@@ -86,26 +124,52 @@ beforeAll(async () => {
   await fs.writeFile(onHost(rendered.paths.config), local);
   for (const [name, page] of Object.entries(rendered.pages))
     await fs.writeFile(path.join(onHost(rendered.paths.htmlDir), name), page);
-  // In the foreground (`daemon off`, as in the container): this test's child, stopped in afterAll.
+  // In the foreground (`daemon off`, as in the container): this test's child, stopped after its tests.
+  nginxLog = "";
   nginx = spawn("nginx", ["-p", onHost(`${NGINX_STATE_DIR}/router`), "-c", onHost(rendered.paths.config)], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   nginx.stderr?.on("data", (d: Buffer) => (nginxLog += d.toString()));
   await waitForNginx();
-});
+}
 
-afterAll(async () => {
+async function stopNginx(): Promise<void> {
   if (nginx && nginx.exitCode === null) {
     const exited = new Promise((r) => nginx?.on("exit", r));
     nginx.kill("SIGQUIT");
     await exited;
   }
+  nginx = undefined;
+}
+
+beforeAll(async () => {
+  const version = await new Promise<number | null>((resolve) =>
+    spawn("nginx", ["-v"])
+      .on("error", () => resolve(null))
+      .on("close", resolve),
+  );
+  expect(version, "nginx is not installed (scripts/setup.sh installs nginx-light)").toBe(0);
+  bed = await startRouterBed();
+  httpPort = await freePort();
+  httpsPort = await freePort();
+  const certDir = await bed.newStateDir("loomworks-docker-router-tls-certs-");
+  certs = await makeTestCertificates(certDir, [`*.${DOMAIN}`]);
+});
+
+afterAll(async () => {
+  await stopNginx();
   await bed?.close();
 });
 
 beforeEach(() => bed.reset());
 
-describe("the docker router with routerTls, in a real nginx", () => {
+describe.each([
+  ["uploaded by DockerPlatform", platformRendering],
+  ["written by npm run compose", composeRendering],
+])("the docker router with routerTls, its nginx.conf as %s, in a real nginx", (_source, render) => {
+  beforeAll(() => startNginx(render()));
+  afterAll(stopNginx);
+
   it("serves an active tenant over HTTPS with a certificate curl verifies, HSTS, forwarded as https on the published port", async () => {
     const res = await curl(`https://acme.${DOMAIN}:${httpsPort}/web/login`, { cacert: certs.caFile });
     expect(res.stderr).toBe("");

@@ -13,7 +13,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import Ajv from "ajv";
 import * as yaml from "js-yaml";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   COMPOSE_DEV_FILE,
   COMPOSE_FILE,
@@ -26,6 +26,7 @@ import { HEALTHCHECKS, STOP_TIMEOUT_SECONDS } from "../../components/docker/cont
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { parseStackFile } from "../../infra/config/stackFile";
 import { repoRoot } from "../../testkit/repo";
+import { makeTestCertificates, type TestCertificates } from "../helpers/test-certificates";
 import { requireTool } from "../helpers/tools";
 
 const requireHere = createRequire(__filename);
@@ -195,24 +196,79 @@ describe("the development override", () => {
   });
 });
 
-describe("what the Compose project cannot do", () => {
-  it("refuses routerTls instead of dropping it", () => {
-    const config = parseStackFile(stackText("docker-dev"), "Pulumi.docker-dev.yaml");
+describe("routerTls: HTTPS on the Compose project's nginx", () => {
+  let dir: string;
+  let certs: TestCertificates;
+  let r: ComposeRender;
+  let base: { services: Record<string, Record<string, unknown>>; secrets: Record<string, unknown> };
+
+  beforeAll(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), "lw-compose-tls-"));
+    certs = await makeTestCertificates(dir, ["*.erp.example.com"]);
+    const config = parseStackFile(stackText("docker-prod"), "Pulumi.docker-prod.yaml");
     const routerTls = {
-      certFile: "tls/router.crt",
-      keyFile: "tls/router.key",
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
       port: 8443,
-      hstsMaxAgeSeconds: 300,
+      hstsMaxAgeSeconds: 900,
     };
-    expect(() =>
-      renderCompose({
-        stack: "docker-dev",
-        config: { ...config, platform: { ...config.platform, routerTls } },
-        checkoutDir: "../..",
-      }),
-    ).toThrow(/platform\.routerTls: the Compose project serves plain HTTP only/);
+    r = renderCompose({
+      stack: "docker-prod",
+      config: { ...config, platform: { ...config.platform, routerTls } },
+      checkoutDir: "../..",
+    });
+    base = yaml.load(fileText(r, COMPOSE_FILE)) as typeof base;
+  });
+  afterAll(() => fsp.rm(dir, { recursive: true, force: true }));
+
+  it("is valid against the Compose Specification's schema", () => {
+    expect(errorsOf(base)).toEqual([]);
+    expect(errorsOf(r.devOverride)).toEqual([]);
   });
 
+  it("publishes 443 on routerTls.port next to 80, and mounts the certificate and the key read-only where nginx.conf reads them", () => {
+    const nginx = base.services.nginx;
+    expect(nginx.ports).toEqual(["0.0.0.0:80:80", "0.0.0.0:8443:443"]);
+    expect(nginx.volumes).toContainEqual({
+      type: "bind",
+      source: `\${LOOMWORKS_ROUTER_TLS_CERT_FILE:-${certs.certFile}}`,
+      target: "/var/lib/loomworks/tls/router.crt",
+      read_only: true,
+    });
+    expect(nginx.secrets).toEqual([
+      { source: "router_tls_key", target: "/var/lib/loomworks/tls/router.key" },
+    ]);
+    expect(base.secrets.router_tls_key).toEqual({
+      file: `\${LOOMWORKS_ROUTER_TLS_KEY_FILE:-${certs.keyFile}}`,
+    });
+    expect(fileText(r, ENV_EXAMPLE_FILE)).toContain(`\nLOOMWORKS_ROUTER_TLS_KEY_FILE=${certs.keyFile}\n`);
+    for (const file of ["nginx/nginx.conf", "nginx/nginx.dev.conf"]) {
+      const conf = fileText(r, file);
+      expect(conf, file).toContain('ssl_certificate "/var/lib/loomworks/tls/router.crt";');
+      expect(conf, file).toContain('ssl_certificate_key "/var/lib/loomworks/tls/router.key";');
+      expect(conf, file).toMatch(/listen \*:443 ssl;/);
+      expect(conf, file).toContain(
+        'add_header Strict-Transport-Security "max-age=900; includeSubDomains" always;',
+      );
+      // A tenant's plain HTTP goes to HTTPS on the published port.
+      expect(conf, file).toContain("return 308 https://$host:8443$request_uri;");
+    }
+  });
+
+  it("puts neither the key nor the certificate into any rendered file", async () => {
+    const pemBody = (pem: string) => pem.split("\n").filter((l) => l && !l.startsWith("-----"))[1];
+    const key = pemBody(await fsp.readFile(certs.keyFile, "utf8"));
+    const cert = pemBody(await fsp.readFile(certs.certFile, "utf8"));
+    expect(key.length).toBeGreaterThan(20);
+    for (const f of r.files) {
+      expect(f.content, f.path).not.toContain(key);
+      expect(f.content, f.path).not.toContain(cert);
+      expect(f.content, f.path).not.toContain("PRIVATE KEY");
+    }
+  });
+});
+
+describe("what the Compose project cannot do", () => {
   it("refuses a backup setting it does not render (a second repository) instead of dropping it", () => {
     const config = parseStackFile(stackText("docker-prod"), "Pulumi.docker-prod.yaml");
     const backups = { ...config.platform.backups, offsite: { path: "/mnt/offsite" } };
