@@ -32,6 +32,7 @@ import {
 } from "./config";
 import { containerEnvs, containerHealthcheck, containerVolumes } from "./containerInputs";
 import {
+  CHECKOUT_BUILDS,
   POSTGRES_SHM_SIZE_MB,
   RESTART_POLICY,
   START_AFTER,
@@ -226,14 +227,16 @@ export class DockerPlatform extends pulumi.ComponentResource {
       : new docker.RemoteImage(
           "postgres-image",
           {
-            name: `${prefix}/postgres:15-pgbackrest`,
+            name: CHECKOUT_BUILDS.postgres.tag(prefix),
             keepLocally: true,
             build: {
-              context: path.join(args.projectDir, "docker", "postgres"),
-              dockerfile: "Dockerfile",
+              context: path.join(args.projectDir, CHECKOUT_BUILDS.postgres.context),
+              dockerfile: CHECKOUT_BUILDS.postgres.dockerfile,
               builder: cfg.builder,
             },
-            triggers: { context: directoryDigest(path.join(args.projectDir, "docker", "postgres")) },
+            triggers: {
+              context: directoryDigest(path.join(args.projectDir, CHECKOUT_BUILDS.postgres.context)),
+            },
           },
           on(),
         );
@@ -245,11 +248,13 @@ export class DockerPlatform extends pulumi.ComponentResource {
             name: erpImageName,
             keepLocally: true,
             build: {
-              context: args.projectDir,
-              dockerfile: "docker/Dockerfile",
+              context: path.join(args.projectDir, CHECKOUT_BUILDS.erp.context),
+              dockerfile: CHECKOUT_BUILDS.erp.dockerfile,
               target: dev ? "development" : "production",
               builder: cfg.builder,
-              additionalContexts: [`addons=${path.resolve(args.projectDir, odoo.addonsBuildContext)}`],
+              additionalContexts: [
+                `${CHECKOUT_BUILDS.erp.addonsContext}=${path.resolve(args.projectDir, odoo.addonsBuildContext)}`,
+              ],
             },
             triggers: {
               dockerfile: directoryDigest(path.join(args.projectDir, "docker")),
@@ -276,9 +281,13 @@ export class DockerPlatform extends pulumi.ComponentResource {
       : new docker.RemoteImage(
           "ops-image",
           {
-            name: `${prefix}/ops:local`,
+            name: CHECKOUT_BUILDS.ops.tag(prefix),
             keepLocally: true,
-            build: { context: args.projectDir, dockerfile: "docker/ops/Dockerfile", builder: cfg.builder },
+            build: {
+              context: path.join(args.projectDir, CHECKOUT_BUILDS.ops.context),
+              dockerfile: CHECKOUT_BUILDS.ops.dockerfile,
+              builder: cfg.builder,
+            },
             triggers: Object.fromEntries(
               opsSources.map((dir) => [dir, directoryDigest(path.join(args.projectDir, dir))]),
             ),

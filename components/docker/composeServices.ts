@@ -23,6 +23,7 @@ import {
 } from "./config";
 import { DATABASES_VARIABLE, FILES, MOUNTED, ROUTER_TLS_VARIABLES, SECRET_VARIABLES } from "./composeLayout";
 import {
+  CHECKOUT_BUILDS,
   HEALTHCHECKS,
   POSTGRES_SHM_SIZE_MB,
   RESTART_POLICY,
@@ -130,8 +131,8 @@ export function postgresService(ctx: ComposeContext): Service {
   const image = p.docker.postgresImage
     ? { image: p.docker.postgresImage }
     : {
-        image: `${p.docker.namePrefix}/postgres:15-pgbackrest`,
-        build: { context: path.posix.join(ctx.checkout, "docker", "postgres"), dockerfile: "Dockerfile" },
+        image: CHECKOUT_BUILDS.postgres.tag(p.docker.namePrefix),
+        build: checkoutBuild(ctx, "postgres"),
       };
   return {
     ...image,
@@ -178,16 +179,20 @@ export function redisService(ctx: ComposeContext): Service {
   };
 }
 
+function checkoutBuild(ctx: ComposeContext, image: keyof typeof CHECKOUT_BUILDS): Service {
+  const b = CHECKOUT_BUILDS[image];
+  return { context: path.posix.join(ctx.checkout, b.context), dockerfile: b.dockerfile };
+}
+
 /** The ERP image's build from the checkout, when the stack builds it (`odoo.addonsBuildContext`). */
 export function erpBuild(ctx: ComposeContext, target: "production" | "development"): Service {
   const context = ctx.config.platform.odoo.addonsBuildContext;
   if (!context) return {};
   return {
     build: {
-      context: ctx.checkout,
-      dockerfile: "docker/Dockerfile",
+      ...checkoutBuild(ctx, "erp"),
       target,
-      additional_contexts: { addons: fromCheckout(ctx.checkout, context) },
+      additional_contexts: { [CHECKOUT_BUILDS.erp.addonsContext]: fromCheckout(ctx.checkout, context) },
     },
   };
 }
@@ -259,8 +264,8 @@ export function nginxService(ctx: ComposeContext): Service {
 export function opsService(ctx: ComposeContext): Service {
   const p = ctx.config.platform;
   return {
-    image: `${p.docker.namePrefix}/ops:local`,
-    build: { context: ctx.checkout, dockerfile: "docker/ops/Dockerfile" },
+    image: CHECKOUT_BUILDS.ops.tag(p.docker.namePrefix),
+    build: checkoutBuild(ctx, "ops"),
     ...common(ctx, "ops"),
     // Root: the jobs run pgBackRest as postgres themselves (runuser) and link the ERP's files.
     user: "0:0",

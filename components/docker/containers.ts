@@ -93,6 +93,21 @@ export const START_AFTER: Record<DockerRole, readonly DockerRole[]> = {
   ops: ["postgres"],
 };
 
+/**
+ * The images built from the checkout (unless the stack names prebuilt ones): their tags, build
+ * contexts and Dockerfiles, relative to the checkout. The ERP image is tagged `odoo.image`, built
+ * with the stack's addons as the named context `addons`, to the `production` or `development` target.
+ */
+export const CHECKOUT_BUILDS = {
+  postgres: {
+    tag: (prefix: string) => `${prefix}/postgres:15-pgbackrest`,
+    context: "docker/postgres",
+    dockerfile: "Dockerfile",
+  },
+  ops: { tag: (prefix: string) => `${prefix}/ops:local`, context: ".", dockerfile: "docker/ops/Dockerfile" },
+  erp: { context: ".", dockerfile: "docker/Dockerfile", addonsContext: "addons" },
+} as const;
+
 /** PostgreSQL's shared memory (MiB): parallel queries need more than Docker's 64 MiB default. */
 export const POSTGRES_SHM_SIZE_MB = 256;
 
