@@ -1,7 +1,8 @@
 /**
- * What the Docker target's containers run, independent of who starts them: the commands, plain
- * environment, health checks, stop timeouts and start order of postgres, redis, erp, nginx and the
- * ops scheduler. DockerPlatform (Pulumi) and the compose renderer (compose.ts, for hosts without
+ * What the Docker target's containers run, independent of who starts them: the images built from
+ * the checkout, the commands, plain environment, named volumes, nginx's published ports, health
+ * checks, restart policy, stop timeouts and start order of postgres, redis, erp, nginx and the ops
+ * scheduler. DockerPlatform (Pulumi) and the compose renderer (compose.ts, for hosts without
  * Pulumi) both take them from here, so the two cannot drift. Pure data, no Pulumi.
  */
 import { ENTRYPOINT_ENV, ERP_IMAGE, LOG_FORMAT_ENV } from "../../lib/odoo/image";
