@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as BackupsLib from "../lib/backup/backups";
 import type * as ClusterLib from "../lib/pg/cluster";
 import type { LocalClusterSpec } from "../lib/pg/cluster";
+import type { OffsiteRepo } from "../lib/pg/offsite";
 import type * as PgProvider from "../lib/pg/provider";
 import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
 
@@ -23,6 +24,8 @@ export interface LocalPostgresArgs {
   stanza: pulumi.Input<string>;
   retentionFull: pulumi.Input<number>;
   encryptionPassphrase?: pulumi.Input<string | undefined>;
+  /** The offsite repository (repo2; secret: it may hold keys). Absent: one repository. */
+  offsite?: pulumi.Input<OffsiteRepo>;
   /** Digest of the project's configuration templates: a change re-renders them (update in place). */
   configHash?: pulumi.Input<string>;
 }
@@ -126,6 +129,7 @@ export class LocalPostgres extends pulumi.dynamic.Resource {
           "adminDsn",
           "superuserPassword",
           "encryptionPassphrase",
+          "offsite",
         ],
       },
       "loomworks",

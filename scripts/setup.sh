@@ -22,6 +22,9 @@ command -v curl >/dev/null || need_pkgs+=(curl)
 command -v runuser >/dev/null || need_pkgs+=(util-linux)
 command -v flock >/dev/null || need_pkgs+=(util-linux)
 /usr/bin/python3 -c 'import passlib' 2>/dev/null || need_pkgs+=(python3-passlib)
+# The offsite-backup test's SFTP host: a private sshd, mounted with sshfs (testkit/sftpHost.ts).
+[[ -x /usr/sbin/sshd ]] || need_pkgs+=(openssh-server)
+command -v sshfs >/dev/null || need_pkgs+=(sshfs)
 # The test suite lints the image's shell scripts (docker/entrypoint.sh).
 command -v shellcheck >/dev/null || need_pkgs+=(shellcheck)
 if [[ "${LOOMWORKS_WITH_BENCH_TOOLS:-}" == 1 ]]; then

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import type { OffsiteRepo } from "../../lib/pg/offsite";
 import { ErpRole } from "../../dynamic-providers/erpRole";
 import { RandomSecret } from "../../dynamic-providers/randomSecret";
 import type { DockerConfig } from "../../infra/config/docker";
@@ -91,6 +92,12 @@ export interface DockerPlatformArgs {
     stanza?: string;
     /** Enables pgBackRest repository encryption; secret. */
     encryptionPassphrase?: pulumi.Input<string>;
+    /**
+     * The offsite repository (repo2) with the container's paths (OFFSITE_CONTAINER); a `path`
+     * one is the host directory `offsiteHostPath`, bind-mounted.
+     */
+    offsite?: OffsiteRepo;
+    offsiteHostPath?: string;
   };
   /** The scheduled jobs of the ops container (lib/backup/opsJobs.ts) and their notifications. */
   ops: OpsScheduleArgs & { notify?: DockerOpsNotify };
@@ -305,11 +312,13 @@ export class DockerPlatform extends pulumi.ComponentResource {
       });
 
     // --- PostgreSQL 15 + pgBackRest -----------------------------------------------------------
+    const offsite = args.postgres.offsite;
     const pgbackrestConf = pulumi.output(args.postgres.encryptionPassphrase).apply((passphrase) =>
       renderDockerPgBackRestConf({
         stanza,
         retentionFull: args.postgres.retentionFull,
         ...(passphrase ? { encryptionPassphrase: passphrase } : {}),
+        ...(offsite ? { offsite } : {}),
       }),
     );
     const postgres = new docker.Container(
@@ -333,16 +342,31 @@ export class DockerPlatform extends pulumi.ComponentResource {
           // May hold the repository passphrase: secret whenever one is set.
           {
             file: POSTGRES_CONTAINER.pgbackrestConfig,
-            content: args.postgres.encryptionPassphrase ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
+            content:
+              args.postgres.encryptionPassphrase || offsite ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
             permissions: "0444",
           },
+          ...(offsite?.type === "sftp" && offsite.privateKey
+            ? [
+                {
+                  file: offsite.privateKeyFile,
+                  content: pulumi.secret(offsite.privateKey),
+                  permissions: "0400",
+                },
+              ]
+            : []),
           {
             file: POSTGRES_CONTAINER.passwordFile,
             content: pulumi.secret(superuserPassword.result),
             permissions: "0444",
           },
         ],
-        volumes: containerVolumes("postgres", volumes),
+        volumes: [
+          ...containerVolumes("postgres", volumes),
+          ...(offsite?.type === "path" && args.postgres.offsiteHostPath
+            ? [{ hostPath: args.postgres.offsiteHostPath, containerPath: offsite.path }]
+            : []),
+        ],
         ports: [{ internal: POSTGRES_CONTAINER.port, external: args.postgres.hostPort, ip: "127.0.0.1" }],
         shmSize: POSTGRES_SHM_SIZE_MB,
         healthcheck: containerHealthcheck("postgres"),

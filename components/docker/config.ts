@@ -11,6 +11,7 @@ import { validateScheduleFile } from "../../lib/backup/schedule-defaults";
 import { NOTIFY_ENV } from "../../lib/notify/settings";
 import { adminDsn } from "../../lib/pg/client";
 import { renderPostgresqlConf } from "../../lib/pg/cluster";
+import type { OffsiteRepo } from "../../lib/pg/offsite";
 import { renderPgBackRestConf } from "../../lib/pg/pgbackrest";
 import { ODOO_GEVENT_PORT, ODOO_HTTP_PORT, ODOO_SECRET_ENV, renderOdooConfig } from "../../lib/odoo/config";
 import { ERP_IMAGE, imageAddonsPath, imageServerWideModules } from "../../lib/odoo/image";
@@ -149,11 +150,21 @@ export function redisSessionCommand(): string[] {
   ];
 }
 
+/** Where the offsite repository's files appear in the PostgreSQL container (docker/postgres image layout). */
+export const OFFSITE_CONTAINER = {
+  /** A `path` repository: the host directory bind-mounted here. */
+  mountDir: "/var/lib/pgbackrest-offsite",
+  /** An SFTP private key given as a secret, next to pgbackrest.conf. */
+  sftpKeyFile: "/etc/pgbackrest/offsite-sftp-key",
+} as const;
+
 /** pgbackrest.conf of the PostgreSQL container (holds the repository passphrase when encrypted). */
 export function renderDockerPgBackRestConf(o: {
   stanza: string;
   retentionFull: number;
   encryptionPassphrase?: string;
+  /** The offsite repository (repo2), with the container's paths (OFFSITE_CONTAINER). */
+  offsite?: OffsiteRepo;
 }): string {
   return renderPgBackRestConf({
     repoPath: POSTGRES_CONTAINER.repoDir,
@@ -166,6 +177,7 @@ export function renderDockerPgBackRestConf(o: {
     pgPort: POSTGRES_CONTAINER.port,
     pgSocketPath: POSTGRES_CONTAINER.socketDir,
     ...(o.encryptionPassphrase ? { encryptionPassphrase: o.encryptionPassphrase } : {}),
+    ...(o.offsite ? { offsite: o.offsite } : {}),
   });
 }
 

@@ -20,6 +20,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import type { OffsiteRepo } from "../../lib/pg/offsite";
 import { RandomSecret, rotationKeepers } from "../../dynamic-providers/randomSecret";
 import { POSTGRES_CONTAINER } from "../docker/config";
 import {
@@ -39,6 +40,7 @@ import {
 import {
   DEFAULT_EXPORTER_IMAGE,
   PGBACKREST_CONFIG_DIR,
+  OFFSITE_SFTP_KEY,
   PGBACKREST_CONFIG_KEY,
   PG_CONFIG_DIR,
   PG_CONFIG_FILES,
@@ -84,6 +86,8 @@ export interface PostgresServerArgs {
   archiveTimeoutSeconds: number;
   /** Full backups kept by pgBackRest (loomworks:platform.backups.retentionFull). */
   retentionFull: number;
+  /** The offsite repository (repo2; s3 or sftp), with the container's key path (OFFSITE_CONTAINER). */
+  offsite?: OffsiteRepo;
   /** Default DEFAULT_EXPORTER_IMAGE. */
   exporterImage?: string;
   /** Namespace of the Prometheus that scrapes the exporter (port 9187); none: no scraping allowed. */
@@ -99,6 +103,18 @@ export interface PostgresServerArgs {
    * every change): the ERP can log in before `pulumi up` ever reaches the server.
    */
   erpRole?: { name: string; password: pulumi.Input<string> };
+}
+
+/** The offsite repository with its secrets replaced: what the pod's config hash covers. */
+function offsiteShape(o: OffsiteRepo): OffsiteRepo {
+  const hidden = (v: string | undefined) => (v === undefined ? undefined : "x");
+  const shape: OffsiteRepo =
+    o.type === "s3"
+      ? { ...o, accessKey: "x", secretKey: "x" }
+      : o.type === "sftp"
+        ? { ...o, privateKey: hidden(o.privateKey) }
+        : { ...o };
+  return { ...shape, encryptionPassphrase: hidden(o.encryptionPassphrase) };
 }
 
 export const POSTGRES_DEFAULTS = {
@@ -163,17 +179,21 @@ export class PostgresServer extends pulumi.ComponentResource {
       new RandomSecret(`${name}-backup-cipher-pass`, { length: 48 }, parent).result;
     this.superuserPassword = pulumi.secret(superuser.result);
 
-    const pgbackrestConf = pulumi
-      .output(cipherPass)
-      .apply((encryptionPassphrase) =>
-        renderKubernetesPgBackRestConf({ retentionFull: args.retentionFull, encryptionPassphrase }),
-      );
+    const pgbackrestConf = pulumi.output(cipherPass).apply((encryptionPassphrase) =>
+      renderKubernetesPgBackRestConf({
+        retentionFull: args.retentionFull,
+        encryptionPassphrase,
+        ...(args.offsite ? { offsite: args.offsite } : {}),
+      }),
+    );
+    const sftpKey = args.offsite?.type === "sftp" ? args.offsite.privateKey : undefined;
     const secretValues: Record<string, pulumi.Input<string>> = {
       [POSTGRES_SECRET_KEYS.superuserPassword]: superuser.result,
       [POSTGRES_SECRET_KEYS.replicationPassword]: replication.result,
       [POSTGRES_SECRET_KEYS.monitorPassword]: monitor.result,
       [POSTGRES_SECRET_KEYS.backupCipherPass]: cipherPass,
       [PGBACKREST_CONFIG_KEY]: pgbackrestConf,
+      ...(sftpKey ? { [OFFSITE_SFTP_KEY]: sftpKey } : {}),
       ...(args.erpRole ? { [POSTGRES_SECRET_KEYS.erpPassword]: args.erpRole.password } : {}),
     };
     const stringData: Record<string, pulumi.Output<string>> = {};
@@ -193,7 +213,11 @@ export class PostgresServer extends pulumi.ComponentResource {
     const configHash = contentHash(
       JSON.stringify([
         configData,
-        renderKubernetesPgBackRestConf({ retentionFull: args.retentionFull, encryptionPassphrase: "x" }),
+        renderKubernetesPgBackRestConf({
+          retentionFull: args.retentionFull,
+          encryptionPassphrase: "x",
+          ...(args.offsite ? { offsite: offsiteShape(args.offsite) } : {}),
+        }),
       ]),
     );
     const configMapName = `${NAMES.postgresConfigPrefix}-${configHash}`;
@@ -391,7 +415,10 @@ export class PostgresServer extends pulumi.ComponentResource {
                   name: "pgbackrest-config",
                   secret: {
                     secretName: NAMES.postgresSecrets,
-                    items: [{ key: PGBACKREST_CONFIG_KEY, path: PGBACKREST_CONFIG_KEY }],
+                    items: [
+                      { key: PGBACKREST_CONFIG_KEY, path: PGBACKREST_CONFIG_KEY },
+                      ...(sftpKey ? [{ key: OFFSITE_SFTP_KEY, path: OFFSITE_SFTP_KEY }] : []),
+                    ],
                     defaultMode: 0o440,
                   },
                 },

@@ -48,7 +48,7 @@ export interface RestoreJobArgs extends OpsPods {
   /** `podLabels` (default POSTGRES_LABELS) select the pod the Job must share a node with. */
   postgres: OpsPostgres;
   /** The Secret key holding the PostgreSQL pod's pgbackrest.conf (it may hold the passphrase). */
-  pgbackrestConfigSecret: { name: string; key: string };
+  pgbackrestConfigSecret: { name: string; key: string; extraKeys?: readonly string[] };
   /** The tenant restored: its names and the state it is left in. */
   tenant: { subdomain: string; database: string; roleName: string; state?: TenantState };
   /** `loomworks:tenants.<sub>.restore`: a snapshot, a time or an LSN. */
@@ -189,7 +189,10 @@ export function restoreJob(
                 name: "pgbackrest-config",
                 secret: {
                   secretName: args.pgbackrestConfigSecret.name,
-                  items: [{ key: args.pgbackrestConfigSecret.key, path: "pgbackrest.conf" }],
+                  items: [
+                    { key: args.pgbackrestConfigSecret.key, path: "pgbackrest.conf" },
+                    ...(args.pgbackrestConfigSecret.extraKeys ?? []).map((key) => ({ key, path: key })),
+                  ],
                   // Readable by the container's user (no fsGroup, see above); only this pod mounts it.
                   defaultMode: 0o444,
                 },

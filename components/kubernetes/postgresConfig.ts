@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { memoryMiB } from "../../infra/config/kubernetes";
 import { renderPostgresqlConf } from "../../lib/pg/cluster";
 import { renderTemplateFile } from "../../lib/templates/render";
-import { POSTGRES_CONTAINER, renderDockerPgBackRestConf } from "../docker/config";
+import { OFFSITE_CONTAINER, POSTGRES_CONTAINER, renderDockerPgBackRestConf } from "../docker/config";
+import type { OffsiteRepo } from "../../lib/pg/offsite";
 import { POSTGRES_ROLES } from "./common";
 
 /** pgBackRest stanza of the Kubernetes cluster. */
@@ -118,14 +119,43 @@ export function renderKubernetesPgIdent(): string {
   return renderTemplateFile("pg_ident.conf.tmpl", {});
 }
 
-/** pgbackrest.conf: the same image layout as the Docker target, so the same file; always encrypted here. */
+/** The Secret key (and file next to pgbackrest.conf) of an SFTP private key given as a secret. */
+export const OFFSITE_SFTP_KEY = path.posix.basename(OFFSITE_CONTAINER.sftpKeyFile);
+
+/**
+ * Why the kubernetes target refuses an offsite repository (undefined when it takes it): a
+ * mounted directory needs a volume this target does not declare.
+ */
+export function kubernetesOffsiteRefusal(offsite: OffsiteRepo | undefined): string | undefined {
+  if (offsite?.type !== "path") return undefined;
+  return (
+    "backups.offsite.type path is a mounted directory of the local and docker targets; " +
+    "on kubernetes use type s3 or sftp (the PostgreSQL image's pgBackRest has native SFTP)"
+  );
+}
+
+/**
+ * pgbackrest.conf: the same image layout as the Docker target, so the same file; always encrypted
+ * here, the offsite repository too (with the first repository's passphrase unless it has its own).
+ */
 export function renderKubernetesPgBackRestConf(o: {
   retentionFull: number;
   encryptionPassphrase: string;
+  offsite?: OffsiteRepo;
 }): string {
+  const refusal = kubernetesOffsiteRefusal(o.offsite);
+  if (refusal) throw new Error(refusal);
   return renderDockerPgBackRestConf({
     stanza: POSTGRES_STANZA,
     retentionFull: o.retentionFull,
     encryptionPassphrase: o.encryptionPassphrase,
+    ...(o.offsite
+      ? {
+          offsite: {
+            ...o.offsite,
+            encryptionPassphrase: o.offsite.encryptionPassphrase ?? o.encryptionPassphrase,
+          },
+        }
+      : {}),
   });
 }

@@ -8,7 +8,9 @@ import {
   type BackupSchedule,
 } from "../../lib/backup/schedule-defaults";
 import type { NotifySettings } from "../../lib/notify/settings";
+import { offsiteUnsupportedReason, pgbackrestVersionOf, type OffsiteRepo } from "../../lib/pg/offsite";
 import { clusterPaths } from "../../lib/pg/paths";
+import { pgbackrestBin } from "../../lib/pg/pgbackrest";
 import { templatesHash } from "../../lib/templates/render";
 
 export interface LocalPostgresClusterArgs {
@@ -27,6 +29,18 @@ export interface LocalPostgresClusterArgs {
   credentialRotation?: string;
   /** The webhook of operator notifications (secret), for the scheduled jobs and restores. */
   notify?: pulumi.Input<NotifySettings>;
+  /** The offsite repository (plain: it becomes a secret input here). */
+  offsite?: OffsiteRepo;
+}
+
+/**
+ * Refuses, at preview, an offsite repository the pgbackrest of this machine cannot use (native
+ * SFTP needs 2.46): the local target runs pgBackRest where the program runs.
+ */
+export function checkLocalOffsite(offsite: OffsiteRepo | undefined, version?: string): void {
+  if (offsite?.type !== "sftp") return;
+  const reason = offsiteUnsupportedReason(offsite, version ?? pgbackrestVersionOf(pgbackrestBin()));
+  if (reason) throw new Error(reason);
 }
 
 /** The local target's PostgreSQL 15 cluster with its pgBackRest repository, under the state directory. */
@@ -40,6 +54,7 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
 
   constructor(name: string, args: LocalPostgresClusterArgs, opts?: pulumi.ComponentResourceOptions) {
     super("loomworks:local:PostgresCluster", name, {}, opts);
+    checkLocalOffsite(args.offsite);
     const superuserPassword = new RandomSecret(
       `${name}-superuser-password`,
       { length: 32, keepers: rotationKeepers({ platform: args.credentialRotation }) },
@@ -55,6 +70,7 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
         stanza: this.stanza,
         retentionFull: args.retentionFull,
         encryptionPassphrase: args.encryptionPassphrase,
+        ...(args.offsite ? { offsite: pulumi.secret(args.offsite) } : {}),
         configHash: templatesHash(),
       },
       { parent: this, customTimeouts: { create: "20m", update: "20m", delete: "10m" } },

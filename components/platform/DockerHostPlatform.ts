@@ -6,12 +6,23 @@ import { routerUrl, tenantRoutes } from "../../lib/router/config";
 import { routerTlsFileProblems, routerTlsFilesHash } from "../../lib/router/tlsFiles";
 import { readFileSync } from "node:fs";
 import { DockerPlatform, type DockerRouterTls } from "../docker/DockerPlatform";
-import { dockerRestoreContainerName } from "../docker/config";
+import { OFFSITE_CONTAINER, dockerRestoreContainerName } from "../docker/config";
 import { tenantNames, type DeclaredRestoreJob, type RestoreSummary } from "../Tenant";
 import type { TenantDatabase } from "../../dynamic-providers/tenantDatabase";
 import { PlatformComponent, secretValues, type PlatformArgs } from "./platform";
+import { offsiteRepo } from "./offsite";
 import { declareTemplates } from "./templates";
 import { declareTenants, erpTenantOf } from "./tenants";
+
+/** The offsite repository as the PostgreSQL container sees it (a `path` one bind-mounted from the host). */
+function dockerOffsite(backups: PlatformConfig["backups"]) {
+  const offsite = offsiteRepo(backups, {
+    sftpKeyFile: OFFSITE_CONTAINER.sftpKeyFile,
+    mountedPath: OFFSITE_CONTAINER.mountDir,
+  });
+  if (!offsite) return {};
+  return { offsite, ...(backups.offsite?.type === "path" ? { offsiteHostPath: backups.offsite.path } : {}) };
+}
 
 /**
  * The docker target (docs/operations/docker.md): PostgreSQL, Redis, the ERP, nginx and the ops
@@ -43,6 +54,7 @@ export class DockerHostPlatform extends PlatformComponent {
           ...(platform.backups.encryptionPassphrase === undefined
             ? {}
             : { encryptionPassphrase: pulumi.secret(platform.backups.encryptionPassphrase) }),
+          ...dockerOffsite(platform.backups),
         },
         ops: {
           ...(platform.backups.schedule ? { schedule: platform.backups.schedule } : {}),

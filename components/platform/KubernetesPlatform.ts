@@ -9,7 +9,14 @@ import { NAMES, POSTGRES_LABELS, POSTGRES_PORT, UPDATE_LABELS, objectLabels } fr
 import { Monitoring } from "../kubernetes/Monitoring";
 import { OdooDeployment } from "../kubernetes/OdooDeployment";
 import { OpsJobs, type OpsNotify, type OpsPods } from "../kubernetes/OpsJobs";
-import { PGBACKREST_CONFIG_KEY, POSTGRES_STANZA } from "../kubernetes/postgresConfig";
+import {
+  OFFSITE_SFTP_KEY,
+  PGBACKREST_CONFIG_KEY,
+  POSTGRES_STANZA,
+  kubernetesOffsiteRefusal,
+} from "../kubernetes/postgresConfig";
+import { OFFSITE_CONTAINER } from "../docker/config";
+import { offsiteRepo } from "./offsite";
 import { PostgresServer } from "../kubernetes/PostgresServer";
 import { restoreJob, restoreJobName } from "../kubernetes/RestoreJob";
 import { KubernetesRouter } from "../kubernetes/Router";
@@ -105,6 +112,9 @@ export class KubernetesPlatform extends PlatformComponent {
     const { platform } = config;
     const rotation = platform.credentialRotation;
     const monitoring = k8sCfg.monitoring;
+    const offsite = offsiteRepo(platform.backups, { sftpKeyFile: OFFSITE_CONTAINER.sftpKeyFile });
+    const refusal = kubernetesOffsiteRefusal(offsite);
+    if (refusal) throw new pulumi.RunError(`platform: key "backups.offsite.type": ${refusal}`);
     const pg = new PostgresServer(
       "postgres",
       {
@@ -125,6 +135,7 @@ export class KubernetesPlatform extends PlatformComponent {
           : {}),
         archiveTimeoutSeconds: platform.archiveTimeoutSeconds,
         retentionFull: platform.backups.retentionFull,
+        ...(offsite ? { offsite } : {}),
         ...(k8sCfg.postgres.exporterImage !== undefined
           ? { exporterImage: k8sCfg.postgres.exporterImage }
           : {}),
@@ -241,7 +252,12 @@ export class KubernetesPlatform extends PlatformComponent {
       {
         ...opsPods(k8sCfg),
         postgres: opsPostgres(platform),
-        pgbackrestConfigSecret: { name: NAMES.postgresSecrets, key: PGBACKREST_CONFIG_KEY },
+        pgbackrestConfigSecret: {
+          name: NAMES.postgresSecrets,
+          key: PGBACKREST_CONFIG_KEY,
+          // An SFTP key given as a secret: next to pgbackrest.conf, where the file names it.
+          ...(platform.backups.offsite?.privateKey ? { extraKeys: [OFFSITE_SFTP_KEY] } : {}),
+        },
         tenant: { ...tenantNames(tenant.subdomain), subdomain: tenant.subdomain, state: tenant.state },
         target,
         filestoreOwner: k8sCfg.erpUser,

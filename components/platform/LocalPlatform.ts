@@ -4,8 +4,10 @@ import { LocalErp } from "../local/Erp";
 import { LocalPostgresCluster } from "../local/PostgresCluster";
 import { tenantNames } from "../Tenant";
 import { PlatformComponent, notifySettings, secretValues, type PlatformArgs } from "./platform";
+import { offsiteRepo } from "./offsite";
 import { declareTemplates } from "./templates";
 import { declareTenants } from "./tenants";
+import { clusterPaths } from "../../lib/pg/paths";
 import { routerUrl } from "../../lib/router/config";
 import type { PlatformConfig } from "../../infra/config/schema";
 
@@ -20,6 +22,9 @@ export class LocalPlatform extends PlatformComponent {
     const { platform } = args.config;
     const stateDir = path.resolve(args.projectDir, platform.stateDir);
     const notify = notifySettings(platform);
+    const offsite = offsiteRepo(platform.backups, {
+      sftpKeyFile: path.join(clusterPaths(stateDir).pgbackrestDir, "offsite-sftp-key"),
+    });
     const cluster = new LocalPostgresCluster(
       "postgres",
       {
@@ -36,6 +41,7 @@ export class LocalPlatform extends PlatformComponent {
           platform.backups.encryptionPassphrase === undefined
             ? undefined
             : pulumi.secret(platform.backups.encryptionPassphrase),
+        ...(offsite ? { offsite } : {}),
       },
       { parent: this },
     );

@@ -52,7 +52,7 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     odooWebsocket: "Where the router sends `/websocket` (the ERP's gevent port).",
     archiveTimeoutSeconds:
       "PostgreSQL `archive_timeout`: the longest a commit waits to be archived (the RPO).",
-    backups: "The pgBackRest repository.",
+    backups: "The pgBackRest repository next to the database (repo1) and, optionally, the offsite one.",
     "backups.retentionFull":
       "Full backups kept (`repo1-retention-full`); older ones and their WAL are expired.",
     "backups.encryptionPassphrase":
@@ -64,6 +64,34 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     "backups.schedule.verify": "`pgbackrest verify` (default `0 3 * * 0`).",
     "backups.schedule.autoSnapshots":
       "Runtime `auto` snapshots of every active tenant (default `0 */6 * * *`).",
+    "backups.offsite":
+      "A second, offsite pgBackRest repository (repo2): every backup is taken into both, archive-push writes WAL to both, `expire` and `verify` cover both, and a restore falls back to it when repo1 is lost ([offsite backups](operations/backup-and-restore.md#offsite-repository)).",
+    "backups.offsite.type":
+      "`s3` (S3-compatible object store), `sftp` (pgBackRest's native SFTP: pgBackRest 2.46 or later, refused at preview on older ones) or `path` (a mounted directory: NFS, an sshfs mount).",
+    "backups.offsite.path":
+      "Repository path: the mount point (`path`, which must exist: it is never created), the path inside the bucket (`s3`) or on the SFTP host (`sftp`).",
+    "backups.offsite.retentionFull":
+      "Full backups kept offsite (`repo2-retention-full`), independent of `backups.retentionFull`.",
+    "backups.offsite.encryptionPassphrase":
+      "Secret; encrypts the offsite repository (aes-256-cbc). Default: `backups.encryptionPassphrase` (so an encrypted repo1 means an encrypted repo2).",
+    "backups.offsite.endpoint": "s3: the endpoint's host (optionally `:port`), reached over HTTPS.",
+    "backups.offsite.bucket": "s3: the bucket.",
+    "backups.offsite.region": "s3: the region (any value the server accepts, e.g. `us-east-1`).",
+    "backups.offsite.accessKey": "s3: access key id. Secret.",
+    "backups.offsite.secretKey": "s3: secret access key. Secret.",
+    "backups.offsite.uriStyle":
+      "s3: `host` (bucket in the host name) or `path` (bucket in the path: most self-hosted servers).",
+    "backups.offsite.verifyTls": "s3: verify the endpoint's TLS certificate.",
+    "backups.offsite.host": "sftp: the SFTP host.",
+    "backups.offsite.port": "sftp: its SSH port.",
+    "backups.offsite.user": "sftp: the user pgBackRest logs in as (key authentication only).",
+    "backups.offsite.privateKey":
+      "sftp: the private key itself (secret); written next to pgbackrest.conf (local), into the pgbackrest.conf Secret (kubernetes).",
+    "backups.offsite.privateKeyFile": "sftp: or the path of the private key file where pgBackRest runs.",
+    "backups.offsite.hostKeyFingerprint":
+      "sftp: the host key's digest in hex (`hostKeyHashType`); pgBackRest refuses any other host key.",
+    "backups.offsite.hostKeyHashType": "sftp: the digest of `hostKeyFingerprint`.",
+    "backups.offsite.knownHostsFile": "sftp: or a known_hosts file holding the host's key (strict checking).",
     undo: "Undo capture inside every tenant database.",
     "undo.excludeTables":
       "Tables never captured, besides the built-in noisy ones: names or `*` patterns, optionally `schema.`-qualified.",

@@ -36,6 +36,7 @@ import {
 } from "./schema";
 import { isAiKeyValuePath } from "./ai";
 import { dockerSnapshotRefusal } from "./docker";
+import { OFFSITE_SECRET_KEYS } from "./offsite";
 import { DEFAULT_KUBERNETES, kubernetesSnapshotRefusal } from "./kubernetes";
 import { mergeTierLimits } from "./tiers";
 
@@ -63,7 +64,12 @@ export class ConfigError extends Error {
 const TENANT_ISSUE_ORDER: readonly string[] = ["subdomain", ...TENANT_KEYS];
 
 // pushgatewayUrl is no secret, but one refused for its user info may carry a password.
-const SECRET_KEYS = new Set(["encryptionPassphrase", "webhookUrl", "pushgatewayUrl"]);
+const SECRET_KEYS = new Set<string>([
+  "encryptionPassphrase",
+  "webhookUrl",
+  "pushgatewayUrl",
+  ...OFFSITE_SECRET_KEYS,
+]);
 
 /** A short, secret-free rendering of an offending value. */
 function describeValue(value: unknown, path: readonly PropertyKey[]): string {

@@ -37,6 +37,7 @@ import {
   text,
   type IssueParams,
 } from "./helpers";
+import { offsiteSchema, type OffsiteConfig } from "./offsite";
 
 export { isPlainObject, suggestKey, unknownKeyMessage, type IssueParams } from "./helpers";
 
@@ -96,6 +97,8 @@ export interface PlatformConfig {
     encryptionPassphrase?: string;
     /** Cron expressions (UTC) overriding DEFAULT_BACKUP_SCHEDULE (lib/backup/schedule-defaults.ts). */
     schedule?: Partial<BackupScheduleConfig>;
+    /** The second, offsite repository (repo2); its secrets are plain text once loaded, like the passphrase. */
+    offsite?: OffsiteConfig;
   };
   templates: Record<string, TemplateSource>;
   undo: {
@@ -395,8 +398,9 @@ export const platformSchema = strictMap(
           },
           "must be a map of cron schedules (full, diff, verify, autoSnapshots)",
         ).optional(),
+        offsite: offsiteSchema.optional(),
       },
-      "must be a map of backup settings (retentionFull, encryptionPassphrase)",
+      "must be a map of backup settings (retentionFull, encryptionPassphrase, schedule, offsite)",
     ).default({}),
     undo: strictMap(
       {

@@ -54,6 +54,7 @@ import { clusterPaths } from "../../lib/pg/paths";
 import {
   POSTGRES_USER,
   cipherPassFromConf,
+  secretsFromConf,
   runBackupCommand,
   type BackupType,
   type PgBackRestTarget,
@@ -222,7 +223,8 @@ async function jobContext(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): P
   const cluster = await readClusterFile(args.stateDir);
   const conf = await fs.readFile(clusterPaths(cluster.stateDir).pgbackrestConf, "utf8");
   const passphrase = cipherPassFromConf(conf);
-  log.addSecrets(passphrase);
+  const confSecrets = secretsFromConf(conf);
+  log.addSecrets(...confSecrets);
   const spec: LocalClusterSpec = {
     stateDir: cluster.stateDir,
     port: cluster.port,
@@ -236,7 +238,8 @@ async function jobContext(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): P
   return {
     spec,
     adminDsn: await operatorAdminDsn(args.stateDir),
-    pgbackrest,
+    // The offsite repository's keys too (the spec names only repo1's passphrase).
+    pgbackrest: { ...pgbackrest, secrets: [...(pgbackrest.secrets ?? []), ...confSecrets] },
     filestoreRoot: args.filestoreRoot ?? paths.filestoreDir,
     snapshotRoot: args.snapshotRoot ?? path.join(paths.stateDir, "snapshots"),
     local: true,
@@ -391,7 +394,7 @@ async function restoreInJob(
   const r = args.restore;
   const scratchDir = r.scratchDir as string;
   const source = await fs.readFile(r.pgbackrestConfig as string, "utf8");
-  log.addSecrets(cipherPassFromConf(source), env[KUBERNETES_ENV.password] ?? "");
+  log.addSecrets(...secretsFromConf(source), env[KUBERNETES_ENV.password] ?? "");
   // restoreTenant reads `<stateDir>/pgbackrest/pgbackrest.conf` and scratches under `<stateDir>/restore`.
   const conf = clusterPaths(scratchDir).pgbackrestConf;
   await fs.mkdir(scratchDir, { recursive: true, mode: 0o755 });

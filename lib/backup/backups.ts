@@ -17,14 +17,18 @@ import {
 } from "../pg/cluster";
 import {
   POSTGRES_USER,
+  backupsInRepo,
   cleanChildEnv,
+  configuredRepos,
   pgbackrestBin,
   redact,
+  repoUsable,
   runPgBackRest,
   stanzaInfo,
   stanzaUsable,
   type BackupType,
   type PgBackRestStanzaInfo,
+  type PgBackRestTarget,
 } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
 import { withRegistry } from "../registry/registry";
@@ -99,11 +103,16 @@ export async function listBackups(adminDsn: string): Promise<BackupRecord[]> {
   return withRegistry(adminDsn, listRows);
 }
 
-/** Reads `pgbackrest info`; throws when the stanza cannot be read (never mistake that for "no backups"). */
+/**
+ * Reads `pgbackrest info`; throws when the stanza cannot be read (never mistake that for "no
+ * backups"). With an offsite repository, one readable repository is enough: the registry then
+ * holds that repository's backups (a lost repo1 leaves the offsite ones to restore from).
+ */
 async function repositoryInfo(spec: LocalClusterSpec): Promise<PgBackRestStanzaInfo> {
   const { pgbackrest } = localClusterLayout(spec);
   const info = await stanzaInfo(pgbackrest);
-  if (!stanzaUsable(info)) {
+  const anyRepoUsable = (info.repo ?? []).some((r) => repoUsable(info, r.key));
+  if (!stanzaUsable(info) && !anyRepoUsable) {
     throw new Error(
       `pgBackRest stanza ${spec.stanza} is not usable (status ${info.status.code}: ${info.status.message}); ` +
         "the backups table was left unchanged",
@@ -297,15 +306,23 @@ function walGaps(files: string[], oldestBackupStartWal: string | null): { count:
   return { count, gaps };
 }
 
-/**
- * `pgbackrest verify` of the whole repository (every backup's files and every archived WAL
- * segment against their checksums), plus a check that the archived WAL has no gap. Returns a
- * summary; throws an Error listing every problem when anything is invalid.
- */
-export async function verifyRepository(spec: LocalClusterSpec): Promise<VerifySummary> {
-  const { pgbackrest } = localClusterLayout(spec);
-  const started = Date.now();
-  const result = await runPgBackRest(pgbackrest, "verify", ["--output=text", "--verbose"], {
+interface RepoVerifyResult {
+  repo: number;
+  problems: string[];
+  archives: VerifyArchiveResult[];
+  backups: VerifyBackupResult[];
+  walSegments: number;
+}
+
+/** `pgbackrest verify` and the WAL continuity check of one repository. */
+async function verifyOneRepo(
+  spec: LocalClusterSpec,
+  pgbackrest: PgBackRestTarget,
+  repo: number,
+  repoCount: number,
+): Promise<RepoVerifyResult> {
+  const repoArgs = repoCount > 1 ? [`--repo=${repo}`] : [];
+  const result = await runPgBackRest(pgbackrest, "verify", [...repoArgs, "--output=text", "--verbose"], {
     timeoutMs: 6 * 60 * 60_000,
   });
   const parsed = parseVerifyOutput(result.stdout);
@@ -324,15 +341,23 @@ export async function verifyRepository(spec: LocalClusterSpec): Promise<VerifySu
   }
   // WAL continuity (the verify of pgBackRest 2.45 does not report a missing segment).
   const info = await stanzaInfo(pgbackrest);
-  const oldest = [...info.backup].sort((a, b) => a.timestamp.start - b.timestamp.start)[0];
+  const inRepo = repoCount > 1 ? backupsInRepo(info, repo) : info.backup;
+  const oldest = [...inRepo].sort((a, b) => a.timestamp.start - b.timestamp.start)[0];
   // `repo-ls` takes its path after the command word (runPgBackRest puts options before it).
   const listing = await runCommand(
     pgbackrestBin(),
-    [`--config=${pgbackrest.config}`, "--recurse", "--output=json", "repo-ls", `archive/${spec.stanza}`],
+    [
+      `--config=${pgbackrest.config}`,
+      ...repoArgs,
+      "--recurse",
+      "--output=json",
+      "repo-ls",
+      `archive/${spec.stanza}`,
+    ],
     { asUser: POSTGRES_USER, cwd: "/", env: cleanChildEnv(), timeoutMs: 30 * 60_000 },
   );
   if (listing.code !== 0) {
-    throw new CommandError(`pgbackrest repo-ls archive/${spec.stanza}`, {
+    throw new CommandError(`pgbackrest repo-ls archive/${spec.stanza} (repo${repo})`, {
       ...listing,
       stdout: redact(listing.stdout, pgbackrest.secrets),
       stderr: redact(listing.stderr, pgbackrest.secrets),
@@ -352,16 +377,10 @@ export async function verifyRepository(spec: LocalClusterSpec): Promise<VerifySu
     const shown = gaps.slice(0, 10).join(", ") + (gaps.length > 10 ? `, ... (${gaps.length} in all)` : "");
     problems.push(`archived WAL has gaps: missing ${shown}`);
   }
-  if (info.backup.length === 0) problems.push("the repository holds no backup");
-  if (problems.length > 0) {
-    throw new Error(`pgBackRest verify of stanza ${spec.stanza} found problems:\n- ${problems.join("\n- ")}`);
-  }
-  const filesChecked = parsed.backups.reduce((n, b) => n + b.filesChecked, 0);
-  const walChecked = parsed.archives.reduce((n, a) => n + a.walChecked, 0);
-  const durationMs = Date.now() - started;
+  if (inRepo.length === 0) problems.push("the repository holds no backup");
   return {
-    stanza: spec.stanza,
-    status: "ok",
+    repo,
+    problems: repoCount > 1 ? problems.map((p) => `repo${repo}: ${p}`) : problems,
     archives: parsed.archives.map(({ archiveId, walChecked: c, walValid }) => ({
       archiveId,
       walChecked: c,
@@ -374,10 +393,41 @@ export async function verifyRepository(spec: LocalClusterSpec): Promise<VerifySu
       filesValid,
     })),
     walSegments: count,
+  };
+}
+
+/**
+ * `pgbackrest verify` of every repository (every backup's files and every archived WAL segment
+ * against their checksums), plus a check that the archived WAL has no gap. Returns a summary;
+ * throws an Error listing every problem of every repository when anything is invalid.
+ */
+export async function verifyRepository(spec: LocalClusterSpec): Promise<VerifySummary> {
+  const { pgbackrest } = localClusterLayout(spec);
+  const started = Date.now();
+  const repos = await configuredRepos(pgbackrest);
+  const results: RepoVerifyResult[] = [];
+  for (const repo of repos) results.push(await verifyOneRepo(spec, pgbackrest, repo, repos.length));
+  const problems = results.flatMap((r) => r.problems);
+  if (problems.length > 0) {
+    throw new Error(`pgBackRest verify of stanza ${spec.stanza} found problems:\n- ${problems.join("\n- ")}`);
+  }
+  const backups = results.flatMap((r) => r.backups);
+  const archives = results.flatMap((r) => r.archives);
+  const walSegments = results.reduce((n, r) => n + r.walSegments, 0);
+  const filesChecked = backups.reduce((n, b) => n + b.filesChecked, 0);
+  const walChecked = archives.reduce((n, a) => n + a.walChecked, 0);
+  const durationMs = Date.now() - started;
+  const where = repos.length > 1 ? ` in ${repos.length} repositories` : "";
+  return {
+    stanza: spec.stanza,
+    status: "ok",
+    archives,
+    backups,
+    walSegments,
     durationMs,
     text:
-      `verify ok: ${parsed.backups.length} backups (${filesChecked} files) and ${walChecked} WAL segments ` +
-      `valid, no gap in ${count} archived segments (${(durationMs / 1000).toFixed(1)} s)`,
+      `verify ok${where}: ${backups.length} backups (${filesChecked} files) and ${walChecked} WAL segments ` +
+      `valid, no gap in ${walSegments} archived segments (${(durationMs / 1000).toFixed(1)} s)`,
   };
 }
 

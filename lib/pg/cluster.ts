@@ -6,19 +6,28 @@ import { adminDsn, quoteLiteral, withClient } from "./client";
 import { clusterPaths, type ClusterPaths } from "./paths";
 import { roleSecret } from "./scram";
 import {
+  OFFSITE_REPO_KEY,
+  offsiteSecrets,
+  offsiteUnsupportedReason,
+  pgbackrestVersionOf,
+  type OffsiteRepo,
+} from "./offsite";
+import {
   POSTGRES_USER,
   checkStanza,
   cipherPassFromConf,
   cleanChildEnv,
-  latestBackup,
   pgbackrestBin,
   redact,
   renderPgBackRestConf,
+  backupsInRepo,
+  repoUsable,
   runBackupCommand,
   stanzaCreate,
   stanzaInfo,
   stanzaUsable,
   stopStanzaProcesses,
+  type BackupCommandResult,
   type BackupType,
   type PgBackRestTarget,
 } from "./pgbackrest";
@@ -34,6 +43,8 @@ export interface LocalClusterSpec {
   retentionFull: number;
   /** Enables pgBackRest repository encryption (aes-256-cbc). */
   encryptionPassphrase?: string;
+  /** The offsite repository (pgBackRest's repo2), written by every backup and archive-push. */
+  offsite?: OffsiteRepo;
 }
 
 export interface ClusterStatus {
@@ -138,7 +149,37 @@ function validateSpec(spec: LocalClusterSpec): ClusterPaths {
 }
 
 function secretsOf(spec: LocalClusterSpec): string[] {
-  return [spec.encryptionPassphrase ?? "", spec.superuserPassword].filter((s) => s.length > 0);
+  return [spec.encryptionPassphrase ?? "", spec.superuserPassword, ...offsiteSecrets(spec.offsite)].filter(
+    (s) => s.length > 0,
+  );
+}
+
+/**
+ * Refuses an offsite repository the pgbackrest here cannot use (sftp before 2.46), and a `path`
+ * repository whose directory is missing: it is a mount point, and creating it would put the
+ * "offsite" backups on the local disk whenever the mount is down.
+ */
+export function checkOffsiteRepo(offsite: OffsiteRepo | undefined): void {
+  if (!offsite) return;
+  const reason = offsiteUnsupportedReason(offsite, pgbackrestVersionOf(pgbackrestBin()));
+  if (reason) throw new Error(reason);
+  if (offsite.type === "path" && !existsSync(offsite.path)) {
+    throw new Error(
+      `backups.offsite.path ${offsite.path} does not exist: mount the offsite storage there first ` +
+        "(it is never created, so that backups never land on the local disk while the mount is down)",
+    );
+  }
+}
+
+/** Writes an SFTP private key given as a secret to the file pgbackrest.conf names (mode 0600, postgres). */
+async function writeOffsiteKey(spec: LocalClusterSpec): Promise<void> {
+  const o = spec.offsite;
+  if (o?.type !== "sftp" || !o.privateKey) return;
+  await writeIfChanged(
+    o.privateKeyFile,
+    o.privateKey.endsWith("\n") ? o.privateKey : `${o.privateKey}\n`,
+    0o600,
+  );
 }
 
 function pgbackrestTarget(spec: LocalClusterSpec, paths: ClusterPaths): PgBackRestTarget {
@@ -362,7 +403,9 @@ async function writePgBackRestConf(spec: LocalClusterSpec, paths: ClusterPaths):
     pgPort: spec.port,
     pgSocketPath: paths.socketDir,
     encryptionPassphrase: spec.encryptionPassphrase || undefined,
+    ...(spec.offsite ? { offsite: spec.offsite } : {}),
   });
+  await writeOffsiteKey(spec);
   await writeIfChanged(paths.pgbackrestConf, pgbackrestConf, 0o600);
 }
 
@@ -472,18 +515,23 @@ async function ensureSuperuserPassword(spec: LocalClusterSpec, paths: ClusterPat
 
 async function ensureStanzaAndBackup(spec: LocalClusterSpec, paths: ClusterPaths, log: ClusterLog) {
   const target = pgbackrestTarget(spec, paths);
+  const repos = spec.offsite ? [1, OFFSITE_REPO_KEY] : [1];
   let info = await stanzaInfo(target);
-  if (!stanzaUsable(info)) {
+  // stanza-create is idempotent: it makes the stanza in every repository that lacks it (an offsite one just added).
+  if (!stanzaUsable(info) || repos.some((r) => !repoUsable(info, r))) {
     log(`pgBackRest: stanza-create ${spec.stanza}`);
     await stanzaCreate(target);
   }
   log("pgBackRest: check (WAL archiving)");
   await checkStanza(target);
   info = await stanzaInfo(target);
-  if (!latestBackup(info)) {
-    log("pgBackRest: first full backup");
-    const { label } = await runBackupCommand(target, "full");
-    log(`pgBackRest: full backup ${label} done`);
+  const empty = repos.filter(
+    (r) => (repos.length > 1 ? backupsInRepo(info, r).length : info.backup.length) === 0,
+  );
+  if (empty.length > 0) {
+    log(`pgBackRest: first full backup (${empty.map((r) => `repo${r}`).join(", ")})`);
+    const { labels } = await runBackupCommand(target, "full", { repos: empty });
+    log(`pgBackRest: full backup ${Object.values(labels).join(", ")} done`);
   }
 }
 
@@ -492,7 +540,9 @@ async function ensureStanzaAndBackup(spec: LocalClusterSpec, paths: ClusterPaths
 
 /** The first step of ensureCluster (lib/pg/ensureCluster.ts): the spec checked, the directory layout made. */
 export async function ensureClusterLayout(spec: LocalClusterSpec): Promise<void> {
-  await ensureLayout(validateSpec(spec));
+  const paths = validateSpec(spec);
+  checkOffsiteRepo(spec.offsite);
+  await ensureLayout(paths);
 }
 
 /**
@@ -571,7 +621,7 @@ export async function runBackup(
   spec: LocalClusterSpec,
   type: BackupType,
   opts: { timeoutMs?: number } = {},
-): Promise<{ label: string }> {
+): Promise<BackupCommandResult> {
   const paths = validateSpec(spec);
   if (!["full", "diff", "incr"].includes(type)) throw new Error(`unknown backup type ${String(type)}`);
   if (!(await serverState(paths)).running)
@@ -621,6 +671,7 @@ export function localClusterSpec(o: LocalClusterSpec): LocalClusterSpec {
     retentionFull: o.retentionFull,
   };
   if (o.encryptionPassphrase) spec.encryptionPassphrase = o.encryptionPassphrase;
+  if (o.offsite) spec.offsite = o.offsite;
   return spec;
 }
 

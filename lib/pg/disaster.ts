@@ -27,11 +27,11 @@ import {
   checkStanza,
   cipherPassFromConf,
   cleanChildEnv,
-  latestBackup,
   redact,
+  repoOption,
+  restoreSource,
   runPgBackRest,
   stanzaInfo,
-  stanzaUsable,
   type PgBackRestStanzaInfo,
 } from "./pgbackrest";
 
@@ -75,7 +75,8 @@ async function repoHasFiles(repoPath: string): Promise<boolean> {
  */
 async function readRepository(spec: LocalClusterSpec): Promise<PgBackRestStanzaInfo | undefined> {
   const { paths, pgbackrest } = localClusterLayout(spec);
-  if (!(await repoHasFiles(paths.repoPath))) return undefined;
+  // With an offsite repository, an empty (or lost) repo1 is no reason to stop looking.
+  if (!spec.offsite && !(await repoHasFiles(paths.repoPath))) return undefined;
   const conf = await fs.readFile(paths.pgbackrestConf, "utf8").catch(() => undefined);
   if (conf === undefined) await prepareRepositoryAccess(spec);
   let info: PgBackRestStanzaInfo;
@@ -98,7 +99,8 @@ async function readRepository(spec: LocalClusterSpec): Promise<PgBackRestStanzaI
         "repository was made with to restore the cluster (a new passphrase can be set once it is back)",
     );
   }
-  if (![0, 1, 2].includes(info.status.code)) {
+  const statuses = info.repo?.length ? info.repo.map((r) => r.status.code) : [info.status.code];
+  if (!statuses.every((code) => [0, 1, 2].includes(code))) {
     throw new Error(
       `the repository ${paths.repoPath} is not usable for stanza ${spec.stanza} ` +
         `(status ${info.status.code}: ${info.status.message}); refusing to initialize a new cluster over it`,
@@ -114,7 +116,7 @@ async function readRepository(spec: LocalClusterSpec): Promise<PgBackRestStanzaI
  */
 export async function hasRestorableBackup(spec: LocalClusterSpec): Promise<boolean> {
   const info = await readRepository(spec);
-  return info !== undefined && stanzaUsable(info) && info.backup.length > 0;
+  return info !== undefined && restoreSource(info) !== undefined;
 }
 
 /** psql as postgres over the unix socket (peer authentication); stdout trimmed, or an error. */
@@ -200,13 +202,16 @@ export async function recoverCluster(
   }
 
   const before = await readRepository(spec);
-  if (!before || !stanzaUsable(before) || before.backup.length === 0) {
+  const source = before && restoreSource(before);
+  if (!before || !source) {
     throw new Error(
-      `the repository ${paths.repoPath} holds no backup of stanza ${spec.stanza}: nothing to restore`,
+      `the repository ${paths.repoPath}${spec.offsite ? " and the offsite repository hold" : " holds"} ` +
+        `no backup of stanza ${spec.stanza}: nothing to restore`,
     );
   }
+  if (source.fallback) log(`restoring from the offsite repository repo${source.repo}: ${source.fallback}`);
   await prepareRepositoryAccess(spec);
-  const newest = latestBackup(before);
+  const newest = source.backup;
   const lastArchivedWal =
     before.archive
       .map((a) => a.max)
@@ -233,9 +238,14 @@ export async function recoverCluster(
       (lastArchivedWal ? ` (up to ${lastArchivedWal})` : ""),
   );
   const restoreStarted = Date.now();
-  const restore = await runPgBackRest(pgbackrest, "restore", ["--log-level-console=info"], {
-    timeoutMs: 6 * 60 * 60_000,
-  });
+  const restore = await runPgBackRest(
+    pgbackrest,
+    "restore",
+    [...repoOption(before, source.repo), "--log-level-console=info"],
+    {
+      timeoutMs: 6 * 60 * 60_000,
+    },
+  );
   const backupLabel =
     /restore backup set (\S+?),?\s/.exec(restore.stdout + restore.stderr)?.[1] ?? newest?.label ?? "unknown";
   const restoreMs = Date.now() - restoreStarted;

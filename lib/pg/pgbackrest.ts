@@ -1,7 +1,8 @@
-import { accessSync, constants as fsConstants } from "node:fs";
+import { accessSync, constants as fsConstants, promises as fs } from "node:fs";
 import * as path from "node:path";
 import { CommandError, runCommand, type RunResult } from "../process/run";
 import { renderTemplateFile } from "../templates/render";
+import { renderOffsiteRepo, type OffsiteRepo } from "./offsite";
 
 /** The system user pgBackRest (and PostgreSQL) runs as. */
 export const POSTGRES_USER = "postgres";
@@ -30,14 +31,31 @@ export interface PgBackRestBackup {
   reference?: string[] | null;
 }
 
+/** One repository's state in `info` (per repository: 0 ok, 1 missing stanza path, 2 no valid backups, ...). */
+export interface PgBackRestRepoStatus {
+  key: number;
+  cipher: string;
+  status: { code: number; message: string };
+}
+
 export interface PgBackRestStanzaInfo {
   name: string;
-  /** 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing stanza data, 4 different cipher, 99 other. */
+  /**
+   * 0 ok, 1 missing stanza path, 2 no valid backups, 3 missing stanza data, 4 different across
+   * repositories (one of several is not ok: see `repo`), 99 other.
+   */
   status: { code: number; message: string; lock?: { backup?: { held: boolean } } };
+  /** Each configured repository's own status. */
+  repo?: PgBackRestRepoStatus[];
   cipher: string;
   db: { id: number; "system-id": number; version: string }[];
   backup: PgBackRestBackup[];
-  archive: { id: string; min: string | null; max: string | null; database: { id: number } }[];
+  archive: {
+    id: string;
+    min: string | null;
+    max: string | null;
+    database: { id: number; "repo-key"?: number };
+  }[];
 }
 
 /** The pgbackrest executable: `$LOOMWORKS_PGBACKREST`, else the first `pgbackrest` on PATH. */
@@ -170,20 +188,162 @@ export function latestBackup(info: PgBackRestStanzaInfo, type?: BackupType): PgB
   return [...list].sort((a, b) => a.timestamp.stop - b.timestamp.stop).at(-1);
 }
 
-/** Runs a backup (retention `expire` runs after it) and returns its label. */
+/**
+ * The repository keys a pgbackrest.conf configures (`repo<N>-*` options), ascending; [1] when it
+ * names none (repo1 is pgBackRest's default).
+ */
+export function reposInConf(conf: string): number[] {
+  const keys = new Set<number>();
+  for (const m of conf.matchAll(/^repo(\d+)-[a-z0-9-]+=/gm)) keys.add(Number(m[1]));
+  return keys.size ? [...keys].sort((a, b) => a - b) : [1];
+}
+
+/** The repository keys of a target's configuration file. */
+export async function configuredRepos(target: PgBackRestTarget): Promise<number[]> {
+  return reposInConf(await fs.readFile(target.config, "utf8"));
+}
+
+/** True when the stanza is readable in repository `key` (ok, or no backups yet). */
+export function repoUsable(info: PgBackRestStanzaInfo, key: number): boolean {
+  const repo = info.repo?.find((r) => r.key === key);
+  const code = repo ? repo.status.code : info.status.code;
+  return code === 0 || code === 2;
+}
+
+/** The backups `info` lists in repository `key`. */
+export function backupsInRepo(info: PgBackRestStanzaInfo, key: number): PgBackRestBackup[] {
+  return info.backup.filter((b) => (b.database?.["repo-key"] ?? 1) === key);
+}
+
+/** One repository's backup: its label. */
+async function backupToRepo(
+  target: PgBackRestTarget,
+  type: BackupType,
+  repo: number,
+  repoCount: number,
+  timeoutMs: number,
+): Promise<string> {
+  // `--repo` only with several repositories: a single-repository stack runs exactly what it always ran.
+  const repoArgs = repoCount > 1 ? [`--repo=${repo}`] : [];
+  const result = await runPgBackRest(
+    target,
+    "backup",
+    [...repoArgs, `--type=${type}`, "--log-level-console=info"],
+    { timeoutMs },
+  );
+  const match = /new backup label = (\S+)/.exec(result.stdout + "\n" + result.stderr);
+  if (match) return match[1];
+  const info = await stanzaInfo(target);
+  const listed = latestBackup({ ...info, backup: backupsInRepo(info, repo) });
+  if (!listed)
+    throw new Error(`pgbackrest backup (${type}) to repo${repo} succeeded but no backup is listed`);
+  return listed.label;
+}
+
+/** Where a restore reads from: the repository and, in it, the backup set. */
+export interface RestoreSource {
+  repo: number;
+  backup: PgBackRestBackup;
+  /** Set when a repository before `repo` was passed over, and why (for the log). */
+  fallback?: string;
+}
+
+/**
+ * The repository a restore reads from, made explicit rather than left to pgBackRest's search: the
+ * repository holding `label` when one is given, else the first usable repository (repo1 before
+ * the offsite repo2) that holds a backup, with its newest backup. Undefined when no repository
+ * holds one.
+ */
+export function restoreSource(info: PgBackRestStanzaInfo, label?: string): RestoreSource | undefined {
+  const keys = info.repo?.length ? info.repo.map((r) => r.key).sort((a, b) => a - b) : [1];
+  const passed: string[] = [];
+  for (const key of keys) {
+    const status = info.repo?.find((r) => r.key === key)?.status ?? info.status;
+    const backups = repoUsable(info, key) ? backupsInRepo(info, key) : [];
+    const backup = label
+      ? backups.find((b) => b.label === label)
+      : latestBackup({ ...info, backup: backups });
+    if (backup) {
+      return passed.length ? { repo: key, backup, fallback: passed.join("; ") } : { repo: key, backup };
+    }
+    passed.push(
+      repoUsable(info, key)
+        ? `repo${key} holds ${label ? `no backup ${label}` : "no backup"}`
+        : `repo${key} is not usable (${status.message})`,
+    );
+  }
+  return undefined;
+}
+
+/**
+ * True when repository `repo` holds WAL segment `segment` (24 hex digits) in one of the stanza's
+ * archive ids: what archive-get would find there.
+ */
+export async function segmentInRepo(
+  target: PgBackRestTarget,
+  repo: number,
+  segment: string,
+): Promise<boolean> {
+  const info = await stanzaInfo(target);
+  const ids = info.archive.filter((a) => (a.database?.["repo-key"] ?? 1) === repo).map((a) => a.id);
+  for (const id of ids) {
+    const dir = `archive/${target.stanza}/${id}/${segment.slice(0, 16)}`;
+    const listing = await runCommand(
+      pgbackrestBin(),
+      [`--config=${target.config}`, `--repo=${repo}`, "--output=json", "repo-ls", dir],
+      { asUser: POSTGRES_USER, cwd: "/", env: cleanChildEnv(), timeoutMs: 5 * 60_000 },
+    );
+    if (listing.code !== 0) continue;
+    const names = Object.keys(JSON.parse(listing.stdout || "{}") as Record<string, unknown>);
+    if (names.some((n) => n.startsWith(`${segment}-`))) return true;
+  }
+  return false;
+}
+
+/** `--repo=<N>` when the configuration has several repositories (pgBackRest's default otherwise). */
+export function repoOption(info: PgBackRestStanzaInfo, repo: number): string[] {
+  return (info.repo?.length ?? 1) > 1 ? [`--repo=${repo}`] : [];
+}
+
+export interface BackupCommandResult {
+  /** The first repository's backup (the one restores prefer). */
+  label: string;
+  /** Every repository's new backup label. */
+  labels: Record<number, string>;
+}
+
+/**
+ * Runs a backup into every configured repository, one after the other (pgBackRest writes one
+ * repository per `backup`), and returns the labels. A repository that fails does not stop the
+ * others: the error, naming every failed repository, is thrown after all of them were tried.
+ * (A diff or incr backup into a repository without a full one is made full by pgBackRest.)
+ */
 export async function runBackupCommand(
   target: PgBackRestTarget,
   type: BackupType,
-  opts: { timeoutMs?: number } = {},
-): Promise<{ label: string }> {
-  const result = await runPgBackRest(target, "backup", [`--type=${type}`, "--log-level-console=info"], {
-    timeoutMs: opts.timeoutMs ?? 4 * 60 * 60_000,
-  });
-  const match = /new backup label = (\S+)/.exec(result.stdout + "\n" + result.stderr);
-  if (match) return { label: match[1] };
-  const newest = latestBackup(await stanzaInfo(target));
-  if (!newest) throw new Error(`pgbackrest backup (${type}) succeeded but no backup is listed`);
-  return { label: newest.label };
+  opts: { timeoutMs?: number; repos?: readonly number[] } = {},
+): Promise<BackupCommandResult> {
+  const all = await configuredRepos(target);
+  const repos = opts.repos ?? all;
+  const labels: Record<number, string> = {};
+  const failures: string[] = [];
+  for (const repo of repos) {
+    try {
+      labels[repo] = await backupToRepo(target, type, repo, all.length, opts.timeoutMs ?? 4 * 60 * 60_000);
+    } catch (err) {
+      failures.push(`repo${repo}: ${(err as Error).message}`);
+    }
+  }
+  if (failures.length > 0) {
+    const done = Object.entries(labels).map(([repo, label]) => `repo${repo} ${label}`);
+    throw new Error(
+      `pgbackrest ${type} backup failed in ${failures.length} of ${repos.length} repositories` +
+        (done.length ? ` (written: ${done.join(", ")})` : "") +
+        `:\n${failures.join("\n")}`,
+    );
+  }
+  const label = labels[repos[0]];
+  return { label, labels };
 }
 
 /**
@@ -206,6 +366,8 @@ export interface PgBackRestConfValues {
   pgSocketPath: string;
   /** Enables repository encryption (aes-256-cbc). */
   encryptionPassphrase?: string;
+  /** The offsite repository (repo2); absent: exactly the single-repository file. */
+  offsite?: OffsiteRepo;
 }
 
 /** Renders templates/pgbackrest.conf.tmpl. */
@@ -217,10 +379,12 @@ export function renderPgBackRestConf(v: PgBackRestConfValues): string {
     }
   }
   const cipher = pass ? `repo1-cipher-type=aes-256-cbc\nrepo1-cipher-pass=${pass}` : "";
+  // The placeholder keeps its name (and the template its bytes) so that existing stacks render the same file.
+  const repoOptions = v.offsite ? [cipher, ...renderOffsiteRepo(v.offsite)].join("\n") : cipher;
   return renderTemplateFile("pgbackrest.conf.tmpl", {
     repo_path: v.repoPath,
     retention_full: v.retentionFull,
-    repo_cipher: cipher,
+    repo_cipher: repoOptions,
     spool_path: v.spoolPath,
     lock_path: v.lockPath,
     log_path: v.logPath,
@@ -231,8 +395,17 @@ export function renderPgBackRestConf(v: PgBackRestConfValues): string {
   });
 }
 
-/** Reads `repo1-cipher-pass` from a rendered pgbackrest.conf ("" when the repository is not encrypted). */
-export function cipherPassFromConf(conf: string): string {
-  const m = /^repo1-cipher-pass=(.*)$/m.exec(conf);
+/** Reads `repo<N>-cipher-pass` from a rendered pgbackrest.conf ("" when the repository is not encrypted). */
+export function cipherPassFromConf(conf: string, repo = 1): string {
+  const m = new RegExp(`^repo${repo}-cipher-pass=(.*)$`, "m").exec(conf);
   return m ? m[1] : "";
+}
+
+/** Every secret a rendered pgbackrest.conf holds (cipher passphrases, S3 keys), for redaction. */
+export function secretsFromConf(conf: string): string[] {
+  const out: string[] = [];
+  for (const m of conf.matchAll(/^repo\d+-(?:cipher-pass|s3-key|s3-key-secret)=(.*)$/gm)) {
+    if (m[1]) out.push(m[1]);
+  }
+  return out;
 }

@@ -37,6 +37,7 @@ export function diffLocalPostgres(
       "retentionFull",
       "configHash",
       "encryptionPassphrase",
+      "offsite",
     ],
     (v, key) => (key === "encryptionPassphrase" ? (v ?? "") : v),
   );

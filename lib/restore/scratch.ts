@@ -116,8 +116,12 @@ export interface BackupDatabase {
 }
 
 /** The databases recorded in a backup's manifest (`info --set=<label>`: database-ref). */
-export async function backupDatabases(pgbr: PgBackRestTarget, label: string): Promise<BackupDatabase[]> {
-  const result = await runPgBackRest(pgbr, "info", ["--output=json", `--set=${label}`], {
+export async function backupDatabases(
+  pgbr: PgBackRestTarget,
+  label: string,
+  repo?: number,
+): Promise<BackupDatabase[]> {
+  const result = await runPgBackRest(pgbr, "info", [...repoArgs(repo), "--output=json", `--set=${label}`], {
     timeoutMs: 2 * 60_000,
   });
   const parsed = JSON.parse(result.stdout) as Array<{
@@ -129,6 +133,9 @@ export async function backupDatabases(pgbr: PgBackRestTarget, label: string): Pr
   if (!backup) throw new Error(`pgbackrest info: backup ${label} not found in stanza ${pgbr.stanza}`);
   return backup["database-ref"] ?? [];
 }
+
+/** `--repo=<N>` when the restore names a repository (an offsite one is configured). */
+const repoArgs = (repo: number | undefined): string[] => (repo === undefined ? [] : [`--repo=${repo}`]);
 
 /** PostgreSQL's first OID for user objects: databases below it (postgres, template0/1) are always restored. */
 const FIRST_NORMAL_OID = FIRST_USER_OID;
@@ -170,6 +177,8 @@ export interface ScratchRestoreOptions {
   type: "lsn" | "time";
   value: string;
   exclusive: boolean;
+  /** The repository holding `backupLabel` (set when an offsite repository is configured). */
+  repo?: number;
   timeoutMs?: number;
   /** Default: {@link scratchMethodSetting}. */
   method?: ScratchMethod | "auto";
@@ -192,11 +201,12 @@ export async function restoreWithPgBackRest(
   pgbr: PgBackRestTarget,
   o: ScratchRestoreOptions,
 ): Promise<{ selection: string[] }> {
-  const selection = selectiveRestoreOptions(o.database, await backupDatabases(pgbr, o.backupLabel));
+  const selection = selectiveRestoreOptions(o.database, await backupDatabases(pgbr, o.backupLabel, o.repo));
   await runPgBackRest(
     pgbr,
     "restore",
     [
+      ...repoArgs(o.repo),
       `--pg1-path=${s.dataDir}`,
       `--set=${o.backupLabel}`,
       ...selection,
@@ -227,19 +237,30 @@ async function pgbackrestOption(pgbr: PgBackRestTarget, option: string): Promise
   return (current ?? fallback)?.replace(/^(current|default): /, "").trim();
 }
 
-/** Where the repository is, and whether the selective method can read it (posix, not encrypted). */
-export async function plainRepositoryPath(pgbr: PgBackRestTarget): Promise<string> {
-  const [type, cipher, repoPath] = await Promise.all(
-    ["repo1-type", "repo1-cipher-type", "repo1-path"].map((o) => pgbackrestOption(pgbr, o)),
-  );
+/** An option's value in a pgbackrest.conf (`key=value` lines; the last one wins, as in pgBackRest). */
+export function confOption(conf: string, key: string): string | undefined {
+  const escaped = key.replace(/[-]/g, "\\-");
+  return [...conf.matchAll(new RegExp(`^${escaped}=(.*)$`, "gm"))].at(-1)?.[1].trim();
+}
+
+/** Where repository `repo` is, and whether the selective method can read it (posix, not encrypted). */
+export async function plainRepositoryPath(pgbr: PgBackRestTarget, repo = 1): Promise<string> {
+  // `pgbackrest help` reports repo1's value for every indexed repo option: read another repository's from the file.
+  const read =
+    repo === 1
+      ? (o: string) => pgbackrestOption(pgbr, `repo1-${o}`)
+      : async (o: string) => confOption(await fs.readFile(pgbr.config, "utf8"), `repo${repo}-${o}`);
+  const [type, cipher, repoPath] = await Promise.all(["type", "cipher-type", "path"].map(read));
   if (cipher && cipher !== "none") {
-    throw new SelectiveRestoreUnsupported(`the repository is encrypted (repo1-cipher-type=${cipher})`);
+    throw new SelectiveRestoreUnsupported(`the repository is encrypted (repo${repo}-cipher-type=${cipher})`);
   }
   if ((type ?? "posix") !== "posix") {
-    throw new SelectiveRestoreUnsupported(`the repository is not a local file system (repo1-type=${type})`);
+    throw new SelectiveRestoreUnsupported(
+      `the repository is not a local file system (repo${repo}-type=${type})`,
+    );
   }
   if (!repoPath || !path.isAbsolute(repoPath)) {
-    throw new SelectiveRestoreUnsupported(`no absolute repo1-path (${repoPath ?? "none"})`);
+    throw new SelectiveRestoreUnsupported(`no absolute repo${repo}-path (${repoPath ?? "none"})`);
   }
   return repoPath;
 }
@@ -273,7 +294,7 @@ export async function restoreSelectively(
   o: ScratchRestoreOptions,
   extra: Partial<Pick<SelectiveRestoreParams, "verify" | "parallel" | "emptyExcludedDirectories">> = {},
 ): Promise<SelectiveRestoreStats> {
-  const repoPath = await plainRepositoryPath(pgbr);
+  const repoPath = await plainRepositoryPath(pgbr, o.repo);
   return selectiveRestore({
     dataDir: s.dataDir,
     repoPath,

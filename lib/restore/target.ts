@@ -16,7 +16,14 @@
 import type { Client } from "pg";
 import { withClient } from "../pg/client";
 import { clusterPaths } from "../pg/paths";
-import { stanzaInfo, type PgBackRestBackup, type PgBackRestTarget } from "../pg/pgbackrest";
+import {
+  backupsInRepo,
+  repoUsable,
+  stanzaInfo,
+  type PgBackRestBackup,
+  type PgBackRestStanzaInfo,
+  type PgBackRestTarget,
+} from "../pg/pgbackrest";
 import { REGISTRY_DATABASE, registryDsn } from "../registry/registry";
 
 export const RESTORE_KINDS = ["snapshot", "time", "lsn"] as const;
@@ -70,6 +77,10 @@ export interface ResolvedRestoreTarget {
   backup: BackupRef;
   /** Start of the recovery window (oldest backup's start), ISO. */
   windowStart: string;
+  /** With an offsite repository: the repository the backup set is read from (`--repo`). */
+  repo?: number;
+  /** Why an earlier repository was passed over (repo1 lost, or the target before its window). */
+  repoFallback?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,13 +347,49 @@ export async function validateRestoreTarget(
     if (kind === "snapshot" && !snapshotLsn) {
       snapshotLsn = (await findSnapshot(admin, opts.adminDsn, opts.subdomain, value))?.lsn;
     }
-    return planRestoreTarget({
+    return planAcrossRepos(info, {
       subdomain: opts.subdomain,
       target: opts.target,
       snapshotLsn,
       now: opts.now ?? new Date(),
       currentLsn: cur.rows[0].lsn,
-      backups: info.backup,
     });
   });
+}
+
+/**
+ * With several repositories, the restore reads from one explicitly: the first (repo1 before the
+ * offsite repo2) that is usable and whose backups reach the target; a lost or emptied repo1, or a
+ * target older than its window (each repository keeps its own number of full backups), falls back
+ * to the next. With one repository: planRestoreTarget over its backups, as always.
+ */
+export function planAcrossRepos(
+  info: PgBackRestStanzaInfo,
+  p: Omit<PlanInput, "backups">,
+): ResolvedRestoreTarget {
+  const repos = (info.repo ?? []).map((r) => r.key).sort((a, b) => a - b);
+  if (repos.length <= 1) return planRestoreTarget({ ...p, backups: info.backup });
+  const passed: string[] = [];
+  let firstError: unknown;
+  for (const repo of repos) {
+    if (!repoUsable(info, repo)) {
+      const status = info.repo?.find((r) => r.key === repo)?.status;
+      passed.push(`repo${repo} is not usable (${status?.message ?? "unknown"})`);
+      continue;
+    }
+    try {
+      const planned = planRestoreTarget({ ...p, backups: backupsInRepo(info, repo) });
+      return { ...planned, repo, ...(passed.length ? { repoFallback: passed.join("; ") } : {}) };
+    } catch (err) {
+      if (!(err instanceof RestoreTargetError)) throw err;
+      firstError ??= err;
+      passed.push(`repo${repo}: ${err.reason}`);
+    }
+  }
+  if (firstError) throw firstError;
+  throw new RestoreTargetError(
+    p.subdomain,
+    `restore.${targetKind(p.subdomain, p.target).kind}`,
+    `no repository can be read: ${passed.join("; ")}`,
+  );
 }
