@@ -496,7 +496,7 @@ describe("parseStackConfig: invalid platform", () => {
     expect(problems.join("\n")).not.toContain(secret);
     expect(problemsOf({ platform: { backups: "x", target: 1 } })).toEqual([
       'platform: key "target": must be one of local, kubernetes, docker (got 1)',
-      'platform: key "backups": must be a map of backup settings (retentionFull, encryptionPassphrase) (got "x")',
+      'platform: key "backups": must be a map of backup settings (retentionFull, encryptionPassphrase, schedule, offsite) (got "x")',
     ]);
   });
 });
