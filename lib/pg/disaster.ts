@@ -31,6 +31,7 @@ import {
   repoOption,
   restoreSource,
   runPgBackRest,
+  stanzaCreate,
   stanzaInfo,
   type PgBackRestStanzaInfo,
 } from "./pgbackrest";
@@ -317,6 +318,11 @@ export async function recoverCluster(
     }
   }
 
+  if (source.fallback) {
+    // A lost repo1 gets its stanza back, so that archiving (which writes every repository) works again.
+    log("pgBackRest: stanza-create (the repositories that lost the stanza get it again)");
+    await stanzaCreate(pgbackrest);
+  }
   log("pgBackRest: check (WAL archiving on the new timeline)");
   const checkStarted = Date.now();
   await checkStanza(pgbackrest);

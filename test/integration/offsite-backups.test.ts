@@ -21,6 +21,7 @@ import {
   destroyCluster,
   localAdminDsn,
   localClusterLayout,
+  stopCluster,
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
 import { backupsInRepo, stanzaInfo } from "../../lib/pg/pgbackrest";
@@ -201,10 +202,31 @@ describe("offsite repository over an sshfs-mounted SFTP host", () => {
     expect(names).toEqual(expect.arrayContaining(["company", "admin"]));
   }, 600_000);
 
-  it("with the offsite mount down, the backup job fails naming repo2 and sends backup.failed", async () => {
-    // repo1 comes back as `pulumi up` brings it back: the stanza made again, a first full backup.
-    await ensureClusterWithBackups(spec);
+  it("with repo1 and the data directory both lost, the cluster is rebuilt from repo2", async () => {
+    await inTenant((c) => c.query("INSERT INTO res_partner (name) VALUES ('last-archived')"));
+    const segment = await withClient(admin, async (c) => {
+      const r = await c.query<{ w: string }>("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w");
+      await c.query("SELECT pg_switch_wal()");
+      return r.rows[0].w;
+    });
+    await waitFor(`${segment} in repo2`, async () => (await archivedSegments(sftp.remoteDir)).has(segment));
+    const { paths } = localClusterLayout(spec);
+    await stopCluster(spec);
+    await fs.rm(paths.dataDir, { recursive: true, force: true });
+    await fs.rm(paths.repoPath, { recursive: true, force: true });
+
+    const logs: string[] = [];
+    await ensureClusterWithBackups(spec, (m) => logs.push(m));
+    expect(logs.join("\n")).toMatch(/restoring from the offsite repository repo2: repo1 /);
+    const names = await inTenant(async (c) =>
+      (await c.query<{ name: string }>("SELECT name FROM res_partner")).rows.map((r) => r.name),
+    );
+    expect(names).toContain("last-archived");
+    // repo1 is back: its stanza made again and a first full backup (what `pulumi up` does).
     expect(backupsInRepo(await stanzaInfo(localClusterLayout(spec).pgbackrest), 1)).toHaveLength(1);
+  }, 600_000);
+
+  it("with the offsite mount down, the backup job fails naming repo2 and sends backup.failed", async () => {
     const stateDir = path.join(work, "jobs");
     await fs.mkdir(stateDir, { mode: 0o755 });
     await writeSchedulerFiles(stateDir, [], {
