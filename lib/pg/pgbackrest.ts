@@ -198,9 +198,15 @@ export function reposInConf(conf: string): number[] {
   return keys.size ? [...keys].sort((a, b) => a - b) : [1];
 }
 
-/** The repository keys of a target's configuration file. */
+/**
+ * The repository keys of a target: from its configuration file, or, where that file is not here
+ * (kubernetes: the jobs run pgbackrest inside the PostgreSQL pod), from pgBackRest's `info`.
+ */
 export async function configuredRepos(target: PgBackRestTarget): Promise<number[]> {
-  return reposInConf(await fs.readFile(target.config, "utf8"));
+  const conf = await fs.readFile(target.config, "utf8").catch(() => undefined);
+  if (conf !== undefined) return reposInConf(conf);
+  const info = await stanzaInfo(target);
+  return info.repo?.length ? info.repo.map((r) => r.key).sort((a, b) => a - b) : [1];
 }
 
 /** True when the stanza is readable in repository `key` (ok, or no backups yet). */
