@@ -346,12 +346,13 @@ export class DockerPlatform extends pulumi.ComponentResource {
               args.postgres.encryptionPassphrase || offsite ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
             permissions: "0444",
           },
+          // Uploads are root's: readable like pgbackrest.conf, so that pgbackrest (as postgres) reads it.
           ...(offsite?.type === "sftp" && offsite.privateKey
             ? [
                 {
                   file: offsite.privateKeyFile,
                   content: pulumi.secret(offsite.privateKey),
-                  permissions: "0400",
+                  permissions: "0444",
                 },
               ]
             : []),
