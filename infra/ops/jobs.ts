@@ -55,10 +55,10 @@ import {
   POSTGRES_USER,
   cipherPassFromConf,
   secretsFromConf,
-  runBackupCommand,
   type BackupType,
   type PgBackRestTarget,
 } from "../../lib/pg/pgbackrest";
+import { runBackupCommand } from "../../lib/pg/repositories";
 import { mustRun } from "../../lib/process/run";
 import { checkStorage } from "../../lib/quota/storage";
 import { restoreTenant, type RestoreResult, type RestoreTarget } from "../../lib/restore";

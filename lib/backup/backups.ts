@@ -17,12 +17,9 @@ import {
 } from "../pg/cluster";
 import {
   POSTGRES_USER,
-  backupsInRepo,
   cleanChildEnv,
-  configuredRepos,
   pgbackrestBin,
   redact,
-  repoUsable,
   runPgBackRest,
   stanzaInfo,
   stanzaUsable,
@@ -30,6 +27,7 @@ import {
   type PgBackRestStanzaInfo,
   type PgBackRestTarget,
 } from "../pg/pgbackrest";
+import { backupsInRepo, configuredRepos, repoUsable } from "../pg/repositories";
 import { CommandError, runCommand } from "../process/run";
 import { withRegistry } from "../registry/registry";
 

@@ -20,17 +20,14 @@ import {
   pgbackrestBin,
   redact,
   renderPgBackRestConf,
-  backupsInRepo,
-  repoUsable,
-  runBackupCommand,
   stanzaCreate,
   stanzaInfo,
   stanzaUsable,
   stopStanzaProcesses,
-  type BackupCommandResult,
   type BackupType,
   type PgBackRestTarget,
 } from "./pgbackrest";
+import { backupsInRepo, repoUsable, runBackupCommand, type BackupCommandResult } from "./repositories";
 import { PRIVATE_DIR, TRAVERSED_DIR, ensureDirMode } from "../fs/stateModes";
 
 export interface LocalClusterSpec {

@@ -28,13 +28,12 @@ import {
   cipherPassFromConf,
   cleanChildEnv,
   redact,
-  repoOption,
-  restoreSource,
   runPgBackRest,
   stanzaCreate,
   stanzaInfo,
   type PgBackRestStanzaInfo,
 } from "./pgbackrest";
+import { repoOption, restoreSource } from "./repositories";
 
 export interface RecoverOptions {
   /** Replace an existing data directory too (it is stopped and moved aside, never deleted). */

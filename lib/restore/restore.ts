@@ -33,7 +33,7 @@ import { crashPoint } from "../process/crashPoint";
 import { beginStep, ensureRegistry, finishStep, registryDsn } from "../registry/registry";
 import { terminateSessions } from "../pg/sessions";
 import { dsnWithDatabase } from "../pg/dsn";
-import { segmentInRepo } from "../pg/pgbackrest";
+import { segmentInRepo } from "../pg/repositories";
 import type { TenantState } from "../registry/tenantState";
 import {
   buildFilestore,

@@ -17,13 +17,12 @@ import type { Client } from "pg";
 import { withClient } from "../pg/client";
 import { clusterPaths } from "../pg/paths";
 import {
-  backupsInRepo,
-  repoUsable,
   stanzaInfo,
   type PgBackRestBackup,
   type PgBackRestStanzaInfo,
   type PgBackRestTarget,
 } from "../pg/pgbackrest";
+import { backupsInRepo, repoUsable } from "../pg/repositories";
 import { REGISTRY_DATABASE, registryDsn } from "../registry/registry";
 
 export const RESTORE_KINDS = ["snapshot", "time", "lsn"] as const;

@@ -13,7 +13,12 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ensureClusterWithBackups, takeBackup, verifyRepository } from "../../lib/backup/backups";
+import {
+  ensureClusterWithBackups,
+  expireBackups,
+  takeBackup,
+  verifyRepository,
+} from "../../lib/backup/backups";
 import { writeNotifyFile, writeSchedulerFiles } from "../../lib/backup/daemon";
 import type { Notification } from "../../lib/notify/webhook";
 import { withPlainClient as withClient } from "../../lib/pg/client";
@@ -24,7 +29,8 @@ import {
   stopCluster,
   type LocalClusterSpec,
 } from "../../lib/pg/cluster";
-import { backupsInRepo, stanzaInfo } from "../../lib/pg/pgbackrest";
+import { stanzaInfo } from "../../lib/pg/pgbackrest";
+import { backupsInRepo } from "../../lib/pg/repositories";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { mustRun } from "../../lib/process/run";
 import { restoreTenant } from "../../lib/restore";
@@ -135,10 +141,14 @@ describe("offsite repository over an sshfs-mounted SFTP host", () => {
     expect(backupsInRepo(before, 1)).toHaveLength(1);
     expect(backupsInRepo(before, 2)).toHaveLength(1);
 
+    await takeBackup(spec, admin, "full");
     const { backup } = await takeBackup(spec, admin, "full");
+    await expireBackups(spec, admin);
+    // Each repository keeps its own number of full backups: repo1 1 (the cluster's), repo2 2 (offsite's).
     const after = await stanzaInfo(pgbackrest);
-    expect(backupsInRepo(after, 1).map((b) => b.label)).toContain(backup.label);
+    expect(backupsInRepo(after, 1).map((b) => b.label)).toEqual([backup.label]);
     expect(backupsInRepo(after, 2)).toHaveLength(2);
+    expect(backupsInRepo(after, 2).map((b) => b.label)).not.toContain(backupsInRepo(before, 2)[0].label);
     // The offsite files are on the SFTP host's disk, not under the mount point's own directory.
     expect(existsSync(path.join(sftp.remoteDir, "backup", spec.stanza, "backup.info"))).toBe(true);
     const verify = await verifyRepository(spec);

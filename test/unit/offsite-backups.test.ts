@@ -17,12 +17,11 @@ import {
 import { offsiteUnsupportedReason, type OffsiteRepo } from "../../lib/pg/offsite";
 import {
   renderPgBackRestConf,
-  reposInConf,
-  restoreSource,
   secretsFromConf,
   type PgBackRestBackup,
   type PgBackRestStanzaInfo,
 } from "../../lib/pg/pgbackrest";
+import { reposInConf, restoreSource } from "../../lib/pg/repositories";
 import { confOption } from "../../lib/restore/scratch";
 import { RestoreTargetError, planAcrossRepos } from "../../lib/restore/target";
 
