@@ -1,16 +1,15 @@
 /**
  * The offsite repository (platform.backups.offsite) for real: a private SFTP host (sshd on a
  * loopback port, key authentication only: testkit/sftpHost.ts) mounted with sshfs and used as a
- * `type: path` repo2 of a cluster of this file's own. Every backup writes both repositories, WAL
- * reaches both; then repo1 is deleted entirely and a tenant is restored to a point in time from
- * repo2 alone. Last, the mount goes down: the backup job fails loudly, naming repo2, and sends
- * backup.failed.
+ * `type: path` repo2 of a cluster of this file's own. Every backup writes both repositories, each
+ * keeps its own number of full backups, WAL reaches both; then repo1 is deleted entirely and a
+ * tenant is restored to a point in time from repo2 alone; then the data directory and repo1 are lost
+ * together and the cluster is rebuilt from repo2. Last, the mount goes down: the backup job fails
+ * loudly, naming repo2, and sends backup.failed.
  */
-import { randomBytes } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
-import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -21,49 +20,27 @@ import {
 } from "../../lib/backup/backups";
 import { writeNotifyFile, writeSchedulerFiles } from "../../lib/backup/daemon";
 import type { Notification } from "../../lib/notify/webhook";
-import { withPlainClient as withClient } from "../../lib/pg/client";
-import {
-  destroyCluster,
-  localAdminDsn,
-  localClusterLayout,
-  stopCluster,
-  type LocalClusterSpec,
-} from "../../lib/pg/cluster";
+import { localClusterLayout, stopCluster } from "../../lib/pg/cluster";
 import { stanzaInfo } from "../../lib/pg/pgbackrest";
 import { backupsInRepo } from "../../lib/pg/repositories";
-import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { mustRun } from "../../lib/process/run";
 import { restoreTenant } from "../../lib/restore";
-import { createTenant, deleteTenant, type TenantSpec } from "../../lib/tenant/provision";
-import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
-import { throwawayClusterSpec } from "../../testkit/cluster";
 import { startSftpHost, type SftpHost } from "../../testkit/sftpHost";
 import { JOBS_SCRIPT, runNode } from "../helpers/jobs";
-import { randomTenantSpec } from "../helpers/tenants";
-
-const SMALL_SQL = `
-CREATE TABLE res_partner (id serial PRIMARY KEY, name text NOT NULL, email text);
-CREATE TABLE res_users (id serial PRIMARY KEY, login text NOT NULL, password text, partner_id int REFERENCES res_partner(id));
-CREATE TABLE ir_config_parameter (id serial PRIMARY KEY, key text UNIQUE NOT NULL, value text);
-CREATE TABLE ir_attachment (id serial PRIMARY KEY, name text, store_fname text);
-INSERT INTO res_partner (name) VALUES ('company'), ('admin');
-INSERT INTO res_users (id, login, partner_id) VALUES (1, '__system__', 1), (2, 'admin', 2);
-INSERT INTO ir_config_parameter (key, value) VALUES ('database.uuid', 'x'), ('database.secret', 'y');
-`;
-const TEMPLATE = `loomworks_template_offsite_${randomBytes(3).toString("hex")}`;
+import {
+  loseRepo1,
+  offsiteCluster,
+  switchWal,
+  waitFor,
+  writeAroundTarget,
+  type OffsiteCluster,
+} from "../helpers/offsite";
 
 let sftp: SftpHost;
-let spec: LocalClusterSpec;
-let admin: string;
-let work: string;
-let mountPoint: string;
-let tenant: TenantSpec;
+let c: OffsiteCluster;
 let server: http.Server;
 let webhookUrl: string;
 const received: Notification[] = [];
-
-const inTenant = <T>(fn: (c: import("pg").Client) => Promise<T>) =>
-  withClient(dsnWithDatabase(admin, tenant.database), fn);
 
 async function idOf(user: string): Promise<{ uid: number; gid: number }> {
   return {
@@ -72,9 +49,9 @@ async function idOf(user: string): Promise<{ uid: number; gid: number }> {
   };
 }
 
-/** Archived WAL segment files (names without the checksum) under a repository directory. */
+/** Archived WAL segment names (without the checksum) under a repository directory. */
 async function archivedSegments(repoDir: string): Promise<Set<string>> {
-  const dir = path.join(repoDir, "archive", spec.stanza);
+  const dir = path.join(repoDir, "archive", c.spec.stanza);
   const entries = await fs.readdir(dir, { recursive: true }).catch(() => [] as string[]);
   return new Set(
     entries
@@ -84,30 +61,16 @@ async function archivedSegments(repoDir: string): Promise<Set<string>> {
   );
 }
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const inRemote = (segment: string) => async () => (await archivedSegments(sftp.remoteDir)).has(segment);
 
 beforeAll(async () => {
   sftp = await startSftpHost("postgres");
-  spec = await throwawayClusterSpec("offsite", "offsite", { archiveTimeoutSeconds: 5 });
-  work = await fs.mkdtemp(path.join(os.tmpdir(), "loomworks-offsite-it-"));
-  await fs.chmod(work, 0o755);
-  mountPoint = path.join(work, "offsite");
-  await fs.mkdir(mountPoint, { mode: 0o755 });
-  await sftp.mount(mountPoint, await idOf("postgres"));
-  spec.offsite = { type: "path", path: mountPoint, retentionFull: 2 };
-  await ensureClusterWithBackups(spec);
-  admin = localAdminDsn(spec);
-  const small = path.join(work, "small.sql");
-  await fs.writeFile(small, SMALL_SQL);
-  await ensureTemplate(admin, { name: "small", database: TEMPLATE, fromDump: small, stateDir: work });
-  tenant = randomTenantSpec("off", TEMPLATE, localClusterLayout(spec).paths.filestoreDir);
-  await createTenant(admin, tenant);
+  c = await offsiteCluster("offsite", async (work) => {
+    const mountPoint = path.join(work, "offsite");
+    await fs.mkdir(mountPoint, { mode: 0o755 });
+    await sftp.mount(mountPoint, await idOf("postgres"));
+    return { type: "path", path: mountPoint, retentionFull: 2 };
+  });
 
   server = http.createServer((req, res) => {
     let body = "";
@@ -124,128 +87,84 @@ beforeAll(async () => {
 afterAll(async () => {
   server?.closeAllConnections();
   await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-  if (spec) {
-    if (tenant) await deleteTenant(admin, { ...tenant, forceDestroy: true }).catch(() => undefined);
-    await dropTemplate(admin, TEMPLATE).catch(() => undefined);
-    await destroyCluster(spec).catch(() => undefined);
-    await fs.rm(spec.stateDir, { recursive: true, force: true });
-  }
+  await c?.destroy();
   await sftp?.stop();
-  if (work) await fs.rm(work, { recursive: true, force: true });
 }, 120_000);
 
 describe("offsite repository over an sshfs-mounted SFTP host", () => {
   it("the cluster's first backup and every later one are written to both repositories", async () => {
-    const { pgbackrest } = localClusterLayout(spec);
+    const { pgbackrest } = localClusterLayout(c.spec);
     const before = await stanzaInfo(pgbackrest);
     expect(backupsInRepo(before, 1)).toHaveLength(1);
     expect(backupsInRepo(before, 2)).toHaveLength(1);
 
-    await takeBackup(spec, admin, "full");
-    const { backup } = await takeBackup(spec, admin, "full");
-    await expireBackups(spec, admin);
+    await takeBackup(c.spec, c.admin, "full");
+    const { backup } = await takeBackup(c.spec, c.admin, "full");
+    await expireBackups(c.spec, c.admin);
     // Each repository keeps its own number of full backups: repo1 1 (the cluster's), repo2 2 (offsite's).
     const after = await stanzaInfo(pgbackrest);
     expect(backupsInRepo(after, 1).map((b) => b.label)).toEqual([backup.label]);
     expect(backupsInRepo(after, 2)).toHaveLength(2);
     expect(backupsInRepo(after, 2).map((b) => b.label)).not.toContain(backupsInRepo(before, 2)[0].label);
     // The offsite files are on the SFTP host's disk, not under the mount point's own directory.
-    expect(existsSync(path.join(sftp.remoteDir, "backup", spec.stanza, "backup.info"))).toBe(true);
-    const verify = await verifyRepository(spec);
+    expect(existsSync(path.join(sftp.remoteDir, "backup", c.spec.stanza, "backup.info"))).toBe(true);
+    const verify = await verifyRepository(c.spec);
     expect(verify.text).toMatch(/^verify ok in 2 repositories: /);
   }, 300_000);
 
   it("WAL is archived to both repositories", async () => {
-    const segment = await withClient(admin, async (c) => {
-      const r = await c.query<{ w: string }>("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w");
-      await c.query("SELECT pg_switch_wal()");
-      return r.rows[0].w;
-    });
-    const { paths } = localClusterLayout(spec);
+    const segment = await switchWal(c.admin);
+    const { paths } = localClusterLayout(c.spec);
     await waitFor(`${segment} in repo1`, async () => (await archivedSegments(paths.repoPath)).has(segment));
-    await waitFor(`${segment} in repo2`, async () => (await archivedSegments(sftp.remoteDir)).has(segment));
+    await waitFor(`${segment} in repo2`, inRemote(segment));
   }, 120_000);
 
   it("with repo1 deleted entirely, a tenant is restored to a point in time from repo2 alone", async () => {
-    await takeBackup(spec, admin, "diff");
-    await inTenant((c) => c.query("INSERT INTO res_partner (name) VALUES ('before-target')"));
-    await new Promise((r) => setTimeout(r, 1100));
-    const target = new Date().toISOString();
-    await new Promise((r) => setTimeout(r, 1100));
-    await inTenant((c) => c.query("INSERT INTO res_partner (name) VALUES ('after-target')"));
+    await takeBackup(c.spec, c.admin, "diff");
+    const { target, segment } = await writeAroundTarget(c, "before-target", "after-target");
     // The target's WAL must be archived (both repositories) before repo1 goes.
-    const segment = await withClient(admin, async (c) => {
-      const r = await c.query<{ w: string }>("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w");
-      await c.query("SELECT pg_switch_wal()");
-      return r.rows[0].w;
-    });
-    await waitFor(`${segment} in repo2`, async () => (await archivedSegments(sftp.remoteDir)).has(segment));
-
-    const { paths } = localClusterLayout(spec);
-    await fs.rm(paths.repoPath, { recursive: true, force: true });
-    await fs.mkdir(paths.repoPath, { mode: 0o700 });
-    await mustRun("chown", ["postgres:postgres", paths.repoPath]);
-    expect(await fs.readdir(paths.repoPath)).toEqual([]);
+    await waitFor(`${segment} in repo2`, inRemote(segment));
+    await loseRepo1(c.spec);
 
     const logs: string[] = [];
-    const result = await restoreTenant({
-      adminDsn: admin,
-      stateDir: spec.stateDir,
-      stanza: spec.stanza,
-      subdomain: tenant.subdomain,
-      database: tenant.database,
-      roleName: tenant.roleName,
-      tenantState: "active",
-      target: { time: target },
-      filestoreRoot: paths.filestoreDir,
-      log: (m) => logs.push(m),
-    });
+    const result = await restoreTenant(c.restoreOptions(target, (m) => logs.push(m)));
     expect(result.state).toBe("done");
     expect(result.timings.scratchMethod).toBe("selective");
     expect(logs.join("\n")).toMatch(/restoring from the offsite repository repo2: repo1 is not usable/);
     expect(logs.join("\n")).toMatch(/backup set \S+ .* in repo2/);
-    const names = await inTenant(async (c) =>
-      (await c.query<{ name: string }>("SELECT name FROM res_partner ORDER BY id")).rows.map((r) => r.name),
-    );
+    const names = await c.partners();
     expect(names).toContain("before-target");
     expect(names).not.toContain("after-target");
     expect(names).toEqual(expect.arrayContaining(["company", "admin"]));
   }, 600_000);
 
   it("with repo1 and the data directory both lost, the cluster is rebuilt from repo2", async () => {
-    await inTenant((c) => c.query("INSERT INTO res_partner (name) VALUES ('last-archived')"));
-    const segment = await withClient(admin, async (c) => {
-      const r = await c.query<{ w: string }>("SELECT pg_walfile_name(pg_current_wal_lsn()) AS w");
-      await c.query("SELECT pg_switch_wal()");
-      return r.rows[0].w;
-    });
-    await waitFor(`${segment} in repo2`, async () => (await archivedSegments(sftp.remoteDir)).has(segment));
-    const { paths } = localClusterLayout(spec);
-    await stopCluster(spec);
+    await c.inTenant((db) => db.query("INSERT INTO res_partner (name) VALUES ('last-archived')"));
+    const segment = await switchWal(c.admin);
+    await waitFor(`${segment} in repo2`, inRemote(segment));
+    const { paths, pgbackrest } = localClusterLayout(c.spec);
+    await stopCluster(c.spec);
     await fs.rm(paths.dataDir, { recursive: true, force: true });
     await fs.rm(paths.repoPath, { recursive: true, force: true });
 
     const logs: string[] = [];
-    await ensureClusterWithBackups(spec, (m) => logs.push(m));
+    await ensureClusterWithBackups(c.spec, (m) => logs.push(m));
     expect(logs.join("\n")).toMatch(/restoring from the offsite repository repo2: repo1 /);
-    const names = await inTenant(async (c) =>
-      (await c.query<{ name: string }>("SELECT name FROM res_partner")).rows.map((r) => r.name),
-    );
-    expect(names).toContain("last-archived");
+    expect(await c.partners()).toContain("last-archived");
     // repo1 is back: its stanza made again and a first full backup (what `pulumi up` does).
-    expect(backupsInRepo(await stanzaInfo(localClusterLayout(spec).pgbackrest), 1)).toHaveLength(1);
+    expect(backupsInRepo(await stanzaInfo(pgbackrest), 1)).toHaveLength(1);
   }, 600_000);
 
   it("with the offsite mount down, the backup job fails naming repo2 and sends backup.failed", async () => {
-    const stateDir = path.join(work, "jobs");
+    const stateDir = path.join(c.work, "jobs");
     await fs.mkdir(stateDir, { mode: 0o755 });
     await writeSchedulerFiles(stateDir, [], {
-      stateDir: spec.stateDir,
-      port: spec.port,
-      stanza: spec.stanza,
-      archiveTimeoutSeconds: spec.archiveTimeoutSeconds,
-      retentionFull: spec.retentionFull,
-      socketDir: localClusterLayout(spec).paths.socketDir,
+      stateDir: c.spec.stateDir,
+      port: c.spec.port,
+      stanza: c.spec.stanza,
+      archiveTimeoutSeconds: c.spec.archiveTimeoutSeconds,
+      retentionFull: c.spec.retentionFull,
+      socketDir: localClusterLayout(c.spec).paths.socketDir,
     });
     await writeNotifyFile(stateDir, { webhookUrl, stack: "offsite-it", timeoutSeconds: 5, attempts: 2 });
     await sftp.unmount();
