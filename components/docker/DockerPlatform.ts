@@ -47,8 +47,11 @@ import {
   type DockerRole,
 } from "./containers";
 import {
+  offsiteUploads,
+  offsiteVolumes,
   opsContainer,
   restoreContainer,
+  type DockerOffsiteFiles,
   type DockerOpsNotify,
   type DockerRestoreArgs,
   type OpsContainerSettings,
@@ -129,6 +132,20 @@ export interface DockerRouterTls {
  * creates it again (docs/operations/docker.md#refresh-and-stopped-containers).
  */
 const MUST_RUN = true;
+
+/** The files of the offsite repository every container running pgBackRest needs (PostgreSQL, ops, restores). */
+function dockerOffsiteFiles(
+  offsite: OffsiteRepo | undefined,
+  hostPath: string | undefined,
+): DockerOffsiteFiles | undefined {
+  if (!offsite) return undefined;
+  const files: DockerOffsiteFiles = {};
+  if (offsite.type === "path" && hostPath) files.mount = { hostPath, containerPath: offsite.path };
+  if (offsite.type === "sftp" && offsite.privateKey) {
+    files.sftpKey = { file: offsite.privateKeyFile, content: offsite.privateKey };
+  }
+  return files;
+}
 
 /** sha256 of a directory's files (paths and contents; .git, caches and bytecode skipped): rebuilds an image when it changes. */
 export function directoryDigest(dir: string): string {
@@ -313,6 +330,7 @@ export class DockerPlatform extends pulumi.ComponentResource {
 
     // --- PostgreSQL 15 + pgBackRest -----------------------------------------------------------
     const offsite = args.postgres.offsite;
+    const offsiteFiles = dockerOffsiteFiles(offsite, args.postgres.offsiteHostPath);
     const pgbackrestConf = pulumi.output(args.postgres.encryptionPassphrase).apply((passphrase) =>
       renderDockerPgBackRestConf({
         stanza,
@@ -346,28 +364,14 @@ export class DockerPlatform extends pulumi.ComponentResource {
               args.postgres.encryptionPassphrase || offsite ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
             permissions: "0444",
           },
-          // Uploads are root's: readable like pgbackrest.conf, so that pgbackrest (as postgres) reads it.
-          ...(offsite?.type === "sftp" && offsite.privateKey
-            ? [
-                {
-                  file: offsite.privateKeyFile,
-                  content: pulumi.secret(offsite.privateKey),
-                  permissions: "0444",
-                },
-              ]
-            : []),
+          ...offsiteUploads(offsiteFiles),
           {
             file: POSTGRES_CONTAINER.passwordFile,
             content: pulumi.secret(superuserPassword.result),
             permissions: "0444",
           },
         ],
-        volumes: [
-          ...containerVolumes("postgres", volumes),
-          ...(offsite?.type === "path" && args.postgres.offsiteHostPath
-            ? [{ hostPath: args.postgres.offsiteHostPath, containerPath: offsite.path }]
-            : []),
-        ],
+        volumes: [...containerVolumes("postgres", volumes), ...offsiteVolumes(offsiteFiles)],
         ports: [{ internal: POSTGRES_CONTAINER.port, external: args.postgres.hostPort, ip: "127.0.0.1" }],
         shmSize: POSTGRES_SHM_SIZE_MB,
         healthcheck: containerHealthcheck("postgres"),
@@ -555,8 +559,10 @@ export class DockerPlatform extends pulumi.ComponentResource {
       stanza,
       retentionFull: args.postgres.retentionFull,
       // May hold the repository passphrase: secret whenever one is set.
-      pgbackrestConf: args.postgres.encryptionPassphrase ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
+      pgbackrestConf:
+        args.postgres.encryptionPassphrase || offsite ? pulumi.secret(pgbackrestConf) : pgbackrestConf,
       superuserPassword: superuserPassword.result,
+      ...(offsiteFiles ? { offsite: offsiteFiles } : {}),
       ...(args.ops.notify ? { notify: args.ops.notify } : {}),
     };
     const ops = opsContainer(

@@ -49,6 +49,39 @@ export interface OpsContainerSettings {
   pgbackrestConf: pulumi.Input<string>;
   superuserPassword: pulumi.Input<string>;
   notify?: DockerOpsNotify;
+  /** The offsite repository's files where pgBackRest runs (DockerPlatform's offsiteFiles). */
+  offsite?: DockerOffsiteFiles;
+}
+
+/** What a container running pgBackRest needs of the offsite repository: its bind mount and SFTP key. */
+export interface DockerOffsiteFiles {
+  /** A `path` repository: the host directory and where it appears in the container. */
+  mount?: { hostPath: string; containerPath: string };
+  /** An SFTP private key given as a secret. */
+  sftpKey?: { file: string; content: pulumi.Input<string> };
+}
+
+/** The SFTP key upload (root's, readable like pgbackrest.conf: pgbackrest runs as postgres). */
+export function offsiteUploads(o: DockerOffsiteFiles | undefined): docker.types.input.ContainerUpload[] {
+  return o?.sftpKey
+    ? [{ file: o.sftpKey.file, content: pulumi.secret(o.sftpKey.content), permissions: "0444" }]
+    : [];
+}
+
+/** The bind mount of a `path` repository (read-only where only restores read it). */
+export function offsiteVolumes(
+  o: DockerOffsiteFiles | undefined,
+  readOnly = false,
+): docker.types.input.ContainerVolume[] {
+  return o?.mount
+    ? [
+        {
+          hostPath: o.mount.hostPath,
+          containerPath: o.mount.containerPath,
+          ...(readOnly ? { readOnly } : {}),
+        },
+      ]
+    : [];
 }
 
 /** A declared restore of one tenant. */
@@ -62,6 +95,7 @@ function opsUploads(s: OpsContainerSettings): pulumi.Input<docker.types.input.Co
   return [
     { file: OPS_CONTAINER.jobCommand, content: renderDockerJobScript(), permissions: "0755" },
     { file: POSTGRES_CONTAINER.pgbackrestConfig, content: s.pgbackrestConf, permissions: "0444" },
+    ...offsiteUploads(s.offsite),
     { file: OPS_CONTAINER.passwordFile, content: pulumi.secret(s.superuserPassword), permissions: "0444" },
     ...(s.notify
       ? [
@@ -113,7 +147,7 @@ export function opsContainer(
           permissions: "0444",
         },
       ],
-      volumes: containerVolumes("ops", s.volumes),
+      volumes: [...containerVolumes("ops", s.volumes), ...offsiteVolumes(s.offsite)],
       healthcheck: containerHealthcheck("ops"),
       restart: RESTART_POLICY,
       // A refresh that finds it stopped drops it from the state: the next `pulumi up` recreates it.
@@ -157,6 +191,7 @@ export function restoreContainer(
         { volumeName: v.backups.name, containerPath: POSTGRES_CONTAINER.repoDir, readOnly: true },
         { volumeName: v.wal_archive.name, containerPath: POSTGRES_CONTAINER.walArchiveDir, readOnly: true },
         { volumeName: v.odoo_data.name, containerPath: ERP_IMAGE.dataDir },
+        ...offsiteVolumes(s.offsite, true),
       ],
       // One shot: runs to its end (attach), is not restarted, and stays as the record of the restore.
       restart: "no",

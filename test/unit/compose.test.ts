@@ -25,6 +25,7 @@ import { pgbackrestSetupScript } from "../../components/docker/composeLayout";
 import { HEALTHCHECKS, STOP_TIMEOUT_SECONDS } from "../../components/docker/containers";
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { parseStackFile } from "../../infra/config/stackFile";
+import { offsiteSchema } from "../../infra/config/offsite";
 import { repoRoot } from "../../testkit/repo";
 import { makeTestCertificates, type TestCertificates } from "../helpers/test-certificates";
 import { requireTool } from "../helpers/tools";
@@ -271,7 +272,8 @@ describe("routerTls: HTTPS on the Compose project's nginx", () => {
 describe("what the Compose project cannot do", () => {
   it("refuses a backup setting it does not render (a second repository) instead of dropping it", () => {
     const config = parseStackFile(stackText("docker-prod"), "Pulumi.docker-prod.yaml");
-    const backups = { ...config.platform.backups, offsite: { path: "/mnt/offsite" } };
+    const offsite = offsiteSchema.parse({ type: "path", path: "/mnt/offsite" });
+    const backups = { ...config.platform.backups, offsite };
     expect(() =>
       renderCompose({
         stack: "docker-prod",
