@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Makes the test cluster's binaries (scripts/k8s-test-cluster.sh) available in .tools/k8s-bin: etcd,
 # kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok. None can be downloaded
-# here, so they are built from the Go modules pinned under tools/{etcd,kubernetes,kwok}, through the Go module proxy,
-# once per machine, into versioned cache directories outside the checkout (as ensure-pulumi.sh does
-# for the Pulumi CLI); every clone on the machine links them. LOOMWORKS_SKIP_K8S_TOOLS=1 skips this.
+# here, so they are built from the Go modules pinned under tools/{etcd,kubernetes,kwok}, through the
+# Go module proxy, once per machine, into versioned cache directories outside the checkout (as
+# ensure-pulumi.sh does for the Pulumi CLI); every clone on the machine links them.
+# LOOMWORKS_SKIP_K8S_TOOLS=1 skips this. Guide: docs/developer/k8s-test-cluster.md
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -71,7 +71,7 @@ start() { # component args...
   # The process writes its own pid (setsid may fork), then becomes the component.
   # shellcheck disable=SC2016 # $$ and $0 belong to the inner shell
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$run/$component.pid" "$bin/$component" "$@" \
-    >>"$logs/$component.log" 2>&1 </dev/null &
+    >>"$logs/$component.log" 2>&1 </dev/null 9>&- &
   local deadline=$((SECONDS + 5))
   until [[ -s "$run/$component.pid" ]] || ((SECONDS > deadline)); do sleep 0.1; done
   log "started $component (pid $(cat "$run/$component.pid"), log $logs/$component.log)"
@@ -112,6 +112,10 @@ wait_for() { # component seconds check...
   done
 }
 
+# `up` and `down` of one state directory take turns (the components do not inherit the lock: 9>&-).
+exec 9>"$state/.lock"
+flock 9
+
 if [[ "$command" == down ]]; then
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${COMPONENTS[i]}"; done
   if [[ -n "$purge" ]]; then
@@ -129,9 +133,6 @@ for tool in "${COMPONENTS[@]}" kubectl; do
 done
 command -v openssl >/dev/null || die "openssl is required (apt-get install openssl)"
 command -v curl >/dev/null || die "curl is required (apt-get install curl)"
-
-exec 9>"$state/.lock"
-flock 9
 
 # --- certificates ------------------------------------------------------------------------------
 
@@ -234,14 +235,19 @@ start etcd --name loomworks-test --data-dir "$state/etcd" \
 etcd_healthy() { curl -fsS --max-time 5 "http://127.0.0.1:$ETCD_PORT/health" | grep -q '"health":"true"'; }
 wait_for etcd 60 etcd_healthy
 
-# The Endpoints of the `kubernetes` Service may not point at loopback: no reconciler.
+# The Endpoints of the `kubernetes` Service may not point at loopback: no reconciler. The request
+# header CA (no front proxy exists; no front-proxy-client certificate is issued) spares the
+# controller manager and the scheduler a missing-CA-bundle error every few seconds.
 start kube-apiserver --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" --cert-dir "$pki" \
   --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" --client-ca-file "$pki/ca.crt" \
   --service-account-issuer https://kubernetes.default.svc.cluster.local \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --authorization-mode Node,RBAC --service-cluster-ip-range "$SERVICE_CIDR" --allow-privileged \
-  --endpoint-reconciler-type none --profiling=false
+  --endpoint-reconciler-type none --profiling=false \
+  --requestheader-client-ca-file "$pki/ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra-
 wait_for kube-apiserver 180 https_ok "https://127.0.0.1:$APISERVER_PORT/readyz"
 
 start kube-controller-manager --kubeconfig "$pki/controller-manager.kubeconfig" \

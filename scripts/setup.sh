@@ -75,7 +75,7 @@ if [[ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_wanted" ]]; then
 fi
 
 "$repo/scripts/ensure-pulumi.sh"
-# Built once per machine like the Pulumi CLI (~12 min the first time); a no-op once built.
+# Built once per machine like the Pulumi CLI (~11 min the first time); a no-op once built.
 "$repo/scripts/ensure-k8s-tools.sh"
 
 # bin/ is rebuilt when anything under tsconfig.json's include (or tsconfig.json, package-lock.json)
