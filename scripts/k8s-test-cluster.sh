@@ -48,14 +48,18 @@ pki="$state/pki" run="$state/run" logs="$state/logs"
 kubeconfig="$state/kubeconfig"
 
 # ---------------------------------------------------------------------------------------------
-# Processes: one pid file each; a pid counts only while it still runs the same binary.
+# Processes: one pid file each; a pid counts only while it still runs the same binary with this
+# state directory on its command line (all of them name a file in it).
 
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 running() { # component
   local pid
   pid=$(cat "$run/$1.pid" 2>/dev/null) || return 1
-  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "/$1 "
+  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+  [[ "$cmdline" == *"/$1 "* && "$cmdline" == *"$state/"* ]]
 }
 
 start() { # component args...
@@ -72,8 +76,11 @@ start() { # component args...
   # shellcheck disable=SC2016 # $$ and $0 belong to the inner shell
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$run/$component.pid" "$bin/$component" "$@" \
     >>"$logs/$component.log" 2>&1 </dev/null 9>&- &
-  local deadline=$((SECONDS + 5))
-  until [[ -s "$run/$component.pid" ]] || ((SECONDS > deadline)); do sleep 0.1; done
+  local deadline=$((SECONDS + 30))
+  until [[ -s "$run/$component.pid" ]]; do
+    ((SECONDS < deadline)) || die "$component did not start within 30 s; its log: $logs/$component.log"
+    sleep 0.1
+  done
   log "started $component (pid $(cat "$run/$component.pid"), log $logs/$component.log)"
 }
 
@@ -81,14 +88,14 @@ stop() { # component
   local pid
   running "$1" || { rm -f "$run/$1.pid"; return 0; }
   pid=$(cat "$run/$1.pid")
-  kill "$pid"
+  kill "$pid" 2>/dev/null || true
   for _ in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
     log "$1 (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
-    kill -9 "$pid"
+    kill -9 "$pid" 2>/dev/null || true
   fi
   rm -f "$run/$1.pid"
   log "stopped $1 (pid $pid)"
