@@ -34,9 +34,13 @@ import {
   DATABASES_VARIABLE,
   FILES,
   ROUTER_TLS_VARIABLES,
+  MOUNTED,
   SECRET_VARIABLES,
   pgbackrestSetupScript,
+  type ComposeVariable,
+  type SecretOption,
 } from "./composeLayout";
+import { composeOffsite } from "./composeOffsite";
 import {
   bind,
   composeProjectName,
@@ -56,12 +60,7 @@ export const COMPOSE_FILE = "docker-compose.yml";
 export const COMPOSE_DEV_FILE = "docker-compose.dev.yml";
 export const ENV_EXAMPLE_FILE = ".env.example";
 
-/** One variable of `.env`: what it is, and a placeholder that is never a usable value. */
-export interface ComposeVariable {
-  name: string;
-  comment: string;
-  placeholder: string;
-}
+export type { ComposeVariable } from "./composeLayout";
 
 export interface ComposeFile {
   /** Relative to the output directory. */
@@ -87,7 +86,8 @@ export interface ComposeRender {
   files: ComposeFile[];
 }
 
-function variables(config: StackConfig, checkoutDir: string): ComposeVariable[] {
+function variables(ctx: ComposeContext): ComposeVariable[] {
+  const { config, checkout: checkoutDir } = ctx;
   const p = config.platform;
   const out: ComposeVariable[] = [
     {
@@ -123,6 +123,7 @@ function variables(config: StackConfig, checkoutDir: string): ComposeVariable[] 
         "pgBackRest repository passphrase (aes-256-cbc; backups.encryptionPassphrase): the backups are useless without it, keep a copy apart from the host",
       placeholder: "change-me-backup-passphrase",
     });
+  out.push(...(ctx.offsite?.variables ?? []));
   if (p.notify.webhookUrl !== undefined)
     out.push({
       name: NOTIFY_ENV.webhookUrl,
@@ -209,9 +210,14 @@ function mountedFiles(ctx: ComposeContext): ComposeFile[] {
         stanza: ctx.stanza,
         retentionFull: p.backups.retentionFull,
         ...(ctx.encrypted ? { encryptionPassphrase: CIPHER_PASS_STANDIN } : {}),
+        ...(ctx.offsite ? { offsite: ctx.offsite.repo } : {}),
       }),
     },
-    { path: FILES.pgbackrestSetup, content: pgbackrestSetupScript(), mode: 0o755 },
+    {
+      path: FILES.pgbackrestSetup,
+      content: pgbackrestSetupScript(secretOptions(ctx), ctx.offsite?.install ?? []),
+      mode: 0o755,
+    },
     { path: FILES.odooConf, content: odooConf(false) },
     { path: FILES.odooDevConf, content: odooConf(true) },
     ...tenantFiles,
@@ -222,6 +228,20 @@ function mountedFiles(ctx: ComposeContext): ComposeFile[] {
     { path: FILES.schedule, content: schedule },
     { path: FILES.jobScript, content: renderDockerJobScript(), mode: 0o755 },
   ];
+}
+
+/** The pgbackrest.conf options filled from secret files at the containers' start. */
+function secretOptions(ctx: ComposeContext): SecretOption[] {
+  const repo1: SecretOption[] = ctx.encrypted
+    ? [
+        {
+          option: "repo1-cipher-pass",
+          file: MOUNTED.backupCipherPass,
+          variable: SECRET_VARIABLES.backupCipher,
+        },
+      ]
+    : [];
+  return [...repo1, ...(ctx.offsite?.fill ?? [])];
 }
 
 function routerOf(config: StackConfig, development: boolean) {
@@ -268,18 +288,9 @@ function developmentOverride(ctx: ComposeContext): Record<string, unknown> {
   };
 }
 
-/** The `platform.backups` keys the project renders (the rest are refused, not dropped). */
-const RENDERED_BACKUP_KEYS: readonly string[] = ["retentionFull", "encryptionPassphrase", "schedule"];
-
 export function renderCompose(input: ComposeInput): ComposeRender {
   const { config, stack } = input;
   const p = config.platform;
-  // A backup setting the project does not render (say a second repository) must not be lost quietly.
-  const unrendered = Object.keys(p.backups).filter((k) => !RENDERED_BACKUP_KEYS.includes(k));
-  if (unrendered.length > 0)
-    throw new Error(
-      `platform.backups: the Compose project does not render ${unrendered.join(", ")} yet; remove it to render the project`,
-    );
   const ctx: ComposeContext = {
     stack,
     config,
@@ -288,6 +299,7 @@ export function renderCompose(input: ComposeInput): ComposeRender {
     encrypted: p.backups.encryptionPassphrase !== undefined,
     notify: p.notify.webhookUrl !== undefined,
     router: routerOf(config, false),
+    offsite: composeOffsite(config),
   };
   const compose = {
     name: composeProjectName(p.docker.namePrefix),
@@ -301,7 +313,7 @@ export function renderCompose(input: ComposeInput): ComposeRender {
     ...projectResources(ctx),
   };
   const devOverride = developmentOverride(ctx);
-  const vars = variables(config, input.checkoutDir);
+  const vars = variables(ctx);
   const dump = (o: object): string => yaml.dump(o, { lineWidth: -1, noRefs: true, quotingType: '"' });
   const files: ComposeFile[] = [
     { path: COMPOSE_FILE, content: composeHeader(stack, COMPOSE_FILE) + dump(compose) },

@@ -3,6 +3,7 @@
  * where the services see them, the `.env` variables behind its secrets, and the start script that
  * writes pgbackrest.conf with the repository passphrase filled in (Pulumi uploads it instead).
  */
+import { shellQuote } from "../../lib/process/shellQuote";
 import { POSTGRES_CONTAINER } from "./config";
 
 /** Where the mounted files sit, relative to the Compose files. */
@@ -28,8 +29,33 @@ export const MOUNTED = {
   backupCipherPass: "/run/secrets/backup-cipher-pass",
 } as const;
 
-/** Stands in for the passphrase in the mounted pgbackrest.conf; pgbackrest-conf.sh replaces it. */
-export const CIPHER_PASS_STANDIN = `from-secret-file:${MOUNTED.backupCipherPass}`;
+/** Stands in for a secret option's value in the mounted pgbackrest.conf; pgbackrest-conf.sh replaces it. */
+export const secretFileStandin = (file: string): string => `from-secret-file:${file}`;
+/** The repository passphrase's stand-in. */
+export const CIPHER_PASS_STANDIN = secretFileStandin(MOUNTED.backupCipherPass);
+
+/** One variable of `.env`: what it is, and a placeholder that is never a usable value. */
+export interface ComposeVariable {
+  name: string;
+  comment: string;
+  placeholder: string;
+}
+
+/** A pgbackrest.conf option whose value pgbackrest-conf.sh reads from a Compose secret file. */
+export interface SecretOption {
+  option: string;
+  /** The secret file (first line: the value). */
+  file: string;
+  /** The `.env` variable behind the secret (named when it is missing). */
+  variable: string;
+}
+
+/** A secret file pgbackrest-conf.sh installs where pgBackRest reads it (owned by postgres, 0600). */
+export interface SecretInstall {
+  file: string;
+  target: string;
+  variable: string;
+}
 
 /** The `.env` variables behind the Compose secrets. */
 export const SECRET_VARIABLES = {
@@ -50,32 +76,53 @@ export const DATABASES_VARIABLE = "LOOMWORKS_DATABASES";
 /** The development override's addons checkout when the stack names none. */
 export const ADDONS_VARIABLE = "LOOMWORKS_ADDONS_PATH";
 
-/** The starter of the PostgreSQL and ops containers: pgbackrest.conf with its passphrase, root only. */
-export function pgbackrestSetupScript(): string {
+/**
+ * The starter of the PostgreSQL and ops containers, root only: pgbackrest.conf with the options of
+ * `fill` read from their secret files, and the files of `install` (the offsite SFTP key).
+ */
+export function pgbackrestSetupScript(
+  fill: readonly SecretOption[] = [],
+  install: readonly SecretInstall[] = [],
+): string {
+  const steps = [
+    ...install.map((i) => `install_secret ${i.file} ${shellQuote(i.target)} ${i.variable}`),
+    ...fill.map((f) => `fill ${f.option} ${f.file} ${f.variable}`),
+  ];
   return `#!/bin/sh
 # Rendered by \`npm run compose\`. Run as root when the postgres and ops containers start: writes
 # ${POSTGRES_CONTAINER.pgbackrestConfig} (mode 0600, owned by postgres) from the mounted
-# ${MOUNTED.pgbackrestConf}, with the repository passphrase from the secret file
-# ${MOUNTED.backupCipherPass} when the repository is encrypted: the passphrase is never in a
-# file next to the Compose project.
+# ${MOUNTED.pgbackrestConf}, each secret option (the repository passphrases, the offsite S3 keys)
+# read from its Compose secret file under /run/secrets: no secret is in a file next to the
+# Compose project.
 set -eu
 source=${MOUNTED.pgbackrestConf}
 target=${POSTGRES_CONTAINER.pgbackrestConfig}
-secret=${MOUNTED.backupCipherPass}
 umask 077
 mkdir -p "$(dirname "$target")"
 for dir in ${POSTGRES_CONTAINER.spoolDir} ${POSTGRES_CONTAINER.logDir} ${POSTGRES_CONTAINER.lockDir}; do
   install -d -o postgres -g postgres -m 0750 "$dir"
 done
-if grep -q '^repo1-cipher-pass=' "$source"; then
-  if [ ! -s "$secret" ]; then
-    echo "pgbackrest-conf: $secret is missing or empty (${SECRET_VARIABLES.backupCipher} in .env)" >&2
+# require FILE VARIABLE: stop (78, a configuration error) when the secret file is missing or empty.
+require() {
+  if [ ! -s "$1" ]; then
+    echo "pgbackrest-conf: $1 is missing or empty ($2 in .env)" >&2
     exit 78
   fi
-  awk -v secret="$secret" 'BEGIN { getline pass < secret } /^repo1-cipher-pass=/ { print "repo1-cipher-pass=" pass; next } { print }' "$source" >"$target.tmp"
-else
-  cp "$source" "$target.tmp"
-fi
+}
+# fill OPTION FILE VARIABLE: OPTION's value in "$target.tmp" becomes FILE's first line.
+fill() {
+  require "$2" "$3"
+  awk -v option="$1=" -v secret="$2" 'BEGIN { getline value < secret } index($0, option) == 1 { print option value; next } { print }' "$target.tmp" >"$target.next"
+  mv "$target.next" "$target.tmp"
+}
+# install_secret FILE TARGET VARIABLE: a copy of FILE for pgbackrest (run as postgres).
+install_secret() {
+  require "$1" "$3"
+  mkdir -p "$(dirname "$2")"
+  install -o postgres -g postgres -m 0600 "$1" "$2"
+}
+cp "$source" "$target.tmp"
+${steps.join("\n")}
 chown postgres:postgres "$target.tmp"
 mv "$target.tmp" "$target"
 `;

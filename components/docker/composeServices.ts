@@ -21,6 +21,7 @@ import {
   volumeName,
   type DockerNginxConf,
 } from "./config";
+import type { ComposeOffsite } from "./composeOffsite";
 import { DATABASES_VARIABLE, FILES, MOUNTED, ROUTER_TLS_VARIABLES, SECRET_VARIABLES } from "./composeLayout";
 import {
   CHECKOUT_BUILDS,
@@ -55,6 +56,8 @@ export interface ComposeContext {
   notify: boolean;
   /** The production variant's router (its paths are the development one's too). */
   router: DockerNginxConf;
+  /** `backups.offsite` (composeOffsite.ts). */
+  offsite: ComposeOffsite | undefined;
 }
 
 const seconds = (n: number): string => `${n}s`;
@@ -124,6 +127,14 @@ function namedVolumes(role: DockerRole): string[] {
   return VOLUME_MOUNTS[role].map((m) => `${m.volume}:${m.path}${m.readOnly ? ":ro" : ""}`);
 }
 
+/** The secrets pgbackrest-conf.sh reads (postgres and ops): the passphrases, the offsite keys. */
+function pgbackrestSecrets(ctx: ComposeContext): Service[] {
+  return [
+    ...(ctx.encrypted ? [{ source: "backup_cipher_pass", target: MOUNTED.backupCipherPass }] : []),
+    ...(ctx.offsite?.secrets ?? []).map((s) => ({ source: s.name, target: s.target })),
+  ];
+}
+
 const rolesFile = (name: string): string => `${MOUNTED.rolesSecretsDir}/${name}`;
 
 export function postgresService(ctx: ComposeContext): Service {
@@ -156,13 +167,14 @@ export function postgresService(ctx: ComposeContext): Service {
       { source: "replication_password", target: rolesFile("replication-password") },
       { source: "monitor_password", target: rolesFile("monitor-password") },
       { source: "erp_db_password", target: rolesFile("erp-password") },
-      ...(ctx.encrypted ? [{ source: "backup_cipher_pass", target: MOUNTED.backupCipherPass }] : []),
+      ...pgbackrestSecrets(ctx),
     ],
     volumes: [
       ...namedVolumes("postgres"),
       bind(FILES.postgresqlConf, POSTGRES_CONTAINER.config),
       bind(FILES.pgbackrestConf, MOUNTED.pgbackrestConf),
       bind(FILES.pgbackrestSetup, MOUNTED.pgbackrestSetup),
+      ...(ctx.offsite?.volumes ?? []),
     ],
     ports: [`127.0.0.1:${p.postgresPort}:${POSTGRES_CONTAINER.port}`],
     shm_size: `${POSTGRES_SHM_SIZE_MB}m`,
@@ -294,12 +306,13 @@ export function opsService(ctx: ComposeContext): Service {
     secrets: [
       { source: "postgres_password", target: OPS_CONTAINER.passwordFile },
       ...(ctx.notify ? [{ source: "notify_webhook_url", target: OPS_CONTAINER.notifyUrlFile }] : []),
-      ...(ctx.encrypted ? [{ source: "backup_cipher_pass", target: MOUNTED.backupCipherPass }] : []),
+      ...pgbackrestSecrets(ctx),
     ],
     volumes: [
       ...namedVolumes("ops"),
       bind(FILES.pgbackrestConf, MOUNTED.pgbackrestConf),
       bind(FILES.pgbackrestSetup, MOUNTED.pgbackrestSetup),
+      ...(ctx.offsite?.volumes ?? []),
       bind(FILES.schedule, `${OPS_CONTAINER.stateDir}/scheduler/schedule.json`),
       bind(FILES.jobScript, OPS_CONTAINER.jobCommand),
     ],
@@ -324,6 +337,7 @@ export function projectResources(ctx: ComposeContext): Service {
       ...(ctx.encrypted ? { backup_cipher_pass: { environment: SECRET_VARIABLES.backupCipher } } : {}),
       ...(ctx.notify ? { notify_webhook_url: { environment: NOTIFY_ENV.webhookUrl } } : {}),
       ...(tls ? { router_tls_key: { file: tls.keyFile } } : {}),
+      ...Object.fromEntries((ctx.offsite?.secrets ?? []).map((s) => [s.name, s.source])),
     },
   };
 }

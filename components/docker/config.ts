@@ -12,6 +12,8 @@ import { NOTIFY_ENV } from "../../lib/notify/settings";
 import { adminDsn } from "../../lib/pg/client";
 import { renderPostgresqlConf } from "../../lib/pg/cluster";
 import type { OffsiteRepo } from "../../lib/pg/offsite";
+import type { PlatformConfig } from "../../infra/config/schema";
+import { offsiteRepo } from "../offsite";
 import { renderPgBackRestConf } from "../../lib/pg/pgbackrest";
 import { ODOO_GEVENT_PORT, ODOO_HTTP_PORT, ODOO_SECRET_ENV, renderOdooConfig } from "../../lib/odoo/config";
 import { ERP_IMAGE, imageAddonsPath, imageServerWideModules } from "../../lib/odoo/image";
@@ -157,6 +159,18 @@ export const OFFSITE_CONTAINER = {
   /** An SFTP private key given as a secret, next to pgbackrest.conf. */
   sftpKeyFile: "/etc/pgbackrest/offsite-sftp-key",
 } as const;
+
+/**
+ * The docker target's offsite repository, as DockerPlatform's containers and the Compose project
+ * (composeOffsite.ts) both see it: an SFTP key given as a secret next to pgbackrest.conf, a `path`
+ * repository bind-mounted from the host at OFFSITE_CONTAINER.mountDir.
+ */
+export function dockerOffsiteRepo(backups: PlatformConfig["backups"]): OffsiteRepo | undefined {
+  return offsiteRepo(backups, {
+    sftpKeyFile: OFFSITE_CONTAINER.sftpKeyFile,
+    mountedPath: OFFSITE_CONTAINER.mountDir,
+  });
+}
 
 /** pgbackrest.conf of the PostgreSQL container (holds the repository passphrase when encrypted). */
 export function renderDockerPgBackRestConf(o: {

@@ -6,20 +6,16 @@ import { routerUrl, tenantRoutes } from "../../lib/router/config";
 import { routerTlsFileProblems, routerTlsFilesHash } from "../../lib/router/tlsFiles";
 import { readFileSync } from "node:fs";
 import { DockerPlatform, type DockerRouterTls } from "../docker/DockerPlatform";
-import { OFFSITE_CONTAINER, dockerRestoreContainerName } from "../docker/config";
+import { dockerOffsiteRepo, dockerRestoreContainerName } from "../docker/config";
 import { tenantNames, type DeclaredRestoreJob, type RestoreSummary } from "../Tenant";
 import type { TenantDatabase } from "../../dynamic-providers/tenantDatabase";
 import { PlatformComponent, secretValues, type PlatformArgs } from "./platform";
-import { offsiteRepo } from "./offsite";
 import { declareTemplates } from "./templates";
 import { declareTenants, erpTenantOf } from "./tenants";
 
 /** The offsite repository as the PostgreSQL container sees it (a `path` one bind-mounted from the host). */
 function dockerOffsite(backups: PlatformConfig["backups"]) {
-  const offsite = offsiteRepo(backups, {
-    sftpKeyFile: OFFSITE_CONTAINER.sftpKeyFile,
-    mountedPath: OFFSITE_CONTAINER.mountDir,
-  });
+  const offsite = dockerOffsiteRepo(backups);
   if (!offsite) return {};
   return { offsite, ...(backups.offsite?.type === "path" ? { offsiteHostPath: backups.offsite.path } : {}) };
 }

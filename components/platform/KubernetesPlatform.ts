@@ -16,7 +16,7 @@ import {
   kubernetesOffsiteRefusal,
 } from "../kubernetes/postgresConfig";
 import { OFFSITE_CONTAINER } from "../docker/config";
-import { offsiteRepo } from "./offsite";
+import { offsiteRepo } from "../offsite";
 import { PostgresServer } from "../kubernetes/PostgresServer";
 import { restoreJob, restoreJobName } from "../kubernetes/RestoreJob";
 import { KubernetesRouter } from "../kubernetes/Router";

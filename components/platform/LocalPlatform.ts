@@ -4,7 +4,7 @@ import { LocalErp } from "../local/Erp";
 import { LocalPostgresCluster } from "../local/PostgresCluster";
 import { tenantNames } from "../Tenant";
 import { PlatformComponent, notifySettings, secretValues, type PlatformArgs } from "./platform";
-import { offsiteRepo } from "./offsite";
+import { offsiteRepo } from "../offsite";
 import { declareTemplates } from "./templates";
 import { declareTenants } from "./tenants";
 import { clusterPaths } from "../../lib/pg/paths";

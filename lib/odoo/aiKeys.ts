@@ -4,6 +4,7 @@
  * value, goes into a pod template) and the local target's env file.
  */
 import { createHash } from "node:crypto";
+import { shellQuote } from "../process/shellQuote";
 
 /** The names, sorted: what may be shown (previews, docs) instead of the values. */
 export function aiKeyNames(keys: Readonly<Record<string, string>>): string[] {
@@ -17,11 +18,6 @@ export function aiKeyNames(keys: Readonly<Record<string, string>>): string[] {
 export function aiKeysHash(keys: Readonly<Record<string, string>>): string {
   const canonical = JSON.stringify(aiKeyNames(keys).map((name) => [name, keys[name]]));
   return createHash("sha256").update(canonical).digest("hex").slice(0, 16);
-}
-
-/** `'...'` for a POSIX shell: the value stays literal (no expansion), single quotes escaped. */
-function shellQuote(value: string): string {
-  return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 /**

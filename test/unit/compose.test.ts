@@ -6,7 +6,7 @@
  * variables the Compose files read; no secret of the stack file reaches any rendered file; a bad
  * stack file gives the same messages as `pulumi preview`.
  */
-import { spawnSync } from "node:child_process";
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { promises as fsp, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import * as os from "node:os";
@@ -21,14 +21,16 @@ import {
   renderCompose,
   type ComposeRender,
 } from "../../components/docker/compose";
-import { pgbackrestSetupScript } from "../../components/docker/composeLayout";
 import { HEALTHCHECKS, STOP_TIMEOUT_SECONDS } from "../../components/docker/containers";
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { parseStackFile } from "../../infra/config/stackFile";
 import { offsiteSchema } from "../../infra/config/offsite";
+import { OFFSITE_CONTAINER, dockerOffsiteRepo } from "../../components/docker/config";
+import { renderOffsiteRepo, type OffsiteRepo } from "../../lib/pg/offsite";
 import { repoRoot } from "../../testkit/repo";
 import { makeTestCertificates, type TestCertificates } from "../helpers/test-certificates";
 import { requireTool } from "../helpers/tools";
+import { sftpOffsiteSettings } from "../helpers/offsite-settings";
 
 const requireHere = createRequire(__filename);
 const schemaFile = path.join(
@@ -269,22 +271,6 @@ describe("routerTls: HTTPS on the Compose project's nginx", () => {
   });
 });
 
-describe("what the Compose project cannot do", () => {
-  it("refuses a backup setting it does not render (a second repository) instead of dropping it", () => {
-    const config = parseStackFile(stackText("docker-prod"), "Pulumi.docker-prod.yaml");
-    const offsite = offsiteSchema.parse({ type: "path", path: "/mnt/offsite" });
-    const backups = { ...config.platform.backups, offsite };
-    expect(() =>
-      renderCompose({
-        stack: "docker-prod",
-        config: { ...config, platform: { ...config.platform, backups } },
-        checkoutDir: "../..",
-      }),
-    ).toThrow(/platform\.backups: the Compose project does not render offsite yet/);
-    expect(() => renderCompose({ stack: "docker-prod", config, checkoutDir: "../.." })).not.toThrow();
-  });
-});
-
 describe("a bad stack file", () => {
   it("fails with the messages pulumi preview gives", () => {
     const platform = { target: "docker", docker: { httpPort: 70000 } };
@@ -311,41 +297,52 @@ describe("a bad stack file", () => {
   });
 });
 
+/** The script with the containers' absolute paths moved under `dir` (it runs as root there too). */
+async function runSetupIn(
+  dir: string,
+  script: string,
+  conf: string,
+  secrets: Record<string, string> = {},
+): Promise<SpawnSyncReturns<string>> {
+  const local = script
+    .replace(/\/etc\/loomworks\//g, `${dir}/mounted/`)
+    .replace(/\/etc\/pgbackrest\//g, `${dir}/pgbackrest/`)
+    .replace(/\/run\/secrets\//g, `${dir}/secrets/`)
+    .replace(/\/(var\/spool|var\/log|tmp)\/pgbackrest/g, `${dir}/$1/pgbackrest`);
+  expect(local).not.toContain(" /etc/");
+  await fsp.mkdir(`${dir}/mounted`, { recursive: true });
+  await fsp.mkdir(`${dir}/secrets`, { recursive: true });
+  await fsp.writeFile(`${dir}/mounted/pgbackrest.conf`, conf);
+  for (const [name, value] of Object.entries(secrets)) await fsp.writeFile(`${dir}/secrets/${name}`, value);
+  return spawnSync("sh", ["-c", local], { encoding: "utf8" });
+}
+
+const postgresUid = (): number =>
+  Number(spawnSync("id", ["-u", "postgres"], { encoding: "utf8" }).stdout.trim());
+
 describe("pgbackrest-conf.sh (the postgres and ops containers' start)", () => {
   beforeAll(() => requireTool("shellcheck"));
-  const script = pgbackrestSetupScript();
+  const prod = render("docker-prod");
+  const script = fileText(prod, "postgres/pgbackrest-conf.sh");
 
   it("is POSIX sh and shellcheck-clean", () => {
-    expect(script.split("\n")[0]).toBe("#!/bin/sh");
-    const r = spawnSync("shellcheck", ["--shell=sh", "--severity=style", "-"], {
-      input: script,
-      encoding: "utf8",
-    });
-    expect(r.stdout + r.stderr).toBe("");
-    expect(r.status).toBe(0);
+    for (const text of [script, fileText(render("docker-dev"), "postgres/pgbackrest-conf.sh")]) {
+      expect(text.split("\n")[0]).toBe("#!/bin/sh");
+      const r = spawnSync("shellcheck", ["--shell=sh", "--severity=style", "-"], {
+        input: text,
+        encoding: "utf8",
+      });
+      expect(r.stdout + r.stderr).toBe("");
+      expect(r.status).toBe(0);
+    }
   });
-
-  /** The script with the containers' absolute paths moved under `dir` (it runs as root there too). */
-  async function runIn(dir: string, conf: string, secret?: string) {
-    const local = script
-      .replace(/\/etc\/loomworks\//g, `${dir}/mounted/`)
-      .replace(/\/etc\/pgbackrest\//g, `${dir}/pgbackrest/`)
-      .replace(/\/run\/secrets\//g, `${dir}/secrets/`)
-      .replace(/\/(var\/spool|var\/log|tmp)\/pgbackrest/g, `${dir}/$1/pgbackrest`);
-    expect(local).not.toContain(" /etc/");
-    await fsp.mkdir(`${dir}/mounted`, { recursive: true });
-    await fsp.mkdir(`${dir}/secrets`, { recursive: true });
-    await fsp.writeFile(`${dir}/mounted/pgbackrest.conf`, conf);
-    if (secret !== undefined) await fsp.writeFile(`${dir}/secrets/backup-cipher-pass`, secret);
-    return spawnSync("sh", ["-c", local], { encoding: "utf8" });
-  }
 
   it("writes pgbackrest.conf for postgres, with the passphrase from the secret file", async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), "lw-compose-pgbackrest-"));
     try {
-      const conf = fileText(render("docker-prod"), "postgres/pgbackrest.conf");
+      const conf = fileText(prod, "postgres/pgbackrest.conf");
       const passphrase = String.raw`p&a\ss|wo"rd$1 /x`;
-      const r = await runIn(dir, conf, passphrase);
+      const r = await runSetupIn(dir, script, conf, { "backup-cipher-pass": passphrase });
       expect(r.stderr).toBe("");
       expect(r.status).toBe(0);
       const written = `${dir}/pgbackrest/pgbackrest.conf`;
@@ -353,11 +350,205 @@ describe("pgbackrest-conf.sh (the postgres and ops containers' start)", () => {
       expect(text).toBe(conf.replace(/^repo1-cipher-pass=.*$/m, `repo1-cipher-pass=${passphrase}`));
       const st = await fsp.stat(written);
       expect(st.mode & 0o777).toBe(0o600);
-      expect(st.uid).toBe(Number(spawnSync("id", ["-u", "postgres"], { encoding: "utf8" }).stdout.trim()));
+      expect(st.uid).toBe(postgresUid());
 
-      const without = await runIn(await fsp.mkdtemp(path.join(dir, "none-")), conf);
+      const without = await runSetupIn(await fsp.mkdtemp(path.join(dir, "none-")), script, conf);
       expect(without.status).toBe(78);
       expect(without.stderr).toMatch(/LOOMWORKS_BACKUP_CIPHER_PASS in \.env/);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+const SFTP_KEY =
+  "-----BEGIN OPENSSH PRIVATE KEY-----\nY29tcG9zZS1vZmZzaXRlLWtleQ==\n-----END OPENSSH PRIVATE KEY-----\n";
+/** One offsite repository of each type, with real-looking secrets (a stack under Pulumi has them). */
+const OFFSITES: Record<string, { offsite: Record<string, unknown>; secrets: Record<string, string> }> = {
+  path: {
+    offsite: { type: "path", path: "/mnt/nas/loomworks", retentionFull: 4 },
+    // repo2 shares repo1's passphrase: the same secret fills both.
+    secrets: {},
+  },
+  s3: {
+    offsite: {
+      type: "s3",
+      path: "/loomworks",
+      endpoint: "s3.example.net:9000",
+      bucket: "lw-backups",
+      region: "eu-central-1",
+      accessKey: "AKIAOFFSITEACCESSKEY",
+      secretKey: String.raw`s3cret/Key+with\odd"chars$1`,
+      encryptionPassphrase: "offsite-passphrase-of-the-stack",
+      uriStyle: "path",
+    },
+    secrets: {
+      "offsite-s3-key": "AKIAOFFSITEACCESSKEY",
+      "offsite-s3-key-secret": String.raw`s3cret/Key+with\odd"chars$1`,
+      "offsite-cipher-pass": "offsite-passphrase-of-the-stack",
+    },
+  },
+  sftp: {
+    offsite: sftpOffsiteSettings(SFTP_KEY),
+    secrets: { "offsite-sftp-key": SFTP_KEY },
+  },
+};
+const REPO1_PASSPHRASE = "repo1-passphrase-of-the-stack";
+
+describe.each(Object.keys(OFFSITES))("backups.offsite of type %s", (type) => {
+  const { offsite: raw, secrets } = OFFSITES[type];
+  const config = parseStackFile(stackText("docker-prod"), "Pulumi.docker-prod.yaml");
+  const backups = {
+    ...config.platform.backups,
+    encryptionPassphrase: REPO1_PASSPHRASE,
+    offsite: offsiteSchema.parse(raw),
+  };
+  const r = renderCompose({
+    stack: "docker-prod",
+    config: { ...config, platform: { ...config.platform, backups } },
+    checkoutDir: "../..",
+  });
+  const base = yaml.load(fileText(r, COMPOSE_FILE)) as {
+    services: Record<string, Record<string, unknown>>;
+    secrets: Record<string, unknown>;
+  };
+  const secretValues = [REPO1_PASSPHRASE, ...Object.values(secrets)];
+
+  it("is valid against the Compose Specification's schema; .env.example names every variable read", () => {
+    expect(errorsOf(base)).toEqual([]);
+    expect(errorsOf(r.devOverride)).toEqual([]);
+    const used = new Set([
+      ...interpolated(fileText(r, COMPOSE_FILE)),
+      ...interpolated(fileText(r, COMPOSE_DEV_FILE)),
+      ...secretSources(base),
+    ]);
+    expect([...envExampleNames(fileText(r, ENV_EXAMPLE_FILE))].sort()).toEqual([...used].sort());
+  });
+
+  it("puts no secret into any rendered file", () => {
+    for (const f of r.files) {
+      for (const value of secretValues) expect(f.content, f.path).not.toContain(value);
+      expect(f.content, f.path).not.toContain("PRIVATE KEY");
+      expect(f.content, f.path).not.toContain("Y29tcG9zZS1vZmZzaXRlLWtleQ");
+    }
+  });
+
+  it("gives postgres and ops the repository's mount or secrets, and no other service", () => {
+    const { postgres, ops } = base.services;
+    const offsiteMounts = (s: Record<string, unknown>) =>
+      (s.volumes as unknown[]).filter((v) => JSON.stringify(v).includes(OFFSITE_CONTAINER.mountDir));
+    const offsiteSecrets = (s: Record<string, unknown>) =>
+      ((s.secrets ?? []) as { source: string; target: string }[]).filter((x) =>
+        x.source.startsWith("offsite_"),
+      );
+    const expected: Record<string, { mounts: unknown[]; secrets: unknown[] }> = {
+      path: {
+        mounts: [
+          {
+            type: "bind",
+            source: "/mnt/nas/loomworks",
+            target: OFFSITE_CONTAINER.mountDir,
+            bind: { create_host_path: false },
+          },
+        ],
+        secrets: [],
+      },
+      s3: {
+        mounts: [],
+        secrets: [
+          { source: "offsite_s3_key", target: "/run/secrets/offsite-s3-key" },
+          { source: "offsite_s3_key_secret", target: "/run/secrets/offsite-s3-key-secret" },
+          { source: "offsite_cipher_pass", target: "/run/secrets/offsite-cipher-pass" },
+        ],
+      },
+      sftp: {
+        mounts: [],
+        secrets: [{ source: "offsite_sftp_key", target: "/run/secrets/offsite-sftp-key" }],
+      },
+    };
+    for (const [name, service] of Object.entries({ postgres, ops })) {
+      expect(offsiteMounts(service), name).toEqual(expected[type].mounts);
+      expect(offsiteSecrets(service), name).toEqual(expected[type].secrets);
+      expect(service.secrets, name).toContainEqual({
+        source: "backup_cipher_pass",
+        target: "/run/secrets/backup-cipher-pass",
+      });
+    }
+    for (const name of ["redis", "erp", "nginx"]) {
+      const text = JSON.stringify(base.services[name]);
+      expect(text, name).not.toContain("offsite");
+      expect(text, name).not.toContain("/mnt/nas");
+    }
+    const topLevel = Object.fromEntries(
+      Object.entries(base.secrets).filter(([k]) => k.startsWith("offsite_")),
+    );
+    expect(topLevel).toEqual(
+      {
+        path: {},
+        s3: {
+          offsite_s3_key: { environment: "LOOMWORKS_OFFSITE_S3_KEY" },
+          offsite_s3_key_secret: { environment: "LOOMWORKS_OFFSITE_S3_KEY_SECRET" },
+          offsite_cipher_pass: { environment: "LOOMWORKS_OFFSITE_CIPHER_PASS" },
+        },
+        sftp: {
+          offsite_sftp_key: {
+            file: "${LOOMWORKS_OFFSITE_SFTP_KEY_FILE:?set LOOMWORKS_OFFSITE_SFTP_KEY_FILE in .env}",
+          },
+        },
+      }[type],
+    );
+  });
+
+  it("lists each new variable in .env.example with a placeholder and a comment", () => {
+    const env = fileText(r, ENV_EXAMPLE_FILE);
+    const names = {
+      path: [],
+      s3: ["LOOMWORKS_OFFSITE_S3_KEY", "LOOMWORKS_OFFSITE_S3_KEY_SECRET", "LOOMWORKS_OFFSITE_CIPHER_PASS"],
+      sftp: ["LOOMWORKS_OFFSITE_SFTP_KEY_FILE"],
+    }[type] as string[];
+    const listed = [...envExampleNames(env)].filter((n) => n.startsWith("LOOMWORKS_OFFSITE_"));
+    expect(listed.sort()).toEqual([...names].sort());
+    for (const name of names)
+      expect(env, name).toMatch(new RegExp(`\n# offsite [^\n]+\n${name}=(change-me-|/path/to/)`));
+  });
+
+  it("after pgbackrest-conf.sh, has the repo2 lines the Pulumi docker target renders", async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `lw-compose-offsite-${type}-`));
+    try {
+      const run = await runSetupIn(
+        dir,
+        fileText(r, "postgres/pgbackrest-conf.sh"),
+        fileText(r, "postgres/pgbackrest.conf"),
+        { "backup-cipher-pass": REPO1_PASSPHRASE, ...secrets },
+      );
+      expect(run.stderr).toBe("");
+      expect(run.status).toBe(0);
+      const written = await fsp.readFile(`${dir}/pgbackrest/pgbackrest.conf`, "utf8");
+      const repo2 = written.split("\n").filter((l) => l.startsWith("repo2-"));
+      const pulumiRepo = dockerOffsiteRepo(backups);
+      expect(pulumiRepo).toBeDefined();
+      expect(repo2).toEqual(renderOffsiteRepo(pulumiRepo as OffsiteRepo));
+      expect(written).toMatch(new RegExp(`^repo1-cipher-pass=${REPO1_PASSPHRASE}$`, "m"));
+      if (type === "sftp") {
+        // Where pgbackrest.conf names it (the script's /etc/pgbackrest moved under dir), postgres's, 0600.
+        const key = `${dir}/pgbackrest/offsite-sftp-key`;
+        expect(repo2).toContain(`repo2-sftp-private-key-file=${OFFSITE_CONTAINER.sftpKeyFile}`);
+        expect(await fsp.readFile(key, "utf8")).toBe(SFTP_KEY);
+        const st = await fsp.stat(key);
+        expect(st.mode & 0o777).toBe(0o600);
+        expect(st.uid).toBe(postgresUid());
+      }
+      // Without the offsite secrets, the container does not start.
+      if (Object.keys(secrets).length > 0) {
+        const missing = await runSetupIn(
+          await fsp.mkdtemp(path.join(dir, "none-")),
+          fileText(r, "postgres/pgbackrest-conf.sh"),
+          fileText(r, "postgres/pgbackrest.conf"),
+          { "backup-cipher-pass": REPO1_PASSPHRASE },
+        );
+        expect(missing.status).toBe(78);
+        expect(missing.stderr).toMatch(/LOOMWORKS_OFFSITE_\w+ in \.env/);
+      }
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

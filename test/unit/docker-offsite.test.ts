@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { installMocks, isSecretInput, plain, registered, type Registration } from "../helpers/pulumi-mocks";
+import { sftpOffsiteSettings } from "../helpers/offsite-settings";
 
 const registrations = installMocks();
 
@@ -74,14 +75,7 @@ describe("docker: the offsite repository in every container that runs pgBackRest
   });
 
   it("SFTP with a private key: the key uploaded next to pgbackrest.conf where pgBackRest runs, nowhere else", async () => {
-    const regs = await build("lwsftp", {
-      type: "sftp",
-      path: "/srv/backups",
-      host: "backup.example.net",
-      user: "pgbackrest",
-      privateKey: SFTP_KEY,
-      hostKeyFingerprint: "c".repeat(64),
-    });
+    const regs = await build("lwsftp", sftpOffsiteSettings(SFTP_KEY));
     const restore = dockerRestoreContainerName("lwsftp", "acme", RESTORE);
     for (const name of ["postgres", "ops", restore]) {
       const c = containerOf(regs, name);

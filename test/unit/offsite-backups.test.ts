@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { checkLocalOffsite } from "../../components/local/PostgresCluster";
-import { offsiteRepo } from "../../components/platform/offsite";
+import { offsiteRepo } from "../../components/offsite";
 import { OFFSITE_CONTAINER, renderDockerPgBackRestConf } from "../../components/docker/config";
 import {
   kubernetesOffsiteRefusal,

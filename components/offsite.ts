@@ -2,8 +2,8 @@
  * `platform.backups.offsite` as the repository pgbackrest.conf renders (lib/pg/offsite.ts), for
  * each target: where the SFTP key file is, and where a mounted directory appears.
  */
-import type { PlatformConfig } from "../../infra/config/schema";
-import type { OffsiteRepo } from "../../lib/pg/offsite";
+import type { PlatformConfig } from "../infra/config/schema";
+import type { OffsiteRepo } from "../lib/pg/offsite";
 
 export interface OffsitePlacement {
   /** Where an SFTP private key given as a secret is written (the file pgbackrest.conf names). */
