@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes the test cluster's binaries (scripts/k8s-test-cluster.sh) available in .tools/k8s-bin: etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok. None can be downloaded
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok, and the Pulumi Kubernetes
+# provider plugin (scripts/ensure-pulumi-kubernetes.sh). None can be downloaded
 # here, so they are built from the Go modules pinned under tools/{etcd,kubernetes,kwok}, through the
 # Go module proxy, once per machine, into versioned cache directories outside the checkout (as
 # ensure-pulumi.sh does for the Pulumi CLI); every clone on the machine links them.
@@ -135,3 +136,5 @@ ensure_tool etcd go.etcd.io/etcd/server/v3 same build_etcd
 ensure_tool kubernetes k8s.io/kubernetes staging build_kubernetes
 ensure_tool kwok sigs.k8s.io/kwok same build_kwok
 log "etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kwok ready in .tools/k8s-bin"
+# The Pulumi Kubernetes provider plugin the e2e test deploys the kubernetes target with.
+"$repo/scripts/ensure-pulumi-kubernetes.sh"
