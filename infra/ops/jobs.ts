@@ -219,7 +219,7 @@ interface JobContext {
 
 /** The cluster spec and admin DSN of a job (local: peer authentication over the socket). */
 async function jobContext(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<JobContext> {
-  if (!args.stateDir) return kubernetesContext(args, env, log);
+  if (!args.stateDir) return kubernetesContext(args, env, log, await readableConfSecrets(env));
   const cluster = await readClusterFile(args.stateDir);
   const conf = await fs.readFile(clusterPaths(cluster.stateDir).pgbackrestConf, "utf8");
   const passphrase = cipherPassFromConf(conf);
@@ -246,9 +246,25 @@ async function jobContext(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): P
   };
 }
 
-function kubernetesContext(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): JobContext {
+/**
+ * The secrets of pgbackrest.conf where the job can read it (the docker ops container: the offsite
+ * repository's keys and passphrase, which pgBackRest's errors may echo, e.g. an S3 error body
+ * naming the access key); none where it is in another pod (kubernetes).
+ */
+async function readableConfSecrets(env: NodeJS.ProcessEnv): Promise<string[]> {
+  const config = env[KUBERNETES_ENV.pgbackrestConfig] || "/etc/pgbackrest/pgbackrest.conf";
+  const conf = await fs.readFile(config, "utf8").catch(() => "");
+  return secretsFromConf(conf);
+}
+
+function kubernetesContext(
+  args: Args,
+  env: NodeJS.ProcessEnv,
+  log: JobLogger,
+  confSecrets: string[],
+): JobContext {
   const cipherPass = env[KUBERNETES_ENV.cipherPass] ?? "";
-  log.addSecrets(env[KUBERNETES_ENV.password] ?? "", cipherPass);
+  log.addSecrets(env[KUBERNETES_ENV.password] ?? "", cipherPass, ...confSecrets);
   const adminDsn = kubernetesAdminDsn(env);
   const config = env[KUBERNETES_ENV.pgbackrestConfig] || "/etc/pgbackrest/pgbackrest.conf";
   const spec: LocalClusterSpec = {
@@ -265,7 +281,7 @@ function kubernetesContext(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): 
   return {
     spec,
     adminDsn,
-    pgbackrest,
+    pgbackrest: { ...pgbackrest, secrets: [...(pgbackrest.secrets ?? []), ...confSecrets] },
     filestoreRoot,
     snapshotRoot: args.snapshotRoot ?? env[KUBERNETES_ENV.snapshotRoot] ?? "",
     local: false,
