@@ -40,7 +40,9 @@ function main(): void {
       `${path.basename(args.file)}: platform.target is ${config.platform.target}; compose renders the docker target only`,
     );
   const checkoutDir = path.relative(args.out, process.cwd()).split(path.sep).join("/") || ".";
-  const { files } = renderCompose({ stack: args.stack, config, checkoutDir });
+  const project = /^name:\s*(\S+)/m.exec(readFileSync("Pulumi.yaml", "utf8"))?.[1];
+  if (!project) throw new Error("Pulumi.yaml: no project name (run from the checkout's root)");
+  const { files } = renderCompose({ stack: args.stack, project, config, checkoutDir });
   for (const f of files) {
     const target = path.join(args.out, f.path);
     mkdirSync(path.dirname(target), { recursive: true });

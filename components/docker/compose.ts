@@ -40,6 +40,7 @@ import {
   type ComposeVariable,
   type SecretOption,
 } from "./composeLayout";
+import { offsiteStackDir } from "../offsite";
 import { composeOffsite } from "./composeOffsite";
 import {
   bind,
@@ -73,6 +74,8 @@ export interface ComposeFile {
 export interface ComposeInput {
   /** The stack's name: the header of every file says where it came from. */
   stack: string;
+  /** The Pulumi project's name (Pulumi.yaml): with the stack, the offsite repository's subdirectory. */
+  project: string;
   config: StackConfig;
   /** The checkout (docker/Dockerfile, docker/postgres, docker/ops), relative to the output directory. */
   checkoutDir: string;
@@ -299,7 +302,7 @@ export function renderCompose(input: ComposeInput): ComposeRender {
     encrypted: p.backups.encryptionPassphrase !== undefined,
     notify: p.notify.webhookUrl !== undefined,
     router: routerOf(config, false),
-    offsite: composeOffsite(config),
+    offsite: composeOffsite(config, offsiteStackDir(input.project, stack)),
   };
   const compose = {
     name: composeProjectName(p.docker.namePrefix),

@@ -63,10 +63,10 @@ function variable(name: string, comment: string, placeholder: string): ComposeVa
 }
 
 /** The offsite repository of the Compose project; undefined without `backups.offsite`. */
-export function composeOffsite(config: StackConfig): ComposeOffsite | undefined {
+export function composeOffsite(config: StackConfig, stackDir: string): ComposeOffsite | undefined {
   const backups = config.platform.backups;
   const offsite = backups.offsite;
-  const repo = dockerOffsiteRepo(backups);
+  const repo = dockerOffsiteRepo(backups, stackDir);
   if (!offsite || !repo) return undefined;
   const pairs: [OffsiteSecret, SecretOption][] = [];
   const variables: ComposeVariable[] = [];

@@ -165,8 +165,12 @@ export const OFFSITE_CONTAINER = {
  * (composeOffsite.ts) both see it: an SFTP key given as a secret next to pgbackrest.conf, a `path`
  * repository bind-mounted from the host at OFFSITE_CONTAINER.mountDir.
  */
-export function dockerOffsiteRepo(backups: PlatformConfig["backups"]): OffsiteRepo | undefined {
+export function dockerOffsiteRepo(
+  backups: PlatformConfig["backups"],
+  stackDir: string,
+): OffsiteRepo | undefined {
   return offsiteRepo(backups, {
+    stackDir,
     sftpKeyFile: OFFSITE_CONTAINER.sftpKeyFile,
     mountedPath: OFFSITE_CONTAINER.mountDir,
   });

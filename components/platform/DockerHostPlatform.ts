@@ -9,13 +9,14 @@ import { DockerPlatform, type DockerRouterTls } from "../docker/DockerPlatform";
 import { dockerOffsiteRepo, dockerRestoreContainerName } from "../docker/config";
 import { tenantNames, type DeclaredRestoreJob, type RestoreSummary } from "../Tenant";
 import type { TenantDatabase } from "../../dynamic-providers/tenantDatabase";
+import { offsiteStackDir } from "../offsite";
 import { PlatformComponent, secretValues, type PlatformArgs } from "./platform";
 import { declareTemplates } from "./templates";
 import { declareTenants, erpTenantOf } from "./tenants";
 
 /** The offsite repository as the PostgreSQL container sees it (a `path` one bind-mounted from the host). */
 function dockerOffsite(backups: PlatformConfig["backups"]) {
-  const offsite = dockerOffsiteRepo(backups);
+  const offsite = dockerOffsiteRepo(backups, offsiteStackDir(pulumi.getProject(), pulumi.getStack()));
   if (!offsite) return {};
   return { offsite, ...(backups.offsite?.type === "path" ? { offsiteHostPath: backups.offsite.path } : {}) };
 }

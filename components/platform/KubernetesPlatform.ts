@@ -16,7 +16,7 @@ import {
   kubernetesOffsiteRefusal,
 } from "../kubernetes/postgresConfig";
 import { OFFSITE_CONTAINER } from "../docker/config";
-import { offsiteRepo } from "../offsite";
+import { offsiteRepo, offsiteStackDir } from "../offsite";
 import { PostgresServer } from "../kubernetes/PostgresServer";
 import { restoreJob, restoreJobName } from "../kubernetes/RestoreJob";
 import { KubernetesRouter } from "../kubernetes/Router";
@@ -112,7 +112,10 @@ export class KubernetesPlatform extends PlatformComponent {
     const { platform } = config;
     const rotation = platform.credentialRotation;
     const monitoring = k8sCfg.monitoring;
-    const offsite = offsiteRepo(platform.backups, { sftpKeyFile: OFFSITE_CONTAINER.sftpKeyFile });
+    const offsite = offsiteRepo(platform.backups, {
+      sftpKeyFile: OFFSITE_CONTAINER.sftpKeyFile,
+      stackDir: offsiteStackDir(pulumi.getProject(), pulumi.getStack()),
+    });
     const refusal = kubernetesOffsiteRefusal(offsite);
     if (refusal) throw new pulumi.RunError(`platform: key "backups.offsite.type": ${refusal}`);
     const pg = new PostgresServer(

@@ -4,7 +4,7 @@ import { LocalErp } from "../local/Erp";
 import { LocalPostgresCluster } from "../local/PostgresCluster";
 import { tenantNames } from "../Tenant";
 import { PlatformComponent, notifySettings, secretValues, type PlatformArgs } from "./platform";
-import { offsiteRepo } from "../offsite";
+import { offsiteRepo, offsiteStackDir } from "../offsite";
 import { declareTemplates } from "./templates";
 import { declareTenants } from "./tenants";
 import { clusterPaths } from "../../lib/pg/paths";
@@ -23,6 +23,7 @@ export class LocalPlatform extends PlatformComponent {
     const stateDir = path.resolve(args.projectDir, platform.stateDir);
     const notify = notifySettings(platform);
     const offsite = offsiteRepo(platform.backups, {
+      stackDir: offsiteStackDir(pulumi.getProject(), pulumi.getStack()),
       sftpKeyFile: path.join(clusterPaths(stateDir).pgbackrestDir, "offsite-sftp-key"),
     });
     const cluster = new LocalPostgresCluster(

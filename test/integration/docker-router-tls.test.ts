@@ -90,7 +90,12 @@ function composeRendering(): Rendered {
       TENANTS.map((t) => [t.subdomain, { tier: "basic", adminEmail: "a@x.example", state: t.state }]),
     ),
   });
-  const { files } = renderCompose({ stack: "tls-it", config, checkoutDir: "../.." });
+  const { files } = renderCompose({
+    stack: "tls-it",
+    project: "loomworks-hosting",
+    config,
+    checkoutDir: "../..",
+  });
   const file = (p: string): string => {
     const f = files.find((x) => x.path === p);
     expect(f, p).toBeDefined();

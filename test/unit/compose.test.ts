@@ -54,7 +54,7 @@ const stackText = (name: string) => readFileSync(fixture(name), "utf8");
 
 function render(name: string): ComposeRender {
   const config = parseStackFile(stackText(name), path.basename(fixture(name)));
-  return renderCompose({ stack: name, config, checkoutDir: "../.." });
+  return renderCompose({ stack: name, project: "loomworks-hosting", config, checkoutDir: "../.." });
 }
 
 const fileText = (r: ComposeRender, file: string): string => {
@@ -185,6 +185,7 @@ describe("the development override", () => {
     const development = { ...config.platform.docker.development, debugpy: false };
     const r = renderCompose({
       stack: "docker-dev",
+      project: "loomworks-hosting",
       config: {
         ...config,
         platform: { ...config.platform, docker: { ...config.platform.docker, development } },
@@ -217,6 +218,7 @@ describe("routerTls: HTTPS on the Compose project's nginx", () => {
     };
     r = renderCompose({
       stack: "docker-prod",
+      project: "loomworks-hosting",
       config: { ...config, platform: { ...config.platform, routerTls } },
       checkoutDir: "../..",
     });
@@ -405,6 +407,7 @@ describe.each(Object.keys(OFFSITES))("backups.offsite of type %s", (type) => {
   };
   const r = renderCompose({
     stack: "docker-prod",
+    project: "loomworks-hosting",
     config: { ...config, platform: { ...config.platform, backups } },
     checkoutDir: "../..",
   });
@@ -525,7 +528,7 @@ describe.each(Object.keys(OFFSITES))("backups.offsite of type %s", (type) => {
       expect(run.status).toBe(0);
       const written = await fsp.readFile(`${dir}/pgbackrest/pgbackrest.conf`, "utf8");
       const repo2 = written.split("\n").filter((l) => l.startsWith("repo2-"));
-      const pulumiRepo = dockerOffsiteRepo(backups);
+      const pulumiRepo = dockerOffsiteRepo(backups, "loomworks-hosting/docker-prod");
       expect(pulumiRepo).toBeDefined();
       expect(repo2).toEqual(renderOffsiteRepo(pulumiRepo as OffsiteRepo));
       expect(written).toMatch(new RegExp(`^repo1-cipher-pass=${REPO1_PASSPHRASE}$`, "m"));

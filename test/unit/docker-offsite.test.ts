@@ -60,7 +60,7 @@ describe("docker: the offsite repository in every container that runs pgBackRest
     for (const name of ["postgres", "ops", restore]) {
       const c = containerOf(regs, name);
       const conf = uploads(c).find((u) => u.file === POSTGRES_CONTAINER.pgbackrestConfig)?.content;
-      expect(conf, name).toMatch(/^repo2-path=\/var\/lib\/pgbackrest-offsite$/m);
+      expect(conf, name).toMatch(/^repo2-path=\/var\/lib\/pgbackrest-offsite\/loomworks-hosting\/unit$/m);
       expect(conf, name).toMatch(/^repo2-retention-full=4$/m);
       expect(isSecretInput(c.inputs.uploads), name).toBe(true);
       expect(volumes(c), name).toContainEqual({

@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { checkLocalOffsite } from "../../components/local/PostgresCluster";
-import { offsiteRepo } from "../../components/offsite";
+import { offsiteRepo, offsiteStackDir } from "../../components/offsite";
 import { OFFSITE_CONTAINER, renderDockerPgBackRestConf } from "../../components/docker/config";
 import {
   kubernetesOffsiteRefusal,
@@ -164,19 +164,49 @@ describe("platform.backups.offsite: configuration", () => {
 
   it("encrypts the offsite repository with the first one's passphrase unless it has its own", () => {
     const shared = backupsOf({ type: "path", path: "/mnt/o" }, { encryptionPassphrase: "first-pass-123" });
-    expect(offsiteRepo(shared, { sftpKeyFile: "/k" })).toMatchObject({
+    expect(offsiteRepo(shared, { sftpKeyFile: "/k", stackDir: "p/s" })).toMatchObject({
       encryptionPassphrase: "first-pass-123",
     });
     const own = backupsOf(
       { type: "path", path: "/mnt/o", encryptionPassphrase: "offsite-pass-456" },
       { encryptionPassphrase: "first-pass-123" },
     );
-    expect(offsiteRepo(own, { sftpKeyFile: "/k" })).toMatchObject({
+    expect(offsiteRepo(own, { sftpKeyFile: "/k", stackDir: "p/s" })).toMatchObject({
       encryptionPassphrase: "offsite-pass-456",
     });
     expect(
-      offsiteRepo(backupsOf({ type: "path", path: "/mnt/o" }), { sftpKeyFile: "/k" }),
+      offsiteRepo(backupsOf({ type: "path", path: "/mnt/o" }), { sftpKeyFile: "/k", stackDir: "p/s" }),
     ).not.toHaveProperty("encryptionPassphrase");
+  });
+});
+
+describe("two stacks given the same share or bucket", () => {
+  it.each([
+    { type: "path" as const, path: "/mnt/nas/loomworks" },
+    { type: "s3" as const, path: "/backups" },
+  ])("write separate $type repositories, each under <project>/<stack>", (o) => {
+    const backups =
+      o.type === "path"
+        ? backupsOf({ type: "path", path: o.path })
+        : backupsOf({
+            type: "s3",
+            path: o.path,
+            endpoint: "s3.example.com",
+            bucket: "b",
+            region: "r",
+            accessKey: "AKIAEXAMPLE",
+            secretKey: "secret-example-123",
+          });
+    const prod = offsiteRepo(backups, {
+      sftpKeyFile: "/k",
+      stackDir: offsiteStackDir("loomworks-hosting", "prod"),
+    });
+    const staging = offsiteRepo(backups, {
+      sftpKeyFile: "/k",
+      stackDir: offsiteStackDir("loomworks-hosting", "staging"),
+    });
+    expect(prod?.path).toBe(`${o.path}/loomworks-hosting/prod`);
+    expect(staging?.path).toBe(`${o.path}/loomworks-hosting/staging`);
   });
 });
 
@@ -287,6 +317,7 @@ describe("docker and kubernetes render repo2", () => {
     const offsite = offsiteRepo(backupsOf({ type: "path", path: "/mnt/nas/loomworks", retentionFull: 3 }), {
       sftpKeyFile: OFFSITE_CONTAINER.sftpKeyFile,
       mountedPath: OFFSITE_CONTAINER.mountDir,
+      stackDir: "loomworks-hosting/prod",
     });
     const conf = renderDockerPgBackRestConf({
       stanza: "loomworks",
@@ -294,7 +325,7 @@ describe("docker and kubernetes render repo2", () => {
       ...(offsite ? { offsite } : {}),
     });
     expect(globalLines(conf)).toEqual([
-      "repo2-path=/var/lib/pgbackrest-offsite",
+      "repo2-path=/var/lib/pgbackrest-offsite/loomworks-hosting/prod",
       "repo2-retention-full-type=count",
       "repo2-retention-full=3",
     ]);
