@@ -10,6 +10,7 @@
  */
 import { DEFAULT_WARNING_PERCENT } from "../quota/storage";
 import {
+  QUOTA_CHECK_FAILED_METRIC,
   READ_ONLY_METRIC,
   STORAGE_RATIO_METRIC,
   outcomeMetricName,
@@ -331,6 +332,14 @@ export function alertRuleGroups(opts: AlertRuleOptions): RuleGroup[] {
           "0m",
           "Tenant {{ $labels.tenant }} is read-only: it reached its storage limit",
           "The quota check made {{ $labels.tenant }}'s database read-only (writes are refused) because it reached its storage limit; it is writable again once it is below the limit (raise the limit or free space).",
+        ),
+        rule(
+          "LoomworksQuotaCheckFailed",
+          "warning",
+          `${latest(QUOTA_CHECK_FAILED_METRIC, "namespace, tenant")} == 1`,
+          "0m",
+          "The quota check could not measure tenant {{ $labels.tenant }}",
+          "The last quota check failed for {{ $labels.tenant }}: its storage is not measured and its read-only state not updated until a check succeeds (the error is in the quota-check Job's log).",
         ),
         rule(
           "LoomworksBackupFailed",

@@ -4,6 +4,7 @@
  *
  *   quota-check  PUT  job=loomworks_quota_check  loomworks_tenant_storage_used_ratio{tenant}
  *                                                loomworks_tenant_read_only{tenant}
+ *                                                loomworks_tenant_quota_check_failed{tenant}
  *   backup       POST job=loomworks_backup, type loomworks_backup_last_{success,failure}_timestamp_seconds
  *   verify       POST job=loomworks_verify        loomworks_verify_last_{success,failure}_timestamp_seconds
  *   restore      POST job=loomworks_restore, tenant loomworks_restore_last_{success,failure}_timestamp_seconds
@@ -15,6 +16,7 @@ import type { MetricFamily, MetricsPusher } from "./metrics";
 
 export const STORAGE_RATIO_METRIC = "loomworks_tenant_storage_used_ratio";
 export const READ_ONLY_METRIC = "loomworks_tenant_read_only";
+export const QUOTA_CHECK_FAILED_METRIC = "loomworks_tenant_quota_check_failed";
 
 export type OutcomeSubject = "backup" | "verify" | "restore";
 export type Outcome = "success" | "failure";
@@ -30,9 +32,18 @@ export function outcomeMetricName(subject: OutcomeSubject, outcome: Outcome): st
   return `loomworks_${subject}_last_${outcome}_timestamp_seconds`;
 }
 
-/** Each checked tenant's used share of its limit (tenants with a limit) and whether it is read-only. */
+/**
+ * Each checked tenant's used share of its limit (tenants with a limit), whether it is read-only, and
+ * whether its check failed. The group is replaced by every run (PUT): a tenant whose check failed
+ * keeps its last known read-only state (the registry's) and is flagged, so its alerts neither clear
+ * nor go silent while it cannot be measured.
+ */
 export function storageMetrics(results: readonly StorageCheckResult[]): MetricFamily[] {
   const checked = results.filter((r) => !r.error && r.state !== undefined);
+  const known = results.flatMap((r) => {
+    const state = r.error ? (r.state ?? r.previousState ?? undefined) : r.state;
+    return state === undefined ? [] : [{ subdomain: r.subdomain, state }];
+  });
   return [
     {
       name: STORAGE_RATIO_METRIC,
@@ -49,10 +60,16 @@ export function storageMetrics(results: readonly StorageCheckResult[]): MetricFa
       name: READ_ONLY_METRIC,
       help: "1 when the tenant's database is read-only because it reached its storage limit, else 0.",
       type: "gauge",
-      samples: checked.map((r) => ({
+      samples: known.map((r) => ({
         labels: { tenant: r.subdomain },
         value: r.state === "read_only" ? 1 : 0,
       })),
+    },
+    {
+      name: QUOTA_CHECK_FAILED_METRIC,
+      help: "1 when the last quota check could not measure the tenant (its error is in the job's log), else 0.",
+      type: "gauge",
+      samples: results.map((r) => ({ labels: { tenant: r.subdomain }, value: r.error ? 1 : 0 })),
     },
   ];
 }

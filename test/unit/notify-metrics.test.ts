@@ -101,7 +101,7 @@ const STORAGE: StorageCheckResult[] = [
   { subdomain: "acme", database: "acme", bytes: 850, maxBytes: 1000, percent: 85, state: "warning" },
   { subdomain: "globex", database: "globex", bytes: 1100, maxBytes: 1000, percent: 110, state: "read_only" },
   { subdomain: "initech", database: "initech", bytes: 10, maxBytes: null, percent: null, state: "ok" },
-  { subdomain: "broken", database: "broken", error: "connection refused" },
+  { subdomain: "broken", database: "broken", error: "connection refused", previousState: "read_only" },
 ];
 
 describe("the text exposition format", () => {
@@ -166,7 +166,7 @@ describe("Pushgateway groups", () => {
     ).toBe("https://gw.example/push/metrics/job/j/tenant@base64/YS9i/empty@base64/=");
   });
 
-  it("PUT of the storage group to a receiver: every checked tenant, no failed one, valid exposition format", async () => {
+  it("PUT of the storage group to a receiver: every checked tenant, a failed one flagged with its last known read-only state, valid exposition format", async () => {
     const gw = await start([200]);
     const sink = logSink();
     const pusher = createMetricsPusher({ url: gw.url, namespace: "loomworks", log: sink.log, ...FAST });
@@ -183,6 +183,11 @@ describe("Pushgateway groups", () => {
       { name: "loomworks_tenant_read_only", labels: { tenant: "acme" }, value: 0 },
       { name: "loomworks_tenant_read_only", labels: { tenant: "globex" }, value: 1 },
       { name: "loomworks_tenant_read_only", labels: { tenant: "initech" }, value: 0 },
+      { name: "loomworks_tenant_read_only", labels: { tenant: "broken" }, value: 1 },
+      { name: "loomworks_tenant_quota_check_failed", labels: { tenant: "acme" }, value: 0 },
+      { name: "loomworks_tenant_quota_check_failed", labels: { tenant: "globex" }, value: 0 },
+      { name: "loomworks_tenant_quota_check_failed", labels: { tenant: "initech" }, value: 0 },
+      { name: "loomworks_tenant_quota_check_failed", labels: { tenant: "broken" }, value: 1 },
     ]);
     expect(sink.lines).toEqual([`info metrics ${PUSH_JOBS.storage} pushed to ${new URL(gw.url).host}`]);
   });
