@@ -35,14 +35,14 @@ export function outcomeMetricName(subject: OutcomeSubject, outcome: Outcome): st
 /**
  * Each checked tenant's used share of its limit (tenants with a limit), whether it is read-only, and
  * whether its check failed. The group is replaced by every run (PUT): a tenant whose check failed
- * keeps its last known read-only state (the registry's) and is flagged, so its alerts neither clear
+ * keeps the read-only state the catalog shows and is flagged, so its alerts neither clear
  * nor go silent while it cannot be measured.
  */
 export function storageMetrics(results: readonly StorageCheckResult[]): MetricFamily[] {
   const checked = results.filter((r) => !r.error && r.state !== undefined);
   const known = results.flatMap((r) => {
-    const state = r.error ? (r.state ?? r.previousState ?? undefined) : r.state;
-    return state === undefined ? [] : [{ subdomain: r.subdomain, state }];
+    const readOnly = r.error ? r.readOnly : r.state === undefined ? undefined : r.state === "read_only";
+    return readOnly === undefined ? [] : [{ subdomain: r.subdomain, readOnly }];
   });
   return [
     {
@@ -62,7 +62,7 @@ export function storageMetrics(results: readonly StorageCheckResult[]): MetricFa
       type: "gauge",
       samples: known.map((r) => ({
         labels: { tenant: r.subdomain },
-        value: r.state === "read_only" ? 1 : 0,
+        value: r.readOnly ? 1 : 0,
       })),
     },
     {

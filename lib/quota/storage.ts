@@ -184,6 +184,11 @@ export interface StorageCheckResult {
   readOnlyTriggersChanged?: number;
   /** Set when this tenant failed (checkStorage only; the others still ran). */
   error?: string;
+  /**
+   * Set when the check failed: whether the catalog shows the platform's read-only setting on the
+   * database (unset when that could not be read either).
+   */
+  readOnly?: boolean;
 }
 
 interface DbSettings {
@@ -211,6 +216,14 @@ async function databaseSettings(db: Client, database: string): Promise<DbSetting
     readOnly: truthy(map.get("default_transaction_read_only")),
     reason: map.get(READ_ONLY_REASON_SETTING),
   };
+}
+
+/** Whether the database carries the platform's read-only settings (read from the catalog only). */
+async function platformReadOnly(adminDsn: string, database: string): Promise<boolean> {
+  return withClient(adminDsn, async (db) => {
+    const s = await databaseSettings(db, database);
+    return s.readOnly && s.reason !== undefined;
+  });
 }
 
 /** Terminates the database's other client sessions (they reconnect with the new defaults). */
@@ -433,7 +446,13 @@ export async function checkStorage(
     } catch (err) {
       const error = (err as Error).message;
       log(`${t.subdomain}: storage check failed: ${error}`);
-      results.push({ subdomain: t.subdomain, database: t.database_name, error });
+      const readOnly = await platformReadOnly(adminDsn, t.database_name).catch(() => undefined);
+      results.push({
+        subdomain: t.subdomain,
+        database: t.database_name,
+        error,
+        ...(readOnly === undefined ? {} : { readOnly }),
+      });
     }
   }
   return results;

@@ -21,7 +21,12 @@ import {
   utcDayNumber,
   writeQuotaLimits,
 } from "../../lib/quota/sql";
-import { checkStorage, checkTenantStorage, type StorageCheckResult } from "../../lib/quota/storage";
+import {
+  READ_ONLY_REASON_SETTING,
+  checkStorage,
+  checkTenantStorage,
+  type StorageCheckResult,
+} from "../../lib/quota/storage";
 import { type TenantSpec } from "../../lib/tenant/provision";
 import { filestorePath } from "../../lib/pg/names";
 import { failure, type PgError } from "../helpers/pg-error";
@@ -814,6 +819,11 @@ describe("storage", () => {
   it("checkStorage and `jobs.js quota-check`: every listed tenant; one failing tenant does not stop the others", async () => {
     const broken = await newTenant(DEFAULT_LIMITS, "qb");
     await asAdmin(broken, (db) => db.query(`DROP SCHEMA ${QUOTA_SCHEMA} CASCADE`));
+    // The platform's read-only settings, as a check that made it read-only earlier left them.
+    await withClient(ADMIN, async (c) => {
+      await c.query(`ALTER DATABASE "${broken.database}" SET default_transaction_read_only = on`);
+      await c.query(`ALTER DATABASE "${broken.database}" SET ${READ_ONLY_REASON_SETTING} = 'storage limit'`);
+    });
     try {
       const results = await checkStorage(ADMIN, {
         filestoreRoot,
@@ -826,6 +836,9 @@ describe("storage", () => {
       );
       expect(bySub.get(t.subdomain)).toMatchObject({ state: "ok" });
       expect(bySub.get(t.subdomain)?.error).toBeUndefined();
+      // A failed check still reports the read-only state the catalog shows (the pushed metrics keep it).
+      expect(bySub.get(broken.subdomain)?.readOnly).toBe(true);
+      expect(bySub.get(t.subdomain)).not.toHaveProperty("readOnly");
 
       await writeClusterSchedulerFiles(pg);
       const jobs = JOBS_SCRIPT;
@@ -847,6 +860,10 @@ describe("storage", () => {
       expect(bad.out).toContain("quota check: 1 tenants ok, 1 failed");
       expect(bad.out).toContain(`quota check of ${broken.subdomain} failed`);
     } finally {
+      await withClient(ADMIN, async (c) => {
+        await c.query(`ALTER DATABASE "${broken.database}" RESET default_transaction_read_only`);
+        await c.query(`ALTER DATABASE "${broken.database}" RESET ${READ_ONLY_REASON_SETTING}`);
+      });
       await asAdmin(broken, installQuotaApi);
     }
   });

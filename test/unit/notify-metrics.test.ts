@@ -101,7 +101,7 @@ const STORAGE: StorageCheckResult[] = [
   { subdomain: "acme", database: "acme", bytes: 850, maxBytes: 1000, percent: 85, state: "warning" },
   { subdomain: "globex", database: "globex", bytes: 1100, maxBytes: 1000, percent: 110, state: "read_only" },
   { subdomain: "initech", database: "initech", bytes: 10, maxBytes: null, percent: null, state: "ok" },
-  { subdomain: "broken", database: "broken", error: "connection refused", previousState: "read_only" },
+  { subdomain: "broken", database: "broken", error: "connection refused", readOnly: true },
 ];
 
 describe("the text exposition format", () => {
