@@ -32,7 +32,10 @@ export function offsiteRepo(
     retentionFull: o.retentionFull,
     ...(passphrase ? { encryptionPassphrase: passphrase } : {}),
   };
-  if (o.type === "path") return { type: "path", path: under(placement.mountedPath ?? o.path), ...common };
+  if (o.type === "path") {
+    const mountPoint = placement.mountedPath ?? o.path;
+    return { type: "path", path: under(mountPoint), mountPoint, ...common };
+  }
   if (o.type === "s3") {
     return {
       type: "s3",

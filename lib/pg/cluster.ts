@@ -1,4 +1,4 @@
-import { existsSync, promises as fs } from "node:fs";
+import { existsSync, promises as fs, realpathSync } from "node:fs";
 import * as path from "node:path";
 import { CommandError, mustRun, runCommand, type RunResult } from "../process/run";
 import { renderTemplateFile } from "../templates/render";
@@ -152,18 +152,32 @@ function secretsOf(spec: LocalClusterSpec): string[] {
 }
 
 /**
- * Refuses an offsite repository the pgbackrest here cannot use (sftp before 2.46), and a `path`
- * repository whose directory is missing: it is a mount point, and creating it would put the
- * "offsite" backups on the local disk whenever the mount is down.
+ * Refuses an offsite repository the pgbackrest here cannot use (sftp before 2.46), a `path`
+ * repository whose mount point is missing (creating it would put the "offsite" backups on the local
+ * disk whenever the mount is down), and one that is the first repository or inside it, or holds it,
+ * under another name (a symlink): pgBackRest compares the two paths as strings only, and the same
+ * files in two repositories break the archive.
  */
-export function checkOffsiteRepo(offsite: OffsiteRepo | undefined): void {
+export function checkOffsiteRepo(offsite: OffsiteRepo | undefined, firstRepo?: string): void {
   if (!offsite) return;
   const reason = offsiteUnsupportedReason(offsite, pgbackrestVersionOf(pgbackrestBin()));
   if (reason) throw new Error(reason);
-  if (offsite.type === "path" && !existsSync(offsite.path)) {
+  if (offsite.type !== "path") return;
+  const mountPoint = offsite.mountPoint ?? offsite.path;
+  if (!existsSync(mountPoint)) {
     throw new Error(
-      `backups.offsite.path ${offsite.path} does not exist: mount the offsite storage there first ` +
+      `backups.offsite.path ${mountPoint} does not exist: mount the offsite storage there first ` +
         "(it is never created, so that backups never land on the local disk while the mount is down)",
+    );
+  }
+  if (firstRepo === undefined || !existsSync(firstRepo)) return;
+  const offsiteReal = realpathSync(mountPoint);
+  const firstReal = realpathSync(firstRepo);
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(`${outer}/`);
+  if (within(offsiteReal, firstReal) || within(firstReal, offsiteReal)) {
+    throw new Error(
+      `backups.offsite.path ${mountPoint} is ${offsiteReal}, which is ${within(offsiteReal, firstReal) ? "inside" : "around"} ` +
+        `the first repository ${firstReal}: an offsite repository must be other storage`,
     );
   }
 }
@@ -538,7 +552,7 @@ async function ensureStanzaAndBackup(spec: LocalClusterSpec, paths: ClusterPaths
 /** The first step of ensureCluster (lib/pg/ensureCluster.ts): the spec checked, the directory layout made. */
 export async function ensureClusterLayout(spec: LocalClusterSpec): Promise<void> {
   const paths = validateSpec(spec);
-  checkOffsiteRepo(spec.offsite);
+  checkOffsiteRepo(spec.offsite, paths.repoPath);
   await ensureLayout(paths);
 }
 

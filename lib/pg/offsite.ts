@@ -22,7 +22,10 @@ interface OffsiteCommon {
 /** A mounted directory (NFS, an sshfs mount of an SFTP host, ...): pgBackRest's posix repository. */
 export interface OffsitePath extends OffsiteCommon {
   type: "path";
+  /** The repository: the stack's own directory under the mount point (made by pgBackRest). */
   path: string;
+  /** The mounted directory the configuration names (default `path`): it must exist, it is never made. */
+  mountPoint?: string;
 }
 
 /** An S3-compatible object store. */

@@ -5,6 +5,9 @@
  * before pgBackRest 2.46, and the explicit choice of the repository a restore reads from.
  * The local target's repo2 is tested for real in test/integration/offsite-backups.test.ts.
  */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { checkLocalOffsite } from "../../components/local/PostgresCluster";
@@ -14,6 +17,7 @@ import {
   kubernetesOffsiteRefusal,
   renderKubernetesPgBackRestConf,
 } from "../../components/kubernetes/postgresConfig";
+import { checkOffsiteRepo } from "../../lib/pg/cluster";
 import { offsiteUnsupportedReason, type OffsiteRepo } from "../../lib/pg/offsite";
 import {
   renderPgBackRestConf,
@@ -309,6 +313,48 @@ describe("SFTP needs pgBackRest 2.46", () => {
     );
     expect(() => checkLocalOffsite(SFTP, "2.47")).not.toThrow();
     expect(() => checkLocalOffsite({ type: "path", path: "/mnt/o", retentionFull: 2 }, "2.45")).not.toThrow();
+  });
+});
+
+describe("the local target's checks of a path repository", () => {
+  const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "offsite-check-"));
+
+  it("needs the mount point, not the stack's directory under it (pgBackRest makes that one)", () => {
+    const mount = tmp();
+    const repo = offsiteRepo(backupsOf({ type: "path", path: mount }), {
+      sftpKeyFile: "/k",
+      stackDir: offsiteStackDir("loomworks-hosting", "dev"),
+    });
+    expect(repo).toMatchObject({ path: `${mount}/loomworks-hosting/dev`, mountPoint: mount });
+    expect(() => checkOffsiteRepo(repo)).not.toThrow();
+    fs.rmSync(mount, { recursive: true });
+    expect(() => checkOffsiteRepo(repo)).toThrow(
+      /offsite\.path .* does not exist: mount the offsite storage/,
+    );
+  });
+
+  it("refuses the first repository under another name (a symlink), inside it, or around it", () => {
+    const root = tmp();
+    const first = path.join(root, "state", "pgbackrest", "repo");
+    fs.mkdirSync(first, { recursive: true });
+    fs.symlinkSync(first, path.join(root, "alias"));
+    fs.mkdirSync(path.join(first, "sub"));
+    fs.mkdirSync(path.join(root, "elsewhere"));
+    const at = (p: string): OffsiteRepo => ({
+      type: "path",
+      path: `${p}/x/y`,
+      mountPoint: p,
+      retentionFull: 2,
+    });
+    expect(() => checkOffsiteRepo(at(path.join(root, "alias")), first)).toThrow(
+      /inside the first repository/,
+    );
+    expect(() => checkOffsiteRepo(at(path.join(first, "sub")), first)).toThrow(/inside the first repository/);
+    expect(() => checkOffsiteRepo(at(path.join(root, "state")), first)).toThrow(
+      /around the first repository/,
+    );
+    expect(() => checkOffsiteRepo(at(path.join(root, "elsewhere")), first)).not.toThrow();
+    fs.rmSync(root, { recursive: true });
   });
 });
 
