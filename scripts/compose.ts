@@ -8,6 +8,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { renderCompose } from "../components/docker/compose";
+import { SECRET_PLACEHOLDER } from "../components/docker/composeLayout";
 import { ConfigError } from "../infra/config/load";
 import { parseStackFile } from "../infra/config/stackFile";
 
@@ -50,7 +51,9 @@ function main(): void {
     chmodSync(target, f.mode ?? 0o644);
   }
   console.log(`${files.length} files in ${path.relative(process.cwd(), args.out) || "."}:`);
-  console.log(`  cp .env.example .env  (then set every value), docker compose up -d`);
+  console.log(
+    `  cp .env.example .env  (then set every value: no service starts while one of its secrets is ${SECRET_PLACEHOLDER}), docker compose up -d`,
+  );
 }
 
 try {

@@ -7,8 +7,10 @@
  *
  * No secret is rendered: every password, the repository passphrase, the webhook URL and the AI
  * provider keys come from `.env` (compose `secrets:` sourced from environment variables, or `${VAR}`
- * references), and `.env.example` names each one. With `routerTls`, the certificate and key are
- * mounted from host paths (`.env`, default the stack's), never read. Pure: returns the files, writes nothing.
+ * references), and `.env.example` names each one with SECRET_PLACEHOLDER as its value: every
+ * service that receives a secret refuses to start while one is empty or still the placeholder
+ * (composeLayout.ts). With `routerTls`, the certificate and key are mounted from host paths (`.env`,
+ * default the stack's), never read. Pure: returns the files, writes nothing.
  */
 import * as path from "node:path";
 import * as yaml from "js-yaml";
@@ -35,7 +37,9 @@ import {
   FILES,
   ROUTER_TLS_VARIABLES,
   MOUNTED,
+  SECRET_PLACEHOLDER,
   SECRET_VARIABLES,
+  erpSecretsCheckScript,
   pgbackrestSetupScript,
   type ComposeVariable,
   type SecretOption,
@@ -46,6 +50,7 @@ import {
   bind,
   composeProjectName,
   erpBuild,
+  erpSecretChecks,
   erpService,
   nginxService,
   opsService,
@@ -96,27 +101,27 @@ function variables(ctx: ComposeContext): ComposeVariable[] {
     {
       name: SECRET_VARIABLES.superuser,
       comment: "PostgreSQL superuser `postgres` (set at the first start, on an empty postgres_data volume)",
-      placeholder: "change-me-superuser-password",
+      placeholder: SECRET_PLACEHOLDER,
     },
     {
       name: SECRET_VARIABLES.replication,
       comment: "the replication role the PostgreSQL image creates with the others at the first start",
-      placeholder: "change-me-replication-password",
+      placeholder: SECRET_PLACEHOLDER,
     },
     {
       name: SECRET_VARIABLES.monitor,
       comment: "the monitoring role (pg_monitor) the PostgreSQL image creates at the first start",
-      placeholder: "change-me-monitor-password",
+      placeholder: SECRET_PLACEHOLDER,
     },
     {
       name: SECRET_VARIABLES.erpDb,
       comment: `the ERP's own role \`${p.odoo.dbUser}\` (not a superuser; created at the first start)`,
-      placeholder: "change-me-erp-db-password",
+      placeholder: SECRET_PLACEHOLDER,
     },
     {
       name: SECRET_VARIABLES.odooAdmin,
       comment: "Odoo's master password (admin_passwd: the database manager)",
-      placeholder: "change-me-odoo-master-password",
+      placeholder: SECRET_PLACEHOLDER,
     },
   ];
   if (p.backups.encryptionPassphrase !== undefined)
@@ -124,20 +129,20 @@ function variables(ctx: ComposeContext): ComposeVariable[] {
       name: SECRET_VARIABLES.backupCipher,
       comment:
         "pgBackRest repository passphrase (aes-256-cbc; backups.encryptionPassphrase): the backups are useless without it, keep a copy apart from the host",
-      placeholder: "change-me-backup-passphrase",
+      placeholder: SECRET_PLACEHOLDER,
     });
   out.push(...(ctx.offsite?.variables ?? []));
   if (p.notify.webhookUrl !== undefined)
     out.push({
       name: NOTIFY_ENV.webhookUrl,
-      comment: "operator notifications' webhook (notify.webhookUrl; it may carry a token)",
-      placeholder: "https://hooks.example.com/loomworks",
+      comment: "operator notifications' webhook URL (notify.webhookUrl; it may carry a token)",
+      placeholder: SECRET_PLACEHOLDER,
     });
   for (const name of aiKeyNames(p.ai.keys))
     out.push({
       name,
       comment: "AI provider key (platform.ai.keys), in the ERP's environment",
-      placeholder: `change-me-${name.toLowerCase().replace(/_/g, "-")}`,
+      placeholder: SECRET_PLACEHOLDER,
     });
   out.push({
     name: DATABASES_VARIABLE,
@@ -170,7 +175,8 @@ function variables(ctx: ComposeContext): ComposeVariable[] {
 /** `.env.example`: every variable the Compose files read, with its placeholder. */
 export function renderEnvExample(stack: string, vars: readonly ComposeVariable[]): string {
   const lines = [
-    `# Rendered by \`npm run compose -- --stack ${stack}\`. Copy to .env (mode 0600) and replace every value.`,
+    `# Rendered by \`npm run compose -- --stack ${stack}\`. Copy to .env (mode 0600) and replace every value:`,
+    `# a service does not start (exit 78) while one of its secrets is empty or still ${SECRET_PLACEHOLDER}.`,
     "# Secrets live only here: the Compose files reference them by name.",
   ];
   for (const v of vars) lines.push("", `# ${v.comment}`, `${v.name}=${v.placeholder}`);
@@ -221,6 +227,7 @@ function mountedFiles(ctx: ComposeContext): ComposeFile[] {
       content: pgbackrestSetupScript(secretOptions(ctx), ctx.offsite?.install ?? []),
       mode: 0o755,
     },
+    { path: FILES.erpSecretsCheck, content: erpSecretsCheckScript(erpSecretChecks(ctx)), mode: 0o755 },
     { path: FILES.odooConf, content: odooConf(false) },
     { path: FILES.odooDevConf, content: odooConf(true) },
     ...tenantFiles,

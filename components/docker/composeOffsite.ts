@@ -10,6 +10,7 @@ import type { OffsiteRepo } from "../../lib/pg/offsite";
 import { OFFSITE_CONTAINER, dockerOffsiteRepo } from "./config";
 import {
   MOUNTED,
+  SECRET_PLACEHOLDER,
   SECRET_VARIABLES,
   secretFileStandin,
   type ComposeVariable,
@@ -81,12 +82,12 @@ export function composeOffsite(config: StackConfig, stackDir: string): ComposeOf
       variable(
         OFFSITE_VARIABLES.s3Key,
         "offsite S3 repository's access key id (backups.offsite.accessKey)",
-        "change-me-offsite-s3-access-key",
+        SECRET_PLACEHOLDER,
       ),
       variable(
         OFFSITE_VARIABLES.s3KeySecret,
         "offsite S3 repository's secret access key (backups.offsite.secretKey)",
-        "change-me-offsite-s3-secret-key",
+        SECRET_PLACEHOLDER,
       ),
     );
     out.repo = { ...repo, accessKey: standinOf(pairs[0]), secretKey: standinOf(pairs[1]) };
@@ -127,7 +128,7 @@ export function composeOffsite(config: StackConfig, stackDir: string): ComposeOf
         variable(
           OFFSITE_VARIABLES.cipherPass,
           "offsite repository passphrase (aes-256-cbc; backups.offsite.encryptionPassphrase): its backups are useless without it, keep a copy apart from the host",
-          "change-me-offsite-passphrase",
+          SECRET_PLACEHOLDER,
         ),
       );
       out.repo = { ...out.repo, encryptionPassphrase: standinOf(pairs[pairs.length - 1]) };

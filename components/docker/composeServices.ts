@@ -22,7 +22,15 @@ import {
   type DockerNginxConf,
 } from "./config";
 import type { ComposeOffsite } from "./composeOffsite";
-import { DATABASES_VARIABLE, FILES, MOUNTED, ROUTER_TLS_VARIABLES, SECRET_VARIABLES } from "./composeLayout";
+import {
+  DATABASES_VARIABLE,
+  FILES,
+  MOUNTED,
+  ROUTER_TLS_VARIABLES,
+  SECRET_VARIABLES,
+  pgbackrestSetupArguments,
+  type SecretCheck,
+} from "./composeLayout";
 import {
   CHECKOUT_BUILDS,
   HEALTHCHECKS,
@@ -137,6 +145,43 @@ function pgbackrestSecrets(ctx: ComposeContext): Service[] {
 
 const rolesFile = (name: string): string => `${MOUNTED.rolesSecretsDir}/${name}`;
 
+/** The role secrets the PostgreSQL container's first start reads (pgbackrest-conf.sh checks them). */
+const POSTGRES_ROLE_SECRETS = [
+  {
+    source: "postgres_password",
+    file: rolesFile("superuser-password"),
+    variable: SECRET_VARIABLES.superuser,
+  },
+  {
+    source: "replication_password",
+    file: rolesFile("replication-password"),
+    variable: SECRET_VARIABLES.replication,
+  },
+  { source: "monitor_password", file: rolesFile("monitor-password"), variable: SECRET_VARIABLES.monitor },
+  { source: "erp_db_password", file: rolesFile("erp-password"), variable: SECRET_VARIABLES.erpDb },
+] as const;
+
+/** The ops container's own secret files (the passphrases and offsite keys are pgbackrest-conf.sh's). */
+function opsSecretChecks(ctx: ComposeContext): SecretCheck[] {
+  return [
+    { file: OPS_CONTAINER.passwordFile, variable: SECRET_VARIABLES.superuser },
+    ...(ctx.notify ? [{ file: OPS_CONTAINER.notifyUrlFile, variable: NOTIFY_ENV.webhookUrl }] : []),
+  ];
+}
+
+/** `sh pgbackrest-conf.sh FILE VARIABLE ...`: the service's secrets checked, pgbackrest.conf written. */
+const pgbackrestSetup = (checks: readonly SecretCheck[]): string =>
+  ["sh", MOUNTED.pgbackrestSetup, ...pgbackrestSetupArguments(checks)].join(" ");
+
+/** The ERP's secrets, checked by erp/secrets-check.sh before the image's entrypoint. */
+export function erpSecretChecks(ctx: ComposeContext): SecretCheck[] {
+  return [
+    { file: ERP_CONTAINER.adminPasswdFile, variable: SECRET_VARIABLES.odooAdmin },
+    { file: ERP_CONTAINER.dbPasswordFile, variable: SECRET_VARIABLES.erpDb },
+    ...aiKeyNames(ctx.config.platform.ai.keys).map((variable) => ({ variable })),
+  ];
+}
+
 export function postgresService(ctx: ComposeContext): Service {
   const p = ctx.config.platform;
   const image = p.docker.postgresImage
@@ -148,11 +193,12 @@ export function postgresService(ctx: ComposeContext): Service {
   return {
     ...image,
     ...common(ctx, "postgres"),
-    // pgbackrest.conf first (as root), then the image's own entrypoint (initdb, then postgres as postgres).
+    // The secrets checked and pgbackrest.conf written first (as root), then the image's own
+    // entrypoint (initdb, then postgres as postgres).
     entrypoint: literal([
       "/bin/sh",
       "-c",
-      `sh ${MOUNTED.pgbackrestSetup} && exec docker-entrypoint.sh "$@"`,
+      `${pgbackrestSetup(POSTGRES_ROLE_SECRETS)} && exec docker-entrypoint.sh "$@"`,
       "postgres-start",
     ]),
     command: literal(postgresCommand()),
@@ -163,10 +209,7 @@ export function postgresService(ctx: ComposeContext): Service {
       LOOMWORKS_ERP_ROLE: p.odoo.dbUser,
     },
     secrets: [
-      { source: "postgres_password", target: rolesFile("superuser-password") },
-      { source: "replication_password", target: rolesFile("replication-password") },
-      { source: "monitor_password", target: rolesFile("monitor-password") },
-      { source: "erp_db_password", target: rolesFile("erp-password") },
+      ...POSTGRES_ROLE_SECRETS.map((s) => ({ source: s.source, target: s.file })),
       ...pgbackrestSecrets(ctx),
     ],
     volumes: [
@@ -215,6 +258,14 @@ export function erpService(ctx: ComposeContext): Service {
     image: odoo.image,
     ...erpBuild(ctx, "production"),
     ...common(ctx, "erp"),
+    // Compose only: the secrets from .env checked (erp/secrets-check.sh), then the image's entrypoint.
+    entrypoint: literal([
+      ...ERP_IMAGE.entrypoint.slice(0, -1),
+      "/bin/sh",
+      "-c",
+      `sh ${MOUNTED.erpSecretsCheck} && exec ${ERP_IMAGE.entrypoint[ERP_IMAGE.entrypoint.length - 1]} "$@"`,
+      "erp-start",
+    ]),
     command: literal(erpCommand(false)),
     environment: {
       ...erpEnvironment({ databases: [], updateModules: odoo.updateModules, debugpy: false }),
@@ -231,6 +282,7 @@ export function erpService(ctx: ComposeContext): Service {
       ...namedVolumes("erp"),
       bind(FILES.odooConf, ERP_IMAGE.confPath),
       bind(FILES.tenantsDir, ERP_IMAGE.tenantsDir),
+      bind(FILES.erpSecretsCheck, MOUNTED.erpSecretsCheck),
     ],
     // The limits odoo.conf's workers are sized from.
     cpus: odoo.cpu,
@@ -286,7 +338,7 @@ export function opsService(ctx: ComposeContext): Service {
       "--",
       "/bin/sh",
       "-c",
-      `sh ${MOUNTED.pgbackrestSetup} && exec "$@"`,
+      `${pgbackrestSetup(opsSecretChecks(ctx))} && exec "$@"`,
       "ops-start",
     ]),
     command: literal(dockerOpsCommand()),

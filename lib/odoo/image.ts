@@ -31,6 +31,8 @@ export const ERP_IMAGE = {
   geventPort: ODOO_GEVENT_PORT,
   debugpyPort: 5678,
   healthPath: "/web/health",
+  /** The image's ENTRYPOINT: tini, then docker/entrypoint.sh. */
+  entrypoint: ["/usr/bin/tini", "--", "/usr/local/bin/loomworks-entrypoint"],
 } as const;
 
 /** `addons_path` inside the image: the Loomworks addons first, the platform's own, then Odoo's. */

@@ -21,7 +21,9 @@ import {
   renderCompose,
   type ComposeRender,
 } from "../../components/docker/compose";
+import { SECRET_PLACEHOLDER } from "../../components/docker/composeLayout";
 import { HEALTHCHECKS, STOP_TIMEOUT_SECONDS } from "../../components/docker/containers";
+import { ERP_IMAGE } from "../../lib/odoo/image";
 import { ConfigError, parseStackConfig } from "../../infra/config/load";
 import { parseStackFile } from "../../infra/config/stackFile";
 import { offsiteSchema } from "../../infra/config/offsite";
@@ -137,7 +139,7 @@ describe("the prod-like stack's secrets", () => {
 
   it("come from .env: AI keys by name, the repository passphrase through a secret file", () => {
     for (const name of ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LOOMWORKS_BACKUP_CIPHER_PASS"])
-      expect(env).toMatch(new RegExp(`^${name}=change-me-`, "m"));
+      expect(env).toMatch(new RegExp(`^${name}=${SECRET_PLACEHOLDER}$`, "m"));
     const pgbackrest = fileText(r, "postgres/pgbackrest.conf");
     expect(pgbackrest).toMatch(/^repo1-cipher-type=aes-256-cbc$/m);
     expect(pgbackrest).toMatch(/^repo1-cipher-pass=from-secret-file:\/run\/secrets\/backup-cipher-pass$/m);
@@ -299,24 +301,36 @@ describe("a bad stack file", () => {
   });
 });
 
-/** The script with the containers' absolute paths moved under `dir` (it runs as root there too). */
-async function runSetupIn(
-  dir: string,
-  script: string,
-  conf: string,
-  secrets: Record<string, string> = {},
-): Promise<SpawnSyncReturns<string>> {
+/** A script's container paths moved under `dir` (it runs as root there too). */
+function localized(dir: string, script: string): string {
   const local = script
     .replace(/\/etc\/loomworks\//g, `${dir}/mounted/`)
     .replace(/\/etc\/pgbackrest\//g, `${dir}/pgbackrest/`)
     .replace(/\/run\/secrets\//g, `${dir}/secrets/`)
     .replace(/\/(var\/spool|var\/log|tmp)\/pgbackrest/g, `${dir}/$1/pgbackrest`);
   expect(local).not.toContain(" /etc/");
+  return local;
+}
+
+/** The mounted pgbackrest.conf and the secret files (`name` relative to /run/secrets) under `dir`. */
+async function mountIn(dir: string, conf: string, secrets: Record<string, string>): Promise<void> {
   await fsp.mkdir(`${dir}/mounted`, { recursive: true });
   await fsp.mkdir(`${dir}/secrets`, { recursive: true });
   await fsp.writeFile(`${dir}/mounted/pgbackrest.conf`, conf);
-  for (const [name, value] of Object.entries(secrets)) await fsp.writeFile(`${dir}/secrets/${name}`, value);
-  return spawnSync("sh", ["-c", local], { encoding: "utf8" });
+  for (const [name, value] of Object.entries(secrets)) {
+    await fsp.mkdir(path.dirname(`${dir}/secrets/${name}`), { recursive: true });
+    await fsp.writeFile(`${dir}/secrets/${name}`, value);
+  }
+}
+
+async function runSetupIn(
+  dir: string,
+  script: string,
+  conf: string,
+  secrets: Record<string, string> = {},
+): Promise<SpawnSyncReturns<string>> {
+  await mountIn(dir, conf, secrets);
+  return spawnSync("sh", ["-c", localized(dir, script)], { encoding: "utf8" });
 }
 
 const postgresUid = (): number =>
@@ -327,8 +341,12 @@ describe("pgbackrest-conf.sh (the postgres and ops containers' start)", () => {
   const prod = render("docker-prod");
   const script = fileText(prod, "postgres/pgbackrest-conf.sh");
 
-  it("is POSIX sh and shellcheck-clean", () => {
-    for (const text of [script, fileText(render("docker-dev"), "postgres/pgbackrest-conf.sh")]) {
+  it("is POSIX sh and shellcheck-clean, as the ERP's secrets check", () => {
+    for (const text of [
+      script,
+      fileText(render("docker-dev"), "postgres/pgbackrest-conf.sh"),
+      fileText(prod, "erp/secrets-check.sh"),
+    ]) {
       expect(text.split("\n")[0]).toBe("#!/bin/sh");
       const r = spawnSync("shellcheck", ["--shell=sh", "--severity=style", "-"], {
         input: text,
@@ -362,6 +380,118 @@ describe("pgbackrest-conf.sh (the postgres and ops containers' start)", () => {
     }
   });
 });
+
+/**
+ * The secrets each service of the prod-like project receives, by file under /run/secrets (or `env:`
+ * for its environment), with the `.env` variable behind each. nginx's only secret is the TLS key,
+ * a host file (no placeholder: a missing file stops Compose itself).
+ */
+const SERVICE_SECRETS: Record<"postgres" | "ops" | "erp", Record<string, string>> = {
+  postgres: {
+    "loomworks/superuser-password": "LOOMWORKS_POSTGRES_PASSWORD",
+    "loomworks/replication-password": "LOOMWORKS_REPLICATION_PASSWORD",
+    "loomworks/monitor-password": "LOOMWORKS_MONITOR_PASSWORD",
+    "loomworks/erp-password": "LOOMWORKS_ERP_DB_PASSWORD",
+    "backup-cipher-pass": "LOOMWORKS_BACKUP_CIPHER_PASS",
+  },
+  ops: {
+    "postgres-password": "LOOMWORKS_POSTGRES_PASSWORD",
+    "notify-webhook-url": "LOOMWORKS_NOTIFY_WEBHOOK_URL",
+    "backup-cipher-pass": "LOOMWORKS_BACKUP_CIPHER_PASS",
+  },
+  erp: {
+    "odoo-admin-passwd": "LOOMWORKS_ODOO_ADMIN_PASSWD",
+    "odoo-db-password": "LOOMWORKS_ERP_DB_PASSWORD",
+    "env:OPENAI_API_KEY": "OPENAI_API_KEY",
+    "env:ANTHROPIC_API_KEY": "ANTHROPIC_API_KEY",
+  },
+};
+
+describe.each(Object.keys(SERVICE_SECRETS) as (keyof typeof SERVICE_SECRETS)[])(
+  "the %s service's start with the secrets of .env",
+  (service) => {
+    const prod = render("docker-prod");
+    const compose = yaml.load(fileText(prod, COMPOSE_FILE)) as {
+      services: Record<string, { entrypoint: string[]; secrets?: { target: string }[] }>;
+    };
+    const rendered = compose.services[service];
+    const secrets = SERVICE_SECRETS[service];
+
+    /**
+     * The service's entrypoint as Compose runs it (`$$` is `$`), from its `sh -c` on (tini aside),
+     * the scripts it runs mounted under `dir`, the image's own entrypoint replaced by `echo`.
+     */
+    async function start(values: Record<string, string>): Promise<SpawnSyncReturns<string>> {
+      const dir = await fsp.mkdtemp(path.join(os.tmpdir(), `lw-compose-start-${service}-`));
+      try {
+        const files = Object.fromEntries(Object.entries(values).filter(([k]) => !k.startsWith("env:")));
+        const env = Object.fromEntries(
+          Object.entries(values)
+            .filter(([k]) => k.startsWith("env:"))
+            .map(([k, v]) => [k.slice(4), v]),
+        );
+        await mountIn(dir, fileText(prod, "postgres/pgbackrest.conf"), files);
+        for (const [file, mounted] of [
+          ["postgres/pgbackrest-conf.sh", "pgbackrest-conf.sh"],
+          ["erp/secrets-check.sh", "secrets-check.sh"],
+        ])
+          await fsp.writeFile(`${dir}/mounted/${mounted}`, localized(dir, fileText(prod, file)));
+        const words = rendered.entrypoint.map((w) => w.replace(/\$\$/g, "$"));
+        const [flag, command, name] = words.slice(words.indexOf("/bin/sh") + 1);
+        expect(flag).toBe("-c");
+        const local = localized(dir, command).replace(/exec (\S+ )?"\$@"$/, 'exec echo "$@"');
+        expect(local).toMatch(/&& exec echo "\$@"$/);
+        return spawnSync("sh", ["-c", local, name, "started"], {
+          encoding: "utf8",
+          env: { PATH: process.env.PATH, ...env },
+        });
+      } finally {
+        await fsp.rm(dir, { recursive: true, force: true });
+      }
+    }
+    const real = Object.fromEntries(
+      Object.keys(secrets).map((k) => [k, `real-${k.replace(/\W/g, "-")}-9f2b`]),
+    );
+
+    it("checks every secret the service receives", () => {
+      const received = (rendered.secrets ?? []).map((s) => path.posix.relative("/run/secrets", s.target));
+      expect(received.sort()).toEqual(
+        Object.keys(secrets)
+          .filter((k) => !k.startsWith("env:"))
+          .sort(),
+      );
+      if (service === "erp")
+        expect(rendered.entrypoint).toEqual([
+          ...ERP_IMAGE.entrypoint.slice(0, -1),
+          "/bin/sh",
+          "-c",
+          `sh /etc/loomworks/secrets-check.sh && exec ${ERP_IMAGE.entrypoint[ERP_IMAGE.entrypoint.length - 1]} "$$@"`,
+          "erp-start",
+        ]);
+    });
+
+    it("starts with real values", async () => {
+      const r = await start(real);
+      expect(r.stderr).toBe("");
+      expect(r.stdout).toBe("started\n");
+      expect(r.status).toBe(0);
+    });
+
+    it.each(Object.entries(secrets))(
+      "refuses %s while it is the placeholder or empty",
+      async (key, variable) => {
+        const placeholder = await start({ ...real, [key]: SECRET_PLACEHOLDER });
+        expect(placeholder.status).toBe(78);
+        expect(placeholder.stdout).toBe("");
+        expect(placeholder.stderr).toContain(`${variable} is still the placeholder of .env.example`);
+        const empty = await start({ ...real, [key]: "" });
+        expect(empty.status).toBe(78);
+        expect(empty.stdout).toBe("");
+        expect(empty.stderr).toMatch(new RegExp(`${variable}( is empty| in \\.env)`));
+      },
+    );
+  },
+);
 
 const SFTP_KEY =
   "-----BEGIN OPENSSH PRIVATE KEY-----\nY29tcG9zZS1vZmZzaXRlLWtleQ==\n-----END OPENSSH PRIVATE KEY-----\n";
@@ -512,7 +642,9 @@ describe.each(Object.keys(OFFSITES))("backups.offsite of type %s", (type) => {
     const listed = [...envExampleNames(env)].filter((n) => n.startsWith("LOOMWORKS_OFFSITE_"));
     expect(listed.sort()).toEqual([...names].sort());
     for (const name of names)
-      expect(env, name).toMatch(new RegExp(`\n# offsite [^\n]+\n${name}=(change-me-|/path/to/)`));
+      expect(env, name).toMatch(
+        new RegExp(`\n# offsite [^\n]+\n${name}=(${SECRET_PLACEHOLDER}|/path/to/.+)\n`),
+      );
   });
 
   it("after pgbackrest-conf.sh, has the repo2 lines the Pulumi docker target renders", async () => {
@@ -577,7 +709,7 @@ describe("npm run compose", () => {
       expect(r.status).toBe(0);
       const written = await fsp.readdir(out, { recursive: true });
       for (const f of render("docker-dev").files) expect(written).toContain(f.path);
-      for (const script of ["postgres/pgbackrest-conf.sh", "ops/loomworks-job"])
+      for (const script of ["postgres/pgbackrest-conf.sh", "erp/secrets-check.sh", "ops/loomworks-job"])
         expect((await fsp.stat(path.join(out, script))).mode & 0o777, script).toBe(0o755);
       expect((await fsp.stat(path.join(out, COMPOSE_FILE))).mode & 0o777).toBe(0o644);
     } finally {
