@@ -81,7 +81,14 @@ export async function startSftpHost(user: string): Promise<SftpHost> {
   // sshd's privilege separation directory (the package's service creates it at boot).
   await fs.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
   await mustRun(SSHD, ["-f", file("sshd_config"), "-E", file("sshd.log")]);
-  const pid = Number((await fs.readFile(file("sshd.pid"), "utf8").catch(() => "")).trim());
+  // The daemonized sshd writes its pid file after the command has returned: wait for it (a loaded
+  // machine takes a while).
+  const readPid = async () => Number((await fs.readFile(file("sshd.pid"), "utf8").catch(() => "")).trim());
+  let pid = await readPid();
+  for (let i = 0; i < 100 && !(Number.isInteger(pid) && pid > 0); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    pid = await readPid();
+  }
   if (!Number.isInteger(pid) || pid <= 0) {
     throw new Error(`sshd did not start: ${await fs.readFile(file("sshd.log"), "utf8").catch(() => "")}`);
   }

@@ -140,7 +140,8 @@ function dockerOffsiteFiles(
 ): DockerOffsiteFiles | undefined {
   if (!offsite) return undefined;
   const files: DockerOffsiteFiles = {};
-  if (offsite.type === "path" && hostPath) files.mount = { hostPath, containerPath: offsite.path };
+  if (offsite.type === "path" && hostPath)
+    files.mount = { hostPath, containerPath: offsite.mountPoint ?? offsite.path };
   if (offsite.type === "sftp" && offsite.privateKey) {
     files.sftpKey = { file: offsite.privateKeyFile, content: offsite.privateKey };
   }
