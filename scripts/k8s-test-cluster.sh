@@ -268,9 +268,11 @@ start kube-controller-manager --kubeconfig "$pki/controller-manager.kubeconfig" 
 start kube-scheduler --kubeconfig "$pki/scheduler.kubeconfig" \
   --authentication-kubeconfig "$pki/scheduler.kubeconfig" --authorization-kubeconfig "$pki/scheduler.kubeconfig" \
   --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" --leader-elect=false --profiling=false
-# kwok keeps every Node Ready (heartbeats and leases) and plays the Pods bound to them: Running and
-# Ready, Succeeded for a Job's Pods.
-start kwok --kubeconfig "$kubeconfig" --manage-all-nodes
+# kwok keeps every Node Ready and plays the Pods bound to them: Running and Ready, Succeeded for a
+# Job's Pods. Node leases, as a kubelet renews them: without, kwok posts the Node's status about once
+# a minute, past the controller manager's 50 s grace period, and the node lifecycle controller marks
+# every Pod on it not Ready (for good: kwok does not patch a Pod again).
+start kwok --kubeconfig "$kubeconfig" --manage-all-nodes --node-lease-duration-seconds 40
 
 healthz_ok() { [[ "$(curl -fsSk --max-time 5 "$1")" == ok ]]; }
 wait_for kube-controller-manager 120 healthz_ok "https://127.0.0.1:$CONTROLLER_MANAGER_PORT/healthz"

@@ -35,7 +35,14 @@ export class LocalTestStack {
     readonly stack: Stack,
   ) {}
 
-  static async create(name: string): Promise<LocalTestStack> {
+  /**
+   * `opts.path`: directories put before the Pulumi CLI's on the stack's PATH (e.g. an ambient provider
+   * plugin); `opts.env`: further environment variables of every `pulumi` run.
+   */
+  static async create(
+    name: string,
+    opts: { path?: string[]; env?: Record<string, string> } = {},
+  ): Promise<LocalTestStack> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `loomworks-e2e-${name}-`));
     fs.chmodSync(dir, 0o755);
     const projectDir = path.join(dir, "project");
@@ -50,7 +57,8 @@ export class LocalTestStack {
       PULUMI_CONFIG_PASSPHRASE: "e2e-test-passphrase",
       PULUMI_SKIP_UPDATE_CHECK: "true",
       PULUMI_DIY_BACKEND_NO_LEGACY_WARNING: "true",
-      PATH: `${path.join(repoRoot, ".tools", "bin")}:${process.env.PATH}`,
+      PATH: [...(opts.path ?? []), path.join(repoRoot, ".tools", "bin"), process.env.PATH].join(":"),
+      ...opts.env,
     };
     const pulumiCommand = await PulumiCommand.get({ root: path.join(repoRoot, ".tools") });
     const stack = await LocalWorkspace.createOrSelectStack(

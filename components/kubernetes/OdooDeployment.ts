@@ -257,7 +257,9 @@ export class OdooDeployment extends pulumi.ComponentResource {
           },
         },
       },
-      { parent: this },
+      // Deleting the namespace would delete every object in it, the claims that `pulumi destroy`
+      // leaves (retainOnDelete) among them: it stays, with them.
+      { parent: this, retainOnDelete: true },
     ).metadata.name;
   }
 

@@ -113,7 +113,9 @@ export function tenantRead<P extends { database: string; roleName: string; state
 /** TenantDatabase's check: names and enums only, skipping values not known yet. */
 export function checkTenantInputs(p: Record<string, unknown>): pulumi.dynamic.CheckFailure[] {
   const failures = new CheckFailures();
-  failures.requireKeys(p, ["subdomain", "database", "roleName", "state", "adminEmail", "filestoreRoot"]);
+  failures.requireKeys(p, ["subdomain", "database", "roleName", "state", "adminEmail"]);
+  // Empty is a value here: EXTERNAL_FILESTORE, the filestore of a target that `pulumi up` cannot reach.
+  if (p.filestoreRoot === undefined) failures.add("filestoreRoot", "filestoreRoot is required");
   if (isKnown(p.database)) failures.attempt("database", () => checkDatabaseName(String(p.database)));
   if (isKnown(p.roleName)) failures.attempt("roleName", () => checkRoleName(String(p.roleName)));
   if (isKnown(p.template)) {

@@ -51,8 +51,11 @@ function prodConfig(): { platform: Record<string, unknown>; tenants?: unknown; t
 const declared = new Map<string, Record<string, unknown>>();
 /** The resources each resource was declared to depend on (`type::name`). */
 const dependencies = new Map<string, string[]>();
+/** The resources declared with retainOnDelete (`type::name`). */
+const retained = new Set<string>();
 const recordInputs: pulumi.ResourceTransformation = (args) => {
   declared.set(`${args.type}::${args.name}`, args.props);
+  if (args.opts.retainOnDelete === true) retained.add(`${args.type}::${args.name}`);
   const dependsOn = args.opts.dependsOn;
   const list = Array.isArray(dependsOn) ? dependsOn : dependsOn ? [dependsOn] : [];
   dependencies.set(
@@ -134,6 +137,14 @@ describe("the prod stack as declared in Pulumi.prod.yaml", () => {
     ]);
     const cronJobs = objects.filter((o) => o.kind === "CronJob").map((o) => o.metadata.name);
     expect(cronJobs).toEqual(expect.arrayContaining(["loomworks-backup-full", "loomworks-backup-diff"]));
+  });
+
+  it("keeps the namespace on destroy with the retained claims in it (deleting it would delete them)", () => {
+    const claims = [...retained].filter((k) => k.startsWith("kubernetes:core/v1:PersistentVolumeClaim::"));
+    expect(claims.length).toBeGreaterThan(0);
+    const namespaces = [...declared.keys()].filter((k) => k.startsWith("kubernetes:core/v1:Namespace::"));
+    expect(namespaces.length).toBeGreaterThan(0);
+    for (const ns of namespaces) expect(retained, ns).toContain(ns);
   });
 
   it("every Kubernetes object passes its schema", () => {

@@ -14,6 +14,7 @@ import { checkTenantInputs, diffTemplate, diffTenant, tenantRead } from "../../l
 import {
   checkDeletionAllowed,
   checkTenantSpec,
+  EXTERNAL_FILESTORE,
   tenantDsn,
   tenantSpecFrom,
   type TenantSpec,
@@ -313,6 +314,13 @@ describe("TenantDatabase diff", () => {
     const f = checkTenantInputs({ ...inputs, database: "Bad Name", state: "paused", retentionDays: -1 });
     expect(f.map((x) => x.property).sort()).toEqual(["database", "retentionDays", "state"]);
     expect(tenantSpecFrom({ ...state })).toEqual(spec);
+  });
+
+  it("accepts the external filestore (empty root) of the kubernetes and docker targets, not a missing one", () => {
+    // The engine runs check on every real `up`: an empty root refused here failed every kubernetes tenant.
+    expect(checkTenantInputs({ ...inputs, filestoreRoot: EXTERNAL_FILESTORE })).toEqual([]);
+    const { filestoreRoot: _omitted, ...withoutRoot } = inputs;
+    expect(checkTenantInputs(withoutRoot).map((x) => x.property)).toEqual(["filestoreRoot"]);
   });
 });
 
