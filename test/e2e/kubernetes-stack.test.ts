@@ -8,10 +8,11 @@
  * kwok's pods run no process). Shows: `up` is accepted by the API server; a second `up` changes
  * nothing; a ConfigMap deleted by kubectl is found by `refresh` and put back by `up`; a password
  * rotation rolls the ERP Deployment (a new ReplicaSet) and leaves the PostgreSQL StatefulSet alone; a
- * declared restore creates its Job with read-only repository mounts; `destroy` leaves only the
- * retained claims. Guide: docs/developer/k8s-test-cluster.md.
+ * preview-summary.js summarizes a real preview of a tenant change; a declared restore creates its Job
+ * with read-only repository mounts; `destroy` leaves only the retained claims. Guide: docs/developer/k8s-test-cluster.md.
  */
-import { existsSync, promises as fsp } from "node:fs";
+import { execFile } from "node:child_process";
+import { existsSync, promises as fsp, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
@@ -31,7 +32,7 @@ import {
   requireK8sTools,
   type K8sTestCluster,
 } from "../../testkit/k8s-test-cluster";
-import { LocalTestStack, fixtureDump } from "../../testkit/local-stack";
+import { LocalTestStack, fixtureDump, repoRoot } from "../../testkit/local-stack";
 
 const NAMESPACE = "loomworks";
 const ERP_ROLE = "loomworks_erp";
@@ -44,6 +45,7 @@ interface K8sObject {
   metadata: {
     name: string;
     generation?: number;
+    resourceVersion?: string;
     annotations?: Record<string, string>;
     ownerReferences?: { kind: string; name: string }[];
     managedFields?: { manager: string }[];
@@ -145,6 +147,23 @@ function erpReplicaSets(): string[] {
 async function databases(): Promise<string[]> {
   const { rows } = await admin.query<{ datname: string }>("select datname from pg_database order by 1");
   return rows.map((r) => r.datname);
+}
+
+/** bin/infra/automation/preview-summary.js, as CI runs it, on this test's stack. */
+function previewSummary(): Promise<{ code: number; stderr: string; markdown: string }> {
+  const out = path.join(path.dirname(s.dir), "preview-summary.md");
+  const cli = path.join(repoRoot, "bin", "infra", "automation", "preview-summary.js");
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [cli, "--stack", s.stack.name, "--work-dir", s.dir, "--out", out],
+      { env: { ...process.env, ...s.env }, maxBuffer: 16 * 1024 * 1024 },
+      (err, _stdout, stderr) => {
+        const code = err ? ((err as { code?: number }).code ?? -1) : 0;
+        resolve({ code, stderr, markdown: existsSync(out) ? readFileSync(out, "utf8") : "" });
+      },
+    );
+  });
 }
 
 beforeAll(async () => {
@@ -249,6 +268,36 @@ describe("a prod-like kubernetes stack on a real API server", () => {
     const pgAfter = getJson<K8sObject>(["get", "statefulset", "-n", NAMESPACE, NAMES.postgres]);
     expect(pgAfter.metadata.generation).toBe(pgBefore.metadata.generation);
     expect(pgAfter.spec?.template).toEqual(pgBefore.spec?.template);
+  });
+
+  it("preview-summary.js on a change: the tenants added and suspended, the engine's counts, nothing applied", async () => {
+    const secretsBefore = list("secrets").map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}`);
+    await configure(
+      { credentialRotation: "e2e-1" },
+      {
+        acme: tenants.acme,
+        globex: { ...tenants.globex, state: "suspended" },
+        initech: { tier: "enterprise", adminEmail: "ops@initech.example" },
+      },
+    );
+    const run = await previewSummary();
+    expect(run.code, run.stderr).toBe(0);
+    const md = run.markdown;
+    expect(md.split("\n")[0]).toBe("### Pulumi preview: `loomworks-hosting` / `k8s`");
+    expect(md.split("#### Tenants\n\n")[1].split("\n\n")[0].split("\n")).toEqual([
+      "- **added** (1): `initech` (enterprise)",
+      "- **suspended** (1): `globex` (active → suspended)",
+    ]);
+    clearStaleLocks(s.env.PULUMI_BACKEND_URL);
+    const engine = (await s.stack.preview({ color: "never" })).changeSummary;
+    for (const op of ["create", "update", "replace", "delete"] as const)
+      expect(md, op).toContain(`| ${op} | ${engine[op] ?? 0} |`);
+    expect(engine.create).toBeGreaterThan(0);
+    expect(md).not.toMatch(/postgres(ql)?:\/\//);
+    expect(list("secrets").map((o) => `${o.metadata.name}@${o.metadata.resourceVersion}`)).toEqual(
+      secretsBefore,
+    );
+    expect(await databases()).not.toContain("initech");
   });
 
   it("a declared restore creates its Job, the repositories mounted read-only", async () => {
