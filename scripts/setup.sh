@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the project needs and is missing: Debian packages (PostgreSQL 15, pgBackRest, nginx,
-# test tools), npm packages, the Pulumi CLI and plugins (scripts/ensure-pulumi.sh), the test
-# cluster's etcd, Kubernetes and kwok binaries (scripts/ensure-k8s-tools.sh), and the compiled
+# test tools), npm packages, the Pulumi CLI and plugins (scripts/ensure-pulumi.sh), and the compiled
 # program in bin/. Safe to run again; each step is skipped when already done, so a second run takes
 # well under a second.
 set -euo pipefail
@@ -75,8 +74,6 @@ if [[ "$(cat "$npm_stamp" 2>/dev/null)" != "$npm_wanted" ]]; then
 fi
 
 "$repo/scripts/ensure-pulumi.sh"
-# Built once per machine like the Pulumi CLI (~11 min the first time); a no-op once built.
-"$repo/scripts/ensure-k8s-tools.sh"
 
 # bin/ is rebuilt when anything under tsconfig.json's include (or tsconfig.json, package-lock.json)
 # is newer than the last build's start; a file added, renamed or removed makes its folder newer.

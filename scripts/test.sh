@@ -5,6 +5,9 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$repo/scripts/setup.sh"
+# The Kubernetes test cluster's binaries and provider plugin: built once per machine (~20 min the
+# first time), a no-op once built. Here rather than in setup.sh: bringing up the dev stack needs none.
+"$repo/scripts/ensure-k8s-tools.sh"
 # shellcheck source=env.sh
 source "$repo/scripts/env.sh"
 cd "$repo"

@@ -21,8 +21,8 @@ export function requireK8sTools(): void {
   const missing = TOOLS.filter((tool) => !existsSync(path.join(K8S_TOOLS_BIN, tool)));
   if (missing.length > 0) {
     throw new Error(
-      `${missing.join(", ")} not found in .tools/k8s-bin: run ./scripts/setup.sh ` +
-        "(it builds them from their Go modules with scripts/ensure-k8s-tools.sh, once per machine)",
+      `${missing.join(", ")} not found in .tools/k8s-bin: run ./scripts/ensure-k8s-tools.sh ` +
+        "(./scripts/test.sh runs it: it builds them from their Go modules, once per machine)",
     );
   }
 }
