@@ -19,7 +19,8 @@ import { repoRoot } from "../testkit/repo";
 /** The checkout's root (from bench/ or bin/bench/). */
 export const REPO_ROOT = repoRoot;
 /** Where result files go (ignored by git, like everything under .loomworks/). */
-export const RESULTS_DIR = path.join(REPO_ROOT, ".loomworks", "bench");
+/** Committed, so BENCHMARKS.md can be re-rendered from the last run of every benchmark. */
+export const RESULTS_DIR = path.join(REPO_ROOT, "bench", "results");
 
 export const now = (): number => performance.now();
 

@@ -1,7 +1,9 @@
 /**
- * Renders BENCHMARKS.md from the result files the benchmarks wrote to .loomworks/bench/
+ * Renders BENCHMARKS.md from the result files the benchmarks wrote to bench/results/
  * (tenant-create.json, pulumi-up.json, restore.json, undo.json, router.json, rotation.json, optionally pulumi-cold-build.json) and the Pulumi CLI
- * build cache (~/.cache/loomworks-hosting/pulumi-v*\/build-seconds).
+ * build cache (~/.cache/loomworks-hosting/pulumi-v*\/build-seconds). A benchmark without a result file keeps
+ * its section of the current file (marked as kept), and sections the report does not render (hand-written
+ * ones) are kept at the end, so rendering after one benchmark never drops another's figures.
  *
  *   node bin/bench/report.js [--out BENCHMARKS.md]
  */
@@ -1184,9 +1186,53 @@ function buildSection(cold?: ColdBuildResult): string[] {
   return out;
 }
 
+/** The `## ` sections of the current BENCHMARKS.md, for benchmarks that have no result file this time. */
+class KeptSections {
+  private readonly sections: Array<{ heading: string; body: string[] }> = [];
+  private preamble = "";
+
+  constructor(markdown: string) {
+    for (const line of markdown.split("\n")) {
+      if (line.startsWith("## ")) this.sections.push({ heading: line, body: [] });
+      else if (this.sections.length === 0) this.preamble += `${line}\n`;
+      else this.sections.at(-1)?.body.push(line);
+    }
+  }
+
+  /** The section whose heading starts with `prefix`, marked as kept; "Not run." when there is none. */
+  take(prefix: string): string[] {
+    const i = this.sections.findIndex((s) => s.heading.startsWith(prefix));
+    if (i < 0) return [prefix, "", "Not run.", ""];
+    const [section] = this.sections.splice(i, 1);
+    const note = "_Kept from an earlier run: this benchmark has no result file in `bench/results/`._";
+    const body = section.body[1]?.startsWith("_Kept from an earlier run")
+      ? section.body.slice(3)
+      : section.body;
+    return [section.heading, "", note, ...(body[0] === "" ? body : ["", ...body])];
+  }
+
+  drop(...prefixes: string[]): void {
+    for (const prefix of prefixes) {
+      const i = this.sections.findIndex((s) => s.heading.startsWith(prefix));
+      if (i >= 0) this.sections.splice(i, 1);
+    }
+  }
+
+  /** The date of the "Measured ..." line above the first section. */
+  measuredDate(): string | undefined {
+    return /^Measured (\S+) by/m.exec(this.preamble)?.[1];
+  }
+
+  /** Hand-written sections the report does not render, in their order. */
+  rest(): string[] {
+    return this.sections.flatMap((s) => [s.heading, ...s.body]);
+  }
+}
+
 function main(): void {
   const flags = parseFlags(process.argv.slice(2), ["out"]);
   const outFile = path.resolve(REPO_ROOT, flags.out ?? "BENCHMARKS.md");
+  const kept = new KeptSections(fs.readFileSync(path.resolve(REPO_ROOT, "BENCHMARKS.md"), "utf8"));
   const tc = readJson<TenantCreateResult>("tenant-create");
   const pu = readJson<PulumiUpResult>("pulumi-up");
   const cold = readJson<ColdBuildResult>("pulumi-cold-build");
@@ -1194,23 +1240,29 @@ function main(): void {
   const un = readJson<UndoBenchResult>("undo");
   const rt = readJson<RouterBenchResult>("router");
   const ro = readJson<RotationBenchResult>("rotation");
-  const date = (tc?.machine ?? pu?.machine ?? rs?.machine ?? un?.machine)?.date ?? new Date().toISOString();
+  const machine = machineSection(tc, pu, rs, un);
+  const date =
+    (tc?.machine ?? pu?.machine ?? rs?.machine ?? un?.machine)?.date ??
+    kept.measuredDate() ??
+    new Date().toISOString();
   const lines = [
     "# Benchmarks",
     "",
     `Measured ${date.replace(/\.\d+Z$/, "Z")} by \`bench/run.sh\`; this file is rendered by ` +
-      "`bench/report.ts` from the result files in `.loomworks/bench/`. Timings are measurements of one " +
+      "`bench/report.ts` from the result files in `bench/results/`. Timings are measurements of one " +
       "run on one machine, never assertions: rerun `bench/run.sh` to refresh them.",
     "",
-    ...machineSection(tc, pu, rs, un),
-    ...(tc ? tenantCreateSection(tc) : ["## Tenant creation", "", "Not run.", ""]),
-    ...(pu ? pulumiSection(pu) : ["## `pulumi up`", "", "Not run.", ""]),
-    ...(rs ? restoreSection(rs) : ["## Snapshots and per-tenant restore", "", "Not run.", ""]),
-    ...(un ? undoSection(un) : ["## Undo capture and undo", "", "Not run.", ""]),
-    ...(rt ? routerSection(rt) : ["## Local router", "", "Not run.", ""]),
-    ...(ro ? rotationSection(ro) : ["## Credential rotation and preview summaries", "", "Not run.", ""]),
+    ...(machine.length > 0 ? machine : kept.take("## Machine")),
+    ...(tc ? tenantCreateSection(tc) : kept.take("## Tenant creation")),
+    ...(pu ? pulumiSection(pu) : kept.take("## `pulumi up`")),
+    ...(rs ? restoreSection(rs) : kept.take("## Snapshots and per-tenant restore")),
+    ...(un ? undoSection(un) : kept.take("## Undo capture and undo")),
+    ...(rt ? routerSection(rt) : kept.take("## Local router")),
+    ...(ro ? rotationSection(ro) : kept.take("## Credential rotation and preview summaries")),
     ...buildSection(cold),
   ];
+  kept.drop("## Machine", "## Pulumi CLI build");
+  lines.push(...kept.rest());
   fs.writeFileSync(outFile, lines.join("\n").replace(/\n+$/, "\n"));
   console.log(`[report] wrote ${outFile}`);
 }

@@ -14,7 +14,7 @@
  *
  *   node bin/bench/rotation.js [--rounds 5]
  *
- * Writes .loomworks/bench/rotation.json.
+ * Writes bench/results/rotation.json.
  */
 import { promises as fs } from "node:fs";
 import type { EngineEvent } from "@pulumi/pulumi/automation";

@@ -23,7 +23,7 @@
  *                            [--connections 32] [--threads 2] [--reloads 10]
  *
  * About 2.5 minutes with the defaults. Needs wrk (bench/run.sh installs it). Writes
- * .loomworks/bench/router.json (rendered by bench/report.ts). Measures only; never asserts.
+ * bench/results/router.json (rendered by bench/report.ts). Measures only; never asserts.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { promises as fs, readFileSync } from "node:fs";

@@ -19,7 +19,8 @@
 #   --rotation-rounds N rotation: alternating rounds of a rotating vs a no-change `up`, and of a preview
 #                       with vs without its Markdown summary (default 5; ~5 min)
 #
-# Results go to .loomworks/bench/*.json (ignored by git); BENCHMARKS.md is rewritten.
+# Results go to bench/results/*.json (committed); BENCHMARKS.md is rewritten from them. A benchmark with
+# no result file keeps its section of the current BENCHMARKS.md.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -50,7 +51,7 @@ while [[ $# -gt 0 ]]; do
 done
 wants() { [[ -z "$only" || "$only" == "$1" ]]; }
 
-results="$repo/.loomworks/bench"
+results="$repo/bench/results"
 mkdir -p "$results"
 
 echo "[bench] $(date -u +%FT%TZ) $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -17,7 +17,7 @@
  *   node bin/bench/tenant-create.js [--rounds 15] [--warmup 1] [--profile-rounds 5]
  *                                   [--extra-tables 380] [--rows 115] [--payload 1000]
  *
- * Writes .loomworks/bench/tenant-create.json.
+ * Writes bench/results/tenant-create.json.
  */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
