@@ -22,7 +22,7 @@
  *   node bin/bench/pulumi-up.js [--budget-seconds 600] [--repeats 3] [--repeats-50 1]
  *
  * Repeats: `--repeats` for 1 and 10 tenants; 50 tenants run `--repeats-50` times and then again
- * while the budget allows. Writes bench/results/pulumi-up.json.
+ * while the budget allows. Writes pulumi-up.json in bench/results/.
  */
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";

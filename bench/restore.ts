@@ -26,7 +26,7 @@
  *                             [--snapshots 40] [--baseline-rounds 1] [--others auto|full|small]
  *                             [--budget-minutes 20] [--extra-tables 380] [--rows 115] [--payload 1000]
  *
- * Writes bench/results/restore.json (rendered by bench/report.ts).
+ * Writes restore.json in bench/results/ (rendered by bench/report.ts).
  */
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";

@@ -14,7 +14,7 @@
  *
  *   node bin/bench/rotation.js [--rounds 5]
  *
- * Writes bench/results/rotation.json.
+ * Writes rotation.json in bench/results/.
  */
 import { promises as fs } from "node:fs";
 import type { EngineEvent } from "@pulumi/pulumi/automation";

@@ -23,7 +23,7 @@
  *                            [--connections 32] [--threads 2] [--reloads 10]
  *
  * About 2.5 minutes with the defaults. Needs wrk (bench/run.sh installs it). Writes
- * bench/results/router.json (rendered by bench/report.ts). Measures only; never asserts.
+ * router.json in bench/results/ (rendered by bench/report.ts). Measures only; never asserts.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { promises as fs, readFileSync } from "node:fs";

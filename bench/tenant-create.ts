@@ -17,7 +17,7 @@
  *   node bin/bench/tenant-create.js [--rounds 15] [--warmup 1] [--profile-rounds 5]
  *                                   [--extra-tables 380] [--rows 115] [--payload 1000]
  *
- * Writes bench/results/tenant-create.json.
+ * Writes tenant-create.json in bench/results/.
  */
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";

@@ -50,7 +50,7 @@
  *                          [--scale 10] [--profile-rounds 3] [--profile-seconds 5] [--profile-clients 1]
  *                          [--probe-rounds 3] [--probe-rows 100000] [--undo-rounds 5] [--undo-rows 10000]
  *
- * About 10 minutes with the defaults on 2 cores. Writes bench/results/undo.json (rendered by
+ * About 10 minutes with the defaults on 2 cores. Writes undo.json in bench/results/ (rendered by
  * bench/report.ts). Measures only; never asserts.
  */
 import { createHash, randomBytes } from "node:crypto";
