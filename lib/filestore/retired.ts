@@ -45,13 +45,14 @@ export async function retiredBatches(filestoreRoot: string, database: string): P
 
 /**
  * The oldest moment a restore of the tenant can still go back to: its oldest snapshot or the
- * start of the oldest backup (the recovery window), whichever is older. Undefined when neither is
- * known: then nothing retired is pruned.
+ * start of the oldest backup in the registry (the recovery window), whichever is older.
+ * Undefined while the registry knows no backup (the window is unknown): then nothing is pruned.
  */
 export async function retiredHorizon(reg: Client, subdomain: string): Promise<Date | undefined> {
   const r = await reg.query<{ h: Date | null }>(
-    `SELECT LEAST((SELECT min(created_at) FROM snapshots WHERE subdomain = $1),
-                  (SELECT min(start_time) FROM backups)) AS h`,
+    `SELECT CASE WHEN b.t IS NULL THEN NULL
+                 ELSE LEAST(b.t, (SELECT min(created_at) FROM snapshots WHERE subdomain = $1)) END AS h
+     FROM (SELECT min(start_time) AS t FROM backups) b`,
     [subdomain],
   );
   return r.rows[0]?.h ?? undefined;
