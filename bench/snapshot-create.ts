@@ -102,6 +102,8 @@ function fillFilestore(dir: string, n: number, seed: string): { names: string[];
 }
 
 const median = (xs: number[]): number => stats(xs).median;
+const SETTLE_MS = 100;
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function snapshotCreateBench(argv: string[]): Promise<void> {
   const flags = parseFlags(argv, ["rounds", "restore-rounds", "only-snapshots"]);
@@ -195,6 +197,8 @@ export async function snapshotCreateBench(argv: string[]): Promise<void> {
             s.copy.push(end - c0);
             fs.rmSync(path.join(scratch, created.id), { recursive: true, force: true });
           }
+          // The copy's and its removal's writes settle before the next timed call, whichever it is.
+          await pause(SETTLE_MS);
         }
       }
       if ((r + 1) % 10 === 0) log(`round ${r + 1}/${rounds}, load ${loadNow().join(" ")}`);

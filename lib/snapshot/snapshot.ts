@@ -16,15 +16,13 @@
  *
  * Create, on one connection to the registry database (the admin role is a superuser, so the
  * cluster-wide functions work from there):
- *  1. the registry row, state `pending`, with its id and restore point name (a manual snapshot
- *     that already exists and is `ready` is returned as is; a `pending` one left by a crash is
- *     taken over with the same id);
- *  2. one statement: `pg_create_restore_point`, `pg_walfile_name`, `now()`,
- *     `pg_database_size`, and the newest registry `backups` row whose stop_lsn ≤ the snapshot's
- *     LSN, written into the row;
- *  3. state `ready` (a synchronous commit).
- * A crash before 3 leaves a `pending` row (manual: finished by the rerun; runtime: removed by
- * pruning) and at most an orphan restore point, which is harmless.
+ *  1. manual snapshots only: an existing `ready` one of that name is returned as is; a `pending`
+ *     one (left by a crash of a release that still copied the filestore) is taken over, same id;
+ *  2. one statement, committed synchronously: `pg_create_restore_point`, `pg_walfile_name`,
+ *     `now()`, `pg_database_size`, the newest registry `backups` row whose stop_lsn ≤ the
+ *     snapshot's LSN, and the registry row, `ready`;
+ *  3. only when the registry has no backup covering the LSN: the pgBackRest fallback (below).
+ * A crash leaves at most an orphan restore point, which is harmless.
  *
  * The backup set: the registry `backups` table (kept equal to the repository's content by
  * lib/backup/backups.ts). When it has no backup covering the LSN and a pgBackRest target is given,
@@ -399,8 +397,8 @@ export async function createSnapshot(
   const t0 = process.hrtime.bigint();
   return withPooledRegistry(adminDsn, async (reg) => {
     const tStart = process.hrtime.bigint();
-    // 1. The row (pending), or the existing manual one.
-    let id: string | undefined;
+    // 1. An existing manual snapshot of that name: returned when ready, taken over when pending.
+    let pendingId: string | undefined;
     if (opts.kind === "manual") {
       const found = await reg.query<SnapshotRow>(
         `SELECT ${SNAPSHOT_COLUMNS} FROM snapshots WHERE subdomain = $1 AND name = $2 AND kind = 'manual'`,
@@ -409,93 +407,84 @@ export async function createSnapshot(
       const row = found.rows[0];
       if (row?.state === "ready") return { ...toInfo(row), created: false };
       if (row) {
-        id = row.id;
-        log(`snapshot ${opts.subdomain}/${opts.name}: finishing pending snapshot ${id}`);
+        pendingId = row.id;
+        log(`snapshot ${opts.subdomain}/${opts.name}: finishing pending snapshot ${pendingId}`);
         // A partial copy left by a release that still copied the filestore.
-        fs.rmSync(path.dirname(snapshotFilestorePath(opts.snapshotRoot, opts.subdomain, id)), {
+        fs.rmSync(path.dirname(snapshotFilestorePath(opts.snapshotRoot, opts.subdomain, pendingId)), {
           recursive: true,
           force: true,
         });
-        await reg.query(
-          `UPDATE snapshots SET state = 'pending', database_name = $2, restore_point = $3, filestore_path = NULL
-           WHERE id = $1`,
-          [id, opts.database, restorePointName(opts.subdomain, id)],
-        );
       }
-    }
-    if (!id) {
-      const fresh = randomUUID();
-      const ins = await reg
-        .query<{ id: string }>(
-          `INSERT INTO snapshots (id, subdomain, name, kind, database_name, restore_point, state)
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending')
-         ON CONFLICT DO NOTHING
-         RETURNING id::text AS id`,
-          [
-            fresh,
-            opts.subdomain,
-            opts.name,
-            opts.kind,
-            opts.database,
-            restorePointName(opts.subdomain, fresh),
-          ],
-        )
-        .catch((err: { code?: string }) => {
-          if (err.code === "23503") {
-            throw new Error(
-              `snapshot ${opts.subdomain}/${opts.name}: tenant "${opts.subdomain}" is not in the registry`,
-            );
-          }
-          throw err;
-        });
-      if (ins.rowCount === 0) {
-        // A concurrent create of the same manual snapshot won the insert: take its result.
-        return createSnapshot(adminDsn, opts, log);
-      }
-      id = ins.rows[0].id;
     }
     const tRegister = process.hrtime.bigint();
 
-    // 2. Restore point, WAL file, time, database size and backup set: one statement.
+    // 2. One statement, committed synchronously: restore point, WAL file, time, database size,
+    //    backup set, and the row `ready` (inserted, or the pending one updated).
+    const id = pendingId ?? randomUUID();
     const point = restorePointName(opts.subdomain, id);
-    const rp = await reg.query<{ lsn: string; wal_file: string; backup: string | null; created_at: Date }>(
-      `WITH rp AS MATERIALIZED (
-           SELECT pg_create_restore_point($2) AS lsn, now() AS at
+    const rp = `WITH rp AS MATERIALIZED (
+           SELECT pg_create_restore_point($2) AS point_lsn, now() AS point_at
            WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = $3)
-       )
-       UPDATE snapshots s SET
-           lsn = rp.lsn,
-           wal_file = pg_walfile_name(rp.lsn),
-           created_at = rp.at,
-           size_bytes = pg_database_size($3::name),
-           backup_label = (SELECT b.label FROM backups b WHERE b.stop_lsn <= rp.lsn
-                           ORDER BY b.stop_lsn DESC, b.stop_time DESC LIMIT 1)
-       FROM rp
-       WHERE s.id = $1
-       RETURNING s.lsn::text AS lsn, s.wal_file, s.backup_label AS backup, s.created_at`,
-      [id, point, opts.database],
-    );
-    if (rp.rowCount === 0) {
-      await reg.query("DELETE FROM snapshots WHERE id = $1", [id]);
-      throw new Error(`snapshot ${opts.subdomain}/${opts.name}: database "${opts.database}" does not exist`);
+       ), durable AS MATERIALIZED (SELECT set_config('synchronous_commit', 'on', true) AS sync)`;
+    const backupOf = `(SELECT b.label FROM backups b WHERE b.stop_lsn <= rp.point_lsn
+                       ORDER BY b.stop_lsn DESC, b.stop_time DESC LIMIT 1)`;
+    const made = await (
+      pendingId
+        ? reg.query<SnapshotRow>(
+            `${rp}
+           UPDATE snapshots s SET database_name = $3, restore_point = $2, filestore_path = NULL,
+               lsn = rp.point_lsn, wal_file = pg_walfile_name(rp.point_lsn), created_at = rp.point_at,
+               size_bytes = pg_database_size($3::name), backup_label = ${backupOf}, state = 'ready'
+           FROM rp, durable
+           WHERE s.id = $1
+           RETURNING ${SNAPSHOT_COLUMNS}`,
+            [id, point, opts.database],
+          )
+        : reg.query<SnapshotRow>(
+            `${rp}
+           INSERT INTO snapshots (id, subdomain, name, kind, database_name, restore_point, lsn, wal_file,
+                                  created_at, size_bytes, backup_label, state)
+           SELECT $1::uuid, $4, $5, $6, $3, $2, rp.point_lsn, pg_walfile_name(rp.point_lsn), rp.point_at,
+                  pg_database_size($3::name), ${backupOf}, 'ready'
+           FROM rp, durable
+           ON CONFLICT DO NOTHING
+           RETURNING ${SNAPSHOT_COLUMNS}`,
+            [id, point, opts.database, opts.subdomain, opts.name, opts.kind],
+          )
+    ).catch((err: { code?: string }) => {
+      if (err.code === "23503") {
+        throw new Error(
+          `snapshot ${opts.subdomain}/${opts.name}: tenant "${opts.subdomain}" is not in the registry`,
+        );
+      }
+      throw err;
+    });
+    if (made.rowCount === 0) {
+      const exists = await reg.query("SELECT 1 FROM pg_database WHERE datname = $1", [opts.database]);
+      if (!exists.rowCount) {
+        throw new Error(
+          `snapshot ${opts.subdomain}/${opts.name}: database "${opts.database}" does not exist`,
+        );
+      }
+      // A concurrent create of the same manual snapshot won the insert: take its result.
+      return createSnapshot(adminDsn, opts, log);
     }
     const tPoint = process.hrtime.bigint();
 
-    // 3. Ready.
-    let backup = rp.rows[0].backup;
-    if (backup === null && opts.pgbackrest) {
-      backup = await backupFromPgBackRest(opts.pgbackrest, rp.rows[0].lsn, rp.rows[0].wal_file);
+    // 3. The backup set from pgBackRest, only when the registry has none covering the LSN.
+    let row = made.rows[0];
+    if (row.backup_label === null && opts.pgbackrest) {
+      const backup = await backupFromPgBackRest(opts.pgbackrest, row.lsn ?? "", row.wal_file ?? "");
+      if (backup !== null) {
+        const u = await reg.query<SnapshotRow>(
+          `UPDATE snapshots SET backup_label = $2 WHERE id = $1 RETURNING ${SNAPSHOT_COLUMNS}`,
+          [id, backup],
+        );
+        row = u.rows[0];
+      }
     }
-    // This commit waits for the WAL flush (the session default is asynchronous).
-    const done = await reg.query<SnapshotRow>(
-      `WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
-       UPDATE snapshots SET backup_label = COALESCE(backup_label, $2), state = 'ready'
-       FROM durable
-       WHERE id = $1 RETURNING ${SNAPSHOT_COLUMNS}`,
-      [id, backup],
-    );
     const tEnd = process.hrtime.bigint();
-    const info = toInfo(done.rows[0]);
+    const info = toInfo(row);
     const timings: CreateTimings = {
       register: Number(tRegister - tStart) / 1e6,
       restorePoint: Number(tPoint - tRegister) / 1e6,
