@@ -657,6 +657,7 @@ async function stepFilestore(ctx: Ctx, resolved: ResolvedRestoreTarget): Promise
   if (built.missing.length > 0) rec.timings.filestoreMissingNames = built.missing.slice(0, 20);
   if (built.referencesRefused) rec.timings.filestoreRefused = built.referencesRefused;
   ctx.log(describeRestoredFilestore(built, sources));
+  crashPoint("restore:copy-filestore");
 }
 
 async function stepValidate(ctx: Ctx): Promise<ResolvedRestoreTarget> {

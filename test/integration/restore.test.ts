@@ -595,12 +595,17 @@ describe("crash at every step boundary, then resume", () => {
     "verify",
     "copy",
     "copy-loaded",
+    "copy-filestore",
     "swap",
     "swap-committed",
     "cleanup",
   ];
   /** The step a crash point lies in (the journal's `restores.step`). */
-  const STEP_OF: Record<string, string> = { "swap-committed": "swap", "copy-loaded": "copy" };
+  const STEP_OF: Record<string, string> = {
+    "swap-committed": "swap",
+    "copy-loaded": "copy",
+    "copy-filestore": "copy",
+  };
   const loadRoles = (id: string) =>
     admin(
       async (c) =>
@@ -646,6 +651,8 @@ describe("crash at every step boundary, then resume", () => {
     it(`crash at restore:${point}: ${title}`, async () => {
       const started = Date.now();
       const t = await newTenant(SMALL_TEMPLATE);
+      const file = await putFile(path.join(filestoreRoot, t.database), `crash at ${point} ${run}`);
+      await attach(t.database, file);
       await inDb(t.database, (c) => c.query("UPDATE res_partner SET name = 'target' WHERE id = 1"));
       const atTarget = await inDb(t.database, digests);
       const lsn = await admin(lsnNow);
@@ -679,6 +686,7 @@ describe("crash at every step boundary, then resume", () => {
         expect(result.id).not.toBe(row.id);
       }
       expect(await inDb(t.database, digests)).toEqual(atTarget);
+      expect(existsSync(path.join(filestoreRoot, t.database, file))).toBe(true);
       expect(await dbNames(`${t.database}\\_\\_pre\\_%`)).toEqual([`${t.database}__pre_${result.id}`]);
       await expectNoLeftovers(t);
       expect(await loadRoles(result.id)).toBe(0);
