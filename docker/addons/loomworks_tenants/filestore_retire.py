@@ -48,6 +48,8 @@ def _spool_entries(attachments):
 
 def _retire(source, target):
     """Moves ``source`` to ``target``. True when done or nothing was there; False to try again later."""
+    if not os.path.lexists(source):
+        return True
     try:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.rename(source, target)
