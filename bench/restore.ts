@@ -25,6 +25,8 @@
  *   node bin/bench/restore.js [--tenants 12] [--grow-to 36] [--restores 3] [--small-restores 1]
  *                             [--snapshots 40] [--baseline-rounds 1] [--others auto|full|small]
  *                             [--budget-minutes 20] [--extra-tables 380] [--rows 115] [--payload 1000]
+ *   node bin/bench/restore.js --only-snapshots 1 [--rounds 30]   (snapshot create alone, against the
+ *                             old filestore copy: bench/snapshot-create.ts)
  *
  * Writes restore.json in bench/results/ (rendered by bench/report.ts).
  */
@@ -54,6 +56,7 @@ import { closeSnapshotConnections, createSnapshot, type CreatedSnapshot } from "
 import { createTenant, type TenantSpec } from "../lib/tenant/provision";
 import { dsnWithDatabase } from "../lib/pg/dsn";
 import { ensureTemplate } from "../lib/tenant/template";
+import { snapshotCreateBench } from "./snapshot-create";
 import { FIXTURE_TEMPLATE_DUMP, fixtureSql, type FixtureOptions } from "../testkit/odoo-shaped-fixture";
 import {
   REPO_ROOT,
@@ -233,6 +236,8 @@ function availableMethods(): { methods: Method[]; note: string } {
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
+  // The snapshot-create part alone (issue 16): bench/snapshot-create.ts.
+  if (process.argv.includes("--only-snapshots")) return snapshotCreateBench(process.argv.slice(2));
   const flags = parseFlags(process.argv.slice(2), [
     "tenants",
     "grow-to",

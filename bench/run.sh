@@ -2,7 +2,8 @@
 # Runs the benchmarks and renders BENCHMARKS.md from their results.
 #
 #   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--undo-rounds N] [--undo-seconds N]
-#                [--rotation-rounds N] [--cold-build] [--only tenant-create|pulumi-up|restore|undo|router|rotation|report]
+#                [--rotation-rounds N] [--cold-build]
+#                [--only tenant-create|pulumi-up|restore|snapshot-create|undo|router|rotation|report]
 #
 #   --rounds N          tenant-create rounds (default 15)
 #   --budget-seconds N  soft time budget of pulumi-up (default 600)
@@ -65,6 +66,9 @@ if wants pulumi-up; then
 fi
 if wants restore; then
   node bin/bench/restore.js --restores "$restores"
+fi
+if wants snapshot-create; then
+  node bin/bench/snapshot-create.js
 fi
 if wants undo; then
   node bin/bench/undo.js --rounds "$undo_rounds" --seconds "$undo_seconds"

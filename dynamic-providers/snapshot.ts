@@ -126,7 +126,8 @@ export const snapshotProvider: pulumi.dynamic.ResourceProvider<SnapshotInputs, S
     }
     const st = r.found;
     if (!st) return { id: "" };
-    if (!st.filestorePresent) {
+    // Only snapshots taken before issue 16 have a filestore copy (filestorePath "" for the others).
+    if (st.filestorePath && !st.filestorePresent) {
       void log.warn(
         `Snapshot ${props.subdomain}/${props.name}: filestore copy ${st.filestorePath} is missing; ` +
           `a restore to it would bring back the database without its files`,

@@ -1,7 +1,7 @@
 /**
  * Copying the restored tenant into the live cluster and swapping it in: the `<db>__restore_<id>`
  * database (pg_restore of the scratch's dump), database-level settings, comment and privileges,
- * and the filestore (hard links).
+ * and the swap of the filestore directories.
  */
 import { existsSync, promises as fs } from "node:fs";
 import * as os from "node:os";
@@ -11,7 +11,6 @@ import { pgBin } from "../pg/cluster";
 import { PLATFORM_SESSION_OPTIONS, quoteIdent, quoteLiteral } from "../pg/client";
 import { cleanChildEnv } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
-import { linkTree } from "../fs/linkTree";
 import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
 import type { LoadRole } from "./loadRole";
 
@@ -355,50 +354,6 @@ export async function databaseAclSummary(admin: Client, database: string): Promi
 
 // ---------------------------------------------------------------------------------------------
 // filestore
-
-async function isDir(p: string): Promise<boolean> {
-  return fs
-    .stat(p)
-    .then((s) => s.isDirectory())
-    .catch(() => false);
-}
-
-export interface FilestoreSources {
-  /** The filestore copy taken with the target snapshot (snapshot targets): used alone. */
-  snapshot?: string;
-  /** For time/LSN targets: the newest snapshot filestore at or before the target, if any. */
-  base?: string;
-  /** For time/LSN targets: the live filestore, merged in without replacing files. */
-  live?: string;
-}
-
-/**
- * Builds the restored filestore in `dst` (made fresh) from hard links. A snapshot target gets
- * exactly the snapshot's filestore. A time or LSN target gets the union of the newest snapshot
- * filestore at or before the target and the live filestore: Odoo's attachments are
- * content-addressed and never rewritten, so every file the restored database can reference is in
- * one of them; files only the live tenant references are unused extras (Odoo's garbage collector
- * removes unreferenced files).
- */
-export async function buildFilestore(dst: string, src: FilestoreSources): Promise<{ sources: string[] }> {
-  await fs.rm(dst, { recursive: true, force: true });
-  await fs.mkdir(dst, { recursive: true, mode: 0o750 });
-  await fs.chmod(dst, 0o750);
-  const sources: string[] = [];
-  if (src.snapshot) {
-    if (!(await isDir(src.snapshot)))
-      throw new Error(`the snapshot's filestore ${src.snapshot} does not exist`);
-    await linkTree(src.snapshot, dst, false);
-    return { sources: [src.snapshot] };
-  }
-  for (const dir of [src.base, src.live]) {
-    if (dir && (await isDir(dir))) {
-      await linkTree(dir, dst, sources.length > 0);
-      sources.push(dir);
-    }
-  }
-  return { sources };
-}
 
 /**
  * Swaps filestore directories like the databases: `<db>` → `<preDb>`, `<restoreDb>` → `<db>`.

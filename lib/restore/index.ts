@@ -4,7 +4,8 @@ import type * as RestoreProvider from "./provider";
 export * from "./names";
 export * from "./target";
 export * from "./restore";
-export { databaseAclSummary, splitByLoader, splitGucList, setClause, type FilestoreSources } from "./copy";
+export * from "./filestore";
+export { databaseAclSummary, splitByLoader, splitGucList, setClause } from "./copy";
 export { scratchProcesses, selectiveRestoreOptions, scratchSettings } from "./scratch";
 
 // ---- Kept for the providers in existing stacks' state (lib/pulumi/forward.ts): loaded when called, so

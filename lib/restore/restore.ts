@@ -11,7 +11,8 @@
  *   4. copy             `<db>__restore_<id>` in the live cluster (pg_dump -Fd | pg_restore: the
  *                       tenant's rows loaded by the restore's own load role, see ./loadRole.ts),
  *                       every sequence raised to its column's maximum and re-logged, settings,
- *                       comment; the filestore as hard links
+ *                       comment; the files the copy's attachments reference, as hard links
+ *                       (./filestore.ts)
  *   5. swap             503, connections off, ONE transaction renames `<db>` → `<db>__pre_<id>` and
  *                       the copy → `<db>`; privileges and filestore as before; connections back
  *   6. cleanup          scratch instance stopped and removed
@@ -35,8 +36,8 @@ import { terminateSessions } from "../pg/sessions";
 import { dsnWithDatabase } from "../pg/dsn";
 import { segmentInRepo } from "../pg/repositories";
 import type { TenantState } from "../registry/tenantState";
+import { buildRestoredFilestore, describeRestoredFilestore, filestoreSources } from "./filestore";
 import {
-  buildFilestore,
   copyDatabaseAcl,
   copyDatabaseSettings,
   createRestoreDatabase,
@@ -44,7 +45,6 @@ import {
   databaseFacts,
   restoreDump,
   swapFilestores,
-  type FilestoreSources,
 } from "./copy";
 import { createLoadRole, dropLoadRole } from "./loadRole";
 import {
@@ -68,9 +68,7 @@ import {
   type ScratchInstance,
 } from "./scratch";
 import {
-  compareLsn,
   findSnapshot,
-  parseTargetTime,
   pgbackrestTargetFor,
   sameTarget,
   targetKind,
@@ -121,6 +119,13 @@ export interface RestoreTimings {
   /** How many sequences were behind their column and raised. */
   sequencesRaised?: number;
   filestoreMs?: number;
+  /** Files the restored database references, linked into its filestore (lib/restore/filestore.ts). */
+  filestoreFiles?: number;
+  /** Referenced files found in no source (their first 20 names in filestoreMissingNames). */
+  filestoreMissing?: number;
+  filestoreMissingNames?: string[];
+  /** Why the restored database's attachment references could not be read (filestore left empty). */
+  filestoreRefused?: string;
   /** Row counts of the key tables in the restored database (verify; checked again after the copy). */
   rowCounts?: Record<string, number>;
   /** How the scratch instance was restored: only the tenant's files, or pgBackRest's --db-include. */
@@ -631,39 +636,28 @@ async function timed<T>(rec: RestoreRecord, key: keyof RestoreTimings, fn: () =>
   return result;
 }
 
-async function filestoreSources(ctx: Ctx, resolved: ResolvedRestoreTarget): Promise<FilestoreSources> {
+/** The target snapshot's filestore copy, when it was taken with one (before copies were dropped). */
+async function snapshotCopyOf(ctx: Ctx, resolved: ResolvedRestoreTarget): Promise<string | undefined> {
   const { opts } = ctx;
-  const live = restoreFilestorePath(opts.filestoreRoot, opts.database);
-  if (resolved.kind === "snapshot") {
-    const name = opts.target.snapshot as string;
-    const fromRegistry = opts.snapshotFilestore
-      ? undefined
-      : await findSnapshot(ctx.admin, opts.adminDsn, opts.subdomain, name);
-    const snapshot = opts.snapshotFilestore ?? fromRegistry?.filestorePath ?? undefined;
-    if (snapshot) return { snapshot };
-    ctx.log(`snapshot "${name}" has no filestore copy: using the live filestore (a superset)`);
-    return { live };
-  }
-  // The newest snapshot filestore at or before the target, if any.
-  const rows = await withClient(registryDsn(opts.adminDsn), (r) =>
-    r.query<{ lsn: string; created_at: Date; filestore_path: string }>(
-      `SELECT lsn::text AS lsn, created_at, filestore_path FROM snapshots
-       WHERE subdomain = $1 AND lsn IS NOT NULL AND filestore_path IS NOT NULL ORDER BY lsn DESC, created_at DESC`,
-      [opts.subdomain],
-    ),
+  if (resolved.kind !== "snapshot") return undefined;
+  if (opts.snapshotFilestore !== undefined) return opts.snapshotFilestore || undefined;
+  const found = await findSnapshot(ctx.admin, opts.adminDsn, opts.subdomain, opts.target.snapshot as string);
+  return found?.filestorePath || undefined;
+}
+
+async function stepFilestore(ctx: Ctx, resolved: ResolvedRestoreTarget): Promise<void> {
+  const { opts, rec, names } = ctx;
+  const snapshotCopy = await snapshotCopyOf(ctx, resolved);
+  const sources = await filestoreSources({ ...opts, ...(snapshotCopy ? { snapshotCopy } : {}) });
+  const built = await timed(rec, "filestoreMs", () =>
+    buildRestoredFilestore(opts.adminDsn, names.restoreDb, names.restoreFs, sources),
   );
-  const at = resolved.time ? (parseTargetTime(resolved.time) as number) : undefined;
-  for (const s of rows.rows) {
-    const before = resolved.lsn
-      ? compareLsn(s.lsn, resolved.lsn) <= 0
-      : s.created_at.getTime() <= (at as number);
-    const exists = await fs
-      .stat(s.filestore_path)
-      .then((x) => x.isDirectory())
-      .catch(() => false);
-    if (before && exists) return { base: s.filestore_path, live };
-  }
-  return { live };
+  rec.timings.filestoreFiles = built.files;
+  rec.timings.filestoreMissing = built.missing.length;
+  if (built.missing.length > 0) rec.timings.filestoreMissingNames = built.missing.slice(0, 20);
+  if (built.referencesRefused) rec.timings.filestoreRefused = built.referencesRefused;
+  ctx.log(describeRestoredFilestore(built, sources));
+  crashPoint("restore:copy-filestore");
 }
 
 async function stepValidate(ctx: Ctx): Promise<ResolvedRestoreTarget> {
@@ -806,9 +800,7 @@ async function stepCopy(
       `the copy's row counts differ from the restored database's: ${JSON.stringify(copied)} vs ${JSON.stringify(counts)}`,
     );
   }
-  const sources = await filestoreSources(ctx, resolved);
-  const built = await timed(rec, "filestoreMs", () => buildFilestore(names.restoreFs, sources));
-  ctx.log(`filestore from ${built.sources.join(" + ") || "(nothing: empty)"}`);
+  await stepFilestore(ctx, resolved);
 }
 
 async function stepSwap(ctx: Ctx, allow: boolean): Promise<void> {

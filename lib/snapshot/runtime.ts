@@ -8,8 +8,7 @@
  * `snapshot-api`) offers `loomworks_snapshot.request(kind, note)`: a SECURITY DEFINER function,
  * owned by the NOLOGIN role `loomworks_snapshot_owner`, that creates the restore point and records
  * `(id, lsn, restore_point, created_at, kind, note)` in `loomworks_snapshot.requested`.
- * {@link syncRequestedSnapshots} moves those into the registry (taking the filestore copy then: an
- * approximation, see docs/developer/snapshot-api.md) and deletes them locally.
+ * {@link syncRequestedSnapshots} moves those into the registry and deletes them locally.
  *
  * Privileges, per tenant database: PUBLIC has nothing on the schema, table or function; the tenant
  * role (the database owner) has USAGE on the schema, EXECUTE on `request` and SELECT on
@@ -23,7 +22,9 @@
  * `maxAgeDays` (default 30) are forgotten, then all but the newest `maxSnapshots` (the tenant's
  * registry `limits.maxSnapshots`). Manual snapshots (declared in the stack, one Snapshot resource
  * each) are never pruned and are not counted: the configuration already bounds their number by
- * `maxSnapshots` on its own, and they are removed only by removing them from the stack.
+ * `maxSnapshots` on its own, and they are removed only by removing them from the stack. Then the
+ * tenant's retired files (lib/filestore/retired.ts) that no snapshot and no point of the recovery
+ * window can need any more are removed ({@link pruneRetiredFiles}).
  *
  * The scheduled job `node bin/infra/ops/jobs.js snapshot-auto --state-dir D` runs it.
  */
@@ -34,6 +35,7 @@ import type { PgBackRestTarget } from "../pg/pgbackrest";
 import { installSqlModules, renderSqlModule, type SqlModule } from "../sql/modules";
 import { ensureRegistry, registryDsn, servedTenants } from "../registry/registry";
 import { dsnWithDatabase } from "../pg/dsn";
+import { pruneRetired, retiredHorizon } from "../filestore/retired";
 import {
   RUNTIME_KINDS,
   createSnapshot,
@@ -188,8 +190,8 @@ interface RequestedRow {
 }
 
 /**
- * Moves the snapshots requested inside a tenant database into the registry (filestore copy taken
- * now) and deletes them there. Installs the API when the database lacks it (tenants provisioned
+ * Moves the snapshots requested inside a tenant database into the registry and deletes them
+ * there. Installs the API when the database lacks it (tenants provisioned
  * before it existed). Rerunnable after a crash at any point: ids already in the registry are only
  * deleted locally.
  */
@@ -244,8 +246,6 @@ export async function syncRequestedSnapshots(
               restorePoint: r.restore_point,
               createdAt: r.created_at,
               databaseBytes: Number(size.rows[0].n),
-              filestoreRoot: opts.filestoreRoot,
-              snapshotRoot: opts.snapshotRoot,
               ...(opts.pgbackrest ? { pgbackrest: opts.pgbackrest } : {}),
             }),
           );
@@ -304,6 +304,31 @@ export async function pruneSnapshots(
   });
 }
 
+/**
+ * Removes the tenant's retired files that no restore can need: those retired before its oldest
+ * snapshot and before the start of the oldest backup (lib/filestore/retired.ts). Returns the
+ * retirement times (ms) of the batches removed; none when the horizon is unknown.
+ */
+export async function pruneRetiredFiles(
+  adminDsn: string,
+  subdomain: string,
+  database: string,
+  filestoreRoot: string,
+  log: Log = noLog,
+): Promise<number[]> {
+  if (!filestoreRoot) return [];
+  await ensureRegistry(adminDsn);
+  const horizon = await withClient(registryDsn(adminDsn), (reg) => retiredHorizon(reg, subdomain));
+  if (!horizon) return [];
+  const removed = await pruneRetired(filestoreRoot, database, horizon);
+  if (removed.length > 0) {
+    log(
+      `${subdomain}: removed ${removed.length} batch(es) of retired files (before ${horizon.toISOString()})`,
+    );
+  }
+  return removed;
+}
+
 export interface AutoSnapshotOptions extends RuntimeSnapshotOptions {
   maxAgeDays?: number;
   /** Only these tenants (default: every active tenant). */
@@ -316,6 +341,8 @@ export interface AutoSnapshotResult {
   synced: SnapshotInfo[];
   snapshot?: SnapshotInfo;
   pruned: string[];
+  /** Retirement times (ms) of the retired-file batches removed. */
+  retiredPruned: number[];
   /** Set when this tenant failed (the others still ran). */
   error?: string;
 }
@@ -332,7 +359,7 @@ export async function takeAutoSnapshots(
   const tenants = await servedTenants(adminDsn, opts.subdomains);
   const results: AutoSnapshotResult[] = [];
   for (const t of tenants) {
-    const result: AutoSnapshotResult = { subdomain: t.subdomain, synced: [], pruned: [] };
+    const result: AutoSnapshotResult = { subdomain: t.subdomain, synced: [], pruned: [], retiredPruned: [] };
     try {
       result.synced = await syncRequestedSnapshots(adminDsn, t.subdomain, t.database_name, opts, log);
       const now = new Date();
@@ -353,6 +380,13 @@ export async function takeAutoSnapshots(
         adminDsn,
         t.subdomain,
         opts.maxAgeDays !== undefined ? { maxAgeDays: opts.maxAgeDays } : {},
+        log,
+      );
+      result.retiredPruned = await pruneRetiredFiles(
+        adminDsn,
+        t.subdomain,
+        t.database_name,
+        opts.filestoreRoot,
         log,
       );
     } catch (err) {

@@ -1,29 +1,28 @@
 /**
  * Snapshots of one tenant
  * (docs/architecture.md#snapshots-and-restore): a named PostgreSQL restore point with its LSN and WAL
- * file, the time, the tenant's size, the backup set a restore to it starts from, and a hard-link
- * copy of the tenant's filestore. Recorded in the registry table `snapshots` (loomworks_mgmt).
+ * file, the time, the tenant's database size and the backup set a restore to it starts from.
+ * Recorded in the registry table `snapshots` (loomworks_mgmt).
  *
- * A snapshot is cheap by construction: `pg_create_restore_point` writes one WAL record (the
- * cluster-wide WAL is what makes it restorable, together with a base backup), and the filestore
- * copy is O(files), not O(bytes), because Odoo attachments are content-addressed and never
- * modified in place. Nothing here scans rows, takes a backup or starts a pgBackRest process in the
- * normal path; the only exception is the pgBackRest fallback for the backup set (below), cached.
+ * A snapshot is O(1) by construction: `pg_create_restore_point` writes one WAL record (the
+ * cluster-wide WAL is what makes it restorable, together with a base backup), and nothing is done
+ * to the filestore. Odoo's attachments are content-addressed and never rewritten; the ERP's
+ * garbage collector, patched by the platform's addon, moves the files it would delete into the
+ * tenant's retired area (lib/filestore/retired.ts), kept while a snapshot older than their
+ * retirement exists. A restore links exactly the files the restored database references from the
+ * live filestore and the retired area (lib/restore/filestore.ts). Snapshots taken before this
+ * have a hard-link copy of the filestore (`filestore_path`), still used by restores and removed
+ * when they are forgotten.
  *
  * Create, on one connection to the registry database (the admin role is a superuser, so the
  * cluster-wide functions work from there):
- *  1. the registry row, state `pending`, with its id, restore point name and copy path (a manual
- *     snapshot that already exists and is `ready` is returned as is; a `pending` one left by a
- *     crash is taken over with the same id);
- *  2. one statement: `pg_create_restore_point`, `pg_walfile_name`, `now()`,
- *     `pg_database_size`, and the newest registry `backups` row whose stop_lsn ≤ the snapshot's
- *     LSN, written into the row;
- *  3. the hard-link copy `<snapshotRoot>/<subdomain>/<id>/filestore` (taken after the restore
- *     point, so every file referenced by data committed before it is present; Odoo never rewrites
- *     a file, it only adds new ones and garbage-collects unreferenced ones);
- *  4. size += filestore bytes, state `ready`.
- * A crash before 4 leaves a `pending` row (manual: finished by the rerun; runtime: removed by
- * pruning) and at most an orphan restore point, which is harmless.
+ *  1. manual snapshots only: an existing `ready` one of that name is returned as is; a `pending`
+ *     one (left by a crash of a release that still copied the filestore) is taken over, same id;
+ *  2. one statement, committed synchronously: `pg_create_restore_point`, `pg_walfile_name`,
+ *     `now()`, `pg_database_size`, the newest registry `backups` row whose stop_lsn ≤ the
+ *     snapshot's LSN, and the registry row, `ready`;
+ *  3. only when the registry has no backup covering the LSN: the pgBackRest fallback (below).
+ * A crash leaves at most an orphan restore point, which is harmless.
  *
  * The backup set: the registry `backups` table (kept equal to the repository's content by
  * lib/backup/backups.ts). When it has no backup covering the LSN and a pgBackRest target is given,
@@ -38,8 +37,7 @@ import { Pool, type Client, type PoolClient } from "pg";
 import { platformClientConfig } from "../pg/client";
 import { stanzaInfo, type PgBackRestStanzaInfo, type PgBackRestTarget } from "../pg/pgbackrest";
 import { ensureRegistry, registryDsn, withRegistry } from "../registry/registry";
-import { checkDatabaseName, filestorePath } from "../pg/names";
-import { PRIVATE_DIR } from "../fs/stateModes";
+import { checkDatabaseName } from "../pg/names";
 import { forwardTo } from "../pulumi/forward";
 import type * as SnapshotProvider from "./provider";
 
@@ -75,11 +73,11 @@ export interface SnapshotInfo {
   restorePoint: string;
   /** ISO time. */
   createdAt: string;
-  /** Database size plus filestore bytes at snapshot time. */
+  /** Database size at snapshot time (plus the filestore copy's bytes, for snapshots that have one). */
   sizeBytes: number;
   /** Label of the pgBackRest backup a restore to this snapshot starts from (null: none known). */
   backup: string | null;
-  /** The hard-link copy of the filestore. */
+  /** The hard-link copy of the filestore of a snapshot taken before copies were dropped; "" for the others. */
   filestorePath: string;
   state: SnapshotState;
 }
@@ -91,7 +89,7 @@ export interface CreateSnapshotOptions {
   kind: SnapshotKind;
   /** Directory holding one filestore directory per tenant database. */
   filestoreRoot: string;
-  /** Directory snapshots' filestore copies go to (same filesystem as filestoreRoot). */
+  /** Directory of the filestore copies of older snapshots (a pending one's partial copy is removed). */
   snapshotRoot: string;
   /** Fallback for the backup set when the registry `backups` table has none covering the LSN. */
   pgbackrest?: PgBackRestTarget;
@@ -102,9 +100,7 @@ export interface CreateTimings {
   register: number;
   /** Restore point, WAL file, size, backup lookup (one statement). */
   restorePoint: number;
-  /** Hard-link copy of the filestore. */
-  filestore: number;
-  /** Final update (size, ready). */
+  /** Final update (ready). */
   record: number;
   total: number;
 }
@@ -114,8 +110,6 @@ export interface CreatedSnapshot extends SnapshotInfo {
   created: boolean;
   /** Milliseconds per step (only when created). */
   timings?: CreateTimings;
-  /** Files linked (or copied, across filesystems) into the snapshot. */
-  files?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -178,60 +172,7 @@ export function snapshotFilestorePath(snapshotRoot: string, subdomain: string, i
 }
 
 // ---------------------------------------------------------------------------------------------
-// Filestore copy
-// ---------------------------------------------------------------------------------------------
-
-export interface LinkCopyResult {
-  files: number;
-  bytes: number;
-  /** Files that had to be copied because a hard link was impossible (another filesystem). */
-  copied: number;
-}
-
-/**
- * Recreates the tree `src` at `dst` with hard links to the same files (symlinks recreated, other
- * special files skipped), summing the files' sizes. Synchronous on purpose: measured on the 2-core
- * development machine, a synchronous walk beats both `cp -al` (a process per call: 4-12 ms before
- * the first link) and an asynchronous `fs.link` walk (a thread-pool hop per file) for 0 and 100
- * files, and matches `cp -al` for 2,000 files (see docs/developer/snapshot-api.md). A missing
- * `src` gives an empty copy. Across filesystems (EXDEV) files are copied (reflinked when possible).
- */
-export function linkCopyTree(src: string, dst: string): LinkCopyResult {
-  const result: LinkCopyResult = { files: 0, bytes: 0, copied: 0 };
-  fs.mkdirSync(dst, { recursive: true, mode: PRIVATE_DIR });
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(src, { withFileTypes: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return result;
-    throw err;
-  }
-  walk(src, dst, entries, result);
-  return result;
-}
-
-function walk(src: string, dst: string, entries: fs.Dirent[], acc: LinkCopyResult): void {
-  for (const e of entries) {
-    const s = path.join(src, e.name);
-    const d = path.join(dst, e.name);
-    if (e.isDirectory()) {
-      fs.mkdirSync(d, { mode: PRIVATE_DIR });
-      walk(s, d, fs.readdirSync(s, { withFileTypes: true }), acc);
-    } else if (e.isFile()) {
-      try {
-        fs.linkSync(s, d);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
-        fs.copyFileSync(s, d, fs.constants.COPYFILE_FICLONE);
-        acc.copied += 1;
-      }
-      acc.files += 1;
-      acc.bytes += fs.lstatSync(d).size;
-    } else if (e.isSymbolicLink()) {
-      fs.symlinkSync(fs.readlinkSync(s), d);
-    }
-  }
-}
+// Filestore copies of older snapshots
 
 /** Removes `<snapshotRoot>/<subdomain>/<id>` given its `.../filestore` path; refuses any other shape. */
 function removeSnapshotDir(filestore: string, subdomain: string, id: string): void {
@@ -334,7 +275,7 @@ const ms = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
 
 /**
  * Records a snapshot whose restore point already exists (a `pre_ai` request synced from the tenant
- * database): filestore copy now, row `ready`. Used by lib/snapshot/runtime.ts.
+ * database): row `ready`. Used by lib/snapshot/runtime.ts.
  */
 export async function recordSnapshot(
   reg: Client,
@@ -349,20 +290,15 @@ export async function recordSnapshot(
     restorePoint: string;
     createdAt: Date;
     databaseBytes: number;
-    filestoreRoot: string;
-    snapshotRoot: string;
     pgbackrest?: PgBackRestTarget;
   },
 ): Promise<SnapshotInfo> {
-  const copyPath = snapshotFilestorePath(s.snapshotRoot, s.subdomain, s.id);
-  fs.rmSync(path.dirname(copyPath), { recursive: true, force: true });
-  const copy = linkCopyTree(filestorePath(s.filestoreRoot, s.database), copyPath);
   const r = await reg.query<SnapshotRow>(
     `INSERT INTO snapshots (id, subdomain, name, kind, database_name, lsn, wal_file, restore_point,
                             created_at, size_bytes, backup_label, filestore_path, state)
      VALUES ($1, $2, $3, $4, $5, $6::pg_lsn, $7, $8, $9, $10,
              (SELECT b.label FROM backups b WHERE b.stop_lsn <= $6::pg_lsn ORDER BY b.stop_lsn DESC, b.stop_time DESC LIMIT 1),
-             $11, 'ready')
+             NULL, 'ready')
      ON CONFLICT (id) DO UPDATE SET state = 'ready'
      RETURNING ${SNAPSHOT_COLUMNS}`,
     [
@@ -375,8 +311,7 @@ export async function recordSnapshot(
       s.walFile,
       s.restorePoint,
       s.createdAt,
-      s.databaseBytes + copy.bytes,
-      copyPath,
+      s.databaseBytes,
     ],
   );
   let row = r.rows[0];
@@ -460,11 +395,10 @@ export async function createSnapshot(
 ): Promise<CreatedSnapshot> {
   checkCreateOptions(opts);
   const t0 = process.hrtime.bigint();
-  const live = filestorePath(opts.filestoreRoot, opts.database);
   return withPooledRegistry(adminDsn, async (reg) => {
     const tStart = process.hrtime.bigint();
-    // 1. The row (pending), or the existing manual one.
-    let id: string | undefined;
+    // 1. An existing manual snapshot of that name: returned when ready, taken over when pending.
+    let pendingId: string | undefined;
     if (opts.kind === "manual") {
       const found = await reg.query<SnapshotRow>(
         `SELECT ${SNAPSHOT_COLUMNS} FROM snapshots WHERE subdomain = $1 AND name = $2 AND kind = 'manual'`,
@@ -473,117 +407,99 @@ export async function createSnapshot(
       const row = found.rows[0];
       if (row?.state === "ready") return { ...toInfo(row), created: false };
       if (row) {
-        id = row.id;
-        log(`snapshot ${opts.subdomain}/${opts.name}: finishing pending snapshot ${id}`);
-        const copyPath = snapshotFilestorePath(opts.snapshotRoot, opts.subdomain, id);
-        fs.rmSync(path.dirname(copyPath), { recursive: true, force: true });
-        await reg.query(
-          `UPDATE snapshots SET state = 'pending', database_name = $2, restore_point = $3, filestore_path = $4
-           WHERE id = $1`,
-          [id, opts.database, restorePointName(opts.subdomain, id), copyPath],
-        );
-      }
-    }
-    if (!id) {
-      const fresh = randomUUID();
-      const ins = await reg
-        .query<{ id: string }>(
-          `INSERT INTO snapshots (id, subdomain, name, kind, database_name, restore_point, filestore_path, state)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')
-         ON CONFLICT DO NOTHING
-         RETURNING id::text AS id`,
-          [
-            fresh,
-            opts.subdomain,
-            opts.name,
-            opts.kind,
-            opts.database,
-            restorePointName(opts.subdomain, fresh),
-            snapshotFilestorePath(opts.snapshotRoot, opts.subdomain, fresh),
-          ],
-        )
-        .catch((err: { code?: string }) => {
-          if (err.code === "23503") {
-            throw new Error(
-              `snapshot ${opts.subdomain}/${opts.name}: tenant "${opts.subdomain}" is not in the registry`,
-            );
-          }
-          throw err;
+        pendingId = row.id;
+        log(`snapshot ${opts.subdomain}/${opts.name}: finishing pending snapshot ${pendingId}`);
+        // A partial copy left by a release that still copied the filestore.
+        fs.rmSync(path.dirname(snapshotFilestorePath(opts.snapshotRoot, opts.subdomain, pendingId)), {
+          recursive: true,
+          force: true,
         });
-      if (ins.rowCount === 0) {
-        // A concurrent create of the same manual snapshot won the insert: take its result.
-        return createSnapshot(adminDsn, opts, log);
       }
-      id = ins.rows[0].id;
     }
     const tRegister = process.hrtime.bigint();
 
-    // 2. Restore point, WAL file, time, database size and backup set: one statement.
+    // 2. One statement, committed synchronously: restore point, WAL file, time, database size,
+    //    backup set, and the row `ready` (inserted, or the pending one updated).
+    const id = pendingId ?? randomUUID();
     const point = restorePointName(opts.subdomain, id);
-    const rp = await reg.query<{ lsn: string; wal_file: string; backup: string | null; created_at: Date }>(
-      `WITH rp AS MATERIALIZED (
-           SELECT pg_create_restore_point($2) AS lsn, now() AS at
+    const rp = `WITH rp AS MATERIALIZED (
+           SELECT pg_create_restore_point($2) AS point_lsn, now() AS point_at
            WHERE EXISTS (SELECT 1 FROM pg_database WHERE datname = $3)
-       )
-       UPDATE snapshots s SET
-           lsn = rp.lsn,
-           wal_file = pg_walfile_name(rp.lsn),
-           created_at = rp.at,
-           size_bytes = pg_database_size($3::name),
-           backup_label = (SELECT b.label FROM backups b WHERE b.stop_lsn <= rp.lsn
-                           ORDER BY b.stop_lsn DESC, b.stop_time DESC LIMIT 1)
-       FROM rp
-       WHERE s.id = $1
-       RETURNING s.lsn::text AS lsn, s.wal_file, s.backup_label AS backup, s.created_at`,
-      [id, point, opts.database],
-    );
-    if (rp.rowCount === 0) {
-      await reg.query("DELETE FROM snapshots WHERE id = $1", [id]);
-      throw new Error(`snapshot ${opts.subdomain}/${opts.name}: database "${opts.database}" does not exist`);
+       ), durable AS MATERIALIZED (SELECT set_config('synchronous_commit', 'on', true) AS sync)`;
+    const backupOf = `(SELECT b.label FROM backups b WHERE b.stop_lsn <= rp.point_lsn
+                       ORDER BY b.stop_lsn DESC, b.stop_time DESC LIMIT 1)`;
+    const made = await (
+      pendingId
+        ? reg.query<SnapshotRow>(
+            `${rp}
+           UPDATE snapshots s SET database_name = $3, restore_point = $2, filestore_path = NULL,
+               lsn = rp.point_lsn, wal_file = pg_walfile_name(rp.point_lsn), created_at = rp.point_at,
+               size_bytes = pg_database_size($3::name), backup_label = ${backupOf}, state = 'ready'
+           FROM rp, durable
+           WHERE s.id = $1
+           RETURNING ${SNAPSHOT_COLUMNS}`,
+            [id, point, opts.database],
+          )
+        : reg.query<SnapshotRow>(
+            `${rp}
+           INSERT INTO snapshots (id, subdomain, name, kind, database_name, restore_point, lsn, wal_file,
+                                  created_at, size_bytes, backup_label, state)
+           SELECT $1::uuid, $4, $5, $6, $3, $2, rp.point_lsn, pg_walfile_name(rp.point_lsn), rp.point_at,
+                  pg_database_size($3::name), ${backupOf}, 'ready'
+           FROM rp, durable
+           ON CONFLICT DO NOTHING
+           RETURNING ${SNAPSHOT_COLUMNS}`,
+            [id, point, opts.database, opts.subdomain, opts.name, opts.kind],
+          )
+    ).catch((err: { code?: string }) => {
+      if (err.code === "23503") {
+        throw new Error(
+          `snapshot ${opts.subdomain}/${opts.name}: tenant "${opts.subdomain}" is not in the registry`,
+        );
+      }
+      throw err;
+    });
+    if (made.rowCount === 0) {
+      const exists = await reg.query("SELECT 1 FROM pg_database WHERE datname = $1", [opts.database]);
+      if (!exists.rowCount) {
+        throw new Error(
+          `snapshot ${opts.subdomain}/${opts.name}: database "${opts.database}" does not exist`,
+        );
+      }
+      // A concurrent create of the same manual snapshot won the insert: take its result.
+      return createSnapshot(adminDsn, opts, log);
     }
     const tPoint = process.hrtime.bigint();
 
-    // 3. Hard-link copy of the filestore.
-    const copyPath = snapshotFilestorePath(opts.snapshotRoot, opts.subdomain, id);
-    const copy = linkCopyTree(live, copyPath);
-    if (copy.copied > 0) {
-      log(
-        `snapshot ${opts.subdomain}/${opts.name}: ${copy.copied} file(s) copied, not linked (another filesystem)`,
-      );
+    // 3. The backup set from pgBackRest, only when the registry has none covering the LSN.
+    let row = made.rows[0];
+    if (row.backup_label === null && opts.pgbackrest) {
+      const backup = await backupFromPgBackRest(opts.pgbackrest, row.lsn ?? "", row.wal_file ?? "");
+      if (backup !== null) {
+        const u = await reg.query<SnapshotRow>(
+          `UPDATE snapshots SET backup_label = $2 WHERE id = $1 RETURNING ${SNAPSHOT_COLUMNS}`,
+          [id, backup],
+        );
+        row = u.rows[0];
+      }
     }
-    const tCopy = process.hrtime.bigint();
-
-    // 4. Ready.
-    let backup = rp.rows[0].backup;
-    if (backup === null && opts.pgbackrest) {
-      backup = await backupFromPgBackRest(opts.pgbackrest, rp.rows[0].lsn, rp.rows[0].wal_file);
-    }
-    // This commit waits for the WAL flush (the session default is asynchronous).
-    const done = await reg.query<SnapshotRow>(
-      `WITH durable AS (SELECT set_config('synchronous_commit', 'on', true))
-       UPDATE snapshots SET size_bytes = size_bytes + $2, backup_label = COALESCE(backup_label, $3), state = 'ready'
-       FROM durable
-       WHERE id = $1 RETURNING ${SNAPSHOT_COLUMNS}`,
-      [id, copy.bytes, backup],
-    );
     const tEnd = process.hrtime.bigint();
-    const info = toInfo(done.rows[0]);
+    const info = toInfo(row);
     const timings: CreateTimings = {
       register: Number(tRegister - tStart) / 1e6,
       restorePoint: Number(tPoint - tRegister) / 1e6,
-      filestore: Number(tCopy - tPoint) / 1e6,
-      record: Number(tEnd - tCopy) / 1e6,
+      record: Number(tEnd - tPoint) / 1e6,
       total: ms(t0),
     };
     log(
       `snapshot ${opts.subdomain}/${opts.name} (${opts.kind}) ${info.id} at ${info.lsn}, ` +
-        `${copy.files} file(s), ${timings.total.toFixed(1)} ms`,
+        `${timings.total.toFixed(1)} ms`,
     );
-    return { ...info, created: true, timings, files: copy.files };
+    return { ...info, created: true, timings };
   });
 }
 
-/** Forgets snapshots on an open registry connection (rows and copies); returns the ids removed. */
+/** Forgets snapshots on an open registry connection (rows, and the copies older ones have); returns the ids removed. */
 export async function forgetSnapshotsOn(reg: Client, ids: readonly string[]): Promise<string[]> {
   const valid = ids.filter(isSnapshotId);
   if (valid.length === 0) return [];

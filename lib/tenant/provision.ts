@@ -28,6 +28,7 @@ import { installSnapshotApi } from "../snapshot/runtime";
 import { revokeTenantFromErp } from "./erpRole";
 import { templateFilestore } from "./templateBuilder";
 import { linkTree } from "../fs/linkTree";
+import { removeRetired } from "../filestore/retired";
 import { hashPbkdf2Sha512 } from "./passlib";
 import {
   REGISTRY_DATABASE,
@@ -749,6 +750,8 @@ export async function deleteTenant(
         for (const name of entries.filter((e) => isRestoreLeftoverOf(spec.database, e))) {
           await fs.rm(path.join(path.resolve(spec.filestoreRoot), name), { recursive: true, force: true });
         }
+        // ...and the files the ERP retired (kept for its snapshots, which go with it).
+        await removeRetired(spec.filestoreRoot, spec.database);
       });
 
       await deleteTenantRows(reg, spec.subdomain);

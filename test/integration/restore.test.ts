@@ -39,6 +39,7 @@ import {
   type TenantSpec,
 } from "../../lib/tenant/provision";
 import { registryDsn, tenantJournal } from "../../lib/registry/registry";
+import { retiredRoot } from "../../lib/filestore/retired";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { randomTenantSpec, restoreOptionsFor } from "../helpers/tenants";
@@ -163,6 +164,21 @@ async function putFile(dir: string, content: string): Promise<string> {
   return rel;
 }
 
+/** The attachment rows that reference files (as the ERP writes them). */
+async function attach(db: string, ...names: string[]): Promise<void> {
+  await inDb(db, (c) =>
+    c.query("INSERT INTO ir_attachment (name, store_fname) SELECT n, n FROM unnest($1::text[]) n", [names]),
+  );
+}
+
+/** What the ERP's garbage collector does with an unreferenced file: retire it (lib/filestore/retired.ts). */
+async function retireFile(t: TenantSpec, rel: string): Promise<void> {
+  await inDb(t.database, (c) => c.query("DELETE FROM ir_attachment WHERE store_fname = $1", [rel]));
+  const target = path.join(retiredRoot(filestoreRoot, t.database), String(Date.now()), rel);
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  await fs.rename(path.join(filestoreRoot, t.database, rel), target);
+}
+
 /** A simulated Snapshot: restore point + hard-link copy of the filestore. */
 async function takeSnapshot(t: TenantSpec, name: string): Promise<{ lsn: string; filestore: string }> {
   const lsn = await admin(
@@ -238,6 +254,7 @@ describe("restore to a snapshot, with a neighbour writing meanwhile", () => {
     const aFs = path.join(filestoreRoot, a.database);
     files.kept = await putFile(aFs, `kept ${run}`);
     files.deletedLater = await putFile(aFs, `deleted after the snapshot ${run}`);
+    await attach(a.database, files.kept, files.deletedLater);
     await inDb(a.database, async (c) => {
       await c.query("CREATE TABLE x_restore_probe (id int PRIMARY KEY, v text)");
       await c.query(`ALTER TABLE x_restore_probe OWNER TO ${quoteIdent(a.roleName)}`);
@@ -257,8 +274,13 @@ describe("restore to a snapshot, with a neighbour writing meanwhile", () => {
       await c.query("DROP TABLE x_restore_probe");
       await c.query("INSERT INTO ir_config_parameter (key, value) VALUES ('later.key', 'later')");
     });
+    // Deleted by an ERP without the platform's addon (unlinked): the snapshot's old-layout copy has it.
+    await inDb(a.database, (c) =>
+      c.query("DELETE FROM ir_attachment WHERE store_fname = $1", [files.deletedLater]),
+    );
     await fs.rm(path.join(aFs, files.deletedLater));
     files.addedLater = await putFile(aFs, `added after the snapshot ${run}`);
+    await attach(a.database, files.addedLater);
     afterChanges = await inDb(a.database, digests);
 
     // The neighbour: its own connection as its own role, one commit per row, all through the restore.
@@ -376,7 +398,7 @@ describe("restore to a snapshot, with a neighbour writing meanwhile", () => {
     await expectNoLeftovers(a);
   });
 
-  it("restores the filestore of the snapshot; the pre-restore copy keeps the later files", async () => {
+  it("restores the files of the snapshot (its old-layout copy); the pre-restore filestore keeps the later files", async () => {
     const restored = path.join(filestoreRoot, a.database);
     const pre = path.join(filestoreRoot, result.preRestoreDatabase);
     expect(existsSync(path.join(restored, files.kept))).toBe(true);
@@ -400,10 +422,22 @@ describe("restore to a snapshot, with a neighbour writing meanwhile", () => {
 describe("time and LSN targets", () => {
   afterAll(deleteCreatedTenants, 120_000);
 
-  it("restores to a time: commits at or before it are there, later ones are not; files are a superset", async () => {
+  it("restores to a time: commits at or before it are there, later ones are not; exactly the files referenced then", async () => {
     const t = await newTenant();
+    const nb = await newTenant();
     const tFs = path.join(filestoreRoot, t.database);
     const early = await putFile(tFs, `early ${run}`);
+    const retiredLater = await putFile(tFs, `retired after the target ${run}`);
+    const lost = path.join("ab", "ab".padEnd(40, "0"));
+    await attach(t.database, early, retiredLater, lost);
+    // A hostile tenant with only its DSN names files outside its filestore: its neighbour's, the system's.
+    const secret = await putFile(path.join(filestoreRoot, nb.database), `neighbour's secret ${run}`);
+    await withClient(tenantDsn(pg.host, pg.port, t.roleName, t.rolePassword, t.database), (c) =>
+      c.query(
+        "INSERT INTO ir_attachment (name, store_fname) VALUES ('x', $1), ('y', '/etc/passwd'), ('z', $2)",
+        [`../${nb.database}/${secret}`, path.join(filestoreRoot, nb.database, secret)],
+      ),
+    );
     await inDb(t.database, (c) => c.query("UPDATE res_partner SET name = 'early' WHERE id = 1"));
     const atTime = await inDb(t.database, digests);
     await new Promise((r) => setTimeout(r, 1100));
@@ -411,14 +445,46 @@ describe("time and LSN targets", () => {
     await new Promise((r) => setTimeout(r, 1100));
     await inDb(t.database, (c) => c.query("UPDATE res_partner SET name = 'late' WHERE id = 1"));
     const late = await putFile(tFs, `late ${run}`);
+    await attach(t.database, late);
+    await retireFile(t, retiredLater);
     // The tenant was created after the newest backup: restored by excluding every other database.
     const r = await restoreTenant(restoreOpts(t, { time: target }));
     expect(r.state).toBe("done");
     expect(r.targetLsn).toBeNull();
     expect(await inDb(t.database, digests)).toEqual(atTime);
-    // Time/LSN targets: union of the newest snapshot filestore before the target (none) and the live one.
-    expect(existsSync(path.join(tFs, early))).toBe(true);
-    expect(existsSync(path.join(tFs, late))).toBe(true);
+    // Exactly the files referenced at the target: from the live filestore and the retired area.
+    const linked = (await fs.readdir(tFs, { recursive: true })).filter((f) => f.length > 3).sort();
+    expect(linked).toEqual([early, retiredLater].sort());
+    // The fixture's logo (no file in this test), the lost file and the hostile names: reported, never linked.
+    expect(r.timings.filestoreFiles).toBe(2);
+    expect(r.timings.filestoreMissingNames).toEqual(
+      expect.arrayContaining([lost, `${nb.database}/${secret}`, "etc/passwd"]),
+    );
+    expect((await fs.stat(path.join(filestoreRoot, nb.database, secret))).nlink).toBe(1);
+    expect(existsSync(path.join(filestoreRoot, r.preRestoreDatabase, late))).toBe(true);
+    await expectNoLeftovers(t);
+  });
+
+  it("reads no attachment table a tenant has turned into a view: its code never runs as the platform", async () => {
+    const t = await newTenant(SMALL_TEMPLATE);
+    const tenant = tenantDsn(pg.host, pg.port, t.roleName, t.rolePassword, t.database);
+    await withClient(tenant, async (c) => {
+      await c.query("ALTER TABLE ir_attachment RENAME TO ir_attachment_rows");
+      await c.query(`CREATE FUNCTION public.grab() RETURNS text LANGUAGE plpgsql AS $$
+        BEGIN EXECUTE 'ALTER ROLE ${t.roleName} SUPERUSER'; RETURN 'x'; END $$`);
+      await c.query(
+        "CREATE VIEW ir_attachment AS SELECT id, public.grab() AS store_fname FROM ir_attachment_rows",
+      );
+    });
+    const lsn = await admin(lsnNow);
+    const r = await restoreTenant(restoreOpts(t, { lsn }));
+    expect(r.state).toBe("done");
+    expect(r.timings.filestoreRefused).toMatch(/not a plain table \(relkind v\)/);
+    const su = await admin(
+      async (c) =>
+        (await c.query("SELECT rolsuper FROM pg_roles WHERE rolname = $1", [t.roleName])).rows[0].rolsuper,
+    );
+    expect(su).toBe(false);
     await expectNoLeftovers(t);
   });
 
@@ -529,12 +595,17 @@ describe("crash at every step boundary, then resume", () => {
     "verify",
     "copy",
     "copy-loaded",
+    "copy-filestore",
     "swap",
     "swap-committed",
     "cleanup",
   ];
   /** The step a crash point lies in (the journal's `restores.step`). */
-  const STEP_OF: Record<string, string> = { "swap-committed": "swap", "copy-loaded": "copy" };
+  const STEP_OF: Record<string, string> = {
+    "swap-committed": "swap",
+    "copy-loaded": "copy",
+    "copy-filestore": "copy",
+  };
   const loadRoles = (id: string) =>
     admin(
       async (c) =>
@@ -580,6 +651,8 @@ describe("crash at every step boundary, then resume", () => {
     it(`crash at restore:${point}: ${title}`, async () => {
       const started = Date.now();
       const t = await newTenant(SMALL_TEMPLATE);
+      const file = await putFile(path.join(filestoreRoot, t.database), `crash at ${point} ${run}`);
+      await attach(t.database, file);
       await inDb(t.database, (c) => c.query("UPDATE res_partner SET name = 'target' WHERE id = 1"));
       const atTarget = await inDb(t.database, digests);
       const lsn = await admin(lsnNow);
@@ -613,6 +686,7 @@ describe("crash at every step boundary, then resume", () => {
         expect(result.id).not.toBe(row.id);
       }
       expect(await inDb(t.database, digests)).toEqual(atTarget);
+      expect(existsSync(path.join(filestoreRoot, t.database, file))).toBe(true);
       expect(await dbNames(`${t.database}\\_\\_pre\\_%`)).toEqual([`${t.database}__pre_${result.id}`]);
       await expectNoLeftovers(t);
       expect(await loadRoles(result.id)).toBe(0);

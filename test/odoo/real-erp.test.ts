@@ -240,7 +240,7 @@ describe.skipIf(!odoo)("a real Odoo 18 serving the tenants", () => {
     expect(r.output, r.output.slice(-3000)).toMatch(/\b5 post-tests in /);
   });
 
-  it("after a restore to a snapshot the ERP installs a module and stores new attachments", async () => {
+  it("after a restore to a snapshot: an attachment the ERP deleted and garbage-collected since is back; the ERP installs a module and stores new attachments", async () => {
     const attach = (cookie: string, name: string) =>
       callKw(stack.routerPort, host("alpha"), cookie, "ir.attachment", "create", [
         { name, raw: Buffer.from(`content of ${name}`).toString("base64") },
@@ -255,6 +255,26 @@ describe.skipIf(!odoo)("a real Odoo 18 serving the tenants", () => {
     await stack.configure(tenantsWith({ snapshots: { before: {} } }), platformConfig());
     await stack.up();
     for (const n of ["d.txt", "e.txt"]) await attach(s.cookie, n);
+    // After the snapshot (which copied nothing), a.txt is deleted and its file garbage-collected by the ERP.
+    const [a] = (await callKw(stack.routerPort, host("alpha"), s.cookie, "ir.attachment", "search_read", [
+      [["name", "=", "a.txt"]],
+      ["store_fname"],
+    ])) as { id: number; store_fname: string }[];
+    const liveFile = path.join(stack.stateDir, "filestore", "alpha", a.store_fname);
+    const content = fs.readFileSync(liveFile);
+    await callKw(stack.routerPort, host("alpha"), s.cookie, "ir.attachment", "unlink", [[a.id]]);
+    const gc = await runOdoo(
+      odoo!,
+      ["shell", "-c", conf, "-d", "alpha", "--no-http"],
+      "env['ir.attachment']._gc_file_store()\nenv.cr.commit()\n",
+    );
+    expect(fs.existsSync(liveFile), gc.output.slice(-2000)).toBe(false);
+    const retiredArea = path.join(stack.stateDir, "filestore", ".retired", "alpha");
+    const batches = fs.readdirSync(retiredArea);
+    expect(
+      batches.some((b) => fs.existsSync(path.join(retiredArea, b, a.store_fname))),
+      gc.output.slice(-2000),
+    ).toBe(true);
     await stack.configure(
       tenantsWith({ snapshots: { before: {} }, restore: { snapshot: "before" } }),
       platformConfig(),
@@ -264,6 +284,7 @@ describe.skipIf(!odoo)("a real Odoo 18 serving the tenants", () => {
       c.query<{ name: string }>("SELECT name FROM ir_attachment WHERE name LIKE '_.txt' ORDER BY 1"),
     );
     expect(names.rows.map((r) => r.name)).toEqual(["a.txt", "b.txt", "c.txt"]);
+    expect(fs.readFileSync(liveFile).equals(content)).toBe(true);
     const install = await runOdoo(odoo!, [
       "-c",
       conf,
@@ -276,6 +297,12 @@ describe.skipIf(!odoo)("a real Odoo 18 serving the tenants", () => {
     ]);
     expect(install.code, install.output.slice(-3000)).toBe(0);
     s = await login(stack.routerPort, host("alpha"), "alpha", email("alpha"), adminPasswords.alpha);
+    // The ERP reads the restored file back.
+    const [back] = (await callKw(stack.routerPort, host("alpha"), s.cookie, "ir.attachment", "search_read", [
+      [["name", "=", "a.txt"]],
+      ["datas"],
+    ])) as { datas: string }[];
+    expect(Buffer.from(back.datas, "base64").equals(content)).toBe(true);
     await expect(attach(s.cookie, "after-restore.txt")).resolves.toBeTypeOf("number");
     const img = await request(stack.routerPort, host("alpha"), "/web/image/res.partner/1/image_128", {
       headers: { Cookie: s.cookie },

@@ -6,10 +6,10 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PgBackRestBackup, PgBackRestStanzaInfo } from "../../lib/pg/pgbackrest";
 import { checkSnapshotInputs, diffSnapshot } from "../../lib/snapshot/provider";
+import { linkCopyTree } from "../../bench/snapshot-baseline";
 import {
   MAX_RESTORE_POINT_BYTES,
   backupForLsn,
-  linkCopyTree,
   parseLsn,
   restorePointName,
   snapshotFilestorePath,
@@ -118,7 +118,7 @@ describe("paths", () => {
   });
 });
 
-describe("linkCopyTree", () => {
+describe("linkCopyTree (the benchmark's baseline: the copy snapshots made before issue 16)", () => {
   let dir: string;
   beforeAll(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), "lw-snap-unit-"));
