@@ -1253,6 +1253,13 @@ class KeptSections {
     }
   }
 
+  /** `rendered` when there is a new result (the old section dropped), else the old section, kept. */
+  replace(prefix: string, rendered: string[] | undefined): string[] {
+    if (rendered === undefined) return this.take(prefix);
+    this.drop(prefix);
+    return rendered;
+  }
+
   /** The section whose heading starts with `prefix`, marked as kept; "Not run." when there is none. */
   take(prefix: string): string[] {
     const i = this.sections.findIndex((s) => s.heading.startsWith(prefix));
@@ -1307,17 +1314,17 @@ function main(): void {
       "`bench/report.ts` from the result files in `bench/results/`. Timings are measurements of one " +
       "run on one machine, never assertions: rerun `bench/run.sh` to refresh them.",
     "",
-    ...(machine.length > 0 ? machine : kept.take("## Machine")),
-    ...(tc ? tenantCreateSection(tc) : kept.take("## Tenant creation")),
-    ...(pu ? pulumiSection(pu) : kept.take("## `pulumi up`")),
-    ...(rs ? restoreSection(rs) : kept.take("## Snapshots and per-tenant restore")),
-    ...(sc ? snapshotCreateSection(sc) : kept.take("## Snapshot create without a filestore copy")),
-    ...(un ? undoSection(un) : kept.take("## Undo capture and undo")),
-    ...(rt ? routerSection(rt) : kept.take("## Local router")),
-    ...(ro ? rotationSection(ro) : kept.take("## Credential rotation and preview summaries")),
+    ...kept.replace("## Machine", machine.length > 0 ? machine : undefined),
+    ...kept.replace("## Tenant creation", tc && tenantCreateSection(tc)),
+    ...kept.replace("## `pulumi up`", pu && pulumiSection(pu)),
+    ...kept.replace("## Snapshots and per-tenant restore", rs && restoreSection(rs)),
+    ...kept.replace("## Snapshot create without a filestore copy", sc && snapshotCreateSection(sc)),
+    ...kept.replace("## Undo capture and undo", un && undoSection(un)),
+    ...kept.replace("## Local router", rt && routerSection(rt)),
+    ...kept.replace("## Credential rotation and preview summaries", ro && rotationSection(ro)),
     ...buildSection(cold),
   ];
-  kept.drop("## Machine", "## Pulumi CLI build");
+  kept.drop("## Pulumi CLI build");
   lines.push(...kept.rest());
   fs.writeFileSync(outFile, lines.join("\n").replace(/\n+$/, "\n"));
   console.log(`[report] wrote ${outFile}`);
