@@ -53,7 +53,7 @@
  * About 10 minutes with the defaults on 2 cores. Writes bench/results/undo.json (rendered by
  * bench/report.ts). Measures only; never asserts.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomInt } from "node:crypto";
 import { promises as fs } from "node:fs";
 import * as path from "node:path";
 import { installGuards, readGuards } from "../lib/guards/install";
@@ -615,7 +615,8 @@ async function main(): Promise<void> {
   const stateDir = await makeStateDir("loomworks-bench-undo-");
   const spec: LocalClusterSpec = {
     stateDir,
-    port: await findFreePort(),
+    // A random start: several benchmarks may look for a port at the same moment.
+    port: await findFreePort(26_432 + randomInt(2000)),
     archiveTimeoutSeconds: 60,
     superuserPassword: randomBytes(24).toString("base64url"),
     stanza: "bench",
