@@ -156,7 +156,11 @@ async function main(): Promise<void> {
       });
       const size = await admin.query<{ b: string }>("SELECT pg_database_size($1) AS b", [PLAIN_DB]);
       await settle(admin);
-      return { initMs: init.ms, capturedTables: guards.capturedTables, databaseBytes: Number(size.rows[0].b) };
+      return {
+        initMs: init.ms,
+        capturedTables: guards.capturedTables,
+        databaseBytes: Number(size.rows[0].b),
+      };
     });
     log(
       `database initialized in ${(setup.initMs / 1000).toFixed(0)} s (${(setup.databaseBytes / 1e6).toFixed(0)} MB, ` +
@@ -237,7 +241,9 @@ async function main(): Promise<void> {
           `${s.pythonCpuMs.median.toFixed(0)} ms; WAL ${(s.walBytes.median / 1e6).toFixed(2)} MB` +
           (s.capturedRows !== undefined ? `; ${s.capturedRows} rows captured` : ""),
       );
-    log(`goal: op ≤ ${ERP_WALL_RATIO_GOAL} × plain: ${result.goal.value.toFixed(3)} (${result.goal.met ? "met" : "missed"})`);
+    log(
+      `goal: op ≤ ${ERP_WALL_RATIO_GOAL} × plain: ${result.goal.value.toFixed(3)} (${result.goal.met ? "met" : "missed"})`,
+    );
     log(`wrote ${file} (${(result.totalMs / 60_000).toFixed(1)} min)`);
   } finally {
     await removeThrowawayCluster(spec, stateDir, log);
