@@ -10,8 +10,8 @@ order given) runs the same batch in one transaction, committed:
 A scenario whose `operation` is true starts the transaction with
 `SELECT loomworks_undo.begin_operation(...)`, as the ERP's AI tools do. Timed per batch: wall time
 from the first statement to the end of COMMIT, this process's CPU time, and the database backend's
-CPU time (/proc/<pid>/schedstat of the connection's server process, same machine). One JSON line
-per batch on stdout; everything else goes to stderr.
+CPU time (/proc/<pid>/schedstat of the connection's server process, same machine), and the load
+averages right after it. One JSON line per batch on stdout; everything else goes to stderr.
 
     python3 undo-erp-workload.py CONFIG_JSON
 
@@ -20,6 +20,7 @@ CONFIG_JSON: {"odoo": [odoo command-line options], "rounds": N, "partners": N,
 """
 
 import json
+import os
 import sys
 import time
 
@@ -117,6 +118,7 @@ def main():
                 "walBytes": wal,
                 "records": rows,
                 "capturedRows": captured,
+                "load": [round(x, 2) for x in os.getloadavg()],
             }
             print(json.dumps(line), flush=True)
 

@@ -20,7 +20,7 @@
  *   node bin/bench/undo-erp.js [--rounds 5] [--warmup 1] [--partners 100]
  *
  * About 10 minutes on 2 cores, most of it Odoo initializing the database. Writes
- * <RESULTS_DIR>/undo-erp.json (rendered by bench/report.ts). Measures only; never asserts.
+ * bench/results/undo-erp.json (rendered by bench/report.ts). Measures only; never asserts.
  */
 import { randomBytes, randomInt } from "node:crypto";
 import * as path from "node:path";
@@ -84,6 +84,7 @@ interface ErpBatch {
   records: number;
   /** change_log rows of the batch's operation (op only). */
   capturedRows: number | null;
+  /** 1/5/15-minute load averages right after the batch (the workload reads them). */
   load: number[];
 }
 
@@ -175,10 +176,10 @@ async function main(): Promise<void> {
     if (run.code !== 0) throw new Error(`the ERP workload failed:\n${run.stderr.slice(-3000)}`);
     for (const line of run.stdout.split("\n")) {
       if (!line.startsWith("{")) continue;
-      const b = JSON.parse(line) as Omit<ErpBatch, "load">;
-      batches.push({ ...b, load: loadNow() });
+      const b = JSON.parse(line) as ErpBatch;
+      batches.push(b);
       if (b.round >= 0)
-        log(`round ${b.round + 1}/${rounds} ${b.scenario}: ${b.wallMs.toFixed(0)} ms (load ${loadNow()[0]})`);
+        log(`round ${b.round + 1}/${rounds} ${b.scenario}: ${b.wallMs.toFixed(0)} ms (load ${b.load[0]})`);
     }
     const timedBatches = batches.filter((b) => b.round >= 0);
     const plainRuns = timedBatches.filter((b) => b.scenario === "plain");
@@ -218,7 +219,7 @@ async function main(): Promise<void> {
       workload:
         `per batch, one transaction committed: ${partners} companies (res.partner) each with two contacts ` +
         "(child_ids), two tags (category_id) and a chatter message (message_post), then a write on every company " +
-        "and every contact; through the ORM as the superuser user, in one Python process with the registries " +
+        "and every contact; through the ORM as Odoo's superuser, in one Python process with the registries " +
         "loaded before any timing",
       method:
         "the database initialized by `odoo -i contacts --without-demo=all` as a non-superuser owner role, and a " +

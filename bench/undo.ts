@@ -48,7 +48,7 @@
  *      each one transaction with begin_operation. Timed: the write with capture and without (the same
  *      statement outside any operation, rolled back), a dry run (planning only, rolled back), and
  *      `BEGIN; SELECT loomworks_undo.undo_operation(op); COMMIT`. The change log's growth per captured
- *      row is recorded (pg_total_relation_size: heap, TOAST and both indexes).
+ *      row is recorded (pg_total_relation_size: heap, TOAST and indexes).
  *
  *   node bin/bench/undo.js [--rounds 8] [--seconds 8] [--warmup-seconds 3] [--clients 4] [--threads 2]
  *                          [--scale 10] [--profile-rounds 3] [--profile-seconds 5] [--profile-clients 1]
@@ -1221,13 +1221,14 @@ async function main(): Promise<void> {
           opRatio: {
             goal: OP_RATIO_GOAL,
             value: op?.ratio ?? NaN,
-            met: (op?.ratio ?? 0) >= OP_RATIO_GOAL,
+            // Both ratios (bench/report.ts ratioGoal): a loaded machine moves tps far more than CPU time.
+            met: (op?.ratio ?? 0) >= OP_RATIO_GOAL && (op?.cpuRatio ?? 0) >= OP_RATIO_GOAL,
             cpuRatio: op?.cpuRatio ?? NaN,
           },
           idleRatio: {
             goal: IDLE_RATIO_GOAL,
             value: idle?.ratio ?? NaN,
-            met: (idle?.ratio ?? 0) >= IDLE_RATIO_GOAL,
+            met: (idle?.ratio ?? 0) >= IDLE_RATIO_GOAL && (idle?.cpuRatio ?? 0) >= IDLE_RATIO_GOAL,
             cpuRatio: idle?.cpuRatio ?? NaN,
           },
           undoMs: {

@@ -328,7 +328,10 @@ describe("a tenant with only its DSN", () => {
   it("an AI operation and its undo in the tenant's own session, shadows first on its path, run no shadow as the platform", async () => {
     const before = await hits(t);
     const op = await asTenant(t, async (c) => {
-      await c.query("SET statement_timeout = 0; SET default_transaction_read_only = off");
+      // The database's 1 ms timeouts (left by an earlier test) would end this session's transactions.
+      await c.query(
+        "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; SET default_transaction_read_only = off",
+      );
       await c.query("SET search_path = public, pg_catalog");
       await c.query("BEGIN");
       // begin_operation is inlined into this statement (undo API v4); the capture below is the
