@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--undo-rounds N] [--undo-seconds N]
 #                [--rotation-rounds N] [--cold-build]
-#                [--only tenant-create|pulumi-up|restore|snapshot-create|undo|router|rotation|report]
+#                [--only tenant-create|pulumi-up|restore|snapshot-create|undo|undo-erp|router|rotation|report]
 #
 #   --rounds N          tenant-create rounds (default 15)
 #   --budget-seconds N  soft time budget of pulumi-up (default 600)
@@ -12,6 +12,8 @@
 #   --undo-rounds N     undo: interleaved pgbench rounds of the four capture scenarios (default 8)
 #   --undo-seconds N    undo: seconds per pgbench run (default 8; the undo benchmark takes ~10 min:
 #                       pgbench rounds, a one-client profile of the capture cost, 10,000-row undos)
+#                       `--only undo-erp`: the same batch of Odoo ORM writes inside an operation vs without
+#                       capture (~10 min; one line and nothing else when no Odoo 18 is installed)
 #   --cold-build        also time a Pulumi CLI build with an empty Go build cache (4-8 min on 2 cores;
 #                       run it when nothing else is being measured)
 #   --only WHAT         run one benchmark (or just the report) and keep the others' last results
@@ -72,6 +74,9 @@ if wants snapshot-create; then
 fi
 if wants undo; then
   node bin/bench/undo.js --rounds "$undo_rounds" --seconds "$undo_seconds"
+fi
+if wants undo-erp; then
+  node bin/bench/undo-erp.js
 fi
 if wants router; then
   if ! command -v wrk >/dev/null; then

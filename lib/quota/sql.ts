@@ -40,7 +40,7 @@ import { installSqlModules, renderSqlModule, versionCommentPrefix, type SqlModul
 import { GUARD_SQLSTATES } from "../sql/sqlstates";
 
 export const QUOTA_SCHEMA = "loomworks_quota";
-export const QUOTA_API_VERSION = 2;
+export const QUOTA_API_VERSION = 3;
 /** SQLSTATE of "user limit reached" (the res_users trigger). */
 export const USER_LIMIT_SQLSTATE = GUARD_SQLSTATES.userLimit;
 /** SQLSTATE of "daily AI-operation limit reached" (take_ai_operation). */

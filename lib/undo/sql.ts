@@ -34,7 +34,7 @@ import { renderSqlModule, renderSqlModuleRemoval, type SqlModule } from "../sql/
 import { GUARD_SQLSTATES } from "../sql/sqlstates";
 
 export const UNDO_SCHEMA = "loomworks_undo";
-export const UNDO_API_VERSION = 3;
+export const UNDO_API_VERSION = 4;
 /** The setting holding the current transaction's operation id. */
 export const OPERATION_SETTING = "loomworks.operation";
 export const CAPTURE_TRIGGER = "loomworks_undo_capture";

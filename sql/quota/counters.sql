@@ -37,14 +37,20 @@ $fn$;
 -- Every call counts: refused attempts and calls whose transaction rolls back too (a sequence is not
 -- transactional). After a server crash the count may jump ahead by up to 32 (sequences are
 -- WAL-logged in batches): it never under-counts. No limits row: no limit.
+-- (v3: the counter is read here; next_in_day only on the first call of a day. This runs in every AI
+-- transaction, and each nested SECURITY DEFINER call sets and restores search_path.)
 CREATE OR REPLACE FUNCTION {{schema}}.take_ai_operation() RETURNS integer
 LANGUAGE plpgsql VOLATILE {{definer}} AS $fn$
 DECLARE
-    v bigint := {{schema}}.next_in_day('{{schema_name}}.{{ai_counter_sequence}}'::regclass, {{ai_rollover_lock}});
+    v bigint := nextval('{{schema_name}}.{{ai_counter_sequence}}'::regclass);
     n bigint;
     lim record;
     resets timestamptz;
 BEGIN
+    IF (v >> {{count_bits}}) < {{today}} THEN
+        -- yesterday's value (or none yet): roll over; the value just taken is not today's and is dropped
+        v := {{schema}}.next_in_day('{{schema_name}}.{{ai_counter_sequence}}'::regclass, {{ai_rollover_lock}});
+    END IF;
     n := v & {{count_mask}};
     SELECT l.tenant, l.tier, l.max_ai_operations_daily INTO lim FROM {{schema}}.limits l;
     IF FOUND AND n > lim.max_ai_operations_daily THEN

@@ -24,7 +24,7 @@ BEGIN
                   'begin_operation', 'use_operation', 'end_operation', 'undo_operation', 'operations',
                   -- called by it
                   'parse_operation_id', 'start_operation', 'check_usable', 'finish_operation', 'prepare_undo',
-                  'net_changes', 'open_undo', 'close_undo', 'later_operations', 'same_row', 'shown', 'shown_key',
+                  'net_changes', 'open_undo', 'close_undo', 'later_changes', 'same_row', 'shown', 'shown_key',
                   'primary_key_columns', 'column_list', 'key_builder', 'is_captured',
                   -- the tenant's DDL (event triggers run as the tenant)
                   'attach', 'detach', 'is_user_table', 'is_excluded', 'is_platform_trigger', 'capture',

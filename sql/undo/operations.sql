@@ -28,13 +28,23 @@ EXCEPTION WHEN invalid_text_representation THEN
 END
 $fn$;
 
+-- Starts an operation for begin_operation (which sets it for the transaction): counts it against the
+-- daily limit, takes the pre_ai restore point of a destructive one, records it. The id is
+-- time-ordered (UUID version 7: milliseconds since 1970, then random bits), so the log's indexes
+-- grow at their right-hand end instead of at random pages.
 CREATE OR REPLACE FUNCTION {{schema}}.start_operation(session_id text, kind text, description text) RETURNS uuid
 LANGUAGE plpgsql VOLATILE {{definer}} AS $fn$
 #variable_conflict use_variable
 DECLARE
-    id uuid := gen_random_uuid();
+    id uuid := encode(overlay(uuid_send(gen_random_uuid())
+                              PLACING substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::int8) FROM 3) || '\x70'::bytea
+                              FROM 1 FOR 7), 'hex')::uuid;
     snapshot uuid;
 BEGIN
+    IF current_setting('{{operation_setting}}', true) <> '' THEN
+        RAISE EXCEPTION 'operation % is already active in this transaction', current_setting('{{operation_setting}}')
+            USING ERRCODE = '{{sqlstate.operationActive}}', HINT = 'an AI tool call is one operation: start it in a new transaction';
+    END IF;
     IF kind IS NULL OR kind NOT IN ('write', 'destructive') THEN
         RAISE EXCEPTION 'begin_operation: kind must be ''write'' or ''destructive'', got %', coalesce(quote_literal(kind), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
@@ -43,10 +53,9 @@ BEGIN
         RAISE EXCEPTION 'begin_operation: session_id is limited to 200 characters and description to 2000'
             USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    IF to_regprocedure('loomworks_quota.take_ai_operation()') IS NOT NULL THEN
-        PERFORM loomworks_quota.take_ai_operation();
-    END IF;
-    IF kind = 'destructive' AND to_regprocedure('loomworks_snapshot.request(text, text)') IS NOT NULL THEN
+    -- The quota and snapshot APIs are installed with this one, before it (lib/guards/install.ts).
+    PERFORM loomworks_quota.take_ai_operation();
+    IF kind = 'destructive' THEN
         snapshot := loomworks_snapshot.request('pre_ai', left(format('AI operation %s: %s', id, coalesce(description, kind)), 1000));
     END IF;
     INSERT INTO {{schema}}.operation_log (id, session_id, kind, description, snapshot_id)
@@ -116,21 +125,11 @@ END
 $fn$;
 
 -- Public API (SECURITY INVOKER: they set loomworks.operation for the caller's transaction).
+-- SQL, not PL/pgSQL: the planner inlines it into the caller's statement (no function call of its own).
 CREATE OR REPLACE FUNCTION {{schema}}.begin_operation(session_id text, kind text DEFAULT 'write', description text DEFAULT NULL)
 RETURNS text
-LANGUAGE plpgsql VOLATILE AS $fn$
-DECLARE
-    active text := coalesce(pg_catalog.current_setting('{{operation_setting}}', true), '');
-    id uuid;
-BEGIN
-    IF active <> '' THEN
-        RAISE EXCEPTION 'operation % is already active in this transaction', active
-            USING ERRCODE = '{{sqlstate.operationActive}}', HINT = 'an AI tool call is one operation: start it in a new transaction';
-    END IF;
-    id := {{schema}}.start_operation(session_id, kind, description);
-    PERFORM pg_catalog.set_config('{{operation_setting}}', id::text, true);
-    RETURN id::text;
-END
+LANGUAGE sql VOLATILE AS $fn$
+    SELECT pg_catalog.set_config('{{operation_setting}}', {{schema}}.start_operation($1, $2, $3)::pg_catalog.text, true)
 $fn$;
 
 CREATE OR REPLACE FUNCTION {{schema}}.use_operation(operation_id text) RETURNS void
@@ -298,17 +297,26 @@ BEGIN
 END
 $fn$;
 
--- Operations after "after_change" that touched a row and are still in effect (not undone, and not
--- undos of operations that are themselves later than the one being undone).
-CREATE OR REPLACE FUNCTION {{schema}}.later_operations(rel oid, key jsonb, target uuid, after_change bigint) RETURNS uuid[]
+-- Per (table, key) changed after "after_change": the operations still in effect that changed it (not
+-- undone, and not undos of operations that are themselves later than the one being undone). One
+-- pass over the changes after it (BRIN on id), joined with the plan by the caller.
+DROP FUNCTION IF EXISTS {{schema}}.later_operations(oid, jsonb, uuid, bigint);
+CREATE OR REPLACE FUNCTION {{schema}}.later_changes(target uuid, after_change bigint)
+RETURNS TABLE (table_oid oid, key jsonb, operations uuid[])
 LANGUAGE sql STABLE {{definer}} AS $fn$
-    SELECT array_agg(DISTINCT c.operation_id ORDER BY c.operation_id)
-    FROM {{schema}}.change_log c
-    JOIN {{schema}}.operation_log o ON o.id = c.operation_id
-    WHERE c.table_oid = rel AND c.row_key = key AND c.id > after_change AND c.operation_id <> target
-      AND {{schema}}.undone_by(o.id) IS NULL
-      AND NOT (o.kind = 'undo' AND coalesce(
-            (SELECT min(c2.id) FROM {{schema}}.change_log c2 WHERE c2.operation_id = o.undoes), 0) > after_change)
+    WITH later AS MATERIALIZED (
+        SELECT c.table_oid, c.row_key, c.operation_id FROM {{schema}}.change_log c
+        WHERE c.id > after_change AND c.operation_id <> target
+    ), live AS MATERIALIZED (
+        SELECT o.id FROM {{schema}}.operation_log o
+        WHERE o.id IN (SELECT DISTINCT l.operation_id FROM later l)
+          AND {{schema}}.undone_by(o.id) IS NULL
+          AND NOT (o.kind = 'undo' AND coalesce(
+                (SELECT min(c2.id) FROM {{schema}}.change_log c2 WHERE c2.operation_id = o.undoes), 0) > after_change)
+    )
+    SELECT l.table_oid, l.row_key, array_agg(DISTINCT l.operation_id ORDER BY l.operation_id)
+    FROM later l JOIN live ON live.id = l.operation_id
+    GROUP BY l.table_oid, l.row_key
 $fn$;
 
 -- The same row? Columns added to or dropped from the table since the image was taken are ignored.
@@ -462,8 +470,9 @@ BEGIN
         WHEN p.action = 'insert' AND p.present THEN 'key_taken'
         WHEN p.action <> 'insert' AND NOT p.present THEN 'deleted'
         WHEN p.action <> 'insert' AND NOT {{schema}}.same_row(p.current, p.after) THEN 'changed' END;
-    UPDATE pg_temp.loomworks_undo_plan p
-    SET later_ops = {{schema}}.later_operations(p.table_oid, p.key, target, last_change);
+    UPDATE pg_temp.loomworks_undo_plan p SET later_ops = l.operations
+    FROM {{schema}}.later_changes(target, last_change) l
+    WHERE p.table_oid = l.table_oid AND p.key = l.key;
     UPDATE pg_temp.loomworks_undo_plan p SET conflict = 'later_operation'
     WHERE p.conflict IS NULL AND p.later_ops IS NOT NULL;
 

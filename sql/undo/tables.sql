@@ -21,10 +21,11 @@ CREATE TABLE IF NOT EXISTS {{schema}}.operation_log (
     summary jsonb
 );
 CREATE INDEX IF NOT EXISTS operation_log_session ON {{schema}}.operation_log (session_id, started_at DESC);
-CREATE INDEX IF NOT EXISTS operation_log_started ON {{schema}}.operation_log (started_at DESC);
 CREATE INDEX IF NOT EXISTS operation_log_undoes ON {{schema}}.operation_log (undoes) WHERE undoes IS NOT NULL;
 
--- No primary key and no foreign key: every captured row costs as little as possible.
+-- No primary key and no foreign key: every captured row costs as little as possible. Indexes: an
+-- operation's rows (operation ids are time-ordered, so its entries go to the right-hand end) and a
+-- BRIN on id; what an undo looks up by row (later changes to the same rows) it joins at undo time.
 CREATE TABLE IF NOT EXISTS {{schema}}.change_log (
     id bigint GENERATED ALWAYS AS IDENTITY,
     operation_id uuid NOT NULL,
@@ -35,7 +36,13 @@ CREATE TABLE IF NOT EXISTS {{schema}}.change_log (
     new_row {{hstore}}.hstore
 );
 CREATE INDEX IF NOT EXISTS change_log_operation ON {{schema}}.change_log (operation_id, id);
-CREATE INDEX IF NOT EXISTS change_log_row ON {{schema}}.change_log (table_oid, row_key);
+-- The changes after a given one (an undo's check for later changes to its rows): ids grow with the
+-- table, so a BRIN index finds the tail at almost no cost per captured row.
+CREATE INDEX IF NOT EXISTS change_log_id ON {{schema}}.change_log USING brin (id);
+-- v3 → v4: the (table_oid, row_key) index and the operation log's started_at index cost every
+-- captured row and every operation more than they saved (BENCHMARKS.md, "Undo capture").
+DROP INDEX IF EXISTS {{schema}}.change_log_row;
+DROP INDEX IF EXISTS {{schema}}.operation_log_started;
 
 -- v1 → v2: row images were jsonb (lossy: JSON null vs SQL NULL, json text, numeric scale); they
 -- are hstore now, and row keys hold the key columns' text forms.

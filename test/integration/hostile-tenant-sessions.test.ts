@@ -325,6 +325,41 @@ describe("a tenant with only its DSN", () => {
     expect(await hits(t)).toEqual({ count: 0, calls: [] });
   });
 
+  it("an AI operation and its undo in the tenant's own session, shadows first on its path, run no shadow as the platform", async () => {
+    const before = await hits(t);
+    const op = await asTenant(t, async (c) => {
+      // The database's 1 ms timeouts (left by an earlier test) would end this session's transactions.
+      await c.query(
+        "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0; SET default_transaction_read_only = off",
+      );
+      await c.query("SET search_path = public, pg_catalog");
+      await c.query("BEGIN");
+      // begin_operation is inlined into this statement (undo API v4); the capture below is the
+      // SECURITY DEFINER trigger; both must resolve every name without the tenant's path.
+      const id = (
+        await c.query<{ id: string }>("SELECT loomworks_undo.begin_operation('hostile', 'write', 'x') AS id")
+      ).rows[0].id;
+      await c.query("UPDATE res_partner SET phone = 'shadowed' WHERE id = (SELECT min(id) FROM res_partner)");
+      await c.query("COMMIT");
+      await c.query("BEGIN");
+      const undone = await c.query<{ r: { applied: boolean } }>(
+        "SELECT loomworks_undo.undo_operation($1) AS r",
+        [id],
+      );
+      await c.query("COMMIT");
+      expect(undone.rows[0].r.applied).toBe(true);
+      return id;
+    });
+    const logged = await adminPlain(t, (c) =>
+      c.query<{ n: number }>(
+        "SELECT count(*)::int AS n FROM loomworks_undo.change_log WHERE operation_id = $1",
+        [op],
+      ),
+    );
+    expect(logged.rows[0].n).toBe(1);
+    expect(await hits(t)).toEqual(before);
+  });
+
   it("a point-in-time restore (verification in the scratch, dump, copy, swap) never runs a shadow", async () => {
     const lsn = await withPlainClient(
       ADMIN,

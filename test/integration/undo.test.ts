@@ -1154,6 +1154,62 @@ describe("conflicts", () => {
 });
 
 describe("operations", () => {
+  it("upgrades an undo v3 installation in place: its per-row indexes go, what it captured stays undoable", async () => {
+    const t = await newTenant();
+    const before = await asTenant(t, (c) => dumpDb(c, ["res_partner"]));
+    const r1 = await asTenant(t, (c) => addPartner(c, "Old Capture"));
+    const old = await asTenant(t, (c) => sqlOp(c, [`UPDATE res_partner SET phone = 'v3' WHERE id = ${r1}`]));
+    // What undo v3 (and quota v2) left in a database: the per-row index, the started_at index, the
+    // per-row lookup function, no BRIN index on the change ids.
+    await asAdmin(t, async (db) => {
+      await db.query("CREATE INDEX change_log_row ON loomworks_undo.change_log (table_oid, row_key)");
+      await db.query("CREATE INDEX operation_log_started ON loomworks_undo.operation_log (started_at DESC)");
+      await db.query("DROP INDEX loomworks_undo.change_log_id");
+      await db.query(
+        "CREATE FUNCTION loomworks_undo.later_operations(oid, jsonb, uuid, bigint) RETURNS uuid[] LANGUAGE sql AS 'SELECT NULL::uuid[]'",
+      );
+      await db.query("COMMENT ON SCHEMA loomworks_undo IS 'loomworks undo api v3'");
+      await db.query("COMMENT ON SCHEMA loomworks_quota IS 'loomworks quota api v2'");
+    });
+    const status = await asAdmin(t, (db) => installGuards(db));
+    expect(status.current).toBe(true);
+    const objects = await asAdmin(t, (db) =>
+      db.query<{ indexes: string[]; later: boolean }>(
+        `SELECT (SELECT array_agg(indexname::text ORDER BY indexname) FROM pg_indexes
+                 WHERE schemaname = 'loomworks_undo' AND tablename IN ('change_log', 'operation_log')) AS indexes,
+                to_regprocedure('loomworks_undo.later_operations(oid, jsonb, uuid, bigint)') IS NOT NULL AS later`,
+      ),
+    );
+    expect(objects.rows[0]).toEqual({
+      indexes: [
+        "change_log_id",
+        "change_log_operation",
+        "operation_log_pkey",
+        "operation_log_session",
+        "operation_log_undoes",
+      ],
+      later: false,
+    });
+    await asTenant(t, async (c) => {
+      // Operation ids are time-ordered now (UUID version 7), in the order they began.
+      const a = await sqlOp(c, [`UPDATE res_partner SET phone = 'v4 a' WHERE id = ${r1}`]);
+      const b = await sqlOp(c, [`UPDATE res_partner SET email = 'v4b@it.example' WHERE id = ${r1}`]);
+      expect(a.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(a.id < b.id).toBe(true);
+      // The operation captured before the upgrade: the later ones on its row are found without the
+      // per-row index, newest first to undo.
+      const refused = await undo(c, old.id);
+      expect(refused).toMatchObject({ applied: false, later_operations: [a.id, b.id].sort() });
+      expect((await undo(c, b.id)).applied).toBe(true);
+      expect((await undo(c, a.id)).applied).toBe(true);
+      expect(await undo(c, old.id)).toMatchObject({ applied: true, conflicts: [], later_operations: [] });
+      const after = await dumpDb(c, ["res_partner"]);
+      expect(after.res_partner.length).toBe(before.res_partner.length + 1);
+      expect(await rowText(c, "res_partner", "id = $1", [r1])).toMatch(/Old Capture/);
+      expect(await rowText(c, "res_partner", "id = $1", [r1])).not.toMatch(/v3|v4/);
+    });
+  });
+
   it("spans transactions with use_operation, summarises per table, and refuses misuse", async () => {
     const t = await newTenant();
     await asTenant(t, async (c) => {
