@@ -1,6 +1,6 @@
 /**
  * Renders BENCHMARKS.md from the result files the benchmarks wrote to bench/results/
- * (tenant-create.json, pulumi-up.json, restore.json, undo.json, router.json, rotation.json, optionally pulumi-cold-build.json) and the Pulumi CLI
+ * (tenant-create.json, pulumi-up.json, restore.json, undo.json, router.json, rotation.json, k8s-up.json, optionally pulumi-cold-build.json) and the Pulumi CLI
  * build cache (~/.cache/loomworks-hosting/pulumi-v*\/build-seconds). A benchmark without a result file keeps
  * its section of the current file (marked as kept), and sections the report does not render (hand-written
  * ones) are kept at the end, so rendering after one benchmark never drops another's figures.
@@ -13,6 +13,8 @@ import * as path from "node:path";
 import { REPO_ROOT, RESULTS_DIR, parseFlags, stats, type MachineInfo, type Stats } from "./common";
 import type { RestoreTimings } from "../lib/restore/restore";
 import type { BaselineSample, Method, Phase, RestoreSample } from "./restore-result";
+import type { K8sUpBenchResult } from "./k8s-up";
+import { K8S_UP_HEADING, k8sUpSection } from "./k8s-up-report";
 import type { RotationBenchResult } from "./rotation";
 import type { RouterBenchResult } from "./router";
 import type { SnapshotCreateResult } from "./snapshot-create";
@@ -1404,6 +1406,7 @@ function main(): void {
   const unBefore = readJson<UndoBenchResult>("undo-before");
   const rt = readJson<RouterBenchResult>("router");
   const ro = readJson<RotationBenchResult>("rotation");
+  const ku = readJson<K8sUpBenchResult>("k8s-up");
   const machine = machineSection(tc, pu, rs, un);
   const date =
     (tc?.machine ?? pu?.machine ?? rs?.machine ?? un?.machine)?.date ??
@@ -1425,7 +1428,10 @@ function main(): void {
     ...kept.replace("## Local router", rt && routerSection(rt)),
     ...kept.replace("## Credential rotation and preview summaries", ro && rotationSection(ro)),
     ...buildSection(cold),
+    ...kept.replace(K8S_UP_HEADING, ku && k8sUpSection(ku, CACHE_ROOT, REPO_ROOT)),
   ];
+  // The hand-written section the k8s-up benchmark replaced.
+  if (ku) kept.drop("## Kubernetes test pieces");
   kept.drop("## Pulumi CLI build");
   lines.push(...kept.rest());
   fs.writeFileSync(outFile, lines.join("\n").replace(/\n+$/, "\n"));

@@ -2,8 +2,8 @@
 # Runs the benchmarks and renders BENCHMARKS.md from their results.
 #
 #   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--undo-rounds N] [--undo-seconds N]
-#                [--rotation-rounds N] [--cold-build]
-#                [--only tenant-create|pulumi-up|restore|snapshot-create|undo|undo-erp|router|rotation|report]
+#                [--rotation-rounds N] [--k8s-cold-rounds N] [--k8s-rounds N] [--cold-build]
+#                [--only tenant-create|pulumi-up|restore|snapshot-create|undo|undo-erp|router|rotation|k8s-up|report]
 #
 #   --rounds N          tenant-create rounds (default 15)
 #   --budget-seconds N  soft time budget of pulumi-up (default 600)
@@ -21,6 +21,11 @@
 #                       reload time; ~3 min; installs the Debian package wrk when missing)
 #   --rotation-rounds N rotation: alternating rounds of a rotating vs a no-change `up`, and of a preview
 #                       with vs without its Markdown summary (default 5; ~5 min)
+#   --k8s-cold-rounds N k8s-up: cold `up` rounds of the prod-like kubernetes stack and its local baseline
+#                       (default 3)
+#   --k8s-rounds N      k8s-up: no-change rounds (default 5; the whole benchmark takes ~10 min). It needs the
+#                       k8s test cluster's binaries and provider plugin (scripts/ensure-k8s-tools.sh, 20+ min
+#                       to build once): without them the default run skips it, `--only k8s-up` fails.
 #
 # Results go to bench/results/*.json (committed); BENCHMARKS.md is rewritten from them. A benchmark with
 # no result file keeps its section of the current BENCHMARKS.md.
@@ -37,6 +42,8 @@ restores=3
 undo_rounds=8
 undo_seconds=8
 rotation_rounds=5
+k8s_cold_rounds=3
+k8s_rounds=5
 cold=0
 only=""
 while [[ $# -gt 0 ]]; do
@@ -47,6 +54,8 @@ while [[ $# -gt 0 ]]; do
     --undo-rounds) undo_rounds="$2"; shift 2 ;;
     --undo-seconds) undo_seconds="$2"; shift 2 ;;
     --rotation-rounds) rotation_rounds="$2"; shift 2 ;;
+    --k8s-cold-rounds) k8s_cold_rounds="$2"; shift 2 ;;
+    --k8s-rounds) k8s_rounds="$2"; shift 2 ;;
     --cold-build) cold=1; shift ;;
     --only) only="$2"; shift 2 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -90,6 +99,20 @@ if wants router; then
 fi
 if wants rotation; then
   node bin/bench/rotation.js --rounds "$rotation_rounds"
+fi
+if wants k8s-up; then
+  missing=()
+  for tool in etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok pulumi-resource-kubernetes; do
+    [[ -x .tools/k8s-bin/$tool ]] || missing+=("$tool")
+  done
+  if [[ ${#missing[@]} -eq 0 ]]; then
+    node bin/bench/k8s-up.js --cold-rounds "$k8s_cold_rounds" --rounds "$k8s_rounds"
+  elif [[ "$only" == k8s-up ]]; then
+    echo "[bench] k8s-up needs ${missing[*]} in .tools/k8s-bin: run scripts/ensure-k8s-tools.sh (builds them once, 20+ min)" >&2
+    exit 1
+  else
+    echo "[bench] skipping k8s-up: ${missing[*]} not in .tools/k8s-bin (scripts/ensure-k8s-tools.sh builds them once, 20+ min)"
+  fi
 fi
 
 if [[ $cold -eq 1 ]]; then

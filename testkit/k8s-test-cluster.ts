@@ -16,9 +16,18 @@ const TOOLS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-schedu
 /** The name of the kwok node every Pod is scheduled onto. */
 export const K8S_TEST_NODE = "kwok-node-0";
 
-/** Throws, naming the set-up step, unless every binary of the cluster is built and linked. */
-export function requireK8sTools(): void {
-  const missing = TOOLS.filter((tool) => !existsSync(path.join(K8S_TOOLS_BIN, tool)));
+/** The binaries of the cluster (and with `providerPlugin`, the Pulumi Kubernetes provider plugin) not linked yet. */
+export function missingK8sTools(opts: { providerPlugin?: boolean } = {}): string[] {
+  const tools = opts.providerPlugin ? [...TOOLS, "pulumi-resource-kubernetes"] : TOOLS;
+  return tools.filter((tool) => !existsSync(path.join(K8S_TOOLS_BIN, tool)));
+}
+
+/**
+ * Throws, naming the set-up step, unless every binary of the cluster (and with `providerPlugin`, the
+ * Pulumi Kubernetes provider plugin) is built and linked.
+ */
+export function requireK8sTools(opts: { providerPlugin?: boolean } = {}): void {
+  const missing = missingK8sTools(opts);
   if (missing.length > 0) {
     throw new Error(
       `${missing.join(", ")} not found in .tools/k8s-bin: run ./scripts/ensure-k8s-tools.sh ` +
@@ -61,4 +70,26 @@ export async function k8sTestClusterUp(stateDir: string): Promise<{ cluster: K8s
 /** `down`: stops every process of the cluster; with purge also deletes its state directory. */
 export async function k8sTestClusterDown(stateDir: string, opts: { purge?: boolean } = {}): Promise<void> {
   await runScript(["down", "--state-dir", stateDir, ...(opts.purge ? ["--purge"] : [])]);
+}
+
+/**
+ * Makes the pool's Released volumes (their claim deleted, e.g. with a namespace a destroyed stack
+ * retained) Available again, so the pool of 24 does not run dry over many stacks. Returns their names.
+ */
+export function freeReleasedVolumes(cluster: K8sTestCluster): string[] {
+  const volumes = JSON.parse(cluster.kubectl(["get", "persistentvolumes", "-o", "json"])) as {
+    items: { metadata: { name: string }; status?: { phase?: string } }[];
+  };
+  const released = volumes.items.filter((v) => v.status?.phase === "Released").map((v) => v.metadata.name);
+  for (const name of released)
+    cluster.kubectl([
+      "patch",
+      "persistentvolume",
+      name,
+      "--type",
+      "json",
+      "-p",
+      '[{"op":"remove","path":"/spec/claimRef"}]',
+    ]);
+  return released;
 }

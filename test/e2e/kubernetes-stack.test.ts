@@ -24,22 +24,17 @@ import { destroyCluster, type LocalClusterSpec } from "../../lib/pg/cluster";
 import { ensureCluster } from "../../lib/pg/ensureCluster";
 import { clearStaleLocks } from "../../lib/pulumi/staleLocks";
 import { throwawayClusterSpec } from "../../testkit/cluster";
-import { startRoleSync } from "../../testkit/k8s-stack";
 import {
-  K8S_TOOLS_BIN,
   k8sTestClusterDown,
   k8sTestClusterUp,
   requireK8sTools,
   type K8sTestCluster,
 } from "../../testkit/k8s-test-cluster";
-import { LocalTestStack, fixtureDump, repoRoot } from "../../testkit/local-stack";
+import { type LocalTestStack, repoRoot } from "../../testkit/local-stack";
+import { PROD_LIKE_TENANTS, ProdLikeK8sStack } from "../../testkit/prod-like-k8s-stack";
 
 const NAMESPACE = "loomworks";
-const ERP_ROLE = "loomworks_erp";
-const tenants = {
-  acme: { tier: "pro", adminEmail: "boss@acme.example" },
-  globex: { tier: "basic", adminEmail: "it@globex.example" },
-};
+const tenants = PROD_LIKE_TENANTS;
 
 interface K8sObject {
   metadata: {
@@ -57,67 +52,17 @@ interface K8sObject {
 let k8sStateDir: string;
 let cluster: K8sTestCluster;
 let pgSpec: LocalClusterSpec;
+let k: ProdLikeK8sStack;
 let s: LocalTestStack;
 let admin: Client;
 
-function platformConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    target: "kubernetes",
-    domain: "loomworks.test",
-    stateDir: path.join(path.dirname(s.dir), "state"),
-    archiveTimeoutSeconds: 60,
-    templates: { default: { fromDump: fixtureDump } },
-    kubernetes: {
-      namespace: NAMESPACE,
-      image: "registry.invalid/loomworks/erp:18.0",
-      routing: "gateway",
-      gatewayClassName: "eg",
-      proxy: { namespace: "envoy-gateway-system" },
-      tls: {
-        acmeEmail: "ops@loomworks.test",
-        acmeServer: "staging",
-        dns01: {
-          provider: "cloudflare",
-          apiTokenSecretRef: { name: "cloudflare-api-token", key: "api-token" },
-        },
-      },
-      filestore: { storageClass: "standard", size: "1Gi" },
-      postgres: {
-        image: "registry.invalid/loomworks/postgres:15-pgbackrest",
-        storageClass: "standard",
-        dataSize: "1Gi",
-        walArchiveSize: "1Gi",
-        backupsSize: "1Gi",
-        adminEndpoint: `127.0.0.1:${pgSpec.port}`,
-      },
-      ops: { image: "registry.invalid/loomworks/ops:18.0" },
-      monitoring: { namespace: "monitoring", labels: { release: "kube-prometheus-stack" } },
-    },
-    ...extra,
-  };
+/** `pulumi up` of the stack, the role-sync loop played alongside. */
+function up(): ReturnType<ProdLikeK8sStack["up"]> {
+  return k.up(process.env.LOOMWORKS_E2E_LOG === "1");
 }
 
-async function configure(
-  extra: Record<string, unknown> = {},
-  tenantConfig: Record<string, unknown> = tenants,
-): Promise<void> {
-  await s.stack.setAllConfig({
-    "loomworks:platform": { value: JSON.stringify(platformConfig(extra)) },
-    "loomworks:tenants": { value: JSON.stringify(tenantConfig) },
-  });
-}
-
-/** `pulumi up` with the role-sync loop of the PostgreSQL pod played alongside. */
-async function up(): Promise<Awaited<ReturnType<LocalTestStack["up"]>>> {
-  const sync = startRoleSync(cluster, NAMESPACE, pgSpec, ERP_ROLE);
-  try {
-    return await s.up(process.env.LOOMWORKS_E2E_LOG === "1");
-  } catch (err) {
-    const failures = sync.errors.length > 0 ? `\nrole sync failures:\n${sync.errors.join("\n")}` : "";
-    throw new Error(`${err instanceof Error ? err.message : String(err)}${failures}`);
-  } finally {
-    await sync.stop();
-  }
+function configure(extra: Record<string, unknown> = {}, tenantConfig: Record<string, unknown> = tenants) {
+  return k.configure(extra, tenantConfig);
 }
 
 function getJson<T>(args: string[]): T {
@@ -167,12 +112,7 @@ function previewSummary(): Promise<{ code: number; stderr: string; markdown: str
 }
 
 beforeAll(async () => {
-  requireK8sTools();
-  if (!existsSync(path.join(K8S_TOOLS_BIN, "pulumi-resource-kubernetes")))
-    throw new Error(
-      "pulumi-resource-kubernetes not found in .tools/k8s-bin: run ./scripts/setup.sh " +
-        "(scripts/ensure-k8s-tools.sh builds the provider plugin from its Go module)",
-    );
+  requireK8sTools({ providerPlugin: true });
   k8sStateDir = await fsp.mkdtemp(path.join(os.tmpdir(), "loomworks-k8s-e2e-"));
   pgSpec = await throwawayClusterSpec("k8se2e", "k8se2e");
   const [started] = await Promise.all([k8sTestClusterUp(k8sStateDir), ensureCluster(pgSpec)]);
@@ -184,10 +124,8 @@ beforeAll(async () => {
     password: pgSpec.superuserPassword,
   });
   await admin.connect();
-  s = await LocalTestStack.create("k8s", {
-    path: [K8S_TOOLS_BIN],
-    env: { KUBECONFIG: cluster.kubeconfig },
-  });
+  k = await ProdLikeK8sStack.create("k8s", cluster, { namespace: NAMESPACE, postgres: pgSpec });
+  s = k.local;
   await configure();
 });
 
