@@ -21,7 +21,7 @@
  * (scripts/ensure-k8s-tools.sh). Writes RESULTS_DIR/k8s-up.json.
  */
 import { spawn } from "node:child_process";
-import { promises as fs } from "node:fs";
+import { promises as fs, readFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { LocalWorkspace, PulumiCommand, type Stack } from "@pulumi/pulumi/automation";
@@ -63,6 +63,12 @@ const PLATFORM_ONLY_NAMESPACE = "loomworks-platform-only";
 
 export interface UpSample {
   ms: number;
+  /**
+   * CPU time (user + system) of this process and of the children it reaped meanwhile: the `pulumi` CLI
+   * and everything it waited for (language host, program, plugins). Unlike `ms`, hardly changed by
+   * other work on the machine; the API server's and PostgreSQL's own CPU is not in it.
+   */
+  cpuMs: number;
   /** 1-minute load average when the run ended. */
   load: number;
   ok: boolean;
@@ -75,7 +81,7 @@ export interface UpSample {
   api?: ApiRequestCounts;
 }
 
-export type Sampled = Stats & { samples: UpSample[] };
+export type Sampled = Stats & { samples: UpSample[]; cpuMs: Stats };
 
 export interface K8sUpBenchResult {
   machine: MachineInfo;
@@ -107,7 +113,22 @@ export interface K8sUpBenchResult {
 }
 
 function summarize(samples: UpSample[]): Sampled {
-  return { ...stats(samples.filter((s) => s.ok).map((s) => s.ms)), samples };
+  const ok = samples.filter((s) => s.ok);
+  return { ...stats(ok.map((s) => s.ms)), cpuMs: stats(ok.map((s) => s.cpuMs)), samples };
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/**
+ * Milliseconds of CPU this process used, plus its reaped children's (/proc/self/stat utime, stime,
+ * cutime, cstime: fields 14 to 17, counted after the command name in parentheses).
+ */
+function cpuMsNow(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state): field n is fields[n - 3].
+  const ticks = [14, 15, 16, 17].reduce((sum, n) => sum + Number(fields[n - 3]), 0);
+  return (ticks * 1000) / CLOCK_TICKS_PER_SECOND;
 }
 
 /** What a timed run needs of a stack. */
@@ -129,6 +150,7 @@ async function sample(
 ): Promise<UpSample> {
   clearStaleLocks(s.env.PULUMI_BACKEND_URL);
   const before = cluster ? apiRequestCounters(cluster) : undefined;
+  const cpuBefore = cpuMsNow();
   const start = now();
   let result: { changes: Record<string, number>; ok: boolean } = { changes: {}, ok: false };
   let error: string | undefined;
@@ -138,10 +160,12 @@ async function sample(
     error = (err instanceof Error ? err.message : String(err)).slice(-2000);
   }
   const ms = now() - start;
+  const cpuMs = cpuMsNow() - cpuBefore;
   const load = loadNow()[0];
   const api = cluster && before ? apiRequestsBetween(before, apiRequestCounters(cluster)) : undefined;
   return {
     ms,
+    cpuMs,
     load,
     ok: result.ok && error === undefined,
     ...(error ? { error } : {}),
@@ -176,7 +200,9 @@ async function pluginStartTimes(n: number): Promise<number[]> {
         });
         child.on("error", reject);
         child.stdout.once("data", () => {
-          resolve(now() - start);
+          const ms = now() - start;
+          // Reaped before the next measurement, whose CPU time (of reaped children) it would join.
+          child.once("exit", () => resolve(ms));
           child.kill();
         });
       }),

@@ -30,8 +30,13 @@ function isClientRequest(labels: Record<string, string>): boolean {
 
 /** The API server's request counters since it started. */
 export function apiRequestCounters(cluster: K8sTestCluster): ApiRequestCounts {
+  return parseApiRequestCounters(cluster.kubectl(["get", "--raw", "/metrics"]));
+}
+
+/** The client requests' counters in the text of the API server's `/metrics`. */
+export function parseApiRequestCounters(metrics: string): ApiRequestCounts {
   const counts: ApiRequestCounts = { byVerb: {}, total: 0, serverSeconds: 0 };
-  for (const line of cluster.kubectl(["get", "--raw", "/metrics"]).split("\n")) {
+  for (const line of metrics.split("\n")) {
     const m = SAMPLE.exec(line);
     if (!m) continue;
     const labels = labelsOf(m[2]);
