@@ -95,7 +95,8 @@ function whereTheTimeGoes(r: K8sUpBenchResult): string {
     `Where a no-change \`up\` of the kubernetes stack goes, by the CPU time of its process tree (${s1(T)} ` +
     `median; the wall time above is that plus waiting for the two cores other jobs shared): the engine's ` +
     `fixed cost (CLI, Node.js language host, a program loading @pulumi/pulumi, the state file) ${s1(E)} ` +
-    `(${pct(E, T)}); the platform's ${resPlatform - 1} other resources with the provider plugin ${s1(P - E)} ` +
+    `(${pct(E, T)}); the platform's ${resPlatform - 1} other resources (the program's modules, the provider ` +
+    `plugin, each object's steps) ${s1(P - E)} ` +
     `more (${pct(P - E, T)}; about ${((P - E) / Math.max(1, resPlatform - 1)).toFixed(0)} ms a resource); ` +
     `the tenants' ${resK8s - resPlatform} resources (databases, roles, templates, each tenant's objects; the ` +
     `program's dynamic providers against PostgreSQL) ${s1(T - P)} more (${pct(T - P, T)}). ` +
@@ -105,7 +106,7 @@ function whereTheTimeGoes(r: K8sUpBenchResult): string {
         "differences are within the run-to-run noise.) ") +
     `The provider plugin's process starts in ${pluginMs.toFixed(0)} ms (median of ${r.pluginStartMs.n}, spawn ` +
     `to its port on stdout), and the \`up\` makes ${median(apiK8s.map((a) => a.total))} requests to the API ` +
-    `server (${firstVerbs} in the first round) taking ${apiMs.toFixed(0)} ms of server time: the cluster is ` +
+    `server (${firstVerbs} in the first round) taking ${apiMs.toFixed(0)} ms of server time: together ` +
     `${pct(pluginMs + apiMs, nc.k8s.median)} of the \`up\`'s wall time` +
     (pluginMs + apiMs < 0.1 * nc.k8s.median
       ? "; the rest is the engine's and the program's own work per resource (registering it, check and " +
