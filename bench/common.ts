@@ -197,3 +197,22 @@ export async function settle(admin: Client, timeoutMs = 180_000): Promise<void> 
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
+
+/** Files and bytes under a directory (regular files; not followed symlinks). */
+export async function treeFacts(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  const walk = async (d: string): Promise<void> => {
+    const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => []);
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (e.isFile()) {
+        files++;
+        bytes += (await fs.lstat(p).catch(() => ({ size: 0 }))).size;
+      }
+    }
+  };
+  await walk(dir);
+  return { files, bytes };
+}

@@ -1,6 +1,6 @@
 /**
  * Renders BENCHMARKS.md from the result files the benchmarks wrote to bench/results/
- * (tenant-create.json, pulumi-up.json, restore.json, undo.json, router.json, rotation.json, k8s-up.json, optionally pulumi-cold-build.json) and the Pulumi CLI
+ * (tenant-create.json, pulumi-up.json, restore.json, undo.json, router.json, rotation.json, k8s-up.json, scale.json, optionally pulumi-cold-build.json) and the Pulumi CLI
  * build cache (~/.cache/loomworks-hosting/pulumi-v*\/build-seconds). A benchmark without a result file keeps
  * its section of the current file (marked as kept), and sections the report does not render (hand-written
  * ones) are kept at the end, so rendering after one benchmark never drops another's figures.
@@ -20,6 +20,7 @@ import type { RouterBenchResult } from "./router";
 import type { SnapshotCreateResult } from "./snapshot-create";
 import { erpGoalRow, erpSection, type UndoErpResult } from "./undo-erp-report";
 import type { SessionResult } from "./undo-session";
+import { scaleSection, type ScaleResult } from "./scale-report";
 
 type Summary = Stats & { samplesMs: number[]; load: number[]; ok: boolean[]; errors: string[] };
 
@@ -1407,6 +1408,7 @@ function main(): void {
   const rt = readJson<RouterBenchResult>("router");
   const ro = readJson<RotationBenchResult>("rotation");
   const ku = readJson<K8sUpBenchResult>("k8s-up");
+  const scale = readJson<ScaleResult>("scale");
   const machine = machineSection(tc, pu, rs, un);
   const date =
     (tc?.machine ?? pu?.machine ?? rs?.machine ?? un?.machine)?.date ??
@@ -1427,6 +1429,7 @@ function main(): void {
     ...kept.replace("## Undo capture and undo", un && undoSection(un, unErp, unBefore)),
     ...kept.replace("## Local router", rt && routerSection(rt)),
     ...kept.replace("## Credential rotation and preview summaries", ro && rotationSection(ro)),
+    ...kept.replace("## A stack with 500 tenants", scale && scaleSection(scale)),
     ...buildSection(cold),
     ...kept.replace(K8S_UP_HEADING, ku && k8sUpSection(ku, CACHE_ROOT, REPO_ROOT)),
   ];

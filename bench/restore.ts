@@ -74,6 +74,7 @@ import {
   settle,
   removeThrowawayCluster,
   runBenchmark,
+  treeFacts,
 } from "./common";
 import type {
   BaselineKind,
@@ -117,25 +118,6 @@ const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/** Files and bytes under a directory (regular files; not followed symlinks). */
-async function treeFacts(dir: string): Promise<{ files: number; bytes: number }> {
-  let files = 0;
-  let bytes = 0;
-  const walk = async (d: string): Promise<void> => {
-    const entries = await fs.readdir(d, { withFileTypes: true }).catch(() => []);
-    for (const e of entries) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.isFile()) {
-        files++;
-        bytes += (await fs.lstat(p).catch(() => ({ size: 0 }))).size;
-      }
-    }
-  };
-  await walk(dir);
-  return { files, bytes };
-}
 
 /** md5 of the rows of the digest tables, in a stable order. */
 async function digest(dsn: string): Promise<string> {

@@ -2,8 +2,9 @@
 # Runs the benchmarks and renders BENCHMARKS.md from their results.
 #
 #   bench/run.sh [--rounds N] [--budget-seconds N] [--restores N] [--undo-rounds N] [--undo-seconds N]
-#                [--rotation-rounds N] [--k8s-cold-rounds N] [--k8s-rounds N] [--cold-build]
-#                [--only tenant-create|pulumi-up|restore|snapshot-create|undo|undo-erp|router|rotation|k8s-up|report]
+#                [--rotation-rounds N] [--k8s-cold-rounds N] [--k8s-rounds N] [--scale-tenants N]
+#                [--cold-build]
+#                [--only tenant-create|pulumi-up|restore|snapshot-create|undo|undo-erp|router|rotation|k8s-up|scale|report]
 #
 #   --rounds N          tenant-create rounds (default 15)
 #   --budget-seconds N  soft time budget of pulumi-up (default 600)
@@ -19,6 +20,10 @@
 #   --only WHAT         run one benchmark (or just the report) and keep the others' last results
 #                       (router: wrk against the local router, a 10,000-tenant map vs one tenant, its
 #                       reload time; ~3 min; installs the Debian package wrk when missing)
+#   --scale-tenants N   scale: tenants of the large stack (default 500; the baseline stack has 50). The
+#                       scale benchmark takes 40-60 min on 2 cores: router reloads (50/500/10,000),
+#                       then each size from nothing: create, no-change, add one, logged breakdowns,
+#                       PostgreSQL facts, a full backup and a restore of one tenant
 #   --rotation-rounds N rotation: alternating rounds of a rotating vs a no-change `up`, and of a preview
 #                       with vs without its Markdown summary (default 5; ~5 min)
 #   --k8s-cold-rounds N k8s-up: cold `up` rounds of the prod-like kubernetes stack and its local baseline
@@ -44,6 +49,7 @@ undo_seconds=8
 rotation_rounds=5
 k8s_cold_rounds=3
 k8s_rounds=5
+scale_tenants=500
 cold=0
 only=""
 while [[ $# -gt 0 ]]; do
@@ -56,6 +62,7 @@ while [[ $# -gt 0 ]]; do
     --rotation-rounds) rotation_rounds="$2"; shift 2 ;;
     --k8s-cold-rounds) k8s_cold_rounds="$2"; shift 2 ;;
     --k8s-rounds) k8s_rounds="$2"; shift 2 ;;
+    --scale-tenants) scale_tenants="$2"; shift 2 ;;
     --cold-build) cold=1; shift ;;
     --only) only="$2"; shift 2 ;;
     *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
@@ -113,6 +120,11 @@ if wants k8s-up; then
   else
     echo "[bench] skipping k8s-up: ${missing[*]} not in .tools/k8s-bin (scripts/ensure-k8s-tools.sh builds them once, 20+ min)"
   fi
+fi
+if wants scale; then
+  # The `up`s creating and removing every tenant skip Pulumi's intermediate checkpoints (see
+  # bench/scale.ts); every other `up` checkpoints as usual.
+  node bin/bench/scale.js --tenants "$scale_tenants" --create-skip-checkpoints 1
 fi
 
 if [[ $cold -eq 1 ]]; then

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as Unreachable from "../lib/pg/unreachable";
-import { libModule } from "../lib/pulumi/lazyModule";
+import { libModule, providerStub } from "../lib/pulumi/lazyModule";
 import type * as ErpRoleLib from "../lib/tenant/erpRole";
 import type * as TenantProvider from "../lib/tenant/provider";
 
@@ -64,7 +64,7 @@ export class ErpRole extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: ErpRoleArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      erpRoleProvider,
+      providerStub(erpRoleProvider, __filename, "erpRoleProvider"),
       name,
       { ...args, tenantMemberships: undefined, superuser: undefined },
       {

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as AiKeyFiles from "../lib/odoo/localAiKeys";
 import type { LocalAiKeysInputs, LocalAiKeysOutputs } from "../lib/odoo/localAiKeys";
 import type * as OdooProvider from "../lib/odoo/provider";
-import { libModule } from "../lib/pulumi/lazyModule";
+import { libModule, providerStub } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's AI provider keys for the ERP (`<stateDir>/odoo/ai.env`, mode 0600): a thin
@@ -44,7 +44,7 @@ export class LocalAiKeys extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: LocalAiKeysArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      localAiKeysProvider,
+      providerStub(localAiKeysProvider, __filename, "localAiKeysProvider"),
       name,
       { ...args, path: undefined, sha256: undefined, mode: undefined },
       { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "keys"] },

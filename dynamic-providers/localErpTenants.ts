@@ -3,7 +3,7 @@ import type * as TenantFiles from "../lib/odoo/localTenantFiles";
 import type { LocalErpTenantsInputs, LocalErpTenantsOutputs } from "../lib/odoo/localTenantFiles";
 import type * as OdooProvider from "../lib/odoo/provider";
 import type { ErpTenant } from "../lib/odoo/tenantMap";
-import { libModule } from "../lib/pulumi/lazyModule";
+import { libModule, providerStub } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's tenant map and tenant credentials for the ERP (`<stateDir>/odoo/tenants.json`
@@ -51,7 +51,7 @@ export class LocalErpTenants extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: LocalErpTenantsArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      localErpTenantsProvider,
+      providerStub(localErpTenantsProvider, __filename, "localErpTenantsProvider"),
       name,
       {
         ...args,

@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as LocalConfig from "../lib/odoo/localConfig";
 import type { LocalOdooConfigInputs, LocalOdooConfigOutputs } from "../lib/odoo/localConfig";
 import type * as OdooProvider from "../lib/odoo/provider";
-import { libModule } from "../lib/pulumi/lazyModule";
+import { libModule, providerStub } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's odoo.conf at `<stateDir>/odoo/odoo.conf` (mode 0600, its directory 0700),
@@ -84,7 +84,7 @@ export class LocalOdooConfig extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: LocalOdooConfigArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      localOdooConfigProvider,
+      providerStub(localOdooConfigProvider, __filename, "localOdooConfigProvider"),
       name,
       {
         ...args,

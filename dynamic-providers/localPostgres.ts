@@ -4,7 +4,7 @@ import type * as ClusterLib from "../lib/pg/cluster";
 import type { LocalClusterSpec } from "../lib/pg/cluster";
 import type { OffsiteRepo } from "../lib/pg/offsite";
 import type * as PgProvider from "../lib/pg/provider";
-import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import { libModule, pulumiLog, providerStub } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's PostgreSQL 15 cluster with its pgBackRest repository (lib/pg/cluster.ts does
@@ -112,7 +112,7 @@ export class LocalPostgres extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: LocalPostgresArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      localPostgresProvider,
+      providerStub(localPostgresProvider, __filename, "localPostgresProvider"),
       name,
       {
         ...args,

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import { libModule, pulumiLog, providerStub } from "../lib/pulumi/lazyModule";
 import type { RouterTenant, RouterTls } from "../lib/router/config";
 import type * as RouterLib from "../lib/router";
 import type * as RouterProvider from "../lib/router/provider";
@@ -84,7 +84,7 @@ export class LocalRouter extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: LocalRouterArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      localRouterProvider,
+      providerStub(localRouterProvider, __filename, "localRouterProvider"),
       name,
       {
         ...args,

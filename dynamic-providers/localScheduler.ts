@@ -6,7 +6,7 @@ import type * as ScheduleDefaults from "../lib/backup/schedule-defaults";
 import type { BackupSchedule } from "../lib/backup/schedule-defaults";
 import type { NotifySettings } from "../lib/notify/settings";
 import type * as PgPaths from "../lib/pg/paths";
-import { libModule } from "../lib/pulumi/lazyModule";
+import { libModule, providerStub } from "../lib/pulumi/lazyModule";
 
 /**
  * The local target's scheduler daemon (lib/backup/daemon.ts does the work): scheduled full and
@@ -133,7 +133,7 @@ export class LocalScheduler extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: LocalSchedulerArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      localSchedulerProvider,
+      providerStub(localSchedulerProvider, __filename, "localSchedulerProvider"),
       name,
       { ...args, running: undefined, pid: undefined, scheduleFile: undefined, jobsLog: undefined },
       { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "notify"] },

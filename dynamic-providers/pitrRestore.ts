@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import { libModule, pulumiLog, providerStub } from "../lib/pulumi/lazyModule";
 import type * as RestoreLib from "../lib/restore/index";
 import type * as NotifyEvents from "../lib/notify/events";
 import type * as NotifySettings from "../lib/notify/settings";
@@ -141,7 +141,7 @@ export class PitrRestore extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: PitrRestoreArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      pitrRestoreProvider,
+      providerStub(pitrRestoreProvider, __filename, "pitrRestoreProvider"),
       name,
       {
         ...args,

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as WaitForLogin from "../lib/pg/waitForLogin";
 import type * as Diff from "../lib/pulumi/diff";
-import { libModule } from "../lib/pulumi/lazyModule";
+import { libModule, providerStub } from "../lib/pulumi/lazyModule";
 
 /**
  * A gate in front of everything that connects with a freshly generated password: create and update
@@ -56,7 +56,7 @@ export const postgresLoginProvider: pulumi.dynamic.ResourceProvider<PostgresLogi
 export class PostgresLogin extends pulumi.dynamic.Resource {
   constructor(name: string, args: PostgresLoginArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      postgresLoginProvider,
+      providerStub(postgresLoginProvider, __filename, "postgresLoginProvider"),
       name,
       { dsn: args.dsn, timeoutSeconds: args.timeoutSeconds ?? 600 },
       { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "dsn"] },

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as Diff from "../lib/pulumi/diff";
-import { libModule } from "../lib/pulumi/lazyModule";
+import { libModule, providerStub } from "../lib/pulumi/lazyModule";
 
 /**
  * A random password kept as a secret in the stack state. It stands in for `@pulumi/random`'s
@@ -59,7 +59,7 @@ export class RandomSecret extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: RandomSecretArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      randomSecretProvider,
+      providerStub(randomSecretProvider, __filename, "randomSecretProvider"),
       name,
       { length: args.length ?? 32, keepers: args.keepers ?? {}, result: undefined },
       { ...opts, additionalSecretOutputs: ["result"] },

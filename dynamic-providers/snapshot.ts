@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as Unreachable from "../lib/pg/unreachable";
-import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import { libModule, pulumiLog, providerStub } from "../lib/pulumi/lazyModule";
 import type * as SnapshotLib from "../lib/snapshot/snapshot";
 import type * as SnapshotProvider from "../lib/snapshot/provider";
 
@@ -178,7 +178,7 @@ export class Snapshot extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: SnapshotArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      snapshotProvider,
+      providerStub(snapshotProvider, __filename, "snapshotProvider"),
       name,
       {
         ...args,

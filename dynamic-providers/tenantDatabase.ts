@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as Unreachable from "../lib/pg/unreachable";
-import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import { libModule, pulumiLog, providerStub } from "../lib/pulumi/lazyModule";
 import type * as Provision from "../lib/tenant/provision";
 import type * as TenantProvider from "../lib/tenant/provider";
 import type { TenantState } from "../lib/registry/tenantState";
@@ -173,7 +173,7 @@ export class TenantDatabase extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: TenantDatabaseArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      tenantDatabaseProvider,
+      providerStub(tenantDatabaseProvider, __filename, "tenantDatabaseProvider"),
       name,
       {
         ...args,

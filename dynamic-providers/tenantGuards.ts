@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as GuardsProvider from "../lib/guards/provider";
 import type * as GuardsLib from "../lib/guards/tenant";
 import type * as Unreachable from "../lib/pg/unreachable";
-import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import { libModule, pulumiLog, providerStub } from "../lib/pulumi/lazyModule";
 
 /**
  * The guards inside one tenant database
@@ -141,7 +141,7 @@ export class TenantGuards extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: TenantGuardsArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      tenantGuardsProvider,
+      providerStub(tenantGuardsProvider, __filename, "tenantGuardsProvider"),
       name,
       { ...args, capturedTables: undefined, uncapturedTables: undefined, userLimitTrigger: undefined },
       { ...opts, additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "adminDsn"] },

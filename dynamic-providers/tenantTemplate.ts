@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import type * as Unreachable from "../lib/pg/unreachable";
-import { libModule, pulumiLog } from "../lib/pulumi/lazyModule";
+import { libModule, pulumiLog, providerStub } from "../lib/pulumi/lazyModule";
 import type * as TenantProvider from "../lib/tenant/provider";
 import type * as TemplateLib from "../lib/tenant/template";
 import type { KubernetesCommandRunner } from "../lib/tenant/templatePod";
@@ -157,7 +157,7 @@ export class TenantTemplate extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: TenantTemplateArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      tenantTemplateProvider,
+      providerStub(tenantTemplateProvider, __filename, "tenantTemplateProvider"),
       name,
       { ...args, builtAt: undefined },
       {

@@ -21,3 +21,31 @@ export function libModule<M>(relative: string): () => M {
 export function pulumiLog(): typeof import("@pulumi/pulumi").log {
   return (require("@pulumi/pulumi") as typeof import("@pulumi/pulumi")).log;
 }
+
+const stubs = new WeakMap<object, object>();
+
+/**
+ * What a resource hands Pulumi as its provider: a stub whose methods require the compiled module
+ * that exports the provider (`file`: that module's `__filename`) when they run, and call the
+ * provider's method of the same name. Pulumi serializes the provider into every resource's inputs
+ * and outputs and the file backend rewrites the whole state after every step, so the provider's
+ * text is paid per resource and per step: the stub is ~1 KB where the provider's own methods are
+ * 3-6 KB (bench/scale.ts). The stub is made once per provider (Pulumi caches the serialized text by
+ * object). Stored stubs call `<file>` and `exportName` by name: both stay (test/fixtures/provider-state-calls.json).
+ */
+export function providerStub<P extends object>(provider: P, file: string, exportName: string): P {
+  const known = stubs.get(provider);
+  if (known) return known as P;
+  // One function holds the module's path (serialized once); each method names itself only.
+  const call = (method: string, args: unknown[]): unknown =>
+    (require(file) as Record<string, Record<string, (...a: unknown[]) => unknown>>)[exportName][method](
+      ...args,
+    );
+  const stub: Record<string, unknown> = {};
+  for (const method of Object.keys(provider)) {
+    if (typeof (provider as Record<string, unknown>)[method] !== "function") continue;
+    stub[method] = (...args: unknown[]): unknown => call(method, args);
+  }
+  stubs.set(provider, stub);
+  return stub as P;
+}

@@ -48,9 +48,23 @@ async function serialized(file: string): Promise<string> {
   return (await sdk.runtime.serializeFunction(() => provider, { allowSecrets: true })).text;
 }
 
-/** The provider as the host runs it: from its serialized text alone. */
+/** What a resource hands Pulumi today: the provider's stub (lib/pulumi/lazyModule.ts providerStub), serialized. */
+async function serializedStub(file: string): Promise<{ text: string; provider: Provider; exported: string }> {
+  const exported = PROVIDERS.find(([f]) => f === file)?.[1] ?? "";
+  const modulePath = path.join(repoRoot, "bin", "dynamic-providers", `${file}.js`);
+  const provider = (load(modulePath) as Record<string, Provider>)[exported];
+  const { providerStub } = load(path.join(repoRoot, "bin", "lib", "pulumi", "lazyModule.js")) as {
+    providerStub: <P extends object>(p: P, file: string, name: string) => P;
+  };
+  const stub = providerStub(provider, modulePath, exported);
+  expect(providerStub(provider, modulePath, exported), "one stub per provider").toBe(stub);
+  const text = (await sdk.runtime.serializeFunction(() => stub, { allowSecrets: true })).text;
+  return { text, provider, exported };
+}
+
+/** The provider as the host runs it: from the stored stub's text alone. */
 async function deserialized(file: string): Promise<Provider> {
-  return requireFromString(await serialized(file)).handler() as Provider;
+  return requireFromString((await serializedStub(file)).text).handler() as Provider;
 }
 
 describe("serialized providers", () => {
@@ -65,6 +79,23 @@ describe("serialized providers", () => {
     expect(text).not.toMatch(/require\("pg"\)|withClient|quoteIdent/);
     expect(text.length).toBeLessThan(12_000);
   });
+
+  it.each(PROVIDERS)(
+    "%s is stored as a stub of about 1-2 KB naming its compiled module and export",
+    async (file) => {
+      const { text, provider, exported } = await serializedStub(file);
+      expect(text.length).toBeLessThan(2_500);
+      const captured = [...text.matchAll(/\bfile: "([^"]+)"/g)].map((m) => m[1]);
+      expect(captured).toEqual([path.join(repoRoot, "bin", "dynamic-providers", `${file}.js`)]);
+      expect(text).toContain(`exportName: "${exported}"`);
+      const host = requireFromString(text).handler() as Record<string, unknown>;
+      const methods = (p: object): string[] =>
+        Object.keys(p)
+          .filter((k) => typeof (p as Record<string, unknown>)[k] === "function")
+          .sort();
+      expect(methods(host)).toEqual(methods(provider));
+    },
+  );
 
   it("a deserialized TenantDatabase checks and diffs, unknown values included", async () => {
     const provider = await deserialized("tenantDatabase");

@@ -29,6 +29,24 @@ describe("functions that providers in existing stacks' state call", () => {
   });
 });
 
+const stubs = Object.entries(
+  (stored as unknown as { stubs: Record<string, Record<string, string[]>> }).stubs,
+).flatMap(([mod, exported]) =>
+  Object.entries(exported).map(([name, methods]) => [mod, name, methods] as const),
+);
+
+describe("providers stored as stubs (lib/pulumi/lazyModule.ts providerStub)", () => {
+  it("lists every dynamic provider", () => {
+    expect(stubs.length).toBeGreaterThanOrEqual(14);
+  });
+
+  it.each(stubs)("%s exports %s with the methods a stored stub calls", (mod, name, methods) => {
+    const provider = compiled<Record<string, Record<string, unknown>>>(mod)[name];
+    expect(provider).toBeDefined();
+    for (const method of methods) expect(typeof provider[method], `${name}.${method}`).toBe("function");
+  });
+});
+
 describe("their old shapes", () => {
   it("diffs: changes and replaces, as the stored providers read them", () => {
     const { diffTenant } = compiled<Record<string, Fn>>("lib/tenant/provision");
