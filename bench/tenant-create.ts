@@ -393,9 +393,10 @@ async function main(): Promise<void> {
         rounds,
         warmup,
         method:
-          "interleaved rounds, order alternating; CHECKPOINT + archiver caught up before each timed create; " +
-          "baseline timed on an open superuser connection (statement only); createTenant timed end to end " +
-          "(its own connections and registry included); drops/deletes not timed",
+          "interleaved rounds, the order of the five scenarios rotating per round; CHECKPOINT + archiver " +
+          "caught up before each timed create; baselines timed on an open superuser connection (statement " +
+          "only); createTenant timed end to end (its own connections and registry included); the spare of (c) " +
+          "made before the CHECKPOINT and timed apart; drops/deletes not timed",
         baseline: { name: "CREATE DATABASE ... TEMPLATE ... STRATEGY WAL_LOG", samplesMs: a, ...baseline },
         createTenant: { name: "createTenant (full provisioning)", samplesMs: b.map((x) => x.ms), ...tenant },
         ratio,

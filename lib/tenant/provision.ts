@@ -269,6 +269,8 @@ async function ensureOwnership(admin: Client, adminDsn: string, spec: TenantSpec
     await admin.query("ROLLBACK").catch(() => undefined);
     throw err;
   }
+  // A claimed spare: its role (now the tenant's) was given public and its objects when it was made.
+  if ((await databaseCatalog(admin, spec.database))?.comment === claimedComment(spec.subdomain)) return;
   await withDatabase(admin, adminDsn, spec.database, async (tenantDb) => {
     await tenantDb.query(`ALTER SCHEMA public OWNER TO ${quoteIdent(spec.roleName)}`);
     await tenantDb.query(reassignPublicObjectsSql(spec.roleName));
@@ -441,10 +443,12 @@ export async function createTenant(
   log: Log = noLog,
 ): Promise<TenantInfo> {
   checkTenantSpec(spec);
+  // PBKDF2's 600,000 rounds run in libuv's thread pool while the database is copied (or claimed);
+  // the erp-admin step waits for what is left. A run that fails earlier drops it.
+  const hashing = hashPbkdf2Sha512(spec.adminPassword);
+  hashing.catch(() => undefined);
   await ensureRegistry(adminDsn);
   return withClient(adminDsn, async (admin) => {
-    const hashing = adminPasswordHash(admin, spec);
-    hashing.catch(() => undefined); // awaited by the erp-admin step; a run failing earlier drops it
     return withClient(registryDsn(adminDsn), async (reg) => {
       const step = stepRunner(reg, spec.subdomain, log);
       await step("registry-row", () =>
@@ -493,17 +497,6 @@ export async function createTenant(
       return info(spec, row);
     });
   });
-}
-
-/**
- * The ERP admin's password hash, started at once when the database may still need its first
- * initialization: PBKDF2's 600,000 rounds run in libuv's thread pool while the database is copied
- * (or claimed), and are ready by the `erp-admin` step. A rejection surfaces there, not before.
- */
-async function adminPasswordHash(admin: Client, spec: TenantSpec): Promise<string> {
-  const cat = await databaseCatalog(admin, spec.database);
-  if (cat?.comment === tenantInitializedComment(spec.subdomain)) return "";
-  return hashPbkdf2Sha512(spec.adminPassword);
 }
 
 /**
