@@ -25,7 +25,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { Client } from "pg";
-import { quoteIdent, quoteLiteral } from "../pg/client";
+import { quoteIdent, quoteLiteral, withClient } from "../pg/client";
 import { withDatabase } from "../pg/database";
 import { relogSequences } from "../pg/sequences";
 import { reassignPublicObjectsSql } from "./sql";
@@ -238,4 +238,25 @@ export async function claimSpare(
     await admin.query("ROLLBACK").catch(() => undefined);
     return false;
   }
+}
+
+/**
+ * One ready spare of every template the platform built (`loomworks template ...` comment): what a
+ * scheduled `jobs.js spares` runs, so that the next tenant of each template finds one.
+ */
+export async function prepareSparesOfAllTemplates(
+  adminDsn: string,
+  log: Log = () => undefined,
+): Promise<Array<{ template: string } & PrepareSpareResult>> {
+  return withClient(adminDsn, async (admin) => {
+    const templates = await admin.query<{ name: string }>(
+      `SELECT datname::text AS name FROM pg_database
+       WHERE datistemplate AND starts_with(shobj_description(oid, 'pg_database'), 'loomworks template ')
+       ORDER BY datname`,
+    );
+    const out: Array<{ template: string } & PrepareSpareResult> = [];
+    for (const { name } of templates.rows)
+      out.push({ template: name, ...(await prepareSpare(admin, adminDsn, name, log)) });
+    return out;
+  });
 }

@@ -20,7 +20,14 @@ import { registryDsn, tenantJournal, beginStep } from "../../lib/registry/regist
 import { restoreTenant } from "../../lib/restore";
 import { verifyPbkdf2Sha512 } from "../../lib/tenant/passlib";
 import { createTenant, deleteTenant, tenantDsn, type TenantSpec } from "../../lib/tenant/provision";
-import { SPARE_PREFIX, claimSpare, findSpare, prepareSpare } from "../../lib/tenant/spares";
+import {
+  SPARE_PREFIX,
+  claimSpare,
+  dropSparesOf,
+  findSpare,
+  prepareSpare,
+  prepareSparesOfAllTemplates,
+} from "../../lib/tenant/spares";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { randomTenantSpec, tryConnect, restoreOptionsFor } from "../helpers/tenants";
 
@@ -306,6 +313,28 @@ describe("spares nobody may claim", () => {
     expect(names.databases).not.toContain(dead);
     expect(names.roles).not.toContain(dead);
     expect(names.roles).not.toContain(orphanRole);
+  });
+});
+
+describe("jobs.js spares", () => {
+  it("makes one spare of every platform template that has none, and none twice", async () => {
+    const logs: string[] = [];
+    const first = await prepareSparesOfAllTemplates(ADMIN, (m) => logs.push(m));
+    try {
+      const mine = first.find((x) => x.template === TEMPLATE);
+      expect(mine?.spare).toMatch(/^loomworks_spare_\d+_[0-9a-f]{8}$/);
+      expect(await admin((c) => findSpare(c, TEMPLATE))).toBe(mine?.spare);
+      const second = await prepareSparesOfAllTemplates(ADMIN);
+      expect(second.find((x) => x.template === TEMPLATE)).toEqual({
+        template: TEMPLATE,
+        spare: mine?.spare,
+        made: false,
+      });
+    } finally {
+      // Spares of other test files' templates are not this file's to keep.
+      for (const t of first.filter((x) => x.template !== TEMPLATE && x.made))
+        await admin((c) => dropSparesOf(c, t.template));
+    }
   });
 });
 
