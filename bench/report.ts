@@ -1513,8 +1513,6 @@ function main(): void {
   const outFile = path.resolve(REPO_ROOT, flags.out ?? "BENCHMARKS.md");
   const kept = new KeptSections(fs.readFileSync(path.resolve(REPO_ROOT, "BENCHMARKS.md"), "utf8"));
   const tc = readJson<TenantCreateResult>("tenant-create");
-  // Rendered from its result file: the current file's copy of the section is not kept as well.
-  if (tc) kept.drop("## Tenant creation");
   const pu = readJson<PulumiUpResult>("pulumi-up");
   const cold = readJson<ColdBuildResult>("pulumi-cold-build");
   const rs = readJson<RestoreBenchResult>("restore");
