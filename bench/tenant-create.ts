@@ -3,16 +3,21 @@
  *
  * In a throw-away cluster (own state directory in /tmp, own port; destroyed at the end) it builds a
  * ~100 MB, ~400-table Odoo-shaped FIXTURE template (testkit/odoo-shaped-fixture.ts, not Odoo)
- * with ensureTemplate, then runs N interleaved rounds of
+ * with ensureTemplate, then runs N rounds of five scenarios, their order rotating per round:
  *   (a) baseline: `CREATE DATABASE x TEMPLATE tmpl STRATEGY WAL_LOG` on an open superuser
  *       connection (the strategy createTenant uses, lib/tenant/sql.ts), then DROP (not timed);
- *   (b) createTenant (registry row, role, database, ownership, grants, ERP admin with a
- *       pbkdf2-sha512 hash, database identity, filestore, state, registry), then deleteTenant
- *       (not timed).
+ *   (a') the same with STRATEGY FILE_COPY (two checkpoints, no WAL for the copy);
+ *   (b) createTenant with no spare (copies the template: registry row, role, database, ownership,
+ *       sequences, grants, ERP admin with a pbkdf2-sha512 hash, identity, filestore, state,
+ *       registry), then deleteTenant (not timed);
+ *   (c) createTenant claiming a spare made just before by prepareSpare (lib/tenant/spares.ts; the
+ *       preparation timed apart, as the background work it stands for);
+ *   idle: a neighbour tenant alone, the baseline for what (a) and (a') cost it (bench/neighbour.ts:
+ *       during (a) and (a') it commits single-row updates, a quarter of its table dirtied first).
  * Only the create part is timed. Before each timed create the cluster is settled (CHECKPOINT, WAL
- * archiving caught up) so neither scenario pays for the other's leftovers; the order of (a) and
- * (b) alternates per round. createTenant's step log lines are timestamped for a step breakdown,
- * and a final pass replays the statements of the ownership and erp-admin steps one by one.
+ * archiving caught up) so no scenario pays for another's leftovers. createTenant's step log lines
+ * are timestamped for a step breakdown, and a final pass replays the statements of the ownership
+ * and erp-admin steps one by one.
  *
  *   node bin/bench/tenant-create.js [--rounds 15] [--warmup 1] [--profile-rounds 5]
  *                                   [--extra-tables 380] [--rows 115] [--payload 1000]
@@ -33,6 +38,8 @@ import { createTenant, deleteTenant, type TenantSpec } from "../lib/tenant/provi
 import { dsnWithDatabase } from "../lib/pg/dsn";
 import { reassignPublicObjectsSql } from "../lib/tenant/sql";
 import { ensureTemplate } from "../lib/tenant/template";
+import { dropSparesOf, prepareSpare } from "../lib/tenant/spares";
+import { createNeighbour, dirtyNeighbour, summarize, withNeighbour, type NeighbourWindow } from "./neighbour";
 import { fixtureSql, type FixtureOptions } from "../testkit/odoo-shaped-fixture";
 import {
   findFreePort,
@@ -54,6 +61,7 @@ import {
 export const BENCH_FIXTURE: FixtureOptions = { extraTables: 380, rowsPerTable: 115, payloadBytes: 1000 };
 const TEMPLATE_DB = "bench_tmpl";
 const RATIO_GOAL = 1.5;
+type Strategy = "WAL_LOG" | "FILE_COPY";
 const P95_GOAL_MS = 2000;
 
 const log = (msg: string): void => console.log(`[tenant-create] ${msg}`);
@@ -82,6 +90,10 @@ function segments(round: RoundB, subdomain: string): Array<{ name: string; ms: n
     let msg = l.msg.startsWith(`${subdomain}: `) ? l.msg.slice(subdomain.length + 2) : l.msg;
     if (msg.startsWith("created database ")) msg = "database (after CREATE DATABASE returned)";
     else if (msg === "database") msg = "database (up to CREATE DATABASE returning)";
+    else if (msg.startsWith("spare ")) msg = "spare (up to the claim's commit)";
+    else if (msg.startsWith("claimed spare database ")) msg = "spare (after the claim)";
+    else if (/sequence\(s\) re-logged|sequences re-logged when/.test(msg))
+      msg = "sequences (after the re-log)";
     marks.push({ t: l.t, msg });
   }
   marks.push({ t: round.ms, msg: "(end)" });
@@ -211,13 +223,24 @@ async function main(): Promise<void> {
 
       let tableCount = -1;
       let copyBytes = -1;
-      const runA = async (name: string, inspect = false): Promise<number> => {
+      const windows: Record<Strategy | "idle", NeighbourWindow[]> = { WAL_LOG: [], FILE_COPY: [], idle: [] };
+      /** A raw CREATE DATABASE with `strategy`, the neighbour writing meanwhile (its window recorded). */
+      const runRaw = async (
+        name: string,
+        strategy: Strategy,
+        round: number,
+        inspect = false,
+      ): Promise<number> => {
         await settle(admin);
-        const t = await timed(() =>
-          admin.query(
-            `CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(TEMPLATE_DB)} STRATEGY WAL_LOG`,
+        await dirtyNeighbour(adminDsn, round);
+        const { window, value } = await withNeighbour(adminDsn, () =>
+          timed(() =>
+            admin.query(
+              `CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(TEMPLATE_DB)} STRATEGY ${strategy}`,
+            ),
           ),
         );
+        windows[strategy].push(window);
         if (inspect) {
           copyBytes = Number(
             (await admin.query<{ b: string }>("SELECT pg_database_size($1) AS b", [name])).rows[0].b,
@@ -234,7 +257,14 @@ async function main(): Promise<void> {
           );
         }
         await admin.query(`DROP DATABASE ${quoteIdent(name)} WITH (FORCE)`);
-        return t.ms;
+        return (value as { ms: number }).ms;
+      };
+      /** The neighbour alone for as long as a median WAL_LOG copy took so far (its baseline). */
+      const runIdle = async (round: number): Promise<void> => {
+        await settle(admin);
+        await dirtyNeighbour(adminDsn, round);
+        const ms = a.length > 0 ? stats(a).median : 1000;
+        windows.idle.push((await withNeighbour(adminDsn, undefined, ms)).window);
       };
 
       const tenantSpec = (name: string): TenantSpec => ({
@@ -251,7 +281,14 @@ async function main(): Promise<void> {
         filestoreRoot,
         retentionDays: 30,
       });
-      const runB = async (name: string): Promise<RoundB> => {
+      /** createTenant end to end; with `spare`, a spare of the template made first (not timed). */
+      const spareMs: number[] = [];
+      const runB = async (name: string, spare = false): Promise<RoundB> => {
+        if (spare) {
+          const made = await timed(() => prepareSpare(admin, adminDsn, TEMPLATE_DB));
+          if (!made.value.spare) throw new Error("no spare was made");
+          spareMs.push(made.ms);
+        } else await dropSparesOf(admin, TEMPLATE_DB);
         await settle(admin);
         const s = tenantSpec(name);
         const lines: StepLine[] = [];
@@ -259,34 +296,47 @@ async function main(): Promise<void> {
         await createTenant(adminDsn, s, (msg) => lines.push({ t: now() - start, msg }));
         const ms = now() - start;
         await deleteTenant(adminDsn, { ...s, forceDestroy: true });
+        if (spare !== lines.some((l) => l.msg.startsWith("claimed spare database")))
+          throw new Error(`${name}: expected ${spare ? "a" : "no"} spare to be claimed`);
         return { ms, lines };
       };
 
+      const a: number[] = [];
+      const f: number[] = [];
+      const b: RoundB[] = [];
+      const c: RoundB[] = [];
+      await createNeighbour(admin, adminDsn);
       for (let w = 0; w < warmup; w++) {
-        const a = await runA(`bench_a_warm${w}`, w === 0);
-        const b = await runB(`bench_b_warm${w}`);
-        log(`warm-up ${w + 1}: baseline ${a.toFixed(0)} ms, createTenant ${b.ms.toFixed(0)} ms`);
+        const wa = await runRaw(`bench_a_warm${w}`, "WAL_LOG", w, w === 0);
+        const wf = await runRaw(`bench_f_warm${w}`, "FILE_COPY", w);
+        const wb = await runB(`bench_b_warm${w}`);
+        const wc = await runB(`bench_c_warm${w}`, true);
+        log(
+          `warm-up ${w + 1}: WAL_LOG ${wa.toFixed(0)} ms, FILE_COPY ${wf.toFixed(0)} ms, ` +
+            `createTenant ${wb.ms.toFixed(0)} ms, from a spare ${wc.ms.toFixed(0)} ms`,
+        );
       }
-      if (tableCount < 0) await runA("bench_a_inspect", true);
+      if (tableCount < 0) await runRaw("bench_a_inspect", "WAL_LOG", 0, true);
+      for (const k of Object.keys(windows) as Array<keyof typeof windows>) windows[k] = [];
+      spareMs.length = 0;
       log(`copy: ${tableCount} tables in schema public, ${(copyBytes / 1e6).toFixed(1)} MB`);
 
-      const a: number[] = [];
-      const b: RoundB[] = [];
       const loadDuring: number[][] = [];
       for (let r = 0; r < rounds; r++) {
         const tag = String(r).padStart(2, "0");
-        // Alternate the order so drift (caches, WAL recycling, other load) hits both alike.
-        if (r % 2 === 0) {
-          a.push(await runA(`bench_a_${tag}`));
-          b.push(await runB(`bench_b_${tag}`));
-        } else {
-          b.push(await runB(`bench_b_${tag}`));
-          a.push(await runA(`bench_a_${tag}`));
-        }
+        const scenarios: Array<() => Promise<void>> = [
+          async () => void a.push(await runRaw(`bench_a_${tag}`, "WAL_LOG", r)),
+          async () => void f.push(await runRaw(`bench_f_${tag}`, "FILE_COPY", r)),
+          async () => void b.push(await runB(`bench_b_${tag}`)),
+          async () => void c.push(await runB(`bench_c_${tag}`, true)),
+          () => runIdle(r),
+        ];
+        // Rotate the order so drift (caches, WAL recycling, other load) hits every scenario alike.
+        for (let i = 0; i < scenarios.length; i++) await scenarios[(i + r) % scenarios.length]();
         loadDuring.push(loadNow());
         log(
-          `round ${r + 1}/${rounds}: baseline ${a[r].toFixed(0)} ms, createTenant ${b[r].ms.toFixed(0)} ms ` +
-            `(load ${loadNow()[0]})`,
+          `round ${r + 1}/${rounds}: WAL_LOG ${a[r].toFixed(0)} ms, FILE_COPY ${f[r].toFixed(0)} ms, ` +
+            `createTenant ${b[r].ms.toFixed(0)} ms, from a spare ${c[r].ms.toFixed(0)} ms (load ${loadNow()[0]})`,
         );
       }
 
@@ -312,14 +362,19 @@ async function main(): Promise<void> {
 
       const baseline = stats(a);
       const tenant = stats(b.map((x) => x.ms));
+      const spare = stats(c.map((x) => x.ms));
+      const fileCopy = stats(f);
       const ratio = tenant.median / baseline.median;
-      const bySegment = new Map<string, number[]>();
-      b.forEach((round, i) => {
-        for (const seg of segments(round, `bench_b_${String(i).padStart(2, "0")}`)) {
-          bySegment.set(seg.name, [...(bySegment.get(seg.name) ?? []), seg.ms]);
-        }
-      });
-      const breakdown = [...bySegment.entries()].map(([name, ms]) => ({ name, samplesMs: ms, ...stats(ms) }));
+      const breakdownOf = (rounds: RoundB[], prefix: string) => {
+        const bySegment = new Map<string, number[]>();
+        rounds.forEach((round, i) => {
+          for (const seg of segments(round, `${prefix}${String(i).padStart(2, "0")}`)) {
+            bySegment.set(seg.name, [...(bySegment.get(seg.name) ?? []), seg.ms]);
+          }
+        });
+        return [...bySegment.entries()].map(([name, ms]) => ({ name, samplesMs: ms, ...stats(ms) }));
+      };
+      const breakdown = breakdownOf(b, "bench_b_");
       return {
         benchmark: "tenant-create",
         machine,
@@ -338,15 +393,40 @@ async function main(): Promise<void> {
         rounds,
         warmup,
         method:
-          "interleaved rounds, order alternating; CHECKPOINT + archiver caught up before each timed create; " +
-          "baseline timed on an open superuser connection (statement only); createTenant timed end to end " +
-          "(its own connections and registry included); drops/deletes not timed",
+          "interleaved rounds, the order of the five scenarios rotating per round; CHECKPOINT + archiver " +
+          "caught up before each timed create; baselines timed on an open superuser connection (statement " +
+          "only); createTenant timed end to end (its own connections and registry included); the spare of (c) " +
+          "made before the CHECKPOINT and timed apart; drops/deletes not timed",
         baseline: { name: "CREATE DATABASE ... TEMPLATE ... STRATEGY WAL_LOG", samplesMs: a, ...baseline },
         createTenant: { name: "createTenant (full provisioning)", samplesMs: b.map((x) => x.ms), ...tenant },
         ratio,
+        fileCopy: {
+          name: "CREATE DATABASE ... TEMPLATE ... STRATEGY FILE_COPY",
+          samplesMs: f,
+          ...fileCopy,
+          ratioToWalLog: fileCopy.median / baseline.median,
+        },
+        fromSpare: {
+          name: "createTenant claiming a spare made ahead (lib/tenant/spares.ts)",
+          samplesMs: c.map((x) => x.ms),
+          ...spare,
+          ratioToBaseline: spare.median / baseline.median,
+          breakdown: breakdownOf(c, "bench_c_"),
+          prepareSpare: { samplesMs: spareMs, ...stats(spareMs) },
+        },
+        neighbour: {
+          method:
+            "a neighbour database of 100,000 rows (~25 MB): after the CHECKPOINT, a quarter of it updated " +
+            "(dirty in shared buffers), then single-row UPDATE commits in a loop on its own connection " +
+            "for the duration of the CREATE DATABASE (idle: as long as the median WAL_LOG copy, nothing else)",
+          idle: summarize(windows.idle),
+          walLog: summarize(windows.WAL_LOG),
+          fileCopy: summarize(windows.FILE_COPY),
+        },
         goals: {
           ratio: { goal: RATIO_GOAL, value: ratio, met: ratio <= RATIO_GOAL },
           p95: { goalMs: P95_GOAL_MS, valueMs: tenant.p95, met: tenant.p95 <= P95_GOAL_MS },
+          p95FromSpare: { goalMs: P95_GOAL_MS, valueMs: spare.p95, met: spare.p95 <= P95_GOAL_MS },
         },
         breakdown,
         paired,
@@ -360,6 +440,14 @@ async function main(): Promise<void> {
       `median ${x.median.toFixed(0)} ms, p95 ${x.p95.toFixed(0)}, min ${x.min.toFixed(0)}, max ${x.max.toFixed(0)}`;
     log(`baseline      : ${s(result.baseline)}`);
     log(`createTenant  : ${s(result.createTenant)}`);
+    log(`FILE_COPY     : ${s(result.fileCopy)} (${result.fileCopy.ratioToWalLog.toFixed(2)} x WAL_LOG)`);
+    log(`from a spare  : ${s(result.fromSpare)} (prepareSpare ${s(result.fromSpare.prepareSpare)})`);
+    for (const [k, n] of Object.entries({
+      idle: result.neighbour.idle,
+      WAL_LOG: result.neighbour.walLog,
+      FILE_COPY: result.neighbour.fileCopy,
+    }))
+      log(`neighbour ${k}: ${n.commitsPerSecond.toFixed(0)} commits/s, latency ${s(n.latency)}`);
     log(
       `ratio ${result.ratio.toFixed(2)} (goal <= ${RATIO_GOAL}); p95 ${result.createTenant.p95.toFixed(0)} ms`,
     );

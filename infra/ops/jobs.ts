@@ -64,6 +64,7 @@ import { checkStorage } from "../../lib/quota/storage";
 import { restoreTenant, type RestoreResult, type RestoreTarget } from "../../lib/restore";
 import type { TenantState } from "../../lib/registry/tenantState";
 import { takeAutoSnapshots } from "../../lib/snapshot/runtime";
+import { prepareSparesOfAllTemplates } from "../../lib/tenant/spares";
 
 const COMMANDS = [
   "backup",
@@ -74,6 +75,7 @@ const COMMANDS = [
   "quota-check",
   "scheduler",
   "restore",
+  "spares",
 ] as const;
 type Command = (typeof COMMANDS)[number];
 
@@ -533,6 +535,15 @@ async function run(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<
   switch (args.command) {
     case "snapshot-auto":
       return snapshotAuto(ctx, log);
+    case "spares": {
+      const made = await prepareSparesOfAllTemplates(ctx.adminDsn, log);
+      log(
+        `spares: ${made.filter((m) => m.spare).length} of ${made.length} template(s) have one; ` +
+          `${made.filter((m) => m.made).length} made now`,
+        { templates: made.map((m) => m.template), made: made.filter((m) => m.made).map((m) => m.spare) },
+      );
+      return;
+    }
     case "quota-check":
       return quotaCheck(ctx, args, log, report);
     case "expire":

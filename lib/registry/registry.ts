@@ -451,6 +451,30 @@ export async function finishStep(reg: Client, id: string): Promise<void> {
 }
 
 /** True when one of `steps` of the tenant was ever journaled as finished. */
+/** Removes a journal row whose step did not happen after all (a spare claim that lost a race). */
+export async function forgetStep(reg: Client, id: string): Promise<void> {
+  await reg.query("DELETE FROM tenant_steps WHERE id = $1", [id]);
+}
+
+/**
+ * Journal step of a tenant created from a spare database (lib/tenant/spares.ts):
+ * `spare:<the spare's database name>`, journaled before the claim renames it.
+ */
+export const SPARE_STEP_PREFIX = "spare:";
+
+/**
+ * The names the tenant's database had before it became the tenant's (spares it was claimed from),
+ * oldest first: a backup taken before the claim lists the database under that name.
+ */
+export async function formerDatabaseNames(reg: Client, subdomain: string): Promise<string[]> {
+  const r = await reg.query<{ name: string }>(
+    `SELECT substr(step, $2::int + 1) AS name FROM tenant_steps
+     WHERE subdomain = $1 AND starts_with(step, $3) ORDER BY id`,
+    [subdomain, SPARE_STEP_PREFIX.length, SPARE_STEP_PREFIX],
+  );
+  return r.rows.map((row) => row.name);
+}
+
 export async function stepEverFinished(reg: Client, subdomain: string, steps: string[]): Promise<boolean> {
   const r = await reg.query(
     "SELECT 1 FROM tenant_steps WHERE subdomain = $1 AND step = ANY($2::text[]) AND finished_at IS NOT NULL LIMIT 1",

@@ -31,7 +31,13 @@ import { quoteIdent, withClient } from "../pg/client";
 import { describeRelog, relogSequences } from "../pg/sequences";
 import { setRouterMaintenance } from "../router/maintenance";
 import { crashPoint } from "../process/crashPoint";
-import { beginStep, ensureRegistry, finishStep, registryDsn } from "../registry/registry";
+import {
+  beginStep,
+  ensureRegistry,
+  finishStep,
+  formerDatabaseNames,
+  registryDsn,
+} from "../registry/registry";
 import { terminateSessions } from "../pg/sessions";
 import { dsnWithDatabase } from "../pg/dsn";
 import { segmentInRepo } from "../pg/repositories";
@@ -691,9 +697,11 @@ async function stepScratchRestore(ctx: Ctx, resolved: ResolvedRestoreTarget): Pr
   const { opts, rec, scratch } = ctx;
   const pgbr = pgbackrestTargetFor(opts.stateDir, opts.stanza);
   await prepareScratch(scratch);
+  const formerNames = await formerDatabaseNames(ctx.reg, rec.subdomain);
   const { selection, method, fallbackReason } = await timed(rec, "pgbackrestMs", () =>
     pgbackrestRestore(scratch, pgbr, {
       database: opts.database,
+      formerNames,
       backupLabel: resolved.backup.label,
       ...(resolved.repo !== undefined ? { repo: resolved.repo } : {}),
       type: resolved.type,

@@ -141,13 +141,19 @@ const repoArgs = (repo: number | undefined): string[] => (repo === undefined ? [
 const FIRST_NORMAL_OID = FIRST_USER_OID;
 
 /**
- * The `--db-include`/`--db-exclude` options restoring only `database` (plus the system databases).
- * When the backup does not list the database (it was created, or swapped in by an earlier restore,
- * after the backup), every other user database is excluded instead: the tenant's files then come
- * entirely from WAL replay (tenant databases are created with STRATEGY WAL_LOG).
+ * The `--db-include`/`--db-exclude` options restoring only `database` (plus the system databases),
+ * and the database under its `formerNames` (a spare it was claimed from: lib/tenant/spares.ts).
+ * When the backup lists none of them (the database was created, or swapped in by an earlier
+ * restore, after the backup), every other user database is excluded instead: the tenant's files
+ * then come entirely from WAL replay (tenant databases and spares are created with STRATEGY WAL_LOG).
  */
-export function selectiveRestoreOptions(database: string, inBackup: readonly BackupDatabase[]): string[] {
-  if (inBackup.some((d) => d.name === database)) return [`--db-include=${database}`];
+export function selectiveRestoreOptions(
+  database: string,
+  inBackup: readonly BackupDatabase[],
+  formerNames: readonly string[] = [],
+): string[] {
+  const listed = [database, ...formerNames].filter((n) => inBackup.some((d) => d.name === n));
+  if (listed.length > 0) return listed.map((n) => `--db-include=${n}`);
   return inBackup.filter((d) => d.oid >= FIRST_NORMAL_OID).map((d) => `--db-exclude=${d.name}`);
 }
 
@@ -173,6 +179,8 @@ export function scratchMethodSetting(env: NodeJS.ProcessEnv = process.env): Scra
 
 export interface ScratchRestoreOptions {
   database: string;
+  /** Names the database had in earlier backups (spares it was claimed from); restored too when listed. */
+  formerNames?: readonly string[];
   backupLabel: string;
   type: "lsn" | "time";
   value: string;
@@ -201,7 +209,11 @@ export async function restoreWithPgBackRest(
   pgbr: PgBackRestTarget,
   o: ScratchRestoreOptions,
 ): Promise<{ selection: string[] }> {
-  const selection = selectiveRestoreOptions(o.database, await backupDatabases(pgbr, o.backupLabel, o.repo));
+  const selection = selectiveRestoreOptions(
+    o.database,
+    await backupDatabases(pgbr, o.backupLabel, o.repo),
+    o.formerNames,
+  );
   await runPgBackRest(
     pgbr,
     "restore",
@@ -301,6 +313,7 @@ export async function restoreSelectively(
     stanza: pgbr.stanza,
     label: o.backupLabel,
     database: o.database,
+    ...(o.formerNames ? { formerNames: o.formerNames } : {}),
     target: { type: o.type, value: o.value, exclusive: o.exclusive },
     restoreCommand: scratchRestoreCommand(s, pgbr),
     chown: chownPostgres,
@@ -328,7 +341,7 @@ export async function pgbackrestRestore(
   try {
     const stats = await restoreSelectively(s, pgbr, o);
     return {
-      selection: selectiveRestoreOptions(o.database, stats.databases),
+      selection: selectiveRestoreOptions(o.database, stats.databases, o.formerNames),
       method: "selective",
       selective: stats,
     };

@@ -291,12 +291,17 @@ function databaseDirOid(name: string): number | undefined {
 export function planSelectiveRestore(
   m: BackupManifest,
   database: string,
-  opts: { emptyExcludedDirectories?: boolean } = {},
+  opts: { emptyExcludedDirectories?: boolean; formerNames?: readonly string[] } = {},
 ): SelectivePlan {
   if (m.unsupported.length > 0) throw new SelectiveRestoreUnsupported(m.unsupported.join("; "));
   const keepDirs = opts.emptyExcludedDirectories ?? true;
-  const tenant = m.databases.find((d) => d.name === database);
-  const isIncluded = (oid: number): boolean => oid < FIRST_USER_OID || oid === tenant?.oid;
+  // The database under its name, else under a name it had when the backup was taken (a spare).
+  const listed = [database, ...(opts.formerNames ?? [])].flatMap((n) =>
+    m.databases.filter((d) => d.name === n),
+  );
+  const tenant = listed[0];
+  const tenantOids = new Set(listed.map((d) => d.oid));
+  const isIncluded = (oid: number): boolean => oid < FIRST_USER_OID || tenantOids.has(oid);
   const oids = new Set<number>(m.databases.map((d) => d.oid));
   for (const p of m.paths) {
     const oid = databaseDirOid(p.name);
@@ -453,6 +458,8 @@ export interface SelectiveRestoreParams {
   stanza: string;
   label: string;
   database: string;
+  /** Names the database had in earlier backups (lib/restore/scratch.ts ScratchRestoreOptions). */
+  formerNames?: readonly string[];
   target: RecoveryTarget;
   restoreCommand: string;
   /** Gives a directory or file created by this process to postgres (no-op when not root). */
@@ -620,6 +627,7 @@ export async function selectiveRestore(p: SelectiveRestoreParams): Promise<Selec
   const manifest = await readBackupManifest(p.repoPath, p.stanza, p.label);
   const plan = planSelectiveRestore(manifest, p.database, {
     emptyExcludedDirectories: p.emptyExcludedDirectories,
+    ...(p.formerNames ? { formerNames: p.formerNames } : {}),
   });
   const ext = manifest.compressExt ? `.${manifest.compressExt}` : "";
   const sourceOf = (label: string): string => path.join(p.repoPath, "backup", p.stanza, label, PG_DATA);

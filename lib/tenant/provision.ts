@@ -27,16 +27,20 @@ import { isRestoreLeftoverOf } from "../restore/names";
 import { installSnapshotApi } from "../snapshot/runtime";
 import { revokeTenantFromErp } from "./erpRole";
 import { templateFilestore } from "./templateBuilder";
+import { copyTemplate } from "./templateCopy";
+import { claimSpare, claimedComment, findSpare } from "./spares";
 import { linkTree } from "../fs/linkTree";
 import { removeRetired } from "../filestore/retired";
 import { hashPbkdf2Sha512 } from "./passlib";
 import {
   REGISTRY_DATABASE,
+  SPARE_STEP_PREFIX,
   TENANT_GROUP_ROLE,
   beginStep,
   deleteTenantRows,
   ensureRegistry,
   finishStep,
+  forgetStep,
   getTenantRow,
   registryDsn,
   setProvisioningStep,
@@ -49,7 +53,6 @@ import {
 } from "../registry/registry";
 import {
   alterTenantRoleSql,
-  createDatabaseFromTemplateSql,
   createTenantRoleSql,
   reassignPublicObjectsSql,
   tenantInitializedComment,
@@ -117,8 +120,6 @@ const noLog: Log = () => undefined;
 
 /** The ERP user provisioning writes the admin login and password to (Odoo's `base.user_admin`). */
 const ADMIN_USER_ID = 2;
-/** CREATE DATABASE retries while the template is briefly in use. */
-const CREATE_DB_ATTEMPTS = 5;
 
 /** Validates names and values; throws an error naming the tenant and the problem. */
 export function checkTenantSpec(spec: TenantSpec): void {
@@ -234,24 +235,9 @@ async function ensureDatabase(admin: Client, spec: TenantSpec, log: Log): Promis
       `tenant "${spec.subdomain}": template database "${spec.template}" does not exist (is its TenantTemplate created?)`,
     );
   }
-  for (let attempt = 1; ; attempt++) {
-    // Templates refuse connections anyway; end any session that got in (or lingers from a build).
-    await terminateSessions(admin, { database: spec.template, waitMs: 5000 });
-    try {
-      await admin.query(createDatabaseFromTemplateSql(spec.database, spec.template));
-      // Nobody but its own role may connect, from the first moment (connect-grants converges it too).
-      await admin.query(`REVOKE ALL ON DATABASE ${quoteIdent(spec.database)} FROM PUBLIC`);
-      log(`created database ${spec.database} from template ${spec.template}`);
-      return true;
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === "42P04") return false; // created concurrently: adopt
-      // 55006: "source database is being accessed by other users"
-      if (code !== "55006" || attempt >= CREATE_DB_ATTEMPTS) throw err;
-      log(`template ${spec.template} busy, retrying CREATE DATABASE (${attempt}/${CREATE_DB_ATTEMPTS})`);
-      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
-    }
-  }
+  const created = await copyTemplate(admin, spec.database, spec.template, log);
+  if (created) log(`created database ${spec.database} from template ${spec.template}`);
+  return created;
 }
 
 /**
@@ -283,6 +269,8 @@ async function ensureOwnership(admin: Client, adminDsn: string, spec: TenantSpec
     await admin.query("ROLLBACK").catch(() => undefined);
     throw err;
   }
+  // A claimed spare: its role (now the tenant's) was given public and its objects when it was made.
+  if ((await databaseCatalog(admin, spec.database))?.comment === claimedComment(spec.subdomain)) return;
   await withDatabase(admin, adminDsn, spec.database, async (tenantDb) => {
     await tenantDb.query(`ALTER SCHEMA public OWNER TO ${quoteIdent(spec.roleName)}`);
     await tenantDb.query(reassignPublicObjectsSql(spec.roleName));
@@ -302,6 +290,10 @@ async function relogTenantSequences(
   spec: TenantSpec,
   log: Log,
 ): Promise<void> {
+  if ((await databaseCatalog(admin, spec.database))?.comment === claimedComment(spec.subdomain)) {
+    log(`${spec.subdomain}: sequences re-logged when its spare database was made`);
+    return;
+  }
   const summary = await withDatabase(admin, adminDsn, spec.database, (db) => relogSequences(db));
   log(`${spec.subdomain}: ${describeRelog(summary)}`);
 }
@@ -315,12 +307,17 @@ async function ensureConnectGrants(admin: Client, spec: TenantSpec): Promise<voi
 }
 
 /** Admin login and password in res_users (only when the table and user 2 exist). */
-async function initAdminUser(db: Client, spec: TenantSpec, log: Log): Promise<void> {
+async function initAdminUser(
+  db: Client,
+  spec: TenantSpec,
+  log: Log,
+  hashing: Promise<string>,
+): Promise<void> {
   if (!(await tableExists(db, "res_users"))) {
     log("no res_users table in the template: skipping the ERP admin user");
     return;
   }
-  const hash = await hashPbkdf2Sha512(spec.adminPassword);
+  const hash = await hashing;
   const r = await db.query<{ partner_id: number | null }>(
     "UPDATE public.res_users SET login = $1, password = $2 WHERE id = $3 RETURNING partner_id",
     [spec.adminEmail, hash, ADMIN_USER_ID],
@@ -446,9 +443,13 @@ export async function createTenant(
   log: Log = noLog,
 ): Promise<TenantInfo> {
   checkTenantSpec(spec);
+  // PBKDF2's 600,000 rounds run in libuv's thread pool while the database is copied (or claimed);
+  // the erp-admin step waits for what is left. A run that fails earlier drops it.
+  const hashing = hashPbkdf2Sha512(spec.adminPassword);
+  hashing.catch(() => undefined);
   await ensureRegistry(adminDsn);
-  return withClient(adminDsn, (admin) =>
-    withClient(registryDsn(adminDsn), async (reg) => {
+  return withClient(adminDsn, async (admin) => {
+    return withClient(registryDsn(adminDsn), async (reg) => {
       const step = stepRunner(reg, spec.subdomain, log);
       await step("registry-row", () =>
         upsertTenantRow(
@@ -465,6 +466,7 @@ export async function createTenant(
           "registry-row",
         ),
       );
+      await claimSpareIfAny(admin, reg, spec, log);
       await step("role", () => ensureRole(admin, spec, spec.state === "active"));
       await step("database", () => ensureDatabase(admin, spec, log));
       await step("ownership", () => ensureOwnership(admin, adminDsn, spec));
@@ -479,7 +481,7 @@ export async function createTenant(
       if (cat?.comment !== marker) {
         await step("template-filestore", () => copyTemplateFilestore(spec));
         await withDatabase(admin, adminDsn, spec.database, async (db) => {
-          await step("erp-admin", () => initAdminUser(db, spec, log));
+          await step("erp-admin", () => initAdminUser(db, spec, log, hashing));
           await step("database-identity", () => initIdentity(db, log));
           await step("snapshot-api", () => installSnapshotApi(db));
         });
@@ -493,8 +495,32 @@ export async function createTenant(
         setTenantState(reg, spec.subdomain, spec.state, spec.retentionDays),
       );
       return info(spec, row);
-    }),
-  );
+    });
+  });
+}
+
+/**
+ * Step `spare:<name>`: a new tenant (neither its database nor its role exists yet) takes a ready
+ * spare of its template (lib/tenant/spares.ts) instead of copying the template. Journaled before
+ * the claim; the journal row is removed when the claim does not happen, so it names exactly the
+ * databases that became this tenant's (a restore includes them under their former names).
+ */
+async function claimSpareIfAny(admin: Client, reg: Client, spec: TenantSpec, log: Log): Promise<void> {
+  if ((await databaseCatalog(admin, spec.database)) || (await roleCatalog(admin, spec.roleName))) return;
+  const spare = await findSpare(admin, spec.template);
+  if (!spare) return;
+  const id = await beginStep(reg, spec.subdomain, `${SPARE_STEP_PREFIX}${spare}`);
+  await setProvisioningStep(reg, spec.subdomain, "spare");
+  log(`${spec.subdomain}: spare ${spare}`);
+  crashPoint("tenant:spare");
+  const target = { subdomain: spec.subdomain, database: spec.database, role: spec.roleName };
+  if (await claimSpare(admin, spare, target)) {
+    log(`claimed spare database ${spare} of template ${spec.template}`);
+    await finishStep(reg, id);
+    return;
+  }
+  log(`spare ${spare} could not be claimed (taken concurrently?): copying the template`);
+  await forgetStep(reg, id);
 }
 
 /** The TenantDatabase resource's outputs for a tenant that createTenant/updateTenant just converged. */

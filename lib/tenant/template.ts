@@ -38,6 +38,7 @@ import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
 import { parseTemplateComment, templateComment } from "./sql";
 import { PRIVATE_DIR, PRIVATE_FILE, ensureDirMode } from "../fs/stateModes";
 import { forwardTo } from "../pulumi/forward";
+import { dropSparesOf } from "./spares";
 import type * as TenantProvider from "./provider";
 
 export interface TemplateSource {
@@ -335,7 +336,9 @@ export async function ensureTemplate(
       }
       // The built files follow the database (also after a crash between the rename and this).
       if (spec.filestoreRoot) await swapTemplateFilestore(spec.filestoreRoot, building, spec.database);
-      if (spec.guards) await ensureTemplateGuards(admin, adminDsn, spec, log);
+      const guardsChanged = spec.guards ? await ensureTemplateGuards(admin, adminDsn, spec, log) : false;
+      // Spares copied from the previous content are never claimed; drop them now.
+      if (rebuilt || guardsChanged) await dropSparesOf(admin, spec.database);
       await admin.query(`ALTER DATABASE ${db} IS_TEMPLATE true ALLOW_CONNECTIONS false`);
       await admin.query(`REVOKE ALL ON DATABASE ${db} FROM PUBLIC`);
       await admin.query(`COMMENT ON DATABASE ${db} IS ${quoteLiteral(comment)}`);
@@ -398,18 +401,19 @@ async function swapTemplateFilestore(root: string, building: string, database: s
   await fs.rename(from, to);
 }
 
-/** Installs or upgrades the guards in the template (opened to connections for the duration). */
+/** Installs or upgrades the guards in the template (opened to connections for the duration); true when changed. */
 async function ensureTemplateGuards(
   admin: Client,
   adminDsn: string,
   spec: TemplateSpec,
   log: Log,
-): Promise<void> {
+): Promise<boolean> {
   await admin.query(`ALTER DATABASE ${quoteIdent(spec.database)} ALLOW_CONNECTIONS true`);
-  await withClient(dsnWithDatabase(adminDsn, spec.database), async (db) => {
+  return withClient(dsnWithDatabase(adminDsn, spec.database), async (db) => {
     const before = await readGuards(db);
     const after = await installGuards(db, spec.guards);
     if (!before.current) log(`template ${spec.name}: guards ${before.version} → ${after.version}`);
+    return !before.current;
   });
 }
 
@@ -437,6 +441,7 @@ export async function dropTemplate(
       await dropDatabase(admin, database + BUILDING_SUFFIX);
       if (opts.filestoreRoot)
         await dropDir(templateFilestore(opts.filestoreRoot, database + BUILDING_SUFFIX));
+      if (!replaced) await dropSparesOf(admin, database);
       // Last: the role may still own the building database.
       if (!replaced) await dropBuilder(admin, database);
     }),

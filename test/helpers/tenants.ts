@@ -44,6 +44,16 @@ export function randomTenantSpec(
   };
 }
 
+/** Connects and reports the error code instead of throwing ("ok" on success). */
+export async function tryConnect(dsn: string): Promise<string> {
+  try {
+    await withPlainClient(dsn, (c) => c.query("SELECT 1"));
+    return "ok";
+  } catch (err) {
+    return (err as { code?: string }).code ?? (err as Error).message;
+  }
+}
+
 /** restoreTenant's options for a tenant of the shared integration cluster. */
 export function restoreOptionsFor(
   pg: ProvidedPg,

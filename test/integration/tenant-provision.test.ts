@@ -26,7 +26,7 @@ import { diffTenant } from "../../lib/tenant/provider";
 import { REGISTRY_DATABASE, registryDsn, tenantJournal } from "../../lib/registry/registry";
 import { dsnWithDatabase } from "../../lib/pg/dsn";
 import { dropTemplate, ensureTemplate, templateSourceHash, templateStatus } from "../../lib/tenant/template";
-import { randomTenantSpec } from "../helpers/tenants";
+import { randomTenantSpec, tryConnect } from "../helpers/tenants";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
@@ -55,16 +55,6 @@ function specFor(overrides: Partial<TenantSpec> = {}): TenantSpec {
 
 const dsnOf = (s: TenantSpec, database = s.database): string =>
   tenantDsn(pg.host, pg.port, s.roleName, s.rolePassword, database);
-
-/** Connects and reports the error code instead of throwing ("ok" on success). */
-async function tryConnect(dsn: string): Promise<string> {
-  try {
-    await withClient(dsn, (c) => c.query("SELECT 1"));
-    return "ok";
-  } catch (err) {
-    return (err as { code?: string }).code ?? (err as Error).message;
-  }
-}
 
 const inDb = <T>(database: string, fn: (c: Client) => Promise<T>): Promise<T> =>
   withClient(dsnWithDatabase(ADMIN, database), fn);

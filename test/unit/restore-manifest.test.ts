@@ -224,6 +224,14 @@ describe("the plan", () => {
     expect(plan.excludedOids).toEqual([16390, 16400]);
     expect(plan.files.some((f) => f.name.startsWith("base/16390/"))).toBe(false);
   });
+
+  it("a tenant the backup lists under a former name (the spare it was claimed from): that database's files", () => {
+    const plan = planSelectiveRestore(m, "initech", { formerNames: ["globex"] });
+    expect(plan.databaseOid).toBe(16400);
+    expect(plan.includedOids).toEqual([1, 4, 5, 16400]);
+    expect(plan.excludedOids).toEqual([16390]);
+    expect(plan.files.map((f) => f.name)).toContain("base/16400/1259");
+  });
 });
 
 describe("chunks of files to decompress", () => {

@@ -240,6 +240,24 @@ describe("scratch instance", () => {
     ]);
   });
 
+  it("also includes the database under a former name (the spare it was claimed from) when the backup lists it", () => {
+    const inBackup = [
+      { name: "acme", oid: 16384 },
+      { name: "loomworks_spare_16300_0a1b2c3d", oid: 16390 },
+    ];
+    expect(selectiveRestoreOptions("initech", inBackup, ["loomworks_spare_16300_0a1b2c3d"])).toEqual([
+      "--db-include=loomworks_spare_16300_0a1b2c3d",
+    ]);
+    expect(selectiveRestoreOptions("acme", inBackup, ["loomworks_spare_16300_0a1b2c3d"])).toEqual([
+      "--db-include=acme",
+      "--db-include=loomworks_spare_16300_0a1b2c3d",
+    ]);
+    expect(selectiveRestoreOptions("initech", inBackup, ["loomworks_spare_gone"])).toEqual([
+      "--db-exclude=acme",
+      "--db-exclude=loomworks_spare_16300_0a1b2c3d",
+    ]);
+  });
+
   it("runs on a private socket, never archives, tolerates zeroed pages, fetches WAL synchronously", () => {
     const conf = scratchSettings(
       {
