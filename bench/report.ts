@@ -141,7 +141,13 @@ interface RestoreBenchResult {
   others?: { mode: "full" | "small"; reason: string; projectedMs?: number };
   methods: RestoreMethod[];
   methodNote: string;
-  settings: { restores: number; smallRestores: number; snapshots: number; baselineRounds: number };
+  settings: {
+    restores: number;
+    smallRestores: number;
+    snapshots: number;
+    baselineRounds: number;
+    clusterBaselines?: boolean;
+  };
   goals: { snapshotP95Ms: number; restoreMs: number; unavailableMs: number; scalingRatio: number };
   method: string;
   baselineCommands: Record<string, string>;
@@ -559,6 +565,10 @@ function pulumiSection(r: PulumiUpResult): string[] {
 }
 
 const METHOD_LABEL: Record<RestoreMethod, string> = {
+  overlapped:
+    "restoreTenant, overlapped pipeline (lib/restore/pipeline.ts, the default), selective scratch restore",
+  sequential:
+    "restoreTenant, sequential pipeline (the one before, `LOOMWORKS_RESTORE_PIPELINE=sequential`), selective scratch restore",
   pgbackrest:
     "restoreTenant, scratch by `pgbackrest restore --db-include` (`LOOMWORKS_RESTORE_METHOD=pgbackrest`)",
   selective:
@@ -566,6 +576,8 @@ const METHOD_LABEL: Record<RestoreMethod, string> = {
   current: "restoreTenant (the one scratch-restore method lib/restore has)",
 };
 const SHORT_METHOD: Record<RestoreMethod, string> = {
+  overlapped: "overlapped",
+  sequential: "sequential",
   pgbackrest: "pgbackrest",
   selective: "selective",
   current: "restoreTenant",
@@ -747,6 +759,33 @@ function restoreSection(r: RestoreBenchResult): string[] {
     row(`${BASELINE_LABEL[k]}, ${large} tenant`, (p) => baselineStats(p, k));
   out.push("");
 
+  if (r.methods.includes("overlapped") && r.methods.includes("sequential")) {
+    const size = (z: "large" | "small") => (z === "large" ? `${large} tenant` : "small tenant");
+    out.push(
+      "The overlapped pipeline against the sequential one it replaced, same run, interleaved (medians; a " +
+        "ratio below 1 means the overlapped pipeline is faster; load = 1-min load average after each restore):",
+      "",
+      "| Tenant | " + cols.join(" | ") + " |",
+      "|---|" + cols.map(() => "---").join("|") + "|",
+    );
+    for (const z of ["large", "small"] as const) {
+      const cells = phases.map((p) => {
+        const a = restoreStats(p, "overlapped", z);
+        const b = restoreStats(p, "sequential", z);
+        if (!a || !b) return "–";
+        const load = (m: RestoreMethod) =>
+          okRestores(p, m, z)
+            .map((x) => x.load[0]?.toFixed(1) ?? "–")
+            .join(", ");
+        return (
+          `${sec(a.median)} vs ${sec(b.median)}: ${ratio(a.median, b.median)} ` +
+          `(load ${load("overlapped")} / ${load("sequential")})`
+        );
+      });
+      out.push(`| ${size(z)} | ${cells.join(" | ")} |`);
+    }
+    out.push("");
+  }
   out.push(
     `Medians side by side (${large} tenant; a ratio below 1 means restoreTenant is faster):`,
     "",
@@ -772,15 +811,19 @@ function restoreSection(r: RestoreBenchResult): string[] {
   const stepCols = r.methods.flatMap((m) => phases.map((p) => ({ m, p })));
   const stepRows: Array<[string, keyof RestoreTimings]> = [
     ["validate", "validateMs"],
-    ["↳ WAL switch + archived", "archiveWaitMs"],
+    ["↳ WAL switch + archived (overlapped: in scratch-restore, beside the files)", "archiveWaitMs"],
     ["scratch-restore", "scratchRestoreMs"],
     ["↳ files into the scratch directory", "pgbackrestMs"],
     ["↳ start + recovery to the target", "recoveryMs"],
     ["verify", "verifyMs"],
     ["↳ pg_amcheck", "amcheckMs"],
+    ["↳ pg_dump -Fd of the rows (sequential: in copy; overlapped: in verify, beside pg_amcheck)", "dumpMs"],
+    ["↳ pg_dump of the definitions (overlapped, beside pg_amcheck)", "schemaDumpMs"],
+    ["↳ definitions loaded into the copy (overlapped, beside pg_amcheck)", "schemaLoadMs"],
     ["copy", "copyMs"],
-    ["↳ pg_dump -Fd", "dumpMs"],
-    ["↳ pg_restore", "pgRestoreMs"],
+    ["↳ pg_restore (sequential: all; overlapped: rows, indexes, constraints)", "pgRestoreMs"],
+    ["↳↳ indexes and constraints (overlapped: post-data, -j 8 then foreign keys)", "indexesMs"],
+    ["↳ scratch instance stopped (overlapped, beside pg_restore)", "scratchStopMs"],
     ["↳ sequences raised and re-logged", "sequencesMs"],
     ["↳ filestore (hard links)", "filestoreMs"],
     ["swap", "swapMs"],

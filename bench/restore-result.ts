@@ -4,8 +4,13 @@
 import type { RestoreTimings } from "../lib/restore/restore";
 import type { Stats } from "./common";
 
-/** `current`: the scratch restore has one method (no LOOMWORKS_RESTORE_METHOD), measured as is. */
-export type Method = "pgbackrest" | "selective" | "current";
+/**
+ * How restoreTenant was run: `overlapped` and `sequential` are the selective scratch restore with
+ * that pipeline (lib/restore/pipeline.ts; `sequential` is the pipeline before, the baseline);
+ * `pgbackrest` is the `pgbackrest restore --db-include` scratch with the default pipeline.
+ * `selective` and `current` are in result files of earlier runs (one pipeline then).
+ */
+export type Method = "overlapped" | "sequential" | "pgbackrest" | "selective" | "current";
 export type BaselineKind = "whole-cluster" | "db-include";
 
 export interface LogLine {

@@ -10,8 +10,9 @@
  *      100 MB tenant, interleaved, timed end to end;
  *   3. restoreTenant (lib/restore) of a 100 MB tenant to a snapshot taken after some writes, with
  *      rows changed after the snapshot (checked to be back after each restore), repeated; once per
- *      method when the scratch restore has several (`LOOMWORKS_RESTORE_METHOD=pgbackrest|selective`,
- *      detected at run time); the small tenant too (restore time against tenant size);
+ *      method (`--methods`: the overlapped pipeline against the sequential one it replaced,
+ *      lib/restore/pipeline.ts; optionally the pgBackRest scratch restore), alternating; the small
+ *      tenant too (restore time against tenant size);
  *   4. baselines to the same backup set and target: a whole-cluster `pgbackrest restore` into a
  *      scratch directory, started on a private unix socket (archive_mode off), then
  *      `pg_dump -Fc | pg_restore` of the one database into a new database of the live cluster;
@@ -25,6 +26,7 @@
  *   node bin/bench/restore.js [--tenants 12] [--grow-to 36] [--restores 3] [--small-restores 1]
  *                             [--snapshots 40] [--baseline-rounds 1] [--others auto|full|small]
  *                             [--budget-minutes 20] [--extra-tables 380] [--rows 115] [--payload 1000]
+ *                             [--methods overlapped,sequential[,pgbackrest]] [--cluster-baselines 1|0]
  *   node bin/bench/restore.js --only-snapshots 1 [--rounds 30]   (snapshot create alone, against the
  *                             old filestore copy: bench/snapshot-create.ts)
  *
@@ -44,7 +46,6 @@ import { localAdminDsn, localClusterLayout, pgBin, type LocalClusterSpec } from 
 import { POSTGRES_USER, cleanChildEnv, runPgBackRest, stanzaInfo } from "../lib/pg/pgbackrest";
 import { asUserCommand, runCommand } from "../lib/process/run";
 import { restoreFilestorePath, restoreTenant, validateRestoreTarget, waitForArchive } from "../lib/restore";
-import * as scratchModule from "../lib/restore/scratch";
 import {
   configureScratch,
   prepareScratch,
@@ -91,7 +92,8 @@ import type {
 const BENCH_FIXTURE: FixtureOptions = { extraTables: 380, rowsPerTable: 115, payloadBytes: 1000 };
 const TEMPLATE_DB = "bench_tmpl";
 const SMALL_TEMPLATE_DB = "bench_tmpl_small";
-const SMALL_TENANT = "bench_small";
+// DNS labels: the swap switches the router's maintenance flag of the database (lib/router/maintenance.ts).
+const SMALL_TENANT = "benchsmall";
 const STANZA = "bench";
 /** Files put into the filestores (content-addressed, as Odoo's attachments), so snapshots link something. */
 const LARGE_FILESTORE_FILES = 300;
@@ -107,8 +109,8 @@ const DIGEST_TABLES = [
 
 const GOALS = {
   snapshotP95Ms: 100,
-  restoreMs: 10_000,
-  unavailableMs: 1_000,
+  restoreMs: 5_000,
+  unavailableMs: 100,
   /** median(36 tenants) / median(12 tenants): "grows with the tenant, not with the number of tenants". */
   scalingRatio: 1.25,
 };
@@ -197,21 +199,20 @@ async function dumpPipeRestore(dumpArgs: string[], restoreArgs: string[], passwo
   }
 }
 
-/** Which scratch-restore methods lib/restore offers right now (the selective one may not have landed). */
-function availableMethods(): { methods: Method[]; note: string } {
-  const exported = Object.keys(scratchModule);
-  const hasSwitch = exported.includes("scratchMethodSetting") && exported.includes("restoreSelectively");
-  if (!hasSwitch) {
-    return {
-      methods: ["current"],
-      note: "lib/restore/scratch.ts has no LOOMWORKS_RESTORE_METHOD switch yet: measured the one method it has",
-    };
+const METHODS: Method[] = ["overlapped", "sequential", "pgbackrest"];
+
+/** `--methods a,b`: the restoreTenant variants measured (default: the two pipelines, selective scratch). */
+function methodsFlag(value: string | undefined): { methods: Method[]; note: string } {
+  const methods = (value ?? "overlapped,sequential").split(",").map((m) => m.trim()) as Method[];
+  for (const m of methods) {
+    if (!METHODS.includes(m)) throw new Error(`--methods: ${m} is not one of ${METHODS.join(", ")}`);
   }
   return {
-    methods: ["pgbackrest", "selective"],
+    methods,
     note:
-      "both scratch-restore methods measured, selected with LOOMWORKS_RESTORE_METHOD " +
-      "(pgbackrest: `pgbackrest restore --db-include`; selective: lib/restore/selective.ts, no fallback)",
+      `${methods.join(", ")} (overlapped: lib/restore/pipeline.ts, the default; sequential: the pipeline ` +
+      "before, each piece after the previous one, kept as the baseline with LOOMWORKS_RESTORE_PIPELINE=sequential; " +
+      "both with the selective scratch restore; pgbackrest: `pgbackrest restore --db-include` scratch, overlapped)",
   };
 }
 
@@ -233,6 +234,8 @@ async function main(): Promise<void> {
     "rows",
     "payload",
     "create-concurrency",
+    "methods",
+    "cluster-baselines",
   ]);
   const nTenants = intFlag(flags, "tenants", 12);
   const growTo = intFlag(flags, "grow-to", 36);
@@ -240,6 +243,8 @@ async function main(): Promise<void> {
   const smallRestores = intFlag(flags, "small-restores", 1);
   const nSnapshots = intFlag(flags, "snapshots", 40);
   const baselineRounds = intFlag(flags, "baseline-rounds", 1);
+  /** 0: no whole-cluster / --db-include baselines (they take ~1 min each at 12 tenants). */
+  const clusterBaselines = intFlag(flags, "cluster-baselines", 1) > 0;
   const budgetMs = intFlag(flags, "budget-minutes", 20) * 60_000;
   const createConcurrency = Math.max(1, intFlag(flags, "create-concurrency", 2));
   const othersFlag = flags.others ?? "auto";
@@ -254,7 +259,7 @@ async function main(): Promise<void> {
 
   const runStart = now();
   const machine = machineInfo();
-  const { methods, note: methodNote } = availableMethods();
+  const { methods, note: methodNote } = methodsFlag(flags.methods);
   log(`load ${machine.load.join(" ")} on ${machine.nproc} cores; methods: ${methods.join(", ")}`);
 
   const stateDir = await makeStateDir("loomworks-bench-restore-");
@@ -342,7 +347,7 @@ async function main(): Promise<void> {
         await fillFilestore(path.join(filestoreRoot, name), files, name);
       });
     };
-    const tenantName = (i: number): string => `bench_t${String(i).padStart(2, "0")}`;
+    const tenantName = (i: number): string => `bencht${String(i).padStart(2, "0")}`;
     const initial = Array.from({ length: nTenants }, (_, i) => tenantName(i));
     const created = await timed(async () => {
       await createMany(initial, TEMPLATE_DB);
@@ -361,7 +366,7 @@ async function main(): Promise<void> {
     const clusterFacts = async (backup: ClusterFacts["backup"]): Promise<ClusterFacts> => {
       const q = await admin((c) =>
         c.query<{ n: string; t: string; b: string }>(
-          "SELECT count(*) AS n, count(*) FILTER (WHERE datname ~ '^bench_t[0-9]+$' OR datname = $1) AS t, " +
+          "SELECT count(*) AS n, count(*) FILTER (WHERE datname ~ '^bencht[0-9]+$' OR datname = $1) AS t, " +
             "sum(pg_database_size(datname)) AS b FROM pg_database",
           [SMALL_TENANT],
         ),
@@ -483,8 +488,7 @@ async function main(): Promise<void> {
       await admin(settle);
       const lines: LogLine[] = [];
       const before = process.env.LOOMWORKS_RESTORE_METHOD;
-      if (method === "current") delete process.env.LOOMWORKS_RESTORE_METHOD;
-      else process.env.LOOMWORKS_RESTORE_METHOD = method;
+      process.env.LOOMWORKS_RESTORE_METHOD = method === "pgbackrest" ? "pgbackrest" : "selective";
       const start = now();
       const sample: RestoreSample = {
         tenants: phaseTenants,
@@ -512,6 +516,7 @@ async function main(): Promise<void> {
           snapshotLsn: target.snap.lsn,
           snapshotFilestore: target.snap.filestorePath,
           filestoreRoot,
+          pipeline: method === "sequential" ? "sequential" : "overlapped",
           log: (m) => lines.push({ t: Math.round(now() - start), msg: m }),
         });
         sample.wallMs = now() - start;
@@ -667,8 +672,10 @@ async function main(): Promise<void> {
       const targetLarge = await prepareTarget(large, phaseTenants);
       const targetSmall = await prepareTarget(SMALL_TENANT, phaseTenants);
       const baselinePlan: BaselineKind[] = [];
-      for (let i = 0; i < baselineRounds; i++) baselinePlan.push("whole-cluster");
-      baselinePlan.push("db-include");
+      if (clusterBaselines) {
+        for (let i = 0; i < baselineRounds; i++) baselinePlan.push("whole-cluster");
+        baselinePlan.push("db-include");
+      }
       const restoreSamples: RestoreSample[] = [];
       const baselines: BaselineSample[] = [];
       const broken = new Set<Method>();
@@ -767,7 +774,7 @@ async function main(): Promise<void> {
       others,
       methods,
       methodNote,
-      settings: { restores, smallRestores, snapshots: nSnapshots, baselineRounds },
+      settings: { restores, smallRestores, snapshots: nSnapshots, baselineRounds, clusterBaselines },
       goals: GOALS,
       method:
         "every timed operation on a settled cluster (CHECKPOINT, archiver caught up); restore methods " +

@@ -13,6 +13,7 @@ import { cleanChildEnv } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
 import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
 import type { LoadRole } from "./loadRole";
+import { settleAll } from "../process/settleAll";
 
 export interface DatabaseFacts {
   oid: number;
@@ -112,10 +113,15 @@ export function listingEntries(listing: string): { line: string; owner: string }
  * owned by the platform's NOLOGIN owner roles, whose constraints are the platform's code) for the
  * superuser.
  */
-export function splitByLoader(listing: string, tenantRole: string): { tenant: string[]; platform: string[] } {
+export function splitByLoader(
+  listing: string,
+  tenantRole: string,
+  skip: (line: string) => boolean = () => false,
+): { tenant: string[]; platform: string[] } {
   const tenant: string[] = [];
   const platform: string[] = [];
   for (const e of listingEntries(listing)) {
+    if (skip(e.line)) continue;
     (e.owner === tenantRole || e.owner === "" ? tenant : platform).push(e.line);
   }
   return { tenant, platform };
@@ -128,6 +134,84 @@ export interface RestoreDumpOptions {
   tenantRole: string;
   /** The restore's load role (lib/restore/loadRole.ts): the tenant's rows are loaded as it. */
   loadRole: LoadRole;
+}
+
+/** The admin's pg_restore environment on the copy: asynchronous commits (see {@link restoreDump}). */
+function adminRestoreEnv(adminDsn: string, database: string): NodeJS.ProcessEnv {
+  return cleanChildEnv({
+    ...dsnToPgEnv(dsnWithDatabase(adminDsn, database)),
+    PGOPTIONS: `${PLATFORM_SESSION_OPTIONS} -c synchronous_commit=off -c maintenance_work_mem=128MB`,
+  });
+}
+
+async function pgRestore(env: NodeJS.ProcessEnv, args: string[]): Promise<string> {
+  const result = await runCommand(pgBin("pg_restore"), args, { env, cwd: "/", timeoutMs: 4 * 60 * 60_000 });
+  if (result.code !== 0) throw new CommandError(`pg_restore ${args.join(" ")}`, result);
+  return result.stdout;
+}
+
+/** One section of a directory dump into `database` (`mode`: `--single-transaction` or `-j N`), optionally by list. */
+function loadSection(
+  env: NodeJS.ProcessEnv,
+  mode: string[],
+  section: "pre-data" | "data" | "post-data",
+  database: string,
+  dumpDir: string,
+  list?: string,
+): Promise<string> {
+  return pgRestore(env, [
+    ...mode,
+    "--exit-on-error",
+    "--no-publications",
+    "--no-subscriptions",
+    `--section=${section}`,
+    ...(list ? ["-L", list] : []),
+    "-d",
+    database,
+    dumpDir,
+  ]);
+}
+
+/** Runs `fn` with a private directory for pg_restore lists (removed after). */
+async function withListDir<T>(
+  fn: (write: (name: string, lines: string[]) => Promise<string>) => Promise<T>,
+): Promise<T> {
+  const lists = await fs.mkdtemp(path.join(os.tmpdir(), "loomworks-restore-lists-"));
+  try {
+    return await fn(async (name, lines) => {
+      const file = path.join(lists, name);
+      await fs.writeFile(file, `${lines.join("\n")}\n`, { mode: 0o600 });
+      return file;
+    });
+  } finally {
+    await fs.rm(lists, { recursive: true, force: true });
+  }
+}
+
+const singleOrParallel = (sizeBytes: number, jobs: number): string[] =>
+  sizeBytes < SINGLE_TRANSACTION_BELOW_BYTES || jobs <= 1 ? ["--single-transaction"] : ["-j", String(jobs)];
+
+/**
+ * The data section: the platform's entries as the superuser, the tenant's as the load role (see
+ * {@link splitByLoader}); entries `skip` names are left out.
+ */
+async function loadDataSection(
+  adminEnv: NodeJS.ProcessEnv,
+  database: string,
+  dumpDir: string,
+  mode: string[],
+  opts: { tenantRole: string; loadRole: LoadRole; skip?: (line: string) => boolean },
+): Promise<{ tenantEntries: number; platformEntries: number }> {
+  const loadEnv = { ...adminEnv, PGUSER: opts.loadRole.name, PGPASSWORD: opts.loadRole.password };
+  const listing = await pgRestore(adminEnv, ["-l", dumpDir]);
+  const { tenant, platform } = splitByLoader(listing, opts.tenantRole, opts.skip);
+  await withListDir(async (write) => {
+    if (platform.length)
+      await loadSection(adminEnv, mode, "data", database, dumpDir, await write("platform.list", platform));
+    if (tenant.length)
+      await loadSection(loadEnv, mode, "data", database, dumpDir, await write("tenant.list", tenant));
+  });
+  return { tenantEntries: tenant.length, platformEntries: platform.length };
 }
 
 /**
@@ -145,49 +229,117 @@ export async function restoreDump(
   dumpDir: string,
   opts: RestoreDumpOptions,
 ): Promise<{ mode: string; tenantEntries: number; platformEntries: number }> {
-  const adminEnv = cleanChildEnv({
-    ...dsnToPgEnv(dsnWithDatabase(adminDsn, database)),
-    PGOPTIONS: `${PLATFORM_SESSION_OPTIONS} -c synchronous_commit=off -c maintenance_work_mem=128MB`,
-  });
-  const loadEnv = { ...adminEnv, PGUSER: opts.loadRole.name, PGPASSWORD: opts.loadRole.password };
-  const mode =
-    opts.sizeBytes < SINGLE_TRANSACTION_BELOW_BYTES || opts.jobs <= 1
-      ? ["--single-transaction"]
-      : ["-j", String(opts.jobs)];
-  const pgRestore = async (env: NodeJS.ProcessEnv, args: string[]): Promise<string> => {
-    const result = await runCommand(pgBin("pg_restore"), args, { env, cwd: "/", timeoutMs: 4 * 60 * 60_000 });
-    if (result.code !== 0) throw new CommandError(`pg_restore ${args.join(" ")}`, result);
-    return result.stdout;
-  };
-  const load = (env: NodeJS.ProcessEnv, section: string, list?: string) =>
-    pgRestore(env, [
-      ...mode,
-      "--exit-on-error",
-      "--no-publications",
-      "--no-subscriptions",
-      `--section=${section}`,
-      ...(list ? ["-L", list] : []),
-      "-d",
-      database,
-      dumpDir,
-    ]);
+  const adminEnv = adminRestoreEnv(adminDsn, database);
+  const mode = singleOrParallel(opts.sizeBytes, opts.jobs);
+  await loadSection(adminEnv, mode, "pre-data", database, dumpDir);
+  const loaded = await loadDataSection(adminEnv, database, dumpDir, mode, opts);
+  await loadSection(adminEnv, mode, "post-data", database, dumpDir);
+  return { mode: mode.join(" "), ...loaded };
+}
 
-  await load(adminEnv, "pre-data");
-  const { tenant, platform } = splitByLoader(await pgRestore(adminEnv, ["-l", dumpDir]), opts.tenantRole);
-  const lists = await fs.mkdtemp(path.join(os.tmpdir(), "loomworks-restore-lists-"));
-  try {
-    const write = async (name: string, lines: string[]) => {
-      const file = path.join(lists, name);
-      await fs.writeFile(file, `${lines.join("\n")}\n`, { mode: 0o600 });
-      return file;
-    };
-    if (platform.length) await load(adminEnv, "data", await write("platform.list", platform));
-    if (tenant.length) await load(loadEnv, "data", await write("tenant.list", tenant));
-  } finally {
-    await fs.rm(lists, { recursive: true, force: true });
-  }
-  await load(adminEnv, "post-data");
-  return { mode: mode.join(" "), tenantEntries: tenant.length, platformEntries: platform.length };
+/**
+ * The entries of a dump a restore made for its own checks: the `amcheck` extension, installed in
+ * the scratch database for pg_amcheck while the dump was taken, unless the tenant had it.
+ */
+export function isScratchOnlyEntry(line: string): boolean {
+  return /^\d+; \d+ \d+ (?:EXTENSION - amcheck|COMMENT - EXTENSION amcheck)(?: |$)/.test(line);
+}
+
+/** A `pg_restore -l` line of a foreign key constraint. */
+export const isForeignKeyEntry = (line: string): boolean => /^\d+; \d+ \d+ FK CONSTRAINT /.test(line);
+
+/** The entries of `section` in a dump's listing, minus those `skip` names. */
+async function sectionList(
+  env: NodeJS.ProcessEnv,
+  dumpDir: string,
+  section: string,
+  skip: (line: string) => boolean,
+): Promise<string[]> {
+  const listing = await pgRestore(env, ["-l", `--section=${section}`, dumpDir]);
+  return listingEntries(listing)
+    .map((e) => e.line)
+    .filter((line) => !skip(line));
+}
+
+/**
+ * The overlapped pipeline's first load: the definitions (pre-data) of a schema-only dump, in one
+ * transaction, while the data is still being dumped. Entries `skip` names are left out.
+ */
+export async function loadSchema(
+  adminDsn: string,
+  database: string,
+  schemaDumpDir: string,
+  skip: (line: string) => boolean,
+): Promise<void> {
+  const env = adminRestoreEnv(adminDsn, database);
+  const entries = await sectionList(env, schemaDumpDir, "pre-data", skip);
+  await withListDir(async (write) =>
+    loadSection(
+      env,
+      ["--single-transaction"],
+      "pre-data",
+      database,
+      schemaDumpDir,
+      await write("pre-data.list", entries),
+    ),
+  );
+}
+
+export interface LoadDataOptions extends RestoreDumpOptions {
+  /** pg_restore jobs for the post-data section (indexes, constraints: each index build ends with an fsync). */
+  indexJobs: number;
+  /** Entries left out. */
+  skip: (line: string) => boolean;
+  /** Runs while the indexes are built, after the rows are loaded (the load role is no longer needed). */
+  whileIndexing?: () => Promise<void>;
+  /** Called once the rows are loaded, before the indexes (a crash point). */
+  afterRows?: () => void;
+}
+
+/**
+ * The overlapped pipeline's second load: the rows (as in {@link restoreDump}) and then the
+ * post-data section with `indexJobs` parallel jobs. Building an index of a WAL-logged relation
+ * ends with an fsync of its file (PostgreSQL 15's nbtsort): hundreds of small indexes wait on the
+ * disk one after another in one transaction, while parallel jobs overlap those waits.
+ */
+export async function loadDataAndIndexes(
+  adminDsn: string,
+  database: string,
+  dataDumpDir: string,
+  opts: LoadDataOptions,
+): Promise<{ mode: string; tenantEntries: number; platformEntries: number; indexesMs: number }> {
+  const env = adminRestoreEnv(adminDsn, database);
+  const mode = singleOrParallel(opts.sizeBytes, opts.jobs);
+  const loaded = await loadDataSection(env, database, dataDumpDir, mode, opts);
+  opts.afterRows?.();
+  const t0 = Date.now();
+  const indexMode = opts.indexJobs > 1 ? ["-j", String(opts.indexJobs)] : ["--single-transaction"];
+  const indexes = async (): Promise<number> => {
+    const entries = await sectionList(env, dataDumpDir, "post-data", opts.skip);
+    const foreignKeys = entries.filter(isForeignKeyEntry);
+    await withListDir(async (write) => {
+      const rest = entries.filter((line) => !isForeignKeyEntry(line));
+      if (rest.length) {
+        await loadSection(
+          env,
+          indexMode,
+          "post-data",
+          database,
+          dataDumpDir,
+          await write("indexes.list", rest),
+        );
+      }
+      // Foreign keys lock both tables: parallel jobs deadlock on a cycle (res_partner, res_users,
+      // res_company). They build no index, so one transaction loses nothing to the disk.
+      if (foreignKeys.length) {
+        const list = await write("foreign-keys.list", foreignKeys);
+        await loadSection(env, ["--single-transaction"], "post-data", database, dataDumpDir, list);
+      }
+    });
+    return Date.now() - t0;
+  };
+  const [indexesMs] = await settleAll([indexes(), opts.whileIndexing?.() ?? Promise.resolve()]);
+  return { mode: `${mode.join(" ")}; post-data ${indexMode.join(" ")}`, ...loaded, indexesMs };
 }
 
 /** GUCs whose value is a list of (quoted) items, written item by item (as pg_dump does). */

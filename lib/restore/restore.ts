@@ -17,6 +17,11 @@
  *                       the copy → `<db>`; privileges and filestore as before; connections back
  *   6. cleanup          scratch instance stopped and removed
  *
+ * The overlapped pipeline (./pipeline.ts, the default) runs independent work at once: the archive
+ * wait inside step 2 beside the files; in step 3 the dumps and the load of the copy's definitions
+ * beside pg_amcheck; in step 4 the scratch instance stopped beside the load, the indexes by
+ * parallel jobs. The journal and the crash handling are the same for both pipelines.
+ *
  * Crash safety: the swap's rename transaction is the commit point. {@link resumeOrRollback} finds
  * a `running` restore of the tenant and, from the catalog, either rolls it back (no `<db>__pre_<id>`
  * yet: scratch, copy, its load role and filestore removed, the tenant untouched) or finishes it (privileges,
@@ -49,6 +54,9 @@ import {
   createRestoreDatabase,
   databaseExists,
   databaseFacts,
+  isScratchOnlyEntry,
+  loadDataAndIndexes,
+  loadSchema,
   restoreDump,
   swapFilestores,
 } from "./copy";
@@ -71,8 +79,11 @@ import {
   scratchClientConfig,
   scratchLayout,
   startScratch,
+  stopScratchServer,
   type ScratchInstance,
 } from "./scratch";
+import { INDEX_JOBS, restorePipelineSetting, type RestorePipeline } from "./pipeline";
+import { settleAll } from "../process/settleAll";
 import {
   findSnapshot,
   pgbackrestTargetFor,
@@ -132,6 +143,14 @@ export interface RestoreTimings {
   filestoreMissingNames?: string[];
   /** Why the restored database's attachment references could not be read (filestore left empty). */
   filestoreRefused?: string;
+  /** The overlapped pipeline (./pipeline.ts): the definitions' dump, their load into the copy (both
+   *  during verify), the post-data section (indexes, constraints) and stopping the scratch instance. */
+  schemaDumpMs?: number;
+  schemaLoadMs?: number;
+  indexesMs?: number;
+  scratchStopMs?: number;
+  /** How the steps were ordered (./pipeline.ts). */
+  pipeline?: RestorePipeline;
   /** Row counts of the key tables in the restored database (verify; checked again after the copy). */
   rowCounts?: Record<string, number>;
   /** How the scratch instance was restored: only the tenant's files, or pgBackRest's --db-include. */
@@ -183,6 +202,8 @@ export interface RestoreTenantOptions {
   recoveryTimeoutMs?: number;
   /** pg_dump / pg_restore / pg_amcheck parallelism (default 2). */
   jobs?: number;
+  /** How the steps are ordered; default `LOOMWORKS_RESTORE_PIPELINE`, else overlapped (./pipeline.ts). */
+  pipeline?: RestorePipeline;
   /**
    * A declared restore runs once: when the tenant's latest restore is done and had this target, its
    * result is returned. The Kubernetes restore Job sets it, since Kubernetes re-runs a Job whose pod
@@ -436,6 +457,24 @@ async function countKeyTables(client: Client): Promise<Record<string, number>> {
   return counts;
 }
 
+const describeCopy = (
+  sizeBytes: number,
+  l: { mode: string; tenantEntries: number; platformEntries: number },
+): string =>
+  `copied ${(sizeBytes / 1048576).toFixed(1)} MB (pg_restore ${l.mode}; ${l.tenantEntries} entries loaded ` +
+  `as the restore's load role, ${l.platformEntries} of the platform's as the superuser)`;
+
+function amcheckFailure(output: string): Error {
+  return new Error(
+    `pg_amcheck found problems in the restored database:\n${output.split("\n").slice(-20).join("\n")}`,
+  );
+}
+
+const describeCounts = (counts: Record<string, number>): string =>
+  Object.entries(counts)
+    .map(([t, n]) => `${t} ${n}`)
+    .join(", ") || "no key tables";
+
 function sameCounts(a: Record<string, number>, b: Record<string, number>): boolean {
   return JSON.stringify(Object.entries(a).sort()) === JSON.stringify(Object.entries(b).sort());
 }
@@ -613,6 +652,7 @@ interface Ctx {
   names: SwapNames;
   log: (m: string) => void;
   started: number;
+  pipeline: RestorePipeline;
 }
 
 const stepKey = (s: RestoreStep): keyof RestoreTimings =>
@@ -683,6 +723,14 @@ async function stepValidate(ctx: Ctx): Promise<ResolvedRestoreTarget> {
   if (resolved.repoFallback) {
     ctx.log(`restoring from the offsite repository repo${resolved.repo}: ${resolved.repoFallback}`);
   }
+  // Overlapped: the wait runs beside the scratch files (stepScratchRestore), which do not need it.
+  if (ctx.pipeline === "sequential") await archiveWait(ctx, resolved);
+  return resolved;
+}
+
+/** WAL up to now (past the target) in the repository the restore reads (see waitForArchive). */
+async function archiveWait(ctx: Ctx, resolved: ResolvedRestoreTarget): Promise<void> {
+  const { opts, rec } = ctx;
   const repo = resolved.repo;
   const pgbr = pgbackrestTargetFor(opts.stateDir, opts.stanza);
   rec.timings.archiveWaitMs = await waitForArchive(
@@ -690,25 +738,31 @@ async function stepValidate(ctx: Ctx): Promise<ResolvedRestoreTarget> {
     opts.archiveWaitMs ?? 60_000,
     repo === undefined ? undefined : (segment) => segmentInRepo(pgbr, repo, segment),
   );
-  return resolved;
 }
 
 async function stepScratchRestore(ctx: Ctx, resolved: ResolvedRestoreTarget): Promise<void> {
   const { opts, rec, scratch } = ctx;
   const pgbr = pgbackrestTargetFor(opts.stateDir, opts.stanza);
-  await prepareScratch(scratch);
   const formerNames = await formerDatabaseNames(ctx.reg, rec.subdomain);
-  const { selection, method, fallbackReason } = await timed(rec, "pgbackrestMs", () =>
-    pgbackrestRestore(scratch, pgbr, {
-      database: opts.database,
-      formerNames,
-      backupLabel: resolved.backup.label,
-      ...(resolved.repo !== undefined ? { repo: resolved.repo } : {}),
-      type: resolved.type,
-      value: resolved.value,
-      exclusive: resolved.exclusive,
-    }),
-  );
+  const files = async () => {
+    await prepareScratch(scratch);
+    return timed(rec, "pgbackrestMs", () =>
+      pgbackrestRestore(scratch, pgbr, {
+        database: opts.database,
+        formerNames,
+        backupLabel: resolved.backup.label,
+        ...(resolved.repo !== undefined ? { repo: resolved.repo } : {}),
+        type: resolved.type,
+        value: resolved.value,
+        exclusive: resolved.exclusive,
+      }),
+    );
+  };
+  // Recovery needs the archived WAL, the files do not.
+  const [{ selection, method, fallbackReason }] = await settleAll([
+    files(),
+    ctx.pipeline === "sequential" ? Promise.resolve() : archiveWait(ctx, resolved),
+  ]);
   rec.timings.scratchMethod = method;
   if (fallbackReason) rec.timings.scratchFallback = fallbackReason;
   const what = selection.length === 1 ? selection[0] : `${selection.length} --db-exclude`;
@@ -743,21 +797,11 @@ async function stepVerify(ctx: Ctx): Promise<Record<string, number>> {
     const check = await timed(rec, "amcheckMs", () =>
       amcheckScratch(scratch, opts.database, (had.rowCount ?? 0) > 0, opts.jobs ?? 2),
     );
-    if (!check.ok) {
-      throw new Error(
-        `pg_amcheck found problems in the restored database:\n${check.output.split("\n").slice(-20).join("\n")}`,
-      );
-    }
+    if (!check.ok) throw amcheckFailure(check.output);
     return countKeyTables(c);
   });
   rec.timings.rowCounts = counts;
-  ctx.log(
-    `verified: ${
-      Object.entries(counts)
-        .map(([t, n]) => `${t} ${n}`)
-        .join(", ") || "no key tables"
-    }`,
-  );
+  ctx.log(`verified: ${describeCounts(counts)}`);
   return counts;
 }
 
@@ -790,10 +834,17 @@ async function stepCopy(
     await dropLoadRole(admin, opts.adminDsn, rec.id);
     return loaded;
   });
-  ctx.log(
-    `copied ${(sizeBytes / 1048576).toFixed(1)} MB (pg_restore ${mode}; ${tenantEntries} data entries loaded ` +
-      `as the restore's load role, ${platformEntries} of the platform's as the superuser)`,
-  );
+  ctx.log(describeCopy(sizeBytes, { mode, tenantEntries, platformEntries }));
+  await finishCopy(ctx, resolved, counts);
+}
+
+/** After the load: sequences re-logged, settings, row counts checked against the scratch's, filestore. */
+async function finishCopy(
+  ctx: Ctx,
+  resolved: ResolvedRestoreTarget,
+  counts: Record<string, number>,
+): Promise<void> {
+  const { admin, opts, rec, scratch, names } = ctx;
   await fs.rm(scratch.dumpDir, { recursive: true, force: true });
   // Before the database's own settings are copied onto it: they are the tenant's to choose.
   const sequences = await timed(rec, "sequencesMs", () =>
@@ -809,6 +860,89 @@ async function stepCopy(
     );
   }
   await stepFilestore(ctx, resolved);
+}
+
+/** What the overlapped verify step hands the copy: the row counts and the database's size. */
+interface Verified {
+  counts: Record<string, number>;
+  sizeBytes: number;
+  /** Dump entries the copy leaves out (the amcheck extension the verify installed). */
+  skip: (line: string) => boolean;
+}
+
+/**
+ * The overlapped verify step: pg_amcheck and the row counts, while pg_dump dumps the scratch
+ * database and its definitions are loaded into `<db>__restore_<id>` (closed to all but the
+ * superuser; a rollback drops it). amcheck is installed first, so that every dump sees the same
+ * database; its entries are left out of the copy unless the tenant had it.
+ */
+async function stepVerifyAndDump(ctx: Ctx): Promise<Verified> {
+  const { admin, opts, rec, scratch, names } = ctx;
+  const jobs = opts.jobs ?? 2;
+  const live = await databaseFacts(admin, opts.database);
+  if (!live) throw new Error(`database "${opts.database}" does not exist in the live cluster`);
+  const { had, sizeBytes } = await withClient(scratchClientConfig(scratch, opts.database), async (c) => {
+    const present = await c.query("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'");
+    if (!present.rowCount) await c.query("CREATE EXTENSION amcheck");
+    const size = await c.query<{ n: string }>(
+      "SELECT pg_catalog.pg_database_size(pg_catalog.current_database()) AS n",
+    );
+    return { had: (present.rowCount ?? 0) > 0, sizeBytes: Number(size.rows[0].n) };
+  });
+  const skip = had ? () => false : isScratchOnlyEntry;
+  const check = async (): Promise<Record<string, number>> => {
+    const result = await timed(rec, "amcheckMs", () => amcheckScratch(scratch, opts.database, true, jobs));
+    if (!result.ok) throw amcheckFailure(result.output);
+    return withClient(scratchClientConfig(scratch, opts.database), countKeyTables);
+  };
+  const schema = async (): Promise<void> => {
+    await timed(rec, "schemaDumpMs", () =>
+      dumpScratchDatabase(scratch, opts.database, 1, { dir: scratch.schemaDumpDir, sections: ["pre-data"] }),
+    );
+    await createRestoreDatabase(admin, live, names.restoreDb);
+    await timed(rec, "schemaLoadMs", () =>
+      loadSchema(opts.adminDsn, names.restoreDb, scratch.schemaDumpDir, skip),
+    );
+  };
+  const [counts] = await settleAll([
+    check(),
+    timed(rec, "dumpMs", () =>
+      dumpScratchDatabase(scratch, opts.database, jobs, { sections: ["data", "post-data"] }),
+    ),
+    schema(),
+  ]);
+  crashPoint("restore:schema-loaded");
+  rec.timings.rowCounts = counts;
+  ctx.log(`verified: ${describeCounts(counts)}; dumped and the definitions loaded`);
+  return { counts, sizeBytes, skip };
+}
+
+/**
+ * The overlapped copy step: the rows (the tenant's by the load role), then the indexes and
+ * constraints with parallel jobs while the load role is dropped; the scratch instance, no longer
+ * needed, is stopped meanwhile.
+ */
+async function stepLoad(ctx: Ctx, resolved: ResolvedRestoreTarget, verified: Verified): Promise<void> {
+  const { admin, opts, rec, scratch, names } = ctx;
+  const stopping = timed(rec, "scratchStopMs", () => stopScratchServer(scratch));
+  const load = async () => {
+    const loadRole = await createLoadRole(admin, opts.adminDsn, rec.id, opts.roleName, names.restoreDb);
+    return loadDataAndIndexes(opts.adminDsn, names.restoreDb, scratch.dumpDir, {
+      jobs: opts.jobs ?? 2,
+      sizeBytes: verified.sizeBytes,
+      tenantRole: opts.roleName,
+      loadRole,
+      indexJobs: INDEX_JOBS,
+      skip: verified.skip,
+      afterRows: () => crashPoint("restore:copy-loaded"),
+      whileIndexing: () => dropLoadRole(admin, opts.adminDsn, rec.id),
+    });
+  };
+  const [loaded] = await settleAll([timed(rec, "pgRestoreMs", load), stopping]);
+  rec.timings.indexesMs = loaded.indexesMs;
+  ctx.log(describeCopy(verified.sizeBytes, loaded));
+  await fs.rm(scratch.schemaDumpDir, { recursive: true, force: true });
+  await finishCopy(ctx, resolved, verified.counts);
 }
 
 async function stepSwap(ctx: Ctx, allow: boolean): Promise<void> {
@@ -911,13 +1045,20 @@ async function runRestore(
     names: swapNames(opts.database, opts.filestoreRoot, rec),
     log: (m) => log(`${opts.subdomain}: restore ${id}: ${m}`),
     started,
+    pipeline: opts.pipeline ?? restorePipelineSetting(),
   };
+  rec.timings.pipeline = ctx.pipeline;
   ctx.log(`to ${pre.display} (scratch ${scratch.dir})`);
   try {
     const resolved = await runStep(ctx, "validate", () => stepValidate(ctx));
     await runStep(ctx, "scratch-restore", () => stepScratchRestore(ctx, resolved));
-    const counts = await runStep(ctx, "verify", () => stepVerify(ctx));
-    await runStep(ctx, "copy", () => stepCopy(ctx, resolved, counts));
+    if (ctx.pipeline === "sequential") {
+      const counts = await runStep(ctx, "verify", () => stepVerify(ctx));
+      await runStep(ctx, "copy", () => stepCopy(ctx, resolved, counts));
+    } else {
+      const verified = await runStep(ctx, "verify", () => stepVerifyAndDump(ctx));
+      await runStep(ctx, "copy", () => stepLoad(ctx, resolved, verified));
+    }
     await runStep(ctx, "swap", () => stepSwap(ctx, allow));
     await runStep(ctx, "cleanup", () => removeScratch(scratch));
     rec.timings.totalMs = Date.now() - started;

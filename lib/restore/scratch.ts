@@ -7,6 +7,7 @@
  * Layout of `<stateDir>/restore/<id>` (owned by postgres, mode 0700):
  *   data/   the restored data directory     run/   its socket directory
  *   log/    postgres.log (server output)    dump/  pg_dump -Fd of the tenant database
+ *   schema/ its definitions alone (pre-data), when dumped apart
  *
  * Nothing here can touch the live cluster: archiving is off (pgBackRest `--archive-mode=off` and
  * `archive_mode = off`), no TCP listener, `archive-get` runs synchronously so it shares no spool
@@ -43,6 +44,8 @@ export interface ScratchInstance {
   logDir: string;
   logFile: string;
   dumpDir: string;
+  /** The overlapped pipeline's schema-only dump (pre-data). */
+  schemaDumpDir: string;
   port: number;
 }
 
@@ -54,6 +57,7 @@ export function scratchLayout(dir: string, port: number): ScratchInstance {
     logDir: path.join(dir, "log"),
     logFile: path.join(dir, "log", "postgres.log"),
     dumpDir: path.join(dir, "dump"),
+    schemaDumpDir: path.join(dir, "schema"),
     port,
   };
 }
@@ -534,6 +538,24 @@ export async function scratchProcesses(dir: string): Promise<number[]> {
  * then SIGKILL to any other process naming the directory. No error when nothing runs.
  */
 export async function stopScratch(s: ScratchInstance): Promise<void> {
+  await stopScratchServer(s);
+  const others = await scratchProcesses(s.dir);
+  for (const p of others) {
+    try {
+      process.kill(p, "SIGKILL");
+    } catch {
+      // gone already
+    }
+  }
+  const left = await waitGone(others, 10_000);
+  if (left.length > 0) throw new Error(`processes still working in ${s.dir}: ${left.join(", ")}`);
+}
+
+/**
+ * Stops the scratch's PostgreSQL only (`pg_ctl stop -m immediate`, else signals to the postmaster
+ * of its pid file): a pg_restore still reading the dump in the scratch directory keeps running.
+ */
+export async function stopScratchServer(s: ScratchInstance): Promise<void> {
   const pidFile = path.join(s.dataDir, "postmaster.pid");
   if (existsSync(pidFile)) {
     const stopped = await asPostgres(
@@ -551,16 +573,6 @@ export async function stopScratch(s: ScratchInstance): Promise<void> {
       }
     }
   }
-  const others = await scratchProcesses(s.dir);
-  for (const p of others) {
-    try {
-      process.kill(p, "SIGKILL");
-    } catch {
-      // gone already
-    }
-  }
-  const left = await waitGone(others, 10_000);
-  if (left.length > 0) throw new Error(`processes still working in ${s.dir}: ${left.join(", ")}`);
 }
 
 /** Stops the scratch instance and removes its directory (and `<stateDir>/restore` when empty). */
@@ -570,9 +582,19 @@ export async function removeScratch(s: ScratchInstance): Promise<void> {
   await fs.rmdir(path.dirname(s.dir)).catch(() => undefined);
 }
 
-/** `pg_dump -Fd -j <jobs>` of the scratch's tenant database into `<scratch>/dump` (as postgres). */
-export async function dumpScratchDatabase(s: ScratchInstance, database: string, jobs: number): Promise<void> {
-  await fs.rm(s.dumpDir, { recursive: true, force: true });
+/**
+ * `pg_dump -Fd -j <jobs>` of the scratch's tenant database into `<scratch>/dump` (as postgres), or
+ * into `dir` and only `sections` (the overlapped pipeline dumps the definitions apart, to load them
+ * while the rows are still being dumped: the scratch is never written meanwhile, so both agree).
+ */
+export async function dumpScratchDatabase(
+  s: ScratchInstance,
+  database: string,
+  jobs: number,
+  part: { dir?: string; sections?: Array<"pre-data" | "data" | "post-data"> } = {},
+): Promise<void> {
+  const dir = part.dir ?? s.dumpDir;
+  await fs.rm(dir, { recursive: true, force: true });
   const args = [
     "-Fd",
     "-j",
@@ -580,8 +602,9 @@ export async function dumpScratchDatabase(s: ScratchInstance, database: string, 
     "--no-sync",
     "--no-publications",
     "--no-subscriptions",
+    ...(part.sections ?? []).map((x) => `--section=${x}`),
     "-f",
-    s.dumpDir,
+    dir,
     ...scratchConnectionArgs(s),
     "-d",
     database,

@@ -35,6 +35,9 @@ import {
   splitGucList,
   targetKind,
 } from "../../lib/restore";
+import { isForeignKeyEntry, isScratchOnlyEntry } from "../../lib/restore/copy";
+import { restorePipelineSetting } from "../../lib/restore/pipeline";
+import { settleAll } from "../../lib/process/settleAll";
 
 const sec = (iso: string): number => Math.floor(Date.parse(iso) / 1000);
 
@@ -266,6 +269,7 @@ describe("scratch instance", () => {
         runDir: "/s/restore/0123abcd/run",
         logDir: "/s/restore/0123abcd/log",
         logFile: "/s/restore/0123abcd/log/postgres.log",
+        schemaDumpDir: "/s/restore/0123abcd/schema",
         dumpDir: "/s/restore/0123abcd/dump",
         port: 40123,
       },
@@ -309,6 +313,47 @@ describe("data load split", () => {
         "4007; 0 16503 TABLE DATA public ac-1 postgres",
       ],
     });
+  });
+});
+
+describe("overlapped pipeline", () => {
+  it("leaves out only the amcheck extension the verify step installed, and its comment", () => {
+    expect(isScratchOnlyEntry("3; 3079 16385 EXTENSION - amcheck ")).toBe(true);
+    expect(isScratchOnlyEntry("3; 3079 16385 EXTENSION - amcheck")).toBe(true);
+    expect(isScratchOnlyEntry("4242; 0 0 COMMENT - EXTENSION amcheck ")).toBe(true);
+    expect(isScratchOnlyEntry("3; 3079 16385 EXTENSION - amcheck_next ")).toBe(false);
+    expect(isScratchOnlyEntry("4001; 1259 16500 TABLE public amcheck ac-1")).toBe(false);
+    // a tenant's table named like the entry is the tenant's
+    expect(isScratchOnlyEntry("4002; 0 16501 TABLE DATA public EXTENSION - amcheck ac-1")).toBe(false);
+  });
+
+  it("tells foreign keys from the other post-data entries", () => {
+    expect(isForeignKeyEntry("5001; 2606 17000 FK CONSTRAINT public x x_partner_id_fkey ac-1")).toBe(true);
+    expect(isForeignKeyEntry("5002; 2606 17001 CONSTRAINT public x x_pkey ac-1")).toBe(false);
+    expect(isForeignKeyEntry("5003; 1259 17002 INDEX public x_partner_id_index ac-1")).toBe(false);
+    expect(isForeignKeyEntry("5004; 1259 17003 INDEX public FK CONSTRAINT ac-1")).toBe(false);
+  });
+
+  it("reads LOOMWORKS_RESTORE_PIPELINE: overlapped by default, sequential on request, anything else refused", () => {
+    expect(restorePipelineSetting({})).toBe("overlapped");
+    expect(restorePipelineSetting({ LOOMWORKS_RESTORE_PIPELINE: " Sequential " })).toBe("sequential");
+    expect(restorePipelineSetting({ LOOMWORKS_RESTORE_PIPELINE: "overlapped" })).toBe("overlapped");
+    expect(() => restorePipelineSetting({ LOOMWORKS_RESTORE_PIPELINE: "fast" })).toThrow(
+      /overlapped or sequential/,
+    );
+  });
+
+  it("settleAll waits for every task before it rejects with the first failure", async () => {
+    let slowDone = false;
+    const slow = new Promise<number>((resolve) =>
+      setTimeout(() => {
+        slowDone = true;
+        resolve(1);
+      }, 30),
+    );
+    await expect(settleAll([Promise.reject(new Error("first")), slow])).rejects.toThrow("first");
+    expect(slowDone).toBe(true);
+    await expect(settleAll([Promise.resolve("a"), slow])).resolves.toEqual(["a", 1]);
   });
 });
 
