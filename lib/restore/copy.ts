@@ -290,17 +290,23 @@ export interface LoadDataOptions extends RestoreDumpOptions {
   indexJobs: number;
   /** Entries left out. */
   skip: (line: string) => boolean;
-  /** Runs while the indexes are built, after the rows are loaded (the load role is no longer needed). */
-  whileIndexing?: () => Promise<void>;
+  /**
+   * Runs beside the foreign keys, once the rows, indexes and other constraints are in: they hold
+   * no lock a reader of the tables waits for (SHARE ROW EXCLUSIVE), unlike a primary key's build.
+   */
+  besideForeignKeys?: () => Promise<void>;
   /** Called once the rows are loaded, before the indexes (a crash point). */
   afterRows?: () => void;
 }
 
 /**
- * The overlapped pipeline's second load: the rows (as in {@link restoreDump}) and then the
- * post-data section with `indexJobs` parallel jobs. Building an index of a WAL-logged relation
- * ends with an fsync of its file (PostgreSQL 15's nbtsort): hundreds of small indexes wait on the
- * disk one after another in one transaction, while parallel jobs overlap those waits.
+ * The overlapped pipeline's second load: the rows (as in {@link restoreDump}), then the post-data
+ * section: indexes and the other constraints with `indexJobs` parallel jobs, the foreign keys
+ * after them in one transaction. Building an index of a WAL-logged relation ends with an fsync of
+ * its file (PostgreSQL 15's nbtsort): hundreds of small indexes wait on the disk one after another
+ * in one transaction, while parallel jobs overlap those waits. Foreign keys lock both their tables:
+ * parallel jobs deadlock on a cycle of them (res_partner, res_users, res_company); they build no
+ * index, so one transaction loses nothing to the disk.
  */
 export async function loadDataAndIndexes(
   adminDsn: string,
@@ -314,32 +320,25 @@ export async function loadDataAndIndexes(
   opts.afterRows?.();
   const t0 = Date.now();
   const indexMode = opts.indexJobs > 1 ? ["-j", String(opts.indexJobs)] : ["--single-transaction"];
-  const indexes = async (): Promise<number> => {
-    const entries = await sectionList(env, dataDumpDir, "post-data", opts.skip);
+  const entries = await sectionList(env, dataDumpDir, "post-data", opts.skip);
+  await withListDir(async (write) => {
+    const rest = entries.filter((line) => !isForeignKeyEntry(line));
     const foreignKeys = entries.filter(isForeignKeyEntry);
-    await withListDir(async (write) => {
-      const rest = entries.filter((line) => !isForeignKeyEntry(line));
-      if (rest.length) {
-        await loadSection(
-          env,
-          indexMode,
-          "post-data",
-          database,
-          dataDumpDir,
-          await write("indexes.list", rest),
-        );
-      }
-      // Foreign keys lock both tables: parallel jobs deadlock on a cycle (res_partner, res_users,
-      // res_company). They build no index, so one transaction loses nothing to the disk.
-      if (foreignKeys.length) {
-        const list = await write("foreign-keys.list", foreignKeys);
-        await loadSection(env, ["--single-transaction"], "post-data", database, dataDumpDir, list);
-      }
-    });
-    return Date.now() - t0;
+    const load = async (name: string, lines: string[], how: string[]): Promise<void> => {
+      if (lines.length)
+        await loadSection(env, how, "post-data", database, dataDumpDir, await write(name, lines));
+    };
+    await load("indexes.list", rest, indexMode);
+    await settleAll([
+      load("foreign-keys.list", foreignKeys, ["--single-transaction"]),
+      opts.besideForeignKeys?.() ?? Promise.resolve(),
+    ]);
+  });
+  return {
+    mode: `${mode.join(" ")}; post-data ${indexMode.join(" ")}, then foreign keys`,
+    ...loaded,
+    indexesMs: Date.now() - t0,
   };
-  const [indexesMs] = await settleAll([indexes(), opts.whileIndexing?.() ?? Promise.resolve()]);
-  return { mode: `${mode.join(" ")}; post-data ${indexMode.join(" ")}`, ...loaded, indexesMs };
 }
 
 /** GUCs whose value is a list of (quoted) items, written item by item (as pg_dump does). */

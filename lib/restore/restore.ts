@@ -530,8 +530,10 @@ async function renameInOneTransaction(admin: Client, n: SwapNames, allowConnecti
 }
 
 /**
- * Everything after the commit point: filestore, maintenance flag (privileges and connections are
- * applied again, for a swap committed by an older release). Idempotent.
+ * Everything after the commit point: filestore, maintenance flag. When finishing an interrupted
+ * restore (`reapply`), privileges and connections are applied again, for a swap committed by an
+ * older release; the restore that just committed them skips that (the tenant is still behind the
+ * router's 503 meanwhile). Idempotent.
  */
 async function finishSwap(
   admin: Client,
@@ -540,11 +542,14 @@ async function finishSwap(
   n: SwapNames,
   allowConnections: boolean,
   stateDir: string | undefined,
+  reapply = true,
 ): Promise<void> {
   await swapFilestores(n.liveFs, n.restoreFs, n.preFs);
-  await copyDatabaseAcl(admin, n.preDb, n.database);
-  await admin.query(`ALTER DATABASE ${quoteIdent(n.preDb)} ALLOW_CONNECTIONS false`);
-  await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} ALLOW_CONNECTIONS ${allowConnections}`);
+  if (reapply) {
+    await copyDatabaseAcl(admin, n.preDb, n.database);
+    await admin.query(`ALTER DATABASE ${quoteIdent(n.preDb)} ALLOW_CONNECTIONS false`);
+    await admin.query(`ALTER DATABASE ${quoteIdent(n.database)} ALLOW_CONNECTIONS ${allowConnections}`);
+  }
   await setMaintenance(reg, subdomain, null, routerOf(stateDir, n));
 }
 
@@ -843,15 +848,12 @@ async function finishCopy(
   ctx: Ctx,
   resolved: ResolvedRestoreTarget,
   counts: Record<string, number>,
+  sequencesDone = false,
 ): Promise<void> {
   const { admin, opts, rec, scratch, names } = ctx;
   await fs.rm(scratch.dumpDir, { recursive: true, force: true });
   // Before the database's own settings are copied onto it: they are the tenant's to choose.
-  const sequences = await timed(rec, "sequencesMs", () =>
-    withClient(dsnWithDatabase(opts.adminDsn, names.restoreDb), (db) => relogSequences(db)),
-  );
-  rec.timings.sequencesRaised = sequences.raised.length;
-  ctx.log(describeRelog(sequences));
+  if (!sequencesDone) await raiseSequences(ctx);
   await copyDatabaseSettings(admin, opts.database, names.restoreDb);
   const copied = await withClient(dsnWithDatabase(opts.adminDsn, names.restoreDb), countKeyTables);
   if (!sameCounts(copied, counts)) {
@@ -860,6 +862,16 @@ async function finishCopy(
     );
   }
   await stepFilestore(ctx, resolved);
+}
+
+/** Every sequence of the copy raised to its column's maximum and re-logged (lib/pg/sequences.ts). */
+async function raiseSequences(ctx: Ctx): Promise<void> {
+  const { opts, rec, names } = ctx;
+  const sequences = await timed(rec, "sequencesMs", () =>
+    withClient(dsnWithDatabase(opts.adminDsn, names.restoreDb), (db) => relogSequences(db)),
+  );
+  rec.timings.sequencesRaised = sequences.raised.length;
+  ctx.log(describeRelog(sequences));
 }
 
 /** What the overlapped verify step hands the copy: the row counts and the database's size. */
@@ -919,8 +931,8 @@ async function stepVerifyAndDump(ctx: Ctx): Promise<Verified> {
 
 /**
  * The overlapped copy step: the rows (the tenant's by the load role), then the indexes and
- * constraints with parallel jobs while the load role is dropped; the scratch instance, no longer
- * needed, is stopped meanwhile.
+ * constraints with parallel jobs, the foreign keys while the load role is dropped and the
+ * sequences are raised; the scratch instance, no longer needed, is stopped meanwhile.
  */
 async function stepLoad(ctx: Ctx, resolved: ResolvedRestoreTarget, verified: Verified): Promise<void> {
   const { admin, opts, rec, scratch, names } = ctx;
@@ -935,14 +947,18 @@ async function stepLoad(ctx: Ctx, resolved: ResolvedRestoreTarget, verified: Ver
       indexJobs: INDEX_JOBS,
       skip: verified.skip,
       afterRows: () => crashPoint("restore:copy-loaded"),
-      whileIndexing: () => dropLoadRole(admin, opts.adminDsn, rec.id),
+      // The rows are in: the sequences can be raised to their columns' maxima meanwhile.
+      besideForeignKeys: async () => {
+        await dropLoadRole(admin, opts.adminDsn, rec.id);
+        await raiseSequences(ctx);
+      },
     });
   };
   const [loaded] = await settleAll([timed(rec, "pgRestoreMs", load), stopping]);
   rec.timings.indexesMs = loaded.indexesMs;
   ctx.log(describeCopy(verified.sizeBytes, loaded));
   await fs.rm(scratch.schemaDumpDir, { recursive: true, force: true });
-  await finishCopy(ctx, resolved, verified.counts);
+  await finishCopy(ctx, resolved, verified.counts, true);
 }
 
 async function stepSwap(ctx: Ctx, allow: boolean): Promise<void> {
@@ -952,7 +968,7 @@ async function stepSwap(ctx: Ctx, allow: boolean): Promise<void> {
   await admin.query(`ALTER DATABASE ${quoteIdent(names.database)} ALLOW_CONNECTIONS false`);
   await renameInOneTransaction(admin, names, allow);
   crashPoint("restore:swap-committed");
-  await finishSwap(admin, reg, rec.subdomain, names, allow, ctx.opts.stateDir);
+  await finishSwap(admin, reg, rec.subdomain, names, allow, ctx.opts.stateDir, false);
   rec.timings.unavailableMs = Date.now() - t0;
 }
 
