@@ -860,6 +860,21 @@ function restoreSection(r: RestoreBenchResult): string[] {
       .join(" | ")} |`,
     "",
   );
+  if (r.methods.includes("overlapped")) {
+    out.push(
+      "Where the floor is: the copy into the live cluster is a logical load (`pg_restore`), and on " +
+        "PostgreSQL 15 every index build of a WAL-logged relation ends with an fsync of its file — one " +
+        "per TOAST index in the definitions (~405 for this tenant) and one per primary key and index " +
+        "in post-data (~817), 2–3 ms each on this disk, counted with strace — while the ~1,600 " +
+        "foreign keys are CPU (a validation query and four triggers each) and cannot run in parallel " +
+        "jobs (they deadlock on their cycle). The overlapped pipeline hides the definitions' fsyncs " +
+        "behind pg_amcheck and the dump, and overlaps the indexes' with `-j 8`; what is left is the " +
+        "files of the scratch, recovery, the rows, the foreign keys and the swap, each of them CPU " +
+        "on 2 cores shared with the rest of the machine (its load printed beside every figure; " +
+        "[details](docs/operations/backup-and-restore.md#where-the-time-goes)).",
+      "",
+    );
+  }
 
   // -- baseline parts
   const blCols = (["whole-cluster", "db-include"] as const).flatMap((k) => phases.map((p) => ({ k, p })));
