@@ -850,7 +850,7 @@ async function finishCopy(
   counts: Record<string, number>,
   sequencesDone = false,
 ): Promise<void> {
-  const { admin, opts, rec, scratch, names } = ctx;
+  const { admin, opts, scratch, names } = ctx;
   await fs.rm(scratch.dumpDir, { recursive: true, force: true });
   // Before the database's own settings are copied onto it: they are the tenant's to choose.
   if (!sequencesDone) await raiseSequences(ctx);
