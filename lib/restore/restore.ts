@@ -1027,6 +1027,7 @@ async function runRestore(
     throw new Error(`tenant "${opts.subdomain}": database "${opts.database}" does not exist`);
   }
   const allow = await tenantAllowsConnections(reg, opts.subdomain, opts.tenantState);
+  const pipeline = opts.pipeline ?? restorePipelineSetting();
   let id = newRestoreId();
   for (let i = 0; i < 5; i++) {
     const clash = await reg.query("SELECT 1 FROM restores WHERE id = $1", [id]);
@@ -1061,7 +1062,7 @@ async function runRestore(
     names: swapNames(opts.database, opts.filestoreRoot, rec),
     log: (m) => log(`${opts.subdomain}: restore ${id}: ${m}`),
     started,
-    pipeline: opts.pipeline ?? restorePipelineSetting(),
+    pipeline,
   };
   rec.timings.pipeline = ctx.pipeline;
   ctx.log(`to ${pre.display} (scratch ${scratch.dir})`);
