@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type * as BackupProvider from "../lib/backup/provider";
 import type * as DaemonLib from "../lib/backup/daemon";
 import type * as ScheduleDefaults from "../lib/backup/schedule-defaults";
-import type { BackupSchedule } from "../lib/backup/schedule-defaults";
+import type { BackupSchedule, SparesJob } from "../lib/backup/schedule-defaults";
 import type { NotifySettings } from "../lib/notify/settings";
 import type * as PgPaths from "../lib/pg/paths";
 import { libModule, providerStub } from "../lib/pulumi/lazyModule";
@@ -29,6 +29,8 @@ export interface LocalSchedulerArgs {
   quotaCheck?: pulumi.Input<string>;
   /** Days the undo log of ended AI operations is kept (pruned by the quota check). */
   undoRetentionDays?: pulumi.Input<number>;
+  /** `platform.provisioning`: the `spares` job (absent: none, and no such input in the state). */
+  spares?: pulumi.Input<SparesJob>;
   /** `platform.notify` with a webhook (secret: the URL may carry a token). */
   notify?: pulumi.Input<NotifySettings>;
 }
@@ -42,6 +44,7 @@ export interface LocalSchedulerInputs {
   schedule: BackupSchedule;
   quotaCheck?: string;
   undoRetentionDays?: number;
+  spares?: SparesJob;
   notify?: NotifySettings;
 }
 
@@ -70,6 +73,7 @@ async function apply(inputs: LocalSchedulerInputs): Promise<LocalSchedulerOutput
     jobsScript: JOBS_SCRIPT,
     ...(inputs.quotaCheck ? { quotaCheck: inputs.quotaCheck } : {}),
     ...(inputs.undoRetentionDays ? { undoRetentionDays: inputs.undoRetentionDays } : {}),
+    ...(inputs.spares ? { spares: inputs.spares } : {}),
   });
   const paths = await daemon.writeSchedulerFiles(stateDir, jobs, {
     stateDir,

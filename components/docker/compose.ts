@@ -15,6 +15,7 @@
 import * as path from "node:path";
 import * as yaml from "js-yaml";
 import type { StackConfig } from "../../infra/config/schema";
+import { sparesOption } from "../../lib/backup/schedule-defaults";
 import { aiKeyNames } from "../../lib/odoo/aiKeys";
 import { ERP_IMAGE } from "../../lib/odoo/image";
 import { NOTIFY_ENV } from "../../lib/notify/settings";
@@ -198,6 +199,7 @@ function mountedFiles(ctx: ComposeContext): ComposeFile[] {
   const schedule = renderDockerOpsSchedule({
     schedule: p.backups.schedule,
     ...(p.quotas.checkSchedule ? { quotaCheckSchedule: p.quotas.checkSchedule } : {}),
+    ...sparesOption(p.provisioning),
     undoRetentionDays: p.undo.retentionDays,
   });
   // Compose provisions no tenant: the ERP serves none (docs/operations/docker.md#tenants-without-pulumi).

@@ -21,7 +21,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { OPS_IMAGE, opsJobSpecs } from "../../lib/backup/opsJobs";
-import type { BackupSchedule } from "../../lib/backup/schedule-defaults";
+import type { BackupSchedule, SparesJob } from "../../lib/backup/schedule-defaults";
 import { NOTIFY_ENV, PUSHGATEWAY_ENV } from "../../lib/notify/settings";
 import { adminDsn } from "../../lib/pg/client";
 import { POSTGRES_CONTAINER } from "../docker/config";
@@ -114,6 +114,8 @@ export interface OpsJobsArgs extends OpsPods {
   undoRetentionDays: number;
   /** Records the repository's backups in the registry (default hourly at :30). */
   syncSchedule?: string;
+  /** `platform.provisioning`: a `spares` CronJob when its count is above 0. */
+  spares?: SparesJob;
   /** The ERP's user and group: the jobs that touch the filestore run as them. */
   filestoreOwner: FilestoreOwner;
   /** Of each job's container (default DEFAULT_OPS_RESOURCES). */

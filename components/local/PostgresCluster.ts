@@ -6,6 +6,7 @@ import {
   DEFAULT_QUOTA_CHECK_SCHEDULE,
   effectiveSchedule,
   type BackupSchedule,
+  type SparesJob,
 } from "../../lib/backup/schedule-defaults";
 import type { NotifySettings } from "../../lib/notify/settings";
 import { offsiteUnsupportedReason, pgbackrestVersionOf, type OffsiteRepo } from "../../lib/pg/offsite";
@@ -25,6 +26,8 @@ export interface LocalPostgresClusterArgs {
   quotaCheck?: string;
   /** Days the undo log of ended AI operations is kept. */
   undoRetentionDays?: number;
+  /** `platform.provisioning`: the scheduler's `spares` job (absent: none). */
+  spares?: SparesJob;
   /** platform.credentialRotation: a new value rotates the superuser's password (in place). */
   credentialRotation?: string;
   /** The webhook of operator notifications (secret), for the scheduled jobs and restores. */
@@ -87,6 +90,7 @@ export class LocalPostgresCluster extends pulumi.ComponentResource {
         schedule: effectiveSchedule(args.schedule),
         quotaCheck: args.quotaCheck ?? DEFAULT_QUOTA_CHECK_SCHEDULE,
         ...(args.undoRetentionDays !== undefined ? { undoRetentionDays: args.undoRetentionDays } : {}),
+        ...(args.spares ? { spares: args.spares } : {}),
         ...(args.notify !== undefined ? { notify: args.notify } : {}),
       },
       { parent: this, dependsOn: [server] },

@@ -1,6 +1,7 @@
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { PlatformConfig, RestoreTarget, TenantConfig } from "../../infra/config/schema";
+import { sparesOption } from "../../lib/backup/schedule-defaults";
 import type { ErpTenant } from "../../lib/odoo/tenantMap";
 import { routerUrl, tenantRoutes } from "../../lib/router/config";
 import { routerTlsFileProblems, routerTlsFilesHash } from "../../lib/router/tlsFiles";
@@ -56,6 +57,7 @@ export class DockerHostPlatform extends PlatformComponent {
         ops: {
           ...(platform.backups.schedule ? { schedule: platform.backups.schedule } : {}),
           ...(platform.quotas.checkSchedule ? { quotaCheckSchedule: platform.quotas.checkSchedule } : {}),
+          ...sparesOption(platform.provisioning),
           undoRetentionDays: platform.undo.retentionDays,
           ...(webhookUrl
             ? {

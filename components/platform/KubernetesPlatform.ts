@@ -4,6 +4,7 @@ import type { KubernetesConfig } from "../../infra/config/kubernetes";
 import type { RestoreTarget, StackConfig, TenantConfig } from "../../infra/config/schema";
 import { PostgresLogin } from "../../dynamic-providers/postgresLogin";
 import { RandomSecret, rotationKeepers } from "../../dynamic-providers/randomSecret";
+import { sparesOption } from "../../lib/backup/schedule-defaults";
 import type { ErpTenant } from "../../lib/odoo/tenantMap";
 import { NAMES, POSTGRES_LABELS, POSTGRES_PORT, UPDATE_LABELS, objectLabels } from "../kubernetes/common";
 import { Monitoring } from "../kubernetes/Monitoring";
@@ -156,6 +157,7 @@ export class KubernetesPlatform extends PlatformComponent {
         postgres: opsPostgres(platform),
         ...(platform.backups.schedule ? { schedule: platform.backups.schedule } : {}),
         ...(platform.quotas.checkSchedule ? { quotaCheckSchedule: platform.quotas.checkSchedule } : {}),
+        ...sparesOption(platform.provisioning),
         undoRetentionDays: platform.undo.retentionDays,
         filestoreOwner: k8sCfg.erpUser,
         ...(notify ? { notify } : {}),

@@ -7,6 +7,7 @@ import { PlatformComponent, notifySettings, secretValues, type PlatformArgs } fr
 import { offsiteRepo, offsiteStackDir } from "../offsite";
 import { declareTemplates } from "./templates";
 import { declareTenants } from "./tenants";
+import { sparesOption } from "../../lib/backup/schedule-defaults";
 import { clusterPaths } from "../../lib/pg/paths";
 import { routerUrl } from "../../lib/router/config";
 import type { PlatformConfig } from "../../infra/config/schema";
@@ -35,6 +36,7 @@ export class LocalPlatform extends PlatformComponent {
         retentionFull: platform.backups.retentionFull,
         schedule: platform.backups.schedule,
         ...(platform.quotas.checkSchedule ? { quotaCheck: platform.quotas.checkSchedule } : {}),
+        ...sparesOption(platform.provisioning),
         undoRetentionDays: platform.undo.retentionDays,
         credentialRotation: platform.credentialRotation,
         ...(notify ? { notify } : {}),

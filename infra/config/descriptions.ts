@@ -98,6 +98,12 @@ export const CONFIG_DESCRIPTIONS: Readonly<Record<string, string>> = {
     "undo.retentionDays": "Days the change log of ended operations is kept (pruned by the quota-check job).",
     quotas: "The storage quota check.",
     "quotas.checkSchedule": "Cron (UTC) of the storage check (default `*/10 * * * *`).",
+    provisioning:
+      "Spare tenant databases made ahead of time, so that creating a tenant renames one instead of copying its template ([tenant provisioning](operations/tenant-provisioning.md#spare-databases)).",
+    "provisioning.spares":
+      "Ready spares kept per template by the scheduled `spares` job (0 to 20). 0 (default): no job runs and every tenant is copied from its template.",
+    "provisioning.sparesSchedule":
+      "Cron (UTC) of the `spares` job, which tops each template up to `spares` ready ones (default `*/5 * * * *`; used only when `spares` > 0).",
     notify:
       "Operator notifications: a JSON POST per event (storage warning or read-only, failed backup or verify, restore finished or failed) from the jobs on every target.",
     "notify.webhookUrl":

@@ -114,6 +114,13 @@ export interface PlatformConfig {
     /** Cron (UTC) of the storage quota check; default every 10 minutes. */
     checkSchedule?: string;
   };
+  /** Spare tenant databases (lib/tenant/spares.ts) kept ready by a scheduled job. */
+  provisioning: {
+    /** Ready spares per template; 0 (default): no job, no spares. */
+    spares: number;
+    /** Cron (UTC) of the `spares` job; default every 5 minutes. */
+    sparesSchedule?: string;
+  };
   /** Operator notifications (docs/operations/monitoring.md#webhook-notifications-every-target). */
   notify: {
     /**
@@ -216,6 +223,7 @@ export const RULES = {
   webhookUrl: "must be an http:// or https:// URL",
   notifyTimeout: "must be an integer from 1 to 120 (seconds)",
   notifyAttempts: "must be an integer from 1 to 10",
+  spares: "must be an integer from 0 to 20 (ready spares per template; 0 turns them off)",
   credentialRotation:
     'must be 1 to 64 characters of A-Z, a-z, 0-9, ".", "_", ":" or "-" (e.g. "2026-11-26"); changing it rotates the passwords',
 } as const;
@@ -358,6 +366,7 @@ export const PLATFORM_KEYS = [
   "templates",
   "undo",
   "quotas",
+  "provisioning",
   "notify",
   "odoo",
   "docker",
@@ -412,6 +421,13 @@ export const platformSchema = strictMap(
     quotas: strictMap(
       { checkSchedule: cronSchema.optional() },
       "must be a map of quota settings (checkSchedule)",
+    ).default({}),
+    provisioning: strictMap(
+      {
+        spares: integer(0, 20, RULES.spares).default(0),
+        sparesSchedule: cronSchema.optional(),
+      },
+      "must be a map of provisioning settings (spares, sparesSchedule)",
     ).default({}),
     notify: strictMap(
       {

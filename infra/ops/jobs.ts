@@ -9,6 +9,7 @@
  *                                                                                  runtime `auto` snapshots
  *   node bin/infra/ops/jobs.js quota-check [--state-dir D] [--filestore-root F] [--tenant SUB ...]
  *                                          [--undo-retention-days N]   undo log retention, then storage quotas
+ *   node bin/infra/ops/jobs.js spares    [--state-dir D] [--count N]               N ready spares per template (default 1)
  *   node bin/infra/ops/jobs.js scheduler --state-dir D                             the daemon (local target only)
  *   node bin/infra/ops/jobs.js restore --tenant SUB --database DB --role ROLE
  *                                      (--time T | --lsn L | --snapshot NAME [--snapshot-lsn L])
@@ -81,7 +82,7 @@ type Command = (typeof COMMANDS)[number];
 
 const USAGE =
   `usage: jobs.js <${COMMANDS.join("|")}> [--state-dir DIR] [--type full|diff|incr] [--tenant SUBDOMAIN ...] ` +
-  "[--undo-retention-days N] [--filestore-root DIR] [--snapshot-root DIR]\n" +
+  "[--undo-retention-days N] [--count N] [--filestore-root DIR] [--snapshot-root DIR]\n" +
   "       jobs.js restore --tenant SUB --database DB --role ROLE (--time T | --lsn L | --snapshot NAME " +
   "[--snapshot-lsn L]) --pgbackrest-config PATH --scratch-dir DIR --filestore-root DIR [--tenant-state S]";
 
@@ -116,6 +117,8 @@ interface Args {
   tenants: string[];
   /** quota-check: also prune the undo log of operations ended this many days ago. */
   undoRetentionDays?: number;
+  /** spares: ready spares to keep per template (default 1). */
+  spareCount?: number;
   filestoreRoot?: string;
   snapshotRoot?: string;
   restore: {
@@ -152,6 +155,11 @@ const VALUE_OPTIONS: Record<string, (a: Args, v: string) => void> = {
     if (!Number.isInteger(days) || days < 1)
       throw new Error(`--undo-retention-days needs a whole number of days >= 1\n${USAGE}`);
     a.undoRetentionDays = days;
+  },
+  "--count": (a, v) => {
+    const count = Number(v);
+    if (!Number.isInteger(count) || count < 1) throw new Error(`--count needs a whole number >= 1\n${USAGE}`);
+    a.spareCount = count;
   },
   "--tenant-state": (a, v) => {
     if (v !== "active" && v !== "suspended" && v !== "archived")
@@ -536,10 +544,11 @@ async function run(args: Args, env: NodeJS.ProcessEnv, log: JobLogger): Promise<
     case "snapshot-auto":
       return snapshotAuto(ctx, log);
     case "spares": {
-      const made = await prepareSparesOfAllTemplates(ctx.adminDsn, log);
+      const count = args.spareCount ?? 1;
+      const made = await prepareSparesOfAllTemplates(ctx.adminDsn, log, count);
       log(
-        `spares: ${made.filter((m) => m.spare).length} of ${made.length} template(s) have one; ` +
-          `${made.filter((m) => m.made).length} made now`,
+        `spares: ${made.filter((m) => m.ready >= count).length} of ${made.length} template(s) have ${count}; ` +
+          `${made.filter((m) => m.made).length} topped up now`,
         { templates: made.map((m) => m.template), made: made.filter((m) => m.made).map((m) => m.spare) },
       );
       return;

@@ -8,9 +8,12 @@
  */
 import {
   DEFAULT_QUOTA_CHECK_SCHEDULE,
+  SPARES_TIMEOUT_MINUTES,
   effectiveSchedule,
+  sparesJob,
   type BackupSchedule,
   type ScheduledJob,
+  type SparesJob,
 } from "./schedule-defaults";
 
 /** The ops image's layout (docker/ops/Dockerfile; test/unit/ops-image-lint.test.ts checks both agree). */
@@ -52,15 +55,19 @@ export interface OpsScheduleArgs {
   undoRetentionDays: number;
   /** Default DEFAULT_SYNC_SCHEDULE. */
   syncSchedule?: string;
+  /** `platform.provisioning`: a `spares` job when its count is above 0 (none otherwise). */
+  spares?: SparesJob;
 }
 
 /**
  * The platform's scheduled jobs. `expire` has none of its own: every backup job runs it (as on the
  * local target). Backups may retry once (pgBackRest resumes an interrupted backup); the frequent
- * jobs never retry (the next run is minutes away).
+ * jobs never retry (the next run is minutes away). `spares` exists only with a count above 0, so
+ * a stack without `platform.provisioning` gets exactly the jobs it had.
  */
 export function opsJobSpecs(args: OpsScheduleArgs): OpsJobSpec[] {
   const s = effectiveSchedule(args.schedule);
+  const spares = sparesJob(args.spares);
   return [
     {
       job: "backup-full",
@@ -112,6 +119,19 @@ export function opsJobSpecs(args: OpsScheduleArgs): OpsJobSpec[] {
       startingDeadlineSeconds: 15 * 60,
       backoffLimit: 0,
     },
+    ...(spares
+      ? [
+          {
+            job: "spares",
+            schedule: spares.cron,
+            args: spares.args,
+            deadlineSeconds: SPARES_TIMEOUT_MINUTES * 60,
+            // Below the default 5-minute period; a missed run is simply the next one's work.
+            startingDeadlineSeconds: 4 * 60,
+            backoffLimit: 0,
+          },
+        ]
+      : []),
   ];
 }
 

@@ -17,7 +17,7 @@ export function checkLocalScheduler(news: { schedule?: object }): pulumi.dynamic
 
 /**
  * diff: a new stateDir replaces the daemon (the old one is stopped first); the cluster settings, the
- * schedule, the quota-check schedule, the undo retention and the webhook, or a daemon found stopped by read, update
+ * schedule, the quota-check schedule, the undo retention, the spares job and the webhook, or a daemon found stopped by read, update
  * it (diffLocalService).
  */
 export function diffLocalScheduler(
@@ -32,6 +32,7 @@ export function diffLocalScheduler(
     "schedule",
     "quotaCheck",
     "undoRetentionDays",
+    "spares",
     "notify",
   ]);
 }

@@ -19,12 +19,44 @@ export interface BackupSchedule {
 /** Default schedule of the storage quota check (`loomworks:platform.quotas.checkSchedule`). */
 export const DEFAULT_QUOTA_CHECK_SCHEDULE = "*/10 * * * *";
 
+/** Default schedule of the `spares` job (`loomworks:platform.provisioning.sparesSchedule`). */
+export const DEFAULT_SPARES_SCHEDULE = "*/5 * * * *";
+
+/** `platform.provisioning`: how many ready spares per template, and when the job tops them up. */
+export interface SparesJob {
+  /** Ready spares per template; 0: no job. */
+  count: number;
+  /** Cron (UTC); default DEFAULT_SPARES_SCHEDULE. */
+  schedule?: string;
+}
+
+/**
+ * `platform.provisioning` as the job lists take it, to spread into their options: nothing at all
+ * when spares are off, so that such a stack's resources keep exactly their inputs.
+ */
+export function sparesOption(p: { spares: number; sparesSchedule?: string }): { spares?: SparesJob } {
+  if (p.spares < 1) return {};
+  return { spares: { count: p.spares, ...(p.sparesSchedule ? { schedule: p.sparesSchedule } : {}) } };
+}
+
+/** The `spares` job's cron and arguments, or undefined when spares are off (count 0 or unset). */
+export function sparesJob(spares: SparesJob | undefined): { cron: string; args: string[] } | undefined {
+  if (!spares || spares.count < 1) return undefined;
+  return {
+    cron: spares.schedule ?? DEFAULT_SPARES_SCHEDULE,
+    args: ["spares", "--count", String(spares.count)],
+  };
+}
+
 export const DEFAULT_BACKUP_SCHEDULE: Readonly<BackupSchedule> = Object.freeze({
   full: "0 1 * * 0", // Sunday 01:00
   diff: "0 1 * * 1-6", // Monday to Saturday 01:00
   verify: "0 3 * * 0", // Sunday 03:00, after the full backup
   autoSnapshots: "0 */6 * * *", // every 6 hours
 });
+
+/** Time limit of one `spares` run (a template copy each; a killed run is finished by the next). */
+export const SPARES_TIMEOUT_MINUTES = 30;
 
 /** One job of `<stateDir>/scheduler/schedule.json`. */
 export interface ScheduledJob {
@@ -57,7 +89,8 @@ export function effectiveSchedule(overrides: Partial<BackupSchedule> = {}): Back
 
 /**
  * The platform's jobs: full and diff backups (each followed by `expire` inside the job), verify,
- * auto snapshots, and the storage quota check (which also prunes the undo log); each runs
+ * auto snapshots, the storage quota check (which also prunes the undo log), and with
+ * `platform.provisioning.spares` > 0 the `spares` job (lib/tenant/spares.ts); each runs
  * `node <jobsScript> <subcommand> --state-dir <stateDir>`.
  */
 export function platformJobs(opts: {
@@ -71,6 +104,8 @@ export function platformJobs(opts: {
   quotaCheck?: string;
   /** Days the undo log of ended operations is kept; the quota-check job prunes older ones. */
   undoRetentionDays?: number;
+  /** `platform.provisioning`: a `spares` job when its count is above 0. */
+  spares?: SparesJob;
 }): ScheduledJob[] {
   const node = opts.node ?? process.execPath;
   const stateDir = path.resolve(opts.stateDir);
@@ -91,6 +126,8 @@ export function platformJobs(opts: {
   jobs.push(
     job("quota-check", opts.quotaCheck ?? DEFAULT_QUOTA_CHECK_SCHEDULE, ["quota-check", ...retention], 30),
   );
+  const spares = sparesJob(opts.spares);
+  if (spares) jobs.push(job("spares", spares.cron, spares.args, SPARES_TIMEOUT_MINUTES));
   return jobs;
 }
 

@@ -162,44 +162,64 @@ async function finishSpare(admin: Client, adminDsn: string, name: string, mark: 
 export interface PrepareSpareResult {
   /** The ready spare (undefined: the template does not exist, or another process is preparing one). */
   spare?: string;
-  /** Made by this call. */
+  /** Made by this call (at least one). */
   made: boolean;
+  /** Ready spares of the template after this call. */
+  ready: number;
 }
 
 /**
- * Makes sure one ready spare of `template` exists (see the module comment). Returns at once when
- * another process holds the template's spare lock (it is preparing one).
+ * Makes sure `count` ready spares of `template` exist (see the module comment): makes the missing
+ * ones, one after the other, never drops a ready one beyond `count`. Returns at once when another
+ * process holds the template's spare lock (it is preparing some).
  */
 export async function prepareSpare(
   admin: Client,
   adminDsn: string,
   template: string,
   log: Log = () => undefined,
+  count = 1,
 ): Promise<PrepareSpareResult> {
   const got = await admin.query<{ ok: boolean }>("SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok", [
     SPARE_LOCK_CLASS,
     template,
   ]);
-  if (!got.rows[0].ok) return { made: false };
+  if (!got.rows[0].ok) return { made: false, ready: 0 };
   try {
     const id = await templateIdentity(admin, template);
-    if (!id) return { made: false };
-    const ready = await dropUnusableSpares(admin, template, id, log);
-    if (ready.length > 0) return { spare: ready[0].name, made: false };
-    const name = `${SPARE_PREFIX}${id.oid}_${randomBytes(4).toString("hex")}`;
-    // The role first: a database without its role is never left behind by a crash in between.
-    await admin.query(
-      `CREATE ROLE ${quoteIdent(name)} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS`,
-    );
-    await copyTemplate(admin, name, template, log);
-    await finishSpare(admin, adminDsn, name, { template, templateOid: id.oid, stamp: id.stamp });
-    log(`spare ${name} of ${template} ready`);
-    return { spare: name, made: true };
+    if (!id) return { made: false, ready: 0 };
+    const ready = (await dropUnusableSpares(admin, template, id, log)).map((s) => s.name);
+    const before = ready.length;
+    while (ready.length < count) ready.push(await makeSpare(admin, adminDsn, template, id, log));
+    return {
+      ...(ready.length > 0 ? { spare: ready[0] } : {}),
+      made: ready.length > before,
+      ready: ready.length,
+    };
   } finally {
     await admin
       .query("SELECT pg_advisory_unlock($1, hashtext($2))", [SPARE_LOCK_CLASS, template])
       .catch(() => undefined);
   }
+}
+
+/** One new ready spare of `template` (run under the template's spare lock). */
+async function makeSpare(
+  admin: Client,
+  adminDsn: string,
+  template: string,
+  id: TemplateIdentity,
+  log: Log,
+): Promise<string> {
+  const name = `${SPARE_PREFIX}${id.oid}_${randomBytes(4).toString("hex")}`;
+  // The role first: a database without its role is never left behind by a crash in between.
+  await admin.query(
+    `CREATE ROLE ${quoteIdent(name)} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS`,
+  );
+  await copyTemplate(admin, name, template, log);
+  await finishSpare(admin, adminDsn, name, { template, templateOid: id.oid, stamp: id.stamp });
+  log(`spare ${name} of ${template} ready`);
+  return name;
 }
 
 /** Drops every spare of `template` (it is about to change, or is gone). */
@@ -241,12 +261,14 @@ export async function claimSpare(
 }
 
 /**
- * One ready spare of every template the platform built (`loomworks template ...` comment): what a
- * scheduled `jobs.js spares` runs, so that the next tenant of each template finds one.
+ * `count` ready spares of every template the platform built (`loomworks template ...` comment):
+ * what a scheduled `jobs.js spares --count N` runs, so that the next tenants of each template find
+ * one.
  */
 export async function prepareSparesOfAllTemplates(
   adminDsn: string,
   log: Log = () => undefined,
+  count = 1,
 ): Promise<Array<{ template: string } & PrepareSpareResult>> {
   return withClient(adminDsn, async (admin) => {
     const templates = await admin.query<{ name: string }>(
@@ -256,7 +278,7 @@ export async function prepareSparesOfAllTemplates(
     );
     const out: Array<{ template: string } & PrepareSpareResult> = [];
     for (const { name } of templates.rows)
-      out.push({ template: name, ...(await prepareSpare(admin, adminDsn, name, log)) });
+      out.push({ template: name, ...(await prepareSpare(admin, adminDsn, name, log, count)) });
     return out;
   });
 }

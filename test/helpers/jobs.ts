@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import * as path from "node:path";
 import { writeSchedulerFiles } from "../../lib/backup/daemon";
 import type { SchedulerPaths } from "../../lib/backup/scheduler";
+import type { ScheduledJob } from "../../lib/backup/schedule-defaults";
 import { clusterPaths } from "../../lib/pg/paths";
 import { repoRoot } from "../../testkit/repo";
 import type { ProvidedPg } from "./pg-context";
@@ -11,15 +12,17 @@ import type { ProvidedPg } from "./pg-context";
 export const JOBS_SCRIPT = path.join(repoRoot, "bin", "infra", "ops", "jobs.js");
 
 /**
- * The scheduler's files for the shared cluster, no jobs: what jobs.js reads to reach the cluster.
- * In `dir` (default the cluster's own state directory), naming `stanza` (default the cluster's).
+ * The scheduler's files for the shared cluster, `jobs` (default none): what jobs.js reads to reach
+ * the cluster. In `dir` (default the cluster's own state directory), naming `stanza` (default the
+ * cluster's).
  */
 export function writeClusterSchedulerFiles(
   pg: ProvidedPg,
   dir: string = pg.stateDir,
   stanza: string = pg.stanza,
+  jobs: ScheduledJob[] = [],
 ): Promise<SchedulerPaths> {
-  return writeSchedulerFiles(dir, [], {
+  return writeSchedulerFiles(dir, jobs, {
     stateDir: pg.stateDir,
     port: pg.port,
     stanza,

@@ -30,6 +30,12 @@ import {
 } from "../../lib/tenant/spares";
 import { dropTemplate, ensureTemplate } from "../../lib/tenant/template";
 import { randomTenantSpec, tryConnect, restoreOptionsFor } from "../helpers/tenants";
+import { JOBS_SCRIPT, writeClusterSchedulerFiles } from "../helpers/jobs";
+import { waitFor } from "../helpers/offsite";
+import { removeScheduler, startDaemon, stopDaemon } from "../../lib/backup/daemon";
+import { readJobLog, schedulerPaths } from "../../lib/backup/scheduler";
+import { DEFAULT_BACKUP_SCHEDULE, platformJobs } from "../../lib/backup/schedule-defaults";
+import { makeStateDir } from "../../testkit/cluster";
 
 const pg = inject("pg");
 const ADMIN = pg.adminDsn;
@@ -329,6 +335,7 @@ describe("jobs.js spares", () => {
         template: TEMPLATE,
         spare: mine?.spare,
         made: false,
+        ready: 1,
       });
     } finally {
       // Spares of other test files' templates are not this file's to keep.
@@ -418,4 +425,52 @@ describe("point-in-time restore of a tenant whose database was a spare in the ba
       expect(after).toHaveLength(50);
     }, 300_000);
   }
+});
+
+describe("platform.provisioning.spares on the local target", () => {
+  it("the scheduler's spares job tops every template up to the count, and a second run makes none", async () => {
+    const stateDir = await makeStateDir("loomworks-spares-sched-it-");
+    const before = new Set((await spareNames()).databases);
+    try {
+      // The local target's own job list with the key set; only its spares job is due here.
+      const jobs = platformJobs({
+        stateDir,
+        schedule: DEFAULT_BACKUP_SCHEDULE,
+        jobsScript: JOBS_SCRIPT,
+        spares: { count: 2, schedule: "* * * * *" },
+      }).filter((j) => j.name === "spares");
+      expect(jobs.map((j) => j.command.slice(2))).toEqual([
+        ["spares", "--count", "2", "--state-dir", stateDir],
+      ]);
+      await writeClusterSchedulerFiles(pg, stateDir, pg.stanza, jobs);
+      await startDaemon(stateDir, {
+        command: [process.execPath, JOBS_SCRIPT, "scheduler", "--state-dir", stateDir],
+        // A scheduler minute lasts a second: the job is due at once and again soon after.
+        env: { LOOMWORKS_SCHEDULER_TICK_MS: "100", LOOMWORKS_SCHEDULER_TIME_FACTOR: "60" },
+      });
+      const runs = async () =>
+        (await readJobLog(stateDir)).filter((r) => r.job === "spares" && r.event === "end");
+      await waitFor("two runs of the spares job", async () => (await runs()).length >= 2, 180_000);
+      await stopDaemon(stateDir);
+      const ended = await runs();
+      expect(ended.every((r) => r.ok === true)).toBe(true);
+      const prefix = `${SPARE_PREFIX}${await dbOid(TEMPLATE)}_`;
+      const mine = (await spareNames()).databases.filter((n) => n.startsWith(prefix));
+      expect(mine).toHaveLength(2);
+      const output = await fs.readFile(path.join(schedulerPaths(stateDir).outputDir, "spares.log"), "utf8");
+      expect(output).toMatch(/have 2; [1-9]\d* topped up now/);
+      expect(output).toMatch(/have 2; 0 topped up now/);
+    } finally {
+      await removeScheduler(stateDir).catch(() => undefined);
+      await fs.rm(stateDir, { recursive: true, force: true });
+      // Other test files' templates got spares too: drop the ones this test made.
+      for (const name of (await spareNames()).databases)
+        if (!before.has(name))
+          await admin((c) =>
+            c
+              .query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`)
+              .then(() => c.query(`DROP ROLE IF EXISTS ${quoteIdent(name)}`)),
+          );
+    }
+  }, 240_000);
 });

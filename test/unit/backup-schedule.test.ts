@@ -123,6 +123,7 @@ describe("diffLocalScheduler", () => {
     ["the quota-check schedule changed", { quotaCheck: "*/10 * * * *" }, true],
     ["the undo retention changed", { undoRetentionDays: 7 }, true],
     ["a backup schedule changed", { schedule: { full: "0 2 * * 0" } }, true],
+    ["spares were turned on", { spares: { count: 2 } }, true],
   ])("in place when %s", (_name, change, updates) => {
     const { running: _running, ...news } = { ...olds, ...change };
     const diff = diffLocalScheduler(olds, news);

@@ -28,6 +28,8 @@ import type { PlatformComponent } from "../../components/platform/platform";
 import { declarePlatform } from "../../infra/platform";
 import { Tenant, tenantNames } from "../../components/Tenant";
 import { parseStackConfig } from "../../infra/config/load";
+import { LocalPostgresCluster } from "../../components/local/PostgresCluster";
+import { sparesOption } from "../../lib/backup/schedule-defaults";
 import { GUARDS_VERSION } from "../../lib/guards/install";
 import type { StackConfig } from "../../infra/config/schema";
 
@@ -228,6 +230,26 @@ describe("LocalPlatform (two tenants)", () => {
   it("schedules the quota check with the undo log retention", () => {
     const { inputs } = only(regs, `${DYNAMIC}LocalScheduler`, "postgres-scheduler");
     expect(inputs).toMatchObject({ quotaCheck: "*/10 * * * *", undoRetentionDays: 30 });
+  });
+
+  it("gives the scheduler no spares input without platform.provisioning (no diff for existing stacks)", () => {
+    expect(config.platform.provisioning).toEqual({ spares: 0 });
+    const { inputs } = only(regs, `${DYNAMIC}LocalScheduler`, "postgres-scheduler");
+    expect(Object.keys(plain(inputs) as object)).not.toContain("spares");
+  });
+
+  it("passes platform.provisioning.spares to the scheduler when above 0", async () => {
+    const first = registrations.length;
+    const cluster = new LocalPostgresCluster("pg-spares", {
+      stateDir,
+      port: 25433,
+      archiveTimeoutSeconds: 30,
+      retentionFull: 2,
+      ...sparesOption({ spares: 2, sparesSchedule: "*/3 * * * *" }),
+    });
+    await registered(cluster);
+    const { inputs } = only(registrations.slice(first), `${DYNAMIC}LocalScheduler`, "pg-spares-scheduler");
+    expect(plain(inputs)).toMatchObject({ spares: { count: 2, schedule: "*/3 * * * *" } });
   });
 
   it("builds the template from the resolved dump, keyed by the dump's sha256", () => {

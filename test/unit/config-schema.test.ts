@@ -53,6 +53,7 @@ describe("parseStackConfig: defaults", () => {
         undo: { retentionDays: 30 },
         ai: { keys: {} },
         quotas: {},
+        provisioning: { spares: 0 },
         notify: { timeoutSeconds: 10, attempts: 4 },
         odoo: parseStackConfig({}).platform.odoo,
         docker: parseStackConfig({}).platform.docker,

@@ -31,7 +31,11 @@ import {
   stateDirForPgBackRestConfig,
 } from "../../infra/ops/jobs";
 import { parseCron } from "../../lib/backup/cron";
-import { DEFAULT_BACKUP_SCHEDULE, DEFAULT_QUOTA_CHECK_SCHEDULE } from "../../lib/backup/schedule-defaults";
+import {
+  DEFAULT_BACKUP_SCHEDULE,
+  DEFAULT_QUOTA_CHECK_SCHEDULE,
+  DEFAULT_SPARES_SCHEDULE,
+} from "../../lib/backup/schedule-defaults";
 import { clusterPaths } from "../../lib/pg/paths";
 
 const NS = "loomworks-prod";
@@ -225,6 +229,15 @@ describe("OpsJobs", () => {
     expect(byName("loomworks-backup-full")).toBe(DEFAULT_BACKUP_SCHEDULE.full);
     expect(byName("loomworks-snapshot-auto")).toBe(DEFAULT_BACKUP_SCHEDULE.autoSnapshots);
     expect(byName("loomworks-quota-check")).toBe(DEFAULT_QUOTA_CHECK_SCHEDULE);
+  });
+
+  it("adds a spares CronJob only with platform.provisioning.spares above 0", async () => {
+    const [, list] = await build(() => new OpsJobs("ops-spares", { ...ARGS, spares: { count: 2 } }));
+    const spares = one(list, "CronJob", "loomworks-spares");
+    expect(spares.spec.schedule).toBe(DEFAULT_SPARES_SCHEDULE);
+    expect(podOf(spares).containers[0].args).toEqual(["spares", "--count", "2"]);
+    expect(list.filter((o) => o.kind === "CronJob").length).toBe(cronJobs().length + 1);
+    expect(cronJobs().map((c) => c.metadata.name)).not.toContain("loomworks-spares");
   });
 
   it("runs jobs.js in the ops image with each job's arguments", () => {
