@@ -11,6 +11,7 @@ import { pgBin } from "../pg/cluster";
 import { PLATFORM_SESSION_OPTIONS, quoteIdent, quoteLiteral } from "../pg/client";
 import { cleanChildEnv } from "../pg/pgbackrest";
 import { CommandError, runCommand } from "../process/run";
+import { terminateSessions } from "../pg/sessions";
 import { dsnToPgEnv, dsnWithDatabase } from "../pg/dsn";
 import type { LoadRole } from "./loadRole";
 import { settleAll } from "../process/settleAll";
@@ -86,6 +87,8 @@ export async function createRestoreDatabase(
   );
   await admin.query(`REVOKE ALL ON DATABASE ${quoteIdent(restoreDb)} FROM PUBLIC`);
   await admin.query(`REVOKE ALL ON DATABASE ${quoteIdent(restoreDb)} FROM ${quoteIdent(live.owner)}`);
+  // CREATE DATABASE committed with PUBLIC's CONNECT: end any session that got in before the REVOKE.
+  await terminateSessions(admin, { database: restoreDb, waitMs: 5000 });
 }
 
 /**

@@ -26,6 +26,7 @@ import { terminateSessions } from "../pg/sessions";
 import { isRestoreLeftoverOf } from "../restore/names";
 import { installSnapshotApi } from "../snapshot/runtime";
 import { revokeTenantFromErp } from "./erpRole";
+import { revokeForeignMemberships } from "./memberships";
 import { templateFilestore } from "./templateBuilder";
 import { copyTemplate } from "./templateCopy";
 import { claimSpare, claimedComment, findSpare } from "./spares";
@@ -216,6 +217,7 @@ async function ensureRole(admin: Client, spec: TenantSpec, login: boolean): Prom
   ]);
   if (!member.rows[0].m)
     await admin.query(`GRANT ${quoteIdent(TENANT_GROUP_ROLE)} TO ${quoteIdent(spec.roleName)}`);
+  await revokeForeignMemberships(admin, spec.roleName);
 }
 
 /** Creates the database from the template unless it exists; true when created now. */

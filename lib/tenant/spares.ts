@@ -30,6 +30,8 @@ import { withDatabase } from "../pg/database";
 import { relogSequences } from "../pg/sequences";
 import { reassignPublicObjectsSql } from "./sql";
 import { copyTemplate } from "./templateCopy";
+import { revokeForeignMemberships } from "./memberships";
+import { terminateSessions } from "../pg/sessions";
 
 /** Prefix of every spare's database and role name. */
 export const SPARE_PREFIX = "loomworks_spare_";
@@ -109,8 +111,12 @@ const isFresh = (s: SpareRow, template: string, id: TemplateIdentity): boolean =
 /** Drops a spare's database and role (either may be missing). */
 async function dropSpare(admin: Client, name: string): Promise<void> {
   await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`);
-  // The role owned objects in that database only: nothing is left for it to own.
-  await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(name)}`);
+  // The role owned objects in that database only: nothing is left for it to own. A tenant may have
+  // granted it privileges in its own database (2BP01): the role then stays, login-less and unclaimable
+  // (it has no database), rather than a template rebuild or the spares job failing on it.
+  await admin.query(`DROP ROLE IF EXISTS ${quoteIdent(name)}`).catch((err: { code?: string }) => {
+    if (err.code !== "2BP01") throw err;
+  });
 }
 
 /**
@@ -245,8 +251,12 @@ export async function claimSpare(
   spare: string,
   target: { subdomain: string; database: string; role: string },
 ): Promise<boolean> {
+  // A session that got in before the copy's REVOKE would make the rename fail (55006).
+  await terminateSessions(admin, { database: spare, waitMs: 5000 });
   await admin.query("BEGIN");
   try {
+    // Memberships a tenant granted to the spare's role would come with it to the new tenant.
+    await revokeForeignMemberships(admin, spare);
     await admin.query(`ALTER DATABASE ${quoteIdent(spare)} RENAME TO ${quoteIdent(target.database)}`);
     await admin.query(`ALTER ROLE ${quoteIdent(spare)} RENAME TO ${quoteIdent(target.role)}`);
     await admin.query(

@@ -27,6 +27,8 @@ export async function copyTemplate(
       await admin.query(createDatabaseFromTemplateSql(database, template));
       // Nobody but its own role may connect, from the first moment (connect-grants converges it too).
       await admin.query(`REVOKE ALL ON DATABASE ${quoteIdent(database)} FROM PUBLIC`);
+      // CREATE DATABASE committed with PUBLIC's CONNECT: end any session that got in before the REVOKE.
+      await terminateSessions(admin, { database, waitMs: 5000 });
       return true;
     } catch (err) {
       const code = (err as { code?: string }).code;

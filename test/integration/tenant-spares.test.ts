@@ -254,6 +254,55 @@ describe("a tenant made from a spare", () => {
     });
     expect(attempts).toEqual(["42501", "42501", "42501", "42501"]);
   });
+
+  it("a membership or privilege given to a spare's role reaches nothing through the tenant that takes it", async () => {
+    // A spare of its own template, so nothing else claims it before this test's createTenant.
+    const spare = (await admin((c) => prepareSpare(c, ADMIN, TEMPLATE))).spare as string;
+    const planted = await withClient(dsnOf(claimed), async (c) => {
+      const out: string[] = [];
+      for (const sql of [
+        // Refused by this server; PostgreSQL 15 lets a role administer itself in some sessions.
+        `GRANT ${quoteIdent(claimed.roleName)} TO ${quoteIdent(spare)}`,
+        // A privilege in the tenant's own database: a dependency DROP ROLE trips on (2BP01).
+        `CREATE TABLE IF NOT EXISTS planted_${run} (id int)`,
+        `GRANT SELECT ON planted_${run} TO ${quoteIdent(spare)}`,
+      ]) {
+        out.push(
+          await c.query(sql).then(
+            () => "ok",
+            (e: { code?: string }) => e.code ?? "error",
+          ),
+        );
+      }
+      return out;
+    });
+    expect(planted.slice(1)).toEqual(["ok", "ok"]);
+    // Whether or not the tenant could, the membership is there when the claim runs.
+    if (planted[0] !== "ok") {
+      await admin((c) => c.query(`GRANT ${quoteIdent(claimed.roleName)} TO ${quoteIdent(spare)}`));
+    }
+    const spareOid = await dbOid(spare);
+    const victim = specFor();
+    await createTenant(ADMIN, victim);
+    created.push(victim);
+    expect(await dbOid(victim.database)).toBe(spareOid);
+    // The victim took that spare (its database has the spare's oid) but not the hostile membership.
+    const member = await admin((c) =>
+      c.query<{ m: boolean }>("SELECT pg_has_role($1, $2, 'MEMBER') AS m", [
+        victim.roleName,
+        claimed.roleName,
+      ]),
+    );
+    expect(member.rows[0].m).toBe(false);
+    expect(await tryConnect(dsnOf(victim, claimed.database))).not.toBe("ok");
+    // A spare role a tenant granted privileges to does not make dropping spares fail.
+    const another = (await admin((c) => prepareSpare(c, ADMIN, TEMPLATE))).spare as string;
+    await withClient(dsnOf(claimed), (c) =>
+      c.query(`GRANT SELECT ON planted_${run} TO ${quoteIdent(another)}`),
+    );
+    await admin((c) => dropSparesOf(c, TEMPLATE));
+    expect(await dbOid(another)).toBeUndefined();
+  });
 });
 
 describe("spares nobody may claim", () => {
