@@ -66,7 +66,7 @@ def _collect(attachments):
     if not entries:
         return
     cr = attachments.env.cr
-    cr.execute("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")
+    cr.execute("SELECT (extract(epoch FROM pg_catalog.clock_timestamp()) * 1000)::bigint")
     filestore = attachments._filestore()
     batch = retired_batch(filestore, cr.fetchone()[0])
     retired = 0
