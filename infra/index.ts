@@ -1,6 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError, loadStackConfig } from "./config/load";
 import { declarePlatform } from "./platform";
+import { trimSdkOverhead } from "../lib/pulumi/sdkOverhead";
+
+trimSdkOverhead();
 
 function readConfig() {
   try {

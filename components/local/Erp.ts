@@ -48,7 +48,7 @@ export class LocalErp extends pulumi.ComponentResource {
       { parent: this },
     );
     const tenantFiles = tenantFilePaths(localErpDir(args.stateDir));
-    const installed = findInstalledOdoo();
+    const installed = findInstalledOdoo(process.env, "locate");
     if ("missing" in installed)
       void pulumi.log.info(`ERP: ${installed.missing}; odoo.conf names only the project's addons`, this);
     const adminPasswd = new RandomSecret(`${name}-admin-passwd`, { length: 32 }, { parent: this });
