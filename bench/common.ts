@@ -9,9 +9,11 @@ import { existsSync } from "node:fs";
 import { promises as fs } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { Client } from "pg";
 import { destroyCluster, type LocalClusterSpec } from "../lib/pg/cluster";
+import type { TenantSpec } from "../lib/tenant/provision";
 
 import { findFreePort as findPort, makeStateDir } from "../testkit/cluster";
 import { repoRoot } from "../testkit/repo";
@@ -215,4 +217,29 @@ export async function treeFacts(dir: string): Promise<{ files: number; bytes: nu
   };
   await walk(dir);
   return { files, bytes };
+}
+
+/**
+ * A tenant for the lib-level scenarios: database and role named after it, fresh random passwords.
+ * `tier` "pro" (50 users) unless told; the admin e-mail's domain is the name with `_` made `-`.
+ */
+export function benchTenantSpec(
+  name: string,
+  opts: { template: string; filestoreRoot: string; tier?: "basic" | "pro" },
+): TenantSpec {
+  const tier = opts.tier ?? "pro";
+  return {
+    subdomain: name,
+    database: name,
+    roleName: name,
+    rolePassword: randomBytes(24).toString("base64url"),
+    template: opts.template,
+    tier,
+    state: "active",
+    adminEmail: `owner@${name.replace(/_/g, "-")}.example`,
+    adminPassword: randomBytes(15).toString("base64url"),
+    limits: { maxUsers: tier === "basic" ? 10 : 50 },
+    filestoreRoot: opts.filestoreRoot,
+    retentionDays: 30,
+  };
 }

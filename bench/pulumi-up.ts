@@ -24,7 +24,6 @@
  * Repeats: `--repeats` for 1 and 10 tenants; 50 tenants run `--repeats-50` times and then again
  * while the budget allows. Writes pulumi-up.json in bench/results/.
  */
-import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 // The test's own sessions are plain ones (a tenant's, or ad-hoc admin SQL): the platform's pinned
@@ -49,6 +48,7 @@ import {
   type Stats,
   intFlags,
   runBenchmark,
+  benchTenantSpec,
 } from "./common";
 
 /** What components/platform/templates.ts names the `default` template's database. */
@@ -175,20 +175,8 @@ async function main(): Promise<void> {
     log(`base stack up (cluster + template, no tenants): ${secs(base.ms)}`);
     const outputs = await stack.outputs();
     const adminDsn = (outputs.postgres as { adminDsn: string }).adminDsn;
-    const libSpec = (name: string): TenantSpec => ({
-      subdomain: name,
-      database: name,
-      roleName: name,
-      rolePassword: randomBytes(24).toString("base64url"),
-      template: TEMPLATE_DB,
-      tier: "basic",
-      state: "active",
-      adminEmail: `owner@${name}.example`,
-      adminPassword: randomBytes(15).toString("base64url"),
-      limits: { maxUsers: 10 },
-      filestoreRoot,
-      retentionDays: 30,
-    });
+    const libSpec = (name: string): TenantSpec =>
+      benchTenantSpec(name, { template: TEMPLATE_DB, filestoreRoot, tier: "basic" });
     /** deleteTenant for every spec (idempotent: also clears half-made tenants a failed run left). */
     const deleteAll = async (specs: TenantSpec[]): Promise<void> => {
       await mapLimit(specs, 4, (s) => deleteTenant(adminDsn, { ...s, forceDestroy: true }));

@@ -411,9 +411,9 @@ function hashFloor(r: TenantCreateResult, sp: NonNullable<TenantCreateResult["fr
   return [
     `Without its \`erp-admin\` segment (c) took a median of ${msf(median)} (at most ${msf(worst)}) per round; ` +
       `the segment itself a median of ${msf(sp.breakdown.find((x) => x.name === "erp-admin")?.median ?? NaN)}. ` +
-      `The hash is CPU-bound and single-threaded (PBKDF2's rounds are sequential): with a 1-minute load of ` +
-      `${loadRange(r)} on ${r.machine.nproc} cores ` +
-      "it gets a fraction of a core, and that, not the database, is (c)'s floor here. Its rounds are Odoo's " +
+      `The hash is CPU-bound and single-threaded (PBKDF2's rounds are sequential), so it, not the database, ` +
+      `is (c)'s floor here, and it grows with the machine's load (1-minute load ${loadRange(r)} on ` +
+      `${r.machine.nproc} cores in this run). Its rounds are Odoo's ` +
       "(an admin password any other way would be weaker or would be re-hashed at the first login).",
     "",
   ];

@@ -76,6 +76,7 @@ import {
   removeThrowawayCluster,
   runBenchmark,
   treeFacts,
+  benchTenantSpec,
 } from "./common";
 import type {
   BaselineKind,
@@ -321,20 +322,8 @@ async function main(): Promise<void> {
     log(`template ${TEMPLATE_DB}: ${(templateBytes / 1e6).toFixed(1)} MB, built in ${secs(build.ms)}`);
 
     // -- tenants --------------------------------------------------------------------------------
-    const tenantSpec = (name: string, template: string): TenantSpec => ({
-      subdomain: name,
-      database: name,
-      roleName: name,
-      rolePassword: randomBytes(24).toString("base64url"),
-      template,
-      tier: "pro",
-      state: "active",
-      adminEmail: `owner@${name.replace(/_/g, "-")}.example`,
-      adminPassword: randomBytes(15).toString("base64url"),
-      limits: { maxUsers: 50 },
-      filestoreRoot,
-      retentionDays: 30,
-    });
+    const tenantSpec = (name: string, template: string): TenantSpec =>
+      benchTenantSpec(name, { template, filestoreRoot });
     const tenants = new Map<string, TenantSpec>();
     const createMs: number[] = [];
     const createMany = async (names: string[], template: string): Promise<void> => {

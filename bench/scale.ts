@@ -28,7 +28,6 @@
  * --create-skip-checkpoints 1 (bench/run.sh); without it the `up` creating 500 tenants alone runs
  * for most of an hour on 2 cores (every step rewrites the whole state).
  */
-import { randomBytes } from "node:crypto";
 import { promises as fs, readFileSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 import type { Client } from "pg";
@@ -62,6 +61,7 @@ import {
   stats,
   treeFacts,
   writeResult,
+  benchTenantSpec,
 } from "./common";
 
 const TEMPLATE_DB = "loomworks_template_default";
@@ -371,20 +371,8 @@ async function main(): Promise<void> {
     log(`template ${TEMPLATE_DB}: ${(template.bytes / 1e6).toFixed(1)} MB`);
     await save();
 
-    const libSpec = (name: string): TenantSpec => ({
-      subdomain: name,
-      database: name,
-      roleName: name,
-      rolePassword: randomBytes(24).toString("base64url"),
-      template: TEMPLATE_DB,
-      tier: "basic",
-      state: "active",
-      adminEmail: `owner@${name}.example`,
-      adminPassword: randomBytes(15).toString("base64url"),
-      limits: { maxUsers: 10 },
-      filestoreRoot,
-      retentionDays: 30,
-    });
+    const libSpec = (name: string): TenantSpec =>
+      benchTenantSpec(name, { template: TEMPLATE_DB, filestoreRoot, tier: "basic" });
     const readAll = async (names: string[], limit: number): Promise<Sample> => {
       const start = now();
       await mapLimit(names, limit, (t) => readTenant(adminDsn, t, t, t, filestoreRoot));

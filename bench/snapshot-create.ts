@@ -41,6 +41,7 @@ import {
   writeResult,
   type MachineInfo,
   type Stats,
+  benchTenantSpec,
 } from "./common";
 import { linkCopyTree } from "./snapshot-baseline";
 
@@ -137,20 +138,7 @@ export async function snapshotCreateBench(argv: string[]): Promise<void> {
     const tenants: { spec: TenantSpec; files: number; names: string[]; bytes: number }[] = [];
     for (const files of FILE_COUNTS) {
       const name = `bench_snap_f${files}`;
-      const s: TenantSpec = {
-        subdomain: name,
-        database: name,
-        roleName: name,
-        rolePassword: randomBytes(24).toString("base64url"),
-        template: TEMPLATE_DB,
-        tier: "pro",
-        state: "active",
-        adminEmail: `owner@${name.replace(/_/g, "-")}.example`,
-        adminPassword: randomBytes(15).toString("base64url"),
-        limits: { maxUsers: 50 },
-        filestoreRoot,
-        retentionDays: 30,
-      };
+      const s = benchTenantSpec(name, { template: TEMPLATE_DB, filestoreRoot });
       await createTenant(adminDsn, s);
       const filled = fillFilestore(path.join(filestoreRoot, name), files, name);
       tenants.push({ spec: s, files, ...filled });

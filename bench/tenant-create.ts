@@ -55,6 +55,7 @@ import {
   intFlags,
   removeThrowawayCluster,
   runBenchmark,
+  benchTenantSpec,
 } from "./common";
 
 /** Fixture options giving a template of ≈100 MB pg_database_size (calibrated on PostgreSQL 15). */
@@ -267,20 +268,8 @@ async function main(): Promise<void> {
         windows.idle.push((await withNeighbour(adminDsn, undefined, ms)).window);
       };
 
-      const tenantSpec = (name: string): TenantSpec => ({
-        subdomain: name,
-        database: name,
-        roleName: name,
-        rolePassword: randomBytes(24).toString("base64url"),
-        template: TEMPLATE_DB,
-        tier: "pro",
-        state: "active",
-        adminEmail: `owner@${name.replace(/_/g, "-")}.example`,
-        adminPassword: randomBytes(15).toString("base64url"),
-        limits: { maxUsers: 50 },
-        filestoreRoot,
-        retentionDays: 30,
-      });
+      const tenantSpec = (name: string): TenantSpec =>
+        benchTenantSpec(name, { template: TEMPLATE_DB, filestoreRoot });
       /** createTenant end to end; with `spare`, a spare of the template made first (not timed). */
       const spareMs: number[] = [];
       const runB = async (name: string, spare = false): Promise<RoundB> => {
