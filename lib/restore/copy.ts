@@ -264,28 +264,77 @@ async function sectionList(
     .filter((line) => !skip(line));
 }
 
+/** A `pg_restore -l` line of a table's definition (not its ATTACH, comment or privileges). */
+export const isTableEntry = (line: string): boolean => /^\d+; \d+ \d+ TABLE /.test(line);
+
 /**
- * The overlapped pipeline's first load: the definitions (pre-data) of a schema-only dump, in one
- * transaction, while the data is still being dumped. Entries `skip` names are left out.
+ * A pre-data listing cut for a parallel load: the entries before the first table, the tables dealt
+ * round-robin into `groups` lists, and every other entry after the first table, in order.
+ */
+export function splitSchemaList(
+  entries: string[],
+  groups: number,
+): { before: string[]; tables: string[][]; after: string[] } {
+  const first = entries.findIndex(isTableEntry);
+  if (first < 0) return { before: entries, tables: [], after: [] };
+  const tables: string[][] = Array.from({ length: Math.max(1, groups) }, () => []);
+  const after: string[] = [];
+  let dealt = 0;
+  for (const line of entries.slice(first)) {
+    if (isTableEntry(line)) tables[dealt++ % tables.length].push(line);
+    else after.push(line);
+  }
+  return { before: entries.slice(0, first), tables: tables.filter((t) => t.length > 0), after };
+}
+
+/**
+ * The overlapped pipeline's first load: the definitions (pre-data) of a schema-only dump while the
+ * data is still being dumped. With `jobs` > 1 the tables are created by that many sessions at once
+ * (each table's TOAST index ends with an fsync: ~400 of them, one after another, for an ERP
+ * database), what comes before them and after them in one transaction each. A table that needs
+ * another one (inheritance, a typed table, a column of a table's row type) can fail in a parallel
+ * session: then `reset` empties the database and the definitions load in one transaction, as with
+ * `jobs` 1. Entries `skip` names are left out.
  */
 export async function loadSchema(
   adminDsn: string,
   database: string,
   schemaDumpDir: string,
   skip: (line: string) => boolean,
-): Promise<void> {
+  opts: { jobs: number; reset: () => Promise<void>; log?: (msg: string) => void } = {
+    jobs: 1,
+    reset: async () => undefined,
+  },
+): Promise<{ parallel: boolean }> {
   const env = adminRestoreEnv(adminDsn, database);
   const entries = await sectionList(env, schemaDumpDir, "pre-data", skip);
-  await withListDir(async (write) =>
-    loadSection(
-      env,
-      ["--single-transaction"],
-      "pre-data",
-      database,
-      schemaDumpDir,
-      await write("pre-data.list", entries),
-    ),
-  );
+  const one = ["--single-transaction"];
+  return withListDir(async (write) => {
+    const load = async (name: string, lines: string[]): Promise<void> => {
+      if (lines.length > 0)
+        await loadSection(env, one, "pre-data", database, schemaDumpDir, await write(name, lines));
+    };
+    const split = splitSchemaList(entries, opts.jobs);
+    if (split.tables.length > 1) {
+      try {
+        await load("before.list", split.before);
+        await settleAll(split.tables.map((tables, i) => load(`tables-${i}.list`, tables)));
+        await load("after.list", split.after);
+        return { parallel: true };
+      } catch (err) {
+        opts.log?.(`definitions in parallel failed (${firstLine(err)}); loading them in one transaction`);
+        await opts.reset();
+      }
+    }
+    await load("pre-data.list", entries);
+    return { parallel: false };
+  });
+}
+
+/** The error PostgreSQL gave, else the message's first line. */
+function firstLine(err: unknown): string {
+  const lines = String((err as Error).message ?? err).split("\n");
+  return lines.find((l) => /ERROR:/.test(l))?.trim() ?? lines[0];
 }
 
 export interface LoadDataOptions extends RestoreDumpOptions {

@@ -19,3 +19,6 @@ export function restorePipelineSetting(env: NodeJS.ProcessEnv = process.env): Re
 
 /** pg_restore jobs of the post-data section in the overlapped pipeline (measured: 8 beat 4 and 1). */
 export const INDEX_JOBS = 8;
+
+/** Sessions creating the tables of the definitions at once in the overlapped pipeline. */
+export const SCHEMA_JOBS = 4;

@@ -82,7 +82,7 @@ import {
   stopScratchServer,
   type ScratchInstance,
 } from "./scratch";
-import { INDEX_JOBS, restorePipelineSetting, type RestorePipeline } from "./pipeline";
+import { INDEX_JOBS, SCHEMA_JOBS, restorePipelineSetting, type RestorePipeline } from "./pipeline";
 import { settleAll } from "../process/settleAll";
 import {
   findSnapshot,
@@ -147,6 +147,8 @@ export interface RestoreTimings {
    *  during verify), the post-data section (indexes, constraints) and stopping the scratch instance. */
   schemaDumpMs?: number;
   schemaLoadMs?: number;
+  /** 1 when the definitions' tables were created by parallel sessions, 0 when in one transaction. */
+  schemaParallel?: number;
   indexesMs?: number;
   scratchStopMs?: number;
   /** How the steps were ordered (./pipeline.ts). */
@@ -908,13 +910,27 @@ async function stepVerifyAndDump(ctx: Ctx): Promise<Verified> {
     return withClient(scratchClientConfig(scratch, opts.database), countKeyTables);
   };
   const schema = async (): Promise<void> => {
-    await timed(rec, "schemaDumpMs", () =>
-      dumpScratchDatabase(scratch, opts.database, 1, { dir: scratch.schemaDumpDir, sections: ["pre-data"] }),
+    await settleAll([
+      timed(rec, "schemaDumpMs", () =>
+        dumpScratchDatabase(scratch, opts.database, 1, {
+          dir: scratch.schemaDumpDir,
+          sections: ["pre-data"],
+        }),
+      ),
+      createRestoreDatabase(admin, live, names.restoreDb),
+    ]);
+    const reset = async (): Promise<void> => {
+      await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(names.restoreDb)} WITH (FORCE)`);
+      await createRestoreDatabase(admin, live, names.restoreDb);
+    };
+    const loaded = await timed(rec, "schemaLoadMs", () =>
+      loadSchema(opts.adminDsn, names.restoreDb, scratch.schemaDumpDir, skip, {
+        jobs: SCHEMA_JOBS,
+        reset,
+        log: ctx.log,
+      }),
     );
-    await createRestoreDatabase(admin, live, names.restoreDb);
-    await timed(rec, "schemaLoadMs", () =>
-      loadSchema(opts.adminDsn, names.restoreDb, scratch.schemaDumpDir, skip),
-    );
+    rec.timings.schemaParallel = loaded.parallel ? 1 : 0;
   };
   const [counts] = await settleAll([
     check(),

@@ -3,6 +3,7 @@
  * backup-set choice, provider input checks and diff, SQL and configuration builders.
  */
 import { describe, expect, it } from "vitest";
+import { splitSchemaList } from "../../lib/restore/copy";
 import type { PgBackRestBackup } from "../../lib/pg/pgbackrest";
 import { UNKNOWN as UNKNOWN_INPUT } from "../../lib/pulumi/unknown";
 import {
@@ -447,6 +448,31 @@ describe("PitrRestore provider helpers", () => {
       state: "done",
       preRestoreDatabase: "acme__pre_0123abcd",
       timings: { totalMs: 1234, unavailableMs: 12 },
+    });
+  });
+});
+
+describe("splitSchemaList (the definitions loaded by parallel sessions)", () => {
+  it("splits the listing: what precedes the first table, the tables dealt out, the rest in order", () => {
+    const lines = [
+      "10; 2615 1 SCHEMA - app owner",
+      "11; 1247 2 TYPE public mood owner",
+      "12; 1259 3 TABLE public a owner",
+      "13; 1259 4 SEQUENCE public a_id_seq owner",
+      "14; 1259 5 TABLE public b owner",
+      "15; 1259 6 TABLE public c owner",
+      "16; 0 0 COMMENT public TABLE c owner",
+      "17; 1259 7 VIEW public v owner",
+    ];
+    expect(splitSchemaList(lines, 2)).toEqual({
+      before: lines.slice(0, 2),
+      tables: [[lines[2], lines[5]], [lines[4]]],
+      after: [lines[3], lines[6], lines[7]],
+    });
+    expect(splitSchemaList(lines.slice(0, 2), 4)).toEqual({
+      before: lines.slice(0, 2),
+      tables: [],
+      after: [],
     });
   });
 });
