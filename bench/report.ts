@@ -1303,6 +1303,19 @@ function undoSection(r: UndoBenchResult, erp?: UndoErpResult, before?: UndoBench
           `(${(op.walBytesPerTx.median / base.walBytesPerTx.median).toFixed(1)}× the baseline's).`,
         "",
       );
+      const budget = cpu(base) * (1 / 0.8 - 1);
+      if (Number.isFinite(budget) && Number.isFinite(calls * cap)) {
+        out.push(
+          `The floor of the 0.8 goal: capture may add at most ${us0(budget)} of server CPU per transaction (a ` +
+            `quarter of the baseline's ${us0(cpu(base))}); the capture() calls alone take ${us0(calls * cap)} ` +
+            `(${calls.toFixed(0)} × ${us(cap)}), before begin_operation or the triggers' firing. With row ` +
+            "triggers in PL/pgSQL the goal is out of reach whatever begin_operation costs. What could reach it is " +
+            "not built: capture in C (an extension every target's PostgreSQL image would have to carry) or " +
+            "outside the writing transaction by logical decoding (a replication slot and its retained WAL per " +
+            "tenant database).",
+          "",
+        );
+      }
       // The CPU split is only worth printing when runs of one variant agree.
       const spreads = pf.scenarios.map(
         (x) => (x.serverCpuUsPerTx.max - x.serverCpuUsPerTx.min) / x.serverCpuUsPerTx.median,

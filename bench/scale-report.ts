@@ -40,6 +40,8 @@ export interface ScalePhase {
   create?: UpUntilDone;
   noChange?: {
     up: ScaleSample[];
+    /** The same `up` with LOOMWORKS_PULUMI_SDK_DEBUG=1 (the program before trimSdkOverhead). */
+    upSdkDebug?: ScaleSample[];
     readSequential: ScaleSample[];
     readConcurrent: ScaleSample[];
     providerCalls: ScaleSample[];
@@ -49,6 +51,8 @@ export interface ScalePhase {
     removeUp: ScaleSample[];
     createTenant: ScaleSample[];
     deleteTenant: ScaleSample[];
+    /** The same `up` with PULUMI_SKIP_CHECKPOINTS (a diagnostic). */
+    upNoCheckpoints?: ScaleSample[];
   };
   breakdownNoChange?: { up: ScaleSample; breakdown: EngineBreakdown | null };
   breakdownAddOne?: { up: ScaleSample; breakdown: EngineBreakdown | null };
@@ -167,6 +171,22 @@ export function scaleSection(r: ScaleResult): string[] {
     `| \`up\` adding one tenant | ${cell(B.addOne?.up)} | ${cell(P.addOne?.up)} | ${ratio(addOne500, med(B.addOne?.up))} | ` +
       `createTenant for one: ${sec(med(P.addOne?.createTenant))} | ${ratio(addOne500, med(P.addOne?.createTenant))} | ` +
       `≤ 15 s: ${goal(addOne500, 15_000)} |`,
+    ...(P.noChange?.upSdkDebug?.length
+      ? [
+          "| no-change `up`, the SDK's source-mapped stack traces and debug lines kept (`LOOMWORKS_PULUMI_SDK_DEBUG=1`: " +
+            `the program before lib/pulumi/sdkOverhead.ts) | ${cell(B.noChange?.upSdkDebug)} | ${cell(P.noChange.upSdkDebug)} | ` +
+            `${ratio(med(P.noChange.upSdkDebug), med(B.noChange?.upSdkDebug))} | the no-change \`up\` above | ` +
+            `${ratio(med(P.noChange.upSdkDebug), noChange500)} | – |`,
+        ]
+      : []),
+    ...(P.addOne?.upNoCheckpoints?.length
+      ? [
+          "| `up` adding one tenant, the state written once at its end (`PULUMI_SKIP_CHECKPOINTS`; a diagnostic, " +
+            `not a setting) | ${cell(B.addOne?.upNoCheckpoints)} | ${cell(P.addOne.upNoCheckpoints)} | ` +
+            `${ratio(med(P.addOne.upNoCheckpoints), med(B.addOne?.upNoCheckpoints))} | the checkpointed \`up\` adding one | ` +
+            `${ratio(med(P.addOne.upNoCheckpoints), addOne500)} | – |`,
+        ]
+      : []),
     `| \`up\` removing that tenant | ${cell(B.addOne?.removeUp)} | ${cell(P.addOne?.removeUp)} | ` +
       `${ratio(med(P.addOne?.removeUp), med(B.addOne?.removeUp))} | deleteTenant for one: ${sec(med(P.addOne?.deleteTenant))} | ` +
       `${ratio(med(P.addOne?.removeUp), med(P.addOne?.deleteTenant))} | – |`,

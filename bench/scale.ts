@@ -43,6 +43,7 @@ import { applyRouter, removeRouter, type RouterOptions, type RouterTenant } from
 import { createSnapshot } from "../lib/snapshot/snapshot";
 import { createTenant, deleteTenant, readTenant, type TenantSpec } from "../lib/tenant/provision";
 import { clearStaleLocks } from "../lib/pulumi/staleLocks";
+import { SDK_DEBUG_ENV } from "../lib/pulumi/sdkOverhead";
 import * as localStack from "../testkit/local-stack";
 import type { TenantEntry } from "../testkit/local-stack";
 import { fixtureSql } from "../testkit/odoo-shaped-fixture";
@@ -68,6 +69,8 @@ const TEMPLATE_DB = "loomworks_template_default";
 const STANZA = "loomworks";
 const CONCURRENCY = 10;
 const SMALL_TEMPLATE = { extraTables: 0, rowsPerTable: 5, payloadBytes: 0 };
+const SDK_DEBUG = { [SDK_DEBUG_ENV]: "1" };
+const NO_CHECKPOINTS = { PULUMI_SKIP_CHECKPOINTS: "true" };
 
 const log = (msg: string): void => console.log(`[scale ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -305,8 +308,13 @@ async function main(): Promise<void> {
   const configure = (names: string[]): Promise<void> => stack.configure(entries(names), platform);
 
   let adminDsn = "";
-  const up = async (what: string, opts: { verbose?: boolean } = {}): Promise<Sample & { peak: Peak }> => {
+  const up = async (
+    what: string,
+    opts: { verbose?: boolean; env?: Record<string, string> } = {},
+  ): Promise<Sample & { peak: Peak }> => {
     clearStaleLocks(stack.env.PULUMI_BACKEND_URL);
+    const envBefore = stack.stack.workspace.envVars;
+    if (opts.env) stack.stack.workspace.envVars = { ...envBefore, ...opts.env };
     const start = now();
     const { value, peak } = await withPeaks(adminDsn, async () => {
       try {
@@ -319,6 +327,7 @@ async function main(): Promise<void> {
         return { ok: false, errors: errorLines(err) };
       }
     });
+    stack.stack.workspace.envVars = envBefore;
     const s = { ...sample(now() - start, value.ok, value.errors), peak };
     log(`up (${what}): ${secs(s.ms)}${s.ok ? "" : ` FAILED: ${value.errors.join(" | ")}`}`);
     return s;
@@ -496,6 +505,7 @@ async function main(): Promise<void> {
       // 2. No-change up, interleaved with the lib reads and the in-process provider calls.
       const noChange = {
         up: [] as Sample[],
+        upSdkDebug: [] as Sample[],
         readSequential: [] as Sample[],
         readConcurrent: [] as Sample[],
         providerCalls: [] as Sample[],
@@ -506,6 +516,8 @@ async function main(): Promise<void> {
         const u = await up(`no change, ${n} tenants`);
         noChange.up.push(u);
         noChange.peaks.push(u.peak);
+        // The program as it was before trimSdkOverhead (lib/pulumi/sdkOverhead.ts), same stack.
+        noChange.upSdkDebug.push(await up(`no change, ${n} tenants, SDK debug kept`, { env: SDK_DEBUG }));
         noChange.readSequential.push(await readAll(names, 1));
         noChange.readConcurrent.push(await readAll(names, CONCURRENCY));
         noChange.providerCalls.push(await providerCalls(names));
@@ -522,6 +534,7 @@ async function main(): Promise<void> {
         removeUp: [] as Sample[],
         createTenant: [] as Sample[],
         deleteTenant: [] as Sample[],
+        upNoCheckpoints: [] as Sample[],
       };
       phase.addOne = addOne;
       for (let i = 0; i < repeats; i++) {
@@ -530,6 +543,11 @@ async function main(): Promise<void> {
         addOne.up.push(await up(`add one to ${n}`));
         await configure(names);
         addOne.removeUp.push(await up(`remove the added one from ${n}`));
+        // Diagnostic: the same `up` writing the state once, at its end (what the checkpoints cost).
+        await configure([...names, extra]);
+        addOne.upNoCheckpoints.push(await up(`add one to ${n}, no checkpoints`, { env: NO_CHECKPOINTS }));
+        await configure(names);
+        await up(`remove the added one from ${n}, no checkpoints`, { env: NO_CHECKPOINTS });
         const spec = libSpec(`libadd${i}`);
         let t = now();
         await createTenant(adminDsn, spec);
