@@ -152,6 +152,14 @@ interface RestoreBenchResult {
   method: string;
   baselineCommands: Record<string, string>;
   phases: RestorePhase[];
+  /** The definitions' load alone: parallel sessions vs one transaction (bench/restore.ts). */
+  schemaLoad?: {
+    tables: number;
+    jobs: number;
+    parallelMs: number[];
+    oneTransactionMs: number[];
+    fallbacks: number;
+  };
   failures: string[];
   /** Fixes applied to the result file after the run, each with its reason. */
   corrections?: string[];
@@ -872,6 +880,26 @@ function restoreSection(r: RestoreBenchResult): string[] {
         "files of the scratch, recovery, the rows, the foreign keys and the swap, each of them CPU " +
         "on 2 cores shared with the rest of the machine (its load printed beside every figure; " +
         "[details](docs/operations/backup-and-restore.md#where-the-time-goes)).",
+      "",
+    );
+  }
+  const sl = r.schemaLoad;
+  if (sl && sl.parallelMs.length > 0 && sl.oneTransactionMs.length > 0) {
+    const par = stats(sl.parallelMs);
+    const one = stats(sl.oneTransactionMs);
+    out.push(
+      `The definitions' load on its own (restoreTenant's \`loadSchema\`: the large tenant's pre-data, ` +
+        `${sl.tables} tables, into a new database of the live cluster after the phases; ${sl.parallelMs.length} ` +
+        "interleaved rounds, CHECKPOINT and archiver caught up before each):",
+      "",
+      "| Definitions loaded by | median | min | max | n |",
+      "|---|---|---|---|---|",
+      `| ${sl.jobs} sessions creating the tables at once (the overlapped pipeline's)` +
+        `${sl.fallbacks ? `, ${sl.fallbacks} fell back to one transaction` : ""} | ${msf(par.median)} | ` +
+        `${msf(par.min)} | ${msf(par.max)} | ${par.n} |`,
+      `| one transaction (before) | ${msf(one.median)} | ${msf(one.min)} | ${msf(one.max)} | ${one.n} |`,
+      "",
+      `Ratio of the medians: ${(par.median / one.median).toFixed(2)}×.`,
       "",
     );
   }

@@ -55,7 +55,9 @@ import {
 } from "../lib/restore/scratch";
 import { closeSnapshotConnections, createSnapshot, type CreatedSnapshot } from "../lib/snapshot/snapshot";
 import { createTenant, type TenantSpec } from "../lib/tenant/provision";
-import { dsnWithDatabase } from "../lib/pg/dsn";
+import { dsnToPgEnv, dsnWithDatabase } from "../lib/pg/dsn";
+import { loadSchema } from "../lib/restore/copy";
+import { SCHEMA_JOBS } from "../lib/restore/pipeline";
 import { ensureTemplate } from "../lib/tenant/template";
 import { snapshotCreateBench } from "./snapshot-create";
 import { FIXTURE_TEMPLATE_DUMP, fixtureSql, type FixtureOptions } from "../testkit/odoo-shaped-fixture";
@@ -219,6 +221,67 @@ function methodsFlag(value: string | undefined): { methods: Method[]; note: stri
 
 // ---------------------------------------------------------------------------------------------
 
+/** loadSchema's two ways on one tenant's definitions (its pre-data, dumped once), interleaved. */
+export interface SchemaLoadAB {
+  tables: number;
+  jobs: number;
+  parallelMs: number[];
+  oneTransactionMs: number[];
+  /** Rounds whose parallel load fell back to one transaction (should be none for an ERP schema). */
+  fallbacks: number;
+}
+
+async function schemaLoadAB(
+  adminDsn: string,
+  database: string,
+  stateDir: string,
+  rounds: number,
+): Promise<SchemaLoadAB> {
+  const dir = path.join(stateDir, "schema-ab");
+  await fs.rm(dir, { recursive: true, force: true });
+  const env = cleanChildEnv(dsnToPgEnv(dsnWithDatabase(adminDsn, database)));
+  const dumped = await runCommand(pgBin("pg_dump"), ["-Fd", "--section=pre-data", "-f", dir], { env });
+  if (dumped.code !== 0) throw new Error(`pg_dump of ${database}'s definitions: ${dumped.stderr}`);
+  const target = "bench_schema_ab";
+  const fresh = (): Promise<void> =>
+    withClient(adminDsn, async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(target)} WITH (FORCE)`);
+      await c.query(`CREATE DATABASE ${quoteIdent(target)} TEMPLATE template0 STRATEGY WAL_LOG`);
+    });
+  const out: SchemaLoadAB = {
+    tables: 0,
+    jobs: SCHEMA_JOBS,
+    parallelMs: [],
+    oneTransactionMs: [],
+    fallbacks: 0,
+  };
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const order = r % 2 === 0 ? [SCHEMA_JOBS, 1] : [1, SCHEMA_JOBS];
+      for (const jobs of order) {
+        await fresh();
+        await withClient(adminDsn, (c) => settle(c));
+        const t = await timed(() => loadSchema(adminDsn, target, dir, () => false, { jobs, reset: fresh }));
+        if (jobs === 1) out.oneTransactionMs.push(t.ms);
+        else {
+          out.parallelMs.push(t.ms);
+          if (!t.value.parallel) out.fallbacks++;
+        }
+      }
+    }
+    out.tables = await withClient(dsnWithDatabase(adminDsn, target), async (c) =>
+      Number(
+        (await c.query<{ n: string }>("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public'"))
+          .rows[0].n,
+      ),
+    );
+  } finally {
+    await withClient(adminDsn, (c) => c.query(`DROP DATABASE IF EXISTS ${quoteIdent(target)} WITH (FORCE)`));
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   // The snapshot-create part alone (issue 16): bench/snapshot-create.ts.
   if (process.argv.includes("--only-snapshots")) return snapshotCreateBench(process.argv.slice(2));
@@ -247,6 +310,7 @@ async function main(): Promise<void> {
   /** 0: no whole-cluster / --db-include baselines (they take ~1 min each at 12 tenants). */
   const clusterBaselines = intFlag(flags, "cluster-baselines", 1) > 0;
   const budgetMs = intFlag(flags, "budget-minutes", 20) * 60_000;
+  const schemaRounds = intFlag(flags, "schema-rounds", 5);
   const createConcurrency = Math.max(1, intFlag(flags, "create-concurrency", 2));
   const othersFlag = flags.others ?? "auto";
   if (!["auto", "full", "small"].includes(othersFlag))
@@ -736,6 +800,14 @@ async function main(): Promise<void> {
       phases.push(await runPhase(growTo, tenantName(1)));
     }
 
+    // -- the definitions' load on its own: parallel sessions (restoreTenant's) vs one transaction --
+    const schemaLoad = await schemaLoadAB(adminDsn, tenantName(0), stateDir, schemaRounds);
+    log(
+      `definitions of ${tenantName(0)} (${schemaLoad.tables} tables): ${SCHEMA_JOBS} sessions median ` +
+        `${stats(schemaLoad.parallelMs).median.toFixed(0)} ms, one transaction ` +
+        `${stats(schemaLoad.oneTransactionMs).median.toFixed(0)} ms`,
+    );
+
     await closeSnapshotConnections();
     const result = {
       benchmark: "restore",
@@ -778,6 +850,7 @@ async function main(): Promise<void> {
         "db-include": "the same with --db-include=<tenant database>",
       },
       phases,
+      schemaLoad,
       failures,
       totalMs: now() - runStart,
     };
